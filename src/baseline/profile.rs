@@ -1,0 +1,443 @@
+//! The baseline file format (version 1) and building a profile from data.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{BaselineError, Reservoir};
+use crate::decode::{Column, Dataset, FeatureKind, FeatureSpec, QualityCounts, Schema};
+use crate::drift::bins::QuantileBins;
+use crate::drift::sum;
+use crate::rng::SplitMix64;
+
+/// The `format` tag every baseline file starts with.
+pub const FORMAT: &str = "driftgate.baseline";
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The default cap on the stored reference sample per numeric feature.
+pub const DEFAULT_SAMPLE_CAP: usize = 100_000;
+
+/// How a profile was built. Part of the content hash: the same data with other settings is a
+/// different baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSettings {
+    /// Quantile bins per numeric feature.
+    pub bins: usize,
+    /// Values kept per numeric feature before reservoir sampling starts.
+    pub sample_cap: usize,
+    /// Seed of the reservoir sampler.
+    pub seed: u64,
+}
+
+impl Default for BuildSettings {
+    fn default() -> Self {
+        BuildSettings {
+            bins: crate::drift::bins::DEFAULT_BINS,
+            sample_cap: DEFAULT_SAMPLE_CAP,
+            seed: 0,
+        }
+    }
+}
+
+/// Where a baseline's data came from. Informational: not part of the content hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineSource {
+    /// The data file, as given on the command line.
+    pub path: Option<String>,
+    /// SHA-256 of the data file's bytes.
+    pub sha256: Option<String>,
+    /// Records read.
+    pub records: u64,
+    /// Malformed lines skipped (with `--skip-invalid`).
+    pub invalid_lines: u64,
+}
+
+/// The profile of a numeric feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumericProfile {
+    /// Feature name.
+    pub name: String,
+    /// Usable (finite) values.
+    pub count: u64,
+    /// Unusable values by reason.
+    pub quality: QualityCounts,
+    /// Smallest value.
+    pub min: Option<f64>,
+    /// Largest value.
+    pub max: Option<f64>,
+    /// Mean.
+    pub mean: Option<f64>,
+    /// Population standard deviation (ddof = 0, as `numpy.std`).
+    pub std: Option<f64>,
+    /// Quantile bin edges over all values.
+    pub bins: Option<QuantileBins>,
+    /// Counts per histogram slot: underflow, the interior bins, overflow.
+    pub bin_counts: Vec<u64>,
+    /// The reference sample, sorted ascending.
+    pub sample: Vec<f64>,
+    /// True when `count` exceeded the cap and `sample` is a reservoir sample.
+    pub sampled: bool,
+}
+
+/// The profile of a categorical feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoricalProfile {
+    /// Feature name.
+    pub name: String,
+    /// Usable values.
+    pub count: u64,
+    /// Unusable values by reason.
+    pub quality: QualityCounts,
+    /// Count per category.
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// One feature's profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum FeatureProfile {
+    /// A numeric feature.
+    Numeric(NumericProfile),
+    /// A categorical feature.
+    Categorical(CategoricalProfile),
+}
+
+impl FeatureProfile {
+    /// The feature's name.
+    pub fn name(&self) -> &str {
+        match self {
+            FeatureProfile::Numeric(p) => &p.name,
+            FeatureProfile::Categorical(p) => &p.name,
+        }
+    }
+
+    /// The feature's kind.
+    pub fn kind(&self) -> FeatureKind {
+        match self {
+            FeatureProfile::Numeric(_) => FeatureKind::Numeric,
+            FeatureProfile::Categorical(_) => FeatureKind::Categorical,
+        }
+    }
+
+    /// Usable values.
+    pub fn count(&self) -> u64 {
+        match self {
+            FeatureProfile::Numeric(p) => p.count,
+            FeatureProfile::Categorical(p) => p.count,
+        }
+    }
+
+    /// Unusable values by reason.
+    pub fn quality(&self) -> QualityCounts {
+        match self {
+            FeatureProfile::Numeric(p) => p.quality,
+            FeatureProfile::Categorical(p) => p.quality,
+        }
+    }
+}
+
+/// A baseline profile file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    /// Always `driftgate.baseline`; lets tools recognise the file.
+    pub format: String,
+    /// The format version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// SHA-256 of the content (settings and features), hex: equal data and settings give equal
+    /// ids, and a damaged file is detected on load.
+    pub id: String,
+    /// When it was built, RFC 3339 UTC.
+    pub created_at: String,
+    /// Where the data came from.
+    pub source: BaselineSource,
+    /// How it was built.
+    pub settings: BuildSettings,
+    /// One profile per feature, in schema order.
+    pub features: Vec<FeatureProfile>,
+}
+
+/// The hashed part of a baseline.
+#[derive(Serialize)]
+struct Content<'a> {
+    format_version: u32,
+    settings: &'a BuildSettings,
+    features: &'a [FeatureProfile],
+}
+
+impl Baseline {
+    /// Builds a profile from a decoded data set.
+    pub fn build(
+        dataset: &Dataset,
+        settings: BuildSettings,
+        source: BaselineSource,
+    ) -> Result<Baseline, BaselineError> {
+        if settings.bins == 0 {
+            return Err(BaselineError::Settings("bins must be at least 1".into()));
+        }
+        if settings.sample_cap == 0 {
+            return Err(BaselineError::Settings(
+                "sample cap must be at least 1".into(),
+            ));
+        }
+        let features = dataset
+            .schema
+            .features
+            .iter()
+            .zip(&dataset.columns)
+            .map(|(spec, column)| profile_feature(spec, column, &settings))
+            .collect();
+        let mut baseline = Baseline {
+            format: FORMAT.to_string(),
+            format_version: FORMAT_VERSION,
+            id: String::new(),
+            created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            source,
+            settings,
+            features,
+        };
+        baseline.id = baseline.content_id();
+        Ok(baseline)
+    }
+
+    /// The schema the profile describes.
+    pub fn schema(&self) -> Schema {
+        Schema {
+            features: self
+                .features
+                .iter()
+                .map(|f| FeatureSpec {
+                    name: f.name().to_string(),
+                    kind: f.kind(),
+                })
+                .collect(),
+        }
+    }
+
+    /// SHA-256 over the canonical JSON of the settings and features.
+    pub fn content_id(&self) -> String {
+        let content = Content {
+            format_version: self.format_version,
+            settings: &self.settings,
+            features: &self.features,
+        };
+        let bytes = serde_json::to_vec(&content).expect("a baseline always serialises");
+        hex(&Sha256::digest(&bytes))
+    }
+
+    /// Writes the profile as pretty JSON.
+    pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
+        let io = |source| BaselineError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let json = serde_json::to_vec_pretty(self).expect("a baseline always serialises");
+        // Write then rename, so a crash never leaves half a baseline under the final name.
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Reads and checks a profile: format tag, version, content hash and internal consistency.
+    pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
+        let bytes = std::fs::read(path).map_err(|source| BaselineError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let parse_error = |message: String| BaselineError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        // Check the header first, so a newer version gives a version error, not a shape error.
+        #[derive(Deserialize)]
+        struct Header {
+            format: Option<String>,
+            format_version: Option<u32>,
+        }
+        let header: Header =
+            serde_json::from_slice(&bytes).map_err(|err| parse_error(err.to_string()))?;
+        if header.format.as_deref() != Some(FORMAT) {
+            return Err(parse_error(format!(
+                "the `format` field is not \"{FORMAT}\""
+            )));
+        }
+        match header.format_version {
+            Some(FORMAT_VERSION) => {}
+            Some(found) => {
+                return Err(BaselineError::Version {
+                    path: path.to_path_buf(),
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            None => return Err(parse_error("the `format_version` field is missing".into())),
+        }
+        let baseline: Baseline =
+            serde_json::from_slice(&bytes).map_err(|err| parse_error(err.to_string()))?;
+        let actual = baseline.content_id();
+        if actual != baseline.id {
+            return Err(BaselineError::Checksum {
+                path: path.to_path_buf(),
+                expected: baseline.id,
+                actual,
+            });
+        }
+        for feature in &baseline.features {
+            feature.check().map_err(|message| BaselineError::Invalid {
+                path: path.to_path_buf(),
+                feature: feature.name().to_string(),
+                message,
+            })?;
+        }
+        Ok(baseline)
+    }
+
+    /// True when the file looks like a baseline (its first bytes carry the format tag), so
+    /// `--reference` can take either a baseline or a data file.
+    pub fn sniff(path: &Path) -> bool {
+        let mut head = [0u8; 512];
+        let Ok(mut file) = std::fs::File::open(path) else {
+            return false;
+        };
+        let Ok(read) = file.read(&mut head) else {
+            return false;
+        };
+        let head = String::from_utf8_lossy(&head[..read]);
+        head.trim_start().starts_with('{') && head.contains(&format!("\"{FORMAT}\""))
+    }
+}
+
+impl FeatureProfile {
+    fn check(&self) -> Result<(), String> {
+        let FeatureProfile::Numeric(p) = self else {
+            return Ok(());
+        };
+        if p.sample.iter().any(|v| !v.is_finite()) {
+            return Err("the sample holds a non-finite value".into());
+        }
+        if !p.sample.is_sorted() {
+            return Err("the sample is not sorted".into());
+        }
+        if p.sample.len() as u64 > p.count || (!p.sampled && p.sample.len() as u64 != p.count) {
+            return Err("the sample size does not match the count".into());
+        }
+        match &p.bins {
+            Some(bins) => {
+                bins.validate()?;
+                if p.bin_counts.len() != bins.slots() {
+                    return Err(format!(
+                        "{} bin counts for {} histogram slots",
+                        p.bin_counts.len(),
+                        bins.slots()
+                    ));
+                }
+            }
+            None if p.count > 0 => return Err("bins are missing".into()),
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+fn profile_feature(
+    spec: &FeatureSpec,
+    column: &Column,
+    settings: &BuildSettings,
+) -> FeatureProfile {
+    match column {
+        Column::Numeric(col) => FeatureProfile::Numeric(profile_numeric(
+            &spec.name,
+            &col.values,
+            col.quality,
+            settings,
+        )),
+        Column::Categorical(col) => FeatureProfile::Categorical(CategoricalProfile {
+            name: spec.name.clone(),
+            count: col.total(),
+            quality: col.quality,
+            counts: col.counts.clone(),
+        }),
+    }
+}
+
+/// Profiles numeric values given in arrival order (the reservoir depends on the order).
+pub(crate) fn profile_numeric(
+    name: &str,
+    values: &[f64],
+    quality: QualityCounts,
+    settings: &BuildSettings,
+) -> NumericProfile {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let (mean, std) = mean_and_std(values);
+    let bins = QuantileBins::from_sorted(&sorted, settings.bins);
+    let bin_counts = bins
+        .as_ref()
+        .map(|b| b.histogram(&sorted))
+        .unwrap_or_default();
+    let (sample, sampled) = if values.len() <= settings.sample_cap {
+        (sorted.clone(), false)
+    } else {
+        let mut reservoir = Reservoir::new(
+            settings.sample_cap,
+            SplitMix64::for_name(settings.seed, name),
+        );
+        values.iter().for_each(|v| reservoir.push(*v));
+        let mut sample = reservoir.into_sample();
+        sample.sort_unstable_by(f64::total_cmp);
+        (sample, true)
+    };
+    NumericProfile {
+        name: name.to_string(),
+        count: values.len() as u64,
+        quality,
+        min: sorted.first().copied(),
+        max: sorted.last().copied(),
+        mean,
+        std,
+        bins,
+        bin_counts,
+        sample,
+        sampled,
+    }
+}
+
+/// Mean and population standard deviation, two-pass with compensated sums.
+fn mean_and_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
+    if values.is_empty() {
+        return (None, None);
+    }
+    let n = values.len() as f64;
+    let mean = sum::sum(values.iter().copied()) / n;
+    let variance = sum::sum(values.iter().map(|v| (v - mean) * (v - mean))) / n;
+    (Some(mean), Some(variance.sqrt()))
+}
+
+/// Lowercase hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// SHA-256 of a file's bytes, hex.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hex(&hasher.finalize()))
+}

@@ -1,0 +1,392 @@
+//! Command-line interface: `drift` compares two data sets, `baseline` builds and inspects
+//! training baselines. Errors are typed here and mapped to exit codes in `main.rs`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::baseline::{file_sha256, Baseline, BaselineError, BaselineSource, BuildSettings};
+use crate::decode::{DecodeError, Schema};
+use crate::drift::{self, Correction, DataInfo, DriftSettings, Method};
+use crate::source::{read_dataset, ReadOptions};
+
+/// driftgate: drift detection on ML feature data, and retraining triggers.
+#[derive(Debug, Parser)]
+#[command(name = "driftgate", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compare current data with a reference (a data file or a baseline profile).
+    Drift(DriftArgs),
+    /// Build or inspect baseline profiles.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+}
+
+/// Output format of the drift report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned table (default on a terminal).
+    Table,
+    /// The JSON report (default when piped).
+    Json,
+}
+
+/// Arguments of `driftgate drift`.
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// Reference: a JSONL/CSV data file or a baseline profile from `baseline build`.
+    #[arg(long, value_name = "FILE")]
+    pub reference: PathBuf,
+    /// Current data: a JSONL or CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub current: PathBuf,
+    /// Output format [default: table on a terminal, json otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
+    /// Schema file (TOML or JSON) fixing features and kinds; inferred from the reference if absent.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// Count and report malformed lines instead of stopping at the first one.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Exit with status 3 when dataset drift is detected.
+    #[arg(long)]
+    pub fail_on_drift: bool,
+    /// Decision settings.
+    #[command(flatten)]
+    pub decision: DecisionArgs,
+}
+
+/// Decision settings shared by commands that decide drift.
+#[derive(Debug, Args)]
+pub struct DecisionArgs {
+    /// Significance level (family-wise, before correction).
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Quantile bins for numeric binned metrics (PSI, Jensen–Shannon, Hellinger).
+    #[arg(long, default_value_t = drift::bins::DEFAULT_BINS)]
+    pub bins: usize,
+    /// Method that decides numeric features.
+    #[arg(long, value_enum, default_value = "ks")]
+    pub numeric_method: Method,
+    /// Method that decides categorical features.
+    #[arg(long, value_enum, default_value = "chi2")]
+    pub categorical_method: Method,
+    /// A fixed threshold for distance methods (score >= threshold is drift), replacing the
+    /// sample-size-aware critical value.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Permutations for a permutation test on distance methods (0: chi-square approximation;
+    /// Wasserstein then uses 1000).
+    #[arg(long, default_value_t = 0)]
+    pub permutations: usize,
+    /// Seed for permutation tests.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Multiple-testing correction across features.
+    #[arg(long, value_enum, default_value = "benjamini_hochberg")]
+    pub correction: Correction,
+    /// Dataset drift when at least this share of features drifts (Evidently's rule), instead of
+    /// when any feature drifts after correction.
+    #[arg(long)]
+    pub drift_share: Option<f64>,
+    /// Features with fewer usable values on either side are not tested.
+    #[arg(long, default_value_t = 1)]
+    pub min_samples: u64,
+}
+
+impl DecisionArgs {
+    fn settings(&self) -> DriftSettings {
+        DriftSettings {
+            alpha: self.alpha,
+            bins: self.bins,
+            numeric_method: self.numeric_method,
+            categorical_method: self.categorical_method,
+            threshold: self.threshold,
+            permutations: self.permutations,
+            seed: self.seed,
+            correction: self.correction,
+            drift_share: self.drift_share,
+            min_samples: self.min_samples,
+        }
+    }
+}
+
+/// `driftgate baseline …`
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Build a baseline profile from training data.
+    Build(BuildArgs),
+    /// Print a summary of a baseline profile (and check it).
+    Show {
+        /// The baseline file.
+        file: PathBuf,
+    },
+}
+
+/// Arguments of `driftgate baseline build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Training data: a JSONL or CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Where to write the profile.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Schema file (TOML or JSON); inferred from the data if absent.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// Quantile bins per numeric feature.
+    #[arg(long, default_value_t = drift::bins::DEFAULT_BINS)]
+    pub bins: usize,
+    /// Values kept per numeric feature before reservoir sampling starts.
+    #[arg(long, default_value_t = crate::baseline::DEFAULT_SAMPLE_CAP)]
+    pub sample_cap: usize,
+    /// Seed of the reservoir sampler.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Count and report malformed lines instead of stopping at the first one.
+    #[arg(long)]
+    pub skip_invalid: bool,
+}
+
+/// Errors of the commands, by who is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad input data or schema.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A bad or unreadable baseline.
+    #[error(transparent)]
+    Baseline(#[from] BaselineError),
+    /// Invalid settings; every problem is listed.
+    #[error("invalid settings:\n  {}", .0.join("\n  "))]
+    Settings(Vec<String>),
+    /// Writing the output failed.
+    #[error("cannot write output: {0}")]
+    Output(std::io::Error),
+}
+
+/// What a successful command found, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; nothing to signal.
+    Done,
+    /// Dataset drift was detected and `--fail-on-drift` was given.
+    DriftDetected,
+}
+
+/// Runs a parsed command.
+pub fn run(cli: Cli) -> Result<Outcome, CliError> {
+    match cli.command {
+        Command::Drift(args) => run_drift(&args),
+        Command::Baseline(BaselineCommand::Build(args)) => run_build(&args),
+        Command::Baseline(BaselineCommand::Show { file }) => run_show(&file),
+    }
+}
+
+fn load_schema(path: Option<&Path>) -> Result<Option<Schema>, CliError> {
+    Ok(path.map(Schema::load).transpose()?)
+}
+
+fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
+    let settings = args.decision.settings();
+    settings.validate().map_err(CliError::Settings)?;
+    let schema = load_schema(args.schema.as_deref())?;
+
+    let (reference, mut reference_info) = if Baseline::sniff(&args.reference) {
+        let baseline = Baseline::load(&args.reference)?;
+        let info = DataInfo {
+            baseline_id: Some(baseline.id.clone()),
+            records: baseline.source.records,
+            invalid_lines: baseline.source.invalid_lines,
+            ..DataInfo::default()
+        };
+        (baseline, info)
+    } else {
+        let options = ReadOptions {
+            schema: schema.clone(),
+            skip_invalid: args.skip_invalid,
+        };
+        let dataset = read_dataset(&args.reference, &options)?;
+        // A raw reference is profiled in full (no cap) with the requested bins, so the
+        // results are those of the data itself.
+        let build = BuildSettings {
+            bins: settings.bins,
+            sample_cap: usize::MAX,
+            seed: 0,
+        };
+        let info = DataInfo {
+            records: dataset.records,
+            invalid_lines: dataset.invalid_lines,
+            unknown_fields: dataset.unknown_fields.clone(),
+            ..DataInfo::default()
+        };
+        (
+            Baseline::build(&dataset, build, BaselineSource::default())?,
+            info,
+        )
+    };
+    reference_info.source = Some(args.reference.display().to_string());
+
+    let current_schema = schema.unwrap_or_else(|| reference.schema());
+    let current = read_dataset(
+        &args.current,
+        &ReadOptions {
+            schema: Some(current_schema),
+            skip_invalid: args.skip_invalid,
+        },
+    )?;
+    for example in &current.invalid_examples {
+        tracing::warn!(line = %example, "skipped malformed line");
+    }
+    let current_info = DataInfo {
+        source: Some(args.current.display().to_string()),
+        baseline_id: None,
+        records: current.records,
+        invalid_lines: current.invalid_lines,
+        unknown_fields: current.unknown_fields.clone(),
+    };
+    let report = drift::compare(
+        &reference,
+        &current,
+        &settings,
+        reference_info,
+        current_info,
+    );
+
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        OutputFormat::Table
+    } else {
+        OutputFormat::Json
+    });
+    let text = match format {
+        OutputFormat::Table => drift::table::render(&report),
+        OutputFormat::Json => {
+            let mut json = serde_json::to_string_pretty(&report).expect("reports serialise");
+            json.push('\n');
+            json
+        }
+    };
+    write_stdout(&text)?;
+    if args.fail_on_drift && report.dataset.detected {
+        return Ok(Outcome::DriftDetected);
+    }
+    Ok(Outcome::Done)
+}
+
+fn run_build(args: &BuildArgs) -> Result<Outcome, CliError> {
+    let options = ReadOptions {
+        schema: load_schema(args.schema.as_deref())?,
+        skip_invalid: args.skip_invalid,
+    };
+    let dataset = read_dataset(&args.input, &options)?;
+    let source = BaselineSource {
+        path: Some(args.input.display().to_string()),
+        sha256: file_sha256(&args.input).ok(),
+        records: dataset.records,
+        invalid_lines: dataset.invalid_lines,
+    };
+    let settings = BuildSettings {
+        bins: args.bins,
+        sample_cap: args.sample_cap,
+        seed: args.seed,
+    };
+    let baseline = Baseline::build(&dataset, settings, source)?;
+    baseline.save(&args.output)?;
+    let sampled = baseline
+        .features
+        .iter()
+        .filter(|f| matches!(f, crate::baseline::FeatureProfile::Numeric(p) if p.sampled))
+        .count();
+    let mut text = format!(
+        "wrote baseline {} to {}: {} records, {} features",
+        &baseline.id[..12],
+        args.output.display(),
+        dataset.records,
+        baseline.features.len()
+    );
+    if dataset.invalid_lines > 0 {
+        text.push_str(&format!(
+            ", {} malformed lines skipped",
+            dataset.invalid_lines
+        ));
+    }
+    if sampled > 0 {
+        text.push_str(&format!(
+            ", {sampled} numeric feature(s) over the sample cap of {} (tests will run on a seeded sample)",
+            args.sample_cap
+        ));
+    }
+    text.push('\n');
+    write_stdout(&text)?;
+    Ok(Outcome::Done)
+}
+
+fn run_show(path: &Path) -> Result<Outcome, CliError> {
+    let baseline = Baseline::load(path)?;
+    let mut text = format!(
+        "baseline {}\n  format version {}, created {}\n  source {} ({} records)\n  bins {}, sample cap {}, seed {}\n",
+        baseline.id,
+        baseline.format_version,
+        baseline.created_at,
+        baseline.source.path.as_deref().unwrap_or("-"),
+        baseline.source.records,
+        baseline.settings.bins,
+        baseline.settings.sample_cap,
+        baseline.settings.seed,
+    );
+    for feature in &baseline.features {
+        let quality = feature.quality();
+        let detail = match feature {
+            crate::baseline::FeatureProfile::Numeric(p) => format!(
+                "mean {} std {} min {} max {}{}",
+                fmt_opt(p.mean),
+                fmt_opt(p.std),
+                fmt_opt(p.min),
+                fmt_opt(p.max),
+                if p.sampled { " (sampled)" } else { "" }
+            ),
+            crate::baseline::FeatureProfile::Categorical(p) => {
+                format!("{} categories", p.counts.len())
+            }
+        };
+        text.push_str(&format!(
+            "  {:<24} {:<11} n={:<9} missing={} nan={} invalid={}  {}\n",
+            feature.name(),
+            feature.kind().as_str(),
+            feature.count(),
+            quality.missing,
+            quality.nan,
+            quality.invalid,
+            detail
+        ));
+    }
+    write_stdout(&text)?;
+    Ok(Outcome::Done)
+}
+
+fn fmt_opt(value: Option<f64>) -> String {
+    value.map_or("-".to_string(), |v| format!("{v:.6}"))
+}
+
+fn write_stdout(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        // A closed pipe (`| head`) is not an error worth reporting.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(CliError::Output),
+    }
+}

@@ -1,0 +1,110 @@
+//! One record's fields as cells, for JSON objects and CSV rows alike.
+
+use serde_json::{Map, Value};
+
+use super::RESERVED_FIELDS;
+
+/// One field value of a record, before it is typed by the schema.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    /// JSON `null`, an absent field or an empty CSV cell.
+    Missing,
+    /// A number; `text` is how it was written (used when the feature is categorical).
+    Number {
+        /// The parsed value; may be NaN or infinite when a CSV cell says so.
+        value: f64,
+        /// The original text.
+        text: &'a str,
+    },
+    /// A string.
+    Text(&'a str),
+    /// A JSON boolean.
+    Bool(bool),
+    /// A JSON array or object, which no feature kind accepts.
+    Nested,
+}
+
+impl<'a> Cell<'a> {
+    /// Classifies a CSV cell: empty is missing, anything `f64` parses is a number, else text.
+    pub fn from_csv(text: &'a str) -> Cell<'a> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Cell::Missing;
+        }
+        match trimmed.parse::<f64>() {
+            Ok(value) => Cell::Number {
+                value,
+                text: trimmed,
+            },
+            Err(_) => Cell::Text(text),
+        }
+    }
+
+    /// Classifies a JSON value. `scratch` holds the text of a number.
+    pub fn from_json(value: &'a Value, scratch: &'a mut String) -> Cell<'a> {
+        match value {
+            Value::Null => Cell::Missing,
+            Value::Bool(b) => Cell::Bool(*b),
+            Value::String(s) => Cell::Text(s),
+            Value::Number(number) => {
+                scratch.clear();
+                use std::fmt::Write;
+                let _ = write!(scratch, "{number}");
+                Cell::Number {
+                    value: number.as_f64().unwrap_or(f64::NAN),
+                    text: scratch.as_str(),
+                }
+            }
+            Value::Array(_) | Value::Object(_) => Cell::Nested,
+        }
+    }
+}
+
+/// The feature fields of a JSON record: the `"features"` object when there is one, otherwise
+/// the top-level fields other than the reserved ones (`ts`, `prediction`, `label`).
+pub fn record_features(record: &Map<String, Value>) -> impl Iterator<Item = (&str, &Value)> {
+    let nested = match record.get("features") {
+        Some(Value::Object(features)) => Some(features),
+        _ => None,
+    };
+    let top_level = nested.is_none().then_some(record);
+    nested
+        .into_iter()
+        .flatten()
+        .chain(
+            top_level
+                .into_iter()
+                .flatten()
+                .filter(|(key, _)| !RESERVED_FIELDS.contains(&key.as_str())),
+        )
+        .map(|(key, value)| (key.as_str(), value))
+}
+
+/// What kinds of values a field has shown, for inferring its feature kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindTally {
+    /// At least one number.
+    pub numbers: bool,
+    /// At least one string or boolean that is not a number.
+    pub labels: bool,
+}
+
+impl KindTally {
+    /// Records one cell.
+    pub fn observe(&mut self, cell: &Cell<'_>) {
+        match cell {
+            Cell::Number { .. } => self.numbers = true,
+            Cell::Text(_) | Cell::Bool(_) => self.labels = true,
+            Cell::Missing | Cell::Nested => {}
+        }
+    }
+
+    /// Numbers only → numeric; any label → categorical; nothing seen → numeric (all missing).
+    pub fn kind(self) -> super::FeatureKind {
+        if self.labels {
+            super::FeatureKind::Categorical
+        } else {
+            super::FeatureKind::Numeric
+        }
+    }
+}

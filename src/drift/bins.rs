@@ -1,0 +1,177 @@
+//! Bins fixed on the reference, shared by every binned metric (PSI, Jensen–Shannon, Hellinger).
+//!
+//! Numeric: `k` quantile bins (default 10). Edge `i` (for `i = 0..=k`) is the reference value at
+//! rank `floor(i·(n-1)/k)` of the sorted reference, a lower order statistic, so edges are always
+//! observed values and no interpolation rounding can move a value across an edge. Repeated edges
+//! (ties) are merged, so a column with few distinct values gets fewer bins, and a constant column
+//! gets one. Interior bin `j` is `[e_j, e_{j+1})`, the last one closed `[e_{k-1}, e_k]`. Two
+//! extra bins catch current values below the reference minimum (underflow) and above its
+//! maximum (overflow); the reference has none there by construction.
+//!
+//! Categorical: one bin per reference category, in sorted order, plus an "unseen" bin for
+//! current values the reference never had.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The default number of quantile bins.
+pub const DEFAULT_BINS: usize = 10;
+
+/// Quantile bin edges of a numeric reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantileBins {
+    /// Strictly increasing edges; at least one.
+    pub edges: Vec<f64>,
+}
+
+impl QuantileBins {
+    /// Edges for `count` bins from a sorted, non-empty sample. `None` when the sample is empty
+    /// or `count` is zero.
+    pub fn from_sorted(sorted: &[f64], count: usize) -> Option<QuantileBins> {
+        if sorted.is_empty() || count == 0 {
+            return None;
+        }
+        debug_assert!(sorted.is_sorted());
+        let last = sorted.len() - 1;
+        let mut edges: Vec<f64> = Vec::with_capacity(count + 1);
+        for i in 0..=count {
+            // u128: i·(n-1) may exceed u64 for absurd bin counts; never silently wrap.
+            let rank = (i as u128 * last as u128 / count as u128) as usize;
+            let edge = sorted[rank];
+            if edges.last() != Some(&edge) {
+                edges.push(edge);
+            }
+        }
+        Some(QuantileBins { edges })
+    }
+
+    /// Checks a deserialised value: at least one edge, strictly increasing, finite.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.edges.is_empty() {
+            return Err("no bin edges".to_string());
+        }
+        if self.edges.iter().any(|e| !e.is_finite()) {
+            return Err("a bin edge is not finite".to_string());
+        }
+        if self.edges.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("bin edges are not strictly increasing".to_string());
+        }
+        Ok(())
+    }
+
+    /// The number of interior bins (at least one).
+    pub fn interior(&self) -> usize {
+        self.edges.len().saturating_sub(1).max(1)
+    }
+
+    /// The number of histogram slots: interior bins plus underflow and overflow.
+    pub fn slots(&self) -> usize {
+        self.interior() + 2
+    }
+
+    /// The histogram slot of a value: 0 underflow, `1..=interior` interior, last overflow.
+    #[inline]
+    pub fn slot(&self, value: f64) -> usize {
+        let first = self.edges[0];
+        let last = self.edges[self.edges.len() - 1];
+        if value < first {
+            return 0;
+        }
+        if value > last {
+            return self.interior() + 1;
+        }
+        // Edges <= value, minus one, is the interior bin; the top edge belongs to the last bin.
+        let below = self.edges.partition_point(|e| *e <= value);
+        below.min(self.interior())
+    }
+
+    /// Counts values per slot.
+    pub fn histogram(&self, values: &[f64]) -> Vec<u64> {
+        let mut counts = vec![0u64; self.slots()];
+        for &value in values {
+            counts[self.slot(value)] += 1;
+        }
+        counts
+    }
+}
+
+/// Aligned count vectors for a categorical feature: the reference categories in sorted order,
+/// then the "unseen" bin.
+pub fn categorical_histograms(
+    reference: &BTreeMap<String, u64>,
+    current: &BTreeMap<String, u64>,
+) -> (Vec<u64>, Vec<u64>) {
+    let mut reference_counts: Vec<u64> = reference.values().copied().collect();
+    reference_counts.push(0);
+    let mut current_counts: Vec<u64> = reference
+        .keys()
+        .map(|label| current.get(label).copied().unwrap_or(0))
+        .collect();
+    let unseen = current
+        .iter()
+        .filter(|(label, _)| !reference.contains_key(*label))
+        .map(|(_, count)| count)
+        .sum();
+    current_counts.push(unseen);
+    (reference_counts, current_counts)
+}
+
+/// Aligned count vectors over the categories seen in either sample, for the chi-square test.
+pub fn union_histograms(
+    reference: &BTreeMap<String, u64>,
+    current: &BTreeMap<String, u64>,
+) -> (Vec<u64>, Vec<u64>) {
+    let mut labels: Vec<&String> = reference.keys().chain(current.keys()).collect();
+    labels.sort();
+    labels.dedup();
+    labels
+        .into_iter()
+        .map(|label| {
+            (
+                reference.get(label).copied().unwrap_or(0),
+                current.get(label).copied().unwrap_or(0),
+            )
+        })
+        .unzip()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edges_are_order_statistics_and_ties_merge() {
+        let sorted: Vec<f64> = (0..11).map(f64::from).collect();
+        let bins = QuantileBins::from_sorted(&sorted, 10).unwrap();
+        assert_eq!(bins.edges, sorted);
+        let constant = QuantileBins::from_sorted(&[3.0; 7], 10).unwrap();
+        assert_eq!(constant.edges, vec![3.0]);
+        assert_eq!(constant.slots(), 3);
+        assert_eq!(constant.slot(3.0), 1);
+        assert_eq!(constant.slot(2.0), 0);
+        assert_eq!(constant.slot(4.0), 2);
+    }
+
+    #[test]
+    fn top_edge_belongs_to_last_bin() {
+        let bins = QuantileBins {
+            edges: vec![0.0, 1.0, 2.0],
+        };
+        assert_eq!(bins.slot(0.0), 1);
+        assert_eq!(bins.slot(0.5), 1);
+        assert_eq!(bins.slot(1.0), 2);
+        assert_eq!(bins.slot(2.0), 2);
+        assert_eq!(bins.slot(2.5), 3);
+        assert_eq!(bins.slot(-1.0), 0);
+    }
+
+    #[test]
+    fn bin_count_is_honoured() {
+        let sorted: Vec<f64> = (0..1000).map(f64::from).collect();
+        for count in [2, 5, 10, 20, 50] {
+            let bins = QuantileBins::from_sorted(&sorted, count).unwrap();
+            assert_eq!(bins.interior(), count);
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Drift detection: statistics that compare current data with the reference, and the decisions
+//! built on them.
+//!
+//! One file per statistic; each equals its reference implementation (scipy, or the formula in
+//! `docs/metrics.md` where scipy has none) on the same data. [`report::compare`] runs them all
+//! for every feature and decides with [`decision`].
+
+pub mod bins;
+pub mod chi2;
+pub mod decision;
+pub mod hellinger;
+pub mod jensen_shannon;
+pub mod kolmogorov;
+pub mod ks;
+pub mod permutation;
+pub mod psi;
+pub mod report;
+pub mod sum;
+pub mod table;
+pub mod wasserstein;
+
+pub use decision::{Correction, DriftSettings, Method};
+pub use report::{compare, DataInfo, DriftReport};

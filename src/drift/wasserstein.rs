@@ -1,0 +1,69 @@
+//! Wasserstein-1 (earth mover's) distance between two samples, as
+//! `scipy.stats.wasserstein_distance(reference, current)`: the area between the two empirical
+//! CDFs, `sum_k |F_ref(z_k) - F_cur(z_k)| · (z_{k+1} - z_k)` over the merged sorted values `z`.
+//! The normed form divides by `max(std(reference), 0.001)` (population std), as Evidently does.
+
+use super::sum::Neumaier;
+
+/// Evidently's floor on the reference standard deviation in the normed distance.
+pub const NORM_STD_FLOOR: f64 = 0.001;
+
+/// W1 between two sorted, non-empty samples.
+pub fn wasserstein_distance(reference: &[f64], current: &[f64]) -> f64 {
+    debug_assert!(reference.is_sorted() && current.is_sorted());
+    let (n1, n2) = (reference.len() as f64, current.len() as f64);
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut total = Neumaier::default();
+    let mut previous: Option<(f64, f64)> = None; // (value, |F_ref - F_cur| just after it)
+    while i < reference.len() || j < current.len() {
+        let value = match (reference.get(i), current.get(j)) {
+            (Some(a), Some(b)) => a.min(*b),
+            (Some(a), None) => *a,
+            (None, Some(b)) => *b,
+            (None, None) => unreachable!(),
+        };
+        while i < reference.len() && reference[i] <= value {
+            i += 1;
+        }
+        while j < current.len() && current[j] <= value {
+            j += 1;
+        }
+        if let Some((last_value, gap)) = previous {
+            total.add(gap * (value - last_value));
+        }
+        previous = Some((value, (i as f64 / n1 - j as f64 / n2).abs()));
+    }
+    total.total()
+}
+
+/// W1 divided by `max(reference_std, 0.001)`.
+pub fn normed(distance: f64, reference_std: f64) -> f64 {
+    distance / reference_std.max(NORM_STD_FLOOR)
+}
+
+/// W1 between the two groups of a pooled sorted sample split by labels (`true` = reference).
+/// Used by the permutation test, which relabels the pooled values instead of re-sorting them.
+pub fn wasserstein_labelled(
+    pooled_sorted: &[f64],
+    is_reference: &[bool],
+    n_reference: usize,
+) -> f64 {
+    let n1 = n_reference as f64;
+    let n2 = (pooled_sorted.len() - n_reference) as f64;
+    let (mut a, mut b) = (0usize, 0usize);
+    let mut total = Neumaier::default();
+    for k in 0..pooled_sorted.len() {
+        if is_reference[k] {
+            a += 1;
+        } else {
+            b += 1;
+        }
+        if let Some(next) = pooled_sorted.get(k + 1) {
+            let width = next - pooled_sorted[k];
+            if width != 0.0 {
+                total.add((a as f64 / n1 - b as f64 / n2).abs() * width);
+            }
+        }
+    }
+    total.total()
+}

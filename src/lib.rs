@@ -1,0 +1,23 @@
+//! driftgate compares production feature data with a model's training baseline and decides,
+//! per feature and per data set, whether it drifted.
+//!
+//! Map of the crate, in data-flow order:
+//!
+//! * [`source`]: where records come from (JSONL and CSV files today).
+//! * [`decode`]: records → typed columns by a schema; unusable values counted by reason.
+//! * [`baseline`]: training baselines: build, save, load, check.
+//! * [`drift`]: one module per statistic (KS, Wasserstein, chi-square, Jensen–Shannon, PSI,
+//!   Hellinger), all equal to scipy on the same data; decisions that scale with sample size;
+//!   the report.
+//! * [`cli`]: the `driftgate` commands.
+//!
+//! The statistics and decisions are pure functions of their inputs: no clock, no I/O.
+
+pub mod baseline;
+pub mod cli;
+pub mod decode;
+pub mod drift;
+mod rng;
+pub mod source;
+
+pub use rng::SplitMix64;

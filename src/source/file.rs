@@ -1,0 +1,310 @@
+//! JSONL and CSV files of feature records.
+//!
+//! A JSONL file holds one JSON object per line (blank lines are ignored); a CSV file has a header
+//! row naming the fields. When no schema is given, a first pass over the file infers each
+//! feature's kind (numbers only → numeric, any string or boolean → categorical) and a second pass
+//! decodes; files are read twice rather than held in memory as untyped values.
+//!
+//! A malformed line stops the read with an error naming the file and line, unless
+//! `skip_invalid` is set: then it is counted and the first few reasons are kept for the report.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::decode::{
+    record_features, Cell, ColumnBuilder, Dataset, DecodeError, FeatureSpec, KindTally, Schema,
+    RESERVED_FIELDS,
+};
+
+/// How many reasons for skipped lines a dataset keeps.
+const MAX_INVALID_EXAMPLES: usize = 10;
+
+/// The layout of a data file, chosen from its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataFormat {
+    /// One JSON object per line (`.jsonl`, `.ndjson`, `.json`).
+    JsonLines,
+    /// Comma-separated with a header row (`.csv`).
+    Csv,
+}
+
+impl DataFormat {
+    /// The format a file's extension names, if any.
+    pub fn from_path(path: &Path) -> Option<DataFormat> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "jsonl" | "ndjson" | "json" => Some(DataFormat::JsonLines),
+            "csv" => Some(DataFormat::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// Options for reading a data file.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Fixes the features and their kinds; inferred from the file when absent.
+    pub schema: Option<Schema>,
+    /// Count malformed lines and go on, instead of failing on the first one.
+    pub skip_invalid: bool,
+}
+
+/// Reads a whole data file into typed columns.
+pub fn read_dataset(path: &Path, options: &ReadOptions) -> Result<Dataset, DecodeError> {
+    let format = DataFormat::from_path(path).ok_or_else(|| DecodeError::UnknownFormat {
+        path: path.to_path_buf(),
+    })?;
+    let schema = match &options.schema {
+        Some(schema) => schema.clone(),
+        None => infer_schema(path, format, options.skip_invalid)?,
+    };
+    let mut dataset = Dataset::new(schema);
+    let mut sink = |record: Record<'_>| push_record(&mut dataset, record);
+    let skipped = match format {
+        DataFormat::JsonLines => scan_jsonl(path, options.skip_invalid, &mut sink)?,
+        DataFormat::Csv => scan_csv(path, options.skip_invalid, &mut sink)?,
+    };
+    dataset.invalid_lines = skipped.count;
+    dataset.invalid_examples = skipped.examples;
+    Ok(dataset)
+}
+
+/// The first pass: every non-reserved field, in order of first appearance, with its kind.
+fn infer_schema(
+    path: &Path,
+    format: DataFormat,
+    skip_invalid: bool,
+) -> Result<Schema, DecodeError> {
+    let mut order: Vec<String> = Vec::new();
+    let mut tallies: BTreeMap<String, KindTally> = BTreeMap::new();
+    let mut sink = |record: Record<'_>| {
+        record.for_each_cell(|name, cell| {
+            let tally = tallies.entry(name.to_string()).or_insert_with(|| {
+                order.push(name.to_string());
+                KindTally::default()
+            });
+            tally.observe(&cell);
+        })
+    };
+    match format {
+        DataFormat::JsonLines => scan_jsonl(path, skip_invalid, &mut sink)?,
+        DataFormat::Csv => scan_csv(path, skip_invalid, &mut sink)?,
+    };
+    if order.is_empty() {
+        return Err(DecodeError::NoFeatures {
+            path: path.to_path_buf(),
+        });
+    }
+    let features = order
+        .into_iter()
+        .map(|name| {
+            let kind = tallies[&name].kind();
+            FeatureSpec { name, kind }
+        })
+        .collect();
+    Ok(Schema { features })
+}
+
+fn push_record(dataset: &mut Dataset, record: Record<'_>) {
+    dataset.records += 1;
+    let feature_count = dataset.schema.features.len();
+    // Which features this record carried; the rest are counted as missing.
+    let mut seen = vec![false; feature_count];
+    let schema = &dataset.schema;
+    let columns = &mut dataset.columns;
+    let unknown = &mut dataset.unknown_fields;
+    record.for_each_cell(|name, cell| match schema.index_of(name) {
+        Some(index) => {
+            seen[index] = true;
+            ColumnBuilder::push(&mut columns[index], cell);
+        }
+        None => *unknown.entry(name.to_string()).or_insert(0) += 1,
+    });
+    for (index, was_seen) in seen.into_iter().enumerate() {
+        if !was_seen {
+            ColumnBuilder::push(&mut columns[index], Cell::Missing);
+        }
+    }
+}
+
+/// One decoded line: a JSON object or a CSV row with its header.
+enum Record<'a> {
+    Json(&'a Map<String, Value>),
+    Csv {
+        headers: &'a csv::StringRecord,
+        row: &'a csv::StringRecord,
+    },
+}
+
+impl Record<'_> {
+    fn for_each_cell(&self, mut f: impl FnMut(&str, Cell<'_>)) {
+        match self {
+            Record::Json(object) => {
+                let mut scratch = String::new();
+                for (name, value) in record_features(object) {
+                    f(name, Cell::from_json(value, &mut scratch));
+                }
+            }
+            Record::Csv { headers, row } => {
+                for (name, text) in headers.iter().zip(row.iter()) {
+                    if !RESERVED_FIELDS.contains(&name) {
+                        f(name, Cell::from_csv(text));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Skipped {
+    count: u64,
+    examples: Vec<String>,
+}
+
+impl Skipped {
+    /// Counts a malformed line when skipping, or turns it into the error that stops the read.
+    fn handle(
+        &mut self,
+        skip: bool,
+        path: &Path,
+        line: u64,
+        message: String,
+    ) -> Result<(), DecodeError> {
+        if !skip {
+            return Err(DecodeError::Malformed {
+                path: path.to_path_buf(),
+                line,
+                message,
+            });
+        }
+        self.count += 1;
+        if self.examples.len() < MAX_INVALID_EXAMPLES {
+            self.examples
+                .push(format!("{}:{line}: {message}", path.display()));
+        }
+        Ok(())
+    }
+}
+
+fn open(path: &Path) -> Result<File, DecodeError> {
+    File::open(path).map_err(|source| DecodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn scan_jsonl(
+    path: &Path,
+    skip_invalid: bool,
+    sink: &mut dyn FnMut(Record<'_>),
+) -> Result<Skipped, DecodeError> {
+    let mut reader = BufReader::with_capacity(1 << 16, open(path)?);
+    let mut skipped = Skipped::default();
+    let mut buffer = Vec::new();
+    let mut line_number = 0u64;
+    loop {
+        buffer.clear();
+        let read = reader
+            .read_until(b'\n', &mut buffer)
+            .map_err(|source| DecodeError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
+        line_number += 1;
+        let line = trim_ascii(&buffer);
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<Value>(line) {
+            Ok(Value::Object(object)) => sink(Record::Json(&object)),
+            Ok(other) => skipped.handle(
+                skip_invalid,
+                path,
+                line_number,
+                format!("expected a JSON object, found {}", json_type_name(&other)),
+            )?,
+            Err(err) => skipped.handle(
+                skip_invalid,
+                path,
+                line_number,
+                format!("invalid JSON: {err}"),
+            )?,
+        }
+    }
+    Ok(skipped)
+}
+
+fn scan_csv(
+    path: &Path,
+    skip_invalid: bool,
+    sink: &mut dyn FnMut(Record<'_>),
+) -> Result<Skipped, DecodeError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(BufReader::with_capacity(1 << 16, open(path)?));
+    let headers = reader
+        .headers()
+        .map_err(|err| DecodeError::Malformed {
+            path: path.to_path_buf(),
+            line: 1,
+            message: format!("cannot read the CSV header: {err}"),
+        })?
+        .clone();
+    let mut skipped = Skipped::default();
+    let mut row = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut row) {
+            Ok(true) => sink(Record::Csv {
+                headers: &headers,
+                row: &row,
+            }),
+            Ok(false) => break,
+            Err(err) => {
+                if let csv::ErrorKind::Io(_) = err.kind() {
+                    return Err(DecodeError::Malformed {
+                        path: path.to_path_buf(),
+                        line: err.position().map_or(0, |p| p.line()),
+                        message: err.to_string(),
+                    });
+                }
+                let line = err.position().map_or(0, |p| p.line());
+                skipped.handle(skip_invalid, path, line, csv_error_message(&err))?;
+            }
+        }
+    }
+    Ok(skipped)
+}
+
+fn csv_error_message(err: &csv::Error) -> String {
+    match err.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("expected {expected_len} fields like the header, found {len}"),
+        csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".to_string(),
+        _ => err.to_string(),
+    }
+}
+
+fn json_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn trim_ascii(bytes: &[u8]) -> &[u8] {
+    bytes.trim_ascii()
+}
