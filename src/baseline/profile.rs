@@ -370,8 +370,19 @@ fn profile_feature(
     }
 }
 
-/// Profiles numeric values given in arrival order (the reservoir depends on the order).
-pub(crate) fn profile_numeric(
+impl NumericProfile {
+    /// Profiles numeric values given in arrival order (the reservoir depends on the order).
+    pub fn from_values(
+        name: &str,
+        values: &[f64],
+        quality: QualityCounts,
+        settings: &BuildSettings,
+    ) -> NumericProfile {
+        profile_numeric(name, values, quality, settings)
+    }
+}
+
+fn profile_numeric(
     name: &str,
     values: &[f64],
     quality: QualityCounts,

@@ -127,10 +127,13 @@ fn exact_p_value(n1: u64, n2: u64, d: f64) -> (f64, f64) {
 /// Equal sizes: the share of lattice paths that leave the band `|x - y| < h`, by the reflection
 /// series evaluated Horner-style to avoid cancellation.
 fn prob_outside_square(n: u64, h: u64) -> f64 {
+    let (n, h) = (n as i64, h as i64);
     let mut p = 0.0;
     let mut k = n / h;
     loop {
         let mut term = 1.0;
+        // For the largest k the numerator reaches zero (and the term stays zero) before it
+        // could turn negative.
         for j in 0..h {
             term = (n - k * h - j) as f64 * term / (n + k * h + j + 1) as f64;
         }

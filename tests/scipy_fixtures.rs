@@ -1,0 +1,245 @@
+//! Every statistic against scipy on the fixtures written by `scripts/gen_fixtures.py`.
+//! Tolerances: statistics 1e-12 relative, p-values 1e-6 absolute.
+
+use std::collections::BTreeMap;
+
+use driftgate::baseline::{BuildSettings, NumericProfile};
+use driftgate::decode::QualityCounts;
+use driftgate::drift::bins::{categorical_histograms, union_histograms, QuantileBins};
+use driftgate::drift::chi2::chi2_homogeneity;
+use driftgate::drift::hellinger::hellinger_distance;
+use driftgate::drift::jensen_shannon::jensen_shannon_distance;
+use driftgate::drift::kolmogorov::{kolmogorov_cdf, kolmogorov_sf, smirnov};
+use driftgate::drift::ks::ks_2samp;
+use driftgate::drift::psi::psi;
+use driftgate::drift::wasserstein::{normed, wasserstein_distance};
+use serde_json::Value;
+
+const STATISTIC_RELATIVE: f64 = 1e-12;
+const P_VALUE_ABSOLUTE: f64 = 1e-6;
+
+fn load(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn floats(value: &Value) -> Vec<f64> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+fn counts(value: &Value) -> Vec<u64> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
+fn label_counts(value: &Value) -> BTreeMap<String, u64> {
+    value
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect()
+}
+
+#[track_caller]
+fn assert_statistic(case: &str, what: &str, ours: f64, scipy: f64) {
+    let tolerance = STATISTIC_RELATIVE * scipy.abs().max(ours.abs());
+    assert!(
+        (ours - scipy).abs() <= tolerance,
+        "{case}: {what}: ours {ours:e}, scipy {scipy:e}, relative error {:e}",
+        (ours - scipy).abs() / scipy.abs()
+    );
+}
+
+#[track_caller]
+fn assert_p_value(case: &str, what: &str, ours: f64, scipy: f64) {
+    assert!(
+        (ours - scipy).abs() <= P_VALUE_ABSOLUTE,
+        "{case}: {what}: ours {ours:e}, scipy {scipy:e}"
+    );
+}
+
+fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+#[test]
+fn numeric_statistics_equal_scipy() {
+    let fixtures = load("scipy_stats.json");
+    let bins = fixtures["bins"].as_u64().unwrap() as usize;
+    let cases = fixtures["numeric"].as_array().unwrap();
+    assert!(cases.len() >= 20);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let reference_raw = floats(&case["reference"]);
+        let reference = sorted(reference_raw.clone());
+        let current = sorted(floats(&case["current"]));
+
+        let ks = ks_2samp(&reference, &current).unwrap();
+        assert_statistic(
+            name,
+            "ks statistic",
+            ks.statistic,
+            case["ks"]["statistic"].as_f64().unwrap(),
+        );
+        assert_p_value(
+            name,
+            "ks p-value",
+            ks.p_value,
+            case["ks"]["p_value"].as_f64().unwrap(),
+        );
+
+        let w = wasserstein_distance(&reference, &current);
+        assert_statistic(
+            name,
+            "wasserstein",
+            w,
+            case["wasserstein"]["distance"].as_f64().unwrap(),
+        );
+        // The normed form takes the reference std as a baseline profile computes it.
+        let settings = BuildSettings {
+            bins,
+            ..BuildSettings::default()
+        };
+        let profile =
+            NumericProfile::from_values("x", &reference_raw, QualityCounts::default(), &settings);
+        assert_statistic(
+            name,
+            "wasserstein normed",
+            normed(w, profile.std.unwrap()),
+            case["wasserstein"]["normed"].as_f64().unwrap(),
+        );
+
+        let edges = QuantileBins::from_sorted(&reference, bins).unwrap();
+        assert_eq!(
+            edges.edges,
+            floats(&case["bins"]["edges"]),
+            "{name}: bin edges"
+        );
+        let reference_counts = edges.histogram(&reference);
+        let current_counts = edges.histogram(&current);
+        assert_eq!(
+            reference_counts,
+            counts(&case["bins"]["reference"]),
+            "{name}: reference bins"
+        );
+        assert_eq!(
+            current_counts,
+            counts(&case["bins"]["current"]),
+            "{name}: current bins"
+        );
+        assert_eq!(profile.bin_counts, reference_counts, "{name}: profile bins");
+
+        assert_statistic(
+            name,
+            "jensen-shannon",
+            jensen_shannon_distance(&reference_counts, &current_counts),
+            case["jensen_shannon"].as_f64().unwrap(),
+        );
+        assert_statistic(
+            name,
+            "psi",
+            psi(&reference_counts, &current_counts),
+            case["psi"].as_f64().unwrap(),
+        );
+        assert_statistic(
+            name,
+            "hellinger",
+            hellinger_distance(&reference_counts, &current_counts),
+            case["hellinger"].as_f64().unwrap(),
+        );
+    }
+}
+
+#[test]
+fn categorical_statistics_equal_scipy() {
+    let fixtures = load("scipy_stats.json");
+    for case in fixtures["categorical"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let reference = label_counts(&case["reference"]);
+        let current = label_counts(&case["current"]);
+
+        let (r, c) = union_histograms(&reference, &current);
+        let chi2 = chi2_homogeneity(&r, &c).unwrap();
+        assert_statistic(
+            name,
+            "chi2 statistic",
+            chi2.statistic,
+            case["chi2"]["statistic"].as_f64().unwrap(),
+        );
+        assert_p_value(
+            name,
+            "chi2 p-value",
+            chi2.p_value,
+            case["chi2"]["p_value"].as_f64().unwrap(),
+        );
+        assert_eq!(
+            chi2.dof,
+            case["chi2"]["dof"].as_u64().unwrap(),
+            "{name}: dof"
+        );
+
+        let (r, c) = categorical_histograms(&reference, &current);
+        assert_statistic(
+            name,
+            "jensen-shannon",
+            jensen_shannon_distance(&r, &c),
+            case["jensen_shannon"].as_f64().unwrap(),
+        );
+        assert_statistic(name, "psi", psi(&r, &c), case["psi"].as_f64().unwrap());
+        assert_statistic(
+            name,
+            "hellinger",
+            hellinger_distance(&r, &c),
+            case["hellinger"].as_f64().unwrap(),
+        );
+    }
+}
+
+#[test]
+fn kolmogorov_distribution_equals_scipy_kstwo() {
+    let fixtures = load("kolmogorov.json");
+    let rows = fixtures["kstwo"].as_array().unwrap();
+    assert!(rows.len() > 150);
+    for row in rows {
+        let n = row["n"].as_u64().unwrap();
+        let x = row["x"].as_f64().unwrap();
+        let case = format!("kstwo n={n} x={x}");
+        assert_p_value(
+            &case,
+            "sf",
+            kolmogorov_sf(n, x),
+            row["sf"].as_f64().unwrap(),
+        );
+        assert_p_value(
+            &case,
+            "cdf",
+            kolmogorov_cdf(n, x),
+            row["cdf"].as_f64().unwrap(),
+        );
+    }
+    for row in fixtures["smirnov"].as_array().unwrap() {
+        let n = row["n"].as_u64().unwrap();
+        let x = row["x"].as_f64().unwrap();
+        let scipy = row["sf"].as_f64().unwrap();
+        let ours = smirnov(n, x);
+        let case = format!("smirnov n={n} x={x}");
+        assert_p_value(&case, "sf", ours, scipy);
+        // Far tighter than the p-value tolerance: it is an exact sum on both sides.
+        assert!(
+            (ours - scipy).abs() <= 1e-12 + 1e-9 * scipy,
+            "{case}: ours {ours:e}, scipy {scipy:e}"
+        );
+    }
+}
