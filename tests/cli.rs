@@ -1,0 +1,429 @@
+//! The `driftgate` binary end to end: data files in, the JSON report out, checked against the
+//! statistics scipy computes on the usable values (`tests/fixtures/data/expected.json`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/data")
+        .join(name)
+}
+
+fn driftgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_driftgate"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Runs `drift … --format json` and parses the report; panics with stderr on failure.
+fn drift_json(reference: &Path, current: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "drift",
+        "--reference",
+        path_str(reference),
+        "--current",
+        path_str(current),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = driftgate(&args);
+    assert!(
+        out.status.success(),
+        "driftgate {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the report is JSON")
+}
+
+fn feature<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("no feature {name}"))
+}
+
+fn close(ours: &Value, scipy: &Value, relative: f64) -> bool {
+    let (a, b) = (ours.as_f64().unwrap(), scipy.as_f64().unwrap());
+    (a - b).abs() <= relative * a.abs().max(b.abs())
+}
+
+#[track_caller]
+fn assert_close(what: &str, ours: &Value, scipy: &Value, relative: f64) {
+    assert!(
+        close(ours, scipy, relative),
+        "{what}: ours {ours}, scipy {scipy}"
+    );
+}
+
+#[track_caller]
+fn assert_p(what: &str, ours: &Value, scipy: &Value) {
+    let (a, b) = (ours.as_f64().unwrap(), scipy.as_f64().unwrap());
+    assert!((a - b).abs() <= 1e-6, "{what}: ours {a}, scipy {b}");
+}
+
+#[test]
+fn drift_report_on_files_equals_scipy_and_counts_bad_values() {
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("expected.json")).unwrap()).unwrap();
+    let report = drift_json(&fixture("reference.jsonl"), &fixture("current.csv"), &[]);
+
+    for name in ["amount", "age"] {
+        let ours = &feature(&report, name)["tests"];
+        let scipy = &expected[name];
+        assert_eq!(feature(&report, name)["kind"], "numeric");
+        assert_close(
+            name,
+            &ours["ks"]["statistic"],
+            &scipy["ks"]["statistic"],
+            1e-12,
+        );
+        assert_p(name, &ours["ks"]["p_value"], &scipy["ks"]["p_value"]);
+        assert_close(
+            name,
+            &ours["wasserstein"]["distance"],
+            &scipy["wasserstein"]["distance"],
+            1e-12,
+        );
+        assert_close(
+            name,
+            &ours["wasserstein"]["normed"],
+            &scipy["wasserstein"]["normed"],
+            1e-12,
+        );
+        assert_close(name, &ours["psi"]["value"], &scipy["psi"], 1e-12);
+        assert_close(
+            name,
+            &ours["jensen_shannon"]["distance"],
+            &scipy["jensen_shannon"],
+            1e-12,
+        );
+        assert_close(
+            name,
+            &ours["hellinger"]["distance"],
+            &scipy["hellinger"],
+            1e-12,
+        );
+    }
+    let country = feature(&report, "country");
+    assert_eq!(country["kind"], "categorical");
+    let scipy = &expected["country"];
+    assert_close(
+        "country",
+        &country["tests"]["chi2"]["statistic"],
+        &scipy["chi2"]["statistic"],
+        1e-12,
+    );
+    assert_p(
+        "country",
+        &country["tests"]["chi2"]["p_value"],
+        &scipy["chi2"]["p_value"],
+    );
+    assert_eq!(country["tests"]["chi2"]["dof"], scipy["chi2"]["dof"]);
+    assert_close(
+        "country",
+        &country["tests"]["jensen_shannon"]["distance"],
+        &scipy["jensen_shannon"],
+        1e-12,
+    );
+
+    // Unusable values are counted per feature and reason, never silently dropped.
+    let quality = &expected["_quality"];
+    let amount = feature(&report, "amount");
+    assert_eq!(amount["missing_current"], quality["amount"]["missing"]);
+    assert_eq!(amount["nan_current"], quality["amount"]["nan"]);
+    assert_eq!(amount["invalid_current"], quality["amount"]["invalid"]);
+    assert_eq!(
+        amount["missing_reference"],
+        quality["reference_amount_missing"]
+    );
+    assert_eq!(country["missing_current"], quality["country"]["missing"]);
+    assert_eq!(report["current"]["unknown_fields"]["extra"], 800);
+    assert_eq!(report["current"]["records"], 800);
+
+    // The contract's shape.
+    for f in report["features"].as_array().unwrap() {
+        for key in [
+            "name",
+            "kind",
+            "n_reference",
+            "n_current",
+            "missing_current",
+            "tests",
+            "drift",
+        ] {
+            assert!(f.get(key).is_some(), "feature lacks {key}: {f}");
+        }
+        for key in ["method", "score", "threshold", "detected"] {
+            assert!(f["drift"].get(key).is_some(), "drift lacks {key}");
+        }
+    }
+    for key in ["features", "drifted", "share", "detected", "correction"] {
+        assert!(report["dataset"].get(key).is_some(), "dataset lacks {key}");
+    }
+    // amount was shifted and country gained a new category; age was not changed.
+    assert_eq!(amount["drift"]["detected"], true);
+    assert_eq!(country["drift"]["detected"], true);
+    assert_eq!(feature(&report, "age")["drift"]["detected"], false);
+    assert_eq!(report["dataset"]["detected"], true);
+}
+
+#[test]
+fn a_baseline_under_the_cap_gives_the_same_report_as_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = dir.path().join("baseline.json");
+    let out = driftgate(&[
+        "baseline",
+        "build",
+        "--input",
+        path_str(&fixture("reference.jsonl")),
+        "--output",
+        path_str(&baseline),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3000 records"));
+
+    let from_data = drift_json(&fixture("reference.jsonl"), &fixture("current.csv"), &[]);
+    let from_baseline = drift_json(&baseline, &fixture("current.csv"), &[]);
+    assert_eq!(from_data["features"], from_baseline["features"]);
+    assert_eq!(from_data["dataset"], from_baseline["dataset"]);
+    assert!(from_baseline["reference"]["baseline_id"].is_string());
+
+    // Other bin counts are honoured, from the stored sample, with the same results as the data.
+    for bins in ["4", "25"] {
+        let data = drift_json(
+            &fixture("reference.jsonl"),
+            &fixture("current.csv"),
+            &["--bins", bins],
+        );
+        let profile = drift_json(&baseline, &fixture("current.csv"), &["--bins", bins]);
+        assert_eq!(data["features"], profile["features"], "bins {bins}");
+        assert_ne!(
+            feature(&data, "amount")["tests"]["psi"],
+            feature(&from_data, "amount")["tests"]["psi"],
+            "bins {bins} changed nothing"
+        );
+    }
+
+    // The same data and settings give the same id.
+    let again = dir.path().join("again.json");
+    let out = driftgate(&[
+        "baseline",
+        "build",
+        "--input",
+        path_str(&fixture("reference.jsonl")),
+        "--output",
+        path_str(&again),
+    ]);
+    assert!(out.status.success());
+    let id = |p: &Path| -> Value {
+        serde_json::from_str::<Value>(&std::fs::read_to_string(p).unwrap()).unwrap()["id"].clone()
+    };
+    assert_eq!(id(&baseline), id(&again));
+}
+
+#[test]
+fn damaged_or_foreign_baselines_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = dir.path().join("b.json");
+    let out = driftgate(&[
+        "baseline",
+        "build",
+        "--input",
+        path_str(&fixture("reference.jsonl")),
+        "--output",
+        path_str(&baseline),
+    ]);
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&baseline).unwrap();
+
+    let check = |name: &str, content: &str, message: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let out = driftgate(&["baseline", "show", path_str(&path)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(message), "{name}: {stderr}");
+    };
+    let mut value: Value = serde_json::from_str(&text).unwrap();
+    value["features"][1]["count"] = Value::from(1);
+    check(
+        "edited.json",
+        &serde_json::to_string(&value).unwrap(),
+        "is damaged",
+    );
+    let mut value: Value = serde_json::from_str(&text).unwrap();
+    value["format_version"] = Value::from(2);
+    check(
+        "newer.json",
+        &serde_json::to_string(&value).unwrap(),
+        "format version 2",
+    );
+    check(
+        "truncated.json",
+        &text[..text.len() / 2],
+        "not a valid driftgate baseline",
+    );
+
+    let out = driftgate(&["baseline", "show", path_str(&baseline)]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("amount"));
+}
+
+#[test]
+fn a_malformed_line_names_file_and_line_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"x\": 1.0}\n{\"x\": 2.0}\n{\"x\": oops}\n[1, 2]\n{\"x\": 3.0}\n",
+    )
+    .unwrap();
+    let good = dir.path().join("good.jsonl");
+    std::fs::write(&good, "{\"x\": 1.5}\n{\"x\": 2.5}\n").unwrap();
+
+    let out = driftgate(&[
+        "drift",
+        "--reference",
+        path_str(&good),
+        "--current",
+        path_str(&bad),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.jsonl:3"), "{stderr}");
+
+    let report = drift_json(&good, &bad, &["--skip-invalid"]);
+    assert_eq!(report["current"]["invalid_lines"], 2);
+    assert_eq!(report["current"]["records"], 3);
+    assert_eq!(feature(&report, "x")["n_current"], 3);
+
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(&csv, "x,y\n1,a\n2\n3,b\n").unwrap();
+    let out = driftgate(&[
+        "drift",
+        "--reference",
+        path_str(&csv),
+        "--current",
+        path_str(&csv),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("bad.csv:3"), "{stderr}");
+}
+
+#[test]
+fn too_little_data_is_a_status_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("r.jsonl");
+    std::fs::write(
+        &reference,
+        "{\"a\": 1, \"b\": \"x\"}\n{\"a\": 2, \"b\": \"y\"}\n",
+    )
+    .unwrap();
+    let current = dir.path().join("c.jsonl");
+    std::fs::write(&current, "{\"a\": null, \"b\": \"x\"}\n{\"b\": \"z\"}\n").unwrap();
+    let report = drift_json(&reference, &current, &[]);
+    let a = feature(&report, "a");
+    assert_eq!(a["status"], "insufficient_data");
+    assert_eq!(a["missing_current"], 2);
+    assert!(a["tests"].is_null());
+    assert_eq!(a["drift"]["detected"], false);
+    assert_eq!(feature(&report, "b")["status"], "ok");
+    assert_eq!(report["dataset"]["insufficient_data"], 1);
+}
+
+#[test]
+fn a_schema_fixes_kinds_and_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("schema.toml");
+    std::fs::write(
+        &schema,
+        "features = [\n  { name = \"age\", kind = \"categorical\" },\n  { name = \"amount\", kind = \"numeric\" },\n]\n",
+    )
+    .unwrap();
+    let report = drift_json(
+        &fixture("reference.jsonl"),
+        &fixture("current.csv"),
+        &["--schema", path_str(&schema)],
+    );
+    let features = report["features"].as_array().unwrap();
+    assert_eq!(features.len(), 2);
+    assert_eq!(feature(&report, "age")["kind"], "categorical");
+    assert!(feature(&report, "age")["tests"]["chi2"].is_object());
+    assert_eq!(report["current"]["unknown_fields"]["country"], 800);
+
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "features = [{ name = \"a\", kind = \"text\" }]\n").unwrap();
+    let out = driftgate(&[
+        "drift",
+        "--reference",
+        path_str(&fixture("reference.jsonl")),
+        "--current",
+        path_str(&fixture("current.csv")),
+        "--schema",
+        path_str(&broken),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.toml"));
+}
+
+#[test]
+fn table_marks_drift_and_fail_on_drift_sets_the_exit_code() {
+    let args = [
+        "drift",
+        "--reference",
+        path_str(&fixture("reference.jsonl")).to_string().leak(),
+        "--current",
+        path_str(&fixture("current.csv")).to_string().leak(),
+        "--format",
+        "table",
+    ];
+    let out = driftgate(&args);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    let amount_line = table.lines().find(|l| l.starts_with("amount")).unwrap();
+    assert!(amount_line.ends_with("DRIFT"), "{table}");
+    let age_line = table.lines().find(|l| l.starts_with("age")).unwrap();
+    assert!(age_line.ends_with('-'), "{table}");
+    assert!(table.contains("dataset drift"), "{table}");
+    // Columns line up: every row has the method column at the same offset as the header.
+    let offset = table.lines().next().unwrap().find("method").unwrap();
+    assert_eq!(&amount_line[offset..offset + 2], "ks");
+
+    let mut with_fail = args.to_vec();
+    with_fail.push("--fail-on-drift");
+    assert_eq!(driftgate(&with_fail).status.code(), Some(3));
+
+    let out = driftgate(&[
+        "drift",
+        "--reference",
+        "x.jsonl",
+        "--current",
+        "y.jsonl",
+        "--alpha",
+        "2",
+        "--bins",
+        "0",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("alpha") && stderr.contains("bins"),
+        "every problem at once: {stderr}"
+    );
+}
