@@ -1,1 +1,138 @@
-fn main() {}
+//! Criterion benchmarks: each statistic at 1k, 10k and 100k values per sample, and a whole
+//! 50-feature report (100,000 reference × 10,000 current rows). Inputs are built outside the
+//! timed loop. Run: `cargo bench --bench drift`.
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use driftgate::baseline::{Baseline, BaselineSource, BuildSettings};
+use driftgate::decode::{Column, Dataset, FeatureKind, FeatureSpec, Schema};
+use driftgate::drift::bins::{categorical_histograms, union_histograms, QuantileBins};
+use driftgate::drift::chi2::chi2_homogeneity;
+use driftgate::drift::hellinger::hellinger_distance;
+use driftgate::drift::jensen_shannon::jensen_shannon_distance;
+use driftgate::drift::ks::ks_2samp;
+use driftgate::drift::psi::psi;
+use driftgate::drift::wasserstein::wasserstein_distance;
+use driftgate::drift::{compare, DataInfo, DriftSettings};
+use driftgate::SplitMix64;
+use std::collections::BTreeMap;
+
+const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
+
+fn normal(rng: &mut SplitMix64) -> f64 {
+    let u1 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 + f64::EPSILON;
+    let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+fn sorted_sample(rng: &mut SplitMix64, n: usize, shift: f64) -> Vec<f64> {
+    let mut v: Vec<f64> = (0..n).map(|_| normal(rng) + shift).collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn statistics(c: &mut Criterion) {
+    let mut rng = SplitMix64::new(1);
+    for &n in &SIZES {
+        let reference = sorted_sample(&mut rng, n, 0.0);
+        let current = sorted_sample(&mut rng, n, 0.05);
+        let mut group = c.benchmark_group("statistic");
+        group.throughput(Throughput::Elements(2 * n as u64));
+        group.bench_with_input(BenchmarkId::new("ks", n), &n, |b, _| {
+            b.iter(|| ks_2samp(black_box(&reference), black_box(&current)))
+        });
+        group.bench_with_input(BenchmarkId::new("wasserstein", n), &n, |b, _| {
+            b.iter(|| wasserstein_distance(black_box(&reference), black_box(&current)))
+        });
+        let bins = QuantileBins::from_sorted(&reference, 10).unwrap();
+        let reference_counts = bins.histogram(&reference);
+        // Binned metrics include binning the current sample, as in a report.
+        for (name, metric) in [
+            ("psi", psi as fn(&[u64], &[u64]) -> f64),
+            ("jensen_shannon", jensen_shannon_distance),
+            ("hellinger", hellinger_distance),
+        ] {
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter(|| {
+                    let current_counts = bins.histogram(black_box(&current));
+                    metric(&reference_counts, &current_counts)
+                })
+            });
+        }
+        // Chi-square from raw labels: counting them is the work.
+        let labels: Vec<String> = (0..20).map(|i| format!("category-{i}")).collect();
+        let draw = |rng: &mut SplitMix64| -> Vec<&str> {
+            (0..n)
+                .map(|_| labels[rng.below(20) as usize].as_str())
+                .collect()
+        };
+        let reference_labels = draw(&mut rng);
+        let current_labels = draw(&mut rng);
+        let count = |values: &[&str]| -> BTreeMap<String, u64> {
+            let mut map = BTreeMap::new();
+            for v in values {
+                *map.entry((*v).to_string()).or_insert(0) += 1;
+            }
+            map
+        };
+        let reference_map = count(&reference_labels);
+        group.bench_with_input(BenchmarkId::new("chi2", n), &n, |b, _| {
+            b.iter(|| {
+                let current_map = count(black_box(&current_labels));
+                let (r, c) = union_histograms(&reference_map, &current_map);
+                let _ = categorical_histograms(&reference_map, &current_map);
+                chi2_homogeneity(&r, &c)
+            })
+        });
+        group.finish();
+    }
+}
+
+fn dataset(features: usize, rows: usize, rng: &mut SplitMix64, shift: f64) -> Dataset {
+    let schema = Schema {
+        features: (0..features)
+            .map(|i| FeatureSpec {
+                name: format!("f{i:02}"),
+                kind: FeatureKind::Numeric,
+            })
+            .collect(),
+    };
+    let mut data = Dataset::new(schema);
+    data.records = rows as u64;
+    for (i, column) in data.columns.iter_mut().enumerate() {
+        if let Column::Numeric(column) = column {
+            let feature_shift = if i % 5 == 0 { shift } else { 0.0 };
+            column.values = (0..rows).map(|_| normal(rng) + feature_shift).collect();
+        }
+    }
+    data
+}
+
+fn report(c: &mut Criterion) {
+    let mut rng = SplitMix64::new(2);
+    let reference = dataset(50, 100_000, &mut rng, 0.0);
+    let current = dataset(50, 10_000, &mut rng, 0.1);
+    let baseline = Baseline::build(
+        &reference,
+        BuildSettings::default(),
+        BaselineSource::default(),
+    )
+    .unwrap();
+    let settings = DriftSettings::default();
+    let mut group = c.benchmark_group("report");
+    group.sample_size(20);
+    group.bench_function("50_features_100k_x_10k", |b| {
+        b.iter(|| {
+            compare(
+                black_box(&baseline),
+                black_box(&current),
+                &settings,
+                DataInfo::default(),
+                DataInfo::default(),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, statistics, report);
+criterion_main!(benches);

@@ -202,6 +202,7 @@ fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
     settings.validate().map_err(CliError::Settings)?;
     let schema = load_schema(args.schema.as_deref())?;
 
+    let started = std::time::Instant::now();
     let (reference, mut reference_info) = if Baseline::sniff(&args.reference) {
         let baseline = Baseline::load(&args.reference)?;
         let info = DataInfo {
@@ -236,6 +237,10 @@ fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
         )
     };
     reference_info.source = Some(args.reference.display().to_string());
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reference ready"
+    );
 
     let current_schema = schema.unwrap_or_else(|| reference.schema());
     let current = read_dataset(
@@ -245,6 +250,10 @@ fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
             skip_invalid: args.skip_invalid,
         },
     )?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "current data read"
+    );
     for example in &current.invalid_examples {
         tracing::warn!(line = %example, "skipped malformed line");
     }
@@ -261,6 +270,10 @@ fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
         &settings,
         reference_info,
         current_info,
+    );
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "report computed"
     );
 
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {

@@ -17,6 +17,7 @@ pub mod baseline;
 pub mod cli;
 pub mod decode;
 pub mod drift;
+mod parallel;
 mod rng;
 pub mod source;
 

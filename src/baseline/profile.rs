@@ -79,7 +79,10 @@ pub struct NumericProfile {
     pub bins: Option<QuantileBins>,
     /// Counts per histogram slot: underflow, the interior bins, overflow.
     pub bin_counts: Vec<u64>,
-    /// The reference sample, sorted ascending.
+    /// The reference sample, sorted ascending. Stored as base64 of little-endian IEEE-754
+    /// doubles: exact, and loads without parsing millions of decimal numbers
+    /// (`numpy.frombuffer(base64.b64decode(s), "<f8")` reads it in Python).
+    #[serde(with = "f64_base64")]
     pub sample: Vec<f64>,
     /// True when `count` exceeded the cap and `sample` is a reservoir sample.
     pub sampled: bool,
@@ -187,13 +190,15 @@ impl Baseline {
                 "sample cap must be at least 1".into(),
             ));
         }
-        let features = dataset
+        let pairs: Vec<(&FeatureSpec, &Column)> = dataset
             .schema
             .features
             .iter()
             .zip(&dataset.columns)
-            .map(|(spec, column)| profile_feature(spec, column, &settings))
             .collect();
+        let features = crate::parallel::map_in_order(&pairs, |(spec, column)| {
+            profile_feature(spec, column, &settings)
+        });
         let mut baseline = Baseline {
             format: FORMAT.to_string(),
             format_version: FORMAT_VERSION,
@@ -228,11 +233,14 @@ impl Baseline {
             settings: &self.settings,
             features: &self.features,
         };
-        let bytes = serde_json::to_vec(&content).expect("a baseline always serialises");
-        hex(&Sha256::digest(&bytes))
+        // Stream the canonical JSON into the hash rather than building it in memory.
+        let mut hasher = HashWriter(Sha256::new());
+        serde_json::to_writer(&mut hasher, &content).expect("a baseline always serialises");
+        hex(&hasher.0.finalize())
     }
 
-    /// Writes the profile as pretty JSON.
+    /// Writes the profile as compact JSON (samples run to millions of values; `baseline show`
+    /// is the readable view).
     pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
         let io = |source| BaselineError::Io {
             path: path.to_path_buf(),
@@ -241,8 +249,9 @@ impl Baseline {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        let json = serde_json::to_vec_pretty(self).expect("a baseline always serialises");
+        let mut json = serde_json::to_vec(self).expect("a baseline always serialises");
         // Write then rename, so a crash never leaves half a baseline under the final name.
+        json.push(b'\n');
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, json).map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
@@ -434,6 +443,20 @@ fn mean_and_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
     (Some(mean), Some(variance.sqrt()))
 }
 
+/// An `io::Write` that feeds a SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Lowercase hexadecimal.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
@@ -451,4 +474,32 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher)?;
     Ok(hex(&hasher.finalize()))
+}
+
+/// Serde adapter: `Vec<f64>` as base64 of little-endian doubles.
+mod f64_base64 {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(values: &[f64], serializer: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f64>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let bytes = STANDARD
+            .decode(text.as_bytes())
+            .map_err(|err| D::Error::custom(format!("sample is not valid base64: {err}")))?;
+        if bytes.len() % 8 != 0 {
+            return Err(D::Error::custom(
+                "sample length is not a multiple of 8 bytes",
+            ));
+        }
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|chunk| f64::from_le_bytes(chunk.try_into().expect("8 bytes")))
+            .collect())
+    }
 }

@@ -214,14 +214,11 @@ pub fn compare(
     reference_info: DataInfo,
     current_info: DataInfo,
 ) -> DriftReport {
-    let analyses: Vec<(FeatureReport, Option<Evidence>)> = reference
-        .features
-        .iter()
-        .map(|profile| {
+    let analyses: Vec<(FeatureReport, Option<Evidence>)> =
+        crate::parallel::map_in_order(&reference.features, |profile| {
             let column = current.feature(profile.name()).map(|(_, c)| c);
             analyse_feature(profile, column, reference.settings.bins, settings)
-        })
-        .collect();
+        });
     let p_values: Vec<Option<f64>> = analyses
         .iter()
         .map(|(_, evidence)| evidence.as_ref().and_then(Evidence::p_value))

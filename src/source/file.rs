@@ -1,14 +1,16 @@
 //! JSONL and CSV files of feature records.
 //!
 //! A JSONL file holds one JSON object per line (blank lines are ignored); a CSV file has a header
-//! row naming the fields. When no schema is given, a first pass over the file infers each
-//! feature's kind (numbers only → numeric, any string or boolean → categorical) and a second pass
-//! decodes; files are read twice rather than held in memory as untyped values.
+//! row naming the fields. When no schema is given, the first [`INFERENCE_RECORDS`] records are
+//! read once to infer each feature's kind (numbers only → numeric, any string or boolean →
+//! categorical), then the whole file is decoded with that schema. A label that turns up later in
+//! a column inferred as numeric is counted as `invalid` for that feature, never dropped silently;
+//! pass a schema to fix kinds outright.
 //!
 //! A malformed line stops the read with an error naming the file and line, unless
 //! `skip_invalid` is set: then it is counted and the first few reasons are kept for the report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -19,6 +21,9 @@ use crate::decode::{
     record_features, Cell, ColumnBuilder, Dataset, DecodeError, FeatureSpec, KindTally, Schema,
     RESERVED_FIELDS,
 };
+
+/// Records read to infer feature kinds when no schema is given.
+pub const INFERENCE_RECORDS: u64 = 10_000;
 
 /// How many reasons for skipped lines a dataset keeps.
 const MAX_INVALID_EXAMPLES: usize = 10;
@@ -63,7 +68,26 @@ pub fn read_dataset(path: &Path, options: &ReadOptions) -> Result<Dataset, Decod
         None => infer_schema(path, format, options.skip_invalid)?,
     };
     let mut dataset = Dataset::new(schema);
-    let mut sink = |record: Record<'_>| push_record(&mut dataset, record);
+    let index: HashMap<String, usize> = dataset
+        .schema
+        .features
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.clone(), i))
+        .collect();
+    let mut seen = vec![false; dataset.columns.len()];
+    // CSV headers are fixed per file: resolve each column to its feature once.
+    let mut csv_targets: Option<Vec<Target>> = None;
+    let mut sink = |record: Record<'_>| {
+        match record {
+            Record::Csv { headers, row } => {
+                let targets = csv_targets.get_or_insert_with(|| resolve_headers(headers, &index));
+                push_csv_row(&mut dataset, targets, &mut seen, headers, row);
+            }
+            json => push_record(&mut dataset, &index, &mut seen, json),
+        }
+        Flow::Continue
+    };
     let skipped = match format {
         DataFormat::JsonLines => scan_jsonl(path, options.skip_invalid, &mut sink)?,
         DataFormat::Csv => scan_csv(path, options.skip_invalid, &mut sink)?,
@@ -81,14 +105,20 @@ fn infer_schema(
 ) -> Result<Schema, DecodeError> {
     let mut order: Vec<String> = Vec::new();
     let mut tallies: BTreeMap<String, KindTally> = BTreeMap::new();
+    let mut records = 0u64;
     let mut sink = |record: Record<'_>| {
+        records += 1;
+        if records > INFERENCE_RECORDS {
+            return Flow::Stop;
+        }
         record.for_each_cell(|name, cell| {
             let tally = tallies.entry(name.to_string()).or_insert_with(|| {
                 order.push(name.to_string());
                 KindTally::default()
             });
             tally.observe(&cell);
-        })
+        });
+        Flow::Continue
     };
     match format {
         DataFormat::JsonLines => scan_jsonl(path, skip_invalid, &mut sink)?,
@@ -109,26 +139,85 @@ fn infer_schema(
     Ok(Schema { features })
 }
 
-fn push_record(dataset: &mut Dataset, record: Record<'_>) {
+fn push_record(
+    dataset: &mut Dataset,
+    index: &HashMap<String, usize>,
+    seen: &mut [bool],
+    record: Record<'_>,
+) {
     dataset.records += 1;
-    let feature_count = dataset.schema.features.len();
     // Which features this record carried; the rest are counted as missing.
-    let mut seen = vec![false; feature_count];
-    let schema = &dataset.schema;
+    seen.iter_mut().for_each(|s| *s = false);
     let columns = &mut dataset.columns;
     let unknown = &mut dataset.unknown_fields;
-    record.for_each_cell(|name, cell| match schema.index_of(name) {
-        Some(index) => {
-            seen[index] = true;
-            ColumnBuilder::push(&mut columns[index], cell);
+    record.for_each_cell(|name, cell| match index.get(name) {
+        Some(&i) => {
+            seen[i] = true;
+            ColumnBuilder::push(&mut columns[i], cell);
         }
         None => *unknown.entry(name.to_string()).or_insert(0) += 1,
     });
-    for (index, was_seen) in seen.into_iter().enumerate() {
+    for (i, was_seen) in seen.iter().enumerate() {
         if !was_seen {
-            ColumnBuilder::push(&mut columns[index], Cell::Missing);
+            ColumnBuilder::push(&mut columns[i], Cell::Missing);
         }
     }
+}
+
+/// Where a CSV column goes.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Feature(usize),
+    Unknown,
+    Reserved,
+}
+
+fn resolve_headers(headers: &csv::StringRecord, index: &HashMap<String, usize>) -> Vec<Target> {
+    headers
+        .iter()
+        .map(|name| {
+            if RESERVED_FIELDS.contains(&name) {
+                Target::Reserved
+            } else {
+                index
+                    .get(name)
+                    .map_or(Target::Unknown, |&i| Target::Feature(i))
+            }
+        })
+        .collect()
+}
+
+fn push_csv_row(
+    dataset: &mut Dataset,
+    targets: &[Target],
+    seen: &mut [bool],
+    headers: &csv::StringRecord,
+    row: &csv::StringRecord,
+) {
+    dataset.records += 1;
+    seen.iter_mut().for_each(|s| *s = false);
+    for ((target, text), name) in targets.iter().zip(row.iter()).zip(headers.iter()) {
+        match *target {
+            Target::Feature(i) => {
+                seen[i] = true;
+                ColumnBuilder::push(&mut dataset.columns[i], Cell::from_csv(text));
+            }
+            Target::Unknown => *dataset.unknown_fields.entry(name.to_string()).or_insert(0) += 1,
+            Target::Reserved => {}
+        }
+    }
+    for (i, was_seen) in seen.iter().enumerate() {
+        if !was_seen {
+            ColumnBuilder::push(&mut dataset.columns[i], Cell::Missing);
+        }
+    }
+}
+
+/// Whether a scan should go on after a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
 }
 
 /// One decoded line: a JSON object or a CSV row with its header.
@@ -201,7 +290,7 @@ fn open(path: &Path) -> Result<File, DecodeError> {
 fn scan_jsonl(
     path: &Path,
     skip_invalid: bool,
-    sink: &mut dyn FnMut(Record<'_>),
+    sink: &mut dyn FnMut(Record<'_>) -> Flow,
 ) -> Result<Skipped, DecodeError> {
     let mut reader = BufReader::with_capacity(1 << 16, open(path)?);
     let mut skipped = Skipped::default();
@@ -224,7 +313,11 @@ fn scan_jsonl(
             continue;
         }
         match serde_json::from_slice::<Value>(line) {
-            Ok(Value::Object(object)) => sink(Record::Json(&object)),
+            Ok(Value::Object(object)) => {
+                if sink(Record::Json(&object)) == Flow::Stop {
+                    break;
+                }
+            }
             Ok(other) => skipped.handle(
                 skip_invalid,
                 path,
@@ -245,7 +338,7 @@ fn scan_jsonl(
 fn scan_csv(
     path: &Path,
     skip_invalid: bool,
-    sink: &mut dyn FnMut(Record<'_>),
+    sink: &mut dyn FnMut(Record<'_>) -> Flow,
 ) -> Result<Skipped, DecodeError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -263,10 +356,15 @@ fn scan_csv(
     let mut row = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut row) {
-            Ok(true) => sink(Record::Csv {
-                headers: &headers,
-                row: &row,
-            }),
+            Ok(true) => {
+                let record = Record::Csv {
+                    headers: &headers,
+                    row: &row,
+                };
+                if sink(record) == Flow::Stop {
+                    break;
+                }
+            }
             Ok(false) => break,
             Err(err) => {
                 if let csv::ErrorKind::Io(_) = err.kind() {
