@@ -427,3 +427,163 @@ fn table_marks_drift_and_fail_on_drift_sets_the_exit_code() {
         "every problem at once: {stderr}"
     );
 }
+
+fn build_baseline(output: &Path, extra: &[&str]) {
+    let input = fixture("reference.jsonl");
+    let mut args = vec![
+        "baseline",
+        "build",
+        "--input",
+        path_str(&input),
+        "--output",
+        path_str(output),
+    ];
+    args.extend_from_slice(extra);
+    let out = driftgate(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn baseline_id(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_json::from_str::<Value>(&text).unwrap()["id"].clone()
+}
+
+#[test]
+fn over_the_cap_a_baseline_keeps_a_seeded_sample_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a.json"),
+        dir.path().join("b.json"),
+        dir.path().join("c.json"),
+    );
+    build_baseline(&a, &["--sample-cap", "500", "--seed", "1"]);
+    build_baseline(&b, &["--sample-cap", "500", "--seed", "1"]);
+    build_baseline(&c, &["--sample-cap", "500", "--seed", "2"]);
+    assert_eq!(
+        baseline_id(&a),
+        baseline_id(&b),
+        "same data, settings and seed"
+    );
+    assert_ne!(
+        baseline_id(&a),
+        baseline_id(&c),
+        "another seed draws another sample"
+    );
+
+    let report = drift_json(&a, &fixture("current.csv"), &[]);
+    let amount = feature(&report, "amount");
+    assert_eq!(amount["reference_sampled"], true);
+    // Counts and bins still describe all the data, not the sample.
+    assert_eq!(amount["n_reference"], 2969);
+    let full = drift_json(&fixture("reference.jsonl"), &fixture("current.csv"), &[]);
+    assert_eq!(
+        amount["tests"]["psi"],
+        feature(&full, "amount")["tests"]["psi"]
+    );
+    assert_eq!(amount["drift"]["detected"], true);
+    assert_eq!(feature(&report, "country")["reference_sampled"], false);
+}
+
+#[test]
+fn permutation_tests_are_reproducible_by_seed() {
+    let args = |seed: &'static str| -> Vec<&'static str> {
+        vec![
+            "--numeric-method",
+            "wasserstein",
+            "--permutations",
+            "300",
+            "--seed",
+            seed,
+        ]
+    };
+    let reference = fixture("reference.jsonl");
+    let current = fixture("current.csv");
+    let first = drift_json(&reference, &current, &args("1"));
+    let again = drift_json(&reference, &current, &args("1"));
+    let other = drift_json(&reference, &current, &args("2"));
+    assert_eq!(first["features"], again["features"]);
+    let age_p = |r: &Value| feature(r, "age")["drift"]["p_value"].as_f64().unwrap();
+    assert_ne!(
+        age_p(&first),
+        age_p(&other),
+        "the seed drives the permutations"
+    );
+    let amount = feature(&first, "amount");
+    assert_eq!(amount["drift"]["method"], "wasserstein");
+    assert_eq!(amount["drift"]["detected"], true);
+    assert_eq!(amount["drift"]["p_value"].as_f64().unwrap(), 1.0 / 301.0);
+    assert_eq!(
+        amount["drift"]["score"],
+        amount["tests"]["wasserstein"]["distance"]
+    );
+}
+
+#[test]
+fn dataset_rules_share_and_corrections() {
+    let reference = fixture("reference.jsonl");
+    let current = fixture("current.csv");
+    // Two of three features drift.
+    let share = |x: &str| {
+        drift_json(
+            &reference,
+            &current,
+            &["--correction", "none", "--drift-share", x],
+        )
+    };
+    assert_eq!(share("0.6")["dataset"]["detected"], true);
+    assert_eq!(share("0.7")["dataset"]["detected"], false);
+    let bonferroni = drift_json(&reference, &current, &["--correction", "bonferroni"]);
+    let level = feature(&bonferroni, "age")["drift"]["level"]
+        .as_f64()
+        .unwrap();
+    assert!((level - 0.05 / 3.0).abs() < 1e-15);
+    let none = drift_json(&reference, &current, &["--correction", "none"]);
+    assert_eq!(feature(&none, "age")["drift"]["threshold"], 0.05);
+
+    // Sample-size-aware distance decisions: the threshold is a critical value, not a constant.
+    let psi = drift_json(&reference, &current, &["--numeric-method", "psi"]);
+    let amount = feature(&psi, "amount");
+    assert_eq!(amount["drift"]["score"], amount["tests"]["psi"]["value"]);
+    assert!(amount["drift"]["threshold"].as_f64().unwrap() < 0.1);
+    let fixed = drift_json(
+        &reference,
+        &current,
+        &["--numeric-method", "psi", "--threshold", "0.1"],
+    );
+    let amount = feature(&fixed, "amount");
+    assert_eq!(amount["drift"]["threshold"], 0.1);
+    assert!(amount["drift"]["p_value"].is_null());
+    assert_eq!(
+        amount["drift"]["detected"], false,
+        "PSI 0.081 is under a fixed 0.1"
+    );
+}
+
+#[test]
+fn a_consistent_checksum_does_not_let_a_broken_sample_through() {
+    use driftgate::baseline::{Baseline, FeatureProfile};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.json");
+    build_baseline(&path, &[]);
+    let mut baseline = Baseline::load(&path).unwrap();
+    if let FeatureProfile::Numeric(p) = &mut baseline.features[0] {
+        p.sample.clear();
+        p.sampled = true;
+    }
+    baseline.id = baseline.content_id();
+    baseline.save(&path).unwrap();
+    let out = driftgate(&[
+        "drift",
+        "--reference",
+        path_str(&path),
+        "--current",
+        path_str(&fixture("current.csv")),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("sample size"), "{stderr}");
+}

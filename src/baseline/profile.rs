@@ -337,7 +337,11 @@ impl FeatureProfile {
         if !p.sample.is_sorted() {
             return Err("the sample is not sorted".into());
         }
-        if p.sample.len() as u64 > p.count || (!p.sampled && p.sample.len() as u64 != p.count) {
+        let sample_len = p.sample.len() as u64;
+        if sample_len > p.count
+            || (!p.sampled && sample_len != p.count)
+            || (p.count > 0 && sample_len == 0)
+        {
             return Err("the sample size does not match the count".into());
         }
         match &p.bins {

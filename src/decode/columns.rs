@@ -91,18 +91,14 @@ impl Column {
     }
 }
 
-/// Appends cells to a column according to its kind. Kept apart from [`Column`] so the rules for
-/// each kind of cell sit in one place.
-pub struct ColumnBuilder;
-
-impl ColumnBuilder {
-    /// Adds one cell to a column.
+impl Column {
+    /// Adds one cell according to the column's kind.
     ///
     /// Numeric: finite numbers are kept, NaN/infinity counted as `nan`, strings that parse as a
     /// number are accepted (producers often quote numbers), other text and booleans are `invalid`.
     /// Categorical: text as is, numbers by their written form, booleans as `true`/`false`.
-    pub fn push(column: &mut Column, cell: Cell<'_>) {
-        match column {
+    pub fn push(&mut self, cell: Cell<'_>) {
+        match self {
             Column::Numeric(col) => match cell {
                 Cell::Missing => col.quality.missing += 1,
                 Cell::Number { value, .. } => push_number(col, value),

@@ -9,9 +9,7 @@ mod columns;
 mod record;
 mod schema;
 
-pub use columns::{
-    CategoricalColumn, Column, ColumnBuilder, Dataset, NumericColumn, QualityCounts,
-};
+pub use columns::{CategoricalColumn, Column, Dataset, NumericColumn, QualityCounts};
 pub use record::{record_features, Cell, KindTally};
 pub use schema::{FeatureKind, FeatureSpec, Schema};
 

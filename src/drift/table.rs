@@ -91,6 +91,26 @@ pub fn render(report: &DriftReport) -> String {
         rule,
         if dataset.detected { "YES" } else { "no" }
     );
+    for (side, info) in [
+        ("reference", &report.reference),
+        ("current", &report.current),
+    ] {
+        if info.invalid_lines > 0 {
+            let _ = writeln!(
+                out,
+                "{side}: {} malformed line(s) skipped",
+                info.invalid_lines
+            );
+        }
+        if !info.unknown_fields.is_empty() {
+            let names: Vec<&str> = info.unknown_fields.keys().map(String::as_str).collect();
+            let _ = writeln!(
+                out,
+                "{side}: fields not in the reference ignored: {}",
+                names.join(", ")
+            );
+        }
+    }
     if dataset.insufficient_data > 0 {
         let _ = writeln!(
             out,

@@ -18,8 +18,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::decode::{
-    record_features, Cell, ColumnBuilder, Dataset, DecodeError, FeatureSpec, KindTally, Schema,
-    RESERVED_FIELDS,
+    record_features, Cell, Dataset, DecodeError, FeatureSpec, KindTally, Schema, RESERVED_FIELDS,
 };
 
 /// Records read to infer feature kinds when no schema is given.
@@ -153,13 +152,13 @@ fn push_record(
     record.for_each_cell(|name, cell| match index.get(name) {
         Some(&i) => {
             seen[i] = true;
-            ColumnBuilder::push(&mut columns[i], cell);
+            columns[i].push(cell);
         }
         None => *unknown.entry(name.to_string()).or_insert(0) += 1,
     });
     for (i, was_seen) in seen.iter().enumerate() {
         if !was_seen {
-            ColumnBuilder::push(&mut columns[i], Cell::Missing);
+            columns[i].push(Cell::Missing);
         }
     }
 }
@@ -200,7 +199,7 @@ fn push_csv_row(
         match *target {
             Target::Feature(i) => {
                 seen[i] = true;
-                ColumnBuilder::push(&mut dataset.columns[i], Cell::from_csv(text));
+                dataset.columns[i].push(Cell::from_csv(text));
             }
             Target::Unknown => *dataset.unknown_fields.entry(name.to_string()).or_insert(0) += 1,
             Target::Reserved => {}
@@ -208,7 +207,7 @@ fn push_csv_row(
     }
     for (i, was_seen) in seen.iter().enumerate() {
         if !was_seen {
-            ColumnBuilder::push(&mut dataset.columns[i], Cell::Missing);
+            dataset.columns[i].push(Cell::Missing);
         }
     }
 }
