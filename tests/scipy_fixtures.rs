@@ -18,6 +18,19 @@ use serde_json::Value;
 const STATISTIC_RELATIVE: f64 = 1e-12;
 const P_VALUE_ABSOLUTE: f64 = 1e-6;
 
+use std::cell::Cell;
+
+thread_local! {
+    /// The worst relative statistic error and absolute p-value error seen by this test thread,
+    /// printed at the end of each test (`cargo test -- --nocapture`) to show the real margins.
+    static WORST: Cell<(f64, f64)> = const { Cell::new((0.0, 0.0)) };
+}
+
+fn report_worst(test: &str) {
+    let (statistic, p_value) = WORST.with(Cell::get);
+    eprintln!("{test}: worst statistic relative error {statistic:.1e}, worst p-value absolute error {p_value:.1e}");
+}
+
 fn load(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -54,6 +67,10 @@ fn label_counts(value: &Value) -> BTreeMap<String, u64> {
 #[track_caller]
 fn assert_statistic(case: &str, what: &str, ours: f64, scipy: f64) {
     let tolerance = STATISTIC_RELATIVE * scipy.abs().max(ours.abs());
+    if scipy != 0.0 {
+        let relative = (ours - scipy).abs() / scipy.abs();
+        WORST.with(|w| w.set((w.get().0.max(relative), w.get().1)));
+    }
     assert!(
         (ours - scipy).abs() <= tolerance,
         "{case}: {what}: ours {ours:e}, scipy {scipy:e}, relative error {:e}",
@@ -63,6 +80,7 @@ fn assert_statistic(case: &str, what: &str, ours: f64, scipy: f64) {
 
 #[track_caller]
 fn assert_p_value(case: &str, what: &str, ours: f64, scipy: f64) {
+    WORST.with(|w| w.set((w.get().0, w.get().1.max((ours - scipy).abs()))));
     assert!(
         (ours - scipy).abs() <= P_VALUE_ABSOLUTE,
         "{case}: {what}: ours {ours:e}, scipy {scipy:e}"
@@ -160,6 +178,7 @@ fn numeric_statistics_equal_scipy() {
             case["hellinger"].as_f64().unwrap(),
         );
     }
+    report_worst("numeric_statistics_equal_scipy");
 }
 
 #[test]
@@ -205,6 +224,7 @@ fn categorical_statistics_equal_scipy() {
             case["hellinger"].as_f64().unwrap(),
         );
     }
+    report_worst("categorical_statistics_equal_scipy");
 }
 
 #[test]
@@ -242,4 +262,5 @@ fn kolmogorov_distribution_equals_scipy_kstwo() {
             "{case}: ours {ours:e}, scipy {scipy:e}"
         );
     }
+    report_worst("kolmogorov_distribution_equals_scipy_kstwo");
 }
