@@ -182,20 +182,8 @@ fn drift_report_on_files_equals_scipy_and_counts_bad_values() {
 fn a_baseline_under_the_cap_gives_the_same_report_as_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let baseline = dir.path().join("baseline.json");
-    let out = driftgate(&[
-        "baseline",
-        "build",
-        "--input",
-        path_str(&fixture("reference.jsonl")),
-        "--output",
-        path_str(&baseline),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("3000 records"));
+    let summary = build_baseline(&baseline, &[]);
+    assert!(summary.contains("3000 records"), "{summary}");
 
     let from_data = drift_json(&fixture("reference.jsonl"), &fixture("current.csv"), &[]);
     let from_baseline = drift_json(&baseline, &fixture("current.csv"), &[]);
@@ -221,34 +209,15 @@ fn a_baseline_under_the_cap_gives_the_same_report_as_its_data() {
 
     // The same data and settings give the same id.
     let again = dir.path().join("again.json");
-    let out = driftgate(&[
-        "baseline",
-        "build",
-        "--input",
-        path_str(&fixture("reference.jsonl")),
-        "--output",
-        path_str(&again),
-    ]);
-    assert!(out.status.success());
-    let id = |p: &Path| -> Value {
-        serde_json::from_str::<Value>(&std::fs::read_to_string(p).unwrap()).unwrap()["id"].clone()
-    };
-    assert_eq!(id(&baseline), id(&again));
+    build_baseline(&again, &[]);
+    assert_eq!(baseline_id(&baseline), baseline_id(&again));
 }
 
 #[test]
 fn damaged_or_foreign_baselines_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let baseline = dir.path().join("b.json");
-    let out = driftgate(&[
-        "baseline",
-        "build",
-        "--input",
-        path_str(&fixture("reference.jsonl")),
-        "--output",
-        path_str(&baseline),
-    ]);
-    assert!(out.status.success());
+    build_baseline(&baseline, &[]);
     let text = std::fs::read_to_string(&baseline).unwrap();
 
     let check = |name: &str, content: &str, message: &str| {
@@ -428,7 +397,8 @@ fn table_marks_drift_and_fail_on_drift_sets_the_exit_code() {
     );
 }
 
-fn build_baseline(output: &Path, extra: &[&str]) {
+/// Runs `baseline build` on the reference fixture and returns what it printed.
+fn build_baseline(output: &Path, extra: &[&str]) -> String {
     let input = fixture("reference.jsonl");
     let mut args = vec![
         "baseline",
@@ -445,6 +415,7 @@ fn build_baseline(output: &Path, extra: &[&str]) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn baseline_id(path: &Path) -> Value {

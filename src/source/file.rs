@@ -18,7 +18,8 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::decode::{
-    record_features, Cell, Dataset, DecodeError, FeatureSpec, KindTally, Schema, RESERVED_FIELDS,
+    record_features, Cell, Column, Dataset, DecodeError, FeatureSpec, KindTally, Schema,
+    RESERVED_FIELDS,
 };
 
 /// Records read to infer feature kinds when no schema is given.
@@ -156,11 +157,7 @@ fn push_record(
         }
         None => *unknown.entry(name.to_string()).or_insert(0) += 1,
     });
-    for (i, was_seen) in seen.iter().enumerate() {
-        if !was_seen {
-            columns[i].push(Cell::Missing);
-        }
-    }
+    count_absent_as_missing(columns, seen);
 }
 
 /// Where a CSV column goes.
@@ -205,10 +202,13 @@ fn push_csv_row(
             Target::Reserved => {}
         }
     }
-    for (i, was_seen) in seen.iter().enumerate() {
-        if !was_seen {
-            dataset.columns[i].push(Cell::Missing);
-        }
+    count_absent_as_missing(&mut dataset.columns, seen);
+}
+
+/// A feature a record did not carry is a missing value of that feature.
+fn count_absent_as_missing(columns: &mut [Column], seen: &[bool]) {
+    for (column, _) in columns.iter_mut().zip(seen).filter(|(_, seen)| !**seen) {
+        column.push(Cell::Missing);
     }
 }
 
