@@ -6,6 +6,7 @@
 //! * [`source`]: where records come from (JSONL and CSV files today).
 //! * [`decode`]: records → typed columns by a schema; unusable values counted by reason.
 //! * [`baseline`]: training baselines: build, save, load, check.
+//! * [`window`]: tumbling windows by count or duration, checkpointable.
 //! * [`drift`]: one module per statistic (KS, Wasserstein, chi-square, Jensen–Shannon, PSI,
 //!   Hellinger), all equal to scipy on the same data; decisions that scale with sample size;
 //!   the report.
@@ -20,5 +21,6 @@ pub mod drift;
 mod parallel;
 mod rng;
 pub mod source;
+pub mod window;
 
 pub use rng::SplitMix64;

@@ -1,10 +1,11 @@
 //! Typed feature columns and the counters for values that are not usable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use super::{Cell, FeatureKind, FeatureSpec, Schema};
+use super::{record_features, Cell, FeatureKind, FeatureSpec, Schema};
 
 /// Values of a feature that could not be used, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +28,7 @@ impl QualityCounts {
 }
 
 /// The usable values of a numeric feature: finite numbers only, in arrival order.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NumericColumn {
     /// Finite values.
     pub values: Vec<f64>,
@@ -36,7 +37,7 @@ pub struct NumericColumn {
 }
 
 /// The usable values of a categorical feature, as counts per label.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CategoricalColumn {
     /// Count per label. Ordered, so reports and fixtures are deterministic.
     pub counts: BTreeMap<String, u64>,
@@ -51,8 +52,9 @@ impl CategoricalColumn {
     }
 }
 
-/// One feature's values.
-#[derive(Debug, Clone, PartialEq)]
+/// One feature's values. Serialises (for window checkpoints) tagged by kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Column {
     /// A numeric feature.
     Numeric(NumericColumn),
@@ -66,6 +68,14 @@ impl Column {
         match kind {
             FeatureKind::Numeric => Column::Numeric(NumericColumn::default()),
             FeatureKind::Categorical => Column::Categorical(CategoricalColumn::default()),
+        }
+    }
+
+    /// The column's feature kind.
+    pub fn kind(&self) -> FeatureKind {
+        match self {
+            Column::Numeric(_) => FeatureKind::Numeric,
+            Column::Categorical(_) => FeatureKind::Categorical,
         }
     }
 
@@ -152,6 +162,8 @@ pub struct Dataset {
     pub invalid_examples: Vec<String>,
     /// Fields present in records but not in the schema, with how often they appeared.
     pub unknown_fields: BTreeMap<String, u64>,
+    /// Feature name → column position, derived from the schema.
+    index: HashMap<String, usize>,
 }
 
 impl Dataset {
@@ -162,7 +174,14 @@ impl Dataset {
             .iter()
             .map(|f| Column::new(f.kind))
             .collect();
+        let index = schema
+            .features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), i))
+            .collect();
         Dataset {
+            index,
             schema,
             columns,
             records: 0,
@@ -174,7 +193,42 @@ impl Dataset {
 
     /// The feature spec and column of a feature by name.
     pub fn feature(&self, name: &str) -> Option<(&FeatureSpec, &Column)> {
-        let index = self.schema.index_of(name)?;
+        let index = *self.index.get(name)?;
         Some((&self.schema.features[index], &self.columns[index]))
+    }
+
+    /// The column position of a feature by name.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Adds one JSON record: its feature fields go to their columns, features it lacks count as
+    /// missing, fields the schema does not know are counted in `unknown_fields`.
+    pub fn push_json_record(&mut self, record: &Map<String, Value>) {
+        self.records += 1;
+        let mut seen = vec![false; self.columns.len()];
+        let mut scratch = String::new();
+        for (name, value) in record_features(record) {
+            match self.index.get(name) {
+                Some(&i) => {
+                    seen[i] = true;
+                    self.columns[i].push(Cell::from_json(value, &mut scratch));
+                }
+                None => *self.unknown_fields.entry(name.to_string()).or_insert(0) += 1,
+            }
+        }
+        self.count_absent_as_missing(&seen);
+    }
+
+    /// A feature a record did not carry is a missing value of that feature.
+    pub(crate) fn count_absent_as_missing(&mut self, seen: &[bool]) {
+        for (column, _) in self
+            .columns
+            .iter_mut()
+            .zip(seen)
+            .filter(|(_, seen)| !**seen)
+        {
+            column.push(Cell::Missing);
+        }
     }
 }

@@ -6,10 +6,12 @@
 //! panics on data.
 
 mod columns;
+mod message;
 mod record;
 mod schema;
 
 pub use columns::{CategoricalColumn, Column, Dataset, NumericColumn, QualityCounts};
+pub use message::{decode_payload, event_time_ms, json_type_name, PayloadError};
 pub use record::{record_features, Cell, KindTally};
 pub use schema::{FeatureKind, FeatureSpec, Schema};
 

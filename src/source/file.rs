@@ -10,7 +10,7 @@
 //! A malformed line stops the read with an error naming the file and line, unless
 //! `skip_invalid` is set: then it is counted and the first few reasons are kept for the report.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -18,7 +18,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::decode::{
-    record_features, Cell, Column, Dataset, DecodeError, FeatureSpec, KindTally, Schema,
+    json_type_name, record_features, Cell, Dataset, DecodeError, FeatureSpec, KindTally, Schema,
     RESERVED_FIELDS,
 };
 
@@ -68,23 +68,15 @@ pub fn read_dataset(path: &Path, options: &ReadOptions) -> Result<Dataset, Decod
         None => infer_schema(path, format, options.skip_invalid)?,
     };
     let mut dataset = Dataset::new(schema);
-    let index: HashMap<String, usize> = dataset
-        .schema
-        .features
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.name.clone(), i))
-        .collect();
-    let mut seen = vec![false; dataset.columns.len()];
     // CSV headers are fixed per file: resolve each column to its feature once.
     let mut csv_targets: Option<Vec<Target>> = None;
     let mut sink = |record: Record<'_>| {
         match record {
+            Record::Json(object) => dataset.push_json_record(object),
             Record::Csv { headers, row } => {
-                let targets = csv_targets.get_or_insert_with(|| resolve_headers(headers, &index));
-                push_csv_row(&mut dataset, targets, &mut seen, headers, row);
+                let targets = csv_targets.get_or_insert_with(|| resolve_headers(headers, &dataset));
+                push_csv_row(&mut dataset, targets, headers, row);
             }
-            json => push_record(&mut dataset, &index, &mut seen, json),
         }
         Flow::Continue
     };
@@ -139,27 +131,6 @@ fn infer_schema(
     Ok(Schema { features })
 }
 
-fn push_record(
-    dataset: &mut Dataset,
-    index: &HashMap<String, usize>,
-    seen: &mut [bool],
-    record: Record<'_>,
-) {
-    dataset.records += 1;
-    // Which features this record carried; the rest are counted as missing.
-    seen.iter_mut().for_each(|s| *s = false);
-    let columns = &mut dataset.columns;
-    let unknown = &mut dataset.unknown_fields;
-    record.for_each_cell(|name, cell| match index.get(name) {
-        Some(&i) => {
-            seen[i] = true;
-            columns[i].push(cell);
-        }
-        None => *unknown.entry(name.to_string()).or_insert(0) += 1,
-    });
-    count_absent_as_missing(columns, seen);
-}
-
 /// Where a CSV column goes.
 #[derive(Debug, Clone, Copy)]
 enum Target {
@@ -168,16 +139,16 @@ enum Target {
     Reserved,
 }
 
-fn resolve_headers(headers: &csv::StringRecord, index: &HashMap<String, usize>) -> Vec<Target> {
+fn resolve_headers(headers: &csv::StringRecord, dataset: &Dataset) -> Vec<Target> {
     headers
         .iter()
         .map(|name| {
             if RESERVED_FIELDS.contains(&name) {
                 Target::Reserved
             } else {
-                index
-                    .get(name)
-                    .map_or(Target::Unknown, |&i| Target::Feature(i))
+                dataset
+                    .position(name)
+                    .map_or(Target::Unknown, Target::Feature)
             }
         })
         .collect()
@@ -186,12 +157,11 @@ fn resolve_headers(headers: &csv::StringRecord, index: &HashMap<String, usize>) 
 fn push_csv_row(
     dataset: &mut Dataset,
     targets: &[Target],
-    seen: &mut [bool],
     headers: &csv::StringRecord,
     row: &csv::StringRecord,
 ) {
     dataset.records += 1;
-    seen.iter_mut().for_each(|s| *s = false);
+    let mut seen = vec![false; dataset.columns.len()];
     for ((target, text), name) in targets.iter().zip(row.iter()).zip(headers.iter()) {
         match *target {
             Target::Feature(i) => {
@@ -202,14 +172,7 @@ fn push_csv_row(
             Target::Reserved => {}
         }
     }
-    count_absent_as_missing(&mut dataset.columns, seen);
-}
-
-/// A feature a record did not carry is a missing value of that feature.
-fn count_absent_as_missing(columns: &mut [Column], seen: &[bool]) {
-    for (column, _) in columns.iter_mut().zip(seen).filter(|(_, seen)| !**seen) {
-        column.push(Cell::Missing);
-    }
+    dataset.count_absent_as_missing(&seen);
 }
 
 /// Whether a scan should go on after a record.
@@ -388,17 +351,6 @@ fn csv_error_message(err: &csv::Error) -> String {
         } => format!("expected {expected_len} fields like the header, found {len}"),
         csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".to_string(),
         _ => err.to_string(),
-    }
-}
-
-fn json_type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

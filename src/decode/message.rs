@@ -1,0 +1,164 @@
+//! Kafka message payloads → records.
+//!
+//! A payload holds one JSON record, a JSON array of records, or an object `{"records": [...]}`.
+//! A payload that is none of these is rejected whole with a [`PayloadError`], whose
+//! [`reason`](PayloadError::reason) is a short, bounded label for dead-letter headers and metric
+//! labels; the service goes on with the next message.
+
+use serde_json::{Map, Value};
+
+/// Why a payload could not be decoded into records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// Not valid JSON (or not UTF-8).
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// Valid JSON, but neither a record, an array of records nor `{"records": [...]}`.
+    #[error("expected a JSON object, an array of objects or {{\"records\": [...]}}, found {0}")]
+    NotARecord(&'static str),
+    /// An element of a batch is not a JSON object; the whole batch is rejected so that it can
+    /// be replayed from the dead-letter topic as it was.
+    #[error("batch element {index} is {found}, not a JSON object")]
+    BatchElement {
+        /// Position in the batch.
+        index: usize,
+        /// What it was instead.
+        found: &'static str,
+    },
+    /// An empty batch or an empty payload.
+    #[error("the payload holds no record")]
+    Empty,
+}
+
+impl PayloadError {
+    /// A bounded label for headers and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PayloadError::InvalidJson(_) => "invalid_json",
+            PayloadError::NotARecord(_) => "not_a_record",
+            PayloadError::BatchElement { .. } => "invalid_batch_element",
+            PayloadError::Empty => "empty",
+        }
+    }
+}
+
+/// Decodes a payload into its records, in order.
+pub fn decode_payload(payload: &[u8]) -> Result<Vec<Map<String, Value>>, PayloadError> {
+    if payload.trim_ascii().is_empty() {
+        return Err(PayloadError::Empty);
+    }
+    let value: Value = serde_json::from_slice(payload)
+        .map_err(|err| PayloadError::InvalidJson(err.to_string()))?;
+    let records = match value {
+        Value::Object(mut object) => match object.remove("records") {
+            Some(Value::Array(batch)) if object.is_empty() => batch,
+            Some(other) => {
+                // `records` is an ordinary field of a single record after all.
+                object.insert("records".to_string(), other);
+                return Ok(vec![object]);
+            }
+            None => return Ok(vec![object]),
+        },
+        Value::Array(batch) => batch,
+        other => return Err(PayloadError::NotARecord(json_type_name(&other))),
+    };
+    if records.is_empty() {
+        return Err(PayloadError::Empty);
+    }
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(index, record)| match record {
+            Value::Object(object) => Ok(object),
+            other => Err(PayloadError::BatchElement {
+                index,
+                found: json_type_name(&other),
+            }),
+        })
+        .collect()
+}
+
+/// The record's event time in milliseconds since the Unix epoch, from `"ts"`: an RFC 3339
+/// string or an integer of epoch milliseconds. `Ok(None)` when absent or `null`.
+pub fn event_time_ms(record: &Map<String, Value>) -> Result<Option<i64>, String> {
+    match record.get("ts") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(ms) => Ok(Some(ms)),
+            None => Err(format!("`ts` {n} is not an integer of epoch milliseconds")),
+        },
+        Some(Value::String(text)) => humantime::parse_rfc3339_weak(text)
+            .map_err(|err| format!("`ts` {text:?} is not RFC 3339: {err}"))
+            .and_then(|time| {
+                let since_epoch = time
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_err(|_| format!("`ts` {text:?} is before 1970"))?;
+                i64::try_from(since_epoch.as_millis())
+                    .map(Some)
+                    .map_err(|_| format!("`ts` {text:?} is out of range"))
+            }),
+        Some(other) => Err(format!("`ts` is {}, not a time", json_type_name(other))),
+    }
+}
+
+/// "a string", "an array", … for messages.
+pub fn json_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_payload_shapes() {
+        assert_eq!(decode_payload(br#"{"a": 1}"#).unwrap().len(), 1);
+        assert_eq!(decode_payload(br#"[{"a": 1}, {"a": 2}]"#).unwrap().len(), 2);
+        let batch = decode_payload(br#"{"records": [{"a": 1}, {"a": 2}, {"a": 3}]}"#).unwrap();
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch[2]["a"], 3);
+    }
+
+    #[test]
+    fn a_records_field_beside_others_is_a_feature() {
+        let records = decode_payload(br#"{"records": 5, "b": 1}"#).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0]["records"], 5);
+    }
+
+    #[test]
+    fn bad_payloads_have_bounded_reasons() {
+        let reason = |bytes: &[u8]| decode_payload(bytes).unwrap_err().reason();
+        assert_eq!(reason(b"{not json"), "invalid_json");
+        assert_eq!(reason(b"\xff\xfe"), "invalid_json");
+        assert_eq!(reason(b"42"), "not_a_record");
+        assert_eq!(reason(br#"[{"a": 1}, 2]"#), "invalid_batch_element");
+        assert_eq!(reason(b"[]"), "empty");
+        assert_eq!(reason(b"  "), "empty");
+        assert_eq!(reason(br#"{"records": []}"#), "empty");
+    }
+
+    #[test]
+    fn event_times() {
+        let record = |json: &str| decode_payload(json.as_bytes()).unwrap().remove(0);
+        assert_eq!(
+            event_time_ms(&record(r#"{"ts": 1700000000123}"#)),
+            Ok(Some(1_700_000_000_123))
+        );
+        assert_eq!(
+            event_time_ms(&record(r#"{"ts": "2023-11-14T22:13:20.123Z"}"#)),
+            Ok(Some(1_700_000_000_123))
+        );
+        assert_eq!(event_time_ms(&record(r#"{"a": 1}"#)), Ok(None));
+        assert!(event_time_ms(&record(r#"{"ts": "yesterday"}"#)).is_err());
+        assert!(event_time_ms(&record(r#"{"ts": 1.5}"#)).is_err());
+        assert!(event_time_ms(&record(r#"{"ts": true}"#)).is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! Windows: cutting a stream of records into the chunks that each get a drift report.
+//!
+//! Tumbling windows, by record count or by duration. The core here is pure: it never reads the
+//! clock or touches Kafka; times arrive as arguments (event time from `ts`, else the broker
+//! timestamp) and the async shell calls [`Windower::tick`] with the wall clock so an idle
+//! duration window still closes.
+//!
+//! Invariants:
+//! * every record pushed belongs to exactly one window: the open one when it is pushed;
+//! * window indices are consecutive, starting where the checkpoint left off;
+//! * the open window's whole state is [`OpenWindow`], which serialises: checkpointing it with the
+//!   consumed offsets, and restoring it after a crash, continues indices and counts exactly.
+//!
+//! Late records (duration windows): a record whose time is before the open window's start is
+//! counted in the open window and in its `late_records`. Windows are never reopened, so nothing
+//! is reported twice.
+
+mod tumbling;
+
+pub use tumbling::{
+    ClosedWindow, OffsetRange, OpenWindow, RecordPosition, WindowError, WindowSpec, Windower,
+};
