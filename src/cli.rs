@@ -28,6 +28,20 @@ pub enum Command {
     /// Build or inspect baseline profiles.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Check service configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `driftgate config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a service configuration (with `DRIFTGATE__…` overrides applied) and print every
+    /// problem with its key path; exit status 2 when it is invalid.
+    Check {
+        /// The service configuration file (TOML).
+        file: PathBuf,
+    },
 }
 
 /// Output format of the drift report.
@@ -170,6 +184,9 @@ pub enum CliError {
     /// Invalid settings; every problem is listed.
     #[error("invalid settings:\n  {}", .0.join("\n  "))]
     Settings(Vec<String>),
+    /// An invalid service configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
@@ -190,6 +207,7 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Drift(args) => run_drift(&args),
         Command::Baseline(BaselineCommand::Build(args)) => run_build(&args),
         Command::Baseline(BaselineCommand::Show { file }) => run_show(&file),
+        Command::Config(ConfigCommand::Check { file }) => run_config_check(&file),
     }
 }
 
@@ -381,6 +399,40 @@ fn run_show(path: &Path) -> Result<Outcome, CliError> {
             quality.nan,
             quality.invalid,
             detail
+        ));
+    }
+    write_stdout(&text)?;
+    Ok(Outcome::Done)
+}
+
+fn run_config_check(path: &Path) -> Result<Outcome, CliError> {
+    let config = crate::config::load(path)?;
+    let mut text = format!(
+        "{} is valid: kafka {}, group {}, store {}, api {}\n",
+        path.display(),
+        config
+            .bootstrap_servers
+            .as_deref()
+            .unwrap_or("embedded (in-process, not durable)"),
+        config.group_id,
+        config.store_path.display(),
+        config.api_listen
+    );
+    for stream in &config.streams {
+        let window = match stream.window {
+            crate::window::WindowSpec::Records(n) => format!("{n} records"),
+            crate::window::WindowSpec::DurationMs(ms) => {
+                humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
+            }
+        };
+        text.push_str(&format!(
+            "  stream {}: topic {}, window {}, {} features, baseline {} ({})\n",
+            stream.name,
+            stream.topic,
+            window,
+            stream.schema.features.len(),
+            &stream.baseline.id[..12],
+            stream.baseline_path.display()
         ));
     }
     write_stdout(&text)?;

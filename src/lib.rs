@@ -3,6 +3,7 @@
 //!
 //! Map of the crate, in data-flow order:
 //!
+//! * [`config`]: the service file, validated whole.
 //! * [`source`]: where records come from (JSONL and CSV files today).
 //! * [`decode`]: records → typed columns by a schema; unusable values counted by reason.
 //! * [`baseline`]: training baselines: build, save, load, check.
@@ -16,6 +17,7 @@
 
 pub mod baseline;
 pub mod cli;
+pub mod config;
 pub mod decode;
 pub mod drift;
 mod parallel;

@@ -1,6 +1,6 @@
 //! The `driftgate` binary: parse the command line, set up logging, run, map errors to exit codes.
 //!
-//! Exit codes: 0 success; 2 bad input (data, schema, baseline, settings); 3 drift detected with
+//! Exit codes: 0 success; 2 bad input (data, schema, baseline, settings, configuration); 3 drift detected with
 //! `--fail-on-drift`; 1 anything else.
 
 use std::process::ExitCode;
@@ -30,9 +30,12 @@ fn main() -> ExitCode {
 
 fn exit_code(err: Option<&CliError>) -> ExitCode {
     match err {
-        Some(CliError::Decode(_) | CliError::Baseline(_) | CliError::Settings(_)) => {
-            ExitCode::from(2)
-        }
+        Some(
+            CliError::Decode(_)
+            | CliError::Baseline(_)
+            | CliError::Settings(_)
+            | CliError::Config(_),
+        ) => ExitCode::from(2),
         _ => ExitCode::from(1),
     }
 }

@@ -1,0 +1,274 @@
+//! The configuration file as written. Every field is user documentation: keep the `///` lines
+//! accurate, the README's configuration reference is built from the same words.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use crate::decode::FeatureSpec;
+use crate::drift::{Correction, Method};
+
+/// The whole service file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// How to reach Kafka.
+    pub kafka: RawKafka,
+    /// Where state is kept.
+    pub store: RawStore,
+    /// The HTTP API.
+    #[serde(default)]
+    pub api: RawApi,
+    /// Service-wide behaviour.
+    #[serde(default)]
+    pub service: RawService,
+    /// The monitored streams: one topic of feature records each.
+    #[serde(default)]
+    pub streams: Vec<RawStream>,
+}
+
+/// `[kafka]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafka {
+    /// Comma-separated `host:port` list of brokers, or `"embedded"` for an in-process broker
+    /// (librdkafka's mock cluster: for trying driftgate out, not durable).
+    pub bootstrap_servers: String,
+    /// The consumer group. Instances with the same group share the partitions.
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// Any librdkafka property, passed through as is (`security.protocol`, `sasl.mechanism`,
+    /// `sasl.username`, `ssl.ca.location`, …). driftgate's own settings win on conflict:
+    /// `enable.auto.commit` and `enable.auto.offset.store` stay `false`.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// One consumer group per deployment unless told otherwise.
+fn default_group_id() -> String {
+    "driftgate".to_string()
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// The SQLite file holding checkpoints and window reports; created with its directory.
+    pub path: String,
+    /// How often open windows and offsets are checkpointed between window closes, e.g. `"5s"`.
+    /// Offsets are committed to Kafka only after a checkpoint, so this bounds the records
+    /// re-read after a crash.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: String,
+    /// Window reports kept per stream; older ones are deleted.
+    #[serde(default = "default_keep_windows")]
+    pub keep_windows: u64,
+}
+
+/// Five seconds: little re-reading after a crash, little write load.
+fn default_checkpoint_interval() -> String {
+    "5s".to_string()
+}
+
+/// Enough history for dashboards and policies without unbounded growth.
+fn default_keep_windows() -> u64 {
+    10_000
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    /// Address the HTTP API listens on (`/healthz`, `/readyz`, `/metrics`, `/api/v1/*`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        RawApi {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// Loopback only by default: exposing the API is a deliberate choice.
+fn default_listen() -> String {
+    "127.0.0.1:9464".to_string()
+}
+
+/// `[service]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// On SIGTERM or SIGINT, time allowed to checkpoint and stop before exiting anyway, e.g.
+    /// `"10s"`. A second signal exits at once.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: String,
+}
+
+impl Default for RawService {
+    fn default() -> Self {
+        RawService {
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+/// Long enough for a checkpoint on a slow disk, short enough for orchestrators' kill timers.
+fn default_shutdown_timeout() -> String {
+    "10s".to_string()
+}
+
+/// `[[streams]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStream {
+    /// A unique name, used in the API, metrics and reports.
+    pub name: String,
+    /// The topic the stream's producers write feature records to.
+    pub topic: String,
+    /// The training baseline (from `driftgate baseline build`) windows are compared with.
+    pub baseline: String,
+    /// How records are cut into windows: `{ records = N }` or `{ duration = "5m" }`.
+    pub window: RawWindow,
+    /// Topic for messages that cannot be decoded (headers name the reason and origin). Without
+    /// it, dead letters are kept in the store.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+    /// The features to monitor and their kinds; each must be in the baseline with that kind.
+    pub features: Vec<FeatureSpec>,
+    /// How drift is decided for this stream's windows.
+    #[serde(default)]
+    pub drift: RawDrift,
+}
+
+/// A stream's `window`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    /// Close a window after this many records.
+    #[serde(default)]
+    pub records: Option<u64>,
+    /// Close windows of this length of event time (`ts`, else the broker timestamp), aligned
+    /// to the Unix epoch, e.g. `"5m"`.
+    #[serde(default)]
+    pub duration: Option<String>,
+    /// Duration windows only: close an idle window this long after its end, by the wall clock.
+    #[serde(default)]
+    pub grace: Option<String>,
+}
+
+/// A stream's `drift` settings; the same meaning as the `drift` command's options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrift {
+    /// Significance level before correction.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Quantile bins for numeric binned metrics.
+    #[serde(default = "default_bins")]
+    pub bins: usize,
+    /// Method deciding numeric features.
+    #[serde(default = "default_numeric_method")]
+    pub numeric_method: Method,
+    /// Method deciding categorical features.
+    #[serde(default = "default_categorical_method")]
+    pub categorical_method: Method,
+    /// Fixed threshold for distance methods instead of a sample-size-aware one.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Permutations for a permutation test on distance methods.
+    #[serde(default)]
+    pub permutations: usize,
+    /// Seed of permutation tests.
+    #[serde(default)]
+    pub seed: u64,
+    /// Multiple-testing correction across features.
+    #[serde(default = "default_correction")]
+    pub correction: Correction,
+    /// Dataset drift when at least this share of features drifts.
+    #[serde(default)]
+    pub drift_share: Option<f64>,
+    /// Features with fewer usable values in a window are not tested.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u64,
+}
+
+impl Default for RawDrift {
+    fn default() -> Self {
+        let d = crate::drift::DriftSettings::default();
+        RawDrift {
+            alpha: d.alpha,
+            bins: d.bins,
+            numeric_method: d.numeric_method,
+            categorical_method: d.categorical_method,
+            threshold: d.threshold,
+            permutations: d.permutations,
+            seed: d.seed,
+            correction: d.correction,
+            drift_share: d.drift_share,
+            min_samples: d.min_samples,
+        }
+    }
+}
+
+/// The conventional 5% level.
+fn default_alpha() -> f64 {
+    0.05
+}
+
+/// Deciles: enough resolution, enough values per bin.
+fn default_bins() -> usize {
+    crate::drift::bins::DEFAULT_BINS
+}
+
+/// KS: a test with exact p-values, no binning.
+fn default_numeric_method() -> Method {
+    Method::Ks
+}
+
+/// Chi-square: the test of homogeneity for labels.
+fn default_categorical_method() -> Method {
+    Method::Chi2
+}
+
+/// Benjamini–Hochberg: few false alarms over many features without losing power.
+fn default_correction() -> Correction {
+    Correction::BenjaminiHochberg
+}
+
+/// Test every feature with any data; raise it for tiny windows.
+fn default_min_samples() -> u64 {
+    1
+}
+
+impl RawConfig {
+    /// Reads the TOML file and applies `DRIFTGATE__…` environment overrides
+    /// (`DRIFTGATE__KAFKA__BOOTSTRAP_SERVERS=host:9092` sets `kafka.bootstrap_servers`).
+    pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
+        let parse_error = |err: config::ConfigError| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        };
+        if !path.is_file() {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: "no such file".to_string(),
+            });
+        }
+        config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("DRIFTGATE")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .map_err(parse_error)?
+            .try_deserialize()
+            .map_err(parse_error)
+    }
+}

@@ -1,0 +1,341 @@
+//! Validation: raw file → typed settings, every problem at once with its key path.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawDrift, RawStream, RawWindow};
+use crate::baseline::Baseline;
+use crate::decode::Schema;
+use crate::drift::DriftSettings;
+use crate::window::WindowSpec;
+
+/// One problem in a configuration, at a key path such as `streams[0].window`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Where: a dotted key path.
+    pub key: String,
+    /// What is wrong, and how to fix it where that is not obvious.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// A validated service configuration.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Brokers, or `None` for the embedded mock cluster.
+    pub bootstrap_servers: Option<String>,
+    /// The consumer group.
+    pub group_id: String,
+    /// librdkafka properties passed through.
+    pub kafka_properties: BTreeMap<String, String>,
+    /// The SQLite file.
+    pub store_path: PathBuf,
+    /// Interval between checkpoints.
+    pub checkpoint_interval: Duration,
+    /// Window reports kept per stream.
+    pub keep_windows: u64,
+    /// The API's address.
+    pub api_listen: SocketAddr,
+    /// Time allowed for a graceful stop.
+    pub shutdown_timeout: Duration,
+    /// The streams, in file order.
+    pub streams: Vec<StreamSettings>,
+}
+
+/// A validated stream.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// Unique name.
+    pub name: String,
+    /// Source topic.
+    pub topic: String,
+    /// Where the baseline was loaded from.
+    pub baseline_path: PathBuf,
+    /// The loaded, checked baseline.
+    pub baseline: Arc<Baseline>,
+    /// The monitored features.
+    pub schema: Schema,
+    /// How windows are cut.
+    pub window: WindowSpec,
+    /// Idle grace for duration windows.
+    pub grace: Duration,
+    /// Dead-letter topic, if any.
+    pub dead_letter_topic: Option<String>,
+    /// Drift decision settings.
+    pub drift: DriftSettings,
+}
+
+/// librdkafka properties driftgate sets itself; setting them in `kafka.properties` is an error.
+const OWNED_PROPERTIES: &[(&str, &str)] = &[
+    ("bootstrap.servers", "set kafka.bootstrap_servers instead"),
+    ("group.id", "set kafka.group_id instead"),
+    (
+        "enable.auto.commit",
+        "driftgate commits offsets only after its checkpoint",
+    ),
+    (
+        "enable.auto.offset.store",
+        "driftgate stores offsets only after its checkpoint",
+    ),
+];
+
+struct Problems(Vec<ConfigProblem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigProblem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, key: &str, text: &str) -> Option<Duration> {
+        match humantime::parse_duration(text) {
+            Ok(d) if d > Duration::ZERO => Some(d),
+            Ok(_) => {
+                self.add(key, "must be longer than zero");
+                None
+            }
+            Err(err) => {
+                self.add(
+                    key,
+                    format!("{text:?} is not a duration like \"5s\" or \"5m\": {err}"),
+                );
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Vec<ConfigProblem>> {
+    let mut problems = Problems(Vec::new());
+
+    let servers = raw.kafka.bootstrap_servers.trim();
+    if servers.is_empty() {
+        problems.add("kafka.bootstrap_servers", "is empty");
+    }
+    if raw.kafka.group_id.trim().is_empty() {
+        problems.add("kafka.group_id", "is empty");
+    }
+    for (property, advice) in OWNED_PROPERTIES {
+        if raw.kafka.properties.contains_key(*property) {
+            problems.add(format!("kafka.properties.\"{property}\""), *advice);
+        }
+    }
+    if raw.store.path.trim().is_empty() {
+        problems.add("store.path", "is empty");
+    }
+    let checkpoint_interval =
+        problems.duration("store.checkpoint_interval", &raw.store.checkpoint_interval);
+    if raw.store.keep_windows == 0 {
+        problems.add("store.keep_windows", "must be at least 1");
+    }
+    let api_listen = match raw.api.listen.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            problems.add(
+                "api.listen",
+                format!(
+                    "{:?} is not an address like \"127.0.0.1:9464\"",
+                    raw.api.listen
+                ),
+            );
+            None
+        }
+    };
+    let shutdown_timeout =
+        problems.duration("service.shutdown_timeout", &raw.service.shutdown_timeout);
+
+    if raw.streams.is_empty() {
+        problems.add(
+            "streams",
+            "no stream is configured: add a [[streams]] table",
+        );
+    }
+    let mut names = HashSet::new();
+    let mut topics: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut streams = Vec::new();
+    for (i, stream) in raw.streams.iter().enumerate() {
+        let key = format!("streams[{i}]");
+        if !names.insert(stream.name.as_str()) {
+            problems.add(
+                format!("{key}.name"),
+                format!("`{}` is used by an earlier stream", stream.name),
+            );
+        }
+        if let Some(other) = topics.insert(stream.topic.as_str(), stream.name.as_str()) {
+            problems.add(
+                format!("{key}.topic"),
+                format!(
+                    "`{}` is already the topic of stream `{other}`",
+                    stream.topic
+                ),
+            );
+        }
+        if let Some(settings) = validate_stream(stream, &key, &mut problems) {
+            streams.push(settings);
+        }
+    }
+
+    if !problems.0.is_empty() {
+        return Err(problems.0);
+    }
+    Ok(ServiceConfig {
+        bootstrap_servers: (servers != "embedded").then(|| servers.to_string()),
+        group_id: raw.kafka.group_id,
+        kafka_properties: raw.kafka.properties,
+        store_path: PathBuf::from(raw.store.path),
+        checkpoint_interval: checkpoint_interval.expect("validated"),
+        keep_windows: raw.store.keep_windows,
+        api_listen: api_listen.expect("validated"),
+        shutdown_timeout: shutdown_timeout.expect("validated"),
+        streams,
+    })
+}
+
+fn validate_stream(
+    stream: &RawStream,
+    key: &str,
+    problems: &mut Problems,
+) -> Option<StreamSettings> {
+    let before = problems.0.len();
+    let name_ok = !stream.name.is_empty()
+        && stream
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !name_ok {
+        problems.add(
+            format!("{key}.name"),
+            format!(
+                "{:?} must be non-empty letters, digits, '-', '_' or '.' (it appears in URLs)",
+                stream.name
+            ),
+        );
+    }
+    if stream.topic.trim().is_empty() {
+        problems.add(format!("{key}.topic"), "is empty");
+    }
+    if stream.dead_letter_topic.as_deref() == Some(stream.topic.as_str()) {
+        problems.add(
+            format!("{key}.dead_letter_topic"),
+            "must differ from the stream's topic",
+        );
+    }
+    let (window, grace) = validate_window(&stream.window, &format!("{key}.window"), problems);
+    let schema = Schema {
+        features: stream.features.clone(),
+    };
+    if let Err(message) = schema.validate() {
+        problems.add(format!("{key}.features"), message);
+    }
+    let drift = drift_settings(&stream.drift);
+    if let Err(messages) = drift.validate() {
+        for message in messages {
+            problems.add(format!("{key}.drift"), message);
+        }
+    }
+    let baseline_path = PathBuf::from(&stream.baseline);
+    let baseline = match Baseline::load(&baseline_path) {
+        Ok(baseline) => {
+            for feature in &stream.features {
+                match baseline.features.iter().find(|f| f.name() == feature.name) {
+                    None => problems.add(
+                        format!("{key}.features"),
+                        format!(
+                            "`{}` is not in the baseline {}",
+                            feature.name, stream.baseline
+                        ),
+                    ),
+                    Some(profile) if profile.kind() != feature.kind => problems.add(
+                        format!("{key}.features"),
+                        format!(
+                            "`{}` is {} here but {} in the baseline",
+                            feature.name,
+                            feature.kind.as_str(),
+                            profile.kind().as_str()
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
+            Some(baseline)
+        }
+        Err(err) => {
+            problems.add(format!("{key}.baseline"), err.to_string());
+            None
+        }
+    };
+    if problems.0.len() > before {
+        return None;
+    }
+    Some(StreamSettings {
+        name: stream.name.clone(),
+        topic: stream.topic.clone(),
+        baseline_path,
+        baseline: Arc::new(baseline?),
+        schema,
+        window: window?,
+        grace,
+        dead_letter_topic: stream.dead_letter_topic.clone(),
+        drift,
+    })
+}
+
+fn validate_window(
+    window: &RawWindow,
+    key: &str,
+    problems: &mut Problems,
+) -> (Option<WindowSpec>, Duration) {
+    let default_grace = Duration::from_secs(0);
+    match (window.records, window.duration.as_deref()) {
+        (Some(_), Some(_)) | (None, None) => {
+            problems.add(key, "set exactly one of `records` or `duration`");
+            (None, default_grace)
+        }
+        (Some(records), None) => {
+            if window.grace.is_some() {
+                problems.add(format!("{key}.grace"), "only applies to duration windows");
+            }
+            if records == 0 {
+                problems.add(format!("{key}.records"), "must be at least 1");
+                return (None, default_grace);
+            }
+            (Some(WindowSpec::Records(records)), default_grace)
+        }
+        (None, Some(text)) => {
+            let length = problems.duration(&format!("{key}.duration"), text);
+            let grace = match window.grace.as_deref() {
+                Some(g) => problems
+                    .duration(&format!("{key}.grace"), g)
+                    .unwrap_or(default_grace),
+                None => default_grace,
+            };
+            let spec = length.map(|d| WindowSpec::DurationMs(d.as_millis().max(1) as u64));
+            (spec, grace)
+        }
+    }
+}
+
+fn drift_settings(raw: &RawDrift) -> DriftSettings {
+    DriftSettings {
+        alpha: raw.alpha,
+        bins: raw.bins,
+        numeric_method: raw.numeric_method,
+        categorical_method: raw.categorical_method,
+        threshold: raw.threshold,
+        permutations: raw.permutations,
+        seed: raw.seed,
+        correction: raw.correction,
+        drift_share: raw.drift_share,
+        min_samples: raw.min_samples,
+    }
+}
