@@ -11,6 +11,7 @@
 //! * [`drift`]: one module per statistic (KS, Wasserstein, chi-square, Jensen–Shannon, PSI,
 //!   Hellinger), all equal to scipy on the same data; decisions that scale with sample size;
 //!   the report.
+//! * [`store`]: SQLite: checkpoints, window reports, dead letters.
 //! * [`cli`]: the `driftgate` commands.
 //!
 //! The statistics and decisions are pure functions of their inputs: no clock, no I/O.
@@ -23,6 +24,7 @@ pub mod drift;
 mod parallel;
 mod rng;
 pub mod source;
+pub mod store;
 pub mod window;
 
 pub use rng::SplitMix64;

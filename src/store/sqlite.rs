@@ -1,0 +1,341 @@
+//! SQLite implementation of the store: one file, WAL journal, schema versioned by
+//! `PRAGMA user_version`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use crate::window::OpenWindow;
+
+/// The schema version this build creates and reads.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS checkpoints (
+    stream      TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,       -- JSON: Checkpoint
+    updated_at  INTEGER NOT NULL     -- epoch milliseconds
+);
+CREATE TABLE IF NOT EXISTS windows (
+    stream      TEXT NOT NULL,
+    idx         INTEGER NOT NULL,
+    report      TEXT NOT NULL,       -- JSON: the window report
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (stream, idx)
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream      TEXT NOT NULL,
+    topic       TEXT NOT NULL,
+    partition   INTEGER NOT NULL,
+    msg_offset  INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    payload     BLOB,
+    created_at  INTEGER NOT NULL
+);
+";
+
+/// A stream's checkpoint: its open window and, per `topic/partition`, the next offset to read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The open window's full state.
+    pub open_window: OpenWindow,
+    /// Next offset to process per `topic/partition`; messages below it were already counted.
+    pub next_offsets: BTreeMap<String, i64>,
+}
+
+/// A closed window's report as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredWindow {
+    /// Window index in the stream.
+    pub index: u64,
+    /// The report JSON.
+    pub report: serde_json::Value,
+}
+
+/// A message that could not be decoded, kept when the stream has no dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// Bounded reason label.
+    pub reason: String,
+    /// The full error message.
+    pub detail: String,
+    /// The payload as received.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// The store.
+pub struct Store {
+    conn: Connection,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Store {
+    /// Opens or creates the store (and its directory).
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_error = |message: String| StoreError::Open {
+            path: path.to_path_buf(),
+            message,
+        };
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_error(e.to_string()))?;
+        // FULL: a committed checkpoint survives power loss, which is what lets Kafka offsets
+        // be committed right after it.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| open_error(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| open_error(e.to_string()))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|e| open_error(e.to_string()))?;
+        if version > SCHEMA_VERSION {
+            return Err(open_error(format!(
+                "its schema version is {version}; this driftgate reads {SCHEMA_VERSION}"
+            )));
+        }
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| open_error(e.to_string()))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(|e| open_error(e.to_string()))?;
+        Ok(Store { conn })
+    }
+
+    /// A stream's last checkpoint.
+    pub fn checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let state: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT state FROM checkpoints WHERE stream = ?1",
+                params![stream],
+                |row| row.get(0),
+            )
+            .optional()?;
+        state
+            .map(|json| {
+                serde_json::from_str(&json).map_err(|e| StoreError::Damaged {
+                    what: "checkpoint",
+                    message: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Writes closed windows' reports and the checkpoint that follows them, atomically, and
+    /// trims reports beyond `keep_windows`. A window index already stored is refused (it would
+    /// be a window reported twice).
+    pub fn commit(
+        &mut self,
+        stream: &str,
+        closed: &[StoredWindow],
+        checkpoint: &Checkpoint,
+        keep_windows: u64,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let state = serde_json::to_string(checkpoint).expect("checkpoints serialise");
+        let tx = self.conn.transaction()?;
+        for window in closed {
+            tx.execute(
+                "INSERT INTO windows (stream, idx, report, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![stream, window.index as i64, window.report.to_string(), now],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO checkpoints (stream, state, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            params![stream, state, now],
+        )?;
+        if !closed.is_empty() {
+            tx.execute(
+                "DELETE FROM windows WHERE stream = ?1 AND idx <= (SELECT MAX(idx) FROM windows WHERE stream = ?1) - ?2",
+                params![stream, keep_windows as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The latest window reports of a stream, newest first.
+    pub fn latest_windows(
+        &self,
+        stream: &str,
+        limit: u64,
+    ) -> Result<Vec<StoredWindow>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT idx, report FROM windows WHERE stream = ?1 ORDER BY idx DESC LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![stream, limit as i64], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (index, report) = row?;
+            let report = serde_json::from_str(&report).map_err(|e| StoreError::Damaged {
+                what: "window report",
+                message: e.to_string(),
+            })?;
+            Ok(StoredWindow {
+                index: index as u64,
+                report,
+            })
+        })
+        .collect()
+    }
+
+    /// Keeps a dead letter.
+    pub fn add_dead_letter(&self, stream: &str, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO dead_letters (stream, topic, partition, msg_offset, reason, detail, payload, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                stream,
+                letter.topic,
+                letter.partition,
+                letter.offset,
+                letter.reason,
+                letter.detail,
+                letter.payload,
+                now_ms()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Dead letters of a stream, oldest first.
+    pub fn dead_letters(&self, stream: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT topic, partition, msg_offset, reason, detail, payload FROM dead_letters WHERE stream = ?1 ORDER BY id",
+        )?;
+        let rows = statement.query_map(params![stream], |row| {
+            Ok(DeadLetter {
+                topic: row.get(0)?,
+                partition: row.get(1)?,
+                offset: row.get(2)?,
+                reason: row.get(3)?,
+                detail: row.get(4)?,
+                payload: row.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{FeatureKind, FeatureSpec, Schema};
+    use crate::window::{RecordPosition, WindowSpec, Windower};
+
+    fn checkpoint(records: usize) -> Checkpoint {
+        let schema = Schema {
+            features: vec![FeatureSpec {
+                name: "x".into(),
+                kind: FeatureKind::Numeric,
+            }],
+        };
+        let mut windower = Windower::new(WindowSpec::Records(1000), schema, 3);
+        for i in 0..records {
+            let record = serde_json::json!({"x": i}).as_object().unwrap().clone();
+            let position = RecordPosition {
+                topic: "t",
+                partition: 0,
+                offset: i as i64,
+                broker_time_ms: None,
+            };
+            windower.push(position, None, &record);
+        }
+        Checkpoint {
+            open_window: windower.snapshot(),
+            next_offsets: BTreeMap::from([("t/0".to_string(), records as i64)]),
+        }
+    }
+
+    #[test]
+    fn checkpoints_and_windows_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/driftgate.db");
+        {
+            let mut store = Store::open(&path).unwrap();
+            assert!(store.checkpoint("s").unwrap().is_none());
+            let window = StoredWindow {
+                index: 2,
+                report: serde_json::json!({"window": {"index": 2}}),
+            };
+            store.commit("s", &[window], &checkpoint(5), 10).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.checkpoint("s").unwrap(), Some(checkpoint(5)));
+        let windows = store.latest_windows("s", 10).unwrap();
+        assert_eq!(windows.len(), 1);
+        assert_eq!(windows[0].report["window"]["index"], 2);
+    }
+
+    #[test]
+    fn a_window_index_is_stored_once_and_the_checkpoint_rolls_back_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let window = StoredWindow {
+            index: 0,
+            report: serde_json::json!({}),
+        };
+        store
+            .commit("s", std::slice::from_ref(&window), &checkpoint(1), 10)
+            .unwrap();
+        assert!(store.commit("s", &[window], &checkpoint(2), 10).is_err());
+        // The failed transaction left the earlier checkpoint in place.
+        assert_eq!(store.checkpoint("s").unwrap(), Some(checkpoint(1)));
+    }
+
+    #[test]
+    fn old_windows_are_trimmed_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        for index in 0..10 {
+            let window = StoredWindow {
+                index,
+                report: serde_json::json!({ "i": index }),
+            };
+            store.commit("s", &[window], &checkpoint(0), 3).unwrap();
+        }
+        let indices: Vec<u64> = store
+            .latest_windows("s", 100)
+            .unwrap()
+            .iter()
+            .map(|w| w.index)
+            .collect();
+        assert_eq!(indices, vec![9, 8, 7]);
+    }
+
+    #[test]
+    fn dead_letters_are_kept_with_their_origin() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let letter = DeadLetter {
+            topic: "t".into(),
+            partition: 2,
+            offset: 41,
+            reason: "invalid_json".into(),
+            detail: "invalid JSON: expected value".into(),
+            payload: Some(b"{oops".to_vec()),
+        };
+        store.add_dead_letter("s", &letter).unwrap();
+        assert_eq!(store.dead_letters("s").unwrap(), vec![letter]);
+    }
+}
