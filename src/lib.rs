@@ -8,6 +8,7 @@
 //! * [`decode`]: records → typed columns by a schema; unusable values counted by reason.
 //! * [`baseline`]: training baselines: build, save, load, check.
 //! * [`window`]: tumbling windows by count or duration, checkpointable.
+//! * [`pipeline`]: one stream's message → window → report processing, without I/O.
 //! * [`drift`]: one module per statistic (KS, Wasserstein, chi-square, Jensen–Shannon, PSI,
 //!   Hellinger), all equal to scipy on the same data; decisions that scale with sample size;
 //!   the report.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod decode;
 pub mod drift;
 mod parallel;
+pub mod pipeline;
 mod rng;
 pub mod source;
 pub mod store;

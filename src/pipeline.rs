@@ -1,0 +1,228 @@
+//! One stream's processing, without I/O: message → records → window → drift report.
+//!
+//! The Kafka shell feeds messages in offset order per partition and writes what comes out to
+//! the store. Invariants:
+//! * a message below the partition's next offset was already counted (it is in a stored window
+//!   or in the checkpointed open window) and is skipped: re-reading after a crash or a lagging
+//!   Kafka commit never double-counts;
+//! * the [`Checkpoint`] taken after a message covers exactly the messages processed so far.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::StreamSettings;
+use crate::decode::{decode_payload, event_time_ms};
+use crate::drift::{self, DataInfo, DriftReport};
+use crate::store::{Checkpoint, DeadLetter, StoredWindow};
+use crate::window::{ClosedWindow, OffsetRange, RecordPosition, Windower};
+
+/// One Kafka message as the processor needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Broker timestamp, epoch milliseconds.
+    pub timestamp_ms: Option<i64>,
+    /// The payload, if any.
+    pub payload: Option<&'a [u8]>,
+}
+
+/// What processing one message produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Records decoded and windowed.
+    pub records: u64,
+    /// Windows closed by this message, with their reports.
+    pub closed: Vec<StoredWindow>,
+    /// The message, when it could not be decoded.
+    pub dead_letter: Option<DeadLetter>,
+    /// True when the message was below the checkpoint and skipped.
+    pub skipped: bool,
+}
+
+/// A window's report: the drift report plus the window's metadata.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowReport<'a> {
+    /// The stream.
+    pub stream: &'a str,
+    /// Which records the window holds.
+    pub window: WindowMeta,
+    /// The drift report, as `driftgate drift` prints it.
+    #[serde(flatten)]
+    pub report: DriftReport,
+}
+
+/// A window's metadata.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowMeta {
+    /// Index in the stream.
+    pub index: u64,
+    /// Records in it.
+    pub records: u64,
+    /// Records whose time was before the window's start.
+    pub late_records: u64,
+    /// Start, RFC 3339.
+    pub start: Option<String>,
+    /// End, RFC 3339.
+    pub end: Option<String>,
+    /// Offsets per `topic/partition`.
+    pub offsets: BTreeMap<String, OffsetRange>,
+}
+
+/// One stream's processor.
+pub struct StreamProcessor {
+    settings: StreamSettings,
+    windower: Windower,
+    next_offsets: BTreeMap<String, i64>,
+}
+
+impl StreamProcessor {
+    /// Starts fresh or from a checkpoint.
+    pub fn new(
+        settings: StreamSettings,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<StreamProcessor, crate::window::WindowError> {
+        let (windower, next_offsets) = match checkpoint {
+            Some(checkpoint) => (
+                Windower::restore(
+                    settings.window,
+                    settings.schema.clone(),
+                    checkpoint.open_window,
+                )?,
+                checkpoint.next_offsets,
+            ),
+            None => (
+                Windower::new(settings.window, settings.schema.clone(), 0),
+                BTreeMap::new(),
+            ),
+        };
+        Ok(StreamProcessor {
+            settings,
+            windower,
+            next_offsets,
+        })
+    }
+
+    /// The stream's settings.
+    pub fn settings(&self) -> &StreamSettings {
+        &self.settings
+    }
+
+    /// The next offset to read per `topic/partition`.
+    pub fn next_offsets(&self) -> &BTreeMap<String, i64> {
+        &self.next_offsets
+    }
+
+    /// Processes one message.
+    pub fn process(&mut self, message: Message<'_>) -> Outcome {
+        let key = format!("{}/{}", message.topic, message.partition);
+        if self
+            .next_offsets
+            .get(&key)
+            .is_some_and(|next| message.offset < *next)
+        {
+            return Outcome {
+                skipped: true,
+                ..Outcome::default()
+            };
+        }
+        self.next_offsets.insert(key, message.offset + 1);
+        let mut outcome = Outcome::default();
+        let records = match decode_payload(message.payload.unwrap_or_default()) {
+            Ok(records) => records,
+            Err(err) => {
+                outcome.dead_letter = Some(DeadLetter {
+                    topic: message.topic.to_string(),
+                    partition: message.partition,
+                    offset: message.offset,
+                    reason: err.reason().to_string(),
+                    detail: err.to_string(),
+                    payload: message.payload.map(<[u8]>::to_vec),
+                });
+                return outcome;
+            }
+        };
+        let position = RecordPosition {
+            topic: message.topic,
+            partition: message.partition,
+            offset: message.offset,
+            broker_time_ms: message.timestamp_ms,
+        };
+        for record in &records {
+            // An unreadable `ts` falls back to the broker timestamp; the record still counts.
+            let event_time = event_time_ms(record).ok().flatten();
+            if let Some(closed) = self.windower.push(position, event_time, record) {
+                outcome.closed.push(self.report(closed));
+            }
+        }
+        outcome.records = records.len() as u64;
+        outcome
+    }
+
+    /// Closes an idle duration window by the wall clock.
+    pub fn tick(&mut self, now_ms: i64) -> Option<StoredWindow> {
+        let grace = self.settings.grace.as_millis() as i64;
+        self.windower
+            .tick(now_ms, grace)
+            .map(|closed| self.report(closed))
+    }
+
+    /// The state covering every message processed so far.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            open_window: self.windower.snapshot(),
+            next_offsets: self.next_offsets.clone(),
+        }
+    }
+
+    fn report(&self, window: ClosedWindow) -> StoredWindow {
+        let baseline = &self.settings.baseline;
+        let reference = DataInfo {
+            source: Some(self.settings.baseline_path.display().to_string()),
+            baseline_id: Some(baseline.id.clone()),
+            records: baseline.source.records,
+            invalid_lines: baseline.source.invalid_lines,
+            unknown_fields: BTreeMap::new(),
+        };
+        let current = DataInfo {
+            source: Some(self.settings.topic.clone()),
+            baseline_id: None,
+            records: window.records,
+            invalid_lines: 0,
+            unknown_fields: window.data.unknown_fields.clone(),
+        };
+        let report = drift::compare(
+            baseline,
+            &window.data,
+            &self.settings.drift,
+            reference,
+            current,
+        );
+        let document = WindowReport {
+            stream: &self.settings.name,
+            window: WindowMeta {
+                index: window.index,
+                records: window.records,
+                late_records: window.late_records,
+                start: window.start_ms.map(rfc3339),
+                end: window.end_ms.map(rfc3339),
+                offsets: window.offsets,
+            },
+            report,
+        };
+        StoredWindow {
+            index: window.index,
+            report: serde_json::to_value(&document).expect("reports serialise"),
+        }
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(time).to_string()
+}
