@@ -23,6 +23,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service: consume the configured streams and report drift per window.
+    Run {
+        /// The service configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Compare current data with a reference (a data file or a baseline profile).
     Drift(DriftArgs),
     /// Build or inspect baseline profiles.
@@ -187,6 +193,9 @@ pub enum CliError {
     /// An invalid service configuration.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The service stopped on an error.
+    #[error(transparent)]
+    App(#[from] crate::app::AppError),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
@@ -204,6 +213,7 @@ pub enum Outcome {
 /// Runs a parsed command.
 pub fn run(cli: Cli) -> Result<Outcome, CliError> {
     match cli.command {
+        Command::Run { config } => run_service(&config),
         Command::Drift(args) => run_drift(&args),
         Command::Baseline(BaselineCommand::Build(args)) => run_build(&args),
         Command::Baseline(BaselineCommand::Show { file }) => run_show(&file),
@@ -402,6 +412,15 @@ fn run_show(path: &Path) -> Result<Outcome, CliError> {
         ));
     }
     write_stdout(&text)?;
+    Ok(Outcome::Done)
+}
+
+fn run_service(path: &Path) -> Result<Outcome, CliError> {
+    let config = crate::config::load(path)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    crate::app::install_signal_handlers(&stop, config.shutdown_timeout)
+        .map_err(CliError::Output)?;
+    crate::app::run(config, stop)?;
     Ok(Outcome::Done)
 }
 

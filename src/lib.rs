@@ -13,10 +13,12 @@
 //!   Hellinger), all equal to scipy on the same data; decisions that scale with sample size;
 //!   the report.
 //! * [`store`]: SQLite: checkpoints, window reports, dead letters.
+//! * [`app`]: the running service: consume, process, checkpoint, commit.
 //! * [`cli`]: the `driftgate` commands.
 //!
 //! The statistics and decisions are pure functions of their inputs: no clock, no I/O.
 
+pub mod app;
 pub mod baseline;
 pub mod cli;
 pub mod config;

@@ -1,6 +1,7 @@
-//! Sources of feature records. Today: files (JSONL and CSV) for `drift` and `baseline build`;
-//! the Kafka consumer joins here in the streaming stage.
+//! Sources of feature records: files (JSONL and CSV) for `drift` and `baseline build`, and the
+//! Kafka clients of the running service.
 
 mod file;
+pub mod kafka;
 
 pub use file::{read_dataset, DataFormat, ReadOptions};

@@ -1,0 +1,321 @@
+//! The running service: consume, process, checkpoint, commit.
+//!
+//! One thread polls the consumer (librdkafka's rebalance callbacks run inside `poll`, so a
+//! blocking loop is the simplest correct shell). The [`Engine`] owns the stream processors, the
+//! store and the dead-letter producer; it sits behind a mutex that the loop never holds across
+//! `poll`, so the revoke callback can lock it to checkpoint before partitions move.
+//!
+//! Delivery: a closed window's report and the checkpoint after it are one store transaction;
+//! offsets go to Kafka only after that (and after dead letters are flushed). After any crash the
+//! store's `next_offsets` let the processors skip what they already counted.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::config::ServiceConfig;
+use crate::pipeline::{Message, StreamProcessor};
+use crate::source::kafka;
+use crate::store::{Store, StoreError};
+
+/// Why the service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The store failed: without it nothing can be made durable, so the service stops.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A Kafka client could not be created or subscribed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// A checkpoint does not match the configuration (e.g. a feature changed kind).
+    #[error("stream {stream}: {source}")]
+    Checkpoint {
+        /// The stream.
+        stream: String,
+        /// What does not match.
+        source: crate::window::WindowError,
+    },
+}
+
+/// Processors, store and dead-letter producer.
+pub struct Engine {
+    store: Store,
+    processors: Vec<StreamProcessor>,
+    by_topic: HashMap<String, usize>,
+    dead_letters: Option<BaseProducer>,
+    keep_windows: u64,
+}
+
+impl Engine {
+    fn handle(&mut self, message: Message<'_>) -> Result<bool, AppError> {
+        let Some(&index) = self.by_topic.get(message.topic) else {
+            return Ok(false);
+        };
+        let processor = &mut self.processors[index];
+        let outcome = processor.process(message);
+        let stream = processor.settings().name.clone();
+        if let Some(letter) = &outcome.dead_letter {
+            tracing::warn!(stream = %stream, reason = %letter.reason, topic = %letter.topic,
+                partition = letter.partition, offset = letter.offset, "dead letter");
+            match (&processor.settings().dead_letter_topic, &self.dead_letters) {
+                (Some(topic), Some(producer)) => {
+                    if let Err(err) = kafka::send_dead_letter(producer, topic, letter) {
+                        tracing::error!(stream = %stream, error = %err, "dead-letter topic unavailable, keeping it in the store");
+                        self.store.add_dead_letter(&stream, letter)?;
+                    }
+                }
+                _ => self.store.add_dead_letter(&stream, letter)?,
+            }
+        }
+        if outcome.closed.is_empty() {
+            return Ok(false);
+        }
+        for window in &outcome.closed {
+            tracing::info!(stream = %stream, window = window.index,
+                drifted = %window.report["dataset"]["drifted"],
+                detected = %window.report["dataset"]["detected"], "window closed");
+        }
+        let checkpoint = processor.checkpoint();
+        self.flush_dead_letters();
+        self.store
+            .commit(&stream, &outcome.closed, &checkpoint, self.keep_windows)?;
+        Ok(true)
+    }
+
+    fn tick(&mut self, now_ms: i64) -> Result<bool, AppError> {
+        let mut closed_any = false;
+        for processor in &mut self.processors {
+            if let Some(window) = processor.tick(now_ms) {
+                let stream = processor.settings().name.clone();
+                self.store.commit(
+                    &stream,
+                    &[window],
+                    &processor.checkpoint(),
+                    self.keep_windows,
+                )?;
+                closed_any = true;
+            }
+        }
+        Ok(closed_any)
+    }
+
+    /// Checkpoints every stream and returns the offsets that may now be committed.
+    fn checkpoint(&mut self) -> Result<TopicPartitionList, AppError> {
+        self.flush_dead_letters();
+        for processor in &self.processors {
+            let stream = processor.settings().name.clone();
+            self.store
+                .commit(&stream, &[], &processor.checkpoint(), self.keep_windows)?;
+        }
+        Ok(self.committable())
+    }
+
+    fn committable(&self) -> TopicPartitionList {
+        let mut list = TopicPartitionList::new();
+        for processor in &self.processors {
+            for (key, next) in processor.next_offsets() {
+                if let Some((topic, partition)) = key.rsplit_once('/') {
+                    if let Ok(partition) = partition.parse::<i32>() {
+                        let _ = list.add_partition_offset(topic, partition, Offset::Offset(*next));
+                    }
+                }
+            }
+        }
+        list
+    }
+
+    fn flush_dead_letters(&self) {
+        if let Some(producer) = &self.dead_letters {
+            if let Err(err) = producer.flush(Duration::from_secs(10)) {
+                tracing::error!(error = %err, "dead letters not confirmed by the broker");
+            }
+        }
+    }
+}
+
+/// The consumer's context: checkpoints before partitions are revoked.
+struct Context {
+    engine: Arc<Mutex<Engine>>,
+}
+
+impl ClientContext for Context {}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(
+                    partitions = partitions.count(),
+                    "partitions revoked, checkpointing"
+                );
+                let offsets = lock(&self.engine).checkpoint();
+                match offsets {
+                    Ok(offsets) if offsets.count() > 0 => {
+                        if let Err(err) = consumer.commit(&offsets, CommitMode::Sync) {
+                            tracing::warn!(error = %err, "offset commit on revoke failed; the checkpoint still holds them");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::error!(error = %err, "checkpoint on revoke failed"),
+                }
+            }
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = partitions.count(), "partitions assigned");
+            }
+            Rebalance::Error(err) => tracing::warn!(error = %err, "rebalance error"),
+        }
+    }
+}
+
+fn lock(engine: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
+    // A panic while holding the lock is a bug that already stopped processing; the state is
+    // still the last consistent one the store holds.
+    engine
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs the service until `stop` is set, then checkpoints, commits and returns.
+pub fn run(config: ServiceConfig, stop: Arc<AtomicBool>) -> Result<(), AppError> {
+    // `embedded`: an in-process Kafka-protocol cluster, for trying driftgate with nothing
+    // installed. Not durable: it lives and dies with this process.
+    let embedded = match &config.bootstrap_servers {
+        Some(_) => None,
+        None => {
+            let cluster = rdkafka::mocking::MockCluster::new(1)?;
+            for stream in &config.streams {
+                cluster.create_topic(&stream.topic, 3, 1)?;
+                if let Some(dlq) = &stream.dead_letter_topic {
+                    cluster.create_topic(dlq, 1, 1)?;
+                }
+            }
+            tracing::warn!(bootstrap = %cluster.bootstrap_servers(), "embedded broker: in-process and not durable");
+            Some(cluster)
+        }
+    };
+    let servers = match (&config.bootstrap_servers, &embedded) {
+        (Some(servers), _) => servers.clone(),
+        (None, Some(cluster)) => cluster.bootstrap_servers(),
+        (None, None) => unreachable!("embedded is set when no servers are"),
+    };
+
+    let store = Store::open(&config.store_path)?;
+    let mut processors = Vec::new();
+    let mut by_topic = HashMap::new();
+    for stream in &config.streams {
+        let checkpoint = store.checkpoint(&stream.name)?;
+        if let Some(checkpoint) = &checkpoint {
+            tracing::info!(stream = %stream.name, window = checkpoint.open_window.index,
+                records = checkpoint.open_window.records, "resuming from checkpoint");
+        }
+        let processor = StreamProcessor::new(stream.clone(), checkpoint).map_err(|source| {
+            AppError::Checkpoint {
+                stream: stream.name.clone(),
+                source,
+            }
+        })?;
+        by_topic.insert(stream.topic.clone(), processors.len());
+        processors.push(processor);
+    }
+    let dead_letters = if config.streams.iter().any(|s| s.dead_letter_topic.is_some()) {
+        Some(kafka::client_config(&servers, &config.kafka_properties).create::<BaseProducer>()?)
+    } else {
+        None
+    };
+    let engine = Arc::new(Mutex::new(Engine {
+        store,
+        processors,
+        by_topic,
+        dead_letters,
+        keep_windows: config.keep_windows,
+    }));
+    let consumer: BaseConsumer<Context> =
+        kafka::consumer_config(&servers, &config.group_id, &config.kafka_properties)
+            .create_with_context(Context {
+                engine: Arc::clone(&engine),
+            })?;
+    let topics: Vec<&str> = config.streams.iter().map(|s| s.topic.as_str()).collect();
+    consumer.subscribe(&topics)?;
+    tracing::info!(topics = ?topics, group = %config.group_id, "consuming");
+
+    let mut last_checkpoint = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        let mut commit_now = false;
+        if let Some(result) = consumer.poll(Duration::from_millis(100)) {
+            match result {
+                Ok(message) => {
+                    let view = Message {
+                        topic: message.topic(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        timestamp_ms: message.timestamp().to_millis(),
+                        payload: message.payload(),
+                    };
+                    commit_now |= lock(&engine).handle(view)?;
+                }
+                Err(err) => tracing::warn!(error = %err, "consumer error"),
+            }
+        }
+        commit_now |= lock(&engine).tick(now_ms())?;
+        if commit_now {
+            commit(&consumer, &lock(&engine).committable(), CommitMode::Async);
+        }
+        if last_checkpoint.elapsed() >= config.checkpoint_interval {
+            let offsets = lock(&engine).checkpoint()?;
+            commit(&consumer, &offsets, CommitMode::Async);
+            last_checkpoint = Instant::now();
+        }
+    }
+
+    tracing::info!("stopping: final checkpoint");
+    let offsets = lock(&engine).checkpoint()?;
+    commit(&consumer, &offsets, CommitMode::Sync);
+    drop(consumer);
+    drop(embedded);
+    Ok(())
+}
+
+fn commit(consumer: &BaseConsumer<Context>, offsets: &TopicPartitionList, mode: CommitMode) {
+    if offsets.count() == 0 {
+        return;
+    }
+    if let Err(err) = consumer.commit(offsets, mode) {
+        // Not fatal: the store's checkpoint is the truth and the processors skip re-reads.
+        tracing::warn!(error = %err, "offset commit failed");
+    }
+}
+
+/// Sets `stop` on SIGTERM or SIGINT; a second signal exits at once (status 130), and the
+/// process exits anyway `timeout` after the first if the final checkpoint hangs.
+pub fn install_signal_handlers(stop: &Arc<AtomicBool>, timeout: Duration) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for signal in [SIGTERM, SIGINT] {
+        // Order matters: the conditional exit sees the flag set by a previous signal.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(stop))?;
+        signal_hook::flag::register(signal, Arc::clone(stop))?;
+    }
+    let watched = Arc::clone(stop);
+    std::thread::Builder::new()
+        .name("shutdown-watchdog".into())
+        .spawn(move || {
+            while !watched.load(Ordering::SeqCst) {
+                std::thread::park_timeout(Duration::from_millis(100));
+            }
+            std::thread::sleep(timeout);
+            tracing::error!(timeout = ?timeout, "shutdown timed out; exiting");
+            std::process::exit(1);
+        })?;
+    Ok(())
+}
