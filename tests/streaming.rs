@@ -15,6 +15,8 @@ use driftgate::SplitMix64;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const RECORDS_PER_MESSAGE: usize = 100;
@@ -57,14 +59,32 @@ fn country(rng: &mut SplitMix64) -> &'static str {
 
 /// A test's files: baseline, configuration, store.
 struct Setup {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     config: PathBuf,
     store: PathBuf,
     topic: String,
+    dead_letter_topic: Option<String>,
     broker: String,
 }
 
+fn create_topic(broker: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .create()
+        .unwrap();
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results =
+        futures_executor::block_on(admin.create_topics([&new_topic], &AdminOptions::new()));
+    for result in results.expect("create_topics answered") {
+        result.expect("topic created");
+    }
+}
+
 fn setup(broker: String, partitions: i32) -> Setup {
+    setup_with(broker, partitions, false)
+}
+
+fn setup_with(broker: String, partitions: i32, with_dead_letter_topic: bool) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let schema = Schema {
         features: vec![
@@ -91,16 +111,16 @@ fn setup(broker: String, partitions: i32) -> Setup {
         .unwrap();
 
     let topic = unique("features");
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &broker)
-        .create()
-        .unwrap();
-    let new_topic = NewTopic::new(&topic, partitions, TopicReplication::Fixed(1));
-    let results =
-        futures_executor::block_on(admin.create_topics([&new_topic], &AdminOptions::new()));
-    for result in results.expect("create_topics answered") {
-        result.expect("topic created");
-    }
+    create_topic(&broker, &topic, partitions);
+    let dead_letter_topic = with_dead_letter_topic.then(|| {
+        let name = unique("dlq");
+        create_topic(&broker, &name, 1);
+        name
+    });
+    let dead_letter_line = dead_letter_topic
+        .as_ref()
+        .map(|t| format!("dead_letter_topic = \"{t}\""))
+        .unwrap_or_default();
 
     let store = dir.path().join("var/driftgate.db");
     let config = dir.path().join("driftgate.toml");
@@ -126,6 +146,7 @@ name = "payments"
 topic = "{topic}"
 baseline = "{baseline}"
 window = {{ records = {WINDOW_RECORDS} }}
+{dead_letter_line}
 features = [
   {{ name = "amount", kind = "numeric" }},
   {{ name = "country", kind = "categorical" }},
@@ -140,10 +161,11 @@ drift = {{ alpha = 0.001 }}
     )
     .unwrap();
     Setup {
-        _dir: dir,
+        dir,
         config,
         store,
         topic,
+        dead_letter_topic,
         broker,
     }
 }
@@ -330,4 +352,144 @@ fn a_sigkill_mid_stream_loses_and_repeats_nothing() {
     let letters = store.dead_letters("payments").unwrap();
     assert_eq!(letters.len(), 1, "the bad message is kept once");
     assert_eq!(letters[0].reason, "invalid_json");
+}
+
+#[test]
+fn undecodable_messages_go_to_the_dead_letter_topic_with_their_origin() {
+    let Some(broker) = broker() else { return };
+    let setup = setup_with(broker, 1, true);
+    produce(&setup, 0, 4, usize::MAX, Some(2));
+    let mut child = start(&setup);
+    wait_for(&setup.store, &mut child, "one window", |s| {
+        s.latest_windows("payments", 10).unwrap().len() == 1
+    });
+    assert!(terminate(&mut child).success());
+    let store = Store::open(&setup.store).unwrap();
+    assert!(
+        store.dead_letters("payments").unwrap().is_empty(),
+        "sent to the topic instead"
+    );
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &setup.broker)
+        .set("group.id", unique("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    let dlq = setup.dead_letter_topic.as_deref().unwrap();
+    consumer.subscribe(&[dlq]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let message = loop {
+        assert!(Instant::now() < deadline, "no dead letter arrived");
+        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
+            break result.expect("dead letter readable").detach();
+        }
+    };
+    assert_eq!(message.payload(), Some(&b"{not json"[..]));
+    let headers: std::collections::HashMap<String, String> = message
+        .headers()
+        .expect("headers")
+        .iter()
+        .map(|h| {
+            (
+                h.key.to_string(),
+                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(headers["driftgate.reason"], "invalid_json");
+    assert_eq!(headers["driftgate.source.topic"], setup.topic);
+    assert_eq!(headers["driftgate.source.partition"], "0");
+    assert_eq!(headers["driftgate.source.offset"], "2");
+    assert!(headers["driftgate.error"].contains("invalid JSON"));
+}
+
+/// Records counted by an instance: closed windows plus its open window.
+fn counted(store: &Store) -> u64 {
+    let closed: u64 = store
+        .latest_windows("payments", 1000)
+        .unwrap()
+        .iter()
+        .map(|w| w.report["window"]["records"].as_u64().unwrap())
+        .sum();
+    closed
+        + store
+            .checkpoint("payments")
+            .unwrap()
+            .map_or(0, |c| c.open_window.records)
+}
+
+#[test]
+fn two_instances_in_one_group_split_the_partitions_and_count_every_record_once() {
+    let Some(broker) = broker() else { return };
+    let first = setup(broker, 4);
+    // The second instance: same group, topic and baseline; its own store.
+    let second_store = first.dir.path().join("var/second.db");
+    let second_config = first.dir.path().join("second.toml");
+    let text = std::fs::read_to_string(&first.config).unwrap();
+    std::fs::write(
+        &second_config,
+        text.replace("var/driftgate.db", "var/second.db"),
+    )
+    .unwrap();
+
+    produce(&first, 0, 20, usize::MAX, None);
+    let mut a = start(&first);
+    wait_for(
+        &first.store,
+        &mut a,
+        "the first instance to count records",
+        |s| counted(s) > 0,
+    );
+    let mut b = Command::new(env!("CARGO_BIN_EXE_driftgate"))
+        .args(["run", "--config"])
+        .arg(&second_config)
+        .env("DRIFTGATE_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The signal that the group rebalanced: the second instance logs its assignment.
+    let (assigned_tx, assigned_rx) = std::sync::mpsc::channel();
+    let stderr = b.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            eprintln!("[second] {line}");
+            if line.contains("partitions assigned") && !line.contains("partitions=0") {
+                let _ = assigned_tx.send(());
+            }
+        }
+    });
+    assigned_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the second instance was assigned partitions");
+    produce(&first, 20, 20, usize::MAX, None);
+    let total = 40 * RECORDS_PER_MESSAGE as u64;
+    // Wait until both instances together have counted every record (more would be a double
+    // count, and is caught below).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let sum = Store::open(&first.store).map_or(0, |s| counted(&s))
+            + Store::open(&second_store).map_or(0, |s| counted(&s));
+        if sum >= total {
+            break;
+        }
+        assert!(Instant::now() < deadline, "counted {sum} of {total}");
+        assert!(a.try_wait().unwrap().is_none() && b.try_wait().unwrap().is_none());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(terminate(&mut b).success());
+    assert!(terminate(&mut a).success());
+    let a_count = counted(&Store::open(&first.store).unwrap());
+    let b_count = counted(&Store::open(&second_store).unwrap());
+    assert_eq!(
+        a_count + b_count,
+        total,
+        "every record exactly once: {a_count} + {b_count}"
+    );
+    assert!(b_count > 0, "the second instance got partitions");
 }
