@@ -19,6 +19,7 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::api::{ApiState, Metrics, StreamInfo};
 use crate::config::ServiceConfig;
 use crate::pipeline::{Message, StreamProcessor};
 use crate::source::kafka;
@@ -33,6 +34,9 @@ pub enum AppError {
     /// A Kafka client could not be created or subscribed.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// The API could not listen.
+    #[error("api: {0}")]
+    Api(std::io::Error),
     /// A checkpoint does not match the configuration (e.g. a feature changed kind).
     #[error("stream {stream}: {source}")]
     Checkpoint {
@@ -50,6 +54,7 @@ pub struct Engine {
     by_topic: HashMap<String, usize>,
     dead_letters: Option<BaseProducer>,
     keep_windows: u64,
+    metrics: Arc<Metrics>,
 }
 
 impl Engine {
@@ -60,7 +65,9 @@ impl Engine {
         let processor = &mut self.processors[index];
         let outcome = processor.process(message);
         let stream = processor.settings().name.clone();
+        self.metrics.records(&stream, outcome.records);
         if let Some(letter) = &outcome.dead_letter {
+            self.metrics.dead_letter(&stream, &letter.reason);
             tracing::warn!(stream = %stream, reason = %letter.reason, topic = %letter.topic,
                 partition = letter.partition, offset = letter.offset, "dead letter");
             match (&processor.settings().dead_letter_topic, &self.dead_letters) {
@@ -77,6 +84,7 @@ impl Engine {
             return Ok(false);
         }
         for window in &outcome.closed {
+            self.metrics.window(&stream, &window.report);
             tracing::info!(stream = %stream, window = window.index,
                 drifted = %window.report["dataset"]["drifted"],
                 detected = %window.report["dataset"]["detected"], "window closed");
@@ -93,6 +101,7 @@ impl Engine {
         for processor in &mut self.processors {
             if let Some(window) = processor.tick(now_ms) {
                 let stream = processor.settings().name.clone();
+                self.metrics.window(&stream, &window.report);
                 self.store.commit(
                     &stream,
                     &[window],
@@ -130,6 +139,32 @@ impl Engine {
         list
     }
 
+    /// Lag per partition from librdkafka's statistics: its high watermark minus the next offset
+    /// this instance will process.
+    fn update_lag(&self, statistics: &rdkafka::statistics::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            let Some(&index) = self.by_topic.get(topic) else {
+                continue;
+            };
+            let processor = &self.processors[index];
+            for (&partition, partition_stats) in &stats.partitions {
+                // librdkafka reports an internal "unassigned" partition as -1.
+                if partition < 0 || partition_stats.hi_offset < 0 {
+                    continue;
+                }
+                let key = format!("{topic}/{partition}");
+                let Some(&next) = processor.next_offsets().get(&key) else {
+                    continue;
+                };
+                self.metrics.lag(
+                    &processor.settings().name,
+                    partition,
+                    partition_stats.hi_offset - next,
+                );
+            }
+        }
+    }
+
     fn flush_dead_letters(&self) {
         if let Some(producer) = &self.dead_letters {
             if let Err(err) = producer.flush(Duration::from_secs(10)) {
@@ -142,9 +177,14 @@ impl Engine {
 /// The consumer's context: checkpoints before partitions are revoked.
 struct Context {
     engine: Arc<Mutex<Engine>>,
+    ready: Arc<AtomicBool>,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    fn stats(&self, statistics: rdkafka::statistics::Statistics) {
+        lock(&self.engine).update_lag(&statistics);
+    }
+}
 
 impl ConsumerContext for Context {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -167,6 +207,10 @@ impl ConsumerContext for Context {
             }
             Rebalance::Assign(partitions) => {
                 tracing::info!(partitions = partitions.count(), "partitions assigned");
+                // Baselines were loaded before the consumer started; an assignment (even an
+                // empty one, when there are more instances than partitions) means the group
+                // has taken this instance in.
+                self.ready.store(true, Ordering::SeqCst);
             }
             Rebalance::Error(err) => tracing::warn!(error = %err, "rebalance error"),
         }
@@ -234,17 +278,33 @@ pub fn run(config: ServiceConfig, stop: Arc<AtomicBool>) -> Result<(), AppError>
     } else {
         None
     };
+    let metrics = Arc::new(Metrics::default());
+    for stream in &config.streams {
+        metrics.register_stream(&stream.name);
+    }
+    let ready = Arc::new(AtomicBool::new(false));
+    let api = ApiState {
+        metrics: Arc::clone(&metrics),
+        ready: Arc::clone(&ready),
+        store_path: config.store_path.clone(),
+        streams: Arc::new(config.streams.iter().map(stream_info).collect()),
+    };
+    let (address, api_thread) =
+        crate::api::spawn(config.api_listen, api, Arc::clone(&stop)).map_err(AppError::Api)?;
+    tracing::info!(address = %address, "api listening");
     let engine = Arc::new(Mutex::new(Engine {
         store,
         processors,
         by_topic,
         dead_letters,
         keep_windows: config.keep_windows,
+        metrics,
     }));
     let consumer: BaseConsumer<Context> =
         kafka::consumer_config(&servers, &config.group_id, &config.kafka_properties)
             .create_with_context(Context {
                 engine: Arc::clone(&engine),
+                ready,
             })?;
     let topics: Vec<&str> = config.streams.iter().map(|s| s.topic.as_str()).collect();
     consumer.subscribe(&topics)?;
@@ -284,7 +344,28 @@ pub fn run(config: ServiceConfig, stop: Arc<AtomicBool>) -> Result<(), AppError>
     commit(&consumer, &offsets, CommitMode::Sync);
     drop(consumer);
     drop(embedded);
+    let _ = api_thread.join();
     Ok(())
+}
+
+fn stream_info(stream: &crate::config::StreamSettings) -> StreamInfo {
+    StreamInfo {
+        name: stream.name.clone(),
+        topic: stream.topic.clone(),
+        window: match stream.window {
+            crate::window::WindowSpec::Records(n) => format!("{n} records"),
+            crate::window::WindowSpec::DurationMs(ms) => {
+                humantime::format_duration(Duration::from_millis(ms)).to_string()
+            }
+        },
+        baseline_id: stream.baseline.id.clone(),
+        features: stream
+            .schema
+            .features
+            .iter()
+            .map(|f| f.name.clone())
+            .collect(),
+    }
 }
 
 fn commit(consumer: &BaseConsumer<Context>, offsets: &TopicPartitionList, mode: CommitMode) {

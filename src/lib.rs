@@ -13,11 +13,13 @@
 //!   Hellinger), all equal to scipy on the same data; decisions that scale with sample size;
 //!   the report.
 //! * [`store`]: SQLite: checkpoints, window reports, dead letters.
+//! * [`api`]: HTTP API and Prometheus metrics.
 //! * [`app`]: the running service: consume, process, checkpoint, commit.
 //! * [`cli`]: the `driftgate` commands.
 //!
 //! The statistics and decisions are pure functions of their inputs: no clock, no I/O.
 
+pub mod api;
 pub mod app;
 pub mod baseline;
 pub mod cli;

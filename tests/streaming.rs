@@ -60,6 +60,7 @@ fn country(rng: &mut SplitMix64) -> &'static str {
 /// A test's files: baseline, configuration, store.
 struct Setup {
     dir: tempfile::TempDir,
+    api: String,
     config: PathBuf,
     store: PathBuf,
     topic: String,
@@ -124,6 +125,7 @@ fn setup_with(broker: String, partitions: i32, with_dead_letter_topic: bool) -> 
 
     let store = dir.path().join("var/driftgate.db");
     let config = dir.path().join("driftgate.toml");
+    let api = free_address();
     std::fs::write(
         &config,
         format!(
@@ -133,13 +135,14 @@ bootstrap_servers = "{broker}"
 group_id = "{group}"
 [kafka.properties]
 "session.timeout.ms" = "6000"
+"statistics.interval.ms" = "300"
 
 [store]
 path = "{store}"
 checkpoint_interval = "200ms"
 
 [api]
-listen = "127.0.0.1:0"
+listen = "{api}"
 
 [[streams]]
 name = "payments"
@@ -162,6 +165,7 @@ drift = {{ alpha = 0.001 }}
     .unwrap();
     Setup {
         dir,
+        api,
         config,
         store,
         topic,
@@ -215,21 +219,60 @@ fn send(producer: &BaseProducer, topic: &str, payload: Vec<u8>) {
     }
 }
 
-fn start(setup: &Setup) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_driftgate"))
+/// A running service that is killed if the test fails before stopping it, so a failing test
+/// never leaves a process behind.
+struct Service(Child);
+
+impl std::ops::Deref for Service {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Service {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn start(setup: &Setup) -> Service {
+    start_with(&setup.config, false)
+}
+
+fn start_with(config: &Path, pipe_stderr: bool) -> Service {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_driftgate"));
+    command
         .args(["run", "--config"])
-        .arg(&setup.config)
-        .env("DRIFTGATE_LOG", "info")
-        .spawn()
-        .expect("driftgate starts")
+        .arg(config)
+        .env("DRIFTGATE_LOG", "info");
+    if pipe_stderr {
+        command.stderr(std::process::Stdio::piped());
+    }
+    Service(command.spawn().expect("driftgate starts"))
+}
+
+fn free_address() -> String {
+    // Bind, read the port, release it for the service.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
 }
 
 /// Waits (bounded) until the store satisfies `done`, checking the child is still alive.
-fn wait_for(store: &Path, child: &mut Child, what: &str, done: impl Fn(&Store) -> bool) {
+fn wait_for(store: &Path, child: &mut Service, what: &str, done: impl Fn(&Store) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if store.exists() {
-            if let Ok(opened) = Store::open(store) {
+            if let Ok(opened) = Store::open_read_only(store) {
                 if done(&opened) {
                     return;
                 }
@@ -244,7 +287,7 @@ fn wait_for(store: &Path, child: &mut Child, what: &str, done: impl Fn(&Store) -
 }
 
 fn windows(store: &Path) -> Vec<serde_json::Value> {
-    let mut windows: Vec<_> = Store::open(store)
+    let mut windows: Vec<_> = Store::open_read_only(store)
         .unwrap()
         .latest_windows("payments", 1000)
         .unwrap()
@@ -255,7 +298,7 @@ fn windows(store: &Path) -> Vec<serde_json::Value> {
     windows
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+fn terminate(child: &mut Service) -> std::process::ExitStatus {
     let pid = child.id() as libc::pid_t;
     // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
     let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -273,6 +316,7 @@ fn windows_on_tansu_flag_exactly_the_shifted_windows_and_features() {
     wait_for(&setup.store, &mut child, "6 windows", |s| {
         s.latest_windows("payments", 10).unwrap().len() >= 6
     });
+    check_api(&setup, &mut child);
     let status = terminate(&mut child);
     assert!(status.success(), "SIGTERM exits 0, got {status}");
 
@@ -339,7 +383,7 @@ fn a_sigkill_mid_stream_loses_and_repeats_nothing() {
         .map(|w| w["window"]["records"].as_u64().unwrap())
         .sum();
     assert_eq!(total, 2400, "every record counted exactly once");
-    let store = Store::open(&setup.store).unwrap();
+    let store = Store::open_read_only(&setup.store).unwrap();
     assert_eq!(
         store
             .checkpoint("payments")
@@ -364,7 +408,7 @@ fn undecodable_messages_go_to_the_dead_letter_topic_with_their_origin() {
         s.latest_windows("payments", 10).unwrap().len() == 1
     });
     assert!(terminate(&mut child).success());
-    let store = Store::open(&setup.store).unwrap();
+    let store = Store::open_read_only(&setup.store).unwrap();
     assert!(
         store.dead_letters("payments").unwrap().is_empty(),
         "sent to the topic instead"
@@ -429,7 +473,8 @@ fn two_instances_in_one_group_split_the_partitions_and_count_every_record_once()
     let text = std::fs::read_to_string(&first.config).unwrap();
     std::fs::write(
         &second_config,
-        text.replace("var/driftgate.db", "var/second.db"),
+        text.replace("var/driftgate.db", "var/second.db")
+            .replace(&first.api, &free_address()),
     )
     .unwrap();
 
@@ -441,17 +486,10 @@ fn two_instances_in_one_group_split_the_partitions_and_count_every_record_once()
         "the first instance to count records",
         |s| counted(s) > 0,
     );
-    let mut b = Command::new(env!("CARGO_BIN_EXE_driftgate"))
-        .args(["run", "--config"])
-        .arg(&second_config)
-        .env("DRIFTGATE_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut b = start_with(&second_config, true);
     // The signal that the group rebalanced: the second instance logs its assignment.
     let (assigned_tx, assigned_rx) = std::sync::mpsc::channel();
-    let stderr = b.stderr.take().unwrap();
+    let stderr = b.0.stderr.take().unwrap();
     std::thread::spawn(move || {
         use std::io::BufRead;
         for line in std::io::BufReader::new(stderr)
@@ -473,8 +511,8 @@ fn two_instances_in_one_group_split_the_partitions_and_count_every_record_once()
     // count, and is caught below).
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let sum = Store::open(&first.store).map_or(0, |s| counted(&s))
-            + Store::open(&second_store).map_or(0, |s| counted(&s));
+        let sum = Store::open_read_only(&first.store).map_or(0, |s| counted(&s))
+            + Store::open_read_only(&second_store).map_or(0, |s| counted(&s));
         if sum >= total {
             break;
         }
@@ -484,12 +522,84 @@ fn two_instances_in_one_group_split_the_partitions_and_count_every_record_once()
     }
     assert!(terminate(&mut b).success());
     assert!(terminate(&mut a).success());
-    let a_count = counted(&Store::open(&first.store).unwrap());
-    let b_count = counted(&Store::open(&second_store).unwrap());
+    let a_count = counted(&Store::open_read_only(&first.store).unwrap());
+    let b_count = counted(&Store::open_read_only(&second_store).unwrap());
     assert_eq!(
         a_count + b_count,
         total,
         "every record exactly once: {a_count} + {b_count}"
     );
     assert!(b_count > 0, "the second instance got partitions");
+}
+
+/// A minimal HTTP/1.1 GET: (status, body).
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("api reachable");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+fn check_api(setup: &Setup, child: &mut Service) {
+    let api = setup.api.as_str();
+    assert_eq!(http_get(api, "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(http_get(api, "/readyz").0, 200);
+
+    // Lag comes from librdkafka statistics; wait (bounded) for the first report of it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let (status, body) = http_get(api, "/metrics");
+        assert_eq!(status, 200);
+        if body.contains("driftgate_consumer_lag{stream=\"payments\",partition=\"0\"} 0") {
+            break body;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "service exited");
+        assert!(Instant::now() < deadline, "no consumer lag metric:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for line in [
+        "driftgate_records_total{stream=\"payments\"} 2400",
+        "driftgate_windows_total{stream=\"payments\"} 6",
+        "driftgate_feature_drift_score{stream=\"payments\",feature=\"amount\"}",
+        "driftgate_dataset_drift{stream=\"payments\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+
+    let (status, body) = http_get(api, "/api/v1/streams");
+    assert_eq!(status, 200);
+    let streams: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(streams["streams"][0]["name"], "payments");
+    assert_eq!(streams["streams"][0]["records"], 2400);
+    assert_eq!(streams["streams"][0]["window"], "400 records");
+
+    let (status, body) = http_get(api, "/api/v1/streams/payments/windows?limit=2");
+    assert_eq!(status, 200);
+    let windows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let indices: Vec<u64> = windows["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["window"]["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indices, vec![5, 4], "newest first");
+    assert_eq!(http_get(api, "/api/v1/streams/nope/windows").0, 404);
 }

@@ -119,6 +119,20 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// Opens an existing store for reading only (the API's view while the service writes).
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Store { conn })
+    }
+
     /// A stream's last checkpoint.
     pub fn checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, StoreError> {
         let state: Option<String> = self

@@ -1,0 +1,186 @@
+//! The HTTP API: health, readiness, Prometheus metrics and the window reports.
+//!
+//! It runs on its own small tokio runtime thread, so a slow client never touches the consumer
+//! loop. Window reports are read from the store through a read-only SQLite connection (the
+//! store's WAL journal lets readers and the writer work at once).
+
+mod metrics;
+
+pub use metrics::Metrics;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+/// What the API shows about a stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamInfo {
+    /// Name.
+    pub name: String,
+    /// Topic.
+    pub topic: String,
+    /// Window rule, e.g. "2000 records" or "5m".
+    pub window: String,
+    /// Baseline id.
+    pub baseline_id: String,
+    /// Monitored features.
+    pub features: Vec<String>,
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Service metrics.
+    pub metrics: Arc<Metrics>,
+    /// Set once partitions are assigned (baselines are loaded before the service starts).
+    pub ready: Arc<AtomicBool>,
+    /// The store file, opened read-only per request.
+    pub store_path: PathBuf,
+    /// The configured streams.
+    pub streams: Arc<Vec<StreamInfo>>,
+}
+
+/// The routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/api/v1/streams", get(streams))
+        .route("/api/v1/streams/{name}/windows", get(windows))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<ApiState>) -> Response {
+    if state.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: waiting for a partition assignment\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics_text(State(state): State<ApiState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct StreamView<'a> {
+    #[serde(flatten)]
+    info: &'a StreamInfo,
+    records: u64,
+    windows: u64,
+}
+
+async fn streams(State(state): State<ApiState>) -> Json<serde_json::Value> {
+    let views: Vec<StreamView<'_>> = state
+        .streams
+        .iter()
+        .map(|info| StreamView {
+            info,
+            records: state.metrics.records_of(&info.name),
+            windows: state.metrics.windows_of(&info.name),
+        })
+        .collect();
+    Json(serde_json::json!({ "streams": views }))
+}
+
+#[derive(Deserialize)]
+struct WindowsQuery {
+    limit: Option<u64>,
+}
+
+/// Reports returned when no `limit` is given.
+const DEFAULT_WINDOW_LIMIT: u64 = 20;
+/// The most reports one request may ask for.
+const MAX_WINDOW_LIMIT: u64 = 1000;
+
+async fn windows(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    Query(query): Query<WindowsQuery>,
+) -> Response {
+    if !state.streams.iter().any(|s| s.name == name) {
+        let body = serde_json::json!({ "error": format!("no stream named `{name}`") });
+        return (StatusCode::NOT_FOUND, Json(body)).into_response();
+    }
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_WINDOW_LIMIT)
+        .clamp(1, MAX_WINDOW_LIMIT);
+    let path = state.store_path.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        crate::store::Store::open_read_only(&path)?.latest_windows(&name, limit)
+    })
+    .await;
+    match result {
+        Ok(Ok(windows)) => {
+            let reports: Vec<serde_json::Value> = windows.into_iter().map(|w| w.report).collect();
+            Json(serde_json::json!({ "windows": reports })).into_response()
+        }
+        Ok(Err(err)) => {
+            let body = serde_json::json!({ "error": err.to_string() });
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Binds `listen` and serves the API on a background thread until `stop` is set. Returns the
+/// bound address (useful with port 0).
+pub fn spawn(
+    listen: SocketAddr,
+    state: ApiState,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = std::thread::Builder::new()
+        .name("api".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(err) => {
+                        tracing::error!(error = %err, "api listener unusable");
+                        return;
+                    }
+                };
+                let shutdown = async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                };
+                if let Err(err) = axum::serve(listener, router(state))
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!(error = %err, "api server failed");
+                }
+            });
+        })?;
+    Ok((address, handle))
+}
