@@ -121,7 +121,8 @@ impl Column {
             Column::Categorical(col) => match cell {
                 Cell::Missing => col.quality.missing += 1,
                 Cell::Number { value, .. } if value.is_nan() => col.quality.nan += 1,
-                Cell::Number { text, .. } | Cell::Text(text) => add_label(col, text),
+                Cell::Number { text, .. } => text.with_str(|text| add_label(col, text)),
+                Cell::Text(text) => add_label(col, text),
                 Cell::Bool(true) => add_label(col, "true"),
                 Cell::Bool(false) => add_label(col, "false"),
                 Cell::Nested => col.quality.invalid += 1,
@@ -207,12 +208,11 @@ impl Dataset {
     pub fn push_json_record(&mut self, record: &Map<String, Value>) {
         self.records += 1;
         let mut seen = vec![false; self.columns.len()];
-        let mut scratch = String::new();
         for (name, value) in record_features(record) {
             match self.index.get(name) {
                 Some(&i) => {
                     seen[i] = true;
-                    self.columns[i].push(Cell::from_json(value, &mut scratch));
+                    self.columns[i].push(Cell::from_json(value));
                 }
                 None => *self.unknown_fields.entry(name.to_string()).or_insert(0) += 1,
             }

@@ -12,7 +12,7 @@ mod schema;
 
 pub use columns::{CategoricalColumn, Column, Dataset, NumericColumn, QualityCounts};
 pub use message::{decode_payload, event_time_ms, json_type_name, PayloadError};
-pub use record::{record_features, Cell, KindTally};
+pub use record::{record_features, Cell, KindTally, NumberText};
 pub use schema::{FeatureKind, FeatureSpec, Schema};
 
 use std::path::PathBuf;

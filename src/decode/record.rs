@@ -9,12 +9,12 @@ use super::RESERVED_FIELDS;
 pub enum Cell<'a> {
     /// JSON `null`, an absent field or an empty CSV cell.
     Missing,
-    /// A number; `text` is how it was written (used when the feature is categorical).
+    /// A number; `text` is how it was written (used only when the feature is categorical).
     Number {
         /// The parsed value; may be NaN or infinite when a CSV cell says so.
         value: f64,
-        /// The original text.
-        text: &'a str,
+        /// The original text, formatted only when needed.
+        text: NumberText<'a>,
     },
     /// A string.
     Text(&'a str),
@@ -22,6 +22,26 @@ pub enum Cell<'a> {
     Bool(bool),
     /// A JSON array or object, which no feature kind accepts.
     Nested,
+}
+
+/// How a number was written. JSON numbers are formatted lazily: numeric features (the common
+/// case) never need their text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NumberText<'a> {
+    /// A CSV cell's text.
+    Raw(&'a str),
+    /// A JSON number.
+    Json(&'a serde_json::Number),
+}
+
+impl NumberText<'_> {
+    /// Calls `f` with the text.
+    pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match self {
+            NumberText::Raw(text) => f(text),
+            NumberText::Json(number) => f(&number.to_string()),
+        }
+    }
 }
 
 impl<'a> Cell<'a> {
@@ -34,27 +54,22 @@ impl<'a> Cell<'a> {
         match trimmed.parse::<f64>() {
             Ok(value) => Cell::Number {
                 value,
-                text: trimmed,
+                text: NumberText::Raw(trimmed),
             },
             Err(_) => Cell::Text(text),
         }
     }
 
-    /// Classifies a JSON value. `scratch` holds the text of a number.
-    pub fn from_json(value: &'a Value, scratch: &'a mut String) -> Cell<'a> {
+    /// Classifies a JSON value.
+    pub fn from_json(value: &'a Value) -> Cell<'a> {
         match value {
             Value::Null => Cell::Missing,
             Value::Bool(b) => Cell::Bool(*b),
             Value::String(s) => Cell::Text(s),
-            Value::Number(number) => {
-                scratch.clear();
-                use std::fmt::Write;
-                let _ = write!(scratch, "{number}");
-                Cell::Number {
-                    value: number.as_f64().unwrap_or(f64::NAN),
-                    text: scratch.as_str(),
-                }
-            }
+            Value::Number(number) => Cell::Number {
+                value: number.as_f64().unwrap_or(f64::NAN),
+                text: NumberText::Json(number),
+            },
             Value::Array(_) | Value::Object(_) => Cell::Nested,
         }
     }

@@ -195,9 +195,8 @@ impl Record<'_> {
     fn for_each_cell(&self, mut f: impl FnMut(&str, Cell<'_>)) {
         match self {
             Record::Json(object) => {
-                let mut scratch = String::new();
                 for (name, value) in record_features(object) {
-                    f(name, Cell::from_json(value, &mut scratch));
+                    f(name, Cell::from_json(value));
                 }
             }
             Record::Csv { headers, row } => {
