@@ -81,12 +81,8 @@ fn create_topic(broker: &str, topic: &str, partitions: i32) {
     }
 }
 
-fn setup(broker: String, partitions: i32) -> Setup {
-    setup_with(broker, partitions, false)
-}
-
-fn setup_with(broker: String, partitions: i32, with_dead_letter_topic: bool) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
+/// A baseline of `records` unchanged records: amount ~ N(0, 1), country uniform over three.
+fn write_baseline(path: &Path, seed: u64, records: usize) {
     let schema = Schema {
         features: vec![
             FeatureSpec {
@@ -99,17 +95,26 @@ fn setup_with(broker: String, partitions: i32, with_dead_letter_topic: bool) -> 
             },
         ],
     };
-    let mut rng = SplitMix64::new(21);
+    let mut rng = SplitMix64::new(seed);
     let mut data = Dataset::new(schema);
-    for _ in 0..5000 {
+    for _ in 0..records {
         let record = serde_json::json!({"amount": normal(&mut rng), "country": country(&mut rng)});
         data.push_json_record(record.as_object().unwrap());
     }
-    let baseline = dir.path().join("baseline.json");
     Baseline::build(&data, BuildSettings::default(), BaselineSource::default())
         .unwrap()
-        .save(&baseline)
+        .save(path)
         .unwrap();
+}
+
+fn setup(broker: String, partitions: i32) -> Setup {
+    setup_with(broker, partitions, false)
+}
+
+fn setup_with(broker: String, partitions: i32, with_dead_letter_topic: bool) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = dir.path().join("baseline.json");
+    write_baseline(&baseline, 21, 5000);
 
     let topic = unique("features");
     create_topic(&broker, &topic, partitions);
@@ -610,28 +615,8 @@ fn check_api(setup: &Setup, child: &mut Service) {
 fn the_embedded_broker_runs_the_whole_loop_with_nothing_installed() {
     let dir = tempfile::tempdir().unwrap();
     let baseline = dir.path().join("baseline.json");
-    let schema = Schema {
-        features: vec![
-            FeatureSpec {
-                name: "amount".into(),
-                kind: FeatureKind::Numeric,
-            },
-            FeatureSpec {
-                name: "country".into(),
-                kind: FeatureKind::Categorical,
-            },
-        ],
-    };
-    let mut rng = SplitMix64::new(31);
-    let mut data = Dataset::new(schema);
-    for _ in 0..2000 {
-        let record = serde_json::json!({"amount": normal(&mut rng), "country": country(&mut rng)});
-        data.push_json_record(record.as_object().unwrap());
-    }
-    Baseline::build(&data, BuildSettings::default(), BaselineSource::default())
-        .unwrap()
-        .save(&baseline)
-        .unwrap();
+    write_baseline(&baseline, 31, 2000);
+    let mut rng = SplitMix64::new(32);
     let store = dir.path().join("embedded.db");
     let config = dir.path().join("embedded.toml");
     std::fs::write(
