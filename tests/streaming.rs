@@ -61,6 +61,7 @@ fn country(rng: &mut SplitMix64) -> &'static str {
 struct Setup {
     dir: tempfile::TempDir,
     api: String,
+    partitions: i32,
     config: PathBuf,
     store: PathBuf,
     topic: String,
@@ -171,6 +172,7 @@ drift = {{ alpha = 0.001 }}
     Setup {
         dir,
         api,
+        partitions,
         config,
         store,
         topic,
@@ -197,23 +199,27 @@ fn produce(setup: &Setup, first: usize, messages: usize, shift_from: usize, bad_
         if m < first {
             continue;
         }
+        // Round-robin over the partitions: keyless messages would otherwise stick to one
+        // partition per batch, and a test of partition sharing would depend on luck.
+        let partition = Some(m as i32 % setup.partitions);
         if bad_at == Some(m) {
-            send(&producer, &setup.topic, b"{not json".to_vec());
+            send(&producer, &setup.topic, partition, b"{not json".to_vec());
         }
-        send(
-            &producer,
-            &setup.topic,
-            serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap(),
-        );
+        let payload = serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap();
+        send(&producer, &setup.topic, partition, payload);
     }
     producer
         .flush(Duration::from_secs(30))
         .expect("messages delivered");
 }
 
-fn send(producer: &BaseProducer, topic: &str, payload: Vec<u8>) {
+fn send(producer: &BaseProducer, topic: &str, partition: Option<i32>, payload: Vec<u8>) {
     loop {
-        match producer.send(BaseRecord::<(), _>::to(topic).payload(&payload)) {
+        let mut record = BaseRecord::<(), _>::to(topic).payload(&payload);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        match producer.send(record) {
             Ok(()) => return,
             Err((err, _)) => {
                 // The local queue is full: let deliveries drain, then retry.
@@ -675,7 +681,7 @@ features = [{{ name = "amount", kind = "numeric" }}, {{ name = "country", kind =
             .map(|_| serde_json::json!({"amount": normal(&mut rng), "country": country(&mut rng)}))
             .collect();
         let payload = serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap();
-        send(&producer, "payments.features", payload);
+        send(&producer, "payments.features", None, payload);
     }
     producer
         .flush(Duration::from_secs(30))
