@@ -77,26 +77,32 @@ pub fn ks_2samp(reference: &[f64], current: &[f64]) -> Option<KsResult> {
         return None;
     }
     let d = ks_statistic(reference, current);
-    let (n1, n2) = (reference.len() as u64, current.len() as u64);
+    Some(ks_test(reference.len() as u64, current.len() as u64, d))
+}
+
+/// The test for a raw statistic `d` (from [`ks_statistic`] or a fused ECDF walk) between samples
+/// of `n1` and `n2` values, both non-zero.
+pub fn ks_test(n1: u64, n2: u64, d: f64) -> KsResult {
+    debug_assert!(n1 > 0 && n2 > 0);
     let mut statistic = d;
-    if reference.len().max(current.len()) <= MAX_EXACT_N {
+    if n1.max(n2) as usize <= MAX_EXACT_N {
         let (rounded, p_value) = exact_p_value(n1, n2, d);
         statistic = rounded;
         if (0.0..=1.0).contains(&p_value) {
-            return Some(KsResult {
+            return KsResult {
                 statistic,
                 p_value,
                 method: KsMethod::Exact,
-            });
+            };
         }
     }
     let (m, n) = (n1.max(n2) as f64, n1.min(n2) as f64);
     let effective_n = (m * n / (m + n)).round_ties_even() as u64;
-    Some(KsResult {
+    KsResult {
         statistic,
         p_value: kolmogorov_sf(effective_n, statistic).clamp(0.0, 1.0),
         method: KsMethod::Asymptotic,
-    })
+    }
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {

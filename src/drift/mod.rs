@@ -8,6 +8,7 @@
 pub mod bins;
 pub mod chi2;
 pub mod decision;
+pub mod ecdf;
 pub mod hellinger;
 pub mod jensen_shannon;
 pub mod kolmogorov;

@@ -10,12 +10,13 @@ use super::chi2::{chi2_homogeneity, Chi2Result};
 use super::decision::{
     corrected_level, DriftSettings, Evidence, Method, DEFAULT_WASSERSTEIN_PERMUTATIONS,
 };
+use super::ecdf::compare_sorted;
 use super::hellinger::hellinger_distance;
 use super::jensen_shannon::jensen_shannon_distance;
-use super::ks::{ks_2samp, KsMethod};
+use super::ks::{ks_test, KsMethod};
 use super::permutation::{permutation_test, split_counts};
 use super::psi::psi;
-use super::wasserstein::{normed, wasserstein_distance, wasserstein_labelled};
+use super::wasserstein::{normed, wasserstein_labelled};
 use crate::baseline::{Baseline, CategoricalProfile, FeatureProfile, NumericProfile};
 use crate::decode::{CategoricalColumn, Column, Dataset, FeatureKind, NumericColumn};
 use crate::rng::SplitMix64;
@@ -419,8 +420,14 @@ fn numeric(
     let mut current = column.values.clone();
     current.sort_unstable_by(f64::total_cmp);
 
-    let ks = ks_2samp(reference, &current).expect("both samples are non-empty");
-    let distance = wasserstein_distance(reference, &current);
+    // One merge of the two samples serves KS and Wasserstein.
+    let walk = compare_sorted(reference, &current);
+    let ks = ks_test(
+        reference.len() as u64,
+        current.len() as u64,
+        walk.ks_statistic,
+    );
+    let distance = walk.wasserstein;
     let (bins, reference_counts) = reference_histogram(profile, profile_bins, settings.bins);
     let current_counts = bins.histogram(&current);
     let tests = NumericTests {
