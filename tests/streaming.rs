@@ -272,6 +272,31 @@ fn start_with(config: &Path, pipe_stderr: bool) -> Service {
     Service(command.spawn().expect("driftgate starts"))
 }
 
+/// Follows a service's log (started with `pipe_stderr`), echoing it with a label, and waits
+/// (bounded) for the first line `matches` turns into a value: the service's own signal.
+fn wait_for_log<T: Send + 'static>(
+    service: &mut Service,
+    label: &'static str,
+    timeout: Duration,
+    matches: impl Fn(&str) -> Option<T> + Send + 'static,
+) -> Option<T> {
+    let stderr = service.0.stderr.take().expect("stderr is piped");
+    let (found_tx, found_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            eprintln!("[{label}] {line}");
+            if let Some(found) = matches(&line) {
+                let _ = found_tx.send(found);
+            }
+        }
+    });
+    found_rx.recv_timeout(timeout).ok()
+}
+
 fn free_address() -> String {
     // Bind, read the port, release it for the service.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -499,23 +524,10 @@ fn two_instances_in_one_group_split_the_partitions_and_count_every_record_once()
     );
     let mut b = start_with(&second_config, true);
     // The signal that the group rebalanced: the second instance logs its assignment.
-    let (assigned_tx, assigned_rx) = std::sync::mpsc::channel();
-    let stderr = b.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            eprintln!("[second] {line}");
-            if line.contains("partitions assigned") && !line.contains("partitions=0") {
-                let _ = assigned_tx.send(());
-            }
-        }
-    });
-    assigned_rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the second instance was assigned partitions");
+    wait_for_log(&mut b, "second", Duration::from_secs(60), |line| {
+        (line.contains("partitions assigned") && !line.contains("partitions=0")).then_some(())
+    })
+    .expect("the second instance was assigned partitions");
     produce(&first, 20, 20, usize::MAX, None);
     let total = 40 * RECORDS_PER_MESSAGE as u64;
     // Wait until both instances together have counted every record (more would be a double
@@ -650,28 +662,16 @@ features = [{{ name = "amount", kind = "numeric" }}, {{ name = "country", kind =
     )
     .unwrap();
     let mut service = start_with(&config, true);
-    let stderr = service.0.stderr.take().unwrap();
-    let (address_tx, address_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            eprintln!("[embedded] {line}");
-            if let Some((_, rest)) = line.split_once("bootstrap=") {
-                let address = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                let _ = address_tx.send(address);
-            }
-        }
-    });
-    let bootstrap = address_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the embedded broker's address is logged");
+    let bootstrap = wait_for_log(&mut service, "embedded", Duration::from_secs(30), |line| {
+        let (_, rest) = line.split_once("bootstrap=")?;
+        Some(
+            rest.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    })
+    .expect("the embedded broker's address is logged");
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()

@@ -1,9 +1,10 @@
 //! One walk over two sorted samples for every statistic built on their empirical CDFs: the KS
-//! statistic and Wasserstein-1 need the same merge, so a report does it once.
+//! statistic and Wasserstein-1 need the same merge, so a report does it once, and
+//! [`super::ks::ks_statistic`] and [`super::wasserstein::wasserstein_distance`] are views of it.
 //!
-//! The arithmetic is exactly that of [`super::ks::ks_statistic`] and
-//! [`super::wasserstein::wasserstein_distance`], in the same order, so the results are
-//! bit-for-bit the same (the scipy fixture test checks it).
+//! At each distinct value `v` in merged order, both ECDFs count the values `<= v` (scipy's
+//! `searchsorted(..., side="right")`); the KS statistic is the largest difference either way,
+//! and W1 sums `|F_ref - F_cur|` times the gap to the next distinct value, in order.
 
 use super::sum::Neumaier;
 

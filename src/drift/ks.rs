@@ -38,37 +38,10 @@ pub struct KsResult {
     pub method: KsMethod,
 }
 
-/// The raw statistic `D` of two sorted samples, exactly as scipy computes it in floating point.
+/// The raw statistic `D` of two sorted, non-empty samples, exactly as scipy computes it in
+/// floating point (one walk over both ECDFs, shared with Wasserstein: [`super::ecdf`]).
 pub fn ks_statistic(reference: &[f64], current: &[f64]) -> f64 {
-    debug_assert!(reference.is_sorted() && current.is_sorted());
-    let (n1, n2) = (reference.len() as f64, current.len() as f64);
-    let (mut i, mut j) = (0usize, 0usize);
-    let mut max_diff = f64::NEG_INFINITY;
-    let mut min_diff = f64::INFINITY;
-    while i < reference.len() || j < current.len() {
-        // The next distinct value in the merged order; both CDFs are evaluated just after it.
-        let value = match (reference.get(i), current.get(j)) {
-            (Some(a), Some(b)) => a.min(*b),
-            (Some(a), None) => *a,
-            (None, Some(b)) => *b,
-            (None, None) => unreachable!(),
-        };
-        while i < reference.len() && reference[i] <= value {
-            i += 1;
-        }
-        while j < current.len() && current[j] <= value {
-            j += 1;
-        }
-        let diff = i as f64 / n1 - j as f64 / n2;
-        max_diff = max_diff.max(diff);
-        min_diff = min_diff.min(diff);
-    }
-    let below = (-min_diff).clamp(0.0, 1.0);
-    if below > max_diff {
-        below
-    } else {
-        max_diff
-    }
+    super::ecdf::compare_sorted(reference, current).ks_statistic
 }
 
 /// The two-sided test on two sorted, non-empty samples. `None` when either is empty.

@@ -8,32 +8,10 @@ use super::sum::Neumaier;
 /// Evidently's floor on the reference standard deviation in the normed distance.
 pub const NORM_STD_FLOOR: f64 = 0.001;
 
-/// W1 between two sorted, non-empty samples.
+/// W1 between two sorted, non-empty samples (one walk over both ECDFs, shared with KS:
+/// [`super::ecdf`]).
 pub fn wasserstein_distance(reference: &[f64], current: &[f64]) -> f64 {
-    debug_assert!(reference.is_sorted() && current.is_sorted());
-    let (n1, n2) = (reference.len() as f64, current.len() as f64);
-    let (mut i, mut j) = (0usize, 0usize);
-    let mut total = Neumaier::default();
-    let mut previous: Option<(f64, f64)> = None; // (value, |F_ref - F_cur| just after it)
-    while i < reference.len() || j < current.len() {
-        let value = match (reference.get(i), current.get(j)) {
-            (Some(a), Some(b)) => a.min(*b),
-            (Some(a), None) => *a,
-            (None, Some(b)) => *b,
-            (None, None) => unreachable!(),
-        };
-        while i < reference.len() && reference[i] <= value {
-            i += 1;
-        }
-        while j < current.len() && current[j] <= value {
-            j += 1;
-        }
-        if let Some((last_value, gap)) = previous {
-            total.add(gap * (value - last_value));
-        }
-        previous = Some((value, (i as f64 / n1 - j as f64 / n2).abs()));
-    }
-    total.total()
+    super::ecdf::compare_sorted(reference, current).wasserstein
 }
 
 /// W1 divided by `max(reference_std, 0.001)`.

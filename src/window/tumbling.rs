@@ -90,6 +90,8 @@ pub struct Windower {
     spec: WindowSpec,
     open: Dataset,
     state: OpenWindow,
+    /// Reused `topic/partition` key, so adding a record allocates nothing in the common case.
+    key: String,
 }
 
 impl Windower {
@@ -97,7 +99,12 @@ impl Windower {
     pub fn new(spec: WindowSpec, schema: Schema, first_index: u64) -> Windower {
         let open = Dataset::new(schema);
         let state = empty_state(first_index, &open);
-        Windower { spec, open, state }
+        Windower {
+            spec,
+            open,
+            state,
+            key: String::new(),
+        }
     }
 
     /// Continues from a checkpointed open window.
@@ -127,7 +134,12 @@ impl Windower {
         open.columns = state.columns.clone();
         open.records = state.records;
         open.unknown_fields = state.unknown_fields.clone();
-        Ok(Windower { spec, open, state })
+        Ok(Windower {
+            spec,
+            open,
+            state,
+            key: String::new(),
+        })
     }
 
     /// The open window's state, for a checkpoint.
@@ -206,18 +218,22 @@ impl Windower {
         record: &Map<String, Value>,
     ) {
         self.open.push_json_record(record);
-        let key = format!("{}/{}", position.topic, position.partition);
-        self.state
-            .offsets
-            .entry(key)
-            .and_modify(|range| {
+        use std::fmt::Write;
+        self.key.clear();
+        let _ = write!(self.key, "{}/{}", position.topic, position.partition);
+        match self.state.offsets.get_mut(self.key.as_str()) {
+            Some(range) => {
                 range.first = range.first.min(position.offset);
                 range.last = range.last.max(position.offset);
-            })
-            .or_insert(OffsetRange {
-                first: position.offset,
-                last: position.offset,
-            });
+            }
+            None => {
+                let range = OffsetRange {
+                    first: position.offset,
+                    last: position.offset,
+                };
+                self.state.offsets.insert(self.key.clone(), range);
+            }
+        }
         if let (WindowSpec::Records(_), Some(time)) = (self.spec, time) {
             self.state.start_ms = Some(self.state.start_ms.map_or(time, |s| s.min(time)));
             self.state.end_ms = Some(self.state.end_ms.map_or(time, |e| e.max(time)));
