@@ -7,6 +7,7 @@ use driftgate::baseline::{Baseline, BaselineSource, BuildSettings};
 use driftgate::decode::{Column, Dataset, FeatureKind, FeatureSpec, Schema};
 use driftgate::drift::bins::{categorical_histograms, union_histograms, QuantileBins};
 use driftgate::drift::chi2::chi2_homogeneity;
+use driftgate::drift::ecdf::compare_sorted;
 use driftgate::drift::hellinger::hellinger_distance;
 use driftgate::drift::jensen_shannon::jensen_shannon_distance;
 use driftgate::drift::ks::ks_2samp;
@@ -85,6 +86,15 @@ fn statistics(c: &mut Criterion) {
         });
         group.finish();
     }
+    // A window against its baseline: the shape of every report the service makes.
+    let reference = sorted_sample(&mut rng, 20_000, 0.0);
+    let current = sorted_sample(&mut rng, 2_000, 0.05);
+    let mut group = c.benchmark_group("window");
+    group.throughput(Throughput::Elements(22_000));
+    group.bench_function("ecdf_walk_20k_x_2k", |b| {
+        b.iter(|| compare_sorted(black_box(&reference), black_box(&current)))
+    });
+    group.finish();
 }
 
 fn dataset(features: usize, rows: usize, rng: &mut SplitMix64, shift: f64) -> Dataset {

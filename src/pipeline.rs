@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::config::StreamSettings;
-use crate::decode::{decode_payload, event_time_ms};
+use crate::decode::{BatchDecoder, RecordBatch};
 use crate::drift::{self, DataInfo, DriftReport};
 use crate::store::{Checkpoint, DeadLetter, StoredWindow};
 use crate::window::{ClosedWindow, OffsetRange, RecordPosition, Windower};
@@ -79,6 +79,9 @@ pub struct StreamProcessor {
     settings: StreamSettings,
     windower: Windower,
     next_offsets: BTreeMap<String, i64>,
+    decoder: BatchDecoder,
+    /// The current message's records, reused from message to message.
+    batch: RecordBatch,
 }
 
 impl StreamProcessor {
@@ -102,6 +105,8 @@ impl StreamProcessor {
             ),
         };
         Ok(StreamProcessor {
+            decoder: BatchDecoder::new(&settings.schema),
+            batch: RecordBatch::new(),
             settings,
             windower,
             next_offsets,
@@ -133,34 +138,31 @@ impl StreamProcessor {
         }
         self.next_offsets.insert(key, message.offset + 1);
         let mut outcome = Outcome::default();
-        let records = match decode_payload(message.payload.unwrap_or_default()) {
-            Ok(records) => records,
-            Err(err) => {
-                outcome.dead_letter = Some(DeadLetter {
-                    topic: message.topic.to_string(),
-                    partition: message.partition,
-                    offset: message.offset,
-                    reason: err.reason().to_string(),
-                    detail: err.to_string(),
-                    payload: message.payload.map(<[u8]>::to_vec),
-                });
-                return outcome;
-            }
-        };
+        let payload = message.payload.unwrap_or_default();
+        if let Err(err) = self.decoder.decode(payload, &mut self.batch) {
+            outcome.dead_letter = Some(DeadLetter {
+                topic: message.topic.to_string(),
+                partition: message.partition,
+                offset: message.offset,
+                reason: err.reason().to_string(),
+                detail: err.to_string(),
+                payload: message.payload.map(<[u8]>::to_vec),
+            });
+            return outcome;
+        }
         let position = RecordPosition {
             topic: message.topic,
             partition: message.partition,
             offset: message.offset,
             broker_time_ms: message.timestamp_ms,
         };
-        for record in &records {
-            // An unreadable `ts` falls back to the broker timestamp; the record still counts.
-            let event_time = event_time_ms(record).ok().flatten();
-            if let Some(closed) = self.windower.push(position, event_time, record) {
+        // An unreadable `ts` falls back to the broker timestamp; the record still counts.
+        for i in 0..self.batch.len() {
+            if let Some(closed) = self.windower.push(position, self.batch.record(i)) {
                 outcome.closed.push(self.report(closed));
             }
         }
-        outcome.records = records.len() as u64;
+        outcome.records = self.batch.len() as u64;
         outcome
     }
 

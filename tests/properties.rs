@@ -102,3 +102,139 @@ proptest! {
         }
     }
 }
+
+mod payloads {
+    //! The service's streaming decoder against the tree decoder (`serde_json::Value`), which
+    //! the file reader uses: on any payload, the same records, cells, times and errors.
+
+    use driftgate::decode::{
+        decode_payload, event_time_ms, BatchDecoder, Dataset, FeatureKind, FeatureSpec,
+        PayloadError, RecordBatch, Schema,
+    };
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    fn schema() -> Schema {
+        let feature = |name: &str, kind| FeatureSpec {
+            name: name.into(),
+            kind,
+        };
+        Schema {
+            features: vec![
+                feature("x", FeatureKind::Numeric),
+                feature("c", FeatureKind::Categorical),
+                feature("records", FeatureKind::Categorical),
+                // Only reachable under "features": at the top level `ts` is the event time.
+                feature("ts", FeatureKind::Numeric),
+            ],
+        }
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("x"),
+            Just("c"),
+            Just("ts"),
+            Just("label"),
+            Just("prediction"),
+            Just("features"),
+            Just("records"),
+            Just("other"),
+            Just("quoted \"name\""),
+        ]
+        .prop_map(String::from)
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e9f64..1e9).prop_map(Value::from),
+            (0u32..5).prop_map(|v| Value::from(f64::from(v))),
+            prop_oneof![
+                Just("1.5"),
+                Just(" 2 "),
+                Just("abc"),
+                Just(""),
+                Just("NaN"),
+                Just("inf"),
+                Just("2023-11-14T22:13:20.123Z"),
+                Just("é\n\"x\""),
+            ]
+            .prop_map(Value::from),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((key(), inner), 0..5)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    fn record() -> impl Strategy<Value = Value> {
+        prop::collection::vec((key(), value()), 0..7)
+            .prop_map(|fields| Value::Object(fields.into_iter().collect()))
+    }
+
+    fn payload() -> impl Strategy<Value = Vec<u8>> {
+        let batch = prop::collection::vec(prop_oneof![4 => record(), 1 => leaf()], 0..5);
+        let shaped = prop_oneof![
+            record(),
+            batch.clone().prop_map(Value::Array),
+            batch
+                .clone()
+                .prop_map(|records| serde_json::json!({ "records": records })),
+            (batch, key(), leaf()).prop_map(|(records, key, extra)| {
+                let mut object = Map::new();
+                object.insert("records".into(), Value::Array(records));
+                object.insert(key, extra);
+                Value::Object(object)
+            }),
+            value(),
+        ]
+        .prop_map(|v| v.to_string().into_bytes());
+        // Cut some payloads short: invalid JSON must fail the same way.
+        (shaped, any::<prop::sample::Index>(), 0u8..4).prop_map(|(bytes, cut, how)| match how {
+            0 if !bytes.is_empty() => bytes[..cut.index(bytes.len())].to_vec(),
+            _ => bytes,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn the_streaming_decoder_agrees_with_the_tree_decoder(payload in payload()) {
+            let schema = schema();
+            let mut batch = RecordBatch::new();
+            let streamed = BatchDecoder::new(&schema).decode(&payload, &mut batch);
+            match decode_payload(&payload) {
+                // serde_json words a few syntax errors inside skipped values differently
+                // ("invalid number" for "EOF while parsing a value"): the reason is the same.
+                Err(PayloadError::InvalidJson(_)) => {
+                    prop_assert!(matches!(streamed, Err(PayloadError::InvalidJson(_))));
+                }
+                Err(expected) => prop_assert_eq!(streamed, Err(expected)),
+                Ok(records) => {
+                    prop_assert_eq!(streamed, Ok(()));
+                    let mut tree = Dataset::new(schema.clone());
+                    let mut stream = Dataset::new(schema.clone());
+                    prop_assert_eq!(batch.len(), records.len());
+                    for (i, record) in records.iter().enumerate() {
+                        tree.push_json_record(record);
+                        stream.push_record(batch.record(i));
+                        let time = event_time_ms(record).ok().flatten();
+                        prop_assert_eq!(batch.record(i).event_time_ms(), time);
+                    }
+                    prop_assert_eq!(stream, tree);
+                }
+            }
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{record_features, Cell, FeatureKind, FeatureSpec, Schema};
+use super::{record_features, Cell, FeatureKind, FeatureSpec, RecordView, Schema};
 
 /// Values of a feature that could not be used, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +218,22 @@ impl Dataset {
             }
         }
         self.count_absent_as_missing(&seen);
+    }
+
+    /// Adds one record decoded by a [`BatchDecoder`](super::BatchDecoder).
+    pub fn push_record(&mut self, record: RecordView<'_>) {
+        self.records += 1;
+        for (column, cell) in self.columns.iter_mut().zip(record.cells()) {
+            column.push(cell);
+        }
+        for name in record.unknown_fields() {
+            match self.unknown_fields.get_mut(name) {
+                Some(count) => *count += 1,
+                None => {
+                    self.unknown_fields.insert(name.to_string(), 1);
+                }
+            }
+        }
     }
 
     /// A feature a record did not carry is a missing value of that feature.

@@ -87,18 +87,19 @@ pub fn event_time_ms(record: &Map<String, Value>) -> Result<Option<i64>, String>
             Some(ms) => Ok(Some(ms)),
             None => Err(format!("`ts` {n} is not an integer of epoch milliseconds")),
         },
-        Some(Value::String(text)) => humantime::parse_rfc3339_weak(text)
-            .map_err(|err| format!("`ts` {text:?} is not RFC 3339: {err}"))
-            .and_then(|time| {
-                let since_epoch = time
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_err(|_| format!("`ts` {text:?} is before 1970"))?;
-                i64::try_from(since_epoch.as_millis())
-                    .map(Some)
-                    .map_err(|_| format!("`ts` {text:?} is out of range"))
-            }),
+        Some(Value::String(text)) => parse_time_ms(text).map(Some),
         Some(other) => Err(format!("`ts` is {}, not a time", json_type_name(other))),
     }
+}
+
+/// An RFC 3339 time in milliseconds since the Unix epoch.
+pub(crate) fn parse_time_ms(text: &str) -> Result<i64, String> {
+    let time = humantime::parse_rfc3339_weak(text)
+        .map_err(|err| format!("`ts` {text:?} is not RFC 3339: {err}"))?;
+    let since_epoch = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("`ts` {text:?} is before 1970"))?;
+    i64::try_from(since_epoch.as_millis()).map_err(|_| format!("`ts` {text:?} is out of range"))
 }
 
 /// "a string", "an array", … for messages.

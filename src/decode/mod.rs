@@ -5,11 +5,13 @@
 //! [`QualityCounts`] (missing, NaN, wrong type). Nothing is dropped silently, and nothing here
 //! panics on data.
 
+mod batch;
 mod columns;
 mod message;
 mod record;
 mod schema;
 
+pub use batch::{BatchDecoder, RecordBatch, RecordView};
 pub use columns::{CategoricalColumn, Column, Dataset, NumericColumn, QualityCounts};
 pub use message::{decode_payload, event_time_ms, json_type_name, PayloadError};
 pub use record::{record_features, Cell, KindTally, NumberText};

@@ -254,7 +254,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{FeatureKind, FeatureSpec, Schema};
+    use crate::decode::{BatchDecoder, FeatureKind, FeatureSpec, RecordBatch, Schema};
     use crate::window::{RecordPosition, WindowSpec, Windower};
 
     fn checkpoint(records: usize) -> Checkpoint {
@@ -264,16 +264,20 @@ mod tests {
                 kind: FeatureKind::Numeric,
             }],
         };
+        let decoder = BatchDecoder::new(&schema);
+        let mut batch = RecordBatch::new();
         let mut windower = Windower::new(WindowSpec::Records(1000), schema, 3);
         for i in 0..records {
-            let record = serde_json::json!({"x": i}).as_object().unwrap().clone();
+            decoder
+                .decode(format!(r#"{{"x": {i}}}"#).as_bytes(), &mut batch)
+                .unwrap();
             let position = RecordPosition {
                 topic: "t",
                 partition: 0,
                 offset: i as i64,
                 broker_time_ms: None,
             };
-            windower.push(position, None, &record);
+            windower.push(position, batch.record(0));
         }
         Checkpoint {
             open_window: windower.snapshot(),

@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use crate::decode::{Column, Dataset, Schema};
+use crate::decode::{Column, Dataset, RecordView, Schema};
 
 /// How a stream is cut into windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,16 +156,15 @@ impl Windower {
         self.state.index
     }
 
-    /// Adds a record. Returns the window it closed, if any: a duration window closes when a
-    /// record at or past its end arrives (that record opens the next window); a count window
-    /// closes with its last record.
+    /// Adds a record. Its time is its event time, else its message's broker time. Returns the
+    /// window it closed, if any: a duration window closes when a record at or past its end
+    /// arrives (that record opens the next window); a count window closes with its last record.
     pub fn push(
         &mut self,
         position: RecordPosition<'_>,
-        event_time_ms: Option<i64>,
-        record: &Map<String, Value>,
+        record: RecordView<'_>,
     ) -> Option<ClosedWindow> {
-        let time = event_time_ms.or(position.broker_time_ms);
+        let time = record.event_time_ms().or(position.broker_time_ms);
         let mut closed = None;
         if let WindowSpec::DurationMs(length) = self.spec {
             if let Some(time) = time {
@@ -211,13 +209,8 @@ impl Windower {
         self.state.end_ms = Some(start.saturating_add(length));
     }
 
-    fn add(
-        &mut self,
-        position: RecordPosition<'_>,
-        time: Option<i64>,
-        record: &Map<String, Value>,
-    ) {
-        self.open.push_json_record(record);
+    fn add(&mut self, position: RecordPosition<'_>, time: Option<i64>, record: RecordView<'_>) {
+        self.open.push_record(record);
         use std::fmt::Write;
         self.key.clear();
         let _ = write!(self.key, "{}/{}", position.topic, position.partition);
@@ -297,11 +290,22 @@ mod tests {
         }
     }
 
-    fn record(x: f64) -> Map<String, Value> {
-        serde_json::json!({"x": x, "c": "a"})
-            .as_object()
-            .unwrap()
-            .clone()
+    /// Pushes the record `{"x": x, "c": "a"}` (with `ts` when given) through the decoder.
+    fn push(
+        w: &mut Windower,
+        at: RecordPosition<'_>,
+        ts: Option<i64>,
+        x: f64,
+    ) -> Option<ClosedWindow> {
+        let mut record = serde_json::json!({"x": x, "c": "a"});
+        if let Some(ts) = ts {
+            record["ts"] = ts.into();
+        }
+        let mut batch = crate::decode::RecordBatch::new();
+        crate::decode::BatchDecoder::new(&schema())
+            .decode(record.to_string().as_bytes(), &mut batch)
+            .unwrap();
+        w.push(at, batch.record(0))
     }
 
     fn at(offset: i64, time: i64) -> RecordPosition<'static> {
@@ -318,7 +322,7 @@ mod tests {
         let mut w = Windower::new(WindowSpec::Records(3), schema(), 7);
         let mut closed = Vec::new();
         for i in 0..10 {
-            closed.extend(w.push(at(i, 1000 + i), None, &record(i as f64)));
+            closed.extend(push(&mut w, at(i, 1000 + i), None, i as f64));
         }
         assert_eq!(
             closed.iter().map(|c| c.index).collect::<Vec<_>>(),
@@ -337,13 +341,11 @@ mod tests {
     #[test]
     fn duration_windows_align_close_on_later_records_and_count_late_ones() {
         let mut w = Windower::new(WindowSpec::DurationMs(1000), schema(), 0);
-        assert!(w.push(at(0, 5_100), None, &record(1.0)).is_none());
-        assert!(w.push(at(1, 5_900), None, &record(2.0)).is_none());
+        assert!(push(&mut w, at(0, 5_100), None, 1.0).is_none());
+        assert!(push(&mut w, at(1, 5_900), None, 2.0).is_none());
         // Event time wins over the broker time; 4_500 is before the window: late.
-        assert!(w.push(at(2, 5_950), Some(4_500), &record(3.0)).is_none());
-        let first = w
-            .push(at(3, 7_200), None, &record(4.0))
-            .expect("closes [5000, 6000)");
+        assert!(push(&mut w, at(2, 5_950), Some(4_500), 3.0).is_none());
+        let first = push(&mut w, at(3, 7_200), None, 4.0).expect("closes [5000, 6000)");
         assert_eq!((first.start_ms, first.end_ms), (Some(5_000), Some(6_000)));
         assert_eq!((first.records, first.late_records), (3, 1));
         assert_eq!(first.index, 0);
@@ -367,16 +369,16 @@ mod tests {
         let mut from_straight = Vec::new();
         let mut from_crashing = Vec::new();
         for i in 0..6 {
-            from_straight.extend(straight.push(at(i, i), None, &record(i as f64)));
-            from_crashing.extend(crashing.push(at(i, i), None, &record(i as f64)));
+            from_straight.extend(push(&mut straight, at(i, i), None, i as f64));
+            from_crashing.extend(push(&mut crashing, at(i, i), None, i as f64));
         }
         // Checkpoint through JSON, as the store will, and continue in a new windower.
         let json = serde_json::to_string(&crashing.snapshot()).unwrap();
         let state: OpenWindow = serde_json::from_str(&json).unwrap();
         let mut restored = Windower::restore(WindowSpec::Records(4), schema(), state).unwrap();
         for i in 6..12 {
-            from_straight.extend(straight.push(at(i, i), None, &record(i as f64)));
-            from_crashing.extend(restored.push(at(i, i), None, &record(i as f64)));
+            from_straight.extend(push(&mut straight, at(i, i), None, i as f64));
+            from_crashing.extend(push(&mut restored, at(i, i), None, i as f64));
         }
         assert_eq!(from_straight, from_crashing);
         assert_eq!(from_crashing.len(), 3);
