@@ -14,29 +14,34 @@ pub fn map_in_order<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -
         return items.iter().map(f).collect();
     }
     let f = &f;
+    let share = move |worker: usize| {
+        items
+            .iter()
+            .enumerate()
+            .skip(worker)
+            .step_by(threads)
+            .map(|(i, item)| (i, f(item)))
+            .collect::<Vec<_>>()
+    };
     let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|worker| {
-                scope.spawn(move || {
-                    items
-                        .iter()
-                        .enumerate()
-                        .skip(worker)
-                        .step_by(threads)
-                        .map(|(i, item)| (i, f(item)))
-                        .collect::<Vec<_>>()
-                })
-            })
+        // The calling thread takes the first share itself.
+        let workers: Vec<_> = (1..threads)
+            .map(|worker| scope.spawn(move || share(worker)))
             .collect();
-        for worker in workers {
-            // A panic in a worker is a bug; re-raise it on the caller's thread.
-            let results = worker
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let mut place = |results: Vec<(usize, R)>| {
             for (i, result) in results {
                 slots[i] = Some(result);
             }
+        };
+        place(share(0));
+        for worker in workers {
+            // A panic in a worker is a bug; re-raise it on the caller's thread.
+            place(
+                worker
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
         }
     });
     slots

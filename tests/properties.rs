@@ -182,10 +182,21 @@ mod payloads {
             .prop_map(|fields| Value::Object(fields.into_iter().collect()))
     }
 
+    /// Records of scalars only: the shape producers send most, which the decoder's fast path
+    /// takes.
+    fn flat_record() -> impl Strategy<Value = Value> {
+        prop::collection::vec((key(), leaf()), 0..7)
+            .prop_map(|fields| Value::Object(fields.into_iter().collect()))
+    }
+
     fn payload() -> impl Strategy<Value = Vec<u8>> {
-        let batch = prop::collection::vec(prop_oneof![4 => record(), 1 => leaf()], 0..5);
-        let shaped = prop_oneof![
+        let batch = prop::collection::vec(
+            prop_oneof![4 => record(), 4 => flat_record(), 1 => leaf()],
+            0..5,
+        );
+        let compact = prop_oneof![
             record(),
+            flat_record(),
             batch.clone().prop_map(Value::Array),
             batch
                 .clone()
@@ -199,11 +210,28 @@ mod payloads {
             value(),
         ]
         .prop_map(|v| v.to_string().into_bytes());
-        // Cut some payloads short: invalid JSON must fail the same way.
-        (shaped, any::<prop::sample::Index>(), 0u8..4).prop_map(|(bytes, cut, how)| match how {
-            0 if !bytes.is_empty() => bytes[..cut.index(bytes.len())].to_vec(),
-            _ => bytes,
-        })
+        // Pretty-printed, for whitespace between tokens.
+        let pretty = prop::collection::vec(flat_record(), 1..4).prop_map(|records| {
+            serde_json::to_vec_pretty(&serde_json::json!({ "records": records })).unwrap()
+        });
+        let shaped = prop_oneof![3 => compact, 1 => pretty];
+        // Cut some payloads short, overwrite or append a byte (with a raw control character among
+        // others): invalid JSON must fail the same way.
+        let damage = prop::sample::select(vec![0x01u8, b'\n', b'"', b'\\', b'}', b'0', b'x']);
+        (shaped, any::<prop::sample::Index>(), 0u8..6, damage).prop_map(
+            |(mut bytes, at, how, byte)| {
+                if !bytes.is_empty() {
+                    let at = at.index(bytes.len());
+                    match how {
+                        0 => bytes.truncate(at),
+                        1 => bytes[at] = byte,
+                        2 => bytes.push(byte),
+                        _ => {}
+                    }
+                }
+                bytes
+            },
+        )
     }
 
     proptest! {

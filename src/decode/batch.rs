@@ -33,6 +33,10 @@ impl BatchDecoder {
     /// Decodes a payload into `batch`, replacing what it held. On error the batch is empty.
     pub fn decode(&self, payload: &[u8], batch: &mut RecordBatch) -> Result<(), PayloadError> {
         batch.clear(self.names.len());
+        if super::fast::decode(self, payload, batch) {
+            return Ok(());
+        }
+        batch.clear(self.names.len());
         let result = self.decode_into(payload, batch);
         if result.is_err() {
             batch.clear(self.names.len());
@@ -69,6 +73,23 @@ impl BatchDecoder {
         Ok(())
     }
 
+    /// [`position`](Self::position) for a key given as bytes.
+    pub(super) fn position_bytes(&self, name: &[u8], guess: &mut usize) -> Option<usize> {
+        let found = match self.names.get(*guess) {
+            Some(candidate) if candidate.as_bytes() == name => Some(*guess),
+            _ => self.names.iter().position(|n| n.as_bytes() == name),
+        };
+        if let Some(i) = found {
+            *guess = i + 1;
+        }
+        found
+    }
+
+    /// The kind of feature `i`.
+    pub(super) fn kind(&self, i: usize) -> FeatureKind {
+        self.kinds[i]
+    }
+
     /// The kind of the feature with this name; numeric when there is none (the value is then
     /// an unknown field and its cell is dropped).
     fn kind_of(&self, name: &str) -> FeatureKind {
@@ -80,7 +101,7 @@ impl BatchDecoder {
 
     /// The schema position of a feature name. Records of a stream usually list their fields in
     /// the same order, so the position after the previous match is tried first.
-    fn position(&self, name: &str, guess: &mut usize) -> Option<usize> {
+    pub(super) fn position(&self, name: &str, guess: &mut usize) -> Option<usize> {
         let found = match self.names.get(*guess) {
             Some(candidate) if candidate == name => Some(*guess),
             _ => self.names.iter().position(|n| n == name),
@@ -106,7 +127,7 @@ pub struct RecordBatch {
 
 /// One cell, with text as a range of the batch's text buffer.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Slot {
+pub(super) enum Slot {
     Missing,
     Number { value: f64, text: (usize, usize) },
     Text(usize, usize),
@@ -145,7 +166,7 @@ impl RecordBatch {
         }
     }
 
-    fn clear(&mut self, width: usize) {
+    pub(super) fn clear(&mut self, width: usize) {
         self.width = width;
         self.slots.clear();
         self.times.clear();
@@ -153,7 +174,7 @@ impl RecordBatch {
         self.text.clear();
     }
 
-    fn begin_record(&mut self) {
+    pub(super) fn begin_record(&mut self) {
         self.slots
             .extend(std::iter::repeat_n(Slot::Missing, self.width));
         self.times.push(None);
@@ -169,7 +190,20 @@ impl RecordBatch {
         }
     }
 
-    fn push_text(&mut self, text: &str) -> (usize, usize) {
+    pub(super) fn set_time(&mut self, record: usize, time: Option<i64>) {
+        self.times[record] = time;
+    }
+
+    pub(super) fn set_slot(&mut self, record: usize, feature: usize, slot: Slot) {
+        self.slots[record * self.width + feature] = slot;
+    }
+
+    pub(super) fn push_unknown(&mut self, record: usize, name: &str) {
+        let (start, end) = self.push_text(name);
+        self.unknown.push((record, start, end));
+    }
+
+    pub(super) fn push_text(&mut self, text: &str) -> (usize, usize) {
         let start = self.text.len();
         self.text.push_str(text);
         (start, self.text.len())

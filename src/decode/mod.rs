@@ -7,6 +7,7 @@
 
 mod batch;
 mod columns;
+mod fast;
 mod message;
 mod record;
 mod schema;

@@ -19,6 +19,19 @@ pub struct EcdfComparison {
     pub wasserstein: f64,
 }
 
+/// Sorts values in `f64::total_cmp` order, by sorting their bits as integers (about twice as
+/// fast as comparing floats).
+pub fn sort_values(values: &mut [f64]) {
+    // Order-preserving map to u64: negative numbers have all bits flipped, others the sign bit.
+    let to_key = |bits: u64| bits ^ ((((bits as i64) >> 63) as u64) | (1 << 63));
+    let from_key = |key: u64| key ^ (((!key as i64 >> 63) as u64) | (1 << 63));
+    let mut keys: Vec<u64> = values.iter().map(|v| to_key(v.to_bits())).collect();
+    keys.sort_unstable();
+    for (value, key) in values.iter_mut().zip(keys) {
+        *value = f64::from_bits(from_key(key));
+    }
+}
+
 /// Both statistics from one merge of two sorted, non-empty samples of finite values.
 ///
 /// The ECDF difference is kept exact, as the integer `i·n2 − j·n1` over the common denominator
@@ -46,7 +59,9 @@ pub fn compare_sorted(reference: &[f64], current: &[f64]) -> EcdfComparison {
         max_diff = max_diff.max(diff);
         min_diff = min_diff.min(diff);
         // The reference is usually the larger sample: walk its values up to the next current
-        // value in a loop of their own.
+        // value in a loop of its own. Only the reference ECDF moves there, so the difference
+        // only grows and its maximum is at the run's end; a tie adds a zero-width term, which
+        // leaves the compensated sum exactly as it was.
         let limit = current.get(j).copied().unwrap_or(f64::INFINITY);
         while i < reference.len() && reference[i] < limit {
             let next = reference[i];
@@ -54,13 +69,8 @@ pub fn compare_sorted(reference: &[f64], current: &[f64]) -> EcdfComparison {
             value = next;
             i += 1;
             diff += n2;
-            while i < reference.len() && reference[i] <= value {
-                i += 1;
-                diff += n2;
-            }
-            max_diff = max_diff.max(diff);
-            min_diff = min_diff.min(diff);
         }
+        max_diff = max_diff.max(diff);
         if j == current.len() {
             break;
         }
@@ -71,5 +81,33 @@ pub fn compare_sorted(reference: &[f64], current: &[f64]) -> EcdfComparison {
     EcdfComparison {
         ks_statistic: max_diff.max(-min_diff) as f64 / denominator,
         wasserstein: area.total() / denominator,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorting_by_bits_is_total_cmp_order() {
+        let mut values = vec![
+            3.5,
+            -0.0,
+            0.0,
+            -1e300,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            1e-320,
+            -2.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            2.0,
+            -2.0,
+        ];
+        let mut expected = values.clone();
+        expected.sort_by(f64::total_cmp);
+        sort_values(&mut values);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&values), bits(&expected));
     }
 }

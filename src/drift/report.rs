@@ -418,7 +418,7 @@ fn numeric(
 ) -> (Tests, Evidence) {
     let reference = &profile.sample;
     let mut current = column.values.clone();
-    current.sort_unstable_by(f64::total_cmp);
+    super::ecdf::sort_values(&mut current);
 
     // One merge of the two samples serves KS and Wasserstein.
     let walk = compare_sorted(reference, &current);

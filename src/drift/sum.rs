@@ -14,11 +14,13 @@ impl Neumaier {
     #[inline]
     pub fn add(&mut self, value: f64) {
         let t = self.sum + value;
-        if self.sum.abs() >= value.abs() {
-            self.compensation += (self.sum - t) + value;
+        // Written as a selection rather than a branch: sums in inner loops stay branch-free.
+        let (big, small) = if self.sum.abs() >= value.abs() {
+            (self.sum, value)
         } else {
-            self.compensation += (value - t) + self.sum;
-        }
+            (value, self.sum)
+        };
+        self.compensation += (big - t) + small;
         self.sum = t;
     }
 

@@ -1,0 +1,461 @@
+//! A scanner for the payloads producers send most: flat records of numbers and plain strings,
+//! one at a time, in an array, or under `{"records": [...]}`.
+//!
+//! It is tried before the general decoder and gives up (returns `false`) on anything it does
+//! not handle itself: nested values (a `"features"` object included), escapes in strings, a
+//! number in a categorical feature, a number out of range, a negative `ts`, invalid UTF-8 or
+//! JSON, and every error case. The general decoder then decodes the payload from scratch, so
+//! the scanner only has to be right about what it accepts: the same cells and times the
+//! general decoder would produce (a property test checks the two against the tree decoder).
+
+use super::batch::{BatchDecoder, RecordBatch, Slot};
+use super::message::parse_time_ms;
+use super::FeatureKind;
+
+/// Decodes `payload` into `batch` (already cleared) when it has the common shape. On `false`
+/// the batch holds partial results and must be cleared.
+pub(super) fn decode(decoder: &BatchDecoder, payload: &[u8], batch: &mut RecordBatch) -> bool {
+    if std::str::from_utf8(payload).is_err() {
+        return false;
+    }
+    let mut scanner = Scanner {
+        bytes: payload,
+        pos: 0,
+        decoder,
+        batch,
+        guess: 0,
+    };
+    scanner.payload().is_some() && !scanner.batch.is_empty()
+}
+
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    decoder: &'a BatchDecoder,
+    batch: &'a mut RecordBatch,
+    guess: usize,
+}
+
+/// A JSON number as scanned.
+#[derive(Clone, Copy)]
+struct Number {
+    start: usize,
+    end: usize,
+    negative: bool,
+    /// Written without fraction or exponent.
+    integer: bool,
+    /// The decimal digits as an integer, when they fit in 19 digits.
+    mantissa: Option<u64>,
+    /// The power of ten the mantissa is scaled by.
+    exponent: i64,
+}
+
+/// Exact powers of ten as `f64` (every one up to 1e22 is representable).
+const POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+impl Number {
+    /// The value, correctly rounded like `str::parse::<f64>` and serde_json's
+    /// `float_roundtrip`. A mantissa up to 2^53 and a power of ten up to 22 are both exact as
+    /// `f64`, so one multiplication or division rounds once, correctly (Clinger's fast path);
+    /// other numbers go through the standard library's parser.
+    fn value(&self, bytes: &[u8]) -> Option<f64> {
+        let magnitude = match self.mantissa {
+            Some(m) if m <= 1 << 53 && self.exponent.abs() <= 22 => {
+                let power = POWERS_OF_TEN[self.exponent.unsigned_abs() as usize];
+                if self.exponent >= 0 {
+                    m as f64 * power
+                } else {
+                    m as f64 / power
+                }
+            }
+            _ => {
+                let text = std::str::from_utf8(&bytes[self.start..self.end]).ok()?;
+                return text.parse().ok();
+            }
+        };
+        Some(if self.negative { -magnitude } else { magnitude })
+    }
+}
+
+/// What a scalar value is, with its text span in the payload.
+enum Scalar {
+    Null,
+    Bool(bool),
+    /// A number: its span, how it is written, and its digits.
+    Number(Number),
+    /// A string without escapes: the span between the quotes.
+    Text {
+        start: usize,
+        end: usize,
+    },
+}
+
+impl<'a> Scanner<'a> {
+    fn payload(&mut self) -> Option<()> {
+        self.ws();
+        match self.peek()? {
+            b'[' => self.records()?,
+            b'{' => {
+                let start = self.pos;
+                self.pos += 1;
+                self.ws();
+                let (key_start, key_end) = self.string()?;
+                if &self.bytes[key_start..key_end] == b"records" {
+                    self.ws();
+                    self.expect(b':')?;
+                    self.ws();
+                    self.records()?;
+                    self.ws();
+                    self.expect(b'}')?;
+                } else {
+                    self.pos = start;
+                    self.record()?;
+                }
+            }
+            _ => return None,
+        }
+        self.ws();
+        (self.pos == self.bytes.len()).then_some(())
+    }
+
+    /// `[record, ...]`
+    fn records(&mut self) -> Option<()> {
+        self.expect(b'[')?;
+        self.ws();
+        if self.peek()? == b']' {
+            return None;
+        }
+        loop {
+            self.record()?;
+            self.ws();
+            match self.next()? {
+                b',' => self.ws(),
+                b']' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// `{"name": scalar, ...}`
+    fn record(&mut self) -> Option<()> {
+        self.expect(b'{')?;
+        self.batch.begin_record();
+        self.guess = 0;
+        let record = self.batch.len() - 1;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            return Some(());
+        }
+        loop {
+            let (key_start, key_end) = self.string()?;
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            let value = self.scalar()?;
+            self.field(record, &self.bytes[key_start..key_end], value)?;
+            self.ws();
+            match self.next()? {
+                b',' => self.ws(),
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    fn field(&mut self, record: usize, key: &[u8], value: Scalar) -> Option<()> {
+        match key {
+            b"ts" => {
+                let time = match value {
+                    // Negative times take the general decoder's path (`-0` is a float there).
+                    Scalar::Number(n) if n.negative => return None,
+                    // Beyond u64, serde_json reads a float: no time, as for fractions.
+                    Scalar::Number(n) if n.integer => {
+                        n.mantissa.and_then(|m| i64::try_from(m).ok())
+                    }
+                    Scalar::Number(_) | Scalar::Null | Scalar::Bool(_) => None,
+                    Scalar::Text { start, end } => parse_time_ms(self.text(start, end)).ok(),
+                };
+                self.batch.set_time(record, time);
+            }
+            // Reserved fields hold no feature; `features` as an object is not scanned here.
+            b"prediction" | b"label" | b"features" => {}
+            _ => match self.decoder.position_bytes(key, &mut self.guess) {
+                Some(i) => {
+                    let slot = match value {
+                        Scalar::Null => Slot::Missing,
+                        Scalar::Bool(b) => Slot::Bool(b),
+                        Scalar::Text { start, end } => {
+                            let text = self.batch.push_text(self.text(start, end));
+                            Slot::Text(text.0, text.1)
+                        }
+                        Scalar::Number(number) => {
+                            if self.decoder.kind(i) == FeatureKind::Categorical {
+                                // Its label is the number as serde_json writes it.
+                                return None;
+                            }
+                            let value = number.value(self.bytes)?;
+                            if value.is_infinite() {
+                                // Out of range: an error for the general decoder to word.
+                                return None;
+                            }
+                            Slot::Number {
+                                value,
+                                text: (0, 0),
+                            }
+                        }
+                    };
+                    self.batch.set_slot(record, i, slot);
+                }
+                // The value of an unknown field is only checked to be JSON, as the general
+                // decoder does.
+                None => self
+                    .batch
+                    .push_unknown(record, std::str::from_utf8(key).ok()?),
+            },
+        }
+        Some(())
+    }
+
+    fn scalar(&mut self) -> Option<Scalar> {
+        match self.peek()? {
+            b'"' => {
+                let (start, end) = self.string()?;
+                Some(Scalar::Text { start, end })
+            }
+            b't' => self.literal(b"true").map(|()| Scalar::Bool(true)),
+            b'f' => self.literal(b"false").map(|()| Scalar::Bool(false)),
+            b'n' => self.literal(b"null").map(|()| Scalar::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    /// A JSON number: `-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    fn number(&mut self) -> Option<Scalar> {
+        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.pos += 1;
+        }
+        let mut mantissa = Some(0u64);
+        let mut exponent = 0i64;
+        match self.next()? {
+            b'0' => {}
+            first @ b'1'..=b'9' => {
+                mantissa = Some(u64::from(first - b'0'));
+                self.digits(&mut mantissa, &mut 0);
+            }
+            _ => return None,
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return None;
+            }
+            self.digits(&mut mantissa, &mut exponent);
+            integer = false;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            let sign = match self.peek() {
+                Some(b'-') => -1,
+                Some(b'+') => 1,
+                _ => 0,
+            };
+            if sign != 0 {
+                self.pos += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return None;
+            }
+            let mut written = 0i64;
+            while let Some(digit @ b'0'..=b'9') = self.peek() {
+                // Saturates far beyond any f64 exponent; such numbers take the slow path.
+                written = (written * 10 + i64::from(digit - b'0')).min(1 << 20);
+                self.pos += 1;
+            }
+            exponent += if sign < 0 { -written } else { written };
+            integer = false;
+        }
+        Some(Scalar::Number(Number {
+            start,
+            end: self.pos,
+            negative,
+            integer,
+            mantissa,
+            exponent,
+        }))
+    }
+
+    /// Digits into the mantissa (`None` once it no longer fits a u64); each one lowers `scale`
+    /// by one (for fraction digits).
+    fn digits(&mut self, mantissa: &mut Option<u64>, scale: &mut i64) {
+        let start = self.pos;
+        while let Some(digit @ b'0'..=b'9') = self.peek() {
+            *mantissa = mantissa
+                .and_then(|m| m.checked_mul(10))
+                .and_then(|m| m.checked_add(u64::from(digit - b'0')));
+            self.pos += 1;
+        }
+        *scale -= (self.pos - start) as i64;
+    }
+
+    /// A string without escapes or control characters; returns the span between the quotes.
+    fn string(&mut self) -> Option<(usize, usize)> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        loop {
+            match self.next()? {
+                b'"' => return Some((start, self.pos - 1)),
+                b'\\' | 0..=0x1f => return None,
+                _ => {}
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.pos + word.len();
+        (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
+    }
+
+    fn text(&self, start: usize, end: usize) -> &'a str {
+        // Spans are cut at ASCII delimiters of a payload checked to be UTF-8.
+        std::str::from_utf8(&self.bytes[start..end]).unwrap_or_default()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.next()? == byte).then_some(())
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let byte = self.peek()?;
+        self.pos += 1;
+        Some(byte)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Cell, FeatureSpec, Schema};
+
+    fn decoder() -> BatchDecoder {
+        BatchDecoder::new(&Schema {
+            features: vec![
+                FeatureSpec {
+                    name: "x".into(),
+                    kind: FeatureKind::Numeric,
+                },
+                FeatureSpec {
+                    name: "c".into(),
+                    kind: FeatureKind::Categorical,
+                },
+            ],
+        })
+    }
+
+    fn scan(payload: &str) -> Option<RecordBatch> {
+        let mut batch = RecordBatch::new();
+        batch.clear(2);
+        decode(&decoder(), payload.as_bytes(), &mut batch).then_some(batch)
+    }
+
+    #[test]
+    fn takes_the_common_shapes() {
+        for payload in [
+            r#"{"x": 1.5, "c": "a", "ts": 1700000000000}"#,
+            r#"[{"x": 1.5, "c": "a"}, {"x": -2e3, "c": null, "other": true}]"#,
+            " {\"records\" :\n [ {\"x\":\"3\"} ] } ",
+            r#"{"x": 0, "c": "é", "prediction": 1, "label": "a", "ts": "2023-11-14T22:13:20Z"}"#,
+        ] {
+            assert!(scan(payload).is_some(), "{payload}");
+        }
+        let batch = scan(r#"[{"x": 1.5, "c": "a", "ts": 7}, {"x": -2e3, "zz": 1}]"#).unwrap();
+        assert_eq!(batch.len(), 2);
+        let first = batch.record(0);
+        assert_eq!(first.event_time_ms(), Some(7));
+        assert_eq!(
+            first.cells().collect::<Vec<_>>()[1],
+            Cell::Text("a"),
+            "labels are kept"
+        );
+        let second = batch.record(1);
+        assert!(
+            matches!(second.cells().next(), Some(Cell::Number { value, .. }) if value == -2000.0)
+        );
+        assert_eq!(second.cells().nth(1), Some(Cell::Missing));
+        assert_eq!(second.unknown_fields().collect::<Vec<_>>(), ["zz"]);
+    }
+
+    #[test]
+    fn leaves_everything_else_to_the_general_decoder() {
+        for payload in [
+            // Not JSON numbers, though Rust's float parser takes some of them.
+            r#"{"x": 1.}"#,
+            r#"{"x": .5}"#,
+            r#"{"x": 01}"#,
+            r#"{"x": +1}"#,
+            r#"{"x": -}"#,
+            r#"{"x": 1e}"#,
+            r#"{"x": 1e400}"#,
+            r#"{"x": NaN}"#,
+            // Escapes and raw control characters.
+            r#"{"x": 1, "c": "a\"b"}"#,
+            "{\"x\": 1, \"c\": \"a\u{1}b\"}",
+            // Trailing data, structure errors, empty batches.
+            r#"{"x": 1} x"#,
+            r#"{"x": 1,}"#,
+            r#"[{"x": 1},]"#,
+            r#"[]"#,
+            r#"{"records": []}"#,
+            r#"{"records": [{"x": 1}], "y": 2}"#,
+            r#"{}"#,
+            // Nested values, numbers as labels, negative event times.
+            r#"{"features": {"x": 1}}"#,
+            r#"{"x": [1]}"#,
+            r#"{"c": 5}"#,
+            r#"{"x": 1, "ts": -5}"#,
+        ] {
+            assert!(scan(payload).is_none(), "{payload}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn numbers_are_read_exactly_as_the_standard_parser_reads_them(
+            negative in proptest::bool::ANY,
+            whole in "0|[1-9][0-9]{0,20}",
+            fraction in proptest::option::of("[0-9]{1,20}"),
+            exponent in proptest::option::of(-40i32..40),
+        ) {
+            let mut text = format!("{}{whole}", if negative { "-" } else { "" });
+            if let Some(fraction) = fraction {
+                text += &format!(".{fraction}");
+            }
+            if let Some(exponent) = exponent {
+                text += &format!("e{exponent}");
+            }
+            let batch = scan(&format!(r#"{{"x": {text}}}"#)).expect("a plain number");
+            let Some(Cell::Number { value, .. }) = batch.record(0).cells().next() else {
+                panic!("not a number");
+            };
+            let expected: f64 = text.parse().unwrap();
+            proptest::prop_assert_eq!(value.to_bits(), expected.to_bits(), "{}", text);
+        }
+    }
+}
