@@ -304,6 +304,8 @@ fn free_address() -> String {
 }
 
 /// Waits (bounded) until the store satisfies `done`, checking the child is still alive.
+/// Polls the store until `done`. The service may not have created its tables yet: `done` must
+/// read a failing query as "not yet".
 fn wait_for(store: &Path, child: &mut Service, what: &str, done: impl Fn(&Store) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -350,7 +352,7 @@ fn windows_on_tansu_flag_exactly_the_shifted_windows_and_features() {
     produce(&setup, 0, 24, 12, None);
     let mut child = start(&setup);
     wait_for(&setup.store, &mut child, "6 windows", |s| {
-        s.latest_windows("payments", 10).unwrap().len() >= 6
+        s.latest_windows("payments", 10).is_ok_and(|w| w.len() >= 6)
     });
     check_api(&setup, &mut child);
     let status = terminate(&mut child);
@@ -388,7 +390,7 @@ fn a_sigkill_mid_stream_loses_and_repeats_nothing() {
         &mut child,
         "2 windows and a checkpointed open window",
         |s| {
-            s.latest_windows("payments", 10).unwrap().len() == 2
+            s.latest_windows("payments", 10).is_ok_and(|w| w.len() == 2)
                 && s.checkpoint("payments")
                     .unwrap()
                     .is_some_and(|c| c.open_window.records == 200)
@@ -400,7 +402,7 @@ fn a_sigkill_mid_stream_loses_and_repeats_nothing() {
     produce(&setup, 10, 14, usize::MAX, None);
     let mut child = start(&setup);
     wait_for(&setup.store, &mut child, "6 windows", |s| {
-        s.latest_windows("payments", 10).unwrap().len() >= 6
+        s.latest_windows("payments", 10).is_ok_and(|w| w.len() >= 6)
     });
     assert!(terminate(&mut child).success());
 
@@ -441,7 +443,7 @@ fn undecodable_messages_go_to_the_dead_letter_topic_with_their_origin() {
     produce(&setup, 0, 4, usize::MAX, Some(2));
     let mut child = start(&setup);
     wait_for(&setup.store, &mut child, "one window", |s| {
-        s.latest_windows("payments", 10).unwrap().len() == 1
+        s.latest_windows("payments", 10).is_ok_and(|w| w.len() == 1)
     });
     assert!(terminate(&mut child).success());
     let store = Store::open_read_only(&setup.store).unwrap();
@@ -687,7 +689,7 @@ features = [{{ name = "amount", kind = "numeric" }}, {{ name = "country", kind =
         .flush(Duration::from_secs(30))
         .expect("delivered to the embedded broker");
     wait_for(&store, &mut service, "2 windows", |s| {
-        s.latest_windows("payments", 10).unwrap().len() == 2
+        s.latest_windows("payments", 10).is_ok_and(|w| w.len() == 2)
     });
     assert!(terminate(&mut service).success());
 }
