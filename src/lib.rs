@@ -9,6 +9,7 @@
 //! * [`baseline`]: training baselines: build, save, load, check.
 //! * [`window`]: tumbling windows by count or duration, checkpointable.
 //! * [`pipeline`]: one stream's message → window → report processing, without I/O.
+//! * [`policy`]: models and trigger policies, evaluated on every window, decisions explained.
 //! * [`drift`]: one module per statistic (KS, Wasserstein, chi-square, Jensen–Shannon, PSI,
 //!   Hellinger), all equal to scipy on the same data; decisions that scale with sample size;
 //!   the report.
@@ -28,6 +29,7 @@ pub mod decode;
 pub mod drift;
 mod parallel;
 pub mod pipeline;
+pub mod policy;
 mod rng;
 pub mod source;
 pub mod store;

@@ -266,3 +266,89 @@ mod payloads {
         }
     }
 }
+
+mod policies {
+    //! Whatever the windows, a policy never triggers inside its cooldown, never beyond its
+    //! budget, and never twice for one idempotency key.
+
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use driftgate::policy::{
+        Budget, Criterion, Engine, InFlight, Metric, Model, Outcome, Policy, Rule, Signal, Source,
+        WindowFacts, WindowRule,
+    };
+    use proptest::prelude::*;
+
+    fn policy(cooldown_s: u64, budget: Option<(u32, u64)>, k: u32, n: u32) -> Policy {
+        Policy {
+            name: "p".into(),
+            model: "m".into(),
+            when: Rule::Signal(Signal {
+                source: Source::Dataset,
+                metric: Metric::Share,
+                criterion: Criterion::Above { threshold: 0.5 },
+            }),
+            windows: if k == n {
+                WindowRule::Consecutive { k }
+            } else {
+                WindowRule::KOfN { k, n }
+            },
+            min_records: 0,
+            cooldown: Duration::from_secs(cooldown_s),
+            budget: budget.map(|(max_runs, per)| Budget {
+                max_runs,
+                per: Duration::from_secs(per),
+            }),
+            in_flight: InFlight::Suppress,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn cooldown_and_budget_always_hold(
+            windows in prop::collection::vec((any::<bool>(), 0i64..600), 1..200),
+            cooldown_s in 0u64..1200,
+            budget in proptest::option::of((1u32..4, 1u64..3600)),
+            (k, n) in (1u32..4).prop_flat_map(|k| (Just(k), k..6)),
+        ) {
+            let policy = policy(cooldown_s, budget, k, n);
+            let model = Model {
+                name: "m".into(),
+                stream: "s".into(),
+                features: vec![],
+                dag: None,
+            };
+            let mut engine = Engine::new(vec![model], vec![policy]);
+            let mut at_ms = 0i64;
+            let mut triggers: Vec<i64> = Vec::new();
+            let mut keys = HashSet::new();
+            for (index, (hot, step_s)) in windows.into_iter().enumerate() {
+                at_ms += step_s * 1000;
+                let report = serde_json::json!({"dataset": {"share": if hot { 0.9 } else { 0.1 }}});
+                for decision in engine.evaluate(&WindowFacts {
+                    stream: "s",
+                    index: index as u64,
+                    records: 1,
+                    at_ms,
+                    report: &report,
+                }) {
+                    if decision.outcome == Outcome::Triggered {
+                        prop_assert!(keys.insert(decision.key.clone()));
+                        if let Some(last) = triggers.last() {
+                            prop_assert!(at_ms - last >= cooldown_s as i64 * 1000);
+                        }
+                        triggers.push(at_ms);
+                        if let Some((max_runs, per)) = budget {
+                            let in_period = triggers
+                                .iter()
+                                .filter(|t| at_ms - **t < per as i64 * 1000)
+                                .count();
+                            prop_assert!(in_period <= max_runs as usize);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,884 @@
+//! Evaluating policies on closed windows: pure, with time passed in.
+//!
+//! For each window of a stream, every policy of every model on that stream yields one
+//! [`Decision`]. A policy's state (recent rule outcomes, histories for dynamic thresholds, past
+//! trigger times) is plain data in [`EngineState`], checkpointed with the stream's window so a
+//! restart continues exactly where it stopped.
+//!
+//! Order of judgement for one window:
+//! 1. a window with fewer than `min_records` records is not judged (`not_triggered`, state
+//!    untouched);
+//! 2. every signal is read from the report and checked against its criterion; dynamic criteria
+//!    compare with the history *before* adding the current value;
+//! 3. the rule's outcome joins the recent outcomes; the window rule (`consecutive` or k-of-n)
+//!    decides whether the policy would trigger;
+//! 4. a would-be trigger is suppressed while a run is in flight (unless the policy allows it),
+//!    within the cooldown of the last trigger, or beyond the budget, in that order;
+//! 5. a trigger clears the recent outcomes: the next one needs its own run of windows.
+//!
+//! Times are the window's end in milliseconds since the epoch (event time, else broker time),
+//! so replaying the same records decides the same way.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::spec::{Criterion, Metric, Model, Policy, Rule, Side, Signal, Source};
+
+/// What a window offers the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowFacts<'a> {
+    /// The stream.
+    pub stream: &'a str,
+    /// The window's index in the stream.
+    pub index: u64,
+    /// Records in the window.
+    pub records: u64,
+    /// The decision time: the window's end, epoch milliseconds.
+    pub at_ms: i64,
+    /// The window report (the `drift` report plus window metadata).
+    pub report: &'a Value,
+}
+
+/// The outcome of one evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The policy fired: a retraining run should start.
+    Triggered,
+    /// The policy's conditions were not met.
+    NotTriggered,
+    /// It would have fired, but the cooldown after the last trigger was still running.
+    SuppressedCooldown,
+    /// It would have fired, but the budget of runs per period was spent.
+    SuppressedBudget,
+    /// It would have fired, but a run of the model was in flight.
+    SuppressedInFlight,
+}
+
+impl Outcome {
+    /// The label used in the API, the store and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Triggered => "triggered",
+            Outcome::NotTriggered => "not_triggered",
+            Outcome::SuppressedCooldown => "suppressed_cooldown",
+            Outcome::SuppressedBudget => "suppressed_budget",
+            Outcome::SuppressedInFlight => "suppressed_in_flight",
+        }
+    }
+
+    /// Every outcome, for metrics that list them all.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Triggered,
+        Outcome::NotTriggered,
+        Outcome::SuppressedCooldown,
+        Outcome::SuppressedBudget,
+        Outcome::SuppressedInFlight,
+    ];
+}
+
+/// One signal as the engine saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalReading {
+    /// The feature, or `dataset`.
+    pub subject: String,
+    /// The metric's name.
+    pub metric: String,
+    /// Its value in this window, when the report has one.
+    pub value: Option<f64>,
+    /// The threshold it was compared with (for dynamic criteria, computed from the history).
+    pub threshold: Option<f64>,
+    /// Whether it counts as a hit.
+    pub hit: bool,
+    /// The reading in words: `amount: ks.p_value 1.2e-9 < 0.01`.
+    pub text: String,
+}
+
+/// One policy's verdict on one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Idempotency key: `policy/model/stream/window`. The store holds at most one triggered
+    /// decision per key.
+    pub key: String,
+    /// The policy.
+    pub policy: String,
+    /// The model.
+    pub model: String,
+    /// The DAG that retrains the model, if configured.
+    pub dag: Option<String>,
+    /// The stream.
+    pub stream: String,
+    /// The window's index.
+    pub window: u64,
+    /// Decision time (the window's end), epoch milliseconds.
+    pub at_ms: i64,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Why, in a sentence a person can read.
+    pub reason: String,
+    /// The model's features whose drift was detected in this window.
+    pub drifted_features: Vec<String>,
+    /// Every signal the policy looked at.
+    pub signals: Vec<SignalReading>,
+}
+
+/// One policy's memory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicyState {
+    /// Rule outcomes of recent judged windows, oldest first.
+    pub recent: VecDeque<bool>,
+    /// Past values per signal series, oldest first, for dynamic criteria.
+    pub series: BTreeMap<String, VecDeque<f64>>,
+    /// Times of past triggers still relevant to the cooldown or the budget.
+    pub triggers: VecDeque<i64>,
+}
+
+/// The memory of every policy, by policy name. Serialisable: it is checkpointed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineState {
+    /// By policy name.
+    pub policies: BTreeMap<String, PolicyState>,
+}
+
+/// Models and policies with their state.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    models: Vec<Model>,
+    policies: Vec<Policy>,
+    state: EngineState,
+    in_flight: BTreeSet<String>,
+}
+
+impl Engine {
+    /// An engine with fresh state.
+    pub fn new(models: Vec<Model>, policies: Vec<Policy>) -> Engine {
+        Engine {
+            models,
+            policies,
+            state: EngineState::default(),
+            in_flight: BTreeSet::new(),
+        }
+    }
+
+    /// Continues from checkpointed state. State of policies that no longer exist is dropped.
+    pub fn restore(&mut self, mut state: EngineState) {
+        state
+            .policies
+            .retain(|name, _| self.policies.iter().any(|p| &p.name == name));
+        self.state = state;
+    }
+
+    /// The state, for a checkpoint.
+    pub fn state(&self) -> &EngineState {
+        &self.state
+    }
+
+    /// The state of the policies on one stream, for that stream's checkpoint.
+    pub fn stream_state(&self, stream: &str) -> EngineState {
+        let policies = self
+            .policies
+            .iter()
+            .filter(|p| self.model(&p.model).is_some_and(|m| m.stream == stream))
+            .filter_map(|p| {
+                self.state
+                    .policies
+                    .get(&p.name)
+                    .map(|s| (p.name.clone(), s.clone()))
+            })
+            .collect();
+        EngineState { policies }
+    }
+
+    /// The models.
+    pub fn models(&self) -> &[Model] {
+        &self.models
+    }
+
+    /// The policies.
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    /// Marks a run of `model` as in flight or finished.
+    pub fn set_in_flight(&mut self, model: &str, in_flight: bool) {
+        if in_flight {
+            self.in_flight.insert(model.to_string());
+        } else {
+            self.in_flight.remove(model);
+        }
+    }
+
+    fn model(&self, name: &str) -> Option<&Model> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    /// Evaluates every policy on the window's stream, in configuration order.
+    pub fn evaluate(&mut self, window: &WindowFacts<'_>) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        for policy in &self.policies {
+            let Some(model) = self.models.iter().find(|m| m.name == policy.model) else {
+                continue;
+            };
+            if model.stream != window.stream {
+                continue;
+            }
+            let state = self.state.policies.entry(policy.name.clone()).or_default();
+            let in_flight = self.in_flight.contains(&model.name);
+            decisions.push(judge(policy, model, state, in_flight, window));
+        }
+        decisions
+    }
+}
+
+fn judge(
+    policy: &Policy,
+    model: &Model,
+    state: &mut PolicyState,
+    in_flight: bool,
+    window: &WindowFacts<'_>,
+) -> Decision {
+    let mut decision = Decision {
+        key: format!(
+            "{}/{}/{}/{}",
+            policy.name, model.name, window.stream, window.index
+        ),
+        policy: policy.name.clone(),
+        model: model.name.clone(),
+        dag: model.dag.clone(),
+        stream: window.stream.to_string(),
+        window: window.index,
+        at_ms: window.at_ms,
+        outcome: Outcome::NotTriggered,
+        reason: String::new(),
+        drifted_features: drifted_features(model, window.report),
+        signals: Vec::new(),
+    };
+    if window.records < policy.min_records {
+        decision.reason = format!(
+            "window {} has {} records; this policy judges windows of at least {}",
+            window.index, window.records, policy.min_records
+        );
+        return decision;
+    }
+    let met = evaluate_rule(&policy.when, state, window.report, &mut decision.signals);
+    state.recent.push_back(met);
+    while state.recent.len() > policy.windows.span() {
+        state.recent.pop_front();
+    }
+    let hits: Vec<&str> = decision
+        .signals
+        .iter()
+        .filter(|s| s.hit)
+        .map(|s| s.text.as_str())
+        .collect();
+    let misses: Vec<&str> = decision
+        .signals
+        .iter()
+        .filter(|s| !s.hit)
+        .map(|s| s.text.as_str())
+        .collect();
+    if !policy.windows.holds(state.recent.make_contiguous()) {
+        decision.reason = if met {
+            let so_far = state.recent.iter().rev().take_while(|m| **m).count();
+            format!(
+                "{}; met in {so_far} window(s) so far, needs to be met {}",
+                hits.join("; "),
+                policy.windows.describe()
+            )
+        } else {
+            format!("not met: {}", misses.join("; "))
+        };
+        return decision;
+    }
+    let would = format!("{} {}", hits.join("; "), policy.windows.describe());
+    let last = state.triggers.back().copied();
+    let cooldown_ms = policy.cooldown.as_millis() as i64;
+    decision.outcome = if in_flight && policy.in_flight == super::spec::InFlight::Suppress {
+        decision.reason = format!("{would}, but a run of model {} is in flight", model.name);
+        Outcome::SuppressedInFlight
+    } else if let Some(last) = last.filter(|last| window.at_ms - last < cooldown_ms) {
+        decision.reason = format!(
+            "{would}, but the last trigger was {} ago and the cooldown is {}",
+            human(window.at_ms - last),
+            human(cooldown_ms)
+        );
+        Outcome::SuppressedCooldown
+    } else if let Some(budget) = policy.budget.filter(|budget| {
+        let per = budget.per.as_millis() as i64;
+        let recent = state
+            .triggers
+            .iter()
+            .filter(|t| window.at_ms - **t < per)
+            .count();
+        recent >= budget.max_runs as usize
+    }) {
+        decision.reason = format!(
+            "{would}, but the budget of {} run(s) per {} is spent",
+            budget.max_runs,
+            human(budget.per.as_millis() as i64)
+        );
+        Outcome::SuppressedBudget
+    } else {
+        decision.reason = would;
+        state.triggers.push_back(window.at_ms);
+        state.recent.clear();
+        Outcome::Triggered
+    };
+    // Keep only the trigger times the cooldown or the budget can still look at.
+    let horizon = policy
+        .budget
+        .map_or(0, |b| b.per.as_millis() as i64)
+        .max(cooldown_ms);
+    while state.triggers.len() > 1
+        && state
+            .triggers
+            .front()
+            .is_some_and(|t| window.at_ms - t >= horizon)
+    {
+        state.triggers.pop_front();
+    }
+    decision
+}
+
+/// The model's features whose drift the report detected.
+fn drifted_features(model: &Model, report: &Value) -> Vec<String> {
+    model
+        .features
+        .iter()
+        .filter(|name| {
+            feature_report(report, name)
+                .and_then(|f| f.pointer("/drift/detected"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        })
+        .cloned()
+        .collect()
+}
+
+fn feature_report<'r>(report: &'r Value, name: &str) -> Option<&'r Value> {
+    report
+        .get("features")?
+        .as_array()?
+        .iter()
+        .find(|f| f.get("name").and_then(Value::as_str) == Some(name))
+}
+
+/// The signal's value in a report: a number, or 1/0 for a verdict.
+pub fn read(signal: &Signal, report: &Value) -> Option<f64> {
+    let base = match &signal.source {
+        Source::Feature(name) => feature_report(report, name)?,
+        Source::Dataset => report.get("dataset")?,
+    };
+    let pointer = match (&signal.source, signal.metric) {
+        (Source::Dataset, Metric::Detected) => "/detected",
+        (_, metric) => metric.pointer(),
+    };
+    match base.pointer(pointer)? {
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        value => value.as_f64(),
+    }
+}
+
+fn evaluate_rule(
+    rule: &Rule,
+    state: &mut PolicyState,
+    report: &Value,
+    readings: &mut Vec<SignalReading>,
+) -> bool {
+    match rule {
+        // Every signal is read (no short-circuit), so dynamic histories advance in every window
+        // and the decision lists everything the policy looked at.
+        Rule::Any(rules) => rules
+            .iter()
+            .map(|r| evaluate_rule(r, state, report, readings))
+            .fold(false, |a, b| a | b),
+        Rule::All(rules) => rules
+            .iter()
+            .map(|r| evaluate_rule(r, state, report, readings))
+            .fold(true, |a, b| a & b),
+        Rule::AtLeast { n, of } => {
+            of.iter()
+                .filter(|r| evaluate_rule(r, state, report, readings))
+                .count()
+                >= *n
+        }
+        Rule::Signal(signal) => {
+            let reading = evaluate_signal(signal, state, report);
+            let hit = reading.hit;
+            readings.push(reading);
+            hit
+        }
+    }
+}
+
+fn evaluate_signal(signal: &Signal, state: &mut PolicyState, report: &Value) -> SignalReading {
+    let value = read(signal, report);
+    let subject = signal.subject();
+    let metric = signal.metric.name();
+    let mut reading = SignalReading {
+        subject: subject.to_string(),
+        metric: metric.to_string(),
+        value,
+        threshold: None,
+        hit: false,
+        text: String::new(),
+    };
+    let Some(value) = value else {
+        reading.text = format!("{subject}: no {metric} in this window");
+        return reading;
+    };
+    let series = state.series.entry(signal.series()).or_default();
+    let compare = |threshold: f64, side: Side| match side {
+        Side::Above => (value > threshold, ">", "<="),
+        Side::Below => (value < threshold, "<", ">="),
+    };
+    let (hit, threshold, op, note) = match signal.criterion {
+        Criterion::IsTrue => (value > 0.5, None, "", String::new()),
+        Criterion::Above { threshold } => {
+            let (hit, yes, no) = compare(threshold, Side::Above);
+            (
+                hit,
+                Some(threshold),
+                if hit { yes } else { no },
+                String::new(),
+            )
+        }
+        Criterion::Below { threshold } => {
+            let (hit, yes, no) = compare(threshold, Side::Below);
+            (
+                hit,
+                Some(threshold),
+                if hit { yes } else { no },
+                String::new(),
+            )
+        }
+        Criterion::Quantile {
+            q, warmup, side, ..
+        } => match warm(series, warmup) {
+            Some(history) => {
+                let threshold = quantile(history, q);
+                let (hit, yes, no) = compare(threshold, side);
+                let note = format!(" (the {q} quantile of the last {} values)", history.len());
+                (hit, Some(threshold), if hit { yes } else { no }, note)
+            }
+            None => (false, None, "", warming(series.len(), warmup)),
+        },
+        Criterion::Rolling {
+            deviations,
+            warmup,
+            side,
+            ..
+        } => match warm(series, warmup) {
+            Some(history) => {
+                let (mean, std) = mean_std(history);
+                let threshold = match side {
+                    Side::Above => mean + deviations * std,
+                    Side::Below => mean - deviations * std,
+                };
+                let (hit, yes, no) = compare(threshold, side);
+                let note = format!(
+                    " (mean {} {} {deviations} standard deviations of the last {} values)",
+                    short(mean),
+                    if side == Side::Above { "+" } else { "-" },
+                    history.len()
+                );
+                (hit, Some(threshold), if hit { yes } else { no }, note)
+            }
+            None => (false, None, "", warming(series.len(), warmup)),
+        },
+    };
+    reading.hit = hit;
+    reading.threshold = threshold;
+    reading.text = match (signal.criterion, threshold) {
+        (Criterion::IsTrue, _) => format!(
+            "{subject}: drift {}",
+            if hit { "detected" } else { "not detected" }
+        ),
+        (_, Some(threshold)) => {
+            format!(
+                "{subject}: {metric} {} {op} {}{note}",
+                short(value),
+                short(threshold)
+            )
+        }
+        (_, None) => format!("{subject}: {metric} {}{note}", short(value)),
+    };
+    let keep = signal.criterion.history();
+    if keep > 0 {
+        series.push_back(value);
+        while series.len() > keep {
+            series.pop_front();
+        }
+    }
+    reading
+}
+
+fn warm(series: &mut VecDeque<f64>, warmup: usize) -> Option<&[f64]> {
+    (series.len() >= warmup.max(1)).then(|| &*series.make_contiguous())
+}
+
+fn warming(have: usize, warmup: usize) -> String {
+    format!(" (warming up: {have} of {warmup} values)")
+}
+
+/// The `q`-quantile with linear interpolation between order statistics (numpy's default).
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let position = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let below = position.floor() as usize;
+    let above = position.ceil() as usize;
+    let fraction = position - below as f64;
+    sorted[below] + (sorted[above] - sorted[below]) * fraction
+}
+
+/// Mean and population standard deviation (numpy's `std`, `ddof=0`).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, variance.sqrt())
+}
+
+/// Numbers in sentences: four significant digits, scientific when tiny or huge.
+fn short(value: f64) -> String {
+    let magnitude = value.abs();
+    if value == 0.0 || (1e-3..1e5).contains(&magnitude) {
+        let text = format!("{value:.4}");
+        let text = text.trim_end_matches('0').trim_end_matches('.');
+        text.to_string()
+    } else {
+        format!("{value:.2e}")
+    }
+}
+
+/// Milliseconds as "1h 30m", "45s".
+fn human(ms: i64) -> String {
+    let seconds = (ms.max(0) / 1000) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::spec::{Budget, InFlight, WindowRule};
+    use std::time::Duration;
+
+    const MINUTE: i64 = 60_000;
+
+    fn model() -> Model {
+        Model {
+            name: "fraud".into(),
+            stream: "payments".into(),
+            features: vec!["amount".into(), "country".into()],
+            dag: Some("retrain".into()),
+        }
+    }
+
+    fn ks_below(feature: &str, threshold: f64) -> Rule {
+        Rule::Signal(Signal {
+            source: Source::Feature(feature.into()),
+            metric: Metric::KsPValue,
+            criterion: Criterion::Below { threshold },
+        })
+    }
+
+    fn policy(windows: WindowRule) -> Policy {
+        Policy {
+            name: "p".into(),
+            model: "fraud".into(),
+            when: Rule::Any(vec![ks_below("amount", 0.01)]),
+            windows,
+            min_records: 0,
+            cooldown: Duration::ZERO,
+            budget: None,
+            in_flight: InFlight::Suppress,
+        }
+    }
+
+    /// A window report where `amount` has this KS p-value.
+    fn report(p_value: f64) -> Value {
+        serde_json::json!({
+            "features": [
+                {"name": "amount", "tests": {"ks": {"p_value": p_value, "statistic": 0.2}},
+                 "drift": {"detected": p_value < 0.05, "score": p_value}},
+                {"name": "country", "tests": {"chi2": {"p_value": 0.5}},
+                 "drift": {"detected": false}},
+            ],
+            "dataset": {"share": 0.5, "drifted": 1, "detected": p_value < 0.05}
+        })
+    }
+
+    /// Runs windows with these p-values, one minute apart; returns the outcomes.
+    fn run(engine: &mut Engine, p_values: &[f64]) -> Vec<Outcome> {
+        run_from(engine, 0, p_values)
+    }
+
+    fn run_from(engine: &mut Engine, first: u64, p_values: &[f64]) -> Vec<Outcome> {
+        p_values
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let index = first + i as u64;
+                let report = report(*p);
+                let decisions = engine.evaluate(&WindowFacts {
+                    stream: "payments",
+                    index,
+                    records: 1000,
+                    at_ms: index as i64 * MINUTE,
+                    report: &report,
+                });
+                assert_eq!(decisions.len(), 1);
+                decisions[0].outcome
+            })
+            .collect()
+    }
+
+    use Outcome::{NotTriggered as N, SuppressedCooldown as C, Triggered as T};
+
+    #[test]
+    fn consecutive_windows_then_a_fresh_run_after_each_trigger() {
+        let mut engine = Engine::new(
+            vec![model()],
+            vec![policy(WindowRule::Consecutive { k: 2 })],
+        );
+        let outcomes = run(
+            &mut engine,
+            &[0.001, 0.5, 0.001, 0.001, 0.001, 0.001, 0.001],
+        );
+        assert_eq!(outcomes, [N, N, N, T, N, T, N]);
+    }
+
+    #[test]
+    fn k_of_n_windows() {
+        let mut engine = Engine::new(vec![model()], vec![policy(WindowRule::KOfN { k: 2, n: 3 })]);
+        let outcomes = run(&mut engine, &[0.001, 0.5, 0.001, 0.5, 0.5, 0.001]);
+        assert_eq!(outcomes, [N, N, T, N, N, N]);
+    }
+
+    #[test]
+    fn cooldown_budget_and_in_flight_suppress_with_reasons() {
+        let mut p = policy(WindowRule::Consecutive { k: 1 });
+        p.cooldown = Duration::from_secs(150);
+        let mut engine = Engine::new(vec![model()], vec![p.clone()]);
+        let outcomes = run(&mut engine, &[0.001; 7]);
+        assert_eq!(outcomes, [T, C, C, T, C, C, T]);
+
+        p.cooldown = Duration::ZERO;
+        p.budget = Some(Budget {
+            max_runs: 2,
+            per: Duration::from_secs(300),
+        });
+        let mut engine = Engine::new(vec![model()], vec![p.clone()]);
+        let outcomes = run(&mut engine, &[0.001; 7]);
+        use Outcome::SuppressedBudget as B;
+        assert_eq!(outcomes, [T, T, B, B, B, T, T]);
+
+        let mut engine = Engine::new(
+            vec![model()],
+            vec![policy(WindowRule::Consecutive { k: 1 })],
+        );
+        engine.set_in_flight("fraud", true);
+        let report = report(1e-9);
+        let facts = WindowFacts {
+            stream: "payments",
+            index: 4,
+            records: 1000,
+            at_ms: 0,
+            report: &report,
+        };
+        let decision = engine.evaluate(&facts).remove(0);
+        assert_eq!(decision.outcome, Outcome::SuppressedInFlight);
+        assert_eq!(
+            decision.reason,
+            "amount: ks.p_value 1.00e-9 < 0.01 in this window, but a run of model fraud is in flight"
+        );
+        assert_eq!(decision.key, "p/fraud/payments/4");
+        assert_eq!(decision.drifted_features, ["amount"]);
+        engine.set_in_flight("fraud", false);
+        assert_eq!(engine.evaluate(&facts)[0].outcome, Outcome::Triggered);
+    }
+
+    #[test]
+    fn reasons_name_values_thresholds_and_windows() {
+        let mut engine = Engine::new(
+            vec![model()],
+            vec![policy(WindowRule::Consecutive { k: 2 })],
+        );
+        let report = |p| report(p);
+        let mut decide = |index: u64, p: f64| {
+            let report = report(p);
+            engine
+                .evaluate(&WindowFacts {
+                    stream: "payments",
+                    index,
+                    records: 1000,
+                    at_ms: 0,
+                    report: &report,
+                })
+                .remove(0)
+        };
+        assert_eq!(
+            decide(0, 0.3).reason,
+            "not met: amount: ks.p_value 0.3 >= 0.01"
+        );
+        assert_eq!(
+            decide(1, 1.2e-9).reason,
+            "amount: ks.p_value 1.20e-9 < 0.01; met in 1 window(s) so far, needs to be met in 2 consecutive windows"
+        );
+        let triggered = decide(2, 1.2e-9);
+        assert_eq!(triggered.outcome, Outcome::Triggered);
+        assert_eq!(
+            triggered.reason,
+            "amount: ks.p_value 1.20e-9 < 0.01 in 2 consecutive windows"
+        );
+        assert_eq!(triggered.signals[0].threshold, Some(0.01));
+    }
+
+    #[test]
+    fn small_windows_are_not_judged() {
+        let mut p = policy(WindowRule::Consecutive { k: 1 });
+        p.min_records = 5000;
+        let mut engine = Engine::new(vec![model()], vec![p]);
+        let decision = engine.evaluate(&WindowFacts {
+            stream: "payments",
+            index: 0,
+            records: 1000,
+            at_ms: 0,
+            report: &report(1e-9),
+        });
+        assert_eq!(decision[0].outcome, Outcome::NotTriggered);
+        assert!(decision[0].reason.contains("at least 5000"));
+        assert!(engine.state().policies["p"].recent.is_empty());
+    }
+
+    #[test]
+    fn dynamic_thresholds_warm_up_then_follow_the_history() {
+        let signal = |criterion| {
+            Rule::Signal(Signal {
+                source: Source::Feature("amount".into()),
+                metric: Metric::KsStatistic,
+                criterion,
+            })
+        };
+        let mut p = policy(WindowRule::Consecutive { k: 1 });
+        p.when = signal(Criterion::Quantile {
+            q: 0.5,
+            over: 3,
+            warmup: 2,
+            side: Side::Above,
+        });
+        let mut engine = Engine::new(vec![model()], vec![p.clone()]);
+        let statistic = |s: f64| serde_json::json!({"features": [{"name": "amount", "tests": {"ks": {"statistic": s}}}]});
+        let decide = |engine: &mut Engine, s: f64| {
+            let report = statistic(s);
+            engine
+                .evaluate(&WindowFacts {
+                    stream: "payments",
+                    index: 0,
+                    records: 1,
+                    at_ms: 0,
+                    report: &report,
+                })
+                .remove(0)
+        };
+        let first = decide(&mut engine, 0.9);
+        assert!(
+            first.reason.contains("warming up: 0 of 2"),
+            "{}",
+            first.reason
+        );
+        assert_eq!(decide(&mut engine, 0.1).outcome, N);
+        // History [0.9, 0.1]: median 0.5.
+        let third = decide(&mut engine, 0.6);
+        assert_eq!(third.outcome, T);
+        assert_eq!(third.signals[0].threshold, Some(0.5));
+        // History keeps the last 3: [0.9, 0.1, 0.6], median 0.6; 0.6 is not above it.
+        assert_eq!(decide(&mut engine, 0.6).outcome, N);
+
+        p.when = signal(Criterion::Rolling {
+            deviations: 2.0,
+            over: 4,
+            warmup: 4,
+            side: Side::Above,
+        });
+        let mut engine = Engine::new(vec![model()], vec![p]);
+        for s in [0.1, 0.2, 0.1, 0.2] {
+            assert_eq!(decide(&mut engine, s).outcome, N);
+        }
+        // Mean 0.15, std 0.05: the threshold is 0.25.
+        let spike = decide(&mut engine, 0.3);
+        assert_eq!(spike.outcome, T);
+        assert!((spike.signals[0].threshold.unwrap() - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn combinators_read_every_signal() {
+        let mut p = policy(WindowRule::Consecutive { k: 1 });
+        let country = Rule::Signal(Signal {
+            source: Source::Feature("country".into()),
+            metric: Metric::Chi2PValue,
+            criterion: Criterion::Below { threshold: 0.01 },
+        });
+        let share = Rule::Signal(Signal {
+            source: Source::Dataset,
+            metric: Metric::Share,
+            criterion: Criterion::Above { threshold: 0.4 },
+        });
+        p.when = Rule::AtLeast {
+            n: 2,
+            of: vec![ks_below("amount", 0.01), country.clone(), share.clone()],
+        };
+        let mut engine = Engine::new(vec![model()], vec![p.clone()]);
+        let decision = &engine.evaluate(&WindowFacts {
+            stream: "payments",
+            index: 0,
+            records: 1,
+            at_ms: 0,
+            report: &report(1e-3),
+        })[0];
+        assert_eq!(decision.outcome, T, "amount and the share hold");
+        assert_eq!(decision.signals.len(), 3);
+        p.when = Rule::All(vec![ks_below("amount", 0.01), country]);
+        let mut engine = Engine::new(vec![model()], vec![p]);
+        let decision = &engine.evaluate(&WindowFacts {
+            stream: "payments",
+            index: 0,
+            records: 1,
+            at_ms: 0,
+            report: &report(1e-3),
+        })[0];
+        assert_eq!(decision.outcome, N);
+        assert_eq!(decision.signals.len(), 2);
+    }
+
+    #[test]
+    fn other_streams_and_restored_state() {
+        let mut engine = Engine::new(
+            vec![model()],
+            vec![policy(WindowRule::Consecutive { k: 2 })],
+        );
+        let report = report(1e-9);
+        let other = WindowFacts {
+            stream: "other",
+            index: 0,
+            records: 1,
+            at_ms: 0,
+            report: &report,
+        };
+        assert!(engine.evaluate(&other).is_empty());
+        assert_eq!(run(&mut engine, &[1e-9]), [N]);
+        // Through JSON, as the checkpoint stores it.
+        let saved: EngineState =
+            serde_json::from_str(&serde_json::to_string(&engine.stream_state("payments")).unwrap())
+                .unwrap();
+        let mut restored = Engine::new(
+            vec![model()],
+            vec![policy(WindowRule::Consecutive { k: 2 })],
+        );
+        restored.restore(saved);
+        assert_eq!(run_from(&mut restored, 1, &[1e-9]), [T]);
+    }
+}

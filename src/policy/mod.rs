@@ -1,0 +1,13 @@
+//! Trigger policies: when a model's windows call for retraining.
+//!
+//! [`spec`] holds validated models and policies (parsed from the service file and the policy
+//! files it includes, see [`crate::config`]); [`engine`] evaluates them on every closed window
+//! and explains each decision. Pure: no clock (times come from the windows), no I/O.
+
+pub mod engine;
+pub mod spec;
+
+pub use engine::{Decision, Engine, EngineState, Outcome, PolicyState, SignalReading, WindowFacts};
+pub use spec::{
+    Budget, Criterion, InFlight, Metric, Model, Policy, Rule, Side, Signal, Source, WindowRule,
+};

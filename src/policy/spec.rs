@@ -1,0 +1,358 @@
+//! Models and trigger policies, validated: what the engine evaluates.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A model: it reads some features of one stream and is retrained by one DAG.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Model {
+    /// Unique name.
+    pub name: String,
+    /// The stream whose windows it is judged on.
+    pub stream: String,
+    /// The features it depends on (a subset of the stream's).
+    pub features: Vec<String>,
+    /// The DAG that retrains it, when one is configured.
+    pub dag: Option<String>,
+}
+
+/// A trigger policy of one model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Policy {
+    /// Unique name.
+    pub name: String,
+    /// The model it may retrain.
+    pub model: String,
+    /// The condition a window must meet.
+    pub when: Rule,
+    /// How many recent windows must meet it.
+    pub windows: WindowRule,
+    /// Windows with fewer records are not judged.
+    pub min_records: u64,
+    /// No second trigger within this time of the last one.
+    pub cooldown: Duration,
+    /// At most this many triggers per period.
+    pub budget: Option<Budget>,
+    /// What to do while a run of the model is in flight.
+    pub in_flight: InFlight,
+}
+
+/// Triggers allowed per sliding period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Budget {
+    /// Triggers allowed in any period.
+    pub max_runs: u32,
+    /// The period's length.
+    pub per: Duration,
+}
+
+/// Behaviour while a retraining run of the model is in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InFlight {
+    /// Record the decision as `suppressed_in_flight` (the default).
+    Suppress,
+    /// Trigger anyway; the executor queues the run behind the one in flight.
+    Trigger,
+}
+
+/// How many recent windows must meet a policy's rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WindowRule {
+    /// The last `k` windows in a row.
+    Consecutive {
+        /// Windows in a row.
+        k: u32,
+    },
+    /// At least `k` of the last `n` windows.
+    KOfN {
+        /// Windows that must meet the rule.
+        k: u32,
+        /// Windows looked at.
+        n: u32,
+    },
+}
+
+impl WindowRule {
+    /// The number of recent window outcomes the rule needs.
+    pub fn span(self) -> usize {
+        match self {
+            WindowRule::Consecutive { k } => k as usize,
+            WindowRule::KOfN { n, .. } => n as usize,
+        }
+    }
+
+    /// Whether recent outcomes (oldest first, the current window last) satisfy the rule.
+    pub fn holds(self, recent: &[bool]) -> bool {
+        match self {
+            WindowRule::Consecutive { k } => {
+                recent.len() >= k as usize && recent.iter().rev().take(k as usize).all(|m| *m)
+            }
+            WindowRule::KOfN { k, n } => {
+                recent.iter().rev().take(n as usize).filter(|m| **m).count() >= k as usize
+            }
+        }
+    }
+
+    /// "in 2 consecutive windows", "in 2 of the last 3 windows".
+    pub fn describe(self) -> String {
+        match self {
+            WindowRule::Consecutive { k: 1 } => "in this window".to_string(),
+            WindowRule::Consecutive { k } => format!("in {k} consecutive windows"),
+            WindowRule::KOfN { k, n } => format!("in {k} of the last {n} windows"),
+        }
+    }
+}
+
+/// A condition on a window's report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// At least one holds.
+    Any(Vec<Rule>),
+    /// Every one holds.
+    All(Vec<Rule>),
+    /// At least `n` hold.
+    AtLeast {
+        /// How many must hold.
+        n: usize,
+        /// The conditions.
+        of: Vec<Rule>,
+    },
+    /// One number of the report against a criterion.
+    Signal(Signal),
+}
+
+impl Rule {
+    /// Every signal in the rule, depth first.
+    pub fn signals(&self) -> Vec<&Signal> {
+        match self {
+            Rule::Any(rules) | Rule::All(rules) | Rule::AtLeast { of: rules, .. } => {
+                rules.iter().flat_map(Rule::signals).collect()
+            }
+            Rule::Signal(signal) => vec![signal],
+        }
+    }
+}
+
+/// One number of a window's report, and when it counts as a hit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Signal {
+    /// Where the number comes from.
+    pub source: Source,
+    /// Which number.
+    pub metric: Metric,
+    /// When it is a hit.
+    pub criterion: Criterion,
+}
+
+impl Signal {
+    /// A stable name for the series of this signal's values, for dynamic criteria's history:
+    /// `amount/ks.p_value`, `dataset/share`.
+    pub fn series(&self) -> String {
+        match &self.source {
+            Source::Feature(name) => format!("{name}/{}", self.metric.name()),
+            Source::Dataset => format!("dataset/{}", self.metric.name()),
+        }
+    }
+
+    /// The subject in sentences: the feature's name, or "dataset".
+    pub fn subject(&self) -> &str {
+        match &self.source {
+            Source::Feature(name) => name,
+            Source::Dataset => "dataset",
+        }
+    }
+}
+
+/// Where a signal's number comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A feature of the window's report.
+    Feature(String),
+    /// The report's dataset summary.
+    Dataset,
+}
+
+/// A number in a window report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// The feature's (or data set's) drift verdict, 1 when detected, else 0.
+    Detected,
+    /// The score of the feature's drift method (a p-value for tests).
+    Score,
+    /// The p-value of the feature's drift method.
+    PValue,
+    /// KS statistic (numeric features).
+    KsStatistic,
+    /// KS p-value (numeric features).
+    KsPValue,
+    /// Wasserstein-1 distance (numeric features).
+    Wasserstein,
+    /// Wasserstein distance over the reference's standard deviation (numeric features).
+    WassersteinNormed,
+    /// Chi-square statistic (categorical features).
+    Chi2Statistic,
+    /// Chi-square p-value (categorical features).
+    Chi2PValue,
+    /// Population stability index.
+    Psi,
+    /// Jensen–Shannon distance.
+    JensenShannon,
+    /// Hellinger distance.
+    Hellinger,
+    /// Share of the stream's tested features that drifted (dataset).
+    Share,
+    /// Number of the stream's features that drifted (dataset).
+    Drifted,
+}
+
+/// Metric names as written in policy files, with the kinds of source they apply to.
+const METRICS: &[(&str, Metric, Applies)] = &[
+    ("detected", Metric::Detected, Applies::Both),
+    ("score", Metric::Score, Applies::Feature),
+    ("p_value", Metric::PValue, Applies::Feature),
+    ("ks.statistic", Metric::KsStatistic, Applies::Numeric),
+    ("ks.p_value", Metric::KsPValue, Applies::Numeric),
+    ("wasserstein", Metric::Wasserstein, Applies::Numeric),
+    (
+        "wasserstein.normed",
+        Metric::WassersteinNormed,
+        Applies::Numeric,
+    ),
+    (
+        "chi2.statistic",
+        Metric::Chi2Statistic,
+        Applies::Categorical,
+    ),
+    ("chi2.p_value", Metric::Chi2PValue, Applies::Categorical),
+    ("psi", Metric::Psi, Applies::Feature),
+    ("jensen_shannon", Metric::JensenShannon, Applies::Feature),
+    ("hellinger", Metric::Hellinger, Applies::Feature),
+    ("share", Metric::Share, Applies::Dataset),
+    ("drifted", Metric::Drifted, Applies::Dataset),
+];
+
+/// Which sources a metric exists for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applies {
+    /// Any feature.
+    Feature,
+    /// Numeric features.
+    Numeric,
+    /// Categorical features.
+    Categorical,
+    /// The dataset summary.
+    Dataset,
+    /// Features and the dataset summary.
+    Both,
+}
+
+impl Metric {
+    /// The metric written as `name` in a policy file.
+    pub fn parse(name: &str) -> Option<(Metric, Applies)> {
+        METRICS
+            .iter()
+            .find(|(n, ..)| *n == name)
+            .map(|(_, metric, applies)| (*metric, *applies))
+    }
+
+    /// Every name a policy file may use, for error messages.
+    pub fn names() -> Vec<&'static str> {
+        METRICS.iter().map(|(n, ..)| *n).collect()
+    }
+
+    /// The name written in policy files.
+    pub fn name(self) -> &'static str {
+        METRICS
+            .iter()
+            .find(|(_, m, _)| *m == self)
+            .map_or("?", |(n, ..)| n)
+    }
+
+    /// Where the number sits in a feature report (or, for dataset metrics, in the report's
+    /// `dataset` object), as a JSON pointer.
+    pub fn pointer(self) -> &'static str {
+        match self {
+            Metric::Detected => "/drift/detected",
+            Metric::Score => "/drift/score",
+            Metric::PValue => "/drift/p_value",
+            Metric::KsStatistic => "/tests/ks/statistic",
+            Metric::KsPValue => "/tests/ks/p_value",
+            Metric::Wasserstein => "/tests/wasserstein/distance",
+            Metric::WassersteinNormed => "/tests/wasserstein/normed",
+            Metric::Chi2Statistic => "/tests/chi2/statistic",
+            Metric::Chi2PValue => "/tests/chi2/p_value",
+            Metric::Psi => "/tests/psi/value",
+            Metric::JensenShannon => "/tests/jensen_shannon/distance",
+            Metric::Hellinger => "/tests/hellinger/distance",
+            Metric::Share => "/share",
+            Metric::Drifted => "/drifted",
+        }
+    }
+}
+
+/// When a signal's value is a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Criterion {
+    /// The verdict is "detected" (for [`Metric::Detected`]).
+    IsTrue,
+    /// Above a fixed threshold.
+    Above {
+        /// The threshold.
+        threshold: f64,
+    },
+    /// Below a fixed threshold.
+    Below {
+        /// The threshold.
+        threshold: f64,
+    },
+    /// Beyond the `q`-quantile of the signal's last `over` values (dynamic threshold).
+    Quantile {
+        /// The quantile, in (0, 1).
+        q: f64,
+        /// Values in the history.
+        over: usize,
+        /// Values needed before the criterion can hold.
+        warmup: usize,
+        /// Which side is a hit.
+        side: Side,
+    },
+    /// More than `deviations` standard deviations away from the mean of the last `over` values.
+    Rolling {
+        /// Standard deviations.
+        deviations: f64,
+        /// Values in the history.
+        over: usize,
+        /// Values needed before the criterion can hold.
+        warmup: usize,
+        /// Which side is a hit.
+        side: Side,
+    },
+}
+
+impl Criterion {
+    /// How many past values the criterion keeps (0 for fixed thresholds).
+    pub fn history(self) -> usize {
+        match self {
+            Criterion::Quantile { over, .. } | Criterion::Rolling { over, .. } => over,
+            _ => 0,
+        }
+    }
+}
+
+/// Which side of a dynamic threshold is a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// Values above it (distances, statistics).
+    #[default]
+    Above,
+    /// Values below it (p-values).
+    Below,
+}
