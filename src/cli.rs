@@ -454,6 +454,24 @@ fn run_config_check(path: &Path) -> Result<Outcome, CliError> {
             stream.baseline_path.display()
         ));
     }
+    for model in &config.models {
+        text.push_str(&format!(
+            "  model {}: stream {}, features {}, dag {}\n",
+            model.name,
+            model.stream,
+            model.features.join(", "),
+            model.dag.as_deref().unwrap_or("-")
+        ));
+    }
+    for policy in &config.policies {
+        text.push_str(&format!(
+            "  policy {}: model {}, {} signal(s), {}\n",
+            policy.name,
+            policy.model,
+            policy.when.signals().len(),
+            policy.windows.describe()
+        ));
+    }
     write_stdout(&text)?;
     Ok(Outcome::Done)
 }

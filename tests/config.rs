@@ -28,6 +28,118 @@ fn the_shipped_configuration_is_valid_as_is() {
             .contains("stream payments: topic payments.features, window 2000 records, 2 features"),
         "{stdout}"
     );
+    // The included policy file: two models sharing `amount`, three policies.
+    for expected in [
+        "model fraud: stream payments, features amount, country, dag retrain-fraud",
+        "model spend-forecast: stream payments, features amount",
+        "policy fraud-drift: model fraud, 2 signal(s), in 2 consecutive windows",
+        "policy forecast-drift: model spend-forecast, 1 signal(s), in 2 of the last 3 windows",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn every_policy_problem_is_reported_with_its_file_and_key_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = dir.path().join("service.toml");
+    let policies = dir.path().join("policies.toml");
+    let root = env!("CARGO_MANIFEST_DIR");
+    std::fs::write(
+        &service,
+        format!(
+            r#"
+include = ["{policies}"]
+[kafka]
+bootstrap_servers = "127.0.0.1:9092"
+group_id = "g"
+[store]
+path = "x.db"
+[[streams]]
+name = "payments"
+topic = "t"
+baseline = "{root}/config/baselines/payments.json"
+window = {{ records = 100 }}
+features = [{{ name = "amount", kind = "numeric" }}, {{ name = "country", kind = "categorical" }}]
+
+[[models]]
+name = "fraud"
+stream = "payments"
+features = ["amount", "colour"]
+"#,
+            policies = policies.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &policies,
+        r#"
+[[models]]
+name = "ok"
+stream = "payments"
+features = ["amount", "country"]
+
+[[models]]
+name = "lost"
+stream = "nowhere"
+features = ["amount"]
+
+[[policies]]
+name = "p1"
+model = "ok"
+consecutive = 2
+k_of_n = { k = 1, n = 2 }
+cooldown = "soon"
+budget = { max_runs = 0, per = "1d" }
+[policies.when]
+any = [
+  { feature = "country", metric = "ks.p_value", below = 0.01 },
+  { feature = "amount", metric = "psi" },
+  { feature = "amount", above = 1.0, below = 0.5 },
+  { dataset = "mean", above = 0.5 },
+  { at_least = 3, of = [{ feature = "*" }] },
+  { feature = "amount", metric = "wasserstein", quantile = { q = 1.5, over = 0 } },
+]
+
+[[policies]]
+name = "p1"
+model = "ghost"
+when = { feature = "amount" }
+"#,
+    )
+    .unwrap();
+    let out = check(&service, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    let file = policies.display().to_string();
+    for expected in [
+        "models[0].features[1]: `colour` is not a feature of stream `payments`".to_string(),
+        format!("{file}: models[1].stream: no stream `nowhere` (streams: payments)"),
+        format!("{file}: policies[0]: set `consecutive` or `k_of_n`, not both"),
+        format!("{file}: policies[0].cooldown: \"soon\" is not a duration"),
+        format!("{file}: policies[0].budget.max_runs: must be at least 1"),
+        format!(
+            "{file}: policies[0].when.any[0].metric: ks.p_value does not exist for `country`, a categorical feature"
+        ),
+        format!("{file}: policies[0].when.any[1]: psi needs a criterion"),
+        format!("{file}: policies[0].when.any[2]: set one criterion"),
+        format!("{file}: policies[0].when.any[3].dataset: \"mean\" is not a dataset metric"),
+        format!(
+            "{file}: policies[0].when.any[4].at_least: must be between 1 and the 2 rule(s) in `of`"
+        ),
+        format!("{file}: policies[0].when.any[5].quantile.q: must be between 0 and 1"),
+        format!("{file}: policies[0].when.any[5].quantile.over: must be between 1 and 10000"),
+        format!("{file}: policies[1].name: policy `p1` is defined twice"),
+        format!("{file}: policies[1].model: no model `ghost`"),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
 }
 
 #[test]

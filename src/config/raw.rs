@@ -27,6 +27,16 @@ pub struct RawConfig {
     /// The monitored streams: one topic of feature records each.
     #[serde(default)]
     pub streams: Vec<RawStream>,
+    /// Files with more `[[models]]` and `[[policies]]`: paths, or one `*` in the file name
+    /// (`"config/policies/*.toml"`).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Models: which features of which stream they read, and the DAG that retrains them.
+    #[serde(default)]
+    pub models: Vec<super::policies::RawModel>,
+    /// Trigger policies: when a model is retrained.
+    #[serde(default)]
+    pub policies: Vec<super::policies::RawPolicy>,
 }
 
 /// `[kafka]`

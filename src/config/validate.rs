@@ -48,6 +48,10 @@ pub struct ServiceConfig {
     pub shutdown_timeout: Duration,
     /// The streams, in file order.
     pub streams: Vec<StreamSettings>,
+    /// Models, from the service file then the included files.
+    pub models: Vec<crate::policy::Model>,
+    /// Trigger policies, in the same order.
+    pub policies: Vec<crate::policy::Policy>,
 }
 
 /// A validated stream.
@@ -185,10 +189,23 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         }
     }
 
+    let mut sources = super::policies::PolicySources::default();
+    for (i, model) in raw.models.iter().enumerate() {
+        sources.models.push((String::new(), i, model.clone()));
+    }
+    for (i, policy) in raw.policies.iter().enumerate() {
+        sources.policies.push((String::new(), i, policy.clone()));
+    }
+    super::policies::read_includes(&raw.include, &mut sources, &mut problems.0);
+    let named: Vec<&str> = raw.streams.iter().map(|s| s.name.as_str()).collect();
+    let (models, policies) = super::policies::validate(&sources, &streams, &named, &mut problems.0);
+
     if !problems.0.is_empty() {
         return Err(problems.0);
     }
     Ok(ServiceConfig {
+        models,
+        policies,
         bootstrap_servers: (servers != "embedded").then(|| servers.to_string()),
         group_id: raw.kafka.group_id,
         kafka_properties: raw.kafka.properties,
