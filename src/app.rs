@@ -22,8 +22,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use crate::api::{ApiState, Metrics, StreamInfo};
 use crate::config::ServiceConfig;
 use crate::pipeline::{Message, StreamProcessor};
+use crate::policy::Outcome;
 use crate::source::kafka;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoredWindow};
 
 /// Why the service stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -83,25 +84,39 @@ impl Engine {
         if outcome.closed.is_empty() {
             return Ok(false);
         }
-        for window in &outcome.closed {
-            self.metrics.window(&stream, &window.report);
-            tracing::info!(stream = %stream, window = window.index,
-                drifted = %window.report["dataset"]["drifted"],
-                detected = %window.report["dataset"]["detected"], "window closed");
-        }
         let checkpoint = processor.checkpoint();
+        for window in &outcome.closed {
+            self.observe(&stream, window);
+        }
         self.flush_dead_letters();
         self.store
             .commit(&stream, &outcome.closed, &checkpoint, self.keep_windows)?;
         Ok(true)
     }
 
+    /// Metrics and logs for a closed window and the decisions on it.
+    fn observe(&self, stream: &str, window: &StoredWindow) {
+        self.metrics.window(stream, &window.report);
+        tracing::info!(stream = %stream, window = window.index,
+            drifted = %window.report["dataset"]["drifted"],
+            detected = %window.report["dataset"]["detected"], "window closed");
+        for decision in &window.decisions {
+            self.metrics.decision(&decision.model, decision.outcome);
+            if decision.outcome != Outcome::NotTriggered {
+                tracing::info!(policy = %decision.policy, model = %decision.model,
+                    window = decision.window, outcome = decision.outcome.as_str(),
+                    reason = %decision.reason, "decision");
+            }
+        }
+    }
+
     fn tick(&mut self, now_ms: i64) -> Result<bool, AppError> {
         let mut closed_any = false;
-        for processor in &mut self.processors {
-            if let Some(window) = processor.tick(now_ms) {
+        for i in 0..self.processors.len() {
+            if let Some(window) = self.processors[i].tick(now_ms) {
+                let processor = &self.processors[i];
                 let stream = processor.settings().name.clone();
-                self.metrics.window(&stream, &window.report);
+                self.observe(&stream, &window);
                 self.store.commit(
                     &stream,
                     &[window],
@@ -264,12 +279,13 @@ pub fn run(config: ServiceConfig, stop: Arc<AtomicBool>) -> Result<(), AppError>
             tracing::info!(stream = %stream.name, window = checkpoint.open_window.index,
                 records = checkpoint.open_window.records, "resuming from checkpoint");
         }
-        let processor = StreamProcessor::new(stream.clone(), checkpoint).map_err(|source| {
+        let mut processor = StreamProcessor::new(stream.clone(), checkpoint).map_err(|source| {
             AppError::Checkpoint {
                 stream: stream.name.clone(),
                 source,
             }
         })?;
+        processor.set_policies(&config.models, &config.policies);
         by_topic.insert(stream.topic.clone(), processors.len());
         processors.push(processor);
     }
@@ -282,12 +298,16 @@ pub fn run(config: ServiceConfig, stop: Arc<AtomicBool>) -> Result<(), AppError>
     for stream in &config.streams {
         metrics.register_stream(&stream.name);
     }
+    for model in &config.models {
+        metrics.register_model(&model.name);
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let api = ApiState {
         metrics: Arc::clone(&metrics),
         ready: Arc::clone(&ready),
         store_path: config.store_path.clone(),
         streams: Arc::new(config.streams.iter().map(stream_info).collect()),
+        models: Arc::new(config.models.iter().map(|m| m.name.clone()).collect()),
     };
     let (address, api_thread) =
         crate::api::spawn(config.api_listen, api, Arc::clone(&stop)).map_err(AppError::Api)?;

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::config::StreamSettings;
 use crate::decode::{BatchDecoder, RecordBatch};
 use crate::drift::{self, DataInfo, DriftReport};
+use crate::policy::{Engine, Model, Policy, WindowFacts};
 use crate::store::{Checkpoint, DeadLetter, StoredWindow};
 use crate::window::{ClosedWindow, OffsetRange, RecordPosition, Windower};
 
@@ -82,6 +83,8 @@ pub struct StreamProcessor {
     decoder: BatchDecoder,
     /// The current message's records, reused from message to message.
     batch: RecordBatch,
+    /// The policies judging this stream's windows.
+    policies: Engine,
 }
 
 impl StreamProcessor {
@@ -90,15 +93,19 @@ impl StreamProcessor {
         settings: StreamSettings,
         checkpoint: Option<Checkpoint>,
     ) -> Result<StreamProcessor, crate::window::WindowError> {
+        let mut policies = Engine::default();
         let (windower, next_offsets) = match checkpoint {
-            Some(checkpoint) => (
-                Windower::restore(
-                    settings.window,
-                    settings.schema.clone(),
-                    checkpoint.open_window,
-                )?,
-                checkpoint.next_offsets,
-            ),
+            Some(checkpoint) => {
+                policies.restore(checkpoint.policies);
+                (
+                    Windower::restore(
+                        settings.window,
+                        settings.schema.clone(),
+                        checkpoint.open_window,
+                    )?,
+                    checkpoint.next_offsets,
+                )
+            }
             None => (
                 Windower::new(settings.window, settings.schema.clone(), 0),
                 BTreeMap::new(),
@@ -107,10 +114,34 @@ impl StreamProcessor {
         Ok(StreamProcessor {
             decoder: BatchDecoder::new(&settings.schema),
             batch: RecordBatch::new(),
+            policies,
             settings,
             windower,
             next_offsets,
         })
+    }
+
+    /// Sets the models and policies; those on this stream judge its windows from now on.
+    /// Policies keep their state (recent windows, histories, trigger times) by name.
+    pub fn set_policies(&mut self, models: &[Model], policies: &[Policy]) {
+        let models: Vec<Model> = models
+            .iter()
+            .filter(|m| m.stream == self.settings.name)
+            .cloned()
+            .collect();
+        let policies = policies
+            .iter()
+            .filter(|p| models.iter().any(|m| m.name == p.model))
+            .cloned()
+            .collect();
+        let mut engine = Engine::new(models, policies);
+        engine.restore(self.policies.state().clone());
+        self.policies = engine;
+    }
+
+    /// The policies judging this stream.
+    pub fn policies(&self) -> &Engine {
+        &self.policies
     }
 
     /// The stream's settings.
@@ -179,10 +210,11 @@ impl StreamProcessor {
         Checkpoint {
             open_window: self.windower.snapshot(),
             next_offsets: self.next_offsets.clone(),
+            policies: self.policies.stream_state(&self.settings.name),
         }
     }
 
-    fn report(&self, window: ClosedWindow) -> StoredWindow {
+    fn report(&mut self, window: ClosedWindow) -> StoredWindow {
         let baseline = &self.settings.baseline;
         let reference = DataInfo {
             source: Some(self.settings.baseline_path.display().to_string()),
@@ -217,9 +249,19 @@ impl StreamProcessor {
             },
             report,
         };
+        let report = serde_json::to_value(&document).expect("reports serialise");
+        let decisions = self.policies.evaluate(&WindowFacts {
+            stream: &self.settings.name,
+            index: window.index,
+            records: window.records,
+            // Windows carry event or broker time; without any, time-based limits count from 0.
+            at_ms: window.end_ms.or(window.start_ms).unwrap_or(0),
+            report: &report,
+        });
         StoredWindow {
             index: window.index,
-            report: serde_json::to_value(&document).expect("reports serialise"),
+            report,
+            decisions,
         }
     }
 }

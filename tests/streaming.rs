@@ -162,6 +162,27 @@ features = [
 ]
 # A one-sigma shift in 400 records has p far below this; unchanged features rarely do.
 drift = {{ alpha = 0.001 }}
+
+[[models]]
+name = "fraud"
+stream = "payments"
+features = ["amount", "country"]
+
+[[models]]
+name = "geo"
+stream = "payments"
+features = ["country"]
+
+[[policies]]
+name = "fraud-amount"
+model = "fraud"
+consecutive = 2
+when = {{ feature = "amount", metric = "ks.p_value", below = 0.001 }}
+
+[[policies]]
+name = "geo-drift"
+model = "geo"
+when = {{ feature = "*" }}
 "#,
             group = unique("group"),
             store = store.display(),
@@ -434,6 +455,19 @@ fn a_sigkill_mid_stream_loses_and_repeats_nothing() {
     let letters = store.dead_letters("payments").unwrap();
     assert_eq!(letters.len(), 1, "the bad message is kept once");
     assert_eq!(letters[0].reason, "invalid_json");
+    // Every window judged once by each policy, across the crash.
+    let mut judged: Vec<(String, u64)> = store
+        .latest_decisions(None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.policy, d.window))
+        .collect();
+    judged.sort();
+    let expected: Vec<(String, u64)> = ["fraud-amount", "geo-drift"]
+        .iter()
+        .flat_map(|p| (0..6).map(move |w| (p.to_string(), w)))
+        .collect();
+    assert_eq!(judged, expected);
 }
 
 #[test]
@@ -605,6 +639,10 @@ fn check_api(setup: &Setup, child: &mut Service) {
         "driftgate_windows_total{stream=\"payments\"} 6",
         "driftgate_feature_drift_score{stream=\"payments\",feature=\"amount\"}",
         "driftgate_dataset_drift{stream=\"payments\"} 1",
+        "driftgate_decisions_total{model=\"fraud\",outcome=\"triggered\"} 1",
+        "driftgate_decisions_total{model=\"fraud\",outcome=\"not_triggered\"} 5",
+        "driftgate_decisions_total{model=\"geo\",outcome=\"triggered\"} 0",
+        "driftgate_decisions_total{model=\"geo\",outcome=\"not_triggered\"} 6",
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
@@ -627,6 +665,51 @@ fn check_api(setup: &Setup, child: &mut Service) {
         .collect();
     assert_eq!(indices, vec![5, 4], "newest first");
     assert_eq!(http_get(api, "/api/v1/streams/nope/windows").0, 404);
+
+    // Amount shifts from window 3: the policy needs two windows in a row, so it triggers at
+    // window 4, and window 5 starts a fresh run. Country never drifts.
+    let (status, body) = http_get(api, "/api/v1/decisions?model=fraud");
+    assert_eq!(status, 200);
+    let decisions: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let outcomes: Vec<(u64, &str)> = decisions["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["window"].as_u64().unwrap(),
+                d["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (5, "not_triggered"),
+            (4, "triggered"),
+            (3, "not_triggered"),
+            (2, "not_triggered"),
+            (1, "not_triggered"),
+            (0, "not_triggered"),
+        ]
+    );
+    let triggered = &decisions["decisions"][1];
+    assert_eq!(triggered["key"], "fraud-amount/fraud/payments/4");
+    assert_eq!(triggered["drifted_features"], serde_json::json!(["amount"]));
+    let reason = triggered["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("amount: ks.p_value ")
+            && reason.ends_with(" < 0.001 in 2 consecutive windows"),
+        "{reason}"
+    );
+    let (_, body) = http_get(api, "/api/v1/decisions?model=geo&limit=3");
+    let geo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(geo["decisions"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        geo["decisions"][0]["reason"],
+        "not met: country: drift not detected"
+    );
+    assert_eq!(http_get(api, "/api/v1/decisions?model=nope").0, 404);
 }
 
 /// `bootstrap_servers = "embedded"` needs no broker at all, so this test always runs: the

@@ -18,6 +18,8 @@ pub const CONSUMER_LAG: &str = "driftgate_consumer_lag";
 pub const FEATURE_DRIFT_SCORE: &str = "driftgate_feature_drift_score";
 /// Whether the latest window of a stream showed dataset drift (1) or not (0).
 pub const DATASET_DRIFT: &str = "driftgate_dataset_drift";
+/// Policy decisions, by model and outcome.
+pub const DECISIONS_TOTAL: &str = "driftgate_decisions_total";
 
 #[derive(Default)]
 struct Values {
@@ -27,6 +29,7 @@ struct Values {
     lag: BTreeMap<(String, i32), i64>,
     drift_score: BTreeMap<(String, String), f64>,
     dataset_drift: BTreeMap<String, bool>,
+    decisions: BTreeMap<(String, &'static str), u64>,
 }
 
 /// All metrics of a running service.
@@ -45,6 +48,26 @@ impl Metrics {
         self.with(|v| {
             v.records.entry(stream.to_string()).or_insert(0);
             v.windows.entry(stream.to_string()).or_insert(0);
+        });
+    }
+
+    /// Makes a model's decision series exist from the start (at zero), one per outcome.
+    pub fn register_model(&self, model: &str) {
+        self.with(|v| {
+            for outcome in crate::policy::Outcome::ALL {
+                v.decisions
+                    .entry((model.to_string(), outcome.as_str()))
+                    .or_insert(0);
+            }
+        });
+    }
+
+    /// Counts a policy decision.
+    pub fn decision(&self, model: &str, outcome: crate::policy::Outcome) {
+        self.with(|v| {
+            *v.decisions
+                .entry((model.to_string(), outcome.as_str()))
+                .or_insert(0) += 1
         });
     }
 
@@ -173,6 +196,19 @@ impl Metrics {
                     "{DATASET_DRIFT}{{stream=\"{}\"}} {}",
                     escape(stream),
                     u8::from(*drift)
+                );
+            }
+            family(
+                &mut out,
+                DECISIONS_TOTAL,
+                "counter",
+                "Policy decisions by model and outcome.",
+            );
+            for ((model, outcome), n) in &v.decisions {
+                let _ = writeln!(
+                    out,
+                    "{DECISIONS_TOTAL}{{model=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape(model)
                 );
             }
             out

@@ -47,6 +47,8 @@ pub struct ApiState {
     pub store_path: PathBuf,
     /// The configured streams.
     pub streams: Arc<Vec<StreamInfo>>,
+    /// The configured models' names.
+    pub models: Arc<Vec<String>>,
 }
 
 /// The routes.
@@ -57,6 +59,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api/v1/streams", get(streams))
         .route("/api/v1/streams/{name}/windows", get(windows))
+        .route("/api/v1/decisions", get(decisions))
         .with_state(state)
 }
 
@@ -137,6 +140,42 @@ async fn windows(
             let reports: Vec<serde_json::Value> = windows.into_iter().map(|w| w.report).collect();
             Json(serde_json::json!({ "windows": reports })).into_response()
         }
+        Ok(Err(err)) => {
+            let body = serde_json::json!({ "error": err.to_string() });
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct DecisionsQuery {
+    model: Option<String>,
+    limit: Option<u64>,
+}
+
+/// Decisions returned when no `limit` is given.
+const DEFAULT_DECISION_LIMIT: u64 = 100;
+
+/// The latest policy decisions, newest first, of one model (`?model=`) or all.
+async fn decisions(State(state): State<ApiState>, Query(query): Query<DecisionsQuery>) -> Response {
+    if let Some(model) = &query.model {
+        if !state.models.iter().any(|m| m == model) {
+            let body = serde_json::json!({ "error": format!("no model named `{model}`") });
+            return (StatusCode::NOT_FOUND, Json(body)).into_response();
+        }
+    }
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_DECISION_LIMIT)
+        .clamp(1, MAX_WINDOW_LIMIT);
+    let path = state.store_path.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        crate::store::Store::open_read_only(&path)?.latest_decisions(query.model.as_deref(), limit)
+    })
+    .await;
+    match result {
+        Ok(Ok(decisions)) => Json(serde_json::json!({ "decisions": decisions })).into_response(),
         Ok(Err(err)) => {
             let body = serde_json::json!({ "error": err.to_string() });
             (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()

@@ -162,11 +162,10 @@ impl Engine {
         }
     }
 
-    /// Continues from checkpointed state. State of policies that no longer exist is dropped.
-    pub fn restore(&mut self, mut state: EngineState) {
-        state
-            .policies
-            .retain(|name, _| self.policies.iter().any(|p| &p.name == name));
+    /// Continues from checkpointed state. State of policies the engine does not have is kept
+    /// until the next checkpoint, which writes only current policies' state
+    /// ([`stream_state`](Engine::stream_state)).
+    pub fn restore(&mut self, state: EngineState) {
         self.state = state;
     }
 

@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use crate::policy::{Decision, EngineState};
 use crate::window::OpenWindow;
 
 /// The schema version this build creates and reads.
@@ -37,24 +38,45 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload     BLOB,
     created_at  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS decisions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    key         TEXT NOT NULL,       -- idempotency key: policy/model/stream/window
+    policy      TEXT NOT NULL,
+    model       TEXT NOT NULL,
+    stream      TEXT NOT NULL,
+    window_idx  INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    decision    TEXT NOT NULL,       -- JSON: the whole decision
+    created_at  INTEGER NOT NULL
+);
+-- Never two triggered decisions for one key: a restart cannot trigger a window twice.
+CREATE UNIQUE INDEX IF NOT EXISTS decisions_triggered_once ON decisions (key)
+    WHERE outcome = 'triggered';
+CREATE INDEX IF NOT EXISTS decisions_by_model ON decisions (model, id);
 ";
 
-/// A stream's checkpoint: its open window and, per `topic/partition`, the next offset to read.
+/// A stream's checkpoint: its open window, per `topic/partition` the next offset to read, and
+/// the state of the policies judging the stream's windows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// The open window's full state.
     pub open_window: OpenWindow,
     /// Next offset to process per `topic/partition`; messages below it were already counted.
     pub next_offsets: BTreeMap<String, i64>,
+    /// The policies' memory (recent outcomes, dynamic thresholds' histories, trigger times).
+    #[serde(default)]
+    pub policies: EngineState,
 }
 
-/// A closed window's report as stored.
+/// A closed window's report as stored, with the policies' decisions on it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredWindow {
     /// Window index in the stream.
     pub index: u64,
     /// The report JSON.
     pub report: serde_json::Value,
+    /// One decision per policy judging the stream.
+    pub decisions: Vec<Decision>,
 }
 
 /// A message that could not be decoded, kept when the stream has no dead-letter topic.
@@ -171,6 +193,27 @@ impl Store {
                 "INSERT INTO windows (stream, idx, report, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![stream, window.index as i64, window.report.to_string(), now],
             )?;
+            for decision in &window.decisions {
+                let inserted = tx.execute(
+                    "INSERT OR IGNORE INTO decisions
+                     (key, policy, model, stream, window_idx, outcome, decision, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        decision.key,
+                        decision.policy,
+                        decision.model,
+                        decision.stream,
+                        decision.window as i64,
+                        decision.outcome.as_str(),
+                        serde_json::to_string(decision).expect("decisions serialise"),
+                        now
+                    ],
+                )?;
+                if inserted == 0 {
+                    tracing::warn!(key = %decision.key,
+                        "a triggered decision for this key is already stored; not triggering twice");
+                }
+            }
         }
         tx.execute(
             "INSERT INTO checkpoints (stream, state, updated_at) VALUES (?1, ?2, ?3)
@@ -180,6 +223,13 @@ impl Store {
         if !closed.is_empty() {
             tx.execute(
                 "DELETE FROM windows WHERE stream = ?1 AND idx <= (SELECT MAX(idx) FROM windows WHERE stream = ?1) - ?2",
+                params![stream, keep_windows as i64],
+            )?;
+            // Decisions that changed nothing age out with their windows; the others (triggers
+            // and suppressed triggers) are the audit trail and stay.
+            tx.execute(
+                "DELETE FROM decisions WHERE stream = ?1 AND outcome = 'not_triggered'
+                 AND window_idx <= (SELECT MAX(window_idx) FROM decisions WHERE stream = ?1) - ?2",
                 params![stream, keep_windows as i64],
             )?;
         }
@@ -208,6 +258,28 @@ impl Store {
             Ok(StoredWindow {
                 index: index as u64,
                 report,
+                // Decisions are read with `latest_decisions`.
+                decisions: Vec::new(),
+            })
+        })
+        .collect()
+    }
+
+    /// The latest decisions, newest first, of one model or of all.
+    pub fn latest_decisions(
+        &self,
+        model: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Decision>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT decision FROM decisions WHERE ?1 IS NULL OR model = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows =
+            statement.query_map(params![model, limit as i64], |row| row.get::<_, String>(0))?;
+        rows.map(|row| {
+            serde_json::from_str(&row?).map_err(|e| StoreError::Damaged {
+                what: "decision",
+                message: e.to_string(),
             })
         })
         .collect()
@@ -255,6 +327,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::decode::{BatchDecoder, FeatureKind, FeatureSpec, RecordBatch, Schema};
+    use crate::policy::Outcome;
     use crate::window::{RecordPosition, WindowSpec, Windower};
 
     fn checkpoint(records: usize) -> Checkpoint {
@@ -282,6 +355,7 @@ mod tests {
         Checkpoint {
             open_window: windower.snapshot(),
             next_offsets: BTreeMap::from([("t/0".to_string(), records as i64)]),
+            policies: EngineState::default(),
         }
     }
 
@@ -295,6 +369,7 @@ mod tests {
             let window = StoredWindow {
                 index: 2,
                 report: serde_json::json!({"window": {"index": 2}}),
+                decisions: Vec::new(),
             };
             store.commit("s", &[window], &checkpoint(5), 10).unwrap();
         }
@@ -312,6 +387,7 @@ mod tests {
         let window = StoredWindow {
             index: 0,
             report: serde_json::json!({}),
+            decisions: Vec::new(),
         };
         store
             .commit("s", std::slice::from_ref(&window), &checkpoint(1), 10)
@@ -329,6 +405,7 @@ mod tests {
             let window = StoredWindow {
                 index,
                 report: serde_json::json!({ "i": index }),
+                decisions: Vec::new(),
             };
             store.commit("s", &[window], &checkpoint(0), 3).unwrap();
         }
@@ -339,6 +416,72 @@ mod tests {
             .map(|w| w.index)
             .collect();
         assert_eq!(indices, vec![9, 8, 7]);
+    }
+
+    fn decision(window: u64, outcome: Outcome) -> Decision {
+        Decision {
+            key: format!("p/m/s/{window}"),
+            policy: "p".into(),
+            model: "m".into(),
+            dag: None,
+            stream: "s".into(),
+            window,
+            at_ms: 0,
+            outcome,
+            reason: "because".into(),
+            drifted_features: vec![],
+            signals: vec![],
+        }
+    }
+
+    #[test]
+    fn a_key_is_triggered_once_and_quiet_decisions_age_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        for index in 0..6 {
+            let outcome = if index == 1 {
+                Outcome::Triggered
+            } else {
+                Outcome::NotTriggered
+            };
+            let window = StoredWindow {
+                index,
+                report: serde_json::json!({}),
+                decisions: vec![decision(index, outcome)],
+            };
+            store.commit("s", &[window], &checkpoint(0), 3).unwrap();
+        }
+        // Window 1 again (a replay after a lost checkpoint): its trigger is not stored twice.
+        let again = StoredWindow {
+            index: 1,
+            report: serde_json::json!({}),
+            decisions: vec![decision(1, Outcome::Triggered)],
+        };
+        store
+            .conn
+            .execute("DELETE FROM windows WHERE idx = 1", [])
+            .unwrap();
+        store.commit("s", &[again], &checkpoint(0), 3).unwrap();
+        let kept: Vec<(u64, Outcome)> = store
+            .latest_decisions(Some("m"), 100)
+            .unwrap()
+            .iter()
+            .map(|d| (d.window, d.outcome))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (5, Outcome::NotTriggered),
+                (4, Outcome::NotTriggered),
+                (3, Outcome::NotTriggered),
+                (1, Outcome::Triggered),
+            ]
+        );
+        assert!(store
+            .latest_decisions(Some("other"), 10)
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.latest_decisions(None, 2).unwrap().len(), 2);
     }
 
     #[test]
