@@ -19,12 +19,15 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+pub mod reload;
+
 use crate::api::{ApiState, Metrics, StreamInfo};
 use crate::config::ServiceConfig;
 use crate::pipeline::{Message, StreamProcessor};
 use crate::policy::Outcome;
 use crate::source::kafka;
 use crate::store::{Store, StoreError, StoredWindow};
+use reload::{Due, ReloadResult, ReloadSummary, Reloads};
 
 /// Why the service stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,9 @@ pub enum AppError {
     /// The API could not listen.
     #[error("api: {0}")]
     Api(std::io::Error),
+    /// SIGHUP could not be registered for reloading.
+    #[error("cannot set up reloading: {0}")]
+    Reload(std::io::Error),
     /// A checkpoint does not match the configuration (e.g. a feature changed kind).
     #[error("stream {stream}: {source}")]
     Checkpoint {
@@ -56,9 +62,52 @@ pub struct Engine {
     dead_letters: Option<BaseProducer>,
     keep_windows: u64,
     metrics: Arc<Metrics>,
+    /// The models' names as the API shows them.
+    models: Arc<std::sync::RwLock<Vec<String>>>,
 }
 
 impl Engine {
+    /// Re-reads the configuration and swaps every stream's models and policies at once, or
+    /// nothing when anything in the file is invalid. Only models and policies change; other
+    /// settings are read at start.
+    fn reload(&mut self, path: &std::path::Path) -> ReloadResult {
+        let config = match crate::config::load(path) {
+            Ok(config) => config,
+            Err(err) => {
+                self.metrics.reload(false);
+                tracing::error!(error = %err, "reload refused; the current models and policies stay in force");
+                return Err(err.to_string());
+            }
+        };
+        for model in &config.models {
+            if !self
+                .processors
+                .iter()
+                .any(|p| p.settings().name == model.stream)
+            {
+                tracing::warn!(model = %model.name, stream = %model.stream,
+                    "the model's stream is not running (new streams need a restart)");
+            }
+            self.metrics.register_model(&model.name);
+        }
+        for processor in &mut self.processors {
+            processor.set_policies(&config.models, &config.policies);
+        }
+        *self.models.write().unwrap_or_else(|p| p.into_inner()) =
+            config.models.iter().map(|m| m.name.clone()).collect();
+        self.metrics.reload(true);
+        let summary = ReloadSummary {
+            models: config.models.len(),
+            policies: config.policies.len(),
+        };
+        tracing::info!(
+            models = summary.models,
+            policies = summary.policies,
+            "models and policies reloaded"
+        );
+        Ok(summary)
+    }
+
     fn handle(&mut self, message: Message<'_>) -> Result<bool, AppError> {
         let Some(&index) = self.by_topic.get(message.topic) else {
             return Ok(false);
@@ -246,8 +295,13 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Runs the service until `stop` is set, then checkpoints, commits and returns.
-pub fn run(config: ServiceConfig, stop: Arc<AtomicBool>) -> Result<(), AppError> {
+/// Runs the service until `stop` is set, then checkpoints, commits and returns. `path` is the
+/// configuration file, re-read on reload.
+pub fn run(
+    config: ServiceConfig,
+    path: &std::path::Path,
+    stop: Arc<AtomicBool>,
+) -> Result<(), AppError> {
     // `embedded`: an in-process Kafka-protocol cluster, for trying driftgate with nothing
     // installed. Not durable: it lives and dies with this process.
     let embedded = match &config.bootstrap_servers {
@@ -302,12 +356,18 @@ pub fn run(config: ServiceConfig, stop: Arc<AtomicBool>) -> Result<(), AppError>
         metrics.register_model(&model.name);
     }
     let ready = Arc::new(AtomicBool::new(false));
+    let (reloads, reload_sender) =
+        Reloads::start(path, &config.includes).map_err(AppError::Reload)?;
+    let models = Arc::new(std::sync::RwLock::new(
+        config.models.iter().map(|m| m.name.clone()).collect(),
+    ));
     let api = ApiState {
         metrics: Arc::clone(&metrics),
         ready: Arc::clone(&ready),
         store_path: config.store_path.clone(),
         streams: Arc::new(config.streams.iter().map(stream_info).collect()),
-        models: Arc::new(config.models.iter().map(|m| m.name.clone()).collect()),
+        models: Arc::clone(&models),
+        reload: reload_sender,
     };
     let (address, api_thread) =
         crate::api::spawn(config.api_listen, api, Arc::clone(&stop)).map_err(AppError::Api)?;
@@ -319,6 +379,7 @@ pub fn run(config: ServiceConfig, stop: Arc<AtomicBool>) -> Result<(), AppError>
         dead_letters,
         keep_windows: config.keep_windows,
         metrics,
+        models,
     }));
     let consumer: BaseConsumer<Context> =
         kafka::consumer_config(&servers, &config.group_id, &config.kafka_properties)
@@ -349,6 +410,12 @@ pub fn run(config: ServiceConfig, stop: Arc<AtomicBool>) -> Result<(), AppError>
             }
         }
         commit_now |= lock(&engine).tick(now_ms())?;
+        if let Some(due) = reloads.due() {
+            let result = lock(&engine).reload(path);
+            if let Due::Answer(reply) = due {
+                let _ = reply.send(result);
+            }
+        }
         if commit_now {
             commit(&consumer, &lock(&engine).committable(), CommitMode::Async);
         }

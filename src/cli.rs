@@ -420,7 +420,7 @@ fn run_service(path: &Path) -> Result<Outcome, CliError> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     crate::app::install_signal_handlers(&stop, config.shutdown_timeout)
         .map_err(CliError::Output)?;
-    crate::app::run(config, stop)?;
+    crate::app::run(config, path, stop)?;
     Ok(Outcome::Done)
 }
 

@@ -134,9 +134,7 @@ impl StreamProcessor {
             .filter(|p| models.iter().any(|m| m.name == p.model))
             .cloned()
             .collect();
-        let mut engine = Engine::new(models, policies);
-        engine.restore(self.policies.state().clone());
-        self.policies = engine;
+        self.policies.replace(models, policies);
     }
 
     /// The policies judging this stream.

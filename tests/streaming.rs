@@ -593,6 +593,11 @@ fn two_instances_in_one_group_split_the_partitions_and_count_every_record_once()
 
 /// A minimal HTTP/1.1 GET: (status, body).
 fn http_get(address: &str, path: &str) -> (u16, String) {
+    http(address, "GET", path)
+}
+
+/// A minimal HTTP/1.1 request without a body: (status, body).
+fn http(address: &str, method: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).expect("api reachable");
     stream
@@ -600,7 +605,7 @@ fn http_get(address: &str, path: &str) -> (u16, String) {
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -712,20 +717,28 @@ fn check_api(setup: &Setup, child: &mut Service) {
     assert_eq!(http_get(api, "/api/v1/decisions?model=nope").0, 404);
 }
 
-/// `bootstrap_servers = "embedded"` needs no broker at all, so this test always runs: the
-/// in-process cluster listens on loopback, and its address is in the service's log.
-#[test]
-fn the_embedded_broker_runs_the_whole_loop_with_nothing_installed() {
-    let dir = tempfile::tempdir().unwrap();
-    let baseline = dir.path().join("baseline.json");
+/// A service on the embedded broker (`bootstrap_servers = "embedded"`), with a producer.
+struct Embedded {
+    service: Service,
+    producer: BaseProducer,
+    store: PathBuf,
+    api: String,
+    rng: SplitMix64,
+}
+
+/// Starts a service on its embedded broker: one stream of 200-record windows, plus `extra`
+/// configuration (top-level keys first, then tables).
+fn start_embedded(dir: &Path, top: &str, extra: &str) -> Embedded {
+    let baseline = dir.join("baseline.json");
     write_baseline(&baseline, 31, 2000);
-    let mut rng = SplitMix64::new(32);
-    let store = dir.path().join("embedded.db");
-    let config = dir.path().join("embedded.toml");
+    let store = dir.join("embedded.db");
+    let config = dir.join("embedded.toml");
+    let api = free_address();
     std::fs::write(
         &config,
         format!(
             r#"
+{top}
 [kafka]
 bootstrap_servers = "embedded"
 [store]
@@ -739,9 +752,9 @@ topic = "payments.features"
 baseline = "{baseline}"
 window = {{ records = 200 }}
 features = [{{ name = "amount", kind = "numeric" }}, {{ name = "country", kind = "categorical" }}]
+{extra}
 "#,
             store = store.display(),
-            api = free_address(),
             baseline = baseline.display(),
         ),
     )
@@ -761,18 +774,149 @@ features = [{{ name = "amount", kind = "numeric" }}, {{ name = "country", kind =
         .set("bootstrap.servers", &bootstrap)
         .create()
         .unwrap();
-    for _ in 0..4 {
-        let records: Vec<_> = (0..100)
-            .map(|_| serde_json::json!({"amount": normal(&mut rng), "country": country(&mut rng)}))
-            .collect();
-        let payload = serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap();
-        send(&producer, "payments.features", None, payload);
+    Embedded {
+        service,
+        producer,
+        store,
+        api,
+        rng: SplitMix64::new(32),
     }
-    producer
-        .flush(Duration::from_secs(30))
-        .expect("delivered to the embedded broker");
-    wait_for(&store, &mut service, "2 windows", |s| {
-        s.latest_windows("payments", 10).is_ok_and(|w| w.len() == 2)
-    });
-    assert!(terminate(&mut service).success());
+}
+
+impl Embedded {
+    /// Sends `messages` messages of 100 unshifted records and waits until they are delivered.
+    fn produce(&mut self, messages: usize) {
+        for _ in 0..messages {
+            let records: Vec<_> = (0..100)
+                .map(|_| {
+                    serde_json::json!({"amount": normal(&mut self.rng), "country": country(&mut self.rng)})
+                })
+                .collect();
+            let payload = serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap();
+            send(&self.producer, "payments.features", None, payload);
+        }
+        self.producer
+            .flush(Duration::from_secs(30))
+            .expect("delivered to the embedded broker");
+    }
+
+    fn wait_for_windows(&mut self, count: usize) {
+        let what = format!("{count} windows");
+        wait_for(&self.store, &mut self.service, &what, |s| {
+            s.latest_windows("payments", 100)
+                .is_ok_and(|w| w.len() == count)
+        });
+    }
+}
+
+/// `bootstrap_servers = "embedded"` needs no broker at all, so this test always runs: the
+/// in-process cluster listens on loopback, and its address is in the service's log.
+#[test]
+fn the_embedded_broker_runs_the_whole_loop_with_nothing_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut embedded = start_embedded(dir.path(), "", "");
+    embedded.produce(4);
+    embedded.wait_for_windows(2);
+    assert!(terminate(&mut embedded.service).success());
+}
+
+/// The policy each window of the reload test was judged by.
+fn judged_by(store: &Path) -> Vec<(u64, String, String)> {
+    let mut judged: Vec<_> = Store::open_read_only(store)
+        .unwrap()
+        .latest_decisions(None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.window, d.policy, d.outcome.as_str().to_string()))
+        .collect();
+    judged.sort();
+    judged
+}
+
+fn reloads(api: &str, outcome: &str) -> u64 {
+    let (_, metrics) = http_get(api, "/metrics");
+    let prefix = format!("driftgate_config_reloads_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_broken_policy_file_is_refused_and_a_fixed_one_applies_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    let file = policies.join("payments.toml");
+    let model = "[[models]]\nname = \"fraud\"\nstream = \"payments\"\nfeatures = [\"amount\"]\n";
+    let policy = |name: &str, rule: &str| {
+        format!("{model}[[policies]]\nname = \"{name}\"\nmodel = \"fraud\"\nwhen = {rule}\n")
+    };
+    std::fs::write(
+        &file,
+        policy("quiet", r#"{ dataset = "share", above = 2.0 }"#),
+    )
+    .unwrap();
+    let include = format!("include = [\"{}/*.toml\"]", policies.display());
+    let mut embedded = start_embedded(dir.path(), &include, "");
+    let api = embedded.api.clone();
+    embedded.produce(2);
+    embedded.wait_for_windows(1);
+
+    // A broken file: the reload is refused with the file and key path, the old policy stays.
+    std::fs::write(
+        &file,
+        policy("broken", r#"{ feature = "amount", metric = "nonsense" }"#),
+    )
+    .unwrap();
+    let (status, body) = http(&api, "POST", "/api/v1/reload");
+    assert_eq!(status, 422, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["status"], "refused");
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("{}: policies[0].when.metric", file.display())),
+        "{error}"
+    );
+    embedded.produce(2);
+    embedded.wait_for_windows(2);
+    assert!(reloads(&api, "refused") >= 1);
+
+    // A fixed file: the watcher applies it (no request, no restart) and the next window is
+    // judged by the new policy.
+    std::fs::write(
+        &file,
+        policy("loud", r#"{ dataset = "share", above = -1.0 }"#),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reloads(&api, "applied") == 0 {
+        assert!(Instant::now() < deadline, "the file change was not applied");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    embedded.produce(2);
+    embedded.wait_for_windows(3);
+    assert_eq!(
+        judged_by(&embedded.store),
+        [
+            (0, "quiet".to_string(), "not_triggered".to_string()),
+            (1, "quiet".to_string(), "not_triggered".to_string()),
+            (2, "loud".to_string(), "triggered".to_string()),
+        ]
+    );
+
+    // SIGHUP reloads too.
+    let applied = reloads(&api, "applied");
+    // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
+    assert_eq!(
+        unsafe { libc::kill(embedded.service.id() as libc::pid_t, libc::SIGHUP) },
+        0
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reloads(&api, "applied") == applied {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(terminate(&mut embedded.service).success());
 }

@@ -20,6 +20,8 @@ pub const FEATURE_DRIFT_SCORE: &str = "driftgate_feature_drift_score";
 pub const DATASET_DRIFT: &str = "driftgate_dataset_drift";
 /// Policy decisions, by model and outcome.
 pub const DECISIONS_TOTAL: &str = "driftgate_decisions_total";
+/// Reloads of models and policies, by outcome (`applied`, `refused`).
+pub const CONFIG_RELOADS_TOTAL: &str = "driftgate_config_reloads_total";
 
 #[derive(Default)]
 struct Values {
@@ -30,6 +32,7 @@ struct Values {
     drift_score: BTreeMap<(String, String), f64>,
     dataset_drift: BTreeMap<String, bool>,
     decisions: BTreeMap<(String, &'static str), u64>,
+    reloads: BTreeMap<&'static str, u64>,
 }
 
 /// All metrics of a running service.
@@ -68,6 +71,17 @@ impl Metrics {
             *v.decisions
                 .entry((model.to_string(), outcome.as_str()))
                 .or_insert(0) += 1
+        });
+    }
+
+    /// Counts a reload of models and policies.
+    pub fn reload(&self, applied: bool) {
+        self.with(|v| {
+            v.reloads.entry("applied").or_insert(0);
+            v.reloads.entry("refused").or_insert(0);
+            *v.reloads
+                .entry(if applied { "applied" } else { "refused" })
+                .or_insert(0) += 1;
         });
     }
 
@@ -210,6 +224,16 @@ impl Metrics {
                     "{DECISIONS_TOTAL}{{model=\"{}\",outcome=\"{outcome}\"}} {n}",
                     escape(model)
                 );
+            }
+            family(
+                &mut out,
+                CONFIG_RELOADS_TOTAL,
+                "counter",
+                "Reloads of models and policies by outcome.",
+            );
+            for outcome in ["applied", "refused"] {
+                let n = v.reloads.get(outcome).copied().unwrap_or(0);
+                let _ = writeln!(out, "{CONFIG_RELOADS_TOTAL}{{outcome=\"{outcome}\"}} {n}");
             }
             out
         })

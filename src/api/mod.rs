@@ -11,13 +11,16 @@ pub use metrics::Metrics;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, RwLock};
+
+use crate::app::reload::ReloadRequest;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -47,8 +50,10 @@ pub struct ApiState {
     pub store_path: PathBuf,
     /// The configured streams.
     pub streams: Arc<Vec<StreamInfo>>,
-    /// The configured models' names.
-    pub models: Arc<Vec<String>>,
+    /// The models' names, replaced on reload.
+    pub models: Arc<RwLock<Vec<String>>>,
+    /// Where reload requests go (the consumer loop performs them).
+    pub reload: Sender<ReloadRequest>,
 }
 
 /// The routes.
@@ -60,6 +65,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/streams", get(streams))
         .route("/api/v1/streams/{name}/windows", get(windows))
         .route("/api/v1/decisions", get(decisions))
+        .route("/api/v1/reload", post(reload))
         .with_state(state)
 }
 
@@ -160,7 +166,13 @@ const DEFAULT_DECISION_LIMIT: u64 = 100;
 /// The latest policy decisions, newest first, of one model (`?model=`) or all.
 async fn decisions(State(state): State<ApiState>, Query(query): Query<DecisionsQuery>) -> Response {
     if let Some(model) = &query.model {
-        if !state.models.iter().any(|m| m == model) {
+        let known = state
+            .models
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|m| m == model);
+        if !known {
             let body = serde_json::json!({ "error": format!("no model named `{model}`") });
             return (StatusCode::NOT_FOUND, Json(body)).into_response();
         }
@@ -181,6 +193,34 @@ async fn decisions(State(state): State<ApiState>, Query(query): Query<DecisionsQ
             (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
         }
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// How long a reload request waits for the consumer loop.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reloads models and policies: 200 with what is now in force, or 422 with every problem (the
+/// old set stays in force).
+async fn reload(State(state): State<ApiState>) -> Response {
+    let (answer, reply) = std::sync::mpsc::sync_channel(1);
+    if state.reload.send(answer).is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the service is stopping\n").into_response();
+    }
+    let result = tokio::task::spawn_blocking(move || reply.recv_timeout(RELOAD_TIMEOUT)).await;
+    match result {
+        Ok(Ok(Ok(summary))) => {
+            Json(serde_json::json!({ "status": "applied", "models": summary.models, "policies": summary.policies }))
+                .into_response()
+        }
+        Ok(Ok(Err(error))) => {
+            let body = serde_json::json!({ "status": "refused", "error": error });
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+        }
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service did not answer the reload in time\n",
+        )
+            .into_response(),
     }
 }
 

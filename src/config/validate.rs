@@ -48,6 +48,8 @@ pub struct ServiceConfig {
     pub shutdown_timeout: Duration,
     /// The streams, in file order.
     pub streams: Vec<StreamSettings>,
+    /// The `include` patterns, for watching the files they name.
+    pub includes: Vec<String>,
     /// Models, from the service file then the included files.
     pub models: Vec<crate::policy::Model>,
     /// Trigger policies, in the same order.
@@ -204,6 +206,7 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         return Err(problems.0);
     }
     Ok(ServiceConfig {
+        includes: raw.include.clone(),
         models,
         policies,
         bootstrap_servers: (servers != "embedded").then(|| servers.to_string()),

@@ -162,6 +162,13 @@ impl Engine {
         }
     }
 
+    /// Swaps in new models and policies. Policies keep their state by name (so a reload never
+    /// resets a cooldown or a budget), and runs in flight stay in flight.
+    pub fn replace(&mut self, models: Vec<Model>, policies: Vec<Policy>) {
+        self.models = models;
+        self.policies = policies;
+    }
+
     /// Continues from checkpointed state. State of policies the engine does not have is kept
     /// until the next checkpoint, which writes only current policies' state
     /// ([`stream_state`](Engine::stream_state)).

@@ -1,0 +1,131 @@
+//! Hot reload of models and policies: on SIGHUP, when a watched file changes, or on
+//! `POST /api/v1/reload`. The consumer loop performs every reload itself, between messages, so
+//! a swap is never half done and never races a window's evaluation.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadSummary {
+    /// Models now in force.
+    pub models: usize,
+    /// Policies now in force.
+    pub policies: usize,
+}
+
+/// The answer to a reload: the summary, or every problem with the file (the old set stays).
+pub type ReloadResult = Result<ReloadSummary, String>;
+
+/// A reload asked for over the API, with the channel its answer goes back on.
+pub type ReloadRequest = SyncSender<ReloadResult>;
+
+/// Edits arrive as bursts of file events (truncate, write, rename): wait this long after the
+/// last one before reloading, so a half-written file is not read.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Collects reload requests from their three sources.
+pub struct Reloads {
+    signal: Arc<AtomicBool>,
+    last_file_event: Arc<Mutex<Option<Instant>>>,
+    api: Receiver<ReloadRequest>,
+    /// Kept alive for as long as files are watched.
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+/// Why a reload is due.
+pub enum Due {
+    /// SIGHUP or a file change: log the outcome.
+    Quiet,
+    /// The API: answer on the channel.
+    Answer(ReloadRequest),
+}
+
+impl Reloads {
+    /// Registers SIGHUP and watches the configuration file and the directories of its includes.
+    /// Returns the sender the API uses. A watcher that cannot start is logged, not fatal:
+    /// SIGHUP and the API still reload.
+    pub fn start(
+        config: &Path,
+        includes: &[String],
+    ) -> std::io::Result<(Reloads, Sender<ReloadRequest>)> {
+        let signal = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&signal))?;
+        let last_file_event = Arc::new(Mutex::new(None));
+        let watcher = watch(config, includes, Arc::clone(&last_file_event))
+            .map_err(|err| tracing::warn!(error = %err, "cannot watch the configuration files; reload with SIGHUP or POST /api/v1/reload"))
+            .ok();
+        let (sender, api) = std::sync::mpsc::channel();
+        Ok((
+            Reloads {
+                signal,
+                last_file_event,
+                api,
+                _watcher: watcher,
+            },
+            sender,
+        ))
+    }
+
+    /// The next due reload, if any.
+    pub fn due(&self) -> Option<Due> {
+        if let Ok(request) = self.api.try_recv() {
+            return Some(Due::Answer(request));
+        }
+        if self.signal.swap(false, Ordering::SeqCst) {
+            tracing::info!("SIGHUP: reloading models and policies");
+            return Some(Due::Quiet);
+        }
+        let mut last = self
+            .last_file_event
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at.elapsed() >= SETTLE) {
+            *last = None;
+            tracing::info!("configuration files changed: reloading models and policies");
+            return Some(Due::Quiet);
+        }
+        None
+    }
+}
+
+/// Watches the directories holding the configuration file and the included files (a `*`
+/// pattern's new files count), reacting to `.toml` files only.
+fn watch(
+    config: &Path,
+    includes: &[String],
+    last_event: Arc<Mutex<Option<Instant>>>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        let relevant = matches!(
+            event.kind,
+            EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+        ) && event
+            .paths
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "toml"));
+        if relevant {
+            *last_event.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
+    })?;
+    let mut dirs: Vec<PathBuf> = std::iter::once(config.to_path_buf())
+        .chain(includes.iter().map(PathBuf::from))
+        .map(|p| match p.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    }
+    Ok(watcher)
+}
