@@ -37,6 +37,26 @@ pub enum Command {
     /// Check service configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Replay recorded data through a stream's windows, detectors and policies, and print when
+    /// each policy would have triggered.
+    Replay(ReplayArgs),
+}
+
+/// Arguments of `driftgate replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The service configuration file (TOML), with its models and policies.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Recorded data: JSONL (one message per line, as producers send them) or CSV.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// The stream to replay through (needed when the configuration has several).
+    #[arg(long, value_name = "NAME")]
+    pub stream: Option<String>,
+    /// Output format [default: table on a terminal, json otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
 }
 
 /// `driftgate config …`
@@ -196,6 +216,9 @@ pub enum CliError {
     /// The service stopped on an error.
     #[error(transparent)]
     App(#[from] crate::app::AppError),
+    /// A replay could not run.
+    #[error(transparent)]
+    Replay(#[from] crate::replay::ReplayError),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
@@ -218,6 +241,7 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Baseline(BaselineCommand::Build(args)) => run_build(&args),
         Command::Baseline(BaselineCommand::Show { file }) => run_show(&file),
         Command::Config(ConfigCommand::Check { file }) => run_config_check(&file),
+        Command::Replay(args) => run_replay(&args),
     }
 }
 
@@ -421,6 +445,51 @@ fn run_service(path: &Path) -> Result<Outcome, CliError> {
     crate::app::install_signal_handlers(&stop, config.shutdown_timeout)
         .map_err(CliError::Output)?;
     crate::app::run(config, path, stop)?;
+    Ok(Outcome::Done)
+}
+
+fn run_replay(args: &ReplayArgs) -> Result<Outcome, CliError> {
+    let config = crate::config::load(&args.config)?;
+    // A progress bar on a terminal, for inputs big enough to wait for.
+    let bar = (std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} replaying {bytes}/{total_bytes} [{bar:30}] {eta} left",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    });
+    let replay = crate::replay::replay(
+        &config,
+        &args.input,
+        args.stream.as_deref(),
+        |read, total| {
+            if let Some(bar) = &bar {
+                bar.set_length(total);
+                bar.set_position(read);
+            }
+        },
+    )?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        OutputFormat::Table
+    } else {
+        OutputFormat::Json
+    });
+    let text = match format {
+        OutputFormat::Table => crate::replay::table(&replay),
+        OutputFormat::Json => {
+            let mut json = serde_json::to_string_pretty(&replay).expect("replays serialise");
+            json.push('\n');
+            json
+        }
+    };
+    write_stdout(&text)?;
     Ok(Outcome::Done)
 }
 

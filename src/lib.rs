@@ -10,6 +10,7 @@
 //! * [`window`]: tumbling windows by count or duration, checkpointable.
 //! * [`pipeline`]: one stream's message → window → report processing, without I/O.
 //! * [`policy`]: models and trigger policies, evaluated on every window, decisions explained.
+//! * [`replay`]: the same windows, detectors and policies over recorded data, to tune policies.
 //! * [`drift`]: one module per statistic (KS, Wasserstein, chi-square, Jensen–Shannon, PSI,
 //!   Hellinger), all equal to scipy on the same data; decisions that scale with sample size;
 //!   the report.
@@ -30,6 +31,7 @@ pub mod drift;
 mod parallel;
 pub mod pipeline;
 pub mod policy;
+pub mod replay;
 mod rng;
 pub mod source;
 pub mod store;

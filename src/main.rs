@@ -35,7 +35,8 @@ fn exit_code(err: Option<&CliError>) -> ExitCode {
             CliError::Decode(_)
             | CliError::Baseline(_)
             | CliError::Settings(_)
-            | CliError::Config(_),
+            | CliError::Config(_)
+            | CliError::Replay(_),
         ) => ExitCode::from(2),
         _ => ExitCode::from(1),
     }

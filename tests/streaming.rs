@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use driftgate::baseline::{Baseline, BaselineSource, BuildSettings};
 use driftgate::decode::{Dataset, FeatureKind, FeatureSpec, Schema};
+use driftgate::policy::{Decision, Outcome};
 use driftgate::store::Store;
 use driftgate::SplitMix64;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -800,6 +801,21 @@ impl Embedded {
             .expect("delivered to the embedded broker");
     }
 
+    /// Sends these payloads, in order, to partition 0.
+    fn send_payloads(&self, payloads: &[String]) {
+        for payload in payloads {
+            send(
+                &self.producer,
+                "payments.features",
+                Some(0),
+                payload.clone().into_bytes(),
+            );
+        }
+        self.producer
+            .flush(Duration::from_secs(30))
+            .expect("delivered to the embedded broker");
+    }
+
     fn wait_for_windows(&mut self, count: usize) {
         let what = format!("{count} windows");
         wait_for(&self.store, &mut self.service, &what, |s| {
@@ -919,4 +935,112 @@ fn a_broken_policy_file_is_refused_and_a_fixed_one_applies_without_a_restart() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(terminate(&mut embedded.service).success());
+}
+
+#[test]
+fn replay_decides_exactly_as_the_live_service_on_the_same_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = r#"
+[[models]]
+name = "fraud"
+stream = "payments"
+features = ["amount", "country"]
+
+[[policies]]
+name = "amount-ks"
+model = "fraud"
+consecutive = 2
+cooldown = "5m"
+when = { feature = "amount", metric = "ks.p_value", below = 0.001 }
+
+[[policies]]
+name = "amount-rolling"
+model = "fraud"
+when = { feature = "amount", metric = "ks.statistic", rolling = { deviations = 2.0, over = 4 } }
+
+[[policies]]
+name = "any-drift"
+model = "fraud"
+k_of_n = { k = 2, n = 3 }
+budget = { max_runs = 2, per = "1h" }
+when = { feature = "*" }
+"#;
+    let mut embedded = start_embedded(dir.path(), "", policies);
+    // 16 windows of 200 records, a record a second; amount shifts from window 6 to 11.
+    let mut rng = SplitMix64::new(41);
+    let mut payloads = Vec::new();
+    for m in 0..32u64 {
+        let shift = if (12..22).contains(&m) { 1.0 } else { 0.0 };
+        let records: Vec<_> = (0..100u64)
+            .map(|r| {
+                serde_json::json!({
+                    "ts": 1_700_000_000_000u64 + (m * 100 + r) * 1000,
+                    "amount": normal(&mut rng) + shift,
+                    "country": country(&mut rng),
+                })
+            })
+            .collect();
+        payloads.push(serde_json::json!({ "records": records }).to_string());
+    }
+    embedded.send_payloads(&payloads);
+    embedded.wait_for_windows(16);
+    assert!(terminate(&mut embedded.service).success());
+    let live: Vec<Decision> = {
+        let mut all = Store::open_read_only(&embedded.store)
+            .unwrap()
+            .latest_decisions(None, 1000)
+            .unwrap();
+        all.reverse();
+        all
+    };
+    assert_eq!(live.len(), 48, "16 windows × 3 policies");
+    assert!(
+        live.iter().any(|d| d.outcome == Outcome::Triggered),
+        "the shift triggers something"
+    );
+
+    let input = dir.path().join("recorded.jsonl");
+    std::fs::write(&input, payloads.join("\n") + "\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_driftgate"))
+        .args(["replay", "--format", "json", "--config"])
+        .arg(dir.path().join("embedded.toml"))
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let replayed: Vec<Decision> = replayed["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["decisions"].as_array().unwrap().clone())
+        .map(|d| serde_json::from_value(d).unwrap())
+        .collect();
+    assert_eq!(replayed, live);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_driftgate"))
+        .args(["replay", "--format", "table", "--config"])
+        .arg(dir.path().join("embedded.toml"))
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    let triggered = live
+        .iter()
+        .filter(|d| d.outcome == Outcome::Triggered)
+        .count();
+    assert!(
+        table.contains(&format!("retrains: {triggered}\n")),
+        "{table}"
+    );
+    assert!(
+        table.contains("32 messages, 3200 records, 16 windows"),
+        "{table}"
+    );
 }

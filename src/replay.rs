@@ -1,0 +1,377 @@
+//! Replay: the service's windows, detectors and policies over recorded data, without a broker.
+//!
+//! Each line of a JSONL file is one message, exactly as a producer would send it (a record, an
+//! array of records or `{"records": [...]}`); each row of a CSV file is a one-record message.
+//! Messages go through the same [`StreamProcessor`] the service runs, in file order, as if they
+//! came from one partition: same windows, same reports, same decisions. Times come from the
+//! records' `ts` (there is no broker time), so cooldowns and budgets play out as they would have.
+//! A duration stream's last window is closed at the end of the input; a count stream's partial
+//! last window is left open, as the service would leave it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::config::ServiceConfig;
+use crate::pipeline::{Message, StreamProcessor};
+use crate::policy::{Decision, Outcome};
+
+/// Why a replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The configuration has no such stream, or several and none was named.
+    #[error("{0}")]
+    Stream(String),
+    /// The input could not be read.
+    #[error("cannot read {path}: {message}")]
+    Input {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// One window as replayed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayWindow {
+    /// Index in the stream.
+    pub index: u64,
+    /// Records in it.
+    pub records: u64,
+    /// Start, RFC 3339, when the records carry times.
+    pub start: Option<String>,
+    /// End, RFC 3339.
+    pub end: Option<String>,
+    /// Share of the stream's tested features that drifted.
+    pub drift_share: f64,
+    /// Drift score per feature (the stream's drift method: p-value or distance).
+    pub scores: BTreeMap<String, Option<f64>>,
+    /// Features whose drift was detected.
+    pub drifted: Vec<String>,
+    /// Every policy's decision on this window.
+    pub decisions: Vec<Decision>,
+}
+
+/// A whole replay.
+#[derive(Debug, Clone, Serialize)]
+pub struct Replay {
+    /// The stream replayed.
+    pub stream: String,
+    /// Messages read.
+    pub messages: u64,
+    /// Records windowed.
+    pub records: u64,
+    /// Messages that could not be decoded (the service would dead-letter them), with reasons.
+    pub dead_letters: BTreeMap<String, u64>,
+    /// Records left in the open (unjudged) window at the end.
+    pub open_records: u64,
+    /// The closed windows, in order.
+    pub windows: Vec<ReplayWindow>,
+    /// Triggers per policy.
+    pub triggers: BTreeMap<String, u64>,
+    /// Retraining runs the triggers would have started, per model.
+    pub retrains: BTreeMap<String, u64>,
+}
+
+impl Replay {
+    /// Retraining runs in all.
+    pub fn total_retrains(&self) -> u64 {
+        self.retrains.values().sum()
+    }
+}
+
+/// Replays `input` through `stream` (or the configuration's only stream). `progress` is called
+/// with the bytes read so far and the input's size.
+pub fn replay(
+    config: &ServiceConfig,
+    input: &Path,
+    stream: Option<&str>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Replay, ReplayError> {
+    let settings = match stream {
+        Some(name) => config
+            .streams
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| {
+                ReplayError::Stream(format!(
+                    "no stream `{name}` in the configuration (streams: {})",
+                    names(config)
+                ))
+            })?,
+        None if config.streams.len() == 1 => &config.streams[0],
+        None => {
+            return Err(ReplayError::Stream(format!(
+                "the configuration has several streams; name one with --stream ({})",
+                names(config)
+            )))
+        }
+    };
+    let mut processor = StreamProcessor::new(settings.clone(), None)
+        .expect("a fresh processor has no checkpoint to mismatch");
+    processor.set_policies(&config.models, &config.policies);
+    let mut replay = Replay {
+        stream: settings.name.clone(),
+        messages: 0,
+        records: 0,
+        dead_letters: BTreeMap::new(),
+        open_records: 0,
+        windows: Vec::new(),
+        triggers: config
+            .policies
+            .iter()
+            .filter(|p| {
+                processor
+                    .policies()
+                    .policies()
+                    .iter()
+                    .any(|q| q.name == p.name)
+            })
+            .map(|p| (p.name.clone(), 0))
+            .collect(),
+        retrains: BTreeMap::new(),
+    };
+    let input_error = |message: String| ReplayError::Input {
+        path: input.display().to_string(),
+        message,
+    };
+    let size = std::fs::metadata(input)
+        .map_err(|e| input_error(e.to_string()))?
+        .len();
+    let topic = settings.topic.clone();
+    let mut handle = |payload: &[u8], replay: &mut Replay| {
+        let outcome = processor.process(Message {
+            topic: &topic,
+            partition: 0,
+            offset: replay.messages as i64,
+            timestamp_ms: None,
+            payload: Some(payload),
+        });
+        replay.messages += 1;
+        replay.records += outcome.records;
+        if let Some(letter) = outcome.dead_letter {
+            *replay.dead_letters.entry(letter.reason).or_insert(0) += 1;
+        }
+        for window in outcome.closed {
+            replay.add(window);
+        }
+    };
+    let is_csv = input
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        let mut reader = csv::Reader::from_path(input).map_err(|e| input_error(e.to_string()))?;
+        let headers = reader
+            .headers()
+            .map_err(|e| input_error(e.to_string()))?
+            .clone();
+        let mut read = 0u64;
+        for row in reader.records() {
+            let row = row.map_err(|e| input_error(e.to_string()))?;
+            let payload = csv_record(&headers, &row);
+            handle(payload.as_bytes(), &mut replay);
+            read = row.position().map_or(read, |p| p.byte());
+            progress(read, size);
+        }
+    } else {
+        use std::io::BufRead;
+        let file = std::fs::File::open(input).map_err(|e| input_error(e.to_string()))?;
+        let mut reader = std::io::BufReader::new(file);
+        let mut line = Vec::new();
+        let mut read = 0u64;
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| input_error(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            read += n as u64;
+            let payload = line.trim_ascii();
+            if !payload.is_empty() {
+                handle(payload, &mut replay);
+            }
+            progress(read, size);
+        }
+    }
+    if let Some(last) = processor.tick(i64::MAX) {
+        replay.add(last);
+    }
+    replay.open_records = processor.checkpoint().open_window.records;
+    Ok(replay)
+}
+
+impl Replay {
+    fn add(&mut self, window: crate::store::StoredWindow) {
+        let report = &window.report;
+        let features = report["features"].as_array().cloned().unwrap_or_default();
+        let scores = features
+            .iter()
+            .filter_map(|f| {
+                Some((
+                    f["name"].as_str()?.to_string(),
+                    f["drift"]["score"].as_f64(),
+                ))
+            })
+            .collect();
+        let drifted = features
+            .iter()
+            .filter(|f| f["drift"]["detected"].as_bool() == Some(true))
+            .filter_map(|f| f["name"].as_str().map(str::to_string))
+            .collect();
+        for decision in &window.decisions {
+            if decision.outcome == Outcome::Triggered {
+                *self.triggers.entry(decision.policy.clone()).or_insert(0) += 1;
+                *self.retrains.entry(decision.model.clone()).or_insert(0) += 1;
+            }
+        }
+        self.windows.push(ReplayWindow {
+            index: window.index,
+            records: report["window"]["records"].as_u64().unwrap_or(0),
+            start: report["window"]["start"].as_str().map(str::to_string),
+            end: report["window"]["end"].as_str().map(str::to_string),
+            drift_share: report["dataset"]["share"].as_f64().unwrap_or(0.0),
+            scores,
+            drifted,
+            decisions: window.decisions,
+        });
+    }
+}
+
+fn names(config: &ServiceConfig) -> String {
+    config
+        .streams
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A CSV row as the JSON record the file reader would see: empty cells are null, numbers are
+/// numbers, the rest is text.
+fn csv_record(headers: &csv::StringRecord, row: &csv::StringRecord) -> String {
+    let record: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .zip(row.iter())
+        .map(|(name, cell)| {
+            let value = match crate::decode::Cell::from_csv(cell) {
+                crate::decode::Cell::Missing => serde_json::Value::Null,
+                crate::decode::Cell::Number { value, .. } => serde_json::Number::from_f64(value)
+                    .map_or_else(|| cell.trim().into(), serde_json::Value::Number),
+                _ => cell.into(),
+            };
+            (name.to_string(), value)
+        })
+        .collect();
+    serde_json::Value::Object(record).to_string()
+}
+
+/// The decision timeline as a table: per window its records, time, drift share and per-feature
+/// scores, and each policy's outcome; then the triggers and retrains.
+pub fn table(replay: &Replay) -> String {
+    use std::fmt::Write;
+    let features: Vec<&String> = replay
+        .windows
+        .first()
+        .map(|w| w.scores.keys().collect())
+        .unwrap_or_default();
+    let policies: Vec<&String> = replay.triggers.keys().collect();
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "{:>6} {:>8} {:<24} {:>6}",
+        "window", "records", "end", "share"
+    );
+    for feature in &features {
+        let _ = write!(out, " {:>12}", clip(feature, 12));
+    }
+    for policy in &policies {
+        let _ = write!(out, " {:<16}", clip(policy, 16));
+    }
+    out.push('\n');
+    for window in &replay.windows {
+        let _ = write!(
+            out,
+            "{:>6} {:>8} {:<24} {:>6.2}",
+            window.index,
+            window.records,
+            window.end.as_deref().unwrap_or("-"),
+            window.drift_share
+        );
+        for feature in &features {
+            let score = window.scores.get(*feature).copied().flatten();
+            let mark = if window.drifted.contains(feature) {
+                "*"
+            } else {
+                " "
+            };
+            let _ = write!(
+                out,
+                " {:>11}{mark}",
+                score.map_or("-".to_string(), |s| format!("{s:.3e}"))
+            );
+        }
+        for policy in &policies {
+            let outcome = window
+                .decisions
+                .iter()
+                .find(|d| &&d.policy == policy)
+                .map_or("-", |d| match d.outcome {
+                    Outcome::Triggered => "TRIGGERED",
+                    Outcome::NotTriggered => ".",
+                    Outcome::SuppressedCooldown => "cooldown",
+                    Outcome::SuppressedBudget => "budget",
+                    Outcome::SuppressedInFlight => "in flight",
+                });
+            let _ = write!(out, " {outcome:<16}");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "\n{} messages, {} records, {} windows ({} records left in the open window); * = drift detected",
+        replay.messages,
+        replay.records,
+        replay.windows.len(),
+        replay.open_records
+    );
+    if !replay.dead_letters.is_empty() {
+        let letters: Vec<String> = replay
+            .dead_letters
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        let _ = writeln!(out, "undecodable messages: {}", letters.join(", "));
+    }
+    for window in &replay.windows {
+        for decision in &window.decisions {
+            if decision.outcome == Outcome::Triggered {
+                let _ = writeln!(
+                    out,
+                    "window {}: {} triggers {}: {}",
+                    window.index, decision.policy, decision.model, decision.reason
+                );
+            }
+        }
+    }
+    let triggers: Vec<String> = replay
+        .triggers
+        .iter()
+        .map(|(policy, n)| format!("{policy} {n}"))
+        .collect();
+    let _ = writeln!(out, "triggers: {}", triggers.join(", "));
+    let _ = writeln!(out, "retrains: {}", replay.total_retrains());
+    out
+}
+
+fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        let kept: String = text.chars().take(width - 1).collect();
+        format!("{kept}…")
+    }
+}
