@@ -104,6 +104,13 @@ pub struct RawRule {
     /// A number of the window's dataset summary: `share`, `drifted` or `detected`.
     #[serde(default)]
     pub dataset: Option<String>,
+    /// A schedule: holds once this much window time passed since the policy last triggered
+    /// (or since its first window), e.g. `"1d"`. Combine with drift signals in `any`/`all`.
+    #[serde(default)]
+    pub every: Option<String>,
+    /// An amount: holds once this many records were judged since the policy last triggered.
+    #[serde(default)]
+    pub every_records: Option<u64>,
     /// For a feature: `detected` (default), `score`, `p_value`, `ks.statistic`, `ks.p_value`,
     /// `wasserstein`, `wasserstein.normed`, `chi2.statistic`, `chi2.p_value`, `psi`,
     /// `jensen_shannon`, `hellinger`.
@@ -497,11 +504,14 @@ fn rules_of(
         raw.at_least.is_some() || raw.of.is_some(),
         raw.feature.is_some(),
         raw.dataset.is_some(),
+        raw.every.is_some(),
+        raw.every_records.is_some(),
     ];
     if forms.iter().filter(|f| **f).count() != 1 {
         problems.push(problem(
             key,
-            "set exactly one of `any`, `all`, `at_least` (with `of`), `feature` or `dataset`",
+            "set exactly one of `any`, `all`, `at_least` (with `of`), `feature`, `dataset`, \
+             `every` or `every_records`",
         ));
         return None;
     }
@@ -551,6 +561,33 @@ fn rules_of(
             return None;
         }
         return Some(vec![Rule::AtLeast { n, of }]);
+    }
+    // A schedule.
+    if raw.every.is_some() || raw.every_records.is_some() {
+        if combinator_fields {
+            problems.push(problem(key, "a schedule takes no metric or criterion"));
+            return None;
+        }
+        let (metric, threshold) = match (&raw.every, raw.every_records) {
+            (Some(text), _) => {
+                let period = duration(text, &format!("{key}.every"), false, problems)?;
+                (Metric::ElapsedSeconds, period.as_secs_f64())
+            }
+            (None, Some(0)) => {
+                problems.push(problem(
+                    format!("{key}.every_records"),
+                    "must be at least 1",
+                ));
+                return None;
+            }
+            (None, Some(records)) => (Metric::Records, records as f64),
+            (None, None) => unreachable!("one schedule form is set"),
+        };
+        return Some(vec![Rule::Signal(Signal {
+            source: Source::Schedule,
+            metric,
+            criterion: Criterion::AtLeast { threshold },
+        })]);
     }
     // A signal.
     let criterion = criterion(raw, key, problems);
@@ -615,7 +652,7 @@ fn rules_of(
             Applies::Feature | Applies::Both => true,
             Applies::Numeric => kind == Some(FeatureKind::Numeric),
             Applies::Categorical => kind == Some(FeatureKind::Categorical),
-            Applies::Dataset => false,
+            Applies::Dataset | Applies::Schedule => false,
         };
         if !fits {
             problems.push(problem(

@@ -133,6 +133,12 @@ pub struct PolicyState {
     pub series: BTreeMap<String, VecDeque<f64>>,
     /// Times of past triggers still relevant to the cooldown or the budget.
     pub triggers: VecDeque<i64>,
+    /// Start of the current schedule period: the last trigger, or the first judged window.
+    #[serde(default)]
+    pub period_start_ms: Option<i64>,
+    /// Records judged since the period started.
+    #[serde(default)]
+    pub period_records: u64,
 }
 
 /// The memory of every policy, by policy name. Serialisable: it is checkpointed.
@@ -268,7 +274,20 @@ fn judge(
         );
         return decision;
     }
-    let met = evaluate_rule(&policy.when, state, window.report, &mut decision.signals);
+    state.period_start_ms.get_or_insert(window.at_ms);
+    state.period_records += window.records;
+    let schedule = Schedule {
+        elapsed_seconds: (window.at_ms - state.period_start_ms.unwrap_or(window.at_ms)) as f64
+            / 1000.0,
+        records: state.period_records as f64,
+    };
+    let met = evaluate_rule(
+        &policy.when,
+        state,
+        window.report,
+        schedule,
+        &mut decision.signals,
+    );
     state.recent.push_back(met);
     while state.recent.len() > policy.windows.span() {
         state.recent.pop_front();
@@ -330,6 +349,8 @@ fn judge(
         decision.reason = would;
         state.triggers.push_back(window.at_ms);
         state.recent.clear();
+        state.period_start_ms = Some(window.at_ms);
+        state.period_records = 0;
         Outcome::Triggered
     };
     // Keep only the trigger times the cooldown or the budget can still look at.
@@ -376,6 +397,7 @@ pub fn read(signal: &Signal, report: &Value) -> Option<f64> {
     let base = match &signal.source {
         Source::Feature(name) => feature_report(report, name)?,
         Source::Dataset => report.get("dataset")?,
+        Source::Schedule => return None,
     };
     let pointer = match (&signal.source, signal.metric) {
         (Source::Dataset, Metric::Detected) => "/detected",
@@ -387,10 +409,18 @@ pub fn read(signal: &Signal, report: &Value) -> Option<f64> {
     }
 }
 
+/// The policy's own counters, for schedule signals.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    elapsed_seconds: f64,
+    records: f64,
+}
+
 fn evaluate_rule(
     rule: &Rule,
     state: &mut PolicyState,
     report: &Value,
+    schedule: Schedule,
     readings: &mut Vec<SignalReading>,
 ) -> bool {
     match rule {
@@ -398,20 +428,20 @@ fn evaluate_rule(
         // and the decision lists everything the policy looked at.
         Rule::Any(rules) => rules
             .iter()
-            .map(|r| evaluate_rule(r, state, report, readings))
+            .map(|r| evaluate_rule(r, state, report, schedule, readings))
             .fold(false, |a, b| a | b),
         Rule::All(rules) => rules
             .iter()
-            .map(|r| evaluate_rule(r, state, report, readings))
+            .map(|r| evaluate_rule(r, state, report, schedule, readings))
             .fold(true, |a, b| a & b),
         Rule::AtLeast { n, of } => {
             of.iter()
-                .filter(|r| evaluate_rule(r, state, report, readings))
+                .filter(|r| evaluate_rule(r, state, report, schedule, readings))
                 .count()
                 >= *n
         }
         Rule::Signal(signal) => {
-            let reading = evaluate_signal(signal, state, report);
+            let reading = evaluate_signal(signal, state, report, schedule);
             let hit = reading.hit;
             readings.push(reading);
             hit
@@ -419,8 +449,17 @@ fn evaluate_rule(
     }
 }
 
-fn evaluate_signal(signal: &Signal, state: &mut PolicyState, report: &Value) -> SignalReading {
-    let value = read(signal, report);
+fn evaluate_signal(
+    signal: &Signal,
+    state: &mut PolicyState,
+    report: &Value,
+    schedule: Schedule,
+) -> SignalReading {
+    let value = match (&signal.source, signal.metric) {
+        (Source::Schedule, Metric::ElapsedSeconds) => Some(schedule.elapsed_seconds),
+        (Source::Schedule, _) => Some(schedule.records),
+        _ => read(signal, report),
+    };
     let subject = signal.subject();
     let metric = signal.metric.name();
     let mut reading = SignalReading {
@@ -460,6 +499,11 @@ fn evaluate_signal(signal: &Signal, state: &mut PolicyState, report: &Value) -> 
                 String::new(),
             )
         }
+        Criterion::AtLeast { threshold } => {
+            let hit = value >= threshold;
+            let op = if hit { ">=" } else { "<" };
+            (hit, Some(threshold), op, String::new())
+        }
         Criterion::Quantile {
             q, warmup, side, ..
         } => match warm(series, warmup) {
@@ -498,6 +542,14 @@ fn evaluate_signal(signal: &Signal, state: &mut PolicyState, report: &Value) -> 
     reading.hit = hit;
     reading.threshold = threshold;
     reading.text = match (signal.criterion, threshold) {
+        (_, Some(threshold)) if signal.metric == Metric::ElapsedSeconds => format!(
+            "{} since the last trigger {op} {}",
+            human((value * 1000.0) as i64),
+            human((threshold * 1000.0) as i64)
+        ),
+        (_, Some(threshold)) if signal.metric == Metric::Records => {
+            format!("{value} records since the last trigger {op} {threshold}")
+        }
         (Criterion::IsTrue, _) => format!(
             "{subject}: drift {}",
             if hit { "detected" } else { "not detected" }
@@ -886,5 +938,46 @@ mod tests {
         );
         restored.restore(saved);
         assert_eq!(run_from(&mut restored, 1, &[1e-9]), [T]);
+    }
+
+    #[test]
+    fn schedules_count_time_and_records_since_the_last_trigger() {
+        let schedule = |metric, threshold| {
+            Rule::Signal(Signal {
+                source: Source::Schedule,
+                metric,
+                criterion: Criterion::AtLeast { threshold },
+            })
+        };
+        // Every 3 minutes of window time; windows are a minute apart, starting at 0.
+        let mut p = policy(WindowRule::Consecutive { k: 1 });
+        p.when = schedule(Metric::ElapsedSeconds, 180.0);
+        let mut engine = Engine::new(vec![model()], vec![p.clone()]);
+        assert_eq!(run(&mut engine, &[0.5; 7]), [N, N, N, T, N, N, T]);
+        let report = report(0.5);
+        let reason = engine.evaluate(&WindowFacts {
+            stream: "payments",
+            index: 7,
+            records: 1000,
+            at_ms: 7 * MINUTE,
+            report: &report,
+        })[0]
+            .reason
+            .clone();
+        assert_eq!(reason, "not met: 1m since the last trigger < 3m");
+
+        // Every 3000 records, windows of 1000.
+        p.when = schedule(Metric::Records, 3000.0);
+        let mut engine = Engine::new(vec![model()], vec![p.clone()]);
+        assert_eq!(run(&mut engine, &[0.5; 6]), [N, N, T, N, N, T]);
+
+        // An ensemble: drift, or else every 4 minutes; a drift trigger restarts the schedule.
+        p.when = Rule::Any(vec![
+            ks_below("amount", 0.01),
+            schedule(Metric::ElapsedSeconds, 240.0),
+        ]);
+        let mut engine = Engine::new(vec![model()], vec![p]);
+        let outcomes = run(&mut engine, &[0.5, 0.5, 0.001, 0.5, 0.5, 0.5, 0.5, 0.5]);
+        assert_eq!(outcomes, [N, N, T, N, N, N, T, N]);
     }
 }

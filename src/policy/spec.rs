@@ -155,6 +155,7 @@ impl Signal {
         match &self.source {
             Source::Feature(name) => format!("{name}/{}", self.metric.name()),
             Source::Dataset => format!("dataset/{}", self.metric.name()),
+            Source::Schedule => format!("schedule/{}", self.metric.name()),
         }
     }
 
@@ -163,6 +164,7 @@ impl Signal {
         match &self.source {
             Source::Feature(name) => name,
             Source::Dataset => "dataset",
+            Source::Schedule => "schedule",
         }
     }
 }
@@ -175,6 +177,8 @@ pub enum Source {
     Feature(String),
     /// The report's dataset summary.
     Dataset,
+    /// The policy's own schedule: time or records since its last trigger.
+    Schedule,
 }
 
 /// A number in a window report.
@@ -209,6 +213,10 @@ pub enum Metric {
     Share,
     /// Number of the stream's features that drifted (dataset).
     Drifted,
+    /// Seconds of window time since the policy last triggered (or since its first window).
+    ElapsedSeconds,
+    /// Records judged since the policy last triggered (or since its first window).
+    Records,
 }
 
 /// Metric names as written in policy files, with the kinds of source they apply to.
@@ -235,6 +243,8 @@ const METRICS: &[(&str, Metric, Applies)] = &[
     ("hellinger", Metric::Hellinger, Applies::Feature),
     ("share", Metric::Share, Applies::Dataset),
     ("drifted", Metric::Drifted, Applies::Dataset),
+    ("elapsed_seconds", Metric::ElapsedSeconds, Applies::Schedule),
+    ("records", Metric::Records, Applies::Schedule),
 ];
 
 /// Which sources a metric exists for.
@@ -250,6 +260,8 @@ pub enum Applies {
     Dataset,
     /// Features and the dataset summary.
     Both,
+    /// The policy's own schedule (`every`, `every_records`).
+    Schedule,
 }
 
 impl Metric {
@@ -292,6 +304,8 @@ impl Metric {
             Metric::Hellinger => "/tests/hellinger/distance",
             Metric::Share => "/share",
             Metric::Drifted => "/drifted",
+            // Not in the report: the engine counts them.
+            Metric::ElapsedSeconds | Metric::Records => "",
         }
     }
 }
@@ -304,6 +318,11 @@ pub enum Criterion {
     IsTrue,
     /// Above a fixed threshold.
     Above {
+        /// The threshold.
+        threshold: f64,
+    },
+    /// At or above a fixed threshold (schedules: `every`, `every_records`).
+    AtLeast {
         /// The threshold.
         threshold: f64,
     },
