@@ -57,6 +57,9 @@ pub struct ReplayArgs {
     /// Output format [default: table on a terminal, json otherwise].
     #[arg(long, value_enum)]
     pub format: Option<OutputFormat>,
+    /// Also draw the policies' signals against their thresholds, triggers marked, as SVG.
+    #[arg(long, value_name = "OUT.svg")]
+    pub chart: Option<PathBuf>,
 }
 
 /// `driftgate config …`
@@ -475,6 +478,14 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, CliError> {
     )?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    if let Some(path) = &args.chart {
+        crate::replay::chart(&replay, path).map_err(|message| {
+            CliError::Output(std::io::Error::other(format!(
+                "chart {}: {message}",
+                path.display()
+            )))
+        })?;
     }
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         OutputFormat::Table

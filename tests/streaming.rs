@@ -1028,8 +1028,25 @@ when = { feature = "*" }
         .arg(dir.path().join("embedded.toml"))
         .arg("--input")
         .arg(&input)
+        .arg("--chart")
+        .arg(dir.path().join("replay.svg"))
         .output()
         .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(dir.path().join("replay.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "an SVG chart");
+    for title in [
+        "amount ks.p_value",
+        "amount ks.statistic",
+        "country detected",
+    ] {
+        assert!(svg.contains(title), "a panel for {title}");
+    }
+    assert!(svg.contains("<circle"), "triggers are marked");
     let table = String::from_utf8(out.stdout).unwrap();
     let triggered = live
         .iter()
