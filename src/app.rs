@@ -64,6 +64,8 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     /// The models' names as the API shows them.
     models: Arc<std::sync::RwLock<Vec<String>>>,
+    /// When each stream last received a message (wall clock), for closing idle windows.
+    last_message: Vec<Instant>,
 }
 
 impl Engine {
@@ -112,6 +114,7 @@ impl Engine {
         let Some(&index) = self.by_topic.get(message.topic) else {
             return Ok(false);
         };
+        self.last_message[index] = Instant::now();
         let processor = &mut self.processors[index];
         let outcome = processor.process(message);
         let stream = processor.settings().name.clone();
@@ -162,6 +165,12 @@ impl Engine {
     fn tick(&mut self, now_ms: i64) -> Result<bool, AppError> {
         let mut closed_any = false;
         for i in 0..self.processors.len() {
+            // A stream still receiving records is not idle, whatever its event times say (a
+            // backfill of old data must not close a window per message).
+            let idle = self.processors[i].settings().grace.max(MIN_IDLE);
+            if self.last_message[i].elapsed() < idle {
+                continue;
+            }
             if let Some(window) = self.processors[i].tick(now_ms) {
                 let processor = &self.processors[i];
                 let stream = processor.settings().name.clone();
@@ -289,6 +298,10 @@ fn lock(engine: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A stream is idle (its open duration window may close by the clock) only after this long
+/// without a message, even with `grace = "0s"`.
+const MIN_IDLE: Duration = Duration::from_secs(1);
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -380,6 +393,7 @@ pub fn run(
         keep_windows: config.keep_windows,
         metrics,
         models,
+        last_message: vec![Instant::now(); config.streams.len()],
     }));
     let consumer: BaseConsumer<Context> =
         kafka::consumer_config(&servers, &config.group_id, &config.kafka_properties)

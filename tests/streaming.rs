@@ -1061,3 +1061,125 @@ when = { feature = "*" }
         "{table}"
     );
 }
+
+/// Two streams in one service: a count-windowed stream and a duration-windowed one, each on
+/// its own topic, each reported and checkpointed on its own.
+#[test]
+fn two_streams_one_by_count_one_by_event_time_duration() {
+    let Some(broker) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = dir.path().join("baseline.json");
+    write_baseline(&baseline, 51, 3000);
+    let (orders, clicks) = (unique("orders"), unique("clicks"));
+    create_topic(&broker, &orders, 2);
+    create_topic(&broker, &clicks, 1);
+    let store = dir.path().join("two.db");
+    let config = dir.path().join("two.toml");
+    let api = free_address();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[kafka]
+bootstrap_servers = "{broker}"
+group_id = "{group}"
+[store]
+path = "{store}"
+checkpoint_interval = "200ms"
+[api]
+listen = "{api}"
+[[streams]]
+name = "orders"
+topic = "{orders}"
+baseline = "{baseline}"
+window = {{ records = 300 }}
+features = [{{ name = "amount", kind = "numeric" }}, {{ name = "country", kind = "categorical" }}]
+[[streams]]
+name = "clicks"
+topic = "{clicks}"
+baseline = "{baseline}"
+window = {{ duration = "1m", grace = "30s" }}
+features = [{{ name = "amount", kind = "numeric" }}]
+"#,
+            group = unique("group"),
+            store = store.display(),
+            baseline = baseline.display(),
+        ),
+    )
+    .unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker)
+        .create()
+        .unwrap();
+    let mut rng = SplitMix64::new(52);
+    // Orders: 9 messages of 100 records over both partitions: 3 windows of 300.
+    for m in 0..9 {
+        let records: Vec<_> = (0..100)
+            .map(|_| serde_json::json!({"amount": normal(&mut rng), "country": country(&mut rng)}))
+            .collect();
+        let payload = serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap();
+        send(&producer, &orders, Some(m % 2), payload);
+    }
+    // Clicks: one record every 20 s of event time (in 2023) for 3.5 minutes, one record per
+    // message: minutes 0, 1 and 2 close (the first record of the next minute closes each);
+    // minute 3 stays open: its end is long past by the wall clock, but the stream was not idle
+    // for the 30 s grace before the test stops it.
+    let start = 1_700_000_040_000i64; // a minute boundary
+    for i in 0..11 {
+        let record = serde_json::json!({"ts": start + i * 20_000, "amount": normal(&mut rng)});
+        send(
+            &producer,
+            &clicks,
+            Some(0),
+            serde_json::to_vec(&record).unwrap(),
+        );
+    }
+    producer.flush(Duration::from_secs(30)).expect("delivered");
+
+    let mut child = start_with(&config, false);
+    wait_for(&store, &mut child, "3 windows in each stream", |s| {
+        s.latest_windows("orders", 10).is_ok_and(|w| w.len() == 3)
+            && s.latest_windows("clicks", 10).is_ok_and(|w| w.len() == 3)
+    });
+    let (_, body) = http_get(&api, "/api/v1/streams");
+    let streams: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = streams["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["orders", "clicks"]);
+    assert!(terminate(&mut child).success());
+
+    let opened = Store::open_read_only(&store).unwrap();
+    let mut clicks_windows = opened.latest_windows("clicks", 10).unwrap();
+    clicks_windows.reverse();
+    let spans: Vec<(u64, &str, &str)> = clicks_windows
+        .iter()
+        .map(|w| {
+            (
+                w.report["window"]["records"].as_u64().unwrap(),
+                w.report["window"]["start"].as_str().unwrap(),
+                w.report["window"]["end"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            (3, "2023-11-14T22:14:00.000Z", "2023-11-14T22:15:00.000Z"),
+            (3, "2023-11-14T22:15:00.000Z", "2023-11-14T22:16:00.000Z"),
+            (3, "2023-11-14T22:16:00.000Z", "2023-11-14T22:17:00.000Z"),
+        ]
+    );
+    let open = opened.checkpoint("clicks").unwrap().unwrap().open_window;
+    assert_eq!(open.records, 2, "minute 3 holds two records so far");
+    let orders_total: u64 = opened
+        .latest_windows("orders", 10)
+        .unwrap()
+        .iter()
+        .map(|w| w.report["window"]["records"].as_u64().unwrap())
+        .sum();
+    assert_eq!(orders_total, 900);
+}
