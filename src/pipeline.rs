@@ -53,9 +53,24 @@ pub struct WindowReport<'a> {
     pub stream: &'a str,
     /// Which records the window holds.
     pub window: WindowMeta,
+    /// How well the model predicted, from records carrying `prediction` and `label`.
+    pub performance: Performance,
     /// The drift report, as `driftgate drift` prints it.
     #[serde(flatten)]
     pub report: DriftReport,
+}
+
+/// Prediction quality in a window, from the records that carry both `prediction` and `label`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Performance {
+    /// Records with both.
+    pub labelled: u64,
+    /// Records whose prediction equals the label.
+    pub correct: u64,
+    /// `correct / labelled`; null without labelled records.
+    pub accuracy: Option<f64>,
+    /// `1 - accuracy`; null without labelled records.
+    pub error_rate: Option<f64>,
 }
 
 /// A window's metadata.
@@ -235,8 +250,16 @@ impl StreamProcessor {
             reference,
             current,
         );
+        let accuracy =
+            (window.labelled > 0).then(|| window.correct as f64 / window.labelled as f64);
         let document = WindowReport {
             stream: &self.settings.name,
+            performance: Performance {
+                labelled: window.labelled,
+                correct: window.correct,
+                accuracy,
+                error_rate: accuracy.map(|a| 1.0 - a),
+            },
             window: WindowMeta {
                 index: window.index,
                 records: window.records,

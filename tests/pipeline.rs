@@ -163,3 +163,72 @@ fn replay_after_a_checkpoint_counts_nothing_twice() {
     assert_eq!(windows, expected);
     assert_eq!(windows.len(), 2);
 }
+
+#[test]
+fn labelled_records_give_each_window_its_accuracy_and_policies_can_judge_it() {
+    use driftgate::policy::{
+        Criterion, InFlight, Metric, Model, Outcome, Policy, Rule, Signal, Source, WindowRule,
+    };
+    let mut processor = StreamProcessor::new(settings(), None).unwrap();
+    let model = Model {
+        name: "fraud".into(),
+        stream: "payments".into(),
+        features: vec!["amount".into()],
+        dag: None,
+    };
+    let policy = Policy {
+        name: "quality".into(),
+        model: "fraud".into(),
+        when: Rule::Signal(Signal {
+            source: Source::Performance,
+            metric: Metric::ErrorRate,
+            criterion: Criterion::Above { threshold: 0.2 },
+        }),
+        windows: WindowRule::Consecutive { k: 1 },
+        min_records: 0,
+        cooldown: Duration::ZERO,
+        budget: None,
+        in_flight: InFlight::Suppress,
+    };
+    processor.set_policies(&[model], &[policy]);
+    // Window 0: 9 of 10 labelled records right (labels as strings, numbers and booleans);
+    // window 1: half right. Records without both fields do not count.
+    let record = |prediction: serde_json::Value, label: serde_json::Value| serde_json::json!({"amount": 0.1, "country": "DE", "prediction": prediction, "label": label});
+    let mut windows: Vec<StoredWindow> = Vec::new();
+    for (right, wrong) in [(9, 1), (5, 5)] {
+        let mut records = Vec::new();
+        for i in 0..right {
+            records.push(match i % 3 {
+                0 => record("fraud".into(), "fraud".into()),
+                1 => record(1.into(), serde_json::json!(1.0)),
+                _ => record(true.into(), true.into()),
+            });
+        }
+        for _ in 0..wrong {
+            records.push(record(1.into(), "1".into()));
+        }
+        while records.len() < 400 {
+            records.push(serde_json::json!({"amount": 0.1, "country": "DE", "label": "x"}));
+        }
+        let payload = serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap();
+        let offset = windows.len() as i64;
+        windows.extend(processor.process(message(offset, &payload)).closed);
+    }
+    let performance: Vec<_> = windows
+        .iter()
+        .map(|w| {
+            let p = &w.report["performance"];
+            (
+                p["labelled"].as_u64().unwrap(),
+                p["accuracy"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(performance, [(10, 0.9), (10, 0.5)]);
+    let outcomes: Vec<Outcome> = windows.iter().map(|w| w.decisions[0].outcome).collect();
+    assert_eq!(outcomes, [Outcome::NotTriggered, Outcome::Triggered]);
+    assert_eq!(
+        windows[1].decisions[0].reason,
+        "performance: error_rate 0.5 > 0.2 in this window"
+    );
+}

@@ -108,8 +108,8 @@ mod payloads {
     //! the file reader uses: on any payload, the same records, cells, times and errors.
 
     use driftgate::decode::{
-        decode_payload, event_time_ms, BatchDecoder, Dataset, FeatureKind, FeatureSpec,
-        PayloadError, RecordBatch, Schema,
+        decode_payload, event_time_ms, prediction_correct, BatchDecoder, Dataset, FeatureKind,
+        FeatureSpec, PayloadError, RecordBatch, Schema,
     };
     use proptest::prelude::*;
     use serde_json::{Map, Value};
@@ -235,7 +235,7 @@ mod payloads {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(5000))]
 
         #[test]
         fn the_streaming_decoder_agrees_with_the_tree_decoder(payload in payload()) {
@@ -259,6 +259,10 @@ mod payloads {
                         stream.push_record(batch.record(i));
                         let time = event_time_ms(record).ok().flatten();
                         prop_assert_eq!(batch.record(i).event_time_ms(), time);
+                        prop_assert_eq!(
+                            batch.record(i).prediction_correct(),
+                            prediction_correct(record)
+                        );
                     }
                     prop_assert_eq!(stream, tree);
                 }

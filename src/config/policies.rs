@@ -111,6 +111,10 @@ pub struct RawRule {
     /// An amount: holds once this many records were judged since the policy last triggered.
     #[serde(default)]
     pub every_records: Option<u64>,
+    /// The window's prediction quality, from records carrying `prediction` and `label`:
+    /// `accuracy`, `error_rate` or `labelled`, with a criterion.
+    #[serde(default)]
+    pub performance: Option<String>,
     /// For a feature: `detected` (default), `score`, `p_value`, `ks.statistic`, `ks.p_value`,
     /// `wasserstein`, `wasserstein.normed`, `chi2.statistic`, `chi2.p_value`, `psi`,
     /// `jensen_shannon`, `hellinger`.
@@ -506,12 +510,13 @@ fn rules_of(
         raw.dataset.is_some(),
         raw.every.is_some(),
         raw.every_records.is_some(),
+        raw.performance.is_some(),
     ];
     if forms.iter().filter(|f| **f).count() != 1 {
         problems.push(problem(
             key,
             "set exactly one of `any`, `all`, `at_least` (with `of`), `feature`, `dataset`, \
-             `every` or `every_records`",
+             `performance`, `every` or `every_records`",
         ));
         return None;
     }
@@ -591,6 +596,38 @@ fn rules_of(
     }
     // A signal.
     let criterion = criterion(raw, key, problems);
+    if let Some(metric_name) = &raw.performance {
+        if raw.metric.is_some() {
+            problems.push(problem(
+                format!("{key}.metric"),
+                "a performance signal names its metric in `performance` (accuracy, error_rate, labelled)",
+            ));
+        }
+        let metric = match Metric::parse(metric_name) {
+            Some((metric, Applies::Performance)) => metric,
+            _ => {
+                problems.push(problem(
+                    format!("{key}.performance"),
+                    format!("{metric_name:?} is not a performance metric: use accuracy, error_rate or labelled"),
+                ));
+                return None;
+            }
+        };
+        let Some(criterion) = criterion? else {
+            problems.push(problem(
+                key,
+                format!(
+                    "{metric_name} needs a criterion: `above`, `below`, `quantile` or `rolling`"
+                ),
+            ));
+            return None;
+        };
+        return Some(vec![Rule::Signal(Signal {
+            source: Source::Performance,
+            metric,
+            criterion,
+        })]);
+    }
     if let Some(metric_name) = &raw.dataset {
         if raw.metric.is_some() {
             problems.push(problem(
@@ -652,7 +689,7 @@ fn rules_of(
             Applies::Feature | Applies::Both => true,
             Applies::Numeric => kind == Some(FeatureKind::Numeric),
             Applies::Categorical => kind == Some(FeatureKind::Categorical),
-            Applies::Dataset | Applies::Schedule => false,
+            Applies::Dataset | Applies::Schedule | Applies::Performance => false,
         };
         if !fits {
             problems.push(problem(

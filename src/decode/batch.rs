@@ -33,6 +33,14 @@ impl BatchDecoder {
     /// Decodes a payload into `batch`, replacing what it held. On error the batch is empty.
     pub fn decode(&self, payload: &[u8], batch: &mut RecordBatch) -> Result<(), PayloadError> {
         batch.clear(self.names.len());
+        // JSON is UTF-8. Checked once here: the fast path relies on it, and serde_json does not
+        // check the strings inside values it skips.
+        if let Err(err) = std::str::from_utf8(payload) {
+            return Err(PayloadError::InvalidJson(format!(
+                "invalid UTF-8 at byte {}",
+                err.valid_up_to()
+            )));
+        }
         if super::fast::decode(self, payload, batch) {
             return Ok(());
         }
@@ -119,6 +127,8 @@ pub struct RecordBatch {
     width: usize,
     slots: Vec<Slot>,
     times: Vec<Option<i64>>,
+    /// Per record: `prediction` and `label`, when they are scalars.
+    truths: Vec<[Option<Truth>; 2]>,
     /// Unknown field names: (record, start, end) in `text`.
     unknown: Vec<(usize, usize, usize)>,
     /// Labels and unknown field names.
@@ -161,6 +171,7 @@ impl RecordBatch {
         RecordView {
             slots: &self.slots[i * self.width..(i + 1) * self.width],
             event_time_ms: self.times[i],
+            truth: self.truths[i],
             unknown: &self.unknown[start..end],
             text: &self.text,
         }
@@ -170,6 +181,7 @@ impl RecordBatch {
         self.width = width;
         self.slots.clear();
         self.times.clear();
+        self.truths.clear();
         self.unknown.clear();
         self.text.clear();
     }
@@ -178,6 +190,7 @@ impl RecordBatch {
         self.slots
             .extend(std::iter::repeat_n(Slot::Missing, self.width));
         self.times.push(None);
+        self.truths.push([None, None]);
     }
 
     /// Forgets the current record's features and unknown fields (its `"features"` object wins).
@@ -192,6 +205,11 @@ impl RecordBatch {
 
     pub(super) fn set_time(&mut self, record: usize, time: Option<i64>) {
         self.times[record] = time;
+    }
+
+    /// Sets the record's `prediction` (`which` = 0) or `label` (1).
+    pub(super) fn set_truth(&mut self, record: usize, which: usize, value: Option<Truth>) {
+        self.truths[record][which] = value;
     }
 
     pub(super) fn set_slot(&mut self, record: usize, feature: usize, slot: Slot) {
@@ -215,8 +233,17 @@ impl RecordBatch {
 pub struct RecordView<'a> {
     slots: &'a [Slot],
     event_time_ms: Option<i64>,
+    truth: [Option<Truth>; 2],
     unknown: &'a [(usize, usize, usize)],
     text: &'a str,
+}
+
+/// A `prediction` or `label` value: a scalar, with text in the batch's buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Truth {
+    Number(f64),
+    Text(usize, usize),
+    Bool(bool),
 }
 
 impl<'a> RecordView<'a> {
@@ -224,6 +251,20 @@ impl<'a> RecordView<'a> {
     /// unreadable (the record then takes its message's broker time).
     pub fn event_time_ms(&self) -> Option<i64> {
         self.event_time_ms
+    }
+
+    /// Whether the record's `prediction` equals its `label` (numbers by value, strings and
+    /// booleans exactly; a number never equals a string). `None` unless both are scalars.
+    pub fn prediction_correct(&self) -> Option<bool> {
+        let [Some(prediction), Some(label)] = self.truth else {
+            return None;
+        };
+        Some(match (prediction, label) {
+            (Truth::Number(a), Truth::Number(b)) => a == b,
+            (Truth::Bool(a), Truth::Bool(b)) => a == b,
+            (Truth::Text(s1, e1), Truth::Text(s2, e2)) => self.text[s1..e1] == self.text[s2..e2],
+            _ => false,
+        })
     }
 
     /// The cells, one per schema feature in schema order; an absent feature is
@@ -298,7 +339,12 @@ impl State<'_> {
                         nested_seen,
                     });
                 }
-                "prediction" | "label" => return map.next_value::<IgnoredAny>().map(drop),
+                "prediction" | "label" => {
+                    let which = usize::from(self.key == "label");
+                    let truth = map.next_value_seed(TruthSeed(self.batch))?;
+                    self.batch.set_truth(record, which, truth);
+                    return Ok(());
+                }
                 _ if *nested_seen => return map.next_value::<IgnoredAny>().map(drop),
                 _ => {}
             }
@@ -673,6 +719,51 @@ impl<'de> Visitor<'de> for NestedSeed<'_, '_> {
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Ok(())
+    }
+}
+
+/// `"prediction"` and `"label"`: a scalar, or nothing.
+struct TruthSeed<'a>(&'a mut RecordBatch);
+
+impl<'de> DeserializeSeed<'de> for TruthSeed<'_> {
+    type Value = Option<Truth>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TruthSeed<'_> {
+    type Value = Option<Truth>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a prediction or label")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(Truth::Number(v as f64)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(Truth::Number(v as f64)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(Truth::Number(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let (start, end) = self.0.push_text(v);
+        Ok(Some(Truth::Text(start, end)))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(Truth::Bool(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        skip_seq(seq).map(|()| None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        skip_map(map).map(|()| None)
     }
 }
 

@@ -3,21 +3,18 @@
 //!
 //! It is tried before the general decoder and gives up (returns `false`) on anything it does
 //! not handle itself: nested values (a `"features"` object included), escapes in strings, a
-//! number in a categorical feature, a number out of range, a negative `ts`, invalid UTF-8 or
+//! number in a categorical feature, a number out of range, a negative `ts`, invalid
 //! JSON, and every error case. The general decoder then decodes the payload from scratch, so
 //! the scanner only has to be right about what it accepts: the same cells and times the
 //! general decoder would produce (a property test checks the two against the tree decoder).
 
-use super::batch::{BatchDecoder, RecordBatch, Slot};
+use super::batch::{BatchDecoder, RecordBatch, Slot, Truth};
 use super::message::parse_time_ms;
 use super::FeatureKind;
 
-/// Decodes `payload` into `batch` (already cleared) when it has the common shape. On `false`
-/// the batch holds partial results and must be cleared.
+/// Decodes `payload` (already checked to be UTF-8) into `batch` (already cleared) when it has
+/// the common shape. On `false` the batch holds partial results and must be cleared.
 pub(super) fn decode(decoder: &BatchDecoder, payload: &[u8], batch: &mut RecordBatch) -> bool {
-    if std::str::from_utf8(payload).is_err() {
-        return false;
-    }
     let mut scanner = Scanner {
         bytes: payload,
         pos: 0,
@@ -181,8 +178,27 @@ impl<'a> Scanner<'a> {
                 };
                 self.batch.set_time(record, time);
             }
-            // Reserved fields hold no feature; `features` as an object is not scanned here.
-            b"prediction" | b"label" | b"features" => {}
+            b"prediction" | b"label" => {
+                let truth = match value {
+                    Scalar::Null => None,
+                    Scalar::Bool(b) => Some(Truth::Bool(b)),
+                    Scalar::Number(number) => {
+                        let value = number.value(self.bytes)?;
+                        if value.is_infinite() {
+                            return None;
+                        }
+                        Some(Truth::Number(value))
+                    }
+                    Scalar::Text { start, end } => {
+                        let (start, end) = self.batch.push_text(self.text(start, end));
+                        Some(Truth::Text(start, end))
+                    }
+                };
+                self.batch
+                    .set_truth(record, usize::from(key == b"label"), truth);
+            }
+            // A scalar `features` is ignored; an object is not scanned here.
+            b"features" => {}
             _ => match self.decoder.position_bytes(key, &mut self.guess) {
                 Some(i) => {
                     let slot = match value {

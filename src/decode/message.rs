@@ -92,6 +92,21 @@ pub fn event_time_ms(record: &Map<String, Value>) -> Result<Option<i64>, String>
     }
 }
 
+/// Whether a record's `prediction` equals its `label`: numbers by value, strings and booleans
+/// exactly, a number never equals a string; `None` unless both are present and scalar.
+pub fn prediction_correct(record: &Map<String, Value>) -> Option<bool> {
+    let scalar = |v: &Value| match v {
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+        other => Some(other.clone()),
+    };
+    let prediction = record.get("prediction").and_then(scalar)?;
+    let label = record.get("label").and_then(scalar)?;
+    Some(match (&prediction, &label) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    })
+}
+
 /// An RFC 3339 time in milliseconds since the Unix epoch.
 pub(crate) fn parse_time_ms(text: &str) -> Result<i64, String> {
     let time = humantime::parse_rfc3339_weak(text)

@@ -14,7 +14,9 @@ mod schema;
 
 pub use batch::{BatchDecoder, RecordBatch, RecordView};
 pub use columns::{CategoricalColumn, Column, Dataset, NumericColumn, QualityCounts};
-pub use message::{decode_payload, event_time_ms, json_type_name, PayloadError};
+pub use message::{
+    decode_payload, event_time_ms, json_type_name, prediction_correct, PayloadError,
+};
 pub use record::{record_features, Cell, KindTally, NumberText};
 pub use schema::{FeatureKind, FeatureSpec, Schema};
 

@@ -398,6 +398,7 @@ pub fn read(signal: &Signal, report: &Value) -> Option<f64> {
         Source::Feature(name) => feature_report(report, name)?,
         Source::Dataset => report.get("dataset")?,
         Source::Schedule => return None,
+        Source::Performance => report.get("performance")?,
     };
     let pointer = match (&signal.source, signal.metric) {
         (Source::Dataset, Metric::Detected) => "/detected",

@@ -156,6 +156,7 @@ impl Signal {
             Source::Feature(name) => format!("{name}/{}", self.metric.name()),
             Source::Dataset => format!("dataset/{}", self.metric.name()),
             Source::Schedule => format!("schedule/{}", self.metric.name()),
+            Source::Performance => format!("performance/{}", self.metric.name()),
         }
     }
 
@@ -165,6 +166,7 @@ impl Signal {
             Source::Feature(name) => name,
             Source::Dataset => "dataset",
             Source::Schedule => "schedule",
+            Source::Performance => "performance",
         }
     }
 }
@@ -179,6 +181,8 @@ pub enum Source {
     Dataset,
     /// The policy's own schedule: time or records since its last trigger.
     Schedule,
+    /// The window's prediction quality, from records with `prediction` and `label`.
+    Performance,
 }
 
 /// A number in a window report.
@@ -217,6 +221,12 @@ pub enum Metric {
     ElapsedSeconds,
     /// Records judged since the policy last triggered (or since its first window).
     Records,
+    /// Share of labelled records whose prediction equals the label (performance).
+    Accuracy,
+    /// One minus the accuracy (performance).
+    ErrorRate,
+    /// Records carrying both a prediction and a label (performance).
+    Labelled,
 }
 
 /// Metric names as written in policy files, with the kinds of source they apply to.
@@ -245,6 +255,9 @@ const METRICS: &[(&str, Metric, Applies)] = &[
     ("drifted", Metric::Drifted, Applies::Dataset),
     ("elapsed_seconds", Metric::ElapsedSeconds, Applies::Schedule),
     ("records", Metric::Records, Applies::Schedule),
+    ("accuracy", Metric::Accuracy, Applies::Performance),
+    ("error_rate", Metric::ErrorRate, Applies::Performance),
+    ("labelled", Metric::Labelled, Applies::Performance),
 ];
 
 /// Which sources a metric exists for.
@@ -262,6 +275,8 @@ pub enum Applies {
     Both,
     /// The policy's own schedule (`every`, `every_records`).
     Schedule,
+    /// The window's prediction quality (`performance`).
+    Performance,
 }
 
 impl Metric {
@@ -306,6 +321,9 @@ impl Metric {
             Metric::Drifted => "/drifted",
             // Not in the report: the engine counts them.
             Metric::ElapsedSeconds | Metric::Records => "",
+            Metric::Accuracy => "/accuracy",
+            Metric::ErrorRate => "/error_rate",
+            Metric::Labelled => "/labelled",
         }
     }
 }

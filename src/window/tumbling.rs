@@ -47,6 +47,12 @@ pub struct OpenWindow {
     pub records: u64,
     /// Records whose time was before the window's start.
     pub late_records: u64,
+    /// Records with both a `prediction` and a `label`.
+    #[serde(default)]
+    pub labelled: u64,
+    /// Of those, the ones whose prediction equals the label.
+    #[serde(default)]
+    pub correct: u64,
     /// Start time (duration windows: the aligned start; count windows: the earliest record).
     pub start_ms: Option<i64>,
     /// End time (duration windows: the aligned end, exclusive; count windows: the latest record).
@@ -68,6 +74,10 @@ pub struct ClosedWindow {
     pub records: u64,
     /// Late records in it.
     pub late_records: u64,
+    /// Records with both a `prediction` and a `label`.
+    pub labelled: u64,
+    /// Of those, correctly predicted.
+    pub correct: u64,
     /// Start time, epoch milliseconds.
     pub start_ms: Option<i64>,
     /// End time, epoch milliseconds.
@@ -211,6 +221,10 @@ impl Windower {
 
     fn add(&mut self, position: RecordPosition<'_>, time: Option<i64>, record: RecordView<'_>) {
         self.open.push_record(record);
+        if let Some(correct) = record.prediction_correct() {
+            self.state.labelled += 1;
+            self.state.correct += u64::from(correct);
+        }
         use std::fmt::Write;
         self.key.clear();
         let _ = write!(self.key, "{}/{}", position.topic, position.partition);
@@ -249,6 +263,8 @@ impl Windower {
             index: state.index,
             records: data.records,
             late_records: state.late_records,
+            labelled: state.labelled,
+            correct: state.correct,
             start_ms: state.start_ms,
             end_ms: state.end_ms,
             offsets: state.offsets,
@@ -262,6 +278,8 @@ fn empty_state(index: u64, open: &Dataset) -> OpenWindow {
         index,
         records: 0,
         late_records: 0,
+        labelled: 0,
+        correct: 0,
         start_ms: None,
         end_ms: None,
         offsets: BTreeMap::new(),
