@@ -1001,19 +1001,25 @@ when = { feature = "*" }
 
     let input = dir.path().join("recorded.jsonl");
     std::fs::write(&input, payloads.join("\n") + "\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_driftgate"))
-        .args(["replay", "--format", "json", "--config"])
-        .arg(dir.path().join("embedded.toml"))
-        .arg("--input")
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let replayed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // `driftgate replay` on the same configuration and records; its standard output.
+    let replay = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_driftgate"))
+            .arg("replay")
+            .arg("--config")
+            .arg(dir.path().join("embedded.toml"))
+            .arg("--input")
+            .arg(&input)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let replayed: serde_json::Value = serde_json::from_str(&replay(&["--format", "json"])).unwrap();
     let replayed: Vec<Decision> = replayed["windows"]
         .as_array()
         .unwrap()
@@ -1023,21 +1029,9 @@ when = { feature = "*" }
         .collect();
     assert_eq!(replayed, live);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_driftgate"))
-        .args(["replay", "--format", "table", "--config"])
-        .arg(dir.path().join("embedded.toml"))
-        .arg("--input")
-        .arg(&input)
-        .arg("--chart")
-        .arg(dir.path().join("replay.svg"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let svg = std::fs::read_to_string(dir.path().join("replay.svg")).unwrap();
+    let chart = dir.path().join("replay.svg");
+    let table = replay(&["--format", "table", "--chart", chart.to_str().unwrap()]);
+    let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(svg.starts_with("<svg"), "an SVG chart");
     for title in [
         "amount ks.p_value",
@@ -1047,7 +1041,6 @@ when = { feature = "*" }
         assert!(svg.contains(title), "a panel for {title}");
     }
     assert!(svg.contains("<circle"), "triggers are marked");
-    let table = String::from_utf8(out.stdout).unwrap();
     let triggered = live
         .iter()
         .filter(|d| d.outcome == Outcome::Triggered)

@@ -480,26 +480,19 @@ fn evaluate_signal(
         Side::Above => (value > threshold, ">", "<="),
         Side::Below => (value < threshold, "<", ">="),
     };
+    let fixed = |threshold: f64, side: Side| {
+        let (hit, yes, no) = compare(threshold, side);
+        (
+            hit,
+            Some(threshold),
+            if hit { yes } else { no },
+            String::new(),
+        )
+    };
     let (hit, threshold, op, note) = match signal.criterion {
         Criterion::IsTrue => (value > 0.5, None, "", String::new()),
-        Criterion::Above { threshold } => {
-            let (hit, yes, no) = compare(threshold, Side::Above);
-            (
-                hit,
-                Some(threshold),
-                if hit { yes } else { no },
-                String::new(),
-            )
-        }
-        Criterion::Below { threshold } => {
-            let (hit, yes, no) = compare(threshold, Side::Below);
-            (
-                hit,
-                Some(threshold),
-                if hit { yes } else { no },
-                String::new(),
-            )
-        }
+        Criterion::Above { threshold } => fixed(threshold, Side::Above),
+        Criterion::Below { threshold } => fixed(threshold, Side::Below),
         Criterion::AtLeast { threshold } => {
             let hit = value >= threshold;
             let op = if hit { ">=" } else { "<" };
