@@ -4,6 +4,7 @@
 //! files it includes, see [`crate::config`]); [`engine`] evaluates them on every closed window
 //! and explains each decision. Pure: no clock (times come from the windows), no I/O.
 
+pub mod detectors;
 pub mod engine;
 pub mod spec;
 
