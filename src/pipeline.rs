@@ -16,7 +16,7 @@ use crate::decode::{BatchDecoder, RecordBatch};
 use crate::drift::{self, DataInfo, DriftReport};
 use crate::policy::{Engine, Model, Policy, WindowFacts};
 use crate::store::{Checkpoint, DeadLetter, StoredWindow};
-use crate::window::{ClosedWindow, OffsetRange, RecordPosition, Windower};
+use crate::window::{ClosedWindow, OffsetRange, RecordPosition, WindowSpec, Windower};
 
 /// One Kafka message as the processor needs it.
 #[derive(Debug, Clone, Copy)]
@@ -201,9 +201,24 @@ impl StreamProcessor {
             broker_time_ms: message.timestamp_ms,
         };
         // An unreadable `ts` falls back to the broker timestamp; the record still counts.
+        let watches_errors = self.policies.watches_errors();
+        // A record's error goes to the detectors while its own window is open: before the push
+        // that may close a count window with it, after the push that may close the previous
+        // duration window before it.
+        let after_push = matches!(self.settings.window, WindowSpec::DurationMs(_));
         for i in 0..self.batch.len() {
-            if let Some(closed) = self.windower.push(position, self.batch.record(i)) {
+            let record = self.batch.record(i);
+            let wrong = watches_errors
+                .then(|| record.prediction_correct().map(|correct| !correct))
+                .flatten();
+            if let (Some(wrong), false) = (wrong, after_push) {
+                self.policies.observe_error(wrong);
+            }
+            if let Some(closed) = self.windower.push(position, record) {
                 outcome.closed.push(self.report(closed));
+            }
+            if let (Some(wrong), true) = (wrong, after_push) {
+                self.policies.observe_error(wrong);
             }
         }
         outcome.records = self.batch.len() as u64;

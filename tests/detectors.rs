@@ -44,5 +44,8 @@ fn page_hinkley_detects_where_river_does() {
         assert_eq!(ours, river, "{} with {}", case["stream"], case["params"]);
         detections += river.len();
     }
-    assert!(detections > 50, "the fixtures exercise detection ({detections})");
+    assert!(
+        detections > 50,
+        "the fixtures exercise detection ({detections})"
+    );
 }

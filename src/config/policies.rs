@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::validate::{ConfigProblem, StreamSettings};
 use crate::decode::FeatureKind;
+use crate::policy::detectors::{Direction, PageHinkleyParams};
 use crate::policy::spec::Applies;
 use crate::policy::{
     Budget, Criterion, InFlight, Metric, Model, Policy, Rule, Side, Signal, Source, WindowRule,
@@ -115,6 +116,11 @@ pub struct RawRule {
     /// `accuracy`, `error_rate` or `labelled`, with a criterion.
     #[serde(default)]
     pub performance: Option<String>,
+    /// Holds when the Page-Hinkley test on the per-record error stream (1 wrong, 0 right)
+    /// signals a change during the window: `page_hinkley = { threshold = 50 }`; parameters as
+    /// River's `PageHinkley`, with its defaults.
+    #[serde(default)]
+    pub page_hinkley: Option<RawPageHinkley>,
     /// For a feature: `detected` (default), `score`, `p_value`, `ks.statistic`, `ks.p_value`,
     /// `wasserstein`, `wasserstein.normed`, `chi2.statistic`, `chi2.p_value`, `psi`,
     /// `jensen_shannon`, `hellinger`.
@@ -164,6 +170,27 @@ pub struct RawRolling {
     /// `above` (default) or `below` the band is a hit.
     #[serde(default)]
     pub side: Side,
+}
+
+/// `page_hinkley = { min_instances, delta, threshold, alpha, mode }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPageHinkley {
+    /// Values seen before a change can be signalled (default 30).
+    #[serde(default)]
+    pub min_instances: Option<u64>,
+    /// Magnitude of changes tolerated (default 0.005).
+    #[serde(default)]
+    pub delta: Option<f64>,
+    /// The detection threshold, lambda (default 50).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Forgetting factor (default 0.9999).
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    /// `up` (rising error rate), `down` or `both` (default).
+    #[serde(default)]
+    pub mode: Option<Direction>,
 }
 
 /// A file named by `include`: models and policies only.
@@ -511,12 +538,13 @@ fn rules_of(
         raw.every.is_some(),
         raw.every_records.is_some(),
         raw.performance.is_some(),
+        raw.page_hinkley.is_some(),
     ];
     if forms.iter().filter(|f| **f).count() != 1 {
         problems.push(problem(
             key,
             "set exactly one of `any`, `all`, `at_least` (with `of`), `feature`, `dataset`, \
-             `performance`, `every` or `every_records`",
+             `performance`, `page_hinkley`, `every` or `every_records`",
         ));
         return None;
     }
@@ -566,6 +594,57 @@ fn rules_of(
             return None;
         }
         return Some(vec![Rule::AtLeast { n, of }]);
+    }
+    // A change detector on the error stream.
+    if let Some(ph) = &raw.page_hinkley {
+        if combinator_fields {
+            problems.push(problem(key, "a detector takes no metric or criterion"));
+            return None;
+        }
+        let defaults = PageHinkleyParams::default();
+        let params = PageHinkleyParams {
+            min_instances: ph.min_instances.unwrap_or(defaults.min_instances),
+            delta: ph.delta.unwrap_or(defaults.delta),
+            threshold: ph.threshold.unwrap_or(defaults.threshold),
+            alpha: ph.alpha.unwrap_or(defaults.alpha),
+            mode: ph.mode.unwrap_or(defaults.mode),
+        };
+        let mut ok = true;
+        if !(params.threshold.is_finite() && params.threshold > 0.0) {
+            problems.push(problem(
+                format!("{key}.page_hinkley.threshold"),
+                "must be a positive number",
+            ));
+            ok = false;
+        }
+        if !(params.delta.is_finite() && params.delta >= 0.0) {
+            problems.push(problem(
+                format!("{key}.page_hinkley.delta"),
+                "must be zero or more",
+            ));
+            ok = false;
+        }
+        if !(params.alpha > 0.0 && params.alpha <= 1.0) {
+            problems.push(problem(
+                format!("{key}.page_hinkley.alpha"),
+                "must be in (0, 1]",
+            ));
+            ok = false;
+        }
+        if params.min_instances == 0 {
+            problems.push(problem(
+                format!("{key}.page_hinkley.min_instances"),
+                "must be at least 1",
+            ));
+            ok = false;
+        }
+        return ok.then(|| {
+            vec![Rule::Signal(Signal {
+                source: Source::PageHinkley(params),
+                metric: Metric::Changes,
+                criterion: Criterion::AtLeast { threshold: 1.0 },
+            })]
+        });
     }
     // A schedule.
     if raw.every.is_some() || raw.every_records.is_some() {
@@ -689,7 +768,9 @@ fn rules_of(
             Applies::Feature | Applies::Both => true,
             Applies::Numeric => kind == Some(FeatureKind::Numeric),
             Applies::Categorical => kind == Some(FeatureKind::Categorical),
-            Applies::Dataset | Applies::Schedule | Applies::Performance => false,
+            Applies::Dataset | Applies::Schedule | Applies::Performance | Applies::Detector => {
+                false
+            }
         };
         if !fits {
             problems.push(problem(

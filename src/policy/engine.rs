@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::detectors::PageHinkley;
 use super::spec::{Criterion, Metric, Model, Policy, Rule, Side, Signal, Source};
 
 /// What a window offers the engine.
@@ -139,6 +140,10 @@ pub struct PolicyState {
     /// Records judged since the period started.
     #[serde(default)]
     pub period_records: u64,
+    /// Change detectors on the error stream, by signal series, with the changes they signalled
+    /// since the last judged window.
+    #[serde(default)]
+    pub detectors: BTreeMap<String, (PageHinkley, u64)>,
 }
 
 /// The memory of every policy, by policy name. Serialisable: it is checkpointed.
@@ -211,6 +216,36 @@ impl Engine {
     /// The policies.
     pub fn policies(&self) -> &[Policy] {
         &self.policies
+    }
+
+    /// Feeds one labelled record's outcome to every error-stream detector of the stream's
+    /// policies (1 for a wrong prediction, 0 for a right one).
+    pub fn observe_error(&mut self, wrong: bool) {
+        let error = if wrong { 1.0 } else { 0.0 };
+        for policy in &self.policies {
+            for signal in policy.when.signals() {
+                if let Source::PageHinkley(params) = &signal.source {
+                    let state = self.state.policies.entry(policy.name.clone()).or_default();
+                    let (detector, changes) = state
+                        .detectors
+                        .entry(signal.series())
+                        .or_insert_with(|| (PageHinkley::new(*params), 0));
+                    if detector.update(error) {
+                        *changes += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// True when any policy watches the error stream (so records' outcomes are worth feeding).
+    pub fn watches_errors(&self) -> bool {
+        self.policies.iter().any(|p| {
+            p.when
+                .signals()
+                .iter()
+                .any(|s| matches!(s.source, Source::PageHinkley(_)))
+        })
     }
 
     /// Marks a run of `model` as in flight or finished.
@@ -399,6 +434,7 @@ pub fn read(signal: &Signal, report: &Value) -> Option<f64> {
         Source::Dataset => report.get("dataset")?,
         Source::Schedule => return None,
         Source::Performance => report.get("performance")?,
+        Source::PageHinkley(_) => return None,
     };
     let pointer = match (&signal.source, signal.metric) {
         (Source::Dataset, Metric::Detected) => "/detected",
@@ -459,6 +495,13 @@ fn evaluate_signal(
     let value = match (&signal.source, signal.metric) {
         (Source::Schedule, Metric::ElapsedSeconds) => Some(schedule.elapsed_seconds),
         (Source::Schedule, _) => Some(schedule.records),
+        // Changes signalled since the last judged window; counting starts again.
+        (Source::PageHinkley(_), _) => Some(
+            state
+                .detectors
+                .get_mut(&signal.series())
+                .map_or(0, |(_, changes)| std::mem::take(changes)) as f64,
+        ),
         _ => read(signal, report),
     };
     let subject = signal.subject();
@@ -541,6 +584,13 @@ fn evaluate_signal(
             human((value * 1000.0) as i64),
             human((threshold * 1000.0) as i64)
         ),
+        (_, Some(_)) if signal.metric == Metric::Changes => {
+            if hit {
+                format!("errors: Page-Hinkley signalled {value} change(s) in the error rate")
+            } else {
+                "errors: no change in the error rate (Page-Hinkley)".to_string()
+            }
+        }
         (_, Some(threshold)) if signal.metric == Metric::Records => {
             format!("{value} records since the last trigger {op} {threshold}")
         }

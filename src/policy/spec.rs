@@ -157,6 +157,10 @@ impl Signal {
             Source::Dataset => format!("dataset/{}", self.metric.name()),
             Source::Schedule => format!("schedule/{}", self.metric.name()),
             Source::Performance => format!("performance/{}", self.metric.name()),
+            Source::PageHinkley(p) => format!(
+                "page_hinkley/{}/{}/{}/{}/{:?}",
+                p.min_instances, p.delta, p.threshold, p.alpha, p.mode
+            ),
         }
     }
 
@@ -167,12 +171,13 @@ impl Signal {
             Source::Dataset => "dataset",
             Source::Schedule => "schedule",
             Source::Performance => "performance",
+            Source::PageHinkley(_) => "errors",
         }
     }
 }
 
 /// Where a signal's number comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// A feature of the window's report.
@@ -183,6 +188,8 @@ pub enum Source {
     Schedule,
     /// The window's prediction quality, from records with `prediction` and `label`.
     Performance,
+    /// A Page-Hinkley test on the per-record error stream (1 wrong, 0 right), across windows.
+    PageHinkley(super::detectors::PageHinkleyParams),
 }
 
 /// A number in a window report.
@@ -227,6 +234,8 @@ pub enum Metric {
     ErrorRate,
     /// Records carrying both a prediction and a label (performance).
     Labelled,
+    /// Changes the Page-Hinkley test signalled on the error stream during the window.
+    Changes,
 }
 
 /// Metric names as written in policy files, with the kinds of source they apply to.
@@ -258,6 +267,7 @@ const METRICS: &[(&str, Metric, Applies)] = &[
     ("accuracy", Metric::Accuracy, Applies::Performance),
     ("error_rate", Metric::ErrorRate, Applies::Performance),
     ("labelled", Metric::Labelled, Applies::Performance),
+    ("page_hinkley", Metric::Changes, Applies::Detector),
 ];
 
 /// Which sources a metric exists for.
@@ -277,6 +287,8 @@ pub enum Applies {
     Schedule,
     /// The window's prediction quality (`performance`).
     Performance,
+    /// A change detector on the error stream (`page_hinkley`).
+    Detector,
 }
 
 impl Metric {
@@ -324,6 +336,8 @@ impl Metric {
             Metric::Accuracy => "/accuracy",
             Metric::ErrorRate => "/error_rate",
             Metric::Labelled => "/labelled",
+            // Counted by the engine from the records.
+            Metric::Changes => "",
         }
     }
 }
