@@ -326,21 +326,7 @@ pub fn validate(
     for (prefix, i, raw) in &sources.models {
         let key = format!("{prefix}models[{i}]");
         let before = problems.len();
-        if !valid_name(&raw.name) {
-            problems.push(problem(
-                format!("{key}.name"),
-                format!(
-                    "{:?} must be non-empty letters, digits, '-', '_' or '.'",
-                    raw.name
-                ),
-            ));
-        }
-        if !seen.insert(raw.name.as_str()) {
-            problems.push(problem(
-                format!("{key}.name"),
-                format!("model `{}` is defined twice", raw.name),
-            ));
-        }
+        check_name(&raw.name, "model", &key, &mut seen, problems);
         match streams.iter().find(|s| s.name == raw.stream) {
             None if named.contains(&raw.stream.as_str()) => {
                 // The stream itself is invalid and already reported; skip the model quietly.
@@ -379,21 +365,7 @@ pub fn validate(
     for (prefix, i, raw) in &sources.policies {
         let key = format!("{prefix}policies[{i}]");
         let before = problems.len();
-        if !valid_name(&raw.name) {
-            problems.push(problem(
-                format!("{key}.name"),
-                format!(
-                    "{:?} must be non-empty letters, digits, '-', '_' or '.'",
-                    raw.name
-                ),
-            ));
-        }
-        if !seen.insert(raw.name.as_str()) {
-            problems.push(problem(
-                format!("{key}.name"),
-                format!("policy `{}` is defined twice", raw.name),
-            ));
-        }
+        check_name(&raw.name, "policy", &key, &mut seen, problems);
         let model = models.iter().find(|m| m.name == raw.model);
         let stream = model.and_then(|m| streams.iter().find(|s| s.name == m.stream));
         let when = match (model, stream) {
@@ -473,11 +445,30 @@ pub fn validate(
     (models, policies)
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
+/// A model's or policy's name: valid characters, and unique among its kind.
+fn check_name<'a>(
+    name: &'a str,
+    what: &str,
+    key: &str,
+    seen: &mut HashSet<&'a str>,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    let valid = !name.is_empty()
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        problems.push(problem(
+            format!("{key}.name"),
+            format!("{name:?} must be non-empty letters, digits, '-', '_' or '.'"),
+        ));
+    }
+    if !seen.insert(name) {
+        problems.push(problem(
+            format!("{key}.name"),
+            format!("{what} `{name}` is defined twice"),
+        ));
+    }
 }
 
 fn duration(
