@@ -701,6 +701,12 @@ fn check_api(setup: &Setup, child: &mut Service) {
     );
     let triggered = &decisions["decisions"][1];
     assert_eq!(triggered["key"], "fraud-amount/fraud/payments/4");
+    // Window 4 holds messages 16 to 19 of the one partition.
+    let span = &triggered["span"]["offsets"][format!("{}/0", setup.topic)];
+    assert_eq!(
+        (span["first"].as_i64(), span["last"].as_i64()),
+        (Some(16), Some(19))
+    );
     assert_eq!(triggered["drifted_features"], serde_json::json!(["amount"]));
     let reason = triggered["reason"].as_str().unwrap();
     assert!(

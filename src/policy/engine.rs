@@ -26,6 +26,7 @@ use serde_json::Value;
 
 use super::detectors::PageHinkley;
 use super::spec::{Criterion, Metric, Model, Policy, Rule, Side, Signal, Source};
+use crate::window::OffsetRange;
 
 /// What a window offers the engine.
 #[derive(Debug, Clone, Copy)]
@@ -119,10 +120,35 @@ pub struct Decision {
     pub outcome: Outcome,
     /// Why, in a sentence a person can read.
     pub reason: String,
+    /// Which records the window held: its time span and offsets per `topic/partition`.
+    #[serde(default)]
+    pub span: WindowSpan,
     /// The model's features whose drift was detected in this window.
     pub drifted_features: Vec<String>,
     /// Every signal the policy looked at.
     pub signals: Vec<SignalReading>,
+}
+
+/// The records a decision is about, copied from the window report's `window` object.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowSpan {
+    /// Start, RFC 3339, when the records carry times.
+    pub start: Option<String>,
+    /// End, RFC 3339.
+    pub end: Option<String>,
+    /// First and last offset per `topic/partition`.
+    pub offsets: BTreeMap<String, OffsetRange>,
+}
+
+impl WindowSpan {
+    fn of(report: &Value) -> WindowSpan {
+        let window = &report["window"];
+        WindowSpan {
+            start: window["start"].as_str().map(str::to_string),
+            end: window["end"].as_str().map(str::to_string),
+            offsets: serde_json::from_value(window["offsets"].clone()).unwrap_or_default(),
+        }
+    }
 }
 
 /// One policy's memory.
@@ -299,6 +325,7 @@ fn judge(
         at_ms: window.at_ms,
         outcome: Outcome::NotTriggered,
         reason: String::new(),
+        span: WindowSpan::of(window.report),
         drifted_features: drifted_features(model, window.report),
         signals: Vec::new(),
     };

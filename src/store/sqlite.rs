@@ -429,6 +429,7 @@ mod tests {
             at_ms: 0,
             outcome,
             reason: "because".into(),
+            span: Default::default(),
             drifted_features: vec![],
             signals: vec![],
         }
