@@ -81,8 +81,10 @@ impl BatchDecoder {
         Ok(())
     }
 
-    /// [`position`](Self::position) for a key given as bytes.
-    pub(super) fn position_bytes(&self, name: &[u8], guess: &mut usize) -> Option<usize> {
+    /// The schema position of a feature name (as bytes, so the fast path need not make it a
+    /// `str`). Records of a stream usually list their fields in the same order, so the position
+    /// after the previous match is tried first.
+    pub(super) fn position(&self, name: &[u8], guess: &mut usize) -> Option<usize> {
         let found = match self.names.get(*guess) {
             Some(candidate) if candidate.as_bytes() == name => Some(*guess),
             _ => self.names.iter().position(|n| n.as_bytes() == name),
@@ -101,23 +103,8 @@ impl BatchDecoder {
     /// The kind of the feature with this name; numeric when there is none (the value is then
     /// an unknown field and its cell is dropped).
     fn kind_of(&self, name: &str) -> FeatureKind {
-        self.names
-            .iter()
-            .position(|n| n == name)
+        self.position(name.as_bytes(), &mut 0)
             .map_or(FeatureKind::Numeric, |i| self.kinds[i])
-    }
-
-    /// The schema position of a feature name. Records of a stream usually list their fields in
-    /// the same order, so the position after the previous match is tried first.
-    pub(super) fn position(&self, name: &str, guess: &mut usize) -> Option<usize> {
-        let found = match self.names.get(*guess) {
-            Some(candidate) if candidate == name => Some(*guess),
-            _ => self.names.iter().position(|n| n == name),
-        };
-        if let Some(i) = found {
-            *guess = i + 1;
-        }
-        found
     }
 }
 
@@ -349,7 +336,7 @@ impl State<'_> {
                 _ => {}
             }
         }
-        match self.decoder.position(&self.key, &mut self.guess) {
+        match self.decoder.position(self.key.as_bytes(), &mut self.guess) {
             Some(i) => {
                 let kind = self.decoder.kinds[i];
                 let slot = map.next_value_seed(CellSeed {
@@ -425,7 +412,7 @@ impl<'de> Visitor<'de> for PayloadVisitor<'_, '_> {
             }
         };
         state.begin_record();
-        match state.decoder.position("records", &mut state.guess) {
+        match state.decoder.position(b"records", &mut state.guess) {
             Some(i) => state.batch.slots[i] = slot,
             None => {
                 let (start, end) = state.batch.push_text("records");

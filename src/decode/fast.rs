@@ -199,7 +199,7 @@ impl<'a> Scanner<'a> {
             }
             // A scalar `features` is ignored; an object is not scanned here.
             b"features" => {}
-            _ => match self.decoder.position_bytes(key, &mut self.guess) {
+            _ => match self.decoder.position(key, &mut self.guess) {
                 Some(i) => {
                     let slot = match value {
                         Scalar::Null => Slot::Missing,

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::detectors::PageHinkley;
+use super::detectors::{PageHinkley, PageHinkleyParams};
 use super::spec::{Criterion, Metric, Model, Policy, Rule, Side, Signal, Source};
 use crate::window::OffsetRange;
 
@@ -186,22 +186,37 @@ pub struct Engine {
     policies: Vec<Policy>,
     state: EngineState,
     in_flight: BTreeSet<String>,
+    /// The policies' error-stream detectors (policy, series, parameters), derived from the
+    /// policies once rather than per record.
+    error_detectors: Vec<(String, String, PageHinkleyParams)>,
 }
 
 impl Engine {
     /// An engine with fresh state.
     pub fn new(models: Vec<Model>, policies: Vec<Policy>) -> Engine {
-        Engine {
-            models,
-            policies,
-            state: EngineState::default(),
-            in_flight: BTreeSet::new(),
-        }
+        let mut engine = Engine::default();
+        engine.replace(models, policies);
+        engine
     }
 
     /// Swaps in new models and policies. Policies keep their state by name (so a reload never
     /// resets a cooldown or a budget), and runs in flight stay in flight.
     pub fn replace(&mut self, models: Vec<Model>, policies: Vec<Policy>) {
+        self.error_detectors = policies
+            .iter()
+            .flat_map(|policy| {
+                policy
+                    .when
+                    .signals()
+                    .into_iter()
+                    .filter_map(|signal| match signal.source {
+                        Source::PageHinkley(params) => {
+                            Some((policy.name.clone(), signal.series(), params))
+                        }
+                        _ => None,
+                    })
+            })
+            .collect();
         self.models = models;
         self.policies = policies;
     }
@@ -248,30 +263,29 @@ impl Engine {
     /// policies (1 for a wrong prediction, 0 for a right one).
     pub fn observe_error(&mut self, wrong: bool) {
         let error = if wrong { 1.0 } else { 0.0 };
-        for policy in &self.policies {
-            for signal in policy.when.signals() {
-                if let Source::PageHinkley(params) = &signal.source {
-                    let state = self.state.policies.entry(policy.name.clone()).or_default();
-                    let (detector, changes) = state
-                        .detectors
-                        .entry(signal.series())
-                        .or_insert_with(|| (PageHinkley::new(*params), 0));
-                    if detector.update(error) {
-                        *changes += 1;
-                    }
-                }
+        for (policy, series, params) in &self.error_detectors {
+            // Keys are cloned only the first time: this runs for every labelled record.
+            if !self.state.policies.contains_key(policy) {
+                self.state
+                    .policies
+                    .insert(policy.clone(), PolicyState::default());
+            }
+            let state = self.state.policies.get_mut(policy).expect("inserted");
+            if !state.detectors.contains_key(series) {
+                state
+                    .detectors
+                    .insert(series.clone(), (PageHinkley::new(*params), 0));
+            }
+            let (detector, changes) = state.detectors.get_mut(series).expect("inserted");
+            if detector.update(error) {
+                *changes += 1;
             }
         }
     }
 
     /// True when any policy watches the error stream (so records' outcomes are worth feeding).
     pub fn watches_errors(&self) -> bool {
-        self.policies.iter().any(|p| {
-            p.when
-                .signals()
-                .iter()
-                .any(|s| matches!(s.source, Source::PageHinkley(_)))
-        })
+        !self.error_detectors.is_empty()
     }
 
     /// Marks a run of `model` as in flight or finished.
