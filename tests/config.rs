@@ -102,6 +102,9 @@ any = [
   { dataset = "mean", above = 0.5 },
   { at_least = 3, of = [{ feature = "*" }] },
   { feature = "amount", metric = "wasserstein", quantile = { q = 1.5, over = 0 } },
+  { adwin = { delta = 1.5, clock = 0 } },
+  { page_hinkley = { alpha = 2.0 }, above = 1 },
+  { page_hinkley = { threshold = -1 } },
 ]
 
 [[policies]]
@@ -132,6 +135,10 @@ when = { feature = "amount" }
         ),
         format!("{file}: policies[0].when.any[5].quantile.q: must be between 0 and 1"),
         format!("{file}: policies[0].when.any[5].quantile.over: must be between 1 and 10000"),
+        format!("{file}: policies[0].when.any[6].adwin.delta: must be in (0, 1)"),
+        format!("{file}: policies[0].when.any[6].adwin.clock: must be at least 1"),
+        format!("{file}: policies[0].when.any[7]: a detector takes no metric or criterion"),
+        format!("{file}: policies[0].when.any[8].page_hinkley.threshold: must be a positive number"),
         format!("{file}: policies[1].name: policy `p1` is defined twice"),
         format!("{file}: policies[1].model: no model `ghost`"),
     ] {

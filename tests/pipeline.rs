@@ -234,72 +234,87 @@ fn labelled_records_give_each_window_its_accuracy_and_policies_can_judge_it() {
 }
 
 #[test]
-fn a_page_hinkley_policy_triggers_in_the_window_where_the_error_stream_changes() {
-    use driftgate::policy::detectors::{Direction, PageHinkley, PageHinkleyParams};
+fn an_error_stream_detector_policy_triggers_in_the_window_where_the_errors_change() {
+    use driftgate::policy::detectors::{
+        AdwinParams, Detector, DetectorParams, Direction, PageHinkleyParams,
+    };
     use driftgate::policy::{
         Criterion, InFlight, Metric, Model, Outcome, Policy, Rule, Signal, Source, WindowRule,
     };
-    let params = PageHinkleyParams {
-        threshold: 10.0,
-        mode: Direction::Up,
-        ..PageHinkleyParams::default()
-    };
-    let mut processor = StreamProcessor::new(settings(), None).unwrap();
-    processor.set_policies(
-        &[Model {
-            name: "fraud".into(),
-            stream: "payments".into(),
-            features: vec!["amount".into()],
-            dag: None,
-        }],
-        &[Policy {
-            name: "errors".into(),
-            model: "fraud".into(),
-            when: Rule::Signal(Signal {
-                source: Source::PageHinkley(params),
-                metric: Metric::Changes,
-                criterion: Criterion::AtLeast { threshold: 1.0 },
-            }),
-            windows: WindowRule::Consecutive { k: 1 },
-            min_records: 0,
-            cooldown: Duration::ZERO,
-            budget: None,
-            in_flight: InFlight::Suppress,
-        }],
-    );
-    // 8 windows of 400 labelled records: 5% wrong, then 40% wrong from window 4.
-    let mut rng = SplitMix64::new(61);
-    let mut errors = Vec::new();
-    let mut outcomes = Vec::new();
-    for w in 0..8 {
-        let rate = if w < 4 { 0.05 } else { 0.4 };
-        let records: Vec<_> = (0..400)
-            .map(|_| {
-                let wrong = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= rate;
-                errors.push(if wrong { 1.0 } else { 0.0 });
-                serde_json::json!({"amount": 0.1, "country": "DE", "prediction": 1, "label": if wrong { 0 } else { 1 }})
+    for params in [
+        DetectorParams::PageHinkley(PageHinkleyParams {
+            threshold: 10.0,
+            mode: Direction::Up,
+            ..PageHinkleyParams::default()
+        }),
+        DetectorParams::Adwin(AdwinParams::default()),
+    ] {
+        let mut processor = StreamProcessor::new(settings(), None).unwrap();
+        processor.set_policies(
+            &[Model {
+                name: "fraud".into(),
+                stream: "payments".into(),
+                features: vec!["amount".into()],
+                dag: None,
+            }],
+            &[Policy {
+                name: "errors".into(),
+                model: "fraud".into(),
+                when: Rule::Signal(Signal {
+                    source: Source::Detector(params),
+                    metric: Metric::Changes,
+                    criterion: Criterion::AtLeast { threshold: 1.0 },
+                }),
+                windows: WindowRule::Consecutive { k: 1 },
+                min_records: 0,
+                cooldown: Duration::ZERO,
+                budget: None,
+                in_flight: InFlight::Suppress,
+            }],
+        );
+        // 8 windows of 400 labelled records: 5% wrong, then 40% wrong from window 4.
+        let mut rng = SplitMix64::new(61);
+        let mut errors = Vec::new();
+        let mut outcomes = Vec::new();
+        for w in 0..8 {
+            let rate = if w < 4 { 0.05 } else { 0.4 };
+            let records: Vec<_> = (0..400)
+                .map(|_| {
+                    let wrong = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= rate;
+                    errors.push(if wrong { 1.0 } else { 0.0 });
+                    serde_json::json!({"amount": 0.1, "country": "DE", "prediction": 1, "label": if wrong { 0 } else { 1 }})
+                })
+                .collect();
+            let payload = serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap();
+            for window in processor.process(message(w, &payload)).closed {
+                outcomes.push(window.decisions[0].outcome);
+            }
+        }
+        let mut detector = Detector::new(params);
+        let first = errors
+            .iter()
+            .position(|e| detector.update(*e))
+            .expect("the detector sees the change");
+        assert!(
+            first >= 1600,
+            "{}: no false alarm before the change ({first})",
+            params.name()
+        );
+        let expected: Vec<Outcome> = (0..8)
+            .map(|w| {
+                if w == first / 400 {
+                    Outcome::Triggered
+                } else {
+                    Outcome::NotTriggered
+                }
             })
             .collect();
-        let payload = serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap();
-        for window in processor.process(message(w, &payload)).closed {
-            outcomes.push(window.decisions[0].outcome);
-        }
+        // After the first detection the detector starts afresh on a stream that stays at 40%.
+        assert_eq!(
+            outcomes[..=first / 400],
+            expected[..=first / 400],
+            "{}",
+            params.name()
+        );
     }
-    let mut detector = PageHinkley::new(params);
-    let first = errors
-        .iter()
-        .position(|e| detector.update(*e))
-        .expect("the detector sees the change");
-    assert!(first >= 1600, "no false alarm before the change ({first})");
-    let expected: Vec<Outcome> = (0..8)
-        .map(|w| {
-            if w == first / 400 {
-                Outcome::Triggered
-            } else {
-                Outcome::NotTriggered
-            }
-        })
-        .collect();
-    // After the first detection the detector starts afresh on a stream that stays at 40%.
-    assert_eq!(outcomes[..=first / 400], expected[..=first / 400]);
 }

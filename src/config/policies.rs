@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::validate::{ConfigProblem, StreamSettings};
 use crate::decode::FeatureKind;
-use crate::policy::detectors::{Direction, PageHinkleyParams};
+use crate::policy::detectors::{AdwinParams, DetectorParams, Direction, PageHinkleyParams};
 use crate::policy::spec::Applies;
 use crate::policy::{
     Budget, Criterion, InFlight, Metric, Model, Policy, Rule, Side, Signal, Source, WindowRule,
@@ -121,6 +121,10 @@ pub struct RawRule {
     /// River's `PageHinkley`, with its defaults.
     #[serde(default)]
     pub page_hinkley: Option<RawPageHinkley>,
+    /// Holds when ADWIN on the per-record error stream signals a change during the window:
+    /// `adwin = { delta = 0.002 }`; parameters as River's `ADWIN`, with its defaults.
+    #[serde(default)]
+    pub adwin: Option<RawAdwin>,
     /// For a feature: `detected` (default), `score`, `p_value`, `ks.statistic`, `ks.p_value`,
     /// `wasserstein`, `wasserstein.normed`, `chi2.statistic`, `chi2.p_value`, `psi`,
     /// `jensen_shannon`, `hellinger`.
@@ -191,6 +195,27 @@ pub struct RawPageHinkley {
     /// `up` (rising error rate), `down` or `both` (default).
     #[serde(default)]
     pub mode: Option<Direction>,
+}
+
+/// `adwin = { delta, clock, max_buckets, min_window_length, grace_period }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdwin {
+    /// Significance of a cut, in (0, 1) (default 0.002).
+    #[serde(default)]
+    pub delta: Option<f64>,
+    /// Cuts are checked every this many records (default 32).
+    #[serde(default)]
+    pub clock: Option<u32>,
+    /// Buckets of one size kept before merging (default 5).
+    #[serde(default)]
+    pub max_buckets: Option<u32>,
+    /// Smallest sub-window on either side of a cut (default 5).
+    #[serde(default)]
+    pub min_window_length: Option<u32>,
+    /// Records seen before cuts are checked (default 10).
+    #[serde(default)]
+    pub grace_period: Option<u32>,
 }
 
 /// A file named by `include`: models and policies only.
@@ -530,12 +555,13 @@ fn rules_of(
         raw.every_records.is_some(),
         raw.performance.is_some(),
         raw.page_hinkley.is_some(),
+        raw.adwin.is_some(),
     ];
     if forms.iter().filter(|f| **f).count() != 1 {
         problems.push(problem(
             key,
             "set exactly one of `any`, `all`, `at_least` (with `of`), `feature`, `dataset`, \
-             `performance`, `page_hinkley`, `every` or `every_records`",
+             `performance`, `page_hinkley`, `adwin`, `every` or `every_records`",
         ));
         return None;
     }
@@ -587,55 +613,21 @@ fn rules_of(
         return Some(vec![Rule::AtLeast { n, of }]);
     }
     // A change detector on the error stream.
-    if let Some(ph) = &raw.page_hinkley {
+    if raw.page_hinkley.is_some() || raw.adwin.is_some() {
         if combinator_fields {
             problems.push(problem(key, "a detector takes no metric or criterion"));
             return None;
         }
-        let defaults = PageHinkleyParams::default();
-        let params = PageHinkleyParams {
-            min_instances: ph.min_instances.unwrap_or(defaults.min_instances),
-            delta: ph.delta.unwrap_or(defaults.delta),
-            threshold: ph.threshold.unwrap_or(defaults.threshold),
-            alpha: ph.alpha.unwrap_or(defaults.alpha),
-            mode: ph.mode.unwrap_or(defaults.mode),
-        };
-        let mut ok = true;
-        if !(params.threshold.is_finite() && params.threshold > 0.0) {
-            problems.push(problem(
-                format!("{key}.page_hinkley.threshold"),
-                "must be a positive number",
-            ));
-            ok = false;
-        }
-        if !(params.delta.is_finite() && params.delta >= 0.0) {
-            problems.push(problem(
-                format!("{key}.page_hinkley.delta"),
-                "must be zero or more",
-            ));
-            ok = false;
-        }
-        if !(params.alpha > 0.0 && params.alpha <= 1.0) {
-            problems.push(problem(
-                format!("{key}.page_hinkley.alpha"),
-                "must be in (0, 1]",
-            ));
-            ok = false;
-        }
-        if params.min_instances == 0 {
-            problems.push(problem(
-                format!("{key}.page_hinkley.min_instances"),
-                "must be at least 1",
-            ));
-            ok = false;
-        }
-        return ok.then(|| {
-            vec![Rule::Signal(Signal {
-                source: Source::PageHinkley(params),
-                metric: Metric::Changes,
-                criterion: Criterion::AtLeast { threshold: 1.0 },
-            })]
-        });
+        let params = match (&raw.page_hinkley, &raw.adwin) {
+            (Some(ph), _) => page_hinkley_params(ph, key, problems),
+            (_, Some(adwin)) => adwin_params(adwin, key, problems),
+            (None, None) => None,
+        }?;
+        return Some(vec![Rule::Signal(Signal {
+            source: Source::Detector(params),
+            metric: Metric::Changes,
+            criterion: Criterion::AtLeast { threshold: 1.0 },
+        })]);
     }
     // A schedule.
     if raw.every.is_some() || raw.every_records.is_some() {
@@ -905,4 +897,88 @@ fn signal_criterion(
             None
         }
     }
+}
+
+fn page_hinkley_params(
+    raw: &RawPageHinkley,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<DetectorParams> {
+    let defaults = PageHinkleyParams::default();
+    let params = PageHinkleyParams {
+        min_instances: raw.min_instances.unwrap_or(defaults.min_instances),
+        delta: raw.delta.unwrap_or(defaults.delta),
+        threshold: raw.threshold.unwrap_or(defaults.threshold),
+        alpha: raw.alpha.unwrap_or(defaults.alpha),
+        mode: raw.mode.unwrap_or(defaults.mode),
+    };
+    let checks = [
+        (
+            "threshold",
+            params.threshold.is_finite() && params.threshold > 0.0,
+            "must be a positive number",
+        ),
+        (
+            "delta",
+            params.delta.is_finite() && params.delta >= 0.0,
+            "must be zero or more",
+        ),
+        (
+            "alpha",
+            params.alpha > 0.0 && params.alpha <= 1.0,
+            "must be in (0, 1]",
+        ),
+        (
+            "min_instances",
+            params.min_instances > 0,
+            "must be at least 1",
+        ),
+    ];
+    detector_checks(key, "page_hinkley", &checks, problems)
+        .then_some(DetectorParams::PageHinkley(params))
+}
+
+fn adwin_params(
+    raw: &RawAdwin,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<DetectorParams> {
+    let defaults = AdwinParams::default();
+    let params = AdwinParams {
+        delta: raw.delta.unwrap_or(defaults.delta),
+        clock: raw.clock.unwrap_or(defaults.clock),
+        max_buckets: raw.max_buckets.unwrap_or(defaults.max_buckets),
+        min_window_length: raw.min_window_length.unwrap_or(defaults.min_window_length),
+        grace_period: raw.grace_period.unwrap_or(defaults.grace_period),
+    };
+    let checks = [
+        (
+            "delta",
+            params.delta > 0.0 && params.delta < 1.0,
+            "must be in (0, 1)",
+        ),
+        ("clock", params.clock > 0, "must be at least 1"),
+        ("max_buckets", params.max_buckets > 0, "must be at least 1"),
+        (
+            "min_window_length",
+            params.min_window_length > 0,
+            "must be at least 1",
+        ),
+    ];
+    detector_checks(key, "adwin", &checks, problems).then_some(DetectorParams::Adwin(params))
+}
+
+/// Records a problem for each failed check of a detector's parameters; true when all passed.
+fn detector_checks(
+    key: &str,
+    detector: &str,
+    checks: &[(&str, bool, &str)],
+    problems: &mut Vec<ConfigProblem>,
+) -> bool {
+    for (field, ok, message) in checks {
+        if !ok {
+            problems.push(problem(format!("{key}.{detector}.{field}"), *message));
+        }
+    }
+    checks.iter().all(|(_, ok, _)| *ok)
 }

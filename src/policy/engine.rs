@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::detectors::{PageHinkley, PageHinkleyParams};
+use super::detectors::{Detector, DetectorParams};
 use super::spec::{Criterion, Metric, Model, Policy, Rule, Side, Signal, Source};
 use crate::window::OffsetRange;
 
@@ -169,7 +169,7 @@ pub struct PolicyState {
     /// Change detectors on the error stream, by signal series, with the changes they signalled
     /// since the last judged window.
     #[serde(default)]
-    pub detectors: BTreeMap<String, (PageHinkley, u64)>,
+    pub detectors: BTreeMap<String, (Detector, u64)>,
 }
 
 /// The memory of every policy, by policy name. Serialisable: it is checkpointed.
@@ -188,7 +188,7 @@ pub struct Engine {
     in_flight: BTreeSet<String>,
     /// The policies' error-stream detectors (policy, series, parameters), derived from the
     /// policies once rather than per record.
-    error_detectors: Vec<(String, String, PageHinkleyParams)>,
+    error_detectors: Vec<(String, String, DetectorParams)>,
 }
 
 impl Engine {
@@ -210,7 +210,7 @@ impl Engine {
                     .signals()
                     .into_iter()
                     .filter_map(|signal| match signal.source {
-                        Source::PageHinkley(params) => {
+                        Source::Detector(params) => {
                             Some((policy.name.clone(), signal.series(), params))
                         }
                         _ => None,
@@ -274,7 +274,7 @@ impl Engine {
             if !state.detectors.contains_key(series) {
                 state
                     .detectors
-                    .insert(series.clone(), (PageHinkley::new(*params), 0));
+                    .insert(series.clone(), (Detector::new(*params), 0));
             }
             let (detector, changes) = state.detectors.get_mut(series).expect("inserted");
             if detector.update(error) {
@@ -475,7 +475,7 @@ pub fn read(signal: &Signal, report: &Value) -> Option<f64> {
         Source::Dataset => report.get("dataset")?,
         Source::Schedule => return None,
         Source::Performance => report.get("performance")?,
-        Source::PageHinkley(_) => return None,
+        Source::Detector(_) => return None,
     };
     let pointer = match (&signal.source, signal.metric) {
         (Source::Dataset, Metric::Detected) => "/detected",
@@ -537,7 +537,7 @@ fn evaluate_signal(
         (Source::Schedule, Metric::ElapsedSeconds) => Some(schedule.elapsed_seconds),
         (Source::Schedule, _) => Some(schedule.records),
         // Changes signalled since the last judged window; counting starts again.
-        (Source::PageHinkley(_), _) => Some(
+        (Source::Detector(_), _) => Some(
             state
                 .detectors
                 .get_mut(&signal.series())

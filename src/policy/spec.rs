@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::detectors::DetectorParams;
+
 /// A model: it reads some features of one stream and is retrained by one DAG.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Model {
@@ -157,9 +159,13 @@ impl Signal {
             Source::Dataset => format!("dataset/{}", self.metric.name()),
             Source::Schedule => format!("schedule/{}", self.metric.name()),
             Source::Performance => format!("performance/{}", self.metric.name()),
-            Source::PageHinkley(p) => format!(
+            Source::Detector(DetectorParams::PageHinkley(p)) => format!(
                 "page_hinkley/{}/{}/{}/{}/{:?}",
                 p.min_instances, p.delta, p.threshold, p.alpha, p.mode
+            ),
+            Source::Detector(DetectorParams::Adwin(p)) => format!(
+                "adwin/{}/{}/{}/{}/{}",
+                p.delta, p.clock, p.max_buckets, p.min_window_length, p.grace_period
             ),
         }
     }
@@ -171,7 +177,8 @@ impl Signal {
             Source::Dataset => "dataset",
             Source::Schedule => "schedule",
             Source::Performance => "performance",
-            Source::PageHinkley(_) => "errors",
+            Source::Detector(DetectorParams::PageHinkley(_)) => "errors (page_hinkley)",
+            Source::Detector(DetectorParams::Adwin(_)) => "errors (adwin)",
         }
     }
 }
@@ -188,8 +195,9 @@ pub enum Source {
     Schedule,
     /// The window's prediction quality, from records with `prediction` and `label`.
     Performance,
-    /// A Page-Hinkley test on the per-record error stream (1 wrong, 0 right), across windows.
-    PageHinkley(super::detectors::PageHinkleyParams),
+    /// A change detector (Page-Hinkley or ADWIN) on the per-record error stream (1 wrong,
+    /// 0 right), across windows.
+    Detector(DetectorParams),
 }
 
 /// A number in a window report.
@@ -234,7 +242,7 @@ pub enum Metric {
     ErrorRate,
     /// Records carrying both a prediction and a label (performance).
     Labelled,
-    /// Changes the Page-Hinkley test signalled on the error stream during the window.
+    /// Changes a detector signalled on the error stream during the window.
     Changes,
 }
 
@@ -267,7 +275,7 @@ const METRICS: &[(&str, Metric, Applies)] = &[
     ("accuracy", Metric::Accuracy, Applies::Performance),
     ("error_rate", Metric::ErrorRate, Applies::Performance),
     ("labelled", Metric::Labelled, Applies::Performance),
-    ("page_hinkley", Metric::Changes, Applies::Detector),
+    ("changes", Metric::Changes, Applies::Detector),
 ];
 
 /// Which sources a metric exists for.
@@ -287,7 +295,7 @@ pub enum Applies {
     Schedule,
     /// The window's prediction quality (`performance`).
     Performance,
-    /// A change detector on the error stream (`page_hinkley`).
+    /// A change detector on the error stream (`page_hinkley`, `adwin`).
     Detector,
 }
 
