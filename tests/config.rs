@@ -105,6 +105,8 @@ any = [
   { adwin = { delta = 1.5, clock = 0 } },
   { page_hinkley = { alpha = 2.0 }, above = 1 },
   { page_hinkley = { threshold = -1 } },
+  { cron = "61 * * * *" },
+  { cron = "0 0 30 2 *" },
 ]
 
 [[policies]]
@@ -139,6 +141,8 @@ when = { feature = "amount" }
         format!("{file}: policies[0].when.any[6].adwin.clock: must be at least 1"),
         format!("{file}: policies[0].when.any[7]: a detector takes no metric or criterion"),
         format!("{file}: policies[0].when.any[8].page_hinkley.threshold: must be a positive number"),
+        format!("{file}: policies[0].when.any[9].cron: \"61 * * * *\" is not a cron expression"),
+        format!("{file}: policies[0].when.any[10].cron: \"0 0 30 2 *\" is not a cron expression: never fires"),
         format!("{file}: policies[1].name: policy `p1` is defined twice"),
         format!("{file}: policies[1].model: no model `ghost`"),
     ] {

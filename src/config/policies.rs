@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::validate::{ConfigProblem, StreamSettings};
 use crate::decode::FeatureKind;
 use crate::policy::detectors::{AdwinParams, DetectorParams, Direction, PageHinkleyParams};
-use crate::policy::spec::Applies;
+use crate::policy::spec::{Applies, CronSchedule};
 use crate::policy::{
     Budget, Criterion, InFlight, Metric, Model, Policy, Rule, Side, Signal, Source, WindowRule,
 };
@@ -109,6 +109,11 @@ pub struct RawRule {
     /// (or since its first window), e.g. `"1d"`. Combine with drift signals in `any`/`all`.
     #[serde(default)]
     pub every: Option<String>,
+    /// A cron schedule in UTC, e.g. `"0 3 * * MON"` (five fields; six with seconds first):
+    /// holds once one of its times passed since the policy last triggered (or since its first
+    /// window), judged by window time.
+    #[serde(default)]
+    pub cron: Option<String>,
     /// An amount: holds once this many records were judged since the policy last triggered.
     #[serde(default)]
     pub every_records: Option<u64>,
@@ -553,6 +558,7 @@ fn rules_of(
         raw.dataset.is_some(),
         raw.every.is_some(),
         raw.every_records.is_some(),
+        raw.cron.is_some(),
         raw.performance.is_some(),
         raw.page_hinkley.is_some(),
         raw.adwin.is_some(),
@@ -561,7 +567,7 @@ fn rules_of(
         problems.push(problem(
             key,
             "set exactly one of `any`, `all`, `at_least` (with `of`), `feature`, `dataset`, \
-             `performance`, `page_hinkley`, `adwin`, `every` or `every_records`",
+             `performance`, `page_hinkley`, `adwin`, `every`, `every_records` or `cron`",
         ));
         return None;
     }
@@ -630,6 +636,26 @@ fn rules_of(
         })]);
     }
     // A schedule.
+    if let Some(expression) = &raw.cron {
+        if combinator_fields {
+            problems.push(problem(key, "a schedule takes no metric or criterion"));
+            return None;
+        }
+        return match CronSchedule::parse(expression) {
+            Ok(cron) => Some(vec![Rule::Signal(Signal {
+                source: Source::Cron(cron),
+                metric: Metric::Due,
+                criterion: Criterion::AtLeast { threshold: 1.0 },
+            })]),
+            Err(why) => {
+                problems.push(problem(
+                    format!("{key}.cron"),
+                    format!("{expression:?} is not a cron expression: {why}"),
+                ));
+                None
+            }
+        };
+    }
     if raw.every.is_some() || raw.every_records.is_some() {
         if combinator_fields {
             problems.push(problem(key, "a schedule takes no metric or criterion"));

@@ -356,6 +356,8 @@ fn judge(
         elapsed_seconds: (window.at_ms - state.period_start_ms.unwrap_or(window.at_ms)) as f64
             / 1000.0,
         records: state.period_records as f64,
+        start_ms: state.period_start_ms.unwrap_or(window.at_ms),
+        now_ms: window.at_ms,
     };
     let met = evaluate_rule(
         &policy.when,
@@ -473,7 +475,7 @@ pub fn read(signal: &Signal, report: &Value) -> Option<f64> {
     let base = match &signal.source {
         Source::Feature(name) => feature_report(report, name)?,
         Source::Dataset => report.get("dataset")?,
-        Source::Schedule => return None,
+        Source::Schedule | Source::Cron(_) => return None,
         Source::Performance => report.get("performance")?,
         Source::Detector(_) => return None,
     };
@@ -492,6 +494,8 @@ pub fn read(signal: &Signal, report: &Value) -> Option<f64> {
 struct Schedule {
     elapsed_seconds: f64,
     records: f64,
+    start_ms: i64,
+    now_ms: i64,
 }
 
 fn evaluate_rule(
@@ -536,6 +540,12 @@ fn evaluate_signal(
     let value = match (&signal.source, signal.metric) {
         (Source::Schedule, Metric::ElapsedSeconds) => Some(schedule.elapsed_seconds),
         (Source::Schedule, _) => Some(schedule.records),
+        (Source::Cron(cron), _) => {
+            let due = cron
+                .next_after(schedule.start_ms)
+                .is_some_and(|t| t <= schedule.now_ms);
+            Some(f64::from(u8::from(due)))
+        }
         // Changes signalled since the last judged window; counting starts again.
         (Source::Detector(_), _) => Some(
             state
@@ -627,9 +637,29 @@ fn evaluate_signal(
         ),
         (_, Some(_)) if signal.metric == Metric::Changes => {
             if hit {
-                format!("errors: Page-Hinkley signalled {value} change(s) in the error rate")
+                format!("{subject}: signalled {value} change(s) in the error rate")
             } else {
-                "errors: no change in the error rate (Page-Hinkley)".to_string()
+                format!("{subject}: no change in the error rate")
+            }
+        }
+        (_, Some(_)) if signal.metric == Metric::Due => {
+            let Source::Cron(cron) = &signal.source else {
+                unreachable!("only cron signals are due")
+            };
+            let next = cron.next_after(schedule.start_ms);
+            match next {
+                Some(t) if hit => format!(
+                    "cron \"{}\" was due at {} (UTC), after the period began at {}",
+                    cron.expression(),
+                    utc(t),
+                    utc(schedule.start_ms)
+                ),
+                Some(t) => format!(
+                    "cron \"{}\" is next due at {} (UTC)",
+                    cron.expression(),
+                    utc(t)
+                ),
+                None => format!("cron \"{}\" has no later time", cron.expression()),
             }
         }
         (_, Some(threshold)) if signal.metric == Metric::Records => {
@@ -697,6 +727,14 @@ fn short(value: f64) -> String {
     }
 }
 
+/// Unix milliseconds as an RFC 3339 UTC time, to the second.
+fn utc(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).map_or_else(
+        || format!("{ms} ms"),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
 /// Milliseconds as "1h 30m", "45s".
 fn human(ms: i64) -> String {
     let seconds = (ms.max(0) / 1000) as u64;
@@ -706,7 +744,7 @@ fn human(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::spec::{Budget, InFlight, WindowRule};
+    use crate::policy::spec::{Budget, CronSchedule, InFlight, WindowRule};
     use std::time::Duration;
 
     const MINUTE: i64 = 60_000;
@@ -1064,5 +1102,58 @@ mod tests {
         let mut engine = Engine::new(vec![model()], vec![p]);
         let outcomes = run(&mut engine, &[0.5, 0.5, 0.001, 0.5, 0.5, 0.5, 0.5, 0.5]);
         assert_eq!(outcomes, [N, N, T, N, N, N, T, N]);
+    }
+
+    #[test]
+    fn cron_schedules_are_due_once_a_time_passed_since_the_last_trigger() {
+        // "At minute 0 and 30 of every hour"; windows one minute apart starting at 00:00 UTC
+        // on 1 January 1970, so the first time after the first window is 00:30.
+        let mut p = policy(WindowRule::Consecutive { k: 1 });
+        p.when = Rule::Signal(Signal {
+            source: Source::Cron(CronSchedule::parse("0,30 * * * *").unwrap()),
+            metric: Metric::Due,
+            criterion: Criterion::AtLeast { threshold: 1.0 },
+        });
+        let mut engine = Engine::new(vec![model()], vec![p.clone()]);
+        let outcomes = run(&mut engine, &[0.5; 95]);
+        let triggered: Vec<usize> = (0..outcomes.len()).filter(|i| outcomes[*i] == T).collect();
+        assert_eq!(triggered, [30, 60, 90]);
+        let report = report(0.5);
+        let facts = |index: u64| WindowFacts {
+            stream: "payments",
+            index,
+            records: 1000,
+            at_ms: index as i64 * MINUTE,
+            report: &report,
+        };
+        assert_eq!(
+            engine.evaluate(&facts(95))[0].reason,
+            "not met: cron \"0,30 * * * *\" is next due at 1970-01-01T02:00:00Z (UTC)"
+        );
+
+        // A cooldown holds a due schedule back; it fires at the first window after it.
+        p.cooldown = Duration::from_secs(45 * 60);
+        p.when = Rule::Any(vec![
+            ks_below("amount", 0.01),
+            Rule::Signal(Signal {
+                source: Source::Cron(CronSchedule::parse("0 * * * *").unwrap()),
+                metric: Metric::Due,
+                criterion: Criterion::AtLeast { threshold: 1.0 },
+            }),
+        ]);
+        let mut engine = Engine::new(vec![model()], vec![p]);
+        let mut p_values = vec![0.5; 80];
+        p_values[20] = 0.001; // a drift trigger at 00:20
+        let outcomes = run(&mut engine, &p_values);
+        assert_eq!(outcomes[20], T);
+        // 01:00 is due, but within 45 minutes of 00:20: suppressed until 01:05.
+        assert_eq!(outcomes[60..66], [C, C, C, C, C, T]);
+        assert_eq!(outcomes.iter().filter(|o| **o == T).count(), 2);
+        let reason = engine.evaluate(&facts(125))[0].reason.clone();
+        assert_eq!(
+            reason,
+            "cron \"0 * * * *\" was due at 1970-01-01T02:00:00Z (UTC), after the period began \
+             at 1970-01-01T01:05:00Z in this window"
+        );
     }
 }

@@ -158,6 +158,7 @@ impl Signal {
             Source::Feature(name) => format!("{name}/{}", self.metric.name()),
             Source::Dataset => format!("dataset/{}", self.metric.name()),
             Source::Schedule => format!("schedule/{}", self.metric.name()),
+            Source::Cron(cron) => format!("cron/{}", cron.expression()),
             Source::Performance => format!("performance/{}", self.metric.name()),
             Source::Detector(DetectorParams::PageHinkley(p)) => format!(
                 "page_hinkley/{}/{}/{}/{}/{:?}",
@@ -175,11 +176,55 @@ impl Signal {
         match &self.source {
             Source::Feature(name) => name,
             Source::Dataset => "dataset",
-            Source::Schedule => "schedule",
+            Source::Schedule | Source::Cron(_) => "schedule",
             Source::Performance => "performance",
             Source::Detector(DetectorParams::PageHinkley(_)) => "errors (page_hinkley)",
             Source::Detector(DetectorParams::Adwin(_)) => "errors (adwin)",
         }
+    }
+}
+
+/// A cron expression (five fields; six with seconds first; seven with a year last), evaluated
+/// in UTC. Names (`MON`, `JAN`), ranges, steps, lists, `L`, `W` and `#` are understood.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CronSchedule {
+    expression: String,
+    cron: Box<croner::Cron>,
+}
+
+impl CronSchedule {
+    /// Parses `expression`; the error says what is wrong with it.
+    pub fn parse(expression: &str) -> Result<CronSchedule, String> {
+        let cron: croner::Cron = expression
+            .parse()
+            .map_err(|e: croner::errors::CronError| e.to_string())?;
+        // A pattern that never fires (e.g. 30 February) is an error, not a silent no-op.
+        cron.find_next_occurrence(&chrono::DateTime::<chrono::Utc>::UNIX_EPOCH, false)
+            .map_err(|_| "never fires".to_string())?;
+        Ok(CronSchedule {
+            expression: expression.trim().to_string(),
+            cron: Box::new(cron),
+        })
+    }
+
+    /// The expression as written.
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// The first scheduled time strictly after `after_ms` (Unix milliseconds), if any.
+    pub fn next_after(&self, after_ms: i64) -> Option<i64> {
+        let after = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(after_ms)?;
+        self.cron
+            .find_next_occurrence(&after, false)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    }
+}
+
+impl Serialize for CronSchedule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.expression)
     }
 }
 
@@ -193,6 +238,8 @@ pub enum Source {
     Dataset,
     /// The policy's own schedule: time or records since its last trigger.
     Schedule,
+    /// A cron schedule (UTC): due once one of its times passed since the policy last triggered.
+    Cron(CronSchedule),
     /// The window's prediction quality, from records with `prediction` and `label`.
     Performance,
     /// A change detector (Page-Hinkley or ADWIN) on the per-record error stream (1 wrong,
@@ -236,6 +283,8 @@ pub enum Metric {
     ElapsedSeconds,
     /// Records judged since the policy last triggered (or since its first window).
     Records,
+    /// 1 when a cron schedule's time passed since the policy last triggered, else 0.
+    Due,
     /// Share of labelled records whose prediction equals the label (performance).
     Accuracy,
     /// One minus the accuracy (performance).
@@ -272,6 +321,7 @@ const METRICS: &[(&str, Metric, Applies)] = &[
     ("drifted", Metric::Drifted, Applies::Dataset),
     ("elapsed_seconds", Metric::ElapsedSeconds, Applies::Schedule),
     ("records", Metric::Records, Applies::Schedule),
+    ("due", Metric::Due, Applies::Schedule),
     ("accuracy", Metric::Accuracy, Applies::Performance),
     ("error_rate", Metric::ErrorRate, Applies::Performance),
     ("labelled", Metric::Labelled, Applies::Performance),
@@ -340,7 +390,7 @@ impl Metric {
             Metric::Share => "/share",
             Metric::Drifted => "/drifted",
             // Not in the report: the engine counts them.
-            Metric::ElapsedSeconds | Metric::Records => "",
+            Metric::ElapsedSeconds | Metric::Records | Metric::Due => "",
             Metric::Accuracy => "/accuracy",
             Metric::ErrorRate => "/error_rate",
             Metric::Labelled => "/labelled",
