@@ -107,6 +107,9 @@ any = [
   { page_hinkley = { threshold = -1 } },
   { cron = "61 * * * *" },
   { cron = "0 0 30 2 *" },
+  { regret = { of = "drift", cost = -1 } },
+  { regret = { of = "errors", cost = 5, over = 3 } },
+  { regret = { of = "errors", cost_per_run_second = 5, initial_run_time = "later", over = 0 } },
 ]
 
 [[policies]]
@@ -143,6 +146,11 @@ when = { feature = "amount" }
         format!("{file}: policies[0].when.any[8].page_hinkley.threshold: must be a positive number"),
         format!("{file}: policies[0].when.any[9].cron: \"61 * * * *\" is not a cron expression"),
         format!("{file}: policies[0].when.any[10].cron: \"0 0 30 2 *\" is not a cron expression: never fires"),
+        format!("{file}: policies[0].when.any[11].regret.of: \"drift\" is not a regret measure: use drifted_records or errors"),
+        format!("{file}: policies[0].when.any[11].regret.cost: must be a positive number"),
+        format!("{file}: policies[0].when.any[12].regret: `initial_run_time` and `over` go with `cost_per_run_second`, not `cost`"),
+        format!("{file}: policies[0].when.any[13].regret.initial_run_time: \"later\" is not a duration"),
+        format!("{file}: policies[0].when.any[13].regret.over: must be between 1 and 100"),
         format!("{file}: policies[1].name: policy `p1` is defined twice"),
         format!("{file}: policies[1].model: no model `ghost`"),
     ] {

@@ -13,7 +13,8 @@ use crate::decode::FeatureKind;
 use crate::policy::detectors::{AdwinParams, DetectorParams, Direction, PageHinkleyParams};
 use crate::policy::spec::{Applies, CronSchedule};
 use crate::policy::{
-    Budget, Criterion, InFlight, Metric, Model, Policy, Rule, Side, Signal, Source, WindowRule,
+    Budget, Criterion, InFlight, Metric, Model, Policy, Regret, RegretMeasure, RetrainCost, Rule,
+    Side, Signal, Source, WindowRule,
 };
 
 /// `[[models]]`: a model judged on one stream's windows.
@@ -114,6 +115,12 @@ pub struct RawRule {
     /// window), judged by window time.
     #[serde(default)]
     pub cron: Option<String>,
+    /// A cost-aware trigger: holds once the accumulated regret of not retraining reaches the
+    /// cost of a run: `regret = { of = "drifted_records", cost = 5e7 }`, or with the cost
+    /// forecast from past run durations: `regret = { of = "errors", cost_per_run_second = 100,
+    /// initial_run_time = "10m", over = 5 }`.
+    #[serde(default)]
+    pub regret: Option<RawRegret>,
     /// An amount: holds once this many records were judged since the policy last triggered.
     #[serde(default)]
     pub every_records: Option<u64>,
@@ -200,6 +207,31 @@ pub struct RawPageHinkley {
     /// `up` (rising error rate), `down` or `both` (default).
     #[serde(default)]
     pub mode: Option<Direction>,
+}
+
+/// `regret = { of, cost }` or `regret = { of, cost_per_run_second, initial_run_time, over }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegret {
+    /// What the harm is counted in: `drifted_records` (records of windows in which any of the
+    /// model's features drifted, times seconds since the drift began) or `errors` (wrong
+    /// predictions since the last trigger, times seconds since it).
+    pub of: String,
+    /// A fixed cost of one retraining run, in the same units (harm × seconds).
+    #[serde(default)]
+    pub cost: Option<f64>,
+    /// Instead of `cost`: the cost is this many units per second of a run, times the mean
+    /// duration of the model's recent runs.
+    #[serde(default)]
+    pub cost_per_run_second: Option<f64>,
+    /// With `cost_per_run_second`: the run duration assumed before any run finished
+    /// (default `"10m"`).
+    #[serde(default)]
+    pub initial_run_time: Option<String>,
+    /// With `cost_per_run_second`: how many recent runs the mean duration is taken over
+    /// (default 5).
+    #[serde(default)]
+    pub over: Option<usize>,
 }
 
 /// `adwin = { delta, clock, max_buckets, min_window_length, grace_period }`
@@ -559,6 +591,7 @@ fn rules_of(
         raw.every.is_some(),
         raw.every_records.is_some(),
         raw.cron.is_some(),
+        raw.regret.is_some(),
         raw.performance.is_some(),
         raw.page_hinkley.is_some(),
         raw.adwin.is_some(),
@@ -567,7 +600,7 @@ fn rules_of(
         problems.push(problem(
             key,
             "set exactly one of `any`, `all`, `at_least` (with `of`), `feature`, `dataset`, \
-             `performance`, `page_hinkley`, `adwin`, `every`, `every_records` or `cron`",
+             `performance`, `page_hinkley`, `adwin`, `every`, `every_records`, `cron` or `regret`",
         ));
         return None;
     }
@@ -633,6 +666,22 @@ fn rules_of(
             source: Source::Detector(params),
             metric: Metric::Changes,
             criterion: Criterion::AtLeast { threshold: 1.0 },
+        })]);
+    }
+    // A cost-aware trigger.
+    if let Some(regret) = &raw.regret {
+        if combinator_fields {
+            problems.push(problem(
+                key,
+                "a regret trigger takes no metric or criterion: its threshold is the cost",
+            ));
+            return None;
+        }
+        let regret = regret_of(regret, &format!("{key}.regret"), problems)?;
+        return Some(vec![Rule::Signal(Signal {
+            source: Source::Regret(regret),
+            metric: Metric::Regret,
+            criterion: Criterion::AtLeast { threshold: 0.0 },
         })]);
     }
     // A schedule.
@@ -1007,4 +1056,73 @@ fn detector_checks(
         }
     }
     checks.iter().all(|(_, ok, _)| *ok)
+}
+
+fn regret_of(raw: &RawRegret, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<Regret> {
+    let measure = match raw.of.as_str() {
+        "drifted_records" => Some(RegretMeasure::DriftedRecords),
+        "errors" => Some(RegretMeasure::Errors),
+        other => {
+            problems.push(problem(
+                format!("{key}.of"),
+                format!("{other:?} is not a regret measure: use drifted_records or errors"),
+            ));
+            None
+        }
+    };
+    let positive = |value: f64, field: &str, problems: &mut Vec<ConfigProblem>| {
+        let ok = value.is_finite() && value > 0.0;
+        if !ok {
+            problems.push(problem(
+                format!("{key}.{field}"),
+                "must be a positive number",
+            ));
+        }
+        ok.then_some(value)
+    };
+    let forecast_fields = raw.initial_run_time.is_some() || raw.over.is_some();
+    let cost = match (raw.cost, raw.cost_per_run_second) {
+        (Some(cost), None) => {
+            if forecast_fields {
+                problems.push(problem(
+                    key,
+                    "`initial_run_time` and `over` go with `cost_per_run_second`, not `cost`",
+                ));
+                return None;
+            }
+            positive(cost, "cost", problems).map(RetrainCost::Fixed)
+        }
+        (None, Some(per_second)) => {
+            let per_run_second = positive(per_second, "cost_per_run_second", problems);
+            let initial = match &raw.initial_run_time {
+                Some(text) => duration(text, &format!("{key}.initial_run_time"), false, problems),
+                None => Some(std::time::Duration::from_secs(600)),
+            };
+            let over = raw.over.unwrap_or(5);
+            if over == 0 || over > 100 {
+                problems.push(problem(format!("{key}.over"), "must be between 1 and 100"));
+            }
+            match (per_run_second, initial) {
+                (Some(per_run_second), Some(initial)) if (1..=100).contains(&over) => {
+                    Some(RetrainCost::Forecast {
+                        per_run_second,
+                        initial_run_seconds: initial.as_secs_f64(),
+                        over,
+                    })
+                }
+                _ => None,
+            }
+        }
+        _ => {
+            problems.push(problem(
+                key,
+                "set one of `cost` (fixed) or `cost_per_run_second` (forecast from past runs)",
+            ));
+            None
+        }
+    };
+    Some(Regret {
+        measure: measure?,
+        cost: cost?,
+    })
 }

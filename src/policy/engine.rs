@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::detectors::{Detector, DetectorParams};
-use super::spec::{Criterion, Metric, Model, Policy, Rule, Side, Signal, Source};
+use super::spec::{
+    Criterion, Metric, Model, Policy, RegretMeasure, RetrainCost, Rule, Side, Signal, Source,
+};
 use crate::window::OffsetRange;
 
 /// What a window offers the engine.
@@ -170,6 +172,16 @@ pub struct PolicyState {
     /// since the last judged window.
     #[serde(default)]
     pub detectors: BTreeMap<String, (Detector, u64)>,
+    /// For regret: when the model's features began to drift (the first judged window with
+    /// drift since the last trigger).
+    #[serde(default)]
+    pub drift_start_ms: Option<i64>,
+    /// For regret: records of judged windows with drift since the drift began.
+    #[serde(default)]
+    pub drifted_records: u64,
+    /// For regret: wrong predictions in judged windows since the period started.
+    #[serde(default)]
+    pub period_errors: u64,
 }
 
 /// The memory of every policy, by policy name. Serialisable: it is checkpointed.
@@ -177,7 +189,14 @@ pub struct PolicyState {
 pub struct EngineState {
     /// By policy name.
     pub policies: BTreeMap<String, PolicyState>,
+    /// Durations in seconds of the latest retraining runs, by model, oldest first: they
+    /// forecast the cost of the next run for cost-aware policies.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub run_seconds: BTreeMap<String, Vec<f64>>,
 }
+
+/// Run durations kept per model for cost forecasts.
+const RUNS_KEPT: usize = 100;
 
 /// Models and policies with their state.
 #[derive(Debug, Clone, Default)]
@@ -246,7 +265,29 @@ impl Engine {
                     .map(|s| (p.name.clone(), s.clone()))
             })
             .collect();
-        EngineState { policies }
+        let run_seconds = self
+            .state
+            .run_seconds
+            .iter()
+            .filter(|(model, _)| self.model(model).is_some_and(|m| m.stream == stream))
+            .map(|(model, runs)| (model.clone(), runs.clone()))
+            .collect();
+        EngineState {
+            policies,
+            run_seconds,
+        }
+    }
+
+    /// Records how long a finished retraining run of `model` took, for cost forecasts.
+    pub fn record_run(&mut self, model: &str, seconds: f64) {
+        if !(seconds.is_finite() && seconds >= 0.0) {
+            return;
+        }
+        let runs = self.state.run_seconds.entry(model.to_string()).or_default();
+        runs.push(seconds);
+        if runs.len() > RUNS_KEPT {
+            runs.remove(0);
+        }
     }
 
     /// The models.
@@ -311,9 +352,10 @@ impl Engine {
             if model.stream != window.stream {
                 continue;
             }
+            let runs = self.state.run_seconds.get(&model.name).map(Vec::as_slice);
             let state = self.state.policies.entry(policy.name.clone()).or_default();
             let in_flight = self.in_flight.contains(&model.name);
-            decisions.push(judge(policy, model, state, in_flight, window));
+            decisions.push(judge(policy, model, state, in_flight, runs, window));
         }
         decisions
     }
@@ -324,6 +366,7 @@ fn judge(
     model: &Model,
     state: &mut PolicyState,
     in_flight: bool,
+    runs: Option<&[f64]>,
     window: &WindowFacts<'_>,
 ) -> Decision {
     let mut decision = Decision {
@@ -352,12 +395,21 @@ fn judge(
     }
     state.period_start_ms.get_or_insert(window.at_ms);
     state.period_records += window.records;
+    if !decision.drifted_features.is_empty() {
+        state.drift_start_ms.get_or_insert(window.at_ms);
+        state.drifted_records += window.records;
+    }
+    state.period_errors += window_errors(window.report);
     let schedule = Schedule {
         elapsed_seconds: (window.at_ms - state.period_start_ms.unwrap_or(window.at_ms)) as f64
             / 1000.0,
         records: state.period_records as f64,
         start_ms: state.period_start_ms.unwrap_or(window.at_ms),
         now_ms: window.at_ms,
+        drift_start_ms: state.drift_start_ms,
+        drifted_records: state.drifted_records,
+        errors: state.period_errors,
+        runs: runs.unwrap_or_default(),
     };
     let met = evaluate_rule(
         &policy.when,
@@ -429,6 +481,9 @@ fn judge(
         state.recent.clear();
         state.period_start_ms = Some(window.at_ms);
         state.period_records = 0;
+        state.drift_start_ms = None;
+        state.drifted_records = 0;
+        state.period_errors = 0;
         Outcome::Triggered
     };
     // Keep only the trigger times the cooldown or the budget can still look at.
@@ -475,7 +530,7 @@ pub fn read(signal: &Signal, report: &Value) -> Option<f64> {
     let base = match &signal.source {
         Source::Feature(name) => feature_report(report, name)?,
         Source::Dataset => report.get("dataset")?,
-        Source::Schedule | Source::Cron(_) => return None,
+        Source::Schedule | Source::Cron(_) | Source::Regret(_) => return None,
         Source::Performance => report.get("performance")?,
         Source::Detector(_) => return None,
     };
@@ -489,20 +544,82 @@ pub fn read(signal: &Signal, report: &Value) -> Option<f64> {
     }
 }
 
-/// The policy's own counters, for schedule signals.
+/// Wrong predictions in a window's report (labelled minus correct).
+fn window_errors(report: &Value) -> u64 {
+    let count = |name: &str| {
+        report
+            .get("performance")
+            .and_then(|p| p.get(name))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    count("labelled").saturating_sub(count("correct"))
+}
+
+/// The policy's own counters, for schedule and regret signals.
 #[derive(Debug, Clone, Copy)]
-struct Schedule {
+struct Schedule<'a> {
     elapsed_seconds: f64,
     records: f64,
     start_ms: i64,
     now_ms: i64,
+    drift_start_ms: Option<i64>,
+    drifted_records: u64,
+    errors: u64,
+    /// The model's recent run durations, oldest first.
+    runs: &'a [f64],
+}
+
+impl Schedule<'_> {
+    /// Regret so far, with its parts: (harm units, seconds, regret).
+    fn regret(&self, measure: RegretMeasure) -> (u64, f64, f64) {
+        let (units, since) = match measure {
+            RegretMeasure::DriftedRecords => (self.drifted_records, self.drift_start_ms),
+            RegretMeasure::Errors => (self.errors, Some(self.start_ms)),
+        };
+        let seconds = since.map_or(0.0, |start| (self.now_ms - start).max(0) as f64 / 1000.0);
+        (units, seconds, units as f64 * seconds)
+    }
+
+    /// The cost of a run, with how it was reached.
+    fn cost(&self, cost: RetrainCost) -> (f64, String) {
+        match cost {
+            RetrainCost::Fixed(cost) => (cost, String::new()),
+            RetrainCost::Forecast {
+                per_run_second,
+                initial_run_seconds,
+                over,
+            } => {
+                let recent = &self.runs[self.runs.len().saturating_sub(over)..];
+                let (seconds, basis) = if recent.is_empty() {
+                    (
+                        initial_run_seconds,
+                        "the assumed duration before any run".to_string(),
+                    )
+                } else {
+                    (
+                        recent.iter().sum::<f64>() / recent.len() as f64,
+                        format!("the mean of the last {} run(s)", recent.len()),
+                    )
+                };
+                (
+                    per_run_second * seconds,
+                    format!(
+                        " ({} per run second × {}, {basis})",
+                        short(per_run_second),
+                        human((seconds * 1000.0) as i64)
+                    ),
+                )
+            }
+        }
+    }
 }
 
 fn evaluate_rule(
     rule: &Rule,
     state: &mut PolicyState,
     report: &Value,
-    schedule: Schedule,
+    schedule: Schedule<'_>,
     readings: &mut Vec<SignalReading>,
 ) -> bool {
     match rule {
@@ -535,11 +652,12 @@ fn evaluate_signal(
     signal: &Signal,
     state: &mut PolicyState,
     report: &Value,
-    schedule: Schedule,
+    schedule: Schedule<'_>,
 ) -> SignalReading {
     let value = match (&signal.source, signal.metric) {
         (Source::Schedule, Metric::ElapsedSeconds) => Some(schedule.elapsed_seconds),
         (Source::Schedule, _) => Some(schedule.records),
+        (Source::Regret(regret), _) => Some(schedule.regret(regret.measure).2),
         (Source::Cron(cron), _) => {
             let due = cron
                 .next_after(schedule.start_ms)
@@ -583,7 +701,14 @@ fn evaluate_signal(
             String::new(),
         )
     };
-    let (hit, threshold, op, note) = match signal.criterion {
+    // A regret's threshold is the cost of a run, which a forecast re-reads every window.
+    let criterion = match &signal.source {
+        Source::Regret(regret) => Criterion::AtLeast {
+            threshold: schedule.cost(regret.cost).0,
+        },
+        _ => signal.criterion,
+    };
+    let (hit, threshold, op, note) = match criterion {
         Criterion::IsTrue => (value > 0.5, None, "", String::new()),
         Criterion::Above { threshold } => fixed(threshold, Side::Above),
         Criterion::Below { threshold } => fixed(threshold, Side::Below),
@@ -641,6 +766,23 @@ fn evaluate_signal(
             } else {
                 format!("{subject}: no change in the error rate")
             }
+        }
+        (_, Some(threshold)) if signal.metric == Metric::Regret => {
+            let Source::Regret(regret) = &signal.source else {
+                unreachable!("only regret signals measure regret")
+            };
+            let (units, seconds, _) = schedule.regret(regret.measure);
+            let (_, basis) = schedule.cost(regret.cost);
+            let (what, since) = match regret.measure {
+                RegretMeasure::DriftedRecords => ("drifted records", "since the drift began"),
+                RegretMeasure::Errors => ("errors", "since the last trigger"),
+            };
+            format!(
+                "regret: {units} {what} × {} {since} = {} {op} cost {}{basis}",
+                human((seconds * 1000.0) as i64),
+                short(value),
+                short(threshold)
+            )
         }
         (_, Some(_)) if signal.metric == Metric::Due => {
             let Source::Cron(cron) = &signal.source else {
@@ -1155,5 +1297,92 @@ mod tests {
             "cron \"0 * * * *\" was due at 1970-01-01T02:00:00Z (UTC), after the period began \
              at 1970-01-01T01:05:00Z in this window"
         );
+    }
+
+    #[test]
+    fn regret_accumulates_until_it_reaches_the_cost_of_a_run() {
+        use crate::policy::spec::{Regret, RegretMeasure, RetrainCost};
+        let regret = |measure, cost| {
+            Rule::Signal(Signal {
+                source: Source::Regret(Regret { measure, cost }),
+                metric: Metric::Regret,
+                criterion: Criterion::AtLeast { threshold: 0.0 },
+            })
+        };
+        // Drifted records × seconds since the drift began, windows of 1000 records a minute
+        // apart: drift from window 2 (regret 0), 2000 × 60 s, 2000 × 120 s (window 4 is clean
+        // but the drift is not over), 3000 × 180 s = 540000 >= 500000 at window 5.
+        let mut p = policy(WindowRule::Consecutive { k: 1 });
+        p.when = regret(RegretMeasure::DriftedRecords, RetrainCost::Fixed(500_000.0));
+        let mut engine = Engine::new(vec![model()], vec![p]);
+        let outcomes = run(&mut engine, &[0.5, 0.5, 0.01, 0.01, 0.5, 0.01, 0.5, 0.5]);
+        assert_eq!(outcomes, [N, N, N, N, N, T, N, N]);
+        let drifted = report(0.01);
+        let decision = &engine.evaluate(&WindowFacts {
+            stream: "payments",
+            index: 8,
+            records: 1000,
+            at_ms: 8 * MINUTE,
+            report: &drifted,
+        })[0];
+        assert_eq!(
+            decision.reason,
+            "not met: regret: 1000 drifted records × 0s since the drift began = 0 < cost 5.00e5"
+        );
+
+        // Errors × seconds since the last trigger against a cost forecast from run durations:
+        // 10 per run second × 60 s before any run, then × the mean of the recorded runs.
+        let mut p = policy(WindowRule::Consecutive { k: 1 });
+        p.when = regret(
+            RegretMeasure::Errors,
+            RetrainCost::Forecast {
+                per_run_second: 10.0,
+                initial_run_seconds: 60.0,
+                over: 2,
+            },
+        );
+        let mut engine = Engine::new(vec![model()], vec![p]);
+        let mut labelled = report(0.5);
+        labelled["performance"] = serde_json::json!({"labelled": 100, "correct": 90});
+        let mut outcomes = Vec::new();
+        let mut reasons = Vec::new();
+        for index in 0..8 {
+            if index == 2 {
+                // Runs of 1000 s, then 200 s and 1000 s: the mean of the last two is 600 s.
+                engine.record_run("fraud", 1000.0);
+                engine.record_run("fraud", 200.0);
+                engine.record_run("fraud", 1000.0);
+            }
+            let decision = engine
+                .evaluate(&WindowFacts {
+                    stream: "payments",
+                    index,
+                    records: 1000,
+                    at_ms: index as i64 * MINUTE,
+                    report: &labelled,
+                })
+                .remove(0);
+            outcomes.push(decision.outcome);
+            reasons.push(decision.reason);
+        }
+        // Window 1: 20 errors × 60 s = 1200 >= 600. From window 1: 10·j errors × 60·j s
+        // against 6000: 5400 at j = 3, 9600 at j = 4 (window 5).
+        assert_eq!(outcomes, [N, T, N, N, N, T, N, N]);
+        assert_eq!(
+            reasons[1],
+            "regret: 20 errors × 1m since the last trigger = 1200 >= cost 600 (10 per run \
+             second × 1m, the assumed duration before any run) in this window"
+        );
+        assert_eq!(
+            reasons[4],
+            "not met: regret: 30 errors × 3m since the last trigger = 5400 < cost 6000 (10 per \
+             run second × 10m, the mean of the last 2 run(s))"
+        );
+        // Run durations are checkpointed with the stream's state.
+        assert_eq!(
+            engine.stream_state("payments").run_seconds["fraud"].len(),
+            3
+        );
+        assert!(engine.stream_state("elsewhere").run_seconds.is_empty());
     }
 }

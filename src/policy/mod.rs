@@ -10,5 +10,6 @@ pub mod spec;
 
 pub use engine::{Decision, Engine, EngineState, Outcome, PolicyState, SignalReading, WindowFacts};
 pub use spec::{
-    Budget, Criterion, InFlight, Metric, Model, Policy, Rule, Side, Signal, Source, WindowRule,
+    Budget, Criterion, CronSchedule, InFlight, Metric, Model, Policy, Regret, RegretMeasure,
+    RetrainCost, Rule, Side, Signal, Source, WindowRule,
 };

@@ -159,6 +159,7 @@ impl Signal {
             Source::Dataset => format!("dataset/{}", self.metric.name()),
             Source::Schedule => format!("schedule/{}", self.metric.name()),
             Source::Cron(cron) => format!("cron/{}", cron.expression()),
+            Source::Regret(regret) => format!("regret/{}", regret.measure.name()),
             Source::Performance => format!("performance/{}", self.metric.name()),
             Source::Detector(DetectorParams::PageHinkley(p)) => format!(
                 "page_hinkley/{}/{}/{}/{}/{:?}",
@@ -177,11 +178,62 @@ impl Signal {
             Source::Feature(name) => name,
             Source::Dataset => "dataset",
             Source::Schedule | Source::Cron(_) => "schedule",
+            Source::Regret(_) => "regret",
             Source::Performance => "performance",
             Source::Detector(DetectorParams::PageHinkley(_)) => "errors (page_hinkley)",
             Source::Detector(DetectorParams::Adwin(_)) => "errors (adwin)",
         }
     }
+}
+
+/// A cost-aware trigger: the harm of serving a stale model accumulates as regret (units of harm
+/// × seconds they have been going on); retraining pays off once the regret reaches the cost of a
+/// run, in the same units.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Regret {
+    /// What the harm is counted in.
+    pub measure: RegretMeasure,
+    /// The cost of a retraining run.
+    pub cost: RetrainCost,
+}
+
+/// What regret counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegretMeasure {
+    /// Records of windows in which any of the model's features drifted, since the drift began
+    /// (the first such window after the last trigger), times seconds since it began.
+    DriftedRecords,
+    /// Wrong predictions among labelled records since the last trigger, times seconds since it.
+    Errors,
+}
+
+impl RegretMeasure {
+    /// The name in policy files.
+    pub fn name(self) -> &'static str {
+        match self {
+            RegretMeasure::DriftedRecords => "drifted_records",
+            RegretMeasure::Errors => "errors",
+        }
+    }
+}
+
+/// The cost of one retraining run, in regret units (harm × seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetrainCost {
+    /// A configured cost.
+    Fixed(f64),
+    /// Forecast from the model's past run durations: `per_run_second` × the mean duration of
+    /// its last `over` runs, or of `initial_run_seconds` before any run was recorded.
+    Forecast {
+        /// Regret units one second of retraining is worth.
+        per_run_second: f64,
+        /// The run duration assumed before any run of the model finished.
+        initial_run_seconds: f64,
+        /// How many recent runs the mean is taken over.
+        over: usize,
+    },
 }
 
 /// A cron expression (five fields; six with seconds first; seven with a year last), evaluated
@@ -240,6 +292,8 @@ pub enum Source {
     Schedule,
     /// A cron schedule (UTC): due once one of its times passed since the policy last triggered.
     Cron(CronSchedule),
+    /// Accumulated regret of not retraining, against the cost of a retraining run.
+    Regret(Regret),
     /// The window's prediction quality, from records with `prediction` and `label`.
     Performance,
     /// A change detector (Page-Hinkley or ADWIN) on the per-record error stream (1 wrong,
@@ -285,6 +339,8 @@ pub enum Metric {
     Records,
     /// 1 when a cron schedule's time passed since the policy last triggered, else 0.
     Due,
+    /// Accumulated regret (harm × seconds).
+    Regret,
     /// Share of labelled records whose prediction equals the label (performance).
     Accuracy,
     /// One minus the accuracy (performance).
@@ -322,6 +378,7 @@ const METRICS: &[(&str, Metric, Applies)] = &[
     ("elapsed_seconds", Metric::ElapsedSeconds, Applies::Schedule),
     ("records", Metric::Records, Applies::Schedule),
     ("due", Metric::Due, Applies::Schedule),
+    ("regret", Metric::Regret, Applies::Schedule),
     ("accuracy", Metric::Accuracy, Applies::Performance),
     ("error_rate", Metric::ErrorRate, Applies::Performance),
     ("labelled", Metric::Labelled, Applies::Performance),
@@ -390,7 +447,7 @@ impl Metric {
             Metric::Share => "/share",
             Metric::Drifted => "/drifted",
             // Not in the report: the engine counts them.
-            Metric::ElapsedSeconds | Metric::Records | Metric::Due => "",
+            Metric::ElapsedSeconds | Metric::Records | Metric::Due | Metric::Regret => "",
             Metric::Accuracy => "/accuracy",
             Metric::ErrorRate => "/error_rate",
             Metric::Labelled => "/labelled",
