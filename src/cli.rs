@@ -49,8 +49,26 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// Recorded data: JSONL (one message per line, as producers send them) or CSV.
-    #[arg(long, value_name = "FILE")]
-    pub input: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "topic",
+        conflicts_with = "topic"
+    )]
+    pub input: Option<PathBuf>,
+    /// Instead of a file: read this topic (usually the stream's) from the configured brokers,
+    /// without joining the service's group or committing offsets.
+    #[arg(long, value_name = "NAME")]
+    pub topic: Option<String>,
+    /// With --topic: where to start, inclusive: `earliest` (default), an offset for every
+    /// partition, or `partition:offset` pairs (`0:1200,1:980`; other partitions start at the
+    /// earliest).
+    #[arg(long, value_name = "OFFSETS", requires = "topic")]
+    pub start: Option<String>,
+    /// With --topic: where to stop, exclusive: `latest` (default: the end when the replay
+    /// starts), an offset for every partition, or `partition:offset` pairs.
+    #[arg(long, value_name = "OFFSETS", requires = "topic")]
+    pub end: Option<String>,
     /// The stream to replay through (needed when the configuration has several).
     #[arg(long, value_name = "NAME")]
     pub stream: Option<String>,
@@ -457,25 +475,45 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, CliError> {
     let bar = (std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} replaying {bytes}/{total_bytes} [{bar:30}] {eta} left",
-            )
+            indicatif::ProgressStyle::with_template(if args.input.is_some() {
+                "{spinner} replaying {bytes}/{total_bytes} [{bar:30}] {eta} left"
+            } else {
+                "{spinner} replaying {human_pos}/{human_len} messages [{bar:30}] {eta} left"
+            })
             .expect("a valid template")
             .progress_chars("=> "),
         );
         bar
     });
-    let replay = crate::replay::replay(
-        &config,
-        &args.input,
-        args.stream.as_deref(),
-        |read, total| {
-            if let Some(bar) = &bar {
-                bar.set_length(total);
-                bar.set_position(read);
-            }
-        },
-    )?;
+    let progress = |read, total| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(read);
+        }
+    };
+    let replay = match (&args.input, &args.topic) {
+        (Some(input), _) => {
+            crate::replay::replay(&config, input, args.stream.as_deref(), progress)?
+        }
+        (None, Some(topic)) => {
+            use crate::replay::{OffsetBound, TopicRange};
+            let bound = |text: &Option<String>, default, flag: &str| match text {
+                Some(text) => TopicRange::parse_bound(text, default)
+                    .map_err(|message| CliError::Settings(vec![format!("--{flag}: {message}")])),
+                None => Ok((default, Default::default())),
+            };
+            let (start, start_at) = bound(&args.start, OffsetBound::Earliest, "start")?;
+            let (end, end_at) = bound(&args.end, OffsetBound::Latest, "end")?;
+            let range = TopicRange {
+                start,
+                start_at,
+                end,
+                end_at,
+            };
+            crate::replay::replay_topic(&config, args.stream.as_deref(), topic, &range, progress)?
+        }
+        (None, None) => unreachable!("clap requires --input or --topic"),
+    };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -1,10 +1,11 @@
-//! Replay: the service's windows, detectors and policies over recorded data, without a broker.
+//! Replay: the service's windows, detectors and policies over recorded data, without a service.
 //!
 //! Each line of a JSONL file is one message, exactly as a producer would send it (a record, an
 //! array of records or `{"records": [...]}`); each row of a CSV file is a one-record message.
 //! Messages go through the same [`StreamProcessor`] the service runs, in file order, as if they
 //! came from one partition: same windows, same reports, same decisions. Times come from the
 //! records' `ts` (there is no broker time), so cooldowns and budgets play out as they would have.
+//! A topic's offset range ([`replay_topic`]) is read the same way, with broker times.
 //! A duration stream's last window is closed at the end of the input; a count stream's partial
 //! last window is left open, as the service would leave it.
 
@@ -82,15 +83,12 @@ impl Replay {
     }
 }
 
-/// Replays `input` through `stream` (or the configuration's only stream). `progress` is called
-/// with the bytes read so far and the input's size.
-pub fn replay(
-    config: &ServiceConfig,
-    input: &Path,
+/// The stream a replay runs through: the named one, or the configuration's only stream.
+fn stream_settings<'c>(
+    config: &'c ServiceConfig,
     stream: Option<&str>,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<Replay, ReplayError> {
-    let settings = match stream {
+) -> Result<&'c crate::config::StreamSettings, ReplayError> {
+    match stream {
         Some(name) => config
             .streams
             .iter()
@@ -100,39 +98,78 @@ pub fn replay(
                     "no stream `{name}` in the configuration (streams: {})",
                     names(config)
                 ))
-            })?,
-        None if config.streams.len() == 1 => &config.streams[0],
-        None => {
-            return Err(ReplayError::Stream(format!(
-                "the configuration has several streams; name one with --stream ({})",
-                names(config)
-            )))
-        }
-    };
-    let mut processor = StreamProcessor::new(settings.clone(), None)
-        .expect("a fresh processor has no checkpoint to mismatch");
-    processor.set_policies(&config.models, &config.policies);
-    let mut replay = Replay {
-        stream: settings.name.clone(),
-        messages: 0,
-        records: 0,
-        dead_letters: BTreeMap::new(),
-        open_records: 0,
-        windows: Vec::new(),
-        triggers: config
-            .policies
+            }),
+        None if config.streams.len() == 1 => Ok(&config.streams[0]),
+        None => Err(ReplayError::Stream(format!(
+            "the configuration has several streams; name one with --stream ({})",
+            names(config)
+        ))),
+    }
+}
+
+/// A stream's processor with the replay it builds: messages in, windows and decisions out.
+struct Replayer {
+    processor: StreamProcessor,
+    replay: Replay,
+}
+
+impl Replayer {
+    fn new(config: &ServiceConfig, stream: Option<&str>) -> Result<Replayer, ReplayError> {
+        let settings = stream_settings(config, stream)?;
+        let mut processor = StreamProcessor::new(settings.clone(), None)
+            .expect("a fresh processor has no checkpoint to mismatch");
+        processor.set_policies(&config.models, &config.policies);
+        let triggers = processor
+            .policies()
+            .policies()
             .iter()
-            .filter(|p| {
-                processor
-                    .policies()
-                    .policies()
-                    .iter()
-                    .any(|q| q.name == p.name)
-            })
             .map(|p| (p.name.clone(), 0))
-            .collect(),
-        retrains: BTreeMap::new(),
-    };
+            .collect();
+        Ok(Replayer {
+            processor,
+            replay: Replay {
+                stream: settings.name.clone(),
+                messages: 0,
+                records: 0,
+                dead_letters: BTreeMap::new(),
+                open_records: 0,
+                windows: Vec::new(),
+                triggers,
+                retrains: BTreeMap::new(),
+            },
+        })
+    }
+
+    fn feed(&mut self, message: Message<'_>) {
+        let outcome = self.processor.process(message);
+        self.replay.messages += 1;
+        self.replay.records += outcome.records;
+        if let Some(letter) = outcome.dead_letter {
+            *self.replay.dead_letters.entry(letter.reason).or_insert(0) += 1;
+        }
+        for window in outcome.closed {
+            self.replay.add(window);
+        }
+    }
+
+    fn finish(mut self) -> Replay {
+        if let Some(last) = self.processor.tick(i64::MAX) {
+            self.replay.add(last);
+        }
+        self.replay.open_records = self.processor.checkpoint().open_window.records;
+        self.replay
+    }
+}
+
+/// Replays `input` through `stream` (or the configuration's only stream). `progress` is called
+/// with the bytes read so far and the input's size.
+pub fn replay(
+    config: &ServiceConfig,
+    input: &Path,
+    stream: Option<&str>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Replay, ReplayError> {
+    let mut replayer = Replayer::new(config, stream)?;
     let input_error = |message: String| ReplayError::Input {
         path: input.display().to_string(),
         message,
@@ -140,23 +177,17 @@ pub fn replay(
     let size = std::fs::metadata(input)
         .map_err(|e| input_error(e.to_string()))?
         .len();
-    let topic = settings.topic.clone();
-    let mut handle = |payload: &[u8], replay: &mut Replay| {
-        let outcome = processor.process(Message {
+    let topic = replayer.processor.settings().topic.clone();
+    let mut offset = 0i64;
+    let mut handle = |payload: &[u8], replayer: &mut Replayer| {
+        replayer.feed(Message {
             topic: &topic,
             partition: 0,
-            offset: replay.messages as i64,
+            offset,
             timestamp_ms: None,
             payload: Some(payload),
         });
-        replay.messages += 1;
-        replay.records += outcome.records;
-        if let Some(letter) = outcome.dead_letter {
-            *replay.dead_letters.entry(letter.reason).or_insert(0) += 1;
-        }
-        for window in outcome.closed {
-            replay.add(window);
-        }
+        offset += 1;
     };
     let is_csv = input
         .extension()
@@ -171,7 +202,7 @@ pub fn replay(
         for row in reader.records() {
             let row = row.map_err(|e| input_error(e.to_string()))?;
             let payload = csv_record(&headers, &row);
-            handle(payload.as_bytes(), &mut replay);
+            handle(payload.as_bytes(), &mut replayer);
             read = row.position().map_or(read, |p| p.byte());
             progress(read, size);
         }
@@ -192,17 +223,52 @@ pub fn replay(
             read += n as u64;
             let payload = line.trim_ascii();
             if !payload.is_empty() {
-                handle(payload, &mut replay);
+                handle(payload, &mut replayer);
             }
             progress(read, size);
         }
     }
-    if let Some(last) = processor.tick(i64::MAX) {
-        replay.add(last);
-    }
-    replay.open_records = processor.checkpoint().open_window.records;
-    Ok(replay)
+    Ok(replayer.finish())
 }
+
+/// Replays a range of `topic` (usually the stream's own; by default everything it holds now)
+/// through the stream, reading with the service's Kafka settings but without joining its group
+/// or committing anything. Partitions are merged by broker timestamp (ties by partition, then
+/// offset); one partition is read in offset order, exactly as the service reads it.
+/// `progress` is called with the messages read so far and the range's size.
+pub fn replay_topic(
+    config: &ServiceConfig,
+    stream: Option<&str>,
+    topic: &str,
+    range: &TopicRange,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Replay, ReplayError> {
+    let mut replayer = Replayer::new(config, stream)?;
+    let bootstrap = config.bootstrap_servers.as_deref().ok_or_else(|| {
+        ReplayError::Stream(
+            "the configuration uses the embedded broker; replaying a topic needs \
+             kafka.bootstrap_servers"
+                .to_string(),
+        )
+    })?;
+    crate::source::kafka::read_range(
+        bootstrap,
+        &config.kafka_properties,
+        topic,
+        range,
+        |message, read, total| {
+            replayer.feed(message);
+            progress(read, total);
+        },
+    )
+    .map_err(|message| ReplayError::Input {
+        path: format!("topic {topic}"),
+        message,
+    })?;
+    Ok(replayer.finish())
+}
+
+pub use crate::source::kafka::{OffsetBound, TopicRange};
 
 impl Replay {
     fn add(&mut self, window: crate::store::StoredWindow) {
