@@ -41,6 +41,14 @@ pub enum AppError {
     /// The API could not listen.
     #[error("api: {0}")]
     Api(std::io::Error),
+    /// An alert sink could not be set up.
+    #[error("alert sink {sink}: {message}")]
+    Sink {
+        /// The sink.
+        sink: String,
+        /// Why.
+        message: String,
+    },
     /// SIGHUP could not be registered for reloading.
     #[error("cannot set up reloading: {0}")]
     Reload(std::io::Error),
@@ -66,6 +74,12 @@ pub struct Engine {
     models: Arc<std::sync::RwLock<Vec<String>>>,
     /// When each stream last received a message (wall clock), for closing idle windows.
     last_message: Vec<Instant>,
+    /// Alert sinks and thresholds.
+    alerts: crate::alert::AlertSettings,
+    /// Per stream: messages and dead letters since its last window closed.
+    since_window: Vec<(u64, u64)>,
+    /// Wakes the sink workers after alerts were queued.
+    wake: Arc<crate::alert::deliver::Wake>,
 }
 
 impl Engine {
@@ -78,6 +92,12 @@ impl Engine {
             Err(err) => {
                 self.metrics.reload(false);
                 tracing::error!(error = %err, "reload refused; the current models and policies stay in force");
+                let alert = crate::alert::reload_failed(&err.to_string());
+                let routed = crate::alert::route(&self.alerts, vec![alert]);
+                match self.store.enqueue_alerts(&routed) {
+                    Ok(()) => self.wake.notify(),
+                    Err(e) => tracing::error!(error = %e, "cannot queue the reload alert"),
+                }
                 return Err(err.to_string());
             }
         };
@@ -117,6 +137,8 @@ impl Engine {
         self.last_message[index] = Instant::now();
         let processor = &mut self.processors[index];
         let outcome = processor.process(message);
+        self.since_window[index].0 += 1;
+        self.since_window[index].1 += u64::from(outcome.dead_letter.is_some());
         let stream = processor.settings().name.clone();
         self.metrics.records(&stream, outcome.records);
         if let Some(letter) = &outcome.dead_letter {
@@ -140,10 +162,40 @@ impl Engine {
         for window in &outcome.closed {
             self.observe(&stream, window);
         }
+        let alerts = self.alerts_for(index, &outcome.closed);
         self.flush_dead_letters();
-        self.store
-            .commit(&stream, &outcome.closed, &checkpoint, self.keep_windows)?;
+        self.store.commit_with_alerts(
+            &stream,
+            &outcome.closed,
+            &checkpoint,
+            self.keep_windows,
+            &alerts,
+        )?;
+        if !alerts.is_empty() {
+            self.wake.notify();
+        }
         Ok(true)
+    }
+
+    /// The alerts the closed windows of stream `index` raise, routed to their sinks. The
+    /// message and dead-letter counts go with the first window and start again.
+    fn alerts_for(&mut self, index: usize, closed: &[StoredWindow]) -> Vec<crate::alert::Routed> {
+        let processor = &self.processors[index];
+        let stream = &processor.settings().name;
+        let models = processor.policies().models();
+        let mut alerts = Vec::new();
+        for window in closed {
+            let (messages, dead) = std::mem::take(&mut self.since_window[index]);
+            alerts.extend(crate::alert::from_window(
+                &self.alerts,
+                stream,
+                models,
+                window,
+                messages,
+                dead,
+            ));
+        }
+        crate::alert::route(&self.alerts, alerts)
     }
 
     /// Metrics and logs for a closed window and the decisions on it.
@@ -172,15 +224,20 @@ impl Engine {
                 continue;
             }
             if let Some(window) = self.processors[i].tick(now_ms) {
-                let processor = &self.processors[i];
-                let stream = processor.settings().name.clone();
+                let stream = self.processors[i].settings().name.clone();
                 self.observe(&stream, &window);
-                self.store.commit(
+                let closed = [window];
+                let alerts = self.alerts_for(i, &closed);
+                self.store.commit_with_alerts(
                     &stream,
-                    &[window],
-                    &processor.checkpoint(),
+                    &closed,
+                    &self.processors[i].checkpoint(),
                     self.keep_windows,
+                    &alerts,
                 )?;
+                if !alerts.is_empty() {
+                    self.wake.notify();
+                }
                 closed_any = true;
             }
         }
@@ -190,6 +247,18 @@ impl Engine {
     /// Checkpoints every stream and returns the offsets that may now be committed.
     fn checkpoint(&mut self) -> Result<TopicPartitionList, AppError> {
         self.flush_dead_letters();
+        match self.store.pending_alerts() {
+            Ok(pending) => {
+                for sink in &self.alerts.sinks {
+                    let n = pending
+                        .iter()
+                        .find(|(s, _)| *s == sink.name)
+                        .map_or(0, |(_, n)| *n);
+                    self.metrics.alerts_pending(&sink.name, n);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot count pending alerts"),
+        }
         for processor in &self.processors {
             let stream = processor.settings().name.clone();
             self.store
@@ -365,6 +434,35 @@ pub fn run(
     for stream in &config.streams {
         metrics.register_stream(&stream.name);
     }
+    let wake = Arc::new(crate::alert::deliver::Wake::default());
+    let workers_stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    let kafka_client = kafka::client_config(&servers, &config.kafka_properties);
+    for sink in &config.alerts.sinks {
+        metrics.register_sink(&sink.name);
+        let sender = crate::alert::deliver::Sender::new(sink.clone(), Some(&kafka_client))
+            .map_err(|message| AppError::Sink {
+                sink: sink.name.clone(),
+                message,
+            })?;
+        let store = Store::open(&config.store_path)?;
+        let (wake, stop, metrics) = (
+            Arc::clone(&wake),
+            Arc::clone(&workers_stop),
+            Arc::clone(&metrics),
+        );
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("alerts-{}", sink.name))
+                .spawn(move || {
+                    crate::alert::deliver::run_worker(store, sender, wake, stop, metrics)
+                })
+                .map_err(|e| AppError::Sink {
+                    sink: sink.name.clone(),
+                    message: e.to_string(),
+                })?,
+        );
+    }
     for model in &config.models {
         metrics.register_model(&model.name);
     }
@@ -394,6 +492,9 @@ pub fn run(
         metrics,
         models,
         last_message: vec![Instant::now(); config.streams.len()],
+        alerts: config.alerts.clone(),
+        since_window: vec![(0, 0); config.streams.len()],
+        wake: Arc::clone(&wake),
     }));
     let consumer: BaseConsumer<Context> =
         kafka::consumer_config(&servers, &config.group_id, &config.kafka_properties)
@@ -444,6 +545,13 @@ pub fn run(
     let offsets = lock(&engine).checkpoint()?;
     commit(&consumer, &offsets, CommitMode::Sync);
     drop(consumer);
+    // Sink workers finish the attempt in hand (its outcome is recorded) and stop; what is
+    // pending stays in the outbox for the next start.
+    workers_stop.store(true, Ordering::SeqCst);
+    wake.notify();
+    for worker in workers {
+        let _ = worker.join();
+    }
     drop(embedded);
     let _ = api_thread.join();
     Ok(())

@@ -21,6 +21,7 @@
 //!
 //! The statistics and decisions are pure functions of their inputs: no clock, no I/O.
 
+pub mod alert;
 pub mod api;
 pub mod app;
 pub mod baseline;

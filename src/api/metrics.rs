@@ -22,6 +22,15 @@ pub const DATASET_DRIFT: &str = "driftgate_dataset_drift";
 pub const DECISIONS_TOTAL: &str = "driftgate_decisions_total";
 /// Reloads of models and policies, by outcome (`applied`, `refused`).
 pub const CONFIG_RELOADS_TOTAL: &str = "driftgate_config_reloads_total";
+/// Alert delivery attempts, by sink, kind and outcome (`delivered`, `retried`, `dead`).
+pub const ALERTS_TOTAL: &str = "driftgate_alerts_total";
+/// Seconds from an alert being raised to its delivery, by sink (a histogram).
+pub const ALERT_DELIVERY_SECONDS: &str = "driftgate_alert_delivery_seconds";
+/// Alerts waiting in the outbox, by sink: the back-pressure a slow sink builds up.
+pub const ALERTS_PENDING: &str = "driftgate_alerts_pending";
+
+/// Upper bounds of the delivery-latency histogram's buckets, seconds.
+const DELIVERY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0];
 
 #[derive(Default)]
 struct Values {
@@ -33,6 +42,10 @@ struct Values {
     dataset_drift: BTreeMap<String, bool>,
     decisions: BTreeMap<(String, &'static str), u64>,
     reloads: BTreeMap<&'static str, u64>,
+    alerts: BTreeMap<(String, String, &'static str), u64>,
+    /// Per sink: bucket counts, sum, count.
+    delivery: BTreeMap<String, ([u64; DELIVERY_BUCKETS.len()], f64, u64)>,
+    pending: BTreeMap<String, u64>,
 }
 
 /// All metrics of a running service.
@@ -82,6 +95,44 @@ impl Metrics {
             *v.reloads
                 .entry(if applied { "applied" } else { "refused" })
                 .or_insert(0) += 1;
+        });
+    }
+
+    /// Makes a sink's series exist from the start.
+    pub fn register_sink(&self, sink: &str) {
+        self.with(|v| {
+            v.delivery.entry(sink.to_string()).or_default();
+            v.pending.entry(sink.to_string()).or_insert(0);
+        });
+    }
+
+    /// Counts an alert delivery attempt.
+    pub fn alert(&self, sink: &str, kind: &str, outcome: &'static str) {
+        self.with(|v| {
+            *v.alerts
+                .entry((sink.to_string(), kind.to_string(), outcome))
+                .or_insert(0) += 1
+        });
+    }
+
+    /// Records a delivered alert's latency from being raised.
+    pub fn alert_delivery(&self, sink: &str, seconds: f64) {
+        self.with(|v| {
+            let (buckets, sum, count) = v.delivery.entry(sink.to_string()).or_default();
+            for (bucket, bound) in buckets.iter_mut().zip(DELIVERY_BUCKETS) {
+                if seconds <= bound {
+                    *bucket += 1;
+                }
+            }
+            *sum += seconds;
+            *count += 1;
+        });
+    }
+
+    /// Sets the alerts waiting per sink.
+    pub fn alerts_pending(&self, sink: &str, pending: u64) {
+        self.with(|v| {
+            v.pending.insert(sink.to_string(), pending);
         });
     }
 
@@ -234,6 +285,53 @@ impl Metrics {
             for outcome in ["applied", "refused"] {
                 let n = v.reloads.get(outcome).copied().unwrap_or(0);
                 let _ = writeln!(out, "{CONFIG_RELOADS_TOTAL}{{outcome=\"{outcome}\"}} {n}");
+            }
+            family(
+                &mut out,
+                ALERTS_TOTAL,
+                "counter",
+                "Alert delivery attempts by sink, kind and outcome.",
+            );
+            for ((sink, kind, outcome), n) in &v.alerts {
+                let _ = writeln!(
+                    out,
+                    "{ALERTS_TOTAL}{{sink=\"{}\",kind=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape(sink),
+                    escape(kind)
+                );
+            }
+            family(
+                &mut out,
+                ALERT_DELIVERY_SECONDS,
+                "histogram",
+                "Seconds from an alert being raised to its delivery.",
+            );
+            for (sink, (buckets, sum, count)) in &v.delivery {
+                let sink = escape(sink);
+                for (n, bound) in buckets.iter().zip(DELIVERY_BUCKETS) {
+                    let _ = writeln!(
+                        out,
+                        "{ALERT_DELIVERY_SECONDS}_bucket{{sink=\"{sink}\",le=\"{bound}\"}} {n}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "{ALERT_DELIVERY_SECONDS}_bucket{{sink=\"{sink}\",le=\"+Inf\"}} {count}"
+                );
+                let _ = writeln!(out, "{ALERT_DELIVERY_SECONDS}_sum{{sink=\"{sink}\"}} {sum}");
+                let _ = writeln!(
+                    out,
+                    "{ALERT_DELIVERY_SECONDS}_count{{sink=\"{sink}\"}} {count}"
+                );
+            }
+            family(
+                &mut out,
+                ALERTS_PENDING,
+                "gauge",
+                "Alerts waiting in the outbox per sink.",
+            );
+            for (sink, n) in &v.pending {
+                let _ = writeln!(out, "{ALERTS_PENDING}{{sink=\"{}\"}} {n}", escape(sink));
             }
             out
         })

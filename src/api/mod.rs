@@ -65,6 +65,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/streams", get(streams))
         .route("/api/v1/streams/{name}/windows", get(windows))
         .route("/api/v1/decisions", get(decisions))
+        .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/reload", post(reload))
         .with_state(state)
 }
@@ -188,6 +189,48 @@ async fn decisions(State(state): State<ApiState>, Query(query): Query<DecisionsQ
     .await;
     match result {
         Ok(Ok(decisions)) => Json(serde_json::json!({ "decisions": decisions })).into_response(),
+        Ok(Err(err)) => {
+            let body = serde_json::json!({ "error": err.to_string() });
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct AlertsQuery {
+    status: Option<String>,
+    sink: Option<String>,
+    limit: Option<u64>,
+}
+
+/// Alerts and their deliveries, newest first: `?status=pending|delivered|dead|unrouted`,
+/// `?sink=NAME`, `?limit=N` (default 100). Also counts per status.
+async fn alerts(State(state): State<ApiState>, Query(query): Query<AlertsQuery>) -> Response {
+    if let Some(status) = &query.status {
+        if !["pending", "delivered", "dead", "unrouted"].contains(&status.as_str()) {
+            let body = serde_json::json!({
+                "error": format!("no status `{status}`: use pending, delivered, dead or unrouted")
+            });
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    }
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_DECISION_LIMIT)
+        .clamp(1, MAX_WINDOW_LIMIT) as usize;
+    let path = state.store_path.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let store = crate::store::Store::open_read_only(&path)?;
+        let alerts = store.alert_statuses(query.status.as_deref(), query.sink.as_deref(), limit)?;
+        let counts = store.alert_counts(query.sink.as_deref())?;
+        Ok::<_, crate::store::StoreError>((alerts, counts))
+    })
+    .await;
+    match result {
+        Ok(Ok((alerts, counts))) => {
+            Json(serde_json::json!({ "counts": counts, "alerts": alerts })).into_response()
+        }
         Ok(Err(err)) => {
             let body = serde_json::json!({ "error": err.to_string() });
             (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()

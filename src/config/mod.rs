@@ -5,6 +5,7 @@
 //! whole file and reports every problem at once, each with its key path, and produces the typed
 //! [`ServiceConfig`] the service runs on.
 
+pub mod alerts;
 pub mod policies;
 pub mod raw;
 mod validate;

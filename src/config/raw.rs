@@ -37,6 +37,9 @@ pub struct RawConfig {
     /// Trigger policies: when a model is retrained.
     #[serde(default)]
     pub policies: Vec<super::policies::RawPolicy>,
+    /// Retraining alerts: sinks and data-quality thresholds.
+    #[serde(default)]
+    pub alerts: super::alerts::RawAlerts,
 }
 
 /// `[kafka]`

@@ -54,6 +54,8 @@ pub struct ServiceConfig {
     pub models: Vec<crate::policy::Model>,
     /// Trigger policies, in the same order.
     pub policies: Vec<crate::policy::Policy>,
+    /// Alert sinks and data-quality thresholds.
+    pub alerts: super::alerts::AlertSettings,
 }
 
 /// A validated stream.
@@ -201,6 +203,13 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
     super::policies::read_includes(&raw.include, &mut sources, &mut problems.0);
     let named: Vec<&str> = raw.streams.iter().map(|s| s.name.as_str()).collect();
     let (models, policies) = super::policies::validate(&sources, &streams, &named, &mut problems.0);
+    // Sinks may name models from any file, valid or not: an unknown name is the only error.
+    let model_names: Vec<String> = sources
+        .models
+        .iter()
+        .map(|(_, _, m)| m.name.clone())
+        .collect();
+    let alerts = super::alerts::validate(&raw.alerts, api_listen, &model_names, &mut problems.0);
 
     if !problems.0.is_empty() {
         return Err(problems.0);
@@ -218,6 +227,7 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         api_listen: api_listen.expect("validated"),
         shutdown_timeout: shutdown_timeout.expect("validated"),
         streams,
+        alerts,
     })
 }
 

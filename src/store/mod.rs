@@ -6,9 +6,11 @@
 //! one transaction, so after any crash the store holds either both or neither: a window is never
 //! lost and never reported twice. Offsets are committed to Kafka only after that transaction.
 
+mod outbox;
 mod sqlite;
 
-pub use sqlite::{Checkpoint, DeadLetter, Store, StoredWindow};
+pub use outbox::{AlertStatus, Delivery};
+pub use sqlite::{now_ms, Checkpoint, DeadLetter, Store, StoredWindow};
 
 use std::path::PathBuf;
 

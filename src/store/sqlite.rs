@@ -12,7 +12,7 @@ use crate::policy::{Decision, EngineState};
 use crate::window::OpenWindow;
 
 /// The schema version this build creates and reads.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -53,6 +53,26 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE UNIQUE INDEX IF NOT EXISTS decisions_triggered_once ON decisions (key)
     WHERE outcome = 'triggered';
 CREATE INDEX IF NOT EXISTS decisions_by_model ON decisions (model, id);
+-- The alert outbox: every alert once (by id), and one delivery row per sink that takes it.
+CREATE TABLE IF NOT EXISTS alerts (
+    id          TEXT PRIMARY KEY,    -- the alert's idempotency id
+    kind        TEXT NOT NULL,
+    model       TEXT,
+    document    TEXT NOT NULL,       -- JSON: the alert
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,  -- delivery order within a sink
+    alert_id        TEXT NOT NULL REFERENCES alerts (id),
+    sink            TEXT NOT NULL,
+    status          TEXT NOT NULL,   -- pending, delivered, dead
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    delivered_at    INTEGER,
+    UNIQUE (alert_id, sink)
+);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, status, id);
 ";
 
 /// A stream's checkpoint: its open window, per `topic/partition` the next offset to read, and
@@ -98,10 +118,11 @@ pub struct DeadLetter {
 
 /// The store.
 pub struct Store {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock time, epoch milliseconds.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -185,6 +206,19 @@ impl Store {
         checkpoint: &Checkpoint,
         keep_windows: u64,
     ) -> Result<(), StoreError> {
+        self.commit_with_alerts(stream, closed, checkpoint, keep_windows, &[])
+    }
+
+    /// [`commit`](Store::commit), with the alerts the windows raised put in the outbox in the
+    /// same transaction: they exist exactly when the windows do.
+    pub fn commit_with_alerts(
+        &mut self,
+        stream: &str,
+        closed: &[StoredWindow],
+        checkpoint: &Checkpoint,
+        keep_windows: u64,
+        alerts: &[crate::alert::Routed],
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let state = serde_json::to_string(checkpoint).expect("checkpoints serialise");
         let tx = self.conn.transaction()?;
@@ -233,6 +267,7 @@ impl Store {
                 params![stream, keep_windows as i64],
             )?;
         }
+        super::outbox::insert(&tx, alerts, now)?;
         tx.commit()?;
         Ok(())
     }

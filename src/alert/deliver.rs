@@ -1,0 +1,359 @@
+//! Delivery: one worker thread per sink sends the sink's pending alerts from the outbox in
+//! order. A delivery is marked done in the store right after the sink accepted it, so a restart
+//! resends at most the one alert that was in flight (receivers drop it by its id).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::{Alert, SinkKind, SinkSettings};
+use crate::api::Metrics;
+use crate::store::{Delivery, Store};
+
+/// Wakes sink workers when alerts were queued (or the service stops).
+#[derive(Default)]
+pub struct Wake {
+    generation: Mutex<u64>,
+    signal: Condvar,
+}
+
+impl Wake {
+    /// Tells every worker to look at the outbox.
+    pub fn notify(&self) {
+        *self.generation.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.signal.notify_all();
+    }
+
+    /// Waits until notified or `timeout` passed, whichever is first.
+    fn wait(&self, seen: &mut u64, timeout: Duration) {
+        let guard = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = self
+            .signal
+            .wait_timeout_while(guard, timeout, |g| *g == *seen)
+            .unwrap_or_else(|p| p.into_inner());
+        *seen = *guard;
+    }
+}
+
+/// How an attempt failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// Worth retrying (transport error, 408, 429, 5xx); `after` is the receiver's
+    /// `Retry-After`, when it sent one.
+    Retry {
+        /// Why.
+        error: String,
+        /// The delay the receiver asked for.
+        after: Option<Duration>,
+    },
+    /// Not worth retrying (any other 4xx, a message the sink refuses).
+    Permanent(String),
+}
+
+/// The headers of a signed webhook request: `X-Driftgate-Timestamp` (Unix seconds) and
+/// `X-Driftgate-Signature`: `v1=` and the hex HMAC-SHA256, keyed by the secret, of
+/// `"{timestamp}.{body}"`.
+pub fn signature(secret: &str, timestamp: u64, body: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Sends alerts to one sink.
+pub struct Sender {
+    settings: SinkSettings,
+    agent: ureq::Agent,
+    kafka: Option<KafkaSink>,
+}
+
+struct KafkaSink {
+    producer: rdkafka::producer::BaseProducer<DeliveryReports>,
+    reports: Arc<Mutex<Vec<Result<(), String>>>>,
+}
+
+/// Collects the broker's delivery reports for the Kafka sink.
+struct DeliveryReports(Arc<Mutex<Vec<Result<(), String>>>>);
+
+impl rdkafka::ClientContext for DeliveryReports {}
+
+impl rdkafka::producer::ProducerContext for DeliveryReports {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string());
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(outcome);
+    }
+}
+
+impl Sender {
+    /// A sender for `settings`; `kafka` is the service's client configuration (for Kafka sinks).
+    pub fn new(
+        settings: SinkSettings,
+        kafka: Option<&rdkafka::ClientConfig>,
+    ) -> Result<Sender, String> {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(settings.timeout)
+            .user_agent(concat!("driftgate/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let kafka = match (&settings.kafka_topic(), kafka) {
+            (Some(_), Some(config)) => {
+                let reports = Arc::new(Mutex::new(Vec::new()));
+                let mut config = config.clone();
+                config.set(
+                    "message.timeout.ms",
+                    settings.timeout.as_millis().to_string(),
+                );
+                let producer = config
+                    .create_with_context(DeliveryReports(reports.clone()))
+                    .map_err(|e| format!("cannot create the Kafka producer: {e}"))?;
+                Some(KafkaSink { producer, reports })
+            }
+            (Some(_), None) => return Err("a kafka sink needs the service's Kafka".to_string()),
+            _ => None,
+        };
+        Ok(Sender {
+            settings,
+            agent,
+            kafka,
+        })
+    }
+
+    /// One attempt to deliver `alert`.
+    pub fn send(&self, alert: &Alert) -> Result<(), Failure> {
+        let body = serde_json::to_string(alert).expect("alerts serialise");
+        match &self.settings.kind {
+            SinkKind::Webhook { url, secret } => {
+                let timestamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let mut request = self
+                    .agent
+                    .post(url)
+                    .set("Content-Type", "application/json")
+                    .set("X-Driftgate-Alert-Id", &alert.id)
+                    .set("X-Driftgate-Alert-Kind", alert.kind.as_str())
+                    .set("X-Driftgate-Timestamp", &timestamp.to_string());
+                if let Some(secret) = secret {
+                    request = request.set(
+                        "X-Driftgate-Signature",
+                        &signature(secret, timestamp, &body),
+                    );
+                }
+                http_outcome(request.send_string(&body))
+            }
+            SinkKind::Slack { url } => {
+                let message = super::slack::message(alert).to_string();
+                http_outcome(
+                    self.agent
+                        .post(url)
+                        .set("Content-Type", "application/json")
+                        .send_string(&message),
+                )
+            }
+            SinkKind::Kafka { topic } => {
+                let kafka = self.kafka.as_ref().expect("kafka sinks have a producer");
+                kafka
+                    .reports
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+                let key = alert.model.clone().unwrap_or_default();
+                let headers = rdkafka::message::OwnedHeaders::new()
+                    .insert(rdkafka::message::Header {
+                        key: "driftgate-alert-id",
+                        value: Some(alert.id.as_bytes()),
+                    })
+                    .insert(rdkafka::message::Header {
+                        key: "driftgate-alert-kind",
+                        value: Some(alert.kind.as_str().as_bytes()),
+                    });
+                let record = rdkafka::producer::BaseRecord::to(topic)
+                    .key(&key)
+                    .payload(&body)
+                    .headers(headers);
+                if let Err((e, _)) = kafka.producer.send(record) {
+                    return Err(Failure::Retry {
+                        error: format!("cannot queue for Kafka: {e}"),
+                        after: None,
+                    });
+                }
+                use rdkafka::producer::Producer;
+                let _ = kafka
+                    .producer
+                    .flush(self.settings.timeout + Duration::from_secs(1));
+                match kafka
+                    .reports
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop()
+                {
+                    Some(Ok(())) => Ok(()),
+                    Some(Err(e)) => Err(Failure::Retry {
+                        error: format!("Kafka did not take it: {e}"),
+                        after: None,
+                    }),
+                    None => Err(Failure::Retry {
+                        error: "no delivery report from Kafka in time".to_string(),
+                        after: None,
+                    }),
+                }
+            }
+            SinkKind::Log => {
+                tracing::warn!(kind = alert.kind.as_str(), id = %alert.id,
+                    model = alert.model.as_deref().unwrap_or(""), "{}", alert.summary);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl SinkSettings {
+    fn kafka_topic(&self) -> Option<&str> {
+        match &self.kind {
+            SinkKind::Kafka { topic } => Some(topic),
+            _ => None,
+        }
+    }
+}
+
+fn http_outcome(result: Result<ureq::Response, ureq::Error>) -> Result<(), Failure> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(ureq::Error::Status(code, response)) => {
+            let after = response
+                .header("Retry-After")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body: String = response
+                .into_string()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect();
+            let error = format!("HTTP {code}: {}", body.trim());
+            if code == 408 || code == 429 || code >= 500 {
+                Err(Failure::Retry { error, after })
+            } else {
+                Err(Failure::Permanent(error))
+            }
+        }
+        Err(ureq::Error::Transport(e)) => Err(Failure::Retry {
+            error: e.to_string(),
+            after: None,
+        }),
+    }
+}
+
+/// The delay before attempt `attempts + 1`: `backoff × 2^(attempts-1)`, capped at
+/// `max_backoff`, less up to a fifth at random (so sinks recovering together are not hit at
+/// once); a receiver's `Retry-After` wins when longer, still capped.
+pub fn backoff(
+    settings: &SinkSettings,
+    attempts: u32,
+    after: Option<Duration>,
+    jitter: f64,
+) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(30);
+    let base = settings
+        .backoff
+        .saturating_mul(1u32 << exponent)
+        .min(settings.max_backoff);
+    let jittered = base.mul_f64(1.0 - 0.2 * jitter.clamp(0.0, 1.0));
+    match after {
+        Some(after) => jittered.max(after).min(settings.max_backoff),
+        None => jittered,
+    }
+}
+
+/// Runs a sink's worker until `stop`: sends pending deliveries in order, one at a time.
+pub fn run_worker(
+    store: Store,
+    sender: Sender,
+    wake: Arc<Wake>,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+) {
+    let sink = sender.settings.name.clone();
+    let mut seen = 0;
+    let mut rng = crate::SplitMix64::new(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+    );
+    while !stop.load(Ordering::Relaxed) {
+        let delivery = match store.next_delivery(&sink) {
+            Ok(delivery) => delivery,
+            Err(err) => {
+                tracing::error!(sink = %sink, error = %err, "cannot read the alert outbox");
+                wake.wait(&mut seen, Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Some(delivery) = delivery else {
+            wake.wait(&mut seen, Duration::from_secs(1));
+            continue;
+        };
+        let now = crate::store::now_ms();
+        if delivery.next_attempt_ms > now {
+            let wait = Duration::from_millis((delivery.next_attempt_ms - now) as u64);
+            wake.wait(&mut seen, wait.min(Duration::from_secs(1)));
+            continue;
+        }
+        attempt(&store, &sender, &delivery, &metrics, &mut rng);
+    }
+}
+
+fn attempt(
+    store: &Store,
+    sender: &Sender,
+    delivery: &Delivery,
+    metrics: &Metrics,
+    rng: &mut crate::SplitMix64,
+) {
+    let settings = &sender.settings;
+    let sink = settings.name.as_str();
+    let kind = delivery.alert.kind.as_str();
+    let attempts = delivery.attempts + 1;
+    let started = Instant::now();
+    let result = sender.send(&delivery.alert);
+    let written = match result {
+        Ok(()) => {
+            metrics.alert(sink, kind, "delivered");
+            let latency = (crate::store::now_ms() - delivery.created_ms).max(0) as f64 / 1000.0;
+            metrics.alert_delivery(sink, latency);
+            tracing::info!(sink, kind, id = %delivery.alert.id, attempts,
+                took_ms = started.elapsed().as_millis() as u64, "alert delivered");
+            store.delivered(delivery.id, attempts)
+        }
+        Err(Failure::Retry { error, after }) if attempts < settings.max_attempts => {
+            metrics.alert(sink, kind, "retried");
+            let jitter = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let delay = backoff(settings, attempts, after, jitter);
+            tracing::warn!(sink, kind, id = %delivery.alert.id, attempts, error = %error,
+                retry_in_ms = delay.as_millis() as u64, "alert delivery failed; will retry");
+            store.retry_later(
+                delivery.id,
+                attempts,
+                crate::store::now_ms() + delay.as_millis() as i64,
+                &error,
+            )
+        }
+        Err(Failure::Retry { error, .. }) | Err(Failure::Permanent(error)) => {
+            metrics.alert(sink, kind, "dead");
+            tracing::error!(sink, kind, id = %delivery.alert.id, attempts, error = %error,
+                "alert delivery given up");
+            store.dead(delivery.id, attempts, &error)
+        }
+    };
+    if let Err(err) = written {
+        tracing::error!(sink, error = %err, "cannot record an alert delivery");
+    }
+}
