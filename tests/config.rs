@@ -212,6 +212,23 @@ topic = "other"
 baseline = "config/baselines/missing.json"
 window = { duration = "1m", grace = "10s" }
 features = [{ name = "amount", kind = "numeric" }]
+
+[alerts]
+missing_rate = 1.5
+[[alerts.sinks]]
+name = "hook"
+kind = "webhook"
+url = "hooks.example.com"
+secret_env = "DRIFTGATE_TEST_UNSET_SECRET"
+kinds = ["retrain_triggered", "retrain_now"]
+models = ["ghost"]
+[[alerts.sinks]]
+name = "hook"
+kind = "kafka"
+backoff = "later"
+[[alerts.sinks]]
+name = "pager"
+kind = "pager"
 "#,
     )
     .unwrap();
@@ -228,6 +245,15 @@ features = [{ name = "amount", kind = "numeric" }]
         "streams[0].drift: alpha must be in (0, 1)",
         "streams[1].name: `payments` is used by an earlier stream",
         "streams[1].baseline: cannot access baseline config/baselines/missing.json",
+        "alerts.missing_rate: must be between 0 and 1",
+        "alerts.sinks[0].url: a webhook or slack sink needs an http:// or https:// url",
+        "alerts.sinks[0].secret_env: environment variable DRIFTGATE_TEST_UNSET_SECRET is not set",
+        "alerts.sinks[0].kinds[1]: \"retrain_now\" is not an alert kind (drift_detected, retrain_triggered,",
+        "alerts.sinks[0].models[0]: no model `ghost`",
+        "alerts.sinks[1].name: sink `hook` is defined twice",
+        "alerts.sinks[1].topic: a kafka sink needs a topic",
+        "alerts.sinks[1].backoff: \"later\" is not a duration",
+        "alerts.sinks[2].kind: \"pager\" is not a sink kind: use webhook, slack, kafka or log",
     ] {
         assert!(
             stderr.contains(expected),

@@ -4,6 +4,8 @@
 //! Without the variable the tests say so and pass locally; under CI (`CI` set) they fail: CI
 //! must never skip them. The embedded-broker test needs no broker and always runs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -22,6 +24,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const RECORDS_PER_MESSAGE: usize = 100;
 const WINDOW_RECORDS: usize = 400;
+const ALERT_SECRET: &str = "test-secret";
 
 fn broker() -> Option<String> {
     match std::env::var("DRIFTGATE_TEST_BROKER") {
@@ -291,7 +294,9 @@ fn start_with(config: &Path, pipe_stderr: bool) -> Service {
     command
         .args(["run", "--config"])
         .arg(config)
-        .env("DRIFTGATE_LOG", "info");
+        .env("DRIFTGATE_LOG", "info")
+        // Read by configurations whose webhook sinks name it in `secret_env`.
+        .env("DRIFTGATE_TEST_SECRET", ALERT_SECRET);
     if pipe_stderr {
         command.stderr(std::process::Stdio::piped());
     }
@@ -490,6 +495,127 @@ fn replay_reads_an_offset_range_of_every_partition_without_committing() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(expected), "{stderr}");
     }
+}
+
+#[test]
+fn alerts_reach_a_signed_webhook_and_a_kafka_topic_once_across_a_crash() {
+    use common::receiver::Receiver;
+    let Some(broker) = broker() else { return };
+    let setup = setup(broker, 1);
+    let alert_topic = unique("alerts");
+    create_topic(&setup.broker, &alert_topic, 1);
+    // The webhook receiver is down at first: its port, nothing listening.
+    let address = Receiver::start().stop();
+    let mut config = std::fs::read_to_string(&setup.config).unwrap();
+    config.push_str(&format!(
+        r#"
+[alerts]
+link_base = "http://driftgate.test"
+[[alerts.sinks]]
+name = "hook"
+kind = "webhook"
+url = "http://{address}/hook"
+secret_env = "DRIFTGATE_TEST_SECRET"
+backoff = "100ms"
+max_backoff = "300ms"
+max_attempts = 100000
+[[alerts.sinks]]
+name = "topic"
+kind = "kafka"
+topic = "{alert_topic}"
+"#
+    ));
+    std::fs::write(&setup.config, config).unwrap();
+    // 6 windows; amount shifts from window 3: drift in 3, 4 and 5 and a trigger in 4.
+    produce(&setup, 0, 24, 12, None);
+    let expected = [
+        "drift_detected:payments:3:fraud",
+        "drift_detected:payments:4:fraud",
+        "retrain_triggered:fraud-amount/fraud/payments/4",
+        "drift_detected:payments:5:fraud",
+    ];
+    let mut child = start(&setup);
+    wait_for(
+        &setup.store,
+        &mut child,
+        "alerts on the topic, the webhook retrying",
+        |s| {
+            let (Ok(topic), Ok(hook)) =
+                (s.alert_counts(Some("topic")), s.alert_counts(Some("hook")))
+            else {
+                return false;
+            };
+            topic["delivered"] == 4
+                && hook["pending"] == 4
+                && s.alert_statuses(Some("pending"), Some("hook"), 10)
+                    .is_ok_and(|p| p.iter().any(|a| a.attempts >= 2))
+        },
+    );
+    child.kill().unwrap(); // SIGKILL while the webhook's alerts are pending
+    let _ = child.wait();
+
+    let receiver = Receiver::start_on(&address);
+    let mut child = start(&setup);
+    let requests = receiver.wait_for(4, Duration::from_secs(60));
+    let (status, body) = http_get(&setup.api, "/api/v1/alerts");
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed["counts"]["delivered"], 8, "{body}");
+    assert_eq!(listed["counts"]["pending"], 0, "{body}");
+    let (_, metrics) = http_get(&setup.api, "/metrics");
+    assert!(
+        metrics.contains("driftgate_alerts_pending{sink=\"hook\"}"),
+        "{metrics}"
+    );
+    assert!(terminate(&mut child).success());
+
+    // The webhook: each alert once, in the order raised, signed.
+    let ids: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.json()["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, expected);
+    for request in &requests {
+        let timestamp: u64 = request.headers["x-driftgate-timestamp"].parse().unwrap();
+        assert_eq!(
+            request.headers["x-driftgate-signature"],
+            driftgate::alert::deliver::signature(ALERT_SECRET, timestamp, &request.body)
+        );
+    }
+    let triggered = requests[2].json();
+    assert_eq!(triggered["kind"], "retrain_triggered");
+    assert_eq!(triggered["model"], "fraud");
+    assert_eq!(triggered["window"]["index"], 4);
+    assert_eq!(triggered["drifted_features"][0]["name"], "amount");
+    assert_eq!(
+        triggered["link"],
+        "http://driftgate.test/api/v1/decisions?model=fraud"
+    );
+
+    // The topic: the same alerts, keyed by model, once (nothing sent again after the crash).
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &setup.broker)
+        .set("group.id", unique("alert-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[alert_topic.as_str()]).unwrap();
+    let mut on_topic = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline
+        && (on_topic.len() < 4 || quiet_since.elapsed() < Duration::from_secs(2))
+    {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let alert: serde_json::Value =
+                serde_json::from_slice(message.payload().unwrap()).unwrap();
+            assert_eq!(message.key(), Some(&b"fraud"[..]));
+            on_topic.push(alert["id"].as_str().unwrap().to_string());
+            quiet_since = Instant::now();
+        }
+    }
+    assert_eq!(on_topic, expected);
 }
 
 #[test]
@@ -996,6 +1122,22 @@ fn a_broken_policy_file_is_refused_and_a_fixed_one_applies_without_a_restart() {
     embedded.produce(2);
     embedded.wait_for_windows(2);
     assert!(reloads(&api, "refused") >= 1);
+    // The refusal is an alert too (no sink here: kept in the outbox as unrouted).
+    let (_, body) = http_get(&api, "/api/v1/alerts?status=unrouted");
+    let alerts: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let refused = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "config_reload_failed")
+        .unwrap_or_else(|| panic!("a config_reload_failed alert in {body}"));
+    assert!(
+        refused["alert"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("policies[0].when.metric"),
+        "{refused}"
+    );
 
     // A fixed file: the watcher applies it (no request, no restart) and the next window is
     // judged by the new policy.

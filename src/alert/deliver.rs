@@ -357,3 +357,15 @@ fn attempt(
         tracing::error!(sink, error = %err, "cannot record an alert delivery");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_signature_is_what_the_readme_receiver_computes() {
+        // Python: "v1=" + hmac.new(b"k", b"1700000000." + b'{"a":1}', hashlib.sha256).hexdigest()
+        assert_eq!(
+            super::signature("k", 1_700_000_000, r#"{"a":1}"#),
+            "v1=1b6ad1bc9bf48c52ce01939866d5877c6cc4e87ddad27e16673cb8c4964394a3"
+        );
+    }
+}

@@ -446,3 +446,161 @@ pub fn reload_failed(error: &str) -> Alert {
     alert.error = Some(error.to_string());
     alert
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Model;
+
+    fn settings() -> AlertSettings {
+        AlertSettings {
+            link_base: "http://127.0.0.1:9464".into(),
+            missing_rate: 0.05,
+            dead_letter_rate: 0.01,
+            sinks: Vec::new(),
+        }
+    }
+
+    fn model(name: &str, features: &[&str]) -> Model {
+        Model {
+            name: name.into(),
+            stream: "payments".into(),
+            features: features.iter().map(|f| f.to_string()).collect(),
+            dag: Some(format!("retrain-{name}")),
+        }
+    }
+
+    fn decision(policy: &str, model: &str, outcome: Outcome) -> Decision {
+        serde_json::from_value(serde_json::json!({
+            "key": format!("{policy}/{model}/payments/7"), "policy": policy, "model": model,
+            "dag": "retrain", "stream": "payments", "window": 7, "at_ms": 0,
+            "outcome": outcome, "reason": "amount: ks.p_value 1e-9 < 0.01 in this window",
+            "span": {"start": null, "end": null, "offsets": {}},
+            "drifted_features": ["amount"], "signals": []
+        }))
+        .unwrap()
+    }
+
+    fn window(decisions: Vec<Decision>, missing_country: u64) -> StoredWindow {
+        StoredWindow {
+            index: 7,
+            report: serde_json::json!({
+                "window": {"records": 1000, "start": "2026-11-23T08:00:00Z",
+                           "end": "2026-11-23T08:05:00Z", "offsets": {"t/0": {"first": 0, "last": 9}}},
+                "features": [
+                    {"name": "amount", "drift": {"detected": true, "method": "ks", "score": 1e-9, "threshold": 0.05},
+                     "tests": {"ks": {"statistic": 0.3, "p_value": 1e-9}},
+                     "missing_current": 0, "nan_current": 0, "invalid_current": 0},
+                    {"name": "country", "drift": {"detected": false, "method": "chi2", "score": 0.4},
+                     "tests": {}, "missing_current": missing_country, "nan_current": 0, "invalid_current": 10},
+                ]
+            }),
+            decisions,
+        }
+    }
+
+    #[test]
+    fn a_window_raises_drift_per_affected_model_and_one_alert_per_trigger_or_suppression() {
+        let models = [
+            model("fraud", &["amount", "country"]),
+            model("geo", &["country"]),
+        ];
+        let decisions = vec![
+            decision("p1", "fraud", Outcome::Triggered),
+            decision("p2", "fraud", Outcome::SuppressedCooldown),
+            decision("p3", "geo", Outcome::NotTriggered),
+        ];
+        let alerts = from_window(
+            &settings(),
+            "payments",
+            &models,
+            &window(decisions, 0),
+            10,
+            0,
+        );
+        let kinds: Vec<(&str, &str)> = alerts
+            .iter()
+            .map(|a| (a.kind.as_str(), a.id.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("drift_detected", "drift_detected:payments:7:fraud"),
+                ("retrain_triggered", "retrain_triggered:p1/fraud/payments/7"),
+                (
+                    "retrain_suppressed",
+                    "retrain_suppressed:p2/fraud/payments/7"
+                ),
+            ],
+            "geo's feature did not drift; p3 changed nothing"
+        );
+        let triggered = &alerts[1];
+        assert_eq!(triggered.version, 1);
+        assert_eq!(triggered.model.as_deref(), Some("fraud"));
+        assert_eq!(triggered.window.as_ref().unwrap().records, 1000);
+        assert_eq!(triggered.drifted_features.len(), 1);
+        assert_eq!(triggered.drifted_features[0].drift["score"], 1e-9);
+        assert_eq!(
+            triggered.decision.as_ref().unwrap().reason,
+            "amount: ks.p_value 1e-9 < 0.01 in this window"
+        );
+        assert_eq!(
+            triggered.link.as_deref(),
+            Some("http://127.0.0.1:9464/api/v1/decisions?model=fraud")
+        );
+        assert_eq!(
+            alerts[0].summary,
+            "Drift in window 7 of payments for model fraud: amount (ks 1.000e-9)"
+        );
+    }
+
+    #[test]
+    fn poor_data_raises_one_data_quality_alert_with_every_problem() {
+        // country: 50 missing + 10 of the wrong type in 1000 records (6% > 5%); 2 dead letters
+        // in 100 messages (2% > 1%).
+        let alerts = from_window(&settings(), "payments", &[], &window(vec![], 50), 100, 2);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].kind, AlertKind::DataQuality);
+        assert_eq!(
+            alerts[0].problems,
+            [
+                "country: 60 of 1000 values missing, NaN or of the wrong type (6.0% > 5.0%)",
+                "2 of 100 messages could not be decoded and went to the dead letters (2.0% > 1.0%)",
+            ]
+        );
+        // Below both thresholds: nothing.
+        assert!(from_window(&settings(), "payments", &[], &window(vec![], 30), 100, 1).is_empty());
+    }
+
+    #[test]
+    fn sinks_filter_by_kind_and_model() {
+        let mut settings = settings();
+        let sink =
+            |name: &str, kinds: Option<Vec<AlertKind>>, models: Option<Vec<String>>| SinkSettings {
+                name: name.into(),
+                kind: SinkKind::Log,
+                kinds,
+                models,
+                timeout: Duration::from_secs(1),
+                max_attempts: 1,
+                backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(1),
+            };
+        settings.sinks = vec![
+            sink("all", None, None),
+            sink("triggers", Some(vec![AlertKind::RetrainTriggered]), None),
+            sink("geo", None, Some(vec!["geo".into()])),
+        ];
+        let routed = route(
+            &settings,
+            vec![reload_failed("broken"), {
+                let mut a = reload_failed("x");
+                a.kind = AlertKind::RetrainTriggered;
+                a.model = Some("fraud".into());
+                a
+            }],
+        );
+        assert_eq!(routed[0].sinks, ["all"], "no model: only unfiltered sinks");
+        assert_eq!(routed[1].sinks, ["all", "triggers"]);
+    }
+}
