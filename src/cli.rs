@@ -590,6 +590,19 @@ fn run_config_check(path: &Path) -> Result<Outcome, CliError> {
             policy.windows.describe()
         ));
     }
+    for dag in &config.dags {
+        let order: Vec<&str> = dag.tasks.iter().map(|t| t.name.as_str()).collect();
+        text.push_str(&format!(
+            "  dag {}: {} task(s) in order {}, {} at once\n",
+            dag.name,
+            dag.tasks.len(),
+            order.join(", "),
+            dag.max_parallel
+        ));
+    }
+    for sink in &config.alerts.sinks {
+        text.push_str(&format!("  alert sink {}\n", sink.name));
+    }
     write_stdout(&text)?;
     Ok(Outcome::Done)
 }

@@ -27,6 +27,7 @@ pub mod app;
 pub mod baseline;
 pub mod cli;
 pub mod config;
+pub mod dag;
 pub mod decode;
 pub mod drift;
 mod parallel;

@@ -87,6 +87,38 @@ name = "lost"
 stream = "nowhere"
 features = ["amount"]
 
+[[models]]
+name = "orphan"
+stream = "payments"
+features = ["amount"]
+dag = "missing-dag"
+
+[[dags]]
+name = "loop"
+[[dags.tasks]]
+name = "a"
+run = ["true"]
+needs = ["c"]
+[[dags.tasks]]
+name = "b"
+run = ["true"]
+needs = ["a"]
+[[dags.tasks]]
+name = "c"
+run = ["true"]
+needs = ["b"]
+
+[[dags]]
+name = "broken"
+[[dags.tasks]]
+name = "t"
+run = []
+needs = ["ghost"]
+features = ["colour"]
+outputs = ["../escape.txt"]
+timeout = "forever"
+when = { task = "other", file = "m.json", equals = true }
+
 [[policies]]
 name = "p1"
 model = "ok"
@@ -126,6 +158,14 @@ when = { feature = "amount" }
     for expected in [
         "models[0].features[1]: `colour` is not a feature of stream `payments`".to_string(),
         format!("{file}: models[1].stream: no stream `nowhere` (streams: payments)"),
+        format!("{file}: models[2].dag: no DAG `missing-dag` (DAGs: loop, broken)"),
+        format!("{file}: dags[0].tasks: the tasks' `needs` form a cycle: a → c → b → a"),
+        format!("{file}: dags[1].tasks[0].run: needs a program"),
+        format!("{file}: dags[1].tasks[0].needs[0]: no task `ghost` in this DAG"),
+        format!("{file}: dags[1].tasks[0].features[0]: `colour` is not a feature of any stream"),
+        format!("{file}: dags[1].tasks[0].outputs[0]: must be a relative path inside the artifacts directory"),
+        format!("{file}: dags[1].tasks[0].timeout: \"forever\" is not a duration"),
+        format!("{file}: dags[1].tasks[0].when.task: `other` must be one of the task's `needs`"),
         format!("{file}: policies[0]: set `consecutive` or `k_of_n`, not both"),
         format!("{file}: policies[0].cooldown: \"soon\" is not a duration"),
         format!("{file}: policies[0].budget.max_runs: must be at least 1"),

@@ -27,7 +27,12 @@ impl Wake {
         self.signal.notify_all();
     }
 
-    /// Waits until notified or `timeout` passed, whichever is first.
+    /// Waits until notified or `timeout` passed, whichever is first (`seen`: the last
+    /// notification this waiter saw).
+    pub fn wait_for(&self, seen: &mut u64, timeout: Duration) {
+        self.wait(seen, timeout)
+    }
+
     fn wait(&self, seen: &mut u64, timeout: Duration) {
         let guard = self.generation.lock().unwrap_or_else(|p| p.into_inner());
         let (guard, _) = self

@@ -6,11 +6,12 @@
 //! [`ServiceConfig`] the service runs on.
 
 pub mod alerts;
+pub mod dags;
 pub mod policies;
 pub mod raw;
 mod validate;
 
-pub use validate::{ConfigProblem, ServiceConfig, StreamSettings};
+pub use validate::{ConfigProblem, RunSettings, ServiceConfig, StreamSettings};
 
 use std::path::{Path, PathBuf};
 

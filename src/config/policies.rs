@@ -265,6 +265,9 @@ pub struct RawPolicyFile {
     /// Policies, as in the service file.
     #[serde(default)]
     pub policies: Vec<RawPolicy>,
+    /// Retraining DAGs, as in the service file.
+    #[serde(default)]
+    pub dags: Vec<super::dags::RawDag>,
 }
 
 fn default_cooldown() -> String {
@@ -282,6 +285,8 @@ pub struct PolicySources {
     pub models: Vec<(String, usize, RawModel)>,
     /// `(prefix, index in its file, policy)`.
     pub policies: Vec<(String, usize, RawPolicy)>,
+    /// `(prefix, index in its file, DAG)`.
+    pub dags: Vec<(String, usize, super::dags::RawDag)>,
 }
 
 /// Reads the files `include` names: paths, or a `*` pattern in the file name
@@ -320,6 +325,9 @@ pub fn read_includes(
                     }
                     for (j, policy) in parsed.policies.into_iter().enumerate() {
                         sources.policies.push((prefix.clone(), j, policy));
+                    }
+                    for (j, dag) in parsed.dags.into_iter().enumerate() {
+                        sources.dags.push((prefix.clone(), j, dag));
                     }
                 }
                 Err(message) => problems.push(problem(

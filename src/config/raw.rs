@@ -40,6 +40,55 @@ pub struct RawConfig {
     /// Retraining alerts: sinks and data-quality thresholds.
     #[serde(default)]
     pub alerts: super::alerts::RawAlerts,
+    /// Retraining DAGs run when a policy triggers (usually in included files).
+    #[serde(default)]
+    pub dags: Vec<super::dags::RawDag>,
+    /// Where and how DAG runs execute.
+    #[serde(default)]
+    pub runs: RawRuns,
+}
+
+/// `[runs]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuns {
+    /// Directory for run artifacts, contexts and task logs (created).
+    #[serde(default = "default_runs_dir")]
+    pub dir: String,
+    /// Runs executing at once across all models.
+    #[serde(default = "default_max_runs")]
+    pub max_parallel: usize,
+    /// When a run of a model is in flight and another is triggered: `queue` it (default) or
+    /// `skip` it.
+    #[serde(default = "default_busy")]
+    pub when_busy: String,
+    /// The environment variable holding the bearer token that `POST /api/v1/runs` requires
+    /// (without it, manual runs are refused).
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+impl Default for RawRuns {
+    fn default() -> Self {
+        RawRuns {
+            dir: default_runs_dir(),
+            max_parallel: default_max_runs(),
+            when_busy: default_busy(),
+            token_env: None,
+        }
+    }
+}
+
+fn default_runs_dir() -> String {
+    "var/runs".to_string()
+}
+
+fn default_max_runs() -> usize {
+    2
+}
+
+fn default_busy() -> String {
+    "queue".to_string()
 }
 
 /// `[kafka]`

@@ -56,6 +56,23 @@ pub struct ServiceConfig {
     pub policies: Vec<crate::policy::Policy>,
     /// Alert sinks and data-quality thresholds.
     pub alerts: super::alerts::AlertSettings,
+    /// Retraining DAGs.
+    pub dags: Vec<crate::dag::Dag>,
+    /// Where and how runs execute.
+    pub runs: RunSettings,
+}
+
+/// Validated `[runs]`.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Artifacts, contexts and logs go under this directory.
+    pub dir: PathBuf,
+    /// Runs at once.
+    pub max_parallel: usize,
+    /// Queue (true) or skip (false) a run triggered while one of the same model is in flight.
+    pub queue_when_busy: bool,
+    /// The bearer token for manual runs.
+    pub token: Option<String>,
 }
 
 /// A validated stream.
@@ -200,6 +217,9 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
     for (i, policy) in raw.policies.iter().enumerate() {
         sources.policies.push((String::new(), i, policy.clone()));
     }
+    for (i, dag) in raw.dags.iter().enumerate() {
+        sources.dags.push((String::new(), i, dag.clone()));
+    }
     super::policies::read_includes(&raw.include, &mut sources, &mut problems.0);
     let named: Vec<&str> = raw.streams.iter().map(|s| s.name.as_str()).collect();
     let (models, policies) = super::policies::validate(&sources, &streams, &named, &mut problems.0);
@@ -210,6 +230,60 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         .map(|(_, _, m)| m.name.clone())
         .collect();
     let alerts = super::alerts::validate(&raw.alerts, api_listen, &model_names, &mut problems.0);
+    let features: std::collections::BTreeSet<String> = raw
+        .streams
+        .iter()
+        .flat_map(|s| s.features.iter().map(|f| f.name.clone()))
+        .collect();
+    let dags = super::dags::validate(&sources.dags, &features, &mut problems.0);
+    for (prefix, i, model) in &sources.models {
+        if let Some(dag) = &model.dag {
+            let defined = sources.dags.iter().any(|(_, _, d)| &d.name == dag);
+            if !defined {
+                problems.add(
+                    format!("{prefix}models[{i}].dag"),
+                    format!(
+                        "no DAG `{dag}` (DAGs: {})",
+                        if sources.dags.is_empty() {
+                            "none defined".to_string()
+                        } else {
+                            sources
+                                .dags
+                                .iter()
+                                .map(|(_, _, d)| d.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                );
+            }
+        }
+    }
+    let runs = RunSettings {
+        dir: PathBuf::from(&raw.runs.dir),
+        max_parallel: raw.runs.max_parallel.max(1),
+        queue_when_busy: match raw.runs.when_busy.as_str() {
+            "queue" => true,
+            "skip" => false,
+            other => {
+                problems.add("runs.when_busy", format!("{other:?}: use queue or skip"));
+                true
+            }
+        },
+        token: match &raw.runs.token_env {
+            Some(var) => match std::env::var(var) {
+                Ok(token) if !token.is_empty() => Some(token),
+                _ => {
+                    problems.add(
+                        "runs.token_env",
+                        format!("environment variable {var} is not set"),
+                    );
+                    None
+                }
+            },
+            None => None,
+        },
+    };
 
     if !problems.0.is_empty() {
         return Err(problems.0);
@@ -228,6 +302,8 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         shutdown_timeout: shutdown_timeout.expect("validated"),
         streams,
         alerts,
+        dags,
+        runs,
     })
 }
 

@@ -7,9 +7,11 @@
 //! lost and never reported twice. Offsets are committed to Kafka only after that transaction.
 
 mod outbox;
+mod runs;
 mod sqlite;
 
 pub use outbox::{AlertStatus, Delivery};
+pub use runs::{Artifact, AttemptRecord, RunRecord, RunRequest, TaskRecord};
 pub use sqlite::{now_ms, Checkpoint, DeadLetter, Store, StoredWindow};
 
 use std::path::PathBuf;

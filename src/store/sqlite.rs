@@ -12,7 +12,7 @@ use crate::policy::{Decision, EngineState};
 use crate::window::OpenWindow;
 
 /// The schema version this build creates and reads.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -73,6 +73,45 @@ CREATE TABLE IF NOT EXISTS deliveries (
     UNIQUE (alert_id, sink)
 );
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, status, id);
+-- Retraining runs: at most one per idempotency key (a triggered decision's key), ever.
+CREATE TABLE IF NOT EXISTS runs (
+    id          TEXT PRIMARY KEY,
+    key         TEXT NOT NULL UNIQUE,
+    model       TEXT NOT NULL,
+    dag         TEXT NOT NULL,
+    status      TEXT NOT NULL,       -- queued, running, succeeded, failed, skipped
+    request     TEXT NOT NULL,       -- JSON: RunRequest (decision, drifted features, window file)
+    plan        TEXT,                -- JSON: the plan
+    error       TEXT,
+    created_at  INTEGER NOT NULL,
+    started_at  INTEGER,
+    finished_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_by_model ON runs (model, created_at);
+CREATE TABLE IF NOT EXISTS run_tasks (
+    run_id      TEXT NOT NULL REFERENCES runs (id),
+    dag         TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    status      TEXT NOT NULL,       -- pending, running, succeeded, cached, skipped, failed
+    reason      TEXT NOT NULL,
+    cache_key   TEXT,
+    outputs     TEXT,                -- JSON: [{file, path, sha256, bytes}]
+    started_at  INTEGER,
+    finished_at INTEGER,
+    PRIMARY KEY (run_id, task)
+);
+CREATE INDEX IF NOT EXISTS run_tasks_cache ON run_tasks (dag, task, cache_key, status);
+CREATE TABLE IF NOT EXISTS run_attempts (
+    run_id      TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    exit_code   INTEGER,
+    error       TEXT,
+    log         TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    PRIMARY KEY (run_id, task, attempt)
+);
 ";
 
 /// A stream's checkpoint: its open window, per `topic/partition` the next offset to read, and

@@ -1,0 +1,376 @@
+//! `[[dags]]`: retraining DAGs, in the service file or in included files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigProblem;
+use crate::dag::{Condition, Dag, Task};
+
+/// `[[dags]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDag {
+    /// Unique name; models name it in `dag`.
+    pub name: String,
+    /// Tasks of one run at once (default 4).
+    #[serde(default)]
+    pub max_parallel: Option<usize>,
+    /// The tasks; fan-out and fan-in follow from their `needs`.
+    pub tasks: Vec<RawTask>,
+}
+
+/// `[[dags.tasks]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTask {
+    /// Unique in the DAG.
+    pub name: String,
+    /// The command as an argv array, e.g. `["python3", "train.py", "--epochs", "3"]`; never
+    /// run through a shell, and nothing from the data is ever put into it.
+    pub run: Vec<String>,
+    /// Tasks whose outputs this one needs.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// Features this task consumes: when one of them drifted, the task and everything
+    /// downstream of it run; otherwise its last outputs are reused when its inputs are unchanged.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Files the task writes into `$DRIFTGATE_ARTIFACTS_DIR`; a missing one fails the attempt.
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    /// Reuse outputs when the task's spec and inputs did not change (default true).
+    #[serde(default)]
+    pub cache: Option<bool>,
+    /// Attempts after the first failure (default 0).
+    #[serde(default)]
+    pub retries: Option<u32>,
+    /// Delay before the first retry; doubles per retry, with jitter, capped by `max` (default
+    /// `{ initial = "1s", max = "1m" }`).
+    #[serde(default)]
+    pub retry_backoff: Option<RawBackoff>,
+    /// An attempt running longer is killed with its whole process group (default `"1h"`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Run only when this holds: `{ drifted_any = ["amount"] }`, or an upstream output's value:
+    /// `{ task = "evaluate", file = "metrics.json", pointer = "/promote", equals = true }`.
+    #[serde(default)]
+    pub when: Option<RawCondition>,
+    /// One of `outputs`: a baseline file that becomes the model's next baseline when the run
+    /// succeeds.
+    #[serde(default)]
+    pub baseline_output: Option<String>,
+}
+
+/// `retry_backoff = { initial, max }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackoff {
+    /// First delay.
+    pub initial: String,
+    /// Longest delay.
+    #[serde(default)]
+    pub max: Option<String>,
+}
+
+/// `when = { ... }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCondition {
+    /// Any of these features drifted.
+    #[serde(default)]
+    pub drifted_any: Option<Vec<String>>,
+    /// The upstream task whose output is read.
+    #[serde(default)]
+    pub task: Option<String>,
+    /// Its JSON output file.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// A JSON pointer into the file (`""` for the whole document).
+    #[serde(default)]
+    pub pointer: Option<String>,
+    /// The value it must equal.
+    #[serde(default)]
+    pub equals: Option<toml::Value>,
+}
+
+fn problem(key: impl Into<String>, message: impl Into<String>) -> ConfigProblem {
+    ConfigProblem {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+fn duration(text: &str, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<Duration> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d > Duration::ZERO => Some(d),
+        _ => {
+            problems.push(problem(
+                key,
+                format!("{text:?} is not a duration like \"30s\""),
+            ));
+            None
+        }
+    }
+}
+
+/// Validates DAGs (`(prefix, index, dag)`, prefix naming the file) against the features the
+/// streams offer; returns the valid ones.
+pub fn validate(
+    sources: &[(String, usize, RawDag)],
+    known_features: &BTreeSet<String>,
+    problems: &mut Vec<ConfigProblem>,
+) -> Vec<Dag> {
+    let mut dags: Vec<Dag> = Vec::new();
+    for (prefix, i, raw) in sources {
+        let key = format!("{prefix}dags[{i}]");
+        let before = problems.len();
+        if raw.name.trim().is_empty() {
+            problems.push(problem(format!("{key}.name"), "is empty"));
+        } else if dags.iter().any(|d| d.name == raw.name) {
+            problems.push(problem(
+                format!("{key}.name"),
+                format!("DAG `{}` is defined twice", raw.name),
+            ));
+        }
+        if raw.tasks.is_empty() {
+            problems.push(problem(
+                format!("{key}.tasks"),
+                "a DAG needs at least one task",
+            ));
+        }
+        let names: Vec<&str> = raw.tasks.iter().map(|t| t.name.as_str()).collect();
+        let mut tasks = Vec::new();
+        for (j, task) in raw.tasks.iter().enumerate() {
+            let key = format!("{key}.tasks[{j}]");
+            if let Some(task) = validate_task(task, &key, &names, known_features, problems) {
+                if tasks.iter().any(|t: &Task| t.name == task.name) {
+                    problems.push(problem(
+                        format!("{key}.name"),
+                        format!("task `{}` is defined twice", task.name),
+                    ));
+                }
+                tasks.push(task);
+            }
+        }
+        if problems.len() > before {
+            continue;
+        }
+        match order(&tasks) {
+            Ok(tasks) => dags.push(Dag {
+                name: raw.name.clone(),
+                tasks,
+                max_parallel: raw.max_parallel.unwrap_or(4).max(1),
+            }),
+            Err(cycle) => problems.push(problem(
+                format!("{key}.tasks"),
+                format!("the tasks' `needs` form a cycle: {}", cycle.join(" → ")),
+            )),
+        }
+    }
+    dags
+}
+
+fn validate_task(
+    raw: &RawTask,
+    key: &str,
+    names: &[&str],
+    known_features: &BTreeSet<String>,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Task> {
+    let before = problems.len();
+    if raw.name.trim().is_empty() || raw.name.contains(['/', '\\']) || raw.name.starts_with('.') {
+        problems.push(problem(
+            format!("{key}.name"),
+            "must be non-empty, without `/`, and not start with `.` (it names a directory)",
+        ));
+    }
+    if raw.run.is_empty() || raw.run[0].trim().is_empty() {
+        problems.push(problem(
+            format!("{key}.run"),
+            "needs a program: [\"program\", \"arg\", ...]",
+        ));
+    }
+    for (k, need) in raw.needs.iter().enumerate() {
+        if !names.contains(&need.as_str()) {
+            problems.push(problem(
+                format!("{key}.needs[{k}]"),
+                format!("no task `{need}` in this DAG"),
+            ));
+        } else if *need == raw.name {
+            problems.push(problem(
+                format!("{key}.needs[{k}]"),
+                "a task cannot need itself",
+            ));
+        }
+    }
+    for (k, feature) in raw.features.iter().enumerate() {
+        if !known_features.contains(feature) {
+            problems.push(problem(
+                format!("{key}.features[{k}]"),
+                format!("`{feature}` is not a feature of any stream"),
+            ));
+        }
+    }
+    for (k, output) in raw.outputs.iter().enumerate() {
+        let path = std::path::Path::new(output);
+        if output.is_empty()
+            || path.is_absolute()
+            || path
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            problems.push(problem(
+                format!("{key}.outputs[{k}]"),
+                "must be a relative path inside the artifacts directory",
+            ));
+        }
+    }
+    if let Some(output) = &raw.baseline_output {
+        if !raw.outputs.contains(output) {
+            problems.push(problem(
+                format!("{key}.baseline_output"),
+                format!("`{output}` is not one of the task's outputs"),
+            ));
+        }
+    }
+    let (initial, max) = match &raw.retry_backoff {
+        Some(b) => (
+            duration(
+                &b.initial,
+                &format!("{key}.retry_backoff.initial"),
+                problems,
+            ),
+            match &b.max {
+                Some(max) => duration(max, &format!("{key}.retry_backoff.max"), problems),
+                None => Some(Duration::from_secs(60)),
+            },
+        ),
+        None => (Some(Duration::from_secs(1)), Some(Duration::from_secs(60))),
+    };
+    let timeout = match &raw.timeout {
+        Some(text) => duration(text, &format!("{key}.timeout"), problems),
+        None => Some(Duration::from_secs(3600)),
+    };
+    let when = raw
+        .when
+        .as_ref()
+        .and_then(|w| condition(w, raw, &format!("{key}.when"), known_features, problems));
+    if problems.len() > before {
+        return None;
+    }
+    let initial = initial?;
+    Some(Task {
+        name: raw.name.clone(),
+        run: raw.run.clone(),
+        needs: raw.needs.clone(),
+        features: raw.features.clone(),
+        outputs: raw.outputs.clone(),
+        cache: raw.cache.unwrap_or(true),
+        retries: raw.retries.unwrap_or(0),
+        retry_backoff: initial,
+        retry_backoff_max: max?.max(initial),
+        timeout: timeout?,
+        when,
+        baseline_output: raw.baseline_output.clone(),
+    })
+}
+
+fn condition(
+    raw: &RawCondition,
+    task: &RawTask,
+    key: &str,
+    known_features: &BTreeSet<String>,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Condition> {
+    let output_form =
+        raw.task.is_some() || raw.file.is_some() || raw.pointer.is_some() || raw.equals.is_some();
+    match (&raw.drifted_any, output_form) {
+        (Some(features), false) => {
+            for (k, feature) in features.iter().enumerate() {
+                if !known_features.contains(feature) {
+                    problems.push(problem(
+                        format!("{key}.drifted_any[{k}]"),
+                        format!("`{feature}` is not a feature of any stream"),
+                    ));
+                }
+            }
+            Some(Condition::DriftedAny(features.clone()))
+        }
+        (None, true) => {
+            let (Some(upstream), Some(file), Some(equals)) = (&raw.task, &raw.file, &raw.equals)
+            else {
+                problems.push(problem(
+                    key,
+                    "an output condition needs `task`, `file` and `equals` (and `pointer`)",
+                ));
+                return None;
+            };
+            if !task.needs.contains(upstream) {
+                problems.push(problem(
+                    format!("{key}.task"),
+                    format!("`{upstream}` must be one of the task's `needs`"),
+                ));
+            }
+            let pointer = raw.pointer.clone().unwrap_or_default();
+            if !(pointer.is_empty() || pointer.starts_with('/')) {
+                problems.push(problem(
+                    format!("{key}.pointer"),
+                    "a JSON pointer starts with `/`",
+                ));
+            }
+            let equals = serde_json::to_value(equals).unwrap_or(serde_json::Value::Null);
+            Some(Condition::Output {
+                task: upstream.clone(),
+                file: file.clone(),
+                pointer,
+                equals,
+            })
+        }
+        _ => {
+            problems.push(problem(
+                key,
+                "set either `drifted_any` or an upstream output (`task`, `file`, `pointer`, `equals`)",
+            ));
+            None
+        }
+    }
+}
+
+/// The tasks in dependency order (Kahn, stable in file order), or a cycle.
+fn order(tasks: &[Task]) -> Result<Vec<Task>, Vec<String>> {
+    let mut placed: Vec<Task> = Vec::new();
+    let mut left: Vec<&Task> = tasks.iter().collect();
+    while !left.is_empty() {
+        let ready = left
+            .iter()
+            .position(|t| t.needs.iter().all(|n| placed.iter().any(|p| &p.name == n)));
+        match ready {
+            Some(i) => placed.push(left.remove(i).clone()),
+            None => return Err(cycle(&left)),
+        }
+    }
+    Ok(placed)
+}
+
+/// A cycle among `left` (every one of which needs another in `left`), as task names.
+fn cycle(left: &[&Task]) -> Vec<String> {
+    let by_name: BTreeMap<&str, &Task> = left.iter().map(|t| (t.name.as_str(), *t)).collect();
+    let mut path: Vec<String> = Vec::new();
+    let mut current = left[0];
+    loop {
+        if let Some(start) = path.iter().position(|n| *n == current.name) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(current.name.clone());
+            return cycle;
+        }
+        path.push(current.name.clone());
+        let next = current
+            .needs
+            .iter()
+            .find_map(|n| by_name.get(n.as_str()))
+            .expect("every task left needs another task left");
+        current = next;
+    }
+}

@@ -1,0 +1,776 @@
+//! The local executor: runs queued DAG runs as child processes.
+//!
+//! A dispatcher thread takes queued runs from the store, oldest first, at most `max_parallel`
+//! at once and one per model at a time (a run triggered while one of its model is in flight
+//! waits in the queue, or is skipped with `when_busy = "skip"`). Each run executes on its own
+//! thread: ready tasks start as soon as the tasks they need are done, up to the DAG's
+//! `max_parallel`; each attempt is a child process in its own process group, with its stdout
+//! and stderr in a log file per attempt, killed with its group at its timeout and retried with
+//! capped, jittered exponential backoff. Every state change is written to the store, so the API
+//! shows runs as they progress, and a run interrupted by a crash is queued again on start.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::{plan, Condition, Dag, Selection, Task};
+use crate::store::{Artifact, RunRecord, RunRequest, Store};
+
+/// What the executor reports as runs progress (for alerts and the policy engine).
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// A run started.
+    Started(RunRecord),
+    /// A run finished; its final record.
+    Finished(RunRecord),
+}
+
+/// Settings of the executor.
+#[derive(Clone)]
+pub struct ExecutorSettings {
+    /// The store file.
+    pub store_path: PathBuf,
+    /// Runs' directories go under this.
+    pub dir: PathBuf,
+    /// Runs at once.
+    pub max_parallel: usize,
+    /// Queue (true) or skip (false) runs of a busy model.
+    pub queue_when_busy: bool,
+}
+
+/// Models with a run in flight, shared with the consumer loop (policies' `in_flight`).
+pub type Busy = Arc<Mutex<BTreeSet<String>>>;
+
+/// Runs the dispatcher until `stop`. `dags` may be swapped by reloads; `events` hears about
+/// runs starting and finishing.
+pub fn run_dispatcher(
+    settings: ExecutorSettings,
+    dags: Arc<RwLock<Vec<Dag>>>,
+    busy: Busy,
+    stop: Arc<AtomicBool>,
+    wake: Arc<crate::alert::deliver::Wake>,
+    events: Arc<dyn Fn(RunEvent) + Send + Sync>,
+) {
+    let store = match Store::open(&settings.store_path) {
+        Ok(store) => store,
+        Err(err) => {
+            tracing::error!(error = %err, "the executor cannot open the store; no runs will start");
+            return;
+        }
+    };
+    // Runs a crash interrupted start again (finished tasks' outputs come back from the cache).
+    if let Ok(interrupted) = store.runs_in(&["running"]) {
+        for run in interrupted {
+            tracing::warn!(run = %run.id, "run interrupted by a restart; queued again");
+            let _ = store.set_run_status(&run.id, "queued", None, None);
+        }
+    }
+    let mut threads: Vec<(String, std::thread::JoinHandle<()>)> = Vec::new();
+    let mut seen = 0;
+    while !stop.load(Ordering::SeqCst) {
+        threads.retain(|(_, t)| !t.is_finished());
+        let queued = store.runs_in(&["queued"]).unwrap_or_else(|err| {
+            tracing::error!(error = %err, "cannot read queued runs");
+            Vec::new()
+        });
+        for run in queued {
+            if threads.len() >= settings.max_parallel {
+                break;
+            }
+            let model_busy = threads.iter().any(|(model, _)| *model == run.model);
+            if model_busy {
+                if !settings.queue_when_busy {
+                    let _ = store.set_run_status(
+                        &run.id,
+                        "skipped",
+                        None,
+                        Some("a run of this model was in flight (when_busy = skip)"),
+                    );
+                }
+                continue;
+            }
+            let Some(dag) = dags
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .find(|d| d.name == run.dag)
+                .cloned()
+            else {
+                let _ = store.set_run_status(
+                    &run.id,
+                    "failed",
+                    None,
+                    Some(&format!("no DAG `{}`", run.dag)),
+                );
+                continue;
+            };
+            busy.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(run.model.clone());
+            let _ = store.set_run_status(&run.id, "running", None, None);
+            if let Ok(Some(record)) = store.run(&run.id) {
+                events(RunEvent::Started(record));
+            }
+            let (settings, busy, events, stop) = (
+                settings.clone(),
+                Arc::clone(&busy),
+                Arc::clone(&events),
+                Arc::clone(&stop),
+            );
+            let model = run.model.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("run-{}", run.id))
+                .spawn(move || {
+                    let id = run.id.clone();
+                    let model = run.model.clone();
+                    match Store::open(&settings.store_path) {
+                        Ok(store) => {
+                            execute(&store, &settings.dir, &dag, &run.request, &stop);
+                            if let Ok(Some(record)) = store.run(&id) {
+                                if record.status != "running" {
+                                    events(RunEvent::Finished(record));
+                                }
+                            }
+                        }
+                        Err(err) => {
+                            tracing::error!(run = %id, error = %err, "cannot open the store")
+                        }
+                    }
+                    busy.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&model);
+                });
+            match thread {
+                Ok(thread) => threads.push((model, thread)),
+                Err(err) => tracing::error!(error = %err, "cannot start a run thread"),
+            }
+        }
+        wake.wait_for(&mut seen, Duration::from_millis(500));
+    }
+    for (_, thread) in threads {
+        let _ = thread.join();
+    }
+}
+
+/// A task's state during a run.
+enum State {
+    Pending,
+    Waiting {
+        attempt: u32,
+        until: Instant,
+    },
+    /// An attempt in progress; `child` is `Err` when the process could not even start (the
+    /// attempt then fails like any other).
+    Running {
+        attempt: u32,
+        child: Result<Child, String>,
+        started: Instant,
+        log: PathBuf,
+    },
+    Done {
+        status: &'static str,
+        outputs: Vec<Artifact>,
+    },
+}
+
+/// Executes one run to its end (or until `stop`, leaving it `running` to resume after a
+/// restart). Records everything in the store.
+pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop: &AtomicBool) {
+    let plan = plan(dag, &request.drifted_features);
+    let plan_json = serde_json::to_value(&plan).expect("plans serialise");
+    let _ = store.set_run_status(&request.id, "running", Some(&plan_json), None);
+    for planned in &plan.tasks {
+        let _ = store.set_task(
+            &request.id,
+            &dag.name,
+            &planned.name,
+            "pending",
+            &planned.reason,
+            None,
+            None,
+        );
+    }
+    let run_dir = dir.join(&request.id);
+    let mut states: BTreeMap<String, State> = dag
+        .tasks
+        .iter()
+        .map(|t| (t.name.clone(), State::Pending))
+        .collect();
+    let mut rng = crate::SplitMix64::new(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(7, |d| d.as_nanos() as u64),
+    );
+    let mut failed: Option<String> = None;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            // The service stops: kill what runs; the run is queued again on the next start.
+            for state in states.values_mut() {
+                if let State::Running {
+                    child: Ok(child), ..
+                } = state
+                {
+                    kill_group(child);
+                }
+            }
+            let _ = store.set_run_status(&request.id, "queued", None, None);
+            return;
+        }
+        let running = states
+            .values()
+            .filter(|s| matches!(s, State::Running { .. }))
+            .count();
+        let mut capacity = dag.max_parallel.saturating_sub(running);
+        let mut progressed = false;
+        for task in &dag.tasks {
+            let name = task.name.as_str();
+            match states.get(name) {
+                Some(State::Pending) if failed.is_none() => {
+                    let needs: Vec<(&str, &State)> = task
+                        .needs
+                        .iter()
+                        .map(|n| (n.as_str(), &states[n]))
+                        .collect();
+                    if needs.iter().any(|(_, s)| !matches!(s, State::Done { .. })) {
+                        continue;
+                    }
+                    let upstream: BTreeMap<&str, &[Artifact]> = needs
+                        .iter()
+                        .filter_map(|(n, s)| match s {
+                            State::Done { outputs, .. } => Some((*n, outputs.as_slice())),
+                            _ => None,
+                        })
+                        .collect();
+                    if let Some((n, _)) = needs.iter().find(|(_, s)| {
+                        matches!(
+                            s,
+                            State::Done {
+                                status: "skipped",
+                                ..
+                            }
+                        )
+                    }) {
+                        let reason = format!("needs {n}, which was skipped");
+                        let _ = store.set_task(
+                            &request.id,
+                            &dag.name,
+                            name,
+                            "skipped",
+                            &reason,
+                            None,
+                            None,
+                        );
+                        states.insert(
+                            name.to_string(),
+                            State::Done {
+                                status: "skipped",
+                                outputs: Vec::new(),
+                            },
+                        );
+                        progressed = true;
+                        continue;
+                    }
+                    if let Some(when) = &task.when {
+                        if let Err(reason) = holds(when, request, &upstream) {
+                            let _ = store.set_task(
+                                &request.id,
+                                &dag.name,
+                                name,
+                                "skipped",
+                                &reason,
+                                None,
+                                None,
+                            );
+                            states.insert(
+                                name.to_string(),
+                                State::Done {
+                                    status: "skipped",
+                                    outputs: Vec::new(),
+                                },
+                            );
+                            progressed = true;
+                            continue;
+                        }
+                    }
+                    let key = cache_key(task, request, &upstream);
+                    if !plan.selected(name) {
+                        if let Ok(Some((from, outputs))) =
+                            store.cached_outputs(&dag.name, name, &key)
+                        {
+                            if outputs.iter().all(|a| Path::new(&a.path).exists()) {
+                                let reason =
+                                    format!("inputs unchanged: reuses the outputs of run {from}");
+                                let _ = store.set_task(
+                                    &request.id,
+                                    &dag.name,
+                                    name,
+                                    "cached",
+                                    &reason,
+                                    Some(&key),
+                                    Some(&outputs),
+                                );
+                                states.insert(
+                                    name.to_string(),
+                                    State::Done {
+                                        status: "cached",
+                                        outputs,
+                                    },
+                                );
+                                progressed = true;
+                                continue;
+                            }
+                        }
+                    }
+                    if capacity == 0 {
+                        continue;
+                    }
+                    capacity -= 1;
+                    let _ = store.set_task(
+                        &request.id,
+                        &dag.name,
+                        name,
+                        "running",
+                        &reason_of(&plan, name),
+                        Some(&key),
+                        None,
+                    );
+                    states.insert(
+                        name.to_string(),
+                        start(store, &run_dir, dag, task, request, &upstream, 1),
+                    );
+                    progressed = true;
+                }
+                Some(State::Pending) => {
+                    // The run failed: what has not started will not.
+                    let reason = format!(
+                        "not started: {}",
+                        failed.as_deref().unwrap_or("the run failed")
+                    );
+                    let _ = store.set_task(
+                        &request.id,
+                        &dag.name,
+                        name,
+                        "skipped",
+                        &reason,
+                        None,
+                        None,
+                    );
+                    states.insert(
+                        name.to_string(),
+                        State::Done {
+                            status: "skipped",
+                            outputs: Vec::new(),
+                        },
+                    );
+                    progressed = true;
+                }
+                Some(State::Waiting { attempt, until })
+                    if *until <= Instant::now() && capacity > 0 && failed.is_none() =>
+                {
+                    let attempt = *attempt;
+                    capacity -= 1;
+                    let upstream_owned: BTreeMap<String, Vec<Artifact>> = task
+                        .needs
+                        .iter()
+                        .filter_map(|n| match &states[n] {
+                            State::Done { outputs, .. } => Some((n.clone(), outputs.clone())),
+                            _ => None,
+                        })
+                        .collect();
+                    let upstream: BTreeMap<&str, &[Artifact]> = upstream_owned
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_slice()))
+                        .collect();
+                    let _ = store.set_task(
+                        &request.id,
+                        &dag.name,
+                        name,
+                        "running",
+                        &reason_of(&plan, name),
+                        None,
+                        None,
+                    );
+                    states.insert(
+                        name.to_string(),
+                        start(store, &run_dir, dag, task, request, &upstream, attempt),
+                    );
+                    progressed = true;
+                }
+                Some(State::Waiting { .. }) if failed.is_some() => {
+                    let _ = store.set_task(
+                        &request.id,
+                        &dag.name,
+                        name,
+                        "failed",
+                        "not retried: the run failed",
+                        None,
+                        None,
+                    );
+                    states.insert(
+                        name.to_string(),
+                        State::Done {
+                            status: "failed",
+                            outputs: Vec::new(),
+                        },
+                    );
+                    progressed = true;
+                }
+                Some(State::Running { .. }) => {
+                    let Some(State::Running {
+                        attempt,
+                        mut child,
+                        started,
+                        log,
+                    }) = states.remove(name)
+                    else {
+                        unreachable!("matched running")
+                    };
+                    let timed_out = started.elapsed() > task.timeout;
+                    let (code, outcome) = match &mut child {
+                        Err(error) => (None, Err(error.clone())),
+                        Ok(process) => {
+                            if timed_out {
+                                kill_group(process);
+                            }
+                            let status = match process.try_wait() {
+                                Ok(Some(status)) => status,
+                                Ok(None) => {
+                                    states.insert(
+                                        name.to_string(),
+                                        State::Running {
+                                            attempt,
+                                            child,
+                                            started,
+                                            log,
+                                        },
+                                    );
+                                    continue;
+                                }
+                                Err(err) => {
+                                    tracing::error!(task = name, error = %err, "cannot wait for a task");
+                                    states.insert(
+                                        name.to_string(),
+                                        State::Running {
+                                            attempt,
+                                            child,
+                                            started,
+                                            log,
+                                        },
+                                    );
+                                    continue;
+                                }
+                            };
+                            let artifacts_dir = run_dir.join(name).join("artifacts");
+                            let outcome = if timed_out {
+                                Err(format!(
+                                    "timed out after {}; its process group was killed",
+                                    humantime::format_duration(task.timeout)
+                                ))
+                            } else if !status.success() {
+                                Err(match status.code() {
+                                    Some(code) => format!("exited with status {code}"),
+                                    None => "killed by a signal".to_string(),
+                                })
+                            } else {
+                                collect_outputs(task, &artifacts_dir)
+                            };
+                            (status.code(), outcome)
+                        }
+                    };
+                    progressed = true;
+                    let log_text = log.display().to_string();
+                    match outcome {
+                        Ok(outputs) => {
+                            let _ = store.set_attempt(
+                                &request.id,
+                                name,
+                                attempt,
+                                &log_text,
+                                Some((code, None)),
+                            );
+                            let _ = store.set_task(
+                                &request.id,
+                                &dag.name,
+                                name,
+                                "succeeded",
+                                &reason_of(&plan, name),
+                                None,
+                                Some(&outputs),
+                            );
+                            states.insert(
+                                name.to_string(),
+                                State::Done {
+                                    status: "succeeded",
+                                    outputs,
+                                },
+                            );
+                        }
+                        Err(error) => {
+                            let _ = store.set_attempt(
+                                &request.id,
+                                name,
+                                attempt,
+                                &log_text,
+                                Some((code, Some(&error))),
+                            );
+                            if attempt <= task.retries && failed.is_none() {
+                                let jitter = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                                let delay = retry_delay(task, attempt, jitter);
+                                tracing::warn!(run = %request.id, task = name, attempt, error = %error,
+                                    retry_in_ms = delay.as_millis() as u64, "task failed; will retry");
+                                let reason = format!(
+                                    "attempt {attempt} failed ({error}); retrying in {}",
+                                    humantime::format_duration(Duration::from_millis(
+                                        delay.as_millis() as u64
+                                    ))
+                                );
+                                let _ = store.set_task(
+                                    &request.id,
+                                    &dag.name,
+                                    name,
+                                    "waiting",
+                                    &reason,
+                                    None,
+                                    None,
+                                );
+                                states.insert(
+                                    name.to_string(),
+                                    State::Waiting {
+                                        attempt: attempt + 1,
+                                        until: Instant::now() + delay,
+                                    },
+                                );
+                            } else {
+                                let reason = format!("failed after {attempt} attempt(s): {error}");
+                                let _ = store.set_task(
+                                    &request.id,
+                                    &dag.name,
+                                    name,
+                                    "failed",
+                                    &reason,
+                                    None,
+                                    None,
+                                );
+                                failed.get_or_insert(format!("task {name} failed"));
+                                states.insert(
+                                    name.to_string(),
+                                    State::Done {
+                                        status: "failed",
+                                        outputs: Vec::new(),
+                                    },
+                                );
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if states.values().all(|s| matches!(s, State::Done { .. })) {
+            break;
+        }
+        if !progressed {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    match failed {
+        Some(error) => {
+            let _ = store.set_run_status(&request.id, "failed", None, Some(&error));
+        }
+        None => {
+            let _ = store.set_run_status(&request.id, "succeeded", None, None);
+        }
+    }
+}
+
+fn reason_of(plan: &super::Plan, task: &str) -> String {
+    plan.tasks
+        .iter()
+        .find(|t| t.name == task)
+        .map(|t| match t.selection {
+            Selection::Selected => t.reason.clone(),
+            Selection::Unaffected => "inputs unchanged but no cached outputs: runs".to_string(),
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a task's gate holds; the reason when it does not.
+fn holds(
+    when: &Condition,
+    request: &RunRequest,
+    upstream: &BTreeMap<&str, &[Artifact]>,
+) -> Result<(), String> {
+    match when {
+        Condition::DriftedAny(features) => {
+            if features
+                .iter()
+                .any(|f| request.drifted_features.contains(f))
+            {
+                Ok(())
+            } else {
+                Err(format!("skipped: none of {} drifted", features.join(", ")))
+            }
+        }
+        Condition::Output {
+            task,
+            file,
+            pointer,
+            equals,
+        } => {
+            let path = upstream
+                .get(task.as_str())
+                .and_then(|outputs| outputs.iter().find(|a| &a.file == file))
+                .map(|a| a.path.clone());
+            let Some(path) = path else {
+                return Err(format!("skipped: {task} has no output {file}"));
+            };
+            let value = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                .and_then(|doc| doc.pointer(pointer).cloned());
+            match value {
+                Some(value) if &value == equals => Ok(()),
+                Some(value) => Err(format!(
+                    "skipped: {task}/{file}{pointer} is {value}, not {equals}"
+                )),
+                None => Err(format!("skipped: {task}/{file} has nothing at {pointer:?}")),
+            }
+        }
+    }
+}
+
+/// The cache key: the task's spec, the digests of the outputs it needs, and the baseline of the
+/// features it consumes.
+fn cache_key(task: &Task, request: &RunRequest, upstream: &BTreeMap<&str, &[Artifact]>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(task).expect("tasks serialise"));
+    for (name, outputs) in upstream {
+        hasher.update(name.as_bytes());
+        for artifact in *outputs {
+            hasher.update(artifact.file.as_bytes());
+            hasher.update(artifact.sha256.as_bytes());
+        }
+    }
+    for feature in &task.features {
+        hasher.update(feature.as_bytes());
+        hasher.update(request.baseline.as_deref().unwrap_or("").as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// The delay before retry `attempt` (1 after the first failure): doubling from the task's
+/// `retry_backoff`, capped, less up to a fifth at random.
+pub fn retry_delay(task: &Task, attempt: u32, jitter: f64) -> Duration {
+    let base = task
+        .retry_backoff
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(30))
+        .min(task.retry_backoff_max);
+    base.mul_f64(1.0 - 0.2 * jitter.clamp(0.0, 1.0))
+}
+
+/// Starts an attempt: its directories, context file and log, then the process in its own group.
+fn start(
+    store: &Store,
+    run_dir: &Path,
+    dag: &Dag,
+    task: &Task,
+    request: &RunRequest,
+    upstream: &BTreeMap<&str, &[Artifact]>,
+    attempt: u32,
+) -> State {
+    let task_dir = run_dir.join(&task.name);
+    let artifacts = task_dir.join("artifacts");
+    let log = task_dir.join(format!("attempt-{attempt}.log"));
+    let context_path = task_dir.join("context.json");
+    let started = Instant::now();
+    let prepared = (|| -> std::io::Result<Child> {
+        std::fs::create_dir_all(&artifacts)?;
+        let context = serde_json::json!({
+            "run_id": request.id,
+            "model": request.model,
+            "dag": dag.name,
+            "task": task.name,
+            "attempt": attempt,
+            "drifted_features": request.drifted_features,
+            "decision": request.decision,
+            "window_file": request.window_file,
+            "baseline": request.baseline,
+            "artifacts_dir": artifacts,
+            "upstream": upstream.iter().map(|(name, outputs)| {
+                (name.to_string(), outputs.iter().map(|a| (a.file.clone(), a.path.clone())).collect::<BTreeMap<_, _>>())
+            }).collect::<BTreeMap<_, _>>(),
+        });
+        std::fs::write(
+            &context_path,
+            serde_json::to_vec_pretty(&context).expect("contexts serialise"),
+        )?;
+        let out = File::create(&log)?;
+        let err = out.try_clone()?;
+        Command::new(&task.run[0])
+            .args(&task.run[1..])
+            .env("DRIFTGATE_RUN_ID", &request.id)
+            .env("DRIFTGATE_MODEL", &request.model)
+            .env(
+                "DRIFTGATE_DRIFTED_FEATURES",
+                request.drifted_features.join(","),
+            )
+            .env("DRIFTGATE_CONTEXT", &context_path)
+            .env("DRIFTGATE_ARTIFACTS_DIR", &artifacts)
+            .env("DRIFTGATE_TASK", &task.name)
+            .env("DRIFTGATE_ATTEMPT", attempt.to_string())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+    })();
+    let _ = store.set_attempt(
+        &request.id,
+        &task.name,
+        attempt,
+        &log.display().to_string(),
+        None,
+    );
+    if prepared.is_ok() {
+        tracing::info!(run = %request.id, task = %task.name, attempt, "task started");
+    }
+    State::Running {
+        attempt,
+        child: prepared.map_err(|err| format!("cannot start {:?}: {err}", task.run[0])),
+        started,
+        log,
+    }
+}
+
+/// The task's declared outputs with their digests; an error naming any that is missing.
+fn collect_outputs(task: &Task, dir: &Path) -> Result<Vec<Artifact>, String> {
+    let mut artifacts = Vec::new();
+    for output in &task.outputs {
+        let path = dir.join(output);
+        let bytes = std::fs::read(&path)
+            .map_err(|_| format!("declared output {output} was not written"))?;
+        artifacts.push(Artifact {
+            file: output.clone(),
+            path: path.display().to_string(),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            bytes: bytes.len() as u64,
+        });
+    }
+    Ok(artifacts)
+}
+
+/// Kills a task's whole process group (the task and anything it started).
+fn kill_group(child: &mut Child) {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: killpg on the group this child leads (it was started with process_group(0)).
+    unsafe {
+        libc::killpg(pid, libc::SIGKILL);
+    }
+}

@@ -1,0 +1,9 @@
+//! Selective retraining DAGs: definitions ([`spec`]), planning which tasks a decision calls for
+//! ([`plan`]), and the local executor ([`executor`]).
+
+pub mod executor;
+pub mod plan;
+pub mod spec;
+
+pub use plan::{plan, Plan, PlannedTask, Selection};
+pub use spec::{Condition, Dag, Task};

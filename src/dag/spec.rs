@@ -1,0 +1,72 @@
+//! Validated DAG definitions: tasks with commands, dependencies, inputs, outputs and gates.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// A retraining DAG.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dag {
+    /// Unique name; models name it in `dag`.
+    pub name: String,
+    /// Tasks in a dependency order (every task after those it needs).
+    pub tasks: Vec<Task>,
+    /// Tasks of one run at once.
+    pub max_parallel: usize,
+}
+
+impl Dag {
+    /// The task named `name`.
+    pub fn task(&self, name: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.name == name)
+    }
+}
+
+/// One task: a command run as a child process.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    /// Unique in its DAG.
+    pub name: String,
+    /// The argv: program and arguments, never through a shell.
+    pub run: Vec<String>,
+    /// Tasks whose outputs it needs.
+    pub needs: Vec<String>,
+    /// Features it consumes: a drift in one of them selects the task.
+    pub features: Vec<String>,
+    /// Files it must write into its artifacts directory.
+    pub outputs: Vec<String>,
+    /// Whether its outputs may be reused when its inputs did not change.
+    pub cache: bool,
+    /// Attempts after the first failure.
+    pub retries: u32,
+    /// First retry delay; doubles per retry, with jitter, up to `retry_backoff_max`.
+    pub retry_backoff: Duration,
+    /// Longest retry delay.
+    pub retry_backoff_max: Duration,
+    /// Killed (its whole process group) when an attempt runs longer.
+    pub timeout: Duration,
+    /// Runs only when this holds.
+    pub when: Option<Condition>,
+    /// This output becomes the model's next baseline when the run succeeds.
+    pub baseline_output: Option<String>,
+}
+
+/// A task's gate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// Any of these features drifted in the triggering window.
+    DriftedAny(Vec<String>),
+    /// A JSON file an upstream task wrote has this value at a JSON pointer (e.g. an evaluation
+    /// gate: `{ task = "evaluate", file = "metrics.json", pointer = "/promote", equals = true }`).
+    Output {
+        /// The upstream task.
+        task: String,
+        /// The output file.
+        file: String,
+        /// JSON pointer into it.
+        pointer: String,
+        /// The value it must equal.
+        equals: serde_json::Value,
+    },
+}

@@ -1,0 +1,371 @@
+//! Retraining runs, their tasks and attempts: the executor's state and the lineage the API
+//! shows.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+
+use super::sqlite::{now_ms, Store};
+use super::StoreError;
+
+/// What a run is asked to do: written with the decision that triggered it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// The run's id.
+    pub id: String,
+    /// Idempotency key: the triggering decision's key (or a manual run's own).
+    pub key: String,
+    /// The model retrained.
+    pub model: String,
+    /// The DAG run.
+    pub dag: String,
+    /// The stream.
+    pub stream: String,
+    /// The triggering window's index.
+    pub window: Option<u64>,
+    /// The baseline the window was judged against.
+    pub baseline: Option<String>,
+    /// The model's features that drifted.
+    pub drifted_features: Vec<String>,
+    /// The whole decision (null for a manual run).
+    pub decision: serde_json::Value,
+    /// The exported window data, when there is one.
+    pub window_file: Option<String>,
+}
+
+/// A task output with its digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// The declared output name.
+    pub file: String,
+    /// Where it is.
+    pub path: String,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// Id.
+    pub id: String,
+    /// Idempotency key.
+    pub key: String,
+    /// Model.
+    pub model: String,
+    /// DAG.
+    pub dag: String,
+    /// `queued`, `running`, `succeeded`, `failed`.
+    pub status: String,
+    /// The request.
+    pub request: RunRequest,
+    /// The plan.
+    pub plan: Option<serde_json::Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+    /// Epoch milliseconds.
+    pub started_at: Option<i64>,
+    /// Epoch milliseconds.
+    pub finished_at: Option<i64>,
+}
+
+/// A task of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRecord {
+    /// The task.
+    pub task: String,
+    /// `pending`, `running`, `succeeded`, `cached`, `skipped`, `failed`.
+    pub status: String,
+    /// Why.
+    pub reason: String,
+    /// Its cache key.
+    pub cache_key: Option<String>,
+    /// Its outputs.
+    pub outputs: Vec<Artifact>,
+    /// Epoch milliseconds.
+    pub started_at: Option<i64>,
+    /// Epoch milliseconds.
+    pub finished_at: Option<i64>,
+    /// Its attempts.
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// One attempt of a task.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    /// 1, 2, ...
+    pub attempt: u32,
+    /// The exit code (none when killed or not started).
+    pub exit_code: Option<i32>,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// The attempt's log file (stdout and stderr).
+    pub log: String,
+    /// Epoch milliseconds.
+    pub started_at: i64,
+    /// Epoch milliseconds.
+    pub finished_at: Option<i64>,
+}
+
+/// Queues runs in a transaction (with the window that triggered them). A key that already has a
+/// run is left alone: false for it.
+pub(super) fn insert_runs(
+    tx: &Transaction<'_>,
+    runs: &[RunRequest],
+    now: i64,
+) -> Result<Vec<bool>, StoreError> {
+    let mut inserted = Vec::new();
+    for run in runs {
+        let n = tx.execute(
+            "INSERT OR IGNORE INTO runs (id, key, model, dag, status, request, created_at)
+             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
+            params![
+                run.id,
+                run.key,
+                run.model,
+                run.dag,
+                serde_json::to_string(run).expect("requests serialise"),
+                now
+            ],
+        )?;
+        inserted.push(n == 1);
+    }
+    Ok(inserted)
+}
+
+fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(RunRecord, String)> {
+    let request: String = row.get(5)?;
+    let plan: Option<String> = row.get(6)?;
+    Ok((
+        RunRecord {
+            id: row.get(0)?,
+            key: row.get(1)?,
+            model: row.get(2)?,
+            dag: row.get(3)?,
+            status: row.get(4)?,
+            request: RunRequest {
+                id: String::new(),
+                key: String::new(),
+                model: String::new(),
+                dag: String::new(),
+                stream: String::new(),
+                window: None,
+                baseline: None,
+                drifted_features: Vec::new(),
+                decision: serde_json::Value::Null,
+                window_file: None,
+            },
+            plan: plan.and_then(|p| serde_json::from_str(&p).ok()),
+            error: row.get(7)?,
+            created_at: row.get(8)?,
+            started_at: row.get(9)?,
+            finished_at: row.get(10)?,
+        },
+        request,
+    ))
+}
+
+const RUN_COLUMNS: &str =
+    "id, key, model, dag, status, request, plan, error, created_at, started_at, finished_at";
+
+impl Store {
+    /// Queues a run outside a window commit (a manual run). False when its key has a run.
+    pub fn queue_run(&mut self, run: &RunRequest) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let inserted = insert_runs(&tx, std::slice::from_ref(run), now_ms())?;
+        tx.commit()?;
+        Ok(inserted[0])
+    }
+
+    /// Runs in one of `statuses`, oldest first.
+    pub fn runs_in(&self, statuses: &[&str]) -> Result<Vec<RunRecord>, StoreError> {
+        let all = self.runs(None, 100_000)?;
+        let mut runs: Vec<RunRecord> = all
+            .into_iter()
+            .filter(|r| statuses.contains(&r.status.as_str()))
+            .collect();
+        runs.reverse();
+        Ok(runs)
+    }
+
+    /// The latest runs, newest first, of one model or all.
+    pub fn runs(&self, model: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR model = ?1)
+             ORDER BY created_at DESC, rowid DESC LIMIT ?2"
+        ))?;
+        let rows = statement.query_map(params![model, limit as i64], run_from_row)?;
+        let mut runs = Vec::new();
+        for row in rows {
+            let (mut run, request) = row?;
+            run.request = serde_json::from_str(&request).map_err(|e| StoreError::Damaged {
+                what: "run",
+                message: e.to_string(),
+            })?;
+            runs.push(run);
+        }
+        Ok(runs)
+    }
+
+    /// One run.
+    pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let found = self
+            .conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                params![id],
+                run_from_row,
+            )
+            .optional()?;
+        found
+            .map(|(mut run, request)| {
+                run.request = serde_json::from_str(&request).map_err(|e| StoreError::Damaged {
+                    what: "run",
+                    message: e.to_string(),
+                })?;
+                Ok(run)
+            })
+            .transpose()
+    }
+
+    /// Sets a run's status (and its plan, error and times as they come).
+    pub fn set_run_status(
+        &self,
+        id: &str,
+        status: &str,
+        plan: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        self.conn.execute(
+            "UPDATE runs SET status = ?2, plan = COALESCE(?3, plan), error = COALESCE(?4, error),
+               started_at = CASE WHEN ?2 = 'running' THEN ?5 ELSE started_at END,
+               finished_at = CASE WHEN ?2 IN ('succeeded', 'failed') THEN ?5 ELSE finished_at END
+             WHERE id = ?1",
+            params![id, status, plan.map(|p| p.to_string()), error, now],
+        )?;
+        Ok(())
+    }
+
+    /// Records a task's state.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_task(
+        &self,
+        run: &str,
+        dag: &str,
+        task: &str,
+        status: &str,
+        reason: &str,
+        cache_key: Option<&str>,
+        outputs: Option<&[Artifact]>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let outputs = outputs.map(|o| serde_json::to_string(o).expect("artifacts serialise"));
+        self.conn.execute(
+            "INSERT INTO run_tasks (run_id, dag, task, status, reason, cache_key, outputs, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?4 = 'running' THEN ?8 END)
+             ON CONFLICT (run_id, task) DO UPDATE SET status = ?4, reason = ?5,
+               cache_key = COALESCE(?6, cache_key), outputs = COALESCE(?7, outputs),
+               started_at = CASE WHEN ?4 = 'running' THEN COALESCE(started_at, ?8) ELSE started_at END,
+               finished_at = CASE WHEN ?4 IN ('succeeded', 'cached', 'skipped', 'failed') THEN ?8 ELSE finished_at END",
+            params![run, dag, task, status, reason, cache_key, outputs, now],
+        )?;
+        Ok(())
+    }
+
+    /// Records an attempt starting (exit code none) or finishing.
+    pub fn set_attempt(
+        &self,
+        run: &str,
+        task: &str,
+        attempt: u32,
+        log: &str,
+        finished: Option<(Option<i32>, Option<&str>)>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        match finished {
+            None => self.conn.execute(
+                "INSERT OR REPLACE INTO run_attempts (run_id, task, attempt, log, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run, task, attempt, log, now],
+            )?,
+            Some((exit_code, error)) => self.conn.execute(
+                "UPDATE run_attempts SET exit_code = ?4, error = ?5, finished_at = ?6
+                 WHERE run_id = ?1 AND task = ?2 AND attempt = ?3",
+                params![run, task, attempt, exit_code, error, now],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// The outputs of the latest successful run of `task` of `dag` with this cache key.
+    pub fn cached_outputs(
+        &self,
+        dag: &str,
+        task: &str,
+        cache_key: &str,
+    ) -> Result<Option<(String, Vec<Artifact>)>, StoreError> {
+        let found: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT run_id, outputs FROM run_tasks
+                 WHERE dag = ?1 AND task = ?2 AND cache_key = ?3 AND status = 'succeeded'
+                 ORDER BY finished_at DESC LIMIT 1",
+                params![dag, task, cache_key],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        Ok(found.map(|(run, outputs)| (run, serde_json::from_str(&outputs).unwrap_or_default())))
+    }
+
+    /// A run's tasks with their attempts, in the order they were recorded.
+    pub fn run_tasks(&self, run: &str) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT task, status, reason, cache_key, outputs, started_at, finished_at
+             FROM run_tasks WHERE run_id = ?1 ORDER BY rowid",
+        )?;
+        let rows = statement.query_map(params![run], |row| {
+            let outputs: Option<String> = row.get(4)?;
+            Ok(TaskRecord {
+                task: row.get(0)?,
+                status: row.get(1)?,
+                reason: row.get(2)?,
+                cache_key: row.get(3)?,
+                outputs: outputs
+                    .and_then(|o| serde_json::from_str(&o).ok())
+                    .unwrap_or_default(),
+                started_at: row.get(5)?,
+                finished_at: row.get(6)?,
+                attempts: Vec::new(),
+            })
+        })?;
+        let mut tasks: Vec<TaskRecord> = rows.collect::<Result<_, _>>()?;
+        let mut statement = self.conn.prepare(
+            "SELECT task, attempt, exit_code, error, log, started_at, finished_at
+             FROM run_attempts WHERE run_id = ?1 ORDER BY task, attempt",
+        )?;
+        let rows = statement.query_map(params![run], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                AttemptRecord {
+                    attempt: row.get(1)?,
+                    exit_code: row.get(2)?,
+                    error: row.get(3)?,
+                    log: row.get(4)?,
+                    started_at: row.get(5)?,
+                    finished_at: row.get(6)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (task, attempt) = row?;
+            if let Some(t) = tasks.iter_mut().find(|t| t.task == task) {
+                t.attempts.push(attempt);
+            }
+        }
+        Ok(tasks)
+    }
+}

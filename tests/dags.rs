@@ -1,0 +1,379 @@
+//! The local executor with real child processes (`tests/fixtures/dag/task.py`) and a real
+//! SQLite store: parallel branches, retries, timeouts, gates, the cache, idempotency and inert
+//! data.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use driftgate::config::dags::{validate, RawDag};
+use driftgate::dag::executor::execute;
+use driftgate::dag::Dag;
+use driftgate::store::{RunRequest, Store, TaskRecord};
+
+const TASK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dag/task.py");
+
+fn dag(toml_text: &str) -> Dag {
+    #[derive(serde::Deserialize)]
+    struct File {
+        dags: Vec<RawDag>,
+    }
+    let file: File = toml::from_str(&toml_text.replace("TASK", TASK)).unwrap();
+    let features: BTreeSet<String> = ["amount", "country", "age"].map(String::from).into();
+    let mut problems = Vec::new();
+    let dags = validate(
+        &[(String::new(), 0, file.dags[0].clone())],
+        &features,
+        &mut problems,
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    dags.into_iter().next().unwrap()
+}
+
+struct Runs {
+    dir: tempfile::TempDir,
+    store: Store,
+}
+
+impl Runs {
+    fn new() -> Runs {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.db")).unwrap();
+        Runs { dir, store }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Queues and executes a run of `dag` for a window where `drifted` drifted.
+    fn run(
+        &mut self,
+        dag: &Dag,
+        id: &str,
+        drifted: &[&str],
+    ) -> (String, BTreeMap<String, TaskRecord>) {
+        let request = RunRequest {
+            id: id.into(),
+            key: format!("policy/fraud/payments/{id}"),
+            model: "fraud".into(),
+            dag: dag.name.clone(),
+            stream: "payments".into(),
+            window: Some(1),
+            baseline: Some("b1".into()),
+            drifted_features: drifted.iter().map(|s| s.to_string()).collect(),
+            decision: serde_json::Value::Null,
+            window_file: None,
+        };
+        assert!(self.store.queue_run(&request).unwrap());
+        execute(
+            &self.store,
+            &self.path("runs"),
+            dag,
+            &request,
+            &AtomicBool::new(false),
+        );
+        let run = self.store.run(id).unwrap().unwrap();
+        let tasks = self
+            .store
+            .run_tasks(id)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.task.clone(), t))
+            .collect();
+        (run.status, tasks)
+    }
+}
+
+/// `(task, "start"|"end", time)` lines a `--record` file holds.
+fn timeline(path: &Path) -> Vec<(String, String, f64)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            (
+                parts[0].to_string(),
+                parts[1].to_string(),
+                parts[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn time_of(events: &[(String, String, f64)], task: &str, what: &str) -> f64 {
+    events
+        .iter()
+        .find(|(t, w, _)| t == task && w == what)
+        .unwrap_or_else(|| panic!("{task} {what} in {events:?}"))
+        .2
+}
+
+#[test]
+fn parallel_branches_overlap_and_fan_in_waits_for_both() {
+    let mut runs = Runs::new();
+    let record = runs.path("timeline");
+    let r = record.display();
+    let dag = dag(&format!(
+        r#"
+[[dags]]
+name = "fan"
+[[dags.tasks]]
+name = "left"
+run = ["TASK", "--record", "{r}", "--sleep", "0.5"]
+[[dags.tasks]]
+name = "right"
+run = ["TASK", "--record", "{r}", "--sleep", "0.5"]
+[[dags.tasks]]
+name = "join"
+needs = ["left", "right"]
+run = ["TASK", "--record", "{r}"]
+"#
+    ));
+    let (status, tasks) = runs.run(&dag, "r1", &["amount"]);
+    assert_eq!(status, "succeeded");
+    assert!(tasks.values().all(|t| t.status == "succeeded"), "{tasks:?}");
+    let events = timeline(&record);
+    let (left, right) = (
+        time_of(&events, "left", "start"),
+        time_of(&events, "right", "start"),
+    );
+    assert!(
+        left < time_of(&events, "right", "end") && right < time_of(&events, "left", "end"),
+        "the branches overlap: {events:?}"
+    );
+    let join = time_of(&events, "join", "start");
+    assert!(join >= time_of(&events, "left", "end") && join >= time_of(&events, "right", "end"));
+}
+
+#[test]
+fn retries_are_spaced_further_apart_each_time() {
+    let mut runs = Runs::new();
+    let record = runs.path("timeline");
+    let dag = dag(&format!(
+        r#"
+[[dags]]
+name = "flaky"
+[[dags.tasks]]
+name = "flaky"
+run = ["TASK", "--record", "{}", "--fail-first", "3"]
+retries = 3
+retry_backoff = {{ initial = "200ms", max = "5s" }}
+"#,
+        record.display()
+    ));
+    let (status, tasks) = runs.run(&dag, "r1", &[]);
+    assert_eq!(status, "succeeded");
+    let attempts = &tasks["flaky"].attempts;
+    assert_eq!(attempts.len(), 4);
+    assert_eq!(
+        attempts.iter().map(|a| a.exit_code).collect::<Vec<_>>(),
+        [Some(3), Some(3), Some(3), Some(0)]
+    );
+    let starts: Vec<f64> = timeline(&record)
+        .iter()
+        .filter(|(_, w, _)| w == "start")
+        .map(|(_, _, t)| *t)
+        .collect();
+    let gaps: Vec<f64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    // 200 ms, 400 ms, 800 ms, each less up to a fifth.
+    assert!(
+        gaps[0] >= 0.16 && gaps[1] >= 0.32 && gaps[2] >= 0.64,
+        "{gaps:?}"
+    );
+    assert!(gaps[0] < gaps[1] && gaps[1] < gaps[2], "growing: {gaps:?}");
+    let log = std::fs::read_to_string(&attempts[0].log).unwrap();
+    assert!(log.contains("failing attempt 1 on purpose"), "{log}");
+}
+
+#[test]
+fn a_hung_task_is_killed_with_its_process_group_at_its_timeout() {
+    let mut runs = Runs::new();
+    let dag = dag(r#"
+[[dags]]
+name = "hang"
+[[dags.tasks]]
+name = "hang"
+run = ["TASK", "--hang"]
+timeout = "1s"
+[[dags.tasks]]
+name = "after"
+needs = ["hang"]
+run = ["TASK"]
+"#);
+    let started = std::time::Instant::now();
+    let (status, tasks) = runs.run(&dag, "r1", &[]);
+    assert!(started.elapsed().as_secs_f64() < 10.0);
+    assert_eq!(status, "failed");
+    assert_eq!(tasks["hang"].status, "failed");
+    assert!(
+        tasks["hang"]
+            .reason
+            .contains("timed out after 1s; its process group was killed"),
+        "{}",
+        tasks["hang"].reason
+    );
+    assert_eq!(tasks["after"].status, "skipped");
+    // The task's own child (sleep 600) died with it.
+    let pid_file = runs.path("runs/r1/hang/artifacts/hung.pid");
+    let pid: i32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ");
+    assert!(!alive, "the hung task's child {pid} was killed");
+}
+
+const PIPELINE: &str = r#"
+[[dags]]
+name = "retrain"
+[[dags.tasks]]
+name = "amount-features"
+features = ["amount"]
+run = ["TASK", "--write", "amount.txt=A"]
+outputs = ["amount.txt"]
+[[dags.tasks]]
+name = "geo-features"
+features = ["country"]
+run = ["TASK", "--write", "geo.txt=G"]
+outputs = ["geo.txt"]
+[[dags.tasks]]
+name = "train"
+needs = ["amount-features", "geo-features"]
+run = ["TASK", "--upstream", "model.txt"]
+outputs = ["model.txt"]
+[[dags.tasks]]
+name = "evaluate"
+needs = ["train"]
+run = ["TASK", "--write", "metrics.json={\"promote\": false}"]
+outputs = ["metrics.json"]
+[[dags.tasks]]
+name = "promote"
+needs = ["evaluate"]
+run = ["TASK"]
+when = { task = "evaluate", file = "metrics.json", pointer = "/promote", equals = true }
+"#;
+
+#[test]
+fn a_second_run_reruns_only_the_drifted_branch_and_a_gate_skips_promotion() {
+    let mut runs = Runs::new();
+    let dag = dag(PIPELINE);
+    let (status, first) = runs.run(&dag, "r1", &["amount", "country"]);
+    assert_eq!(status, "succeeded");
+    let statuses = |tasks: &BTreeMap<String, TaskRecord>| -> Vec<(String, String)> {
+        dag.tasks
+            .iter()
+            .map(|t| (t.name.clone(), tasks[&t.name].status.clone()))
+            .collect()
+    };
+    assert_eq!(
+        statuses(&first),
+        [
+            ("amount-features".into(), "succeeded".into()),
+            ("geo-features".into(), "succeeded".into()),
+            ("train".into(), "succeeded".into()),
+            ("evaluate".into(), "succeeded".into()),
+            ("promote".into(), "skipped".into()),
+        ]
+    );
+    assert_eq!(
+        first["promote"].reason,
+        "skipped: evaluate/metrics.json/promote is false, not true"
+    );
+    let model = std::fs::read_to_string(&first["train"].outputs[0].path).unwrap();
+    assert_eq!(model, "A+G");
+    assert_eq!(first["train"].outputs[0].sha256.len(), 64);
+
+    // Only amount drifts now: the geo branch comes from the cache.
+    let (status, second) = runs.run(&dag, "r2", &["amount"]);
+    assert_eq!(status, "succeeded");
+    assert_eq!(
+        statuses(&second),
+        [
+            ("amount-features".into(), "succeeded".into()),
+            ("geo-features".into(), "cached".into()),
+            ("train".into(), "succeeded".into()),
+            ("evaluate".into(), "succeeded".into()),
+            ("promote".into(), "skipped".into()),
+        ]
+    );
+    assert_eq!(
+        second["geo-features"].reason,
+        "inputs unchanged: reuses the outputs of run r1"
+    );
+    assert!(second["geo-features"].attempts.is_empty(), "no process ran");
+    assert_eq!(
+        second["geo-features"].outputs,
+        first["geo-features"].outputs
+    );
+    let plan = runs.store.run("r2").unwrap().unwrap().plan.unwrap();
+    assert_eq!(plan["tasks"][1]["selection"], "unaffected");
+    assert_eq!(
+        plan["tasks"][2]["reason"],
+        "needs amount-features, which runs"
+    );
+}
+
+#[test]
+fn one_run_per_key_also_after_reopening_the_store() {
+    let mut runs = Runs::new();
+    let request = RunRequest {
+        id: "r1".into(),
+        key: "p/fraud/payments/9".into(),
+        model: "fraud".into(),
+        dag: "retrain".into(),
+        stream: "payments".into(),
+        window: Some(9),
+        baseline: None,
+        drifted_features: vec![],
+        decision: serde_json::Value::Null,
+        window_file: None,
+    };
+    assert!(runs.store.queue_run(&request).unwrap());
+    let again = RunRequest {
+        id: "r2".into(),
+        ..request.clone()
+    };
+    assert!(!runs.store.queue_run(&again).unwrap(), "same key refused");
+    drop(runs.store);
+    let mut reopened = Store::open(&runs.dir.path().join("store.db")).unwrap();
+    assert!(!reopened.queue_run(&again).unwrap(), "also after a restart");
+    assert_eq!(reopened.runs(None, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn feature_names_that_look_like_shell_are_inert_data() {
+    let mut runs = Runs::new();
+    let marker = runs.path("pwned");
+    let dag = dag(r#"
+[[dags]]
+name = "env"
+[[dags.tasks]]
+name = "env"
+run = ["TASK", "--env", "env.json"]
+outputs = ["env.json"]
+"#);
+    let evil = [
+        format!("$(touch {})", marker.display()),
+        "; rm -rf x".to_string(),
+    ];
+    let drifted: Vec<&str> = evil.iter().map(String::as_str).collect();
+    let (status, tasks) = runs.run(&dag, "r1", &drifted);
+    assert_eq!(status, "succeeded");
+    let env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tasks["env"].outputs[0].path).unwrap())
+            .unwrap();
+    assert_eq!(env["DRIFTGATE_DRIFTED_FEATURES"], evil.join(","));
+    assert_eq!(env["DRIFTGATE_MODEL"], "fraud");
+    assert_eq!(env["DRIFTGATE_RUN_ID"], "r1");
+    assert!(!marker.exists(), "nothing was executed");
+    let context: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env["DRIFTGATE_CONTEXT"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(context["drifted_features"][0], evil[0]);
+}
