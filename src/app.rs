@@ -71,15 +71,21 @@ pub struct Engine {
     keep_windows: u64,
     metrics: Arc<Metrics>,
     /// The models' names as the API shows them.
-    models: Arc<std::sync::RwLock<Vec<String>>>,
+    models: Arc<std::sync::RwLock<Vec<crate::policy::Model>>>,
     /// When each stream last received a message (wall clock), for closing idle windows.
     last_message: Vec<Instant>,
     /// Alert sinks and thresholds.
     alerts: crate::alert::AlertSettings,
     /// Per stream: messages and dead letters since its last window closed.
     since_window: Vec<(u64, u64)>,
-    /// Wakes the sink workers after alerts were queued.
+    /// Wakes the sink workers and the executor after alerts or runs were queued.
     wake: Arc<crate::alert::deliver::Wake>,
+    /// Where runs keep their files.
+    runs_dir: std::path::PathBuf,
+    /// The DAGs, shared with the executor (swapped by reloads).
+    dags: Arc<std::sync::RwLock<Vec<crate::dag::Dag>>>,
+    /// Models with a run in flight, as the executor last said (for policies' `in_flight`).
+    in_flight: std::collections::BTreeSet<String>,
 }
 
 impl Engine {
@@ -115,8 +121,8 @@ impl Engine {
         for processor in &mut self.processors {
             processor.set_policies(&config.models, &config.policies);
         }
-        *self.models.write().unwrap_or_else(|p| p.into_inner()) =
-            config.models.iter().map(|m| m.name.clone()).collect();
+        *self.dags.write().unwrap_or_else(|p| p.into_inner()) = config.dags.clone();
+        *self.models.write().unwrap_or_else(|p| p.into_inner()) = config.models.clone();
         self.metrics.reload(true);
         let summary = ReloadSummary {
             models: config.models.len(),
@@ -158,23 +164,74 @@ impl Engine {
         if outcome.closed.is_empty() {
             return Ok(false);
         }
-        let checkpoint = processor.checkpoint();
         for window in &outcome.closed {
             self.observe(&stream, window);
         }
-        let alerts = self.alerts_for(index, &outcome.closed);
         self.flush_dead_letters();
-        self.store.commit_with_alerts(
+        self.commit_closed(index, &outcome.closed)?;
+        Ok(true)
+    }
+
+    /// Commits closed windows of stream `index` with the checkpoint after them, the alerts
+    /// they raise and the runs their triggers start, in one transaction; then wakes the sink
+    /// workers and the executor.
+    fn commit_closed(&mut self, index: usize, closed: &[StoredWindow]) -> Result<(), AppError> {
+        let alerts = self.alerts_for(index, closed);
+        let runs = self.runs_for(index, closed);
+        let processor = &self.processors[index];
+        let stream = processor.settings().name.clone();
+        self.store.commit_with_outbox(
             &stream,
-            &outcome.closed,
-            &checkpoint,
+            closed,
+            &processor.checkpoint(),
             self.keep_windows,
             &alerts,
+            &runs,
         )?;
-        if !alerts.is_empty() {
+        if !alerts.is_empty() || !runs.is_empty() {
             self.wake.notify();
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// The runs the triggered decisions of closed windows start (for models with a DAG), each
+    /// with the window's data exported into its directory.
+    fn runs_for(&self, index: usize, closed: &[StoredWindow]) -> Vec<crate::store::RunRequest> {
+        let processor = &self.processors[index];
+        let settings = processor.settings();
+        let mut runs = Vec::new();
+        for window in closed {
+            for decision in &window.decisions {
+                if decision.outcome != Outcome::Triggered {
+                    continue;
+                }
+                let Some(dag) = &decision.dag else { continue };
+                let id = crate::dag::executor::run_id(&decision.key);
+                let window_file = window.data.as_deref().and_then(|data| {
+                    let path = self.runs_dir.join(&id).join("window.json");
+                    match crate::dag::executor::export_window(data, &path) {
+                        Ok(()) => Some(path.display().to_string()),
+                        Err(err) => {
+                            tracing::error!(run = %id, error = %err, "cannot export the window; the run starts without it");
+                            None
+                        }
+                    }
+                });
+                runs.push(crate::store::RunRequest {
+                    id,
+                    key: decision.key.clone(),
+                    model: decision.model.clone(),
+                    dag: dag.clone(),
+                    stream: settings.name.clone(),
+                    window: Some(window.index),
+                    baseline: Some(settings.baseline.id.clone()),
+                    drifted_features: decision.drifted_features.clone(),
+                    decision: serde_json::to_value(decision).unwrap_or_default(),
+                    window_file,
+                });
+            }
+        }
+        runs
     }
 
     /// The alerts the closed windows of stream `index` raise, routed to their sinks. The
@@ -226,22 +283,40 @@ impl Engine {
             if let Some(window) = self.processors[i].tick(now_ms) {
                 let stream = self.processors[i].settings().name.clone();
                 self.observe(&stream, &window);
-                let closed = [window];
-                let alerts = self.alerts_for(i, &closed);
-                self.store.commit_with_alerts(
-                    &stream,
-                    &closed,
-                    &self.processors[i].checkpoint(),
-                    self.keep_windows,
-                    &alerts,
-                )?;
-                if !alerts.is_empty() {
-                    self.wake.notify();
-                }
+                self.commit_closed(i, &[window])?;
                 closed_any = true;
             }
         }
         Ok(closed_any)
+    }
+
+    /// Tells the policies which models have a run in flight, and how long finished runs took
+    /// (for cost forecasts).
+    fn sync_runs(
+        &mut self,
+        busy: &crate::dag::executor::Busy,
+        finished: &Mutex<Vec<(String, f64)>>,
+    ) {
+        let now: std::collections::BTreeSet<String> =
+            busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if now != self.in_flight {
+            for processor in &mut self.processors {
+                let engine = processor.policies_mut();
+                for model in self.in_flight.difference(&now) {
+                    engine.set_in_flight(model, false);
+                }
+                for model in now.difference(&self.in_flight) {
+                    engine.set_in_flight(model, true);
+                }
+            }
+            self.in_flight = now;
+        }
+        let done = std::mem::take(&mut *finished.lock().unwrap_or_else(|p| p.into_inner()));
+        for (model, seconds) in done {
+            for processor in &mut self.processors {
+                processor.policies_mut().record_run(&model, seconds);
+            }
+        }
     }
 
     /// Checkpoints every stream and returns the offsets that may now be committed.
@@ -436,6 +511,33 @@ pub fn run(
     }
     let wake = Arc::new(crate::alert::deliver::Wake::default());
     let workers_stop = Arc::new(AtomicBool::new(false));
+    let dags = Arc::new(std::sync::RwLock::new(config.dags.clone()));
+    let busy: crate::dag::executor::Busy = Arc::default();
+    let finished_runs: Arc<Mutex<Vec<(String, f64)>>> = Arc::default();
+    let executor = {
+        let settings = crate::dag::executor::ExecutorSettings {
+            store_path: config.store_path.clone(),
+            dir: config.runs.dir.clone(),
+            max_parallel: config.runs.max_parallel,
+            queue_when_busy: config.runs.queue_when_busy,
+        };
+        let events = run_events(&config, Arc::clone(&wake), Arc::clone(&finished_runs));
+        let (dags, busy, stop, wake) = (
+            Arc::clone(&dags),
+            Arc::clone(&busy),
+            Arc::clone(&workers_stop),
+            Arc::clone(&wake),
+        );
+        std::thread::Builder::new()
+            .name("executor".into())
+            .spawn(move || {
+                crate::dag::executor::run_dispatcher(settings, dags, busy, stop, wake, events)
+            })
+            .map_err(|e| AppError::Sink {
+                sink: "executor".into(),
+                message: e.to_string(),
+            })?
+    };
     let mut workers = Vec::new();
     let kafka_client = kafka::client_config(&servers, &config.kafka_properties);
     for sink in &config.alerts.sinks {
@@ -469,9 +571,7 @@ pub fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let (reloads, reload_sender) =
         Reloads::start(path, &config.includes).map_err(AppError::Reload)?;
-    let models = Arc::new(std::sync::RwLock::new(
-        config.models.iter().map(|m| m.name.clone()).collect(),
-    ));
+    let models = Arc::new(std::sync::RwLock::new(config.models.clone()));
     let api = ApiState {
         metrics: Arc::clone(&metrics),
         ready: Arc::clone(&ready),
@@ -479,6 +579,15 @@ pub fn run(
         streams: Arc::new(config.streams.iter().map(stream_info).collect()),
         models: Arc::clone(&models),
         reload: reload_sender,
+        run_token: config.runs.token.clone(),
+        baselines: Arc::new(
+            config
+                .streams
+                .iter()
+                .map(|s| (s.name.clone(), s.baseline.id.clone()))
+                .collect(),
+        ),
+        wake: Arc::clone(&wake),
     };
     let (address, api_thread) =
         crate::api::spawn(config.api_listen, api, Arc::clone(&stop)).map_err(AppError::Api)?;
@@ -495,6 +604,9 @@ pub fn run(
         alerts: config.alerts.clone(),
         since_window: vec![(0, 0); config.streams.len()],
         wake: Arc::clone(&wake),
+        runs_dir: config.runs.dir.clone(),
+        dags: Arc::clone(&dags),
+        in_flight: Default::default(),
     }));
     let consumer: BaseConsumer<Context> =
         kafka::consumer_config(&servers, &config.group_id, &config.kafka_properties)
@@ -525,6 +637,7 @@ pub fn run(
             }
         }
         commit_now |= lock(&engine).tick(now_ms())?;
+        lock(&engine).sync_runs(&busy, &finished_runs);
         if let Some(due) = reloads.due() {
             let result = lock(&engine).reload(path);
             if let Due::Answer(reply) = due {
@@ -552,9 +665,54 @@ pub fn run(
     for worker in workers {
         let _ = worker.join();
     }
+    let _ = executor.join();
     drop(embedded);
     let _ = api_thread.join();
     Ok(())
+}
+
+/// What happens when a run starts or finishes: its alert is queued, and a finished run's
+/// duration goes to the policies (through the consumer loop).
+fn run_events(
+    config: &ServiceConfig,
+    wake: Arc<crate::alert::deliver::Wake>,
+    finished: Arc<Mutex<Vec<(String, f64)>>>,
+) -> Arc<dyn Fn(crate::dag::executor::RunEvent) + Send + Sync> {
+    use crate::alert::AlertKind;
+    use crate::dag::executor::RunEvent;
+    let (path, alerts) = (config.store_path.clone(), config.alerts.clone());
+    Arc::new(move |event: RunEvent| {
+        let (kind, run) = match event {
+            RunEvent::Started(run) => (AlertKind::RunStarted, run),
+            RunEvent::Finished(run) => {
+                if let (Some(start), Some(end)) = (run.started_at, run.finished_at) {
+                    let seconds = (end - start).max(0) as f64 / 1000.0;
+                    finished
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((run.model.clone(), seconds));
+                }
+                let kind = if run.status == "succeeded" {
+                    AlertKind::RunSucceeded
+                } else {
+                    AlertKind::RunFailed
+                };
+                (kind, run)
+            }
+        };
+        tracing::info!(run = %run.id, model = %run.model, status = %run.status, "run {}", kind.as_str());
+        let queued = Store::open(&path).and_then(|mut store| {
+            let tasks = store.run_tasks(&run.id)?;
+            let alert = crate::alert::run_alert(&alerts, kind, &run, &tasks);
+            store.enqueue_alerts(&crate::alert::route(&alerts, vec![alert]))
+        });
+        match queued {
+            Ok(()) => wake.notify(),
+            Err(err) => {
+                tracing::error!(run = %run.id, error = %err, "cannot queue the run's alert")
+            }
+        }
+    })
 }
 
 fn stream_info(stream: &crate::config::StreamSettings) -> StreamInfo {

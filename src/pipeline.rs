@@ -152,6 +152,11 @@ impl StreamProcessor {
         self.policies.replace(models, policies);
     }
 
+    /// The policies judging this stream, to tell them about runs (in flight, durations).
+    pub fn policies_mut(&mut self) -> &mut Engine {
+        &mut self.policies
+    }
+
     /// The policies judging this stream.
     pub fn policies(&self) -> &Engine {
         &self.policies
@@ -294,10 +299,15 @@ impl StreamProcessor {
             at_ms: window.end_ms.or(window.start_ms).unwrap_or(0),
             report: &report,
         });
+        // A trigger starts a run, which gets the window's data.
+        let triggered = decisions
+            .iter()
+            .any(|d| d.outcome == crate::policy::Outcome::Triggered);
         StoredWindow {
             index: window.index,
             report,
             decisions,
+            data: triggered.then(|| std::sync::Arc::new(window.data)),
         }
     }
 }

@@ -25,6 +25,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 const RECORDS_PER_MESSAGE: usize = 100;
 const WINDOW_RECORDS: usize = 400;
 const ALERT_SECRET: &str = "test-secret";
+const RUN_TOKEN: &str = "test-token";
 
 fn broker() -> Option<String> {
     match std::env::var("DRIFTGATE_TEST_BROKER") {
@@ -295,8 +296,10 @@ fn start_with(config: &Path, pipe_stderr: bool) -> Service {
         .args(["run", "--config"])
         .arg(config)
         .env("DRIFTGATE_LOG", "info")
-        // Read by configurations whose webhook sinks name it in `secret_env`.
-        .env("DRIFTGATE_TEST_SECRET", ALERT_SECRET);
+        // Read by configurations whose webhook sinks name it in `secret_env`, and whose
+        // `runs.token_env` names the token.
+        .env("DRIFTGATE_TEST_SECRET", ALERT_SECRET)
+        .env("DRIFTGATE_TEST_TOKEN", RUN_TOKEN);
     if pipe_stderr {
         command.stderr(std::process::Stdio::piped());
     }
@@ -619,6 +622,170 @@ topic = "{alert_topic}"
 }
 
 #[test]
+fn a_trigger_runs_only_the_drifted_branch_once_and_the_run_is_in_the_api() {
+    use common::receiver::Receiver;
+    let Some(broker) = broker() else { return };
+    let setup = setup(broker, 1);
+    let receiver = Receiver::start();
+    let task = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dag/task.py");
+    let runs_dir = setup.dir.path().join("runs");
+    let config = std::fs::read_to_string(&setup.config)
+        .unwrap()
+        .replace(
+            "features = [\"amount\", \"country\"]\n",
+            "features = [\"amount\", \"country\"]\ndag = \"retrain\"\n",
+        )
+        .replace(
+            "features = [\"country\"]\n",
+            "features = [\"country\"]\ndag = \"retrain\"\n",
+        );
+    let config = format!(
+        r#"{config}
+[runs]
+dir = "{runs}"
+token_env = "DRIFTGATE_TEST_TOKEN"
+
+[alerts]
+[[alerts.sinks]]
+name = "runs"
+kind = "webhook"
+url = "{hook}"
+kinds = ["run_started", "run_succeeded", "run_failed"]
+
+[[dags]]
+name = "retrain"
+[[dags.tasks]]
+name = "amount-features"
+features = ["amount"]
+run = ["{task}", "--write", "amount.txt=A"]
+outputs = ["amount.txt"]
+[[dags.tasks]]
+name = "geo-features"
+features = ["country"]
+run = ["{task}", "--write", "geo.txt=G"]
+outputs = ["geo.txt"]
+[[dags.tasks]]
+name = "train"
+needs = ["amount-features", "geo-features"]
+run = ["{task}", "--upstream", "model.txt"]
+outputs = ["model.txt"]
+"#,
+        runs = runs_dir.display(),
+        hook = receiver.url("/runs"),
+    );
+    std::fs::write(&setup.config, config).unwrap();
+    produce(&setup, 0, 24, 12, None);
+    let mut child = start(&setup);
+    let succeeded = |store: &Store, n: usize| {
+        store
+            .runs(None, 10)
+            .is_ok_and(|runs| runs.len() == n && runs.iter().all(|r| r.status == "succeeded"))
+    };
+    wait_for(&setup.store, &mut child, "the triggered run", |s| {
+        succeeded(s, 1)
+    });
+    let (status, body) = http_get(&setup.api, "/api/v1/runs");
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let first = &listed["runs"][0];
+    assert_eq!(
+        first["model"], "fraud",
+        "geo's feature did not drift: no geo run"
+    );
+    assert_eq!(first["key"], "fraud-amount/fraud/payments/4");
+    let id = first["id"].as_str().unwrap().to_string();
+    let (_, body) = http_get(&setup.api, &format!("/api/v1/runs/{id}"));
+    let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let tasks: Vec<(&str, &str)> = detail["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["task"].as_str().unwrap(), t["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        tasks,
+        [
+            ("amount-features", "succeeded"),
+            ("geo-features", "succeeded"),
+            ("train", "succeeded")
+        ],
+        "{body}"
+    );
+    assert_eq!(detail["tasks"][2]["attempts"][0]["exit_code"], 0);
+    let lineage = &detail["lineage"];
+    assert_eq!(lineage["decision"], "fraud-amount/fraud/payments/4");
+    assert_eq!(lineage["window"]["index"], 4);
+    assert_eq!(lineage["outputs"].as_array().unwrap().len(), 3);
+    let window: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(lineage["window_file"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(window["records"], WINDOW_RECORDS as u64);
+    assert_eq!(
+        window["features"]["amount"]["values"]
+            .as_array()
+            .unwrap()
+            .len(),
+        WINDOW_RECORDS
+    );
+
+    // By hand: refused without the token; with it, the geo branch comes from the cache.
+    let body = r#"{"model": "fraud", "drifted_features": ["amount"], "key": "manual-1"}"#;
+    assert_eq!(
+        http_with(&setup.api, "POST", "/api/v1/runs", &[], body).0,
+        401
+    );
+    let auth = format!("Authorization: Bearer {RUN_TOKEN}");
+    let (status, answer) = http_with(&setup.api, "POST", "/api/v1/runs", &[&auth], body);
+    assert_eq!(status, 202, "{answer}");
+    wait_for(&setup.store, &mut child, "the manual run", |s| {
+        succeeded(s, 2)
+    });
+    let manual: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let manual_id = manual["run"]["id"].as_str().unwrap();
+    let store = Store::open_read_only(&setup.store).unwrap();
+    let statuses: Vec<String> = store
+        .run_tasks(manual_id)
+        .unwrap()
+        .iter()
+        .map(|t| t.status.clone())
+        .collect();
+    assert_eq!(statuses, ["succeeded", "cached", "succeeded"]);
+    assert_eq!(
+        http_with(&setup.api, "POST", "/api/v1/runs", &[&auth], body).0,
+        409,
+        "one run per key"
+    );
+    // Alerts for both runs.
+    let kinds: Vec<String> = receiver
+        .wait_for(4, Duration::from_secs(30))
+        .iter()
+        .map(|r| r.json()["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "run_succeeded").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(terminate(&mut child).success());
+
+    // A restart launches nothing again.
+    let mut child = start(&setup);
+    wait_for(&setup.store, &mut child, "ready", |_| {
+        std::net::TcpStream::connect(&setup.api).is_ok() && http_get(&setup.api, "/readyz").0 == 200
+    });
+    assert!(terminate(&mut child).success());
+    assert_eq!(
+        Store::open_read_only(&setup.store)
+            .unwrap()
+            .runs(None, 10)
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
 fn a_sigkill_mid_stream_loses_and_repeats_nothing() {
     let Some(broker) = broker() else { return };
     let setup = setup(broker, 3);
@@ -817,14 +984,27 @@ fn http_get(address: &str, path: &str) -> (u16, String) {
 
 /// A minimal HTTP/1.1 request without a body: (status, body).
 fn http(address: &str, method: &str, path: &str) -> (u16, String) {
+    http_with(address, method, path, &[], "")
+}
+
+/// An HTTP/1.1 request with extra header lines and a body; the status and the body.
+fn http_with(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).expect("api reachable");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut response = String::new();

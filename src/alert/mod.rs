@@ -435,6 +435,56 @@ fn alert_decision(decision: &Decision) -> AlertDecision {
     }
 }
 
+/// A run's alert: `run_started`, `run_succeeded` or `run_failed`, with the run's tasks (which
+/// ran, which came from the cache, which were skipped, and why).
+pub fn run_alert(
+    settings: &AlertSettings,
+    kind: AlertKind,
+    run: &crate::store::RunRecord,
+    tasks: &[crate::store::TaskRecord],
+) -> Alert {
+    let count = |status: &str| tasks.iter().filter(|t| t.status == status).count();
+    let summary = match kind {
+        AlertKind::RunStarted => format!(
+            "Run {} of DAG {} started for model {}",
+            run.id, run.dag, run.model
+        ),
+        AlertKind::RunSucceeded => format!(
+            "Run {} of DAG {} for model {} succeeded: {} task(s) ran, {} from cache, {} skipped",
+            run.id,
+            run.dag,
+            run.model,
+            count("succeeded"),
+            count("cached"),
+            count("skipped")
+        ),
+        _ => format!(
+            "Run {} of DAG {} for model {} failed: {}",
+            run.id,
+            run.dag,
+            run.model,
+            run.error.as_deref().unwrap_or("a task failed")
+        ),
+    };
+    let mut alert = blank(kind, format!("{}:{}", kind.as_str(), run.id), summary);
+    alert.stream = Some(run.request.stream.clone());
+    alert.model = Some(run.model.clone());
+    alert.run = Some(serde_json::json!({
+        "id": run.id,
+        "key": run.key,
+        "dag": run.dag,
+        "status": run.status,
+        "error": run.error,
+        "window": run.request.window,
+        "drifted_features": run.request.drifted_features,
+        "tasks": tasks.iter().map(|t| serde_json::json!({
+            "task": t.task, "status": t.status, "reason": t.reason,
+        })).collect::<Vec<_>>(),
+    }));
+    alert.link = Some(format!("{}/api/v1/runs/{}", settings.link_base, run.id));
+    alert
+}
+
 /// A refused reload. Its id names the moment, so every refusal is one alert.
 pub fn reload_failed(error: &str) -> Alert {
     let at = now_rfc3339();
@@ -496,6 +546,7 @@ mod tests {
                 ]
             }),
             decisions,
+            data: None,
         }
     }
 

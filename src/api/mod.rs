@@ -50,10 +50,16 @@ pub struct ApiState {
     pub store_path: PathBuf,
     /// The configured streams.
     pub streams: Arc<Vec<StreamInfo>>,
-    /// The models' names, replaced on reload.
-    pub models: Arc<RwLock<Vec<String>>>,
+    /// The models, replaced on reload.
+    pub models: Arc<RwLock<Vec<crate::policy::Model>>>,
     /// Where reload requests go (the consumer loop performs them).
     pub reload: Sender<ReloadRequest>,
+    /// The bearer token `POST /api/v1/runs` requires (none: manual runs are refused).
+    pub run_token: Option<String>,
+    /// Each stream's baseline id, for manual runs' lineage.
+    pub baselines: Arc<std::collections::BTreeMap<String, String>>,
+    /// Wakes the executor when a manual run is queued.
+    pub wake: Arc<crate::alert::deliver::Wake>,
 }
 
 /// The routes.
@@ -66,6 +72,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/streams/{name}/windows", get(windows))
         .route("/api/v1/decisions", get(decisions))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/runs", get(runs).post(create_run))
+        .route("/api/v1/runs/{id}", get(run))
         .route("/api/v1/reload", post(reload))
         .with_state(state)
 }
@@ -172,7 +180,7 @@ async fn decisions(State(state): State<ApiState>, Query(query): Query<DecisionsQ
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .any(|m| m == model);
+            .any(|m| m.name == *model);
         if !known {
             let body = serde_json::json!({ "error": format!("no model named `{model}`") });
             return (StatusCode::NOT_FOUND, Json(body)).into_response();
@@ -236,6 +244,184 @@ async fn alerts(State(state): State<ApiState>, Query(query): Query<AlertsQuery>)
             (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
         }
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    model: Option<String>,
+    limit: Option<u64>,
+}
+
+fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            err.to_string(),
+        )),
+        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+    }
+}
+
+/// The latest runs, newest first, of one model or all.
+async fn runs(State(state): State<ApiState>, Query(query): Query<RunsQuery>) -> Response {
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_DECISION_LIMIT)
+        .clamp(1, MAX_WINDOW_LIMIT) as usize;
+    let path = state.store_path.clone();
+    match blocking(move || {
+        crate::store::Store::open_read_only(&path)?.runs(query.model.as_deref(), limit)
+    })
+    .await
+    {
+        Ok(runs) => Json(serde_json::json!({ "runs": runs })).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// One run: its tasks with attempts, exit codes, durations and artifacts, and its lineage
+/// (decision → window → baseline → outputs).
+async fn run(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    let path = state.store_path.clone();
+    let found = blocking(move || {
+        let store = crate::store::Store::open_read_only(&path)?;
+        let Some(run) = store.run(&id)? else {
+            return Ok(None);
+        };
+        let tasks = store.run_tasks(&id)?;
+        Ok(Some((run, tasks)))
+    })
+    .await;
+    match found {
+        Ok(Some((run, tasks))) => {
+            let outputs: Vec<&crate::store::Artifact> =
+                tasks.iter().flat_map(|t| t.outputs.iter()).collect();
+            let lineage = serde_json::json!({
+                "decision": run.key,
+                "window": {"stream": run.request.stream, "index": run.request.window},
+                "baseline": run.request.baseline,
+                "window_file": run.request.window_file,
+                "outputs": outputs,
+            });
+            Json(serde_json::json!({ "run": run, "tasks": tasks, "lineage": lineage }))
+                .into_response()
+        }
+        Ok(None) => json_error(StatusCode::NOT_FOUND, "no such run"),
+        Err(response) => response,
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateRun {
+    model: String,
+    #[serde(default)]
+    drifted_features: Option<Vec<String>>,
+    #[serde(default)]
+    key: Option<String>,
+}
+
+/// Triggers a run by hand: `Authorization: Bearer TOKEN` and `{"model": M}` (optionally
+/// `"drifted_features"`, default all the model's features, and an idempotency `"key"`). `202`
+/// with the run, `409` when the key already has one, `401` without the token.
+async fn create_run(
+    State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(token) = &state.run_token else {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "manual runs are off: set runs.token_env",
+        );
+    };
+    let offered = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let matches = offered.is_some_and(|o| {
+        o.len() == token.len()
+            && o.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |d, (a, b)| d | (a ^ b))
+                == 0
+    });
+    if !matches {
+        return json_error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+    }
+    let request: CreateRun = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => return json_error(StatusCode::BAD_REQUEST, format!("invalid body: {err}")),
+    };
+    let model = state
+        .models
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|m| m.name == request.model)
+        .cloned();
+    let Some(model) = model else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            format!("no model named `{}`", request.model),
+        );
+    };
+    let Some(dag) = model.dag.clone() else {
+        return json_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("model `{}` has no DAG", model.name),
+        );
+    };
+    let drifted = request
+        .drifted_features
+        .unwrap_or_else(|| model.features.clone());
+    if let Some(unknown) = drifted.iter().find(|f| !model.features.contains(f)) {
+        return json_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("`{unknown}` is not a feature of model `{}`", model.name),
+        );
+    }
+    let key = request
+        .key
+        .unwrap_or_else(|| format!("manual/{}/{}", model.name, crate::store::now_ms()));
+    let run = crate::store::RunRequest {
+        id: crate::dag::executor::run_id(&key),
+        key,
+        model: model.name.clone(),
+        dag,
+        stream: model.stream.clone(),
+        window: None,
+        baseline: state.baselines.get(&model.stream).cloned(),
+        drifted_features: drifted,
+        decision: serde_json::Value::Null,
+        window_file: None,
+    };
+    let path = state.store_path.clone();
+    let queued = {
+        let run = run.clone();
+        blocking(move || crate::store::Store::open(&path)?.queue_run(&run)).await
+    };
+    match queued {
+        Ok(true) => {
+            state.wake.notify();
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({ "run": run })),
+            )
+                .into_response()
+        }
+        Ok(false) => json_error(
+            StatusCode::CONFLICT,
+            format!("a run for key `{}` exists: {}", run.key, run.id),
+        ),
+        Err(response) => response,
     }
 }
 

@@ -159,6 +159,37 @@ pub fn run_dispatcher(
     }
 }
 
+/// The id of the run for an idempotency key: the same key always names the same run.
+pub fn run_id(key: &str) -> String {
+    format!("run-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..16])
+}
+
+/// Writes a window's data for a run: `{"records": N, "features": {name: column}}`, a numeric
+/// column as `{"kind": "numeric", "values": [...]}` (usable values in arrival order), a
+/// categorical one as `{"kind": "categorical", "counts": {...}}`, each with its quality counts.
+pub fn export_window(data: &crate::decode::Dataset, path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let features: serde_json::Map<String, serde_json::Value> = data
+        .schema
+        .features
+        .iter()
+        .zip(&data.columns)
+        .map(|(spec, column)| {
+            (
+                spec.name.clone(),
+                serde_json::to_value(column).unwrap_or(serde_json::Value::Null),
+            )
+        })
+        .collect();
+    let document = serde_json::json!({ "records": data.records, "features": features });
+    std::fs::write(
+        path,
+        serde_json::to_vec(&document).expect("windows serialise"),
+    )
+}
+
 /// A task's state during a run.
 enum State {
     Pending,

@@ -136,6 +136,8 @@ pub struct StoredWindow {
     pub report: serde_json::Value,
     /// One decision per policy judging the stream.
     pub decisions: Vec<Decision>,
+    /// The window's data, kept only when a decision triggered (a run exports it); not stored.
+    pub data: Option<std::sync::Arc<crate::decode::Dataset>>,
 }
 
 /// A message that could not be decoded, kept when the stream has no dead-letter topic.
@@ -245,18 +247,20 @@ impl Store {
         checkpoint: &Checkpoint,
         keep_windows: u64,
     ) -> Result<(), StoreError> {
-        self.commit_with_alerts(stream, closed, checkpoint, keep_windows, &[])
+        self.commit_with_outbox(stream, closed, checkpoint, keep_windows, &[], &[])
     }
 
-    /// [`commit`](Store::commit), with the alerts the windows raised put in the outbox in the
-    /// same transaction: they exist exactly when the windows do.
-    pub fn commit_with_alerts(
+    /// [`commit`](Store::commit), with the alerts the windows raised put in the outbox and the
+    /// runs their triggers start queued, in the same transaction: they exist exactly when the
+    /// windows do, and a key that already has a run gets no second one.
+    pub fn commit_with_outbox(
         &mut self,
         stream: &str,
         closed: &[StoredWindow],
         checkpoint: &Checkpoint,
         keep_windows: u64,
         alerts: &[crate::alert::Routed],
+        runs: &[super::RunRequest],
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let state = serde_json::to_string(checkpoint).expect("checkpoints serialise");
@@ -307,6 +311,11 @@ impl Store {
             )?;
         }
         super::outbox::insert(&tx, alerts, now)?;
+        for (run, queued) in runs.iter().zip(super::runs::insert_runs(&tx, runs, now)?) {
+            if !queued {
+                tracing::warn!(key = %run.key, "a run for this key exists; not starting another");
+            }
+        }
         tx.commit()?;
         Ok(())
     }
@@ -334,6 +343,7 @@ impl Store {
                 report,
                 // Decisions are read with `latest_decisions`.
                 decisions: Vec::new(),
+                data: None,
             })
         })
         .collect()
@@ -444,6 +454,7 @@ mod tests {
                 index: 2,
                 report: serde_json::json!({"window": {"index": 2}}),
                 decisions: Vec::new(),
+                data: None,
             };
             store.commit("s", &[window], &checkpoint(5), 10).unwrap();
         }
@@ -462,6 +473,7 @@ mod tests {
             index: 0,
             report: serde_json::json!({}),
             decisions: Vec::new(),
+            data: None,
         };
         store
             .commit("s", std::slice::from_ref(&window), &checkpoint(1), 10)
@@ -480,6 +492,7 @@ mod tests {
                 index,
                 report: serde_json::json!({ "i": index }),
                 decisions: Vec::new(),
+                data: None,
             };
             store.commit("s", &[window], &checkpoint(0), 3).unwrap();
         }
@@ -523,6 +536,7 @@ mod tests {
                 index,
                 report: serde_json::json!({}),
                 decisions: vec![decision(index, outcome)],
+                data: None,
             };
             store.commit("s", &[window], &checkpoint(0), 3).unwrap();
         }
@@ -531,6 +545,7 @@ mod tests {
             index: 1,
             report: serde_json::json!({}),
             decisions: vec![decision(1, Outcome::Triggered)],
+            data: None,
         };
         store
             .conn
