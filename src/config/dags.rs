@@ -17,8 +17,43 @@ pub struct RawDag {
     /// Tasks of one run at once (default 4).
     #[serde(default)]
     pub max_parallel: Option<usize>,
-    /// The tasks; fan-out and fan-in follow from their `needs`.
+    /// The tasks; fan-out and fan-in follow from their `needs`. Empty for a DAG that runs on
+    /// Airflow.
+    #[serde(default)]
     pub tasks: Vec<RawTask>,
+    /// Run this DAG on Airflow instead of locally: `airflow = { url, dag_id, api = "v2",
+    /// username, password_env | password_file, poll = "5s", timeout = "6h" }`.
+    #[serde(default)]
+    pub airflow: Option<RawAirflow>,
+}
+
+/// `airflow = { ... }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAirflow {
+    /// The Airflow API server, e.g. `"http://airflow:8080"`.
+    pub url: String,
+    /// The Airflow DAG id to trigger.
+    pub dag_id: String,
+    /// `v2` (Airflow 3, default) or `v1` (Airflow 2).
+    #[serde(default)]
+    pub api: Option<String>,
+    /// The user (default `admin`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// An environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// A file holding the password (e.g. the one `airflow standalone` writes); for Airflow 3's
+    /// `simple_auth_manager_passwords.json.generated` the user's entry is read.
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// Time between state polls (default `"5s"`).
+    #[serde(default)]
+    pub poll: Option<String>,
+    /// Fail the run when Airflow has not finished it after this long (default `"6h"`).
+    #[serde(default)]
+    pub timeout: Option<String>,
 }
 
 /// `[[dags.tasks]]`
@@ -134,7 +169,16 @@ pub fn validate(
                 format!("DAG `{}` is defined twice", raw.name),
             ));
         }
-        if raw.tasks.is_empty() {
+        let remote = raw
+            .airflow
+            .as_ref()
+            .and_then(|a| airflow(a, &format!("{key}.airflow"), problems));
+        if raw.airflow.is_some() && !raw.tasks.is_empty() {
+            problems.push(problem(
+                format!("{key}.tasks"),
+                "a DAG on Airflow has its tasks in Airflow: leave `tasks` out",
+            ));
+        } else if raw.airflow.is_none() && raw.tasks.is_empty() {
             problems.push(problem(
                 format!("{key}.tasks"),
                 "a DAG needs at least one task",
@@ -162,6 +206,7 @@ pub fn validate(
                 name: raw.name.clone(),
                 tasks,
                 max_parallel: raw.max_parallel.unwrap_or(4).max(1),
+                remote,
             }),
             Err(cycle) => problems.push(problem(
                 format!("{key}.tasks"),
@@ -170,6 +215,93 @@ pub fn validate(
         }
     }
     dags
+}
+
+fn airflow(
+    raw: &RawAirflow,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<crate::dag::Remote> {
+    use crate::dag::{Airflow, AirflowApi, Remote};
+    let before = problems.len();
+    if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
+        problems.push(problem(
+            format!("{key}.url"),
+            "must be an http:// or https:// URL",
+        ));
+    }
+    if raw.dag_id.trim().is_empty() {
+        problems.push(problem(format!("{key}.dag_id"), "is empty"));
+    }
+    let api = match raw.api.as_deref().unwrap_or("v2") {
+        "v2" => AirflowApi::V2,
+        "v1" => AirflowApi::V1,
+        other => {
+            problems.push(problem(
+                format!("{key}.api"),
+                format!("{other:?}: use v2 (Airflow 3) or v1 (Airflow 2)"),
+            ));
+            AirflowApi::V2
+        }
+    };
+    let username = raw.username.clone().unwrap_or_else(|| "admin".to_string());
+    let password = match (&raw.password_env, &raw.password_file) {
+        (Some(var), None) => std::env::var(var)
+            .ok()
+            .filter(|p| !p.is_empty())
+            .or_else(|| {
+                problems.push(problem(
+                    format!("{key}.password_env"),
+                    format!("environment variable {var} is not set"),
+                ));
+                None
+            }),
+        (None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(text) => Some(password_from_file(&text, &username)),
+            Err(err) => {
+                problems.push(problem(
+                    format!("{key}.password_file"),
+                    format!("cannot read {file}: {err}"),
+                ));
+                None
+            }
+        },
+        _ => {
+            problems.push(problem(key, "set one of `password_env` or `password_file`"));
+            None
+        }
+    };
+    let poll = duration(
+        raw.poll.as_deref().unwrap_or("5s"),
+        &format!("{key}.poll"),
+        problems,
+    );
+    let timeout = duration(
+        raw.timeout.as_deref().unwrap_or("6h"),
+        &format!("{key}.timeout"),
+        problems,
+    );
+    if problems.len() > before {
+        return None;
+    }
+    Some(Remote::Airflow(Airflow {
+        url: raw.url.trim_end_matches('/').to_string(),
+        dag_id: raw.dag_id.clone(),
+        api,
+        username,
+        password: password?,
+        poll: poll?,
+        timeout: timeout?,
+    }))
+}
+
+/// A password file's password: the file's text, or the user's entry when it is a JSON object
+/// (Airflow 3's simple auth manager writes `{"admin": "..."}`).
+fn password_from_file(text: &str, user: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get(user).and_then(|p| p.as_str()).map(str::to_string))
+        .unwrap_or_else(|| text.trim().to_string())
 }
 
 fn validate_task(

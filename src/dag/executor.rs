@@ -214,6 +214,10 @@ enum State {
 /// Executes one run to its end (or until `stop`, leaving it `running` to resume after a
 /// restart). Records everything in the store.
 pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop: &AtomicBool) {
+    if let Some(super::Remote::Airflow(airflow)) = &dag.remote {
+        super::airflow::execute(store, dag, airflow, request, stop);
+        return;
+    }
     let plan = plan(dag, &request.drifted_features);
     let plan_json = serde_json::to_value(&plan).expect("plans serialise");
     let _ = store.set_run_status(&request.id, "running", Some(&plan_json), None);

@@ -1,9 +1,10 @@
 //! Selective retraining DAGs: definitions ([`spec`]), planning which tasks a decision calls for
 //! ([`plan`]), and the local executor ([`executor`]).
 
+pub mod airflow;
 pub mod executor;
 pub mod plan;
 pub mod spec;
 
 pub use plan::{plan, Plan, PlannedTask, Selection};
-pub use spec::{Condition, Dag, Task};
+pub use spec::{Airflow, AirflowApi, Condition, Dag, Remote, Task};

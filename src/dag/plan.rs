@@ -147,6 +147,7 @@ mod tests {
         let dag = Dag {
             name: "retrain".into(),
             max_parallel: 4,
+            remote: None,
             tasks: vec![
                 task("amount-features", &[], &["amount"]),
                 task("geo-features", &[], &["country"]),

@@ -13,6 +13,46 @@ pub struct Dag {
     pub tasks: Vec<Task>,
     /// Tasks of one run at once.
     pub max_parallel: usize,
+    /// Where the DAG runs instead of the local executor.
+    pub remote: Option<Remote>,
+}
+
+/// An orchestrator that runs a DAG.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Remote {
+    /// An Airflow deployment.
+    Airflow(Airflow),
+}
+
+/// Which Airflow REST API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AirflowApi {
+    /// Airflow 2: `/api/v1`, basic authentication.
+    V1,
+    /// Airflow 3: `/api/v2`, a token from `/auth/token`.
+    V2,
+}
+
+/// How to reach an Airflow DAG.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Airflow {
+    /// The webserver / API server, e.g. `http://airflow:8080`.
+    pub url: String,
+    /// The Airflow DAG id.
+    pub dag_id: String,
+    /// Which API.
+    pub api: AirflowApi,
+    /// The user.
+    pub username: String,
+    /// The password (never serialised).
+    #[serde(skip)]
+    pub password: String,
+    /// Time between state polls.
+    pub poll: Duration,
+    /// A run still not finished after this is failed.
+    pub timeout: Duration,
 }
 
 impl Dag {
