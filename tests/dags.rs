@@ -377,3 +377,70 @@ outputs = ["env.json"]
     .unwrap();
     assert_eq!(context["drifted_features"][0], evil[0]);
 }
+
+#[test]
+fn a_cancelled_run_kills_its_running_task_and_starts_nothing_more() {
+    let runs = Runs::new();
+    let dag = dag(r#"
+[[dags]]
+name = "slow"
+[[dags.tasks]]
+name = "slow"
+run = ["TASK", "--sleep", "60"]
+[[dags.tasks]]
+name = "after"
+needs = ["slow"]
+run = ["TASK"]
+"#);
+    let request = RunRequest {
+        id: "r1".into(),
+        key: "k1".into(),
+        model: "fraud".into(),
+        dag: dag.name.clone(),
+        stream: "payments".into(),
+        window: None,
+        baseline: None,
+        drifted_features: vec![],
+        decision: serde_json::Value::Null,
+        window_file: None,
+    };
+    let path = runs.path("store.db");
+    let runs_dir = runs.path("runs");
+    Store::open(&path).unwrap().queue_run(&request).unwrap();
+    let started = std::time::Instant::now();
+    let executor = {
+        let (path, dag, request) = (path.clone(), dag.clone(), request.clone());
+        std::thread::spawn(move || {
+            let store = Store::open(&path).unwrap();
+            execute(&store, &runs_dir, &dag, &request, &AtomicBool::new(false));
+        })
+    };
+    let store = Store::open(&path).unwrap();
+    // Cancel once the slow task is running.
+    while !store
+        .run_tasks("r1")
+        .unwrap()
+        .iter()
+        .any(|t| t.task == "slow" && t.status == "running")
+    {
+        assert!(started.elapsed().as_secs() < 30, "the task never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(store.request_cancel("r1").unwrap());
+    executor.join().unwrap();
+    assert!(started.elapsed().as_secs() < 20, "not waited out");
+    let run = store.run("r1").unwrap().unwrap();
+    assert_eq!(run.status, "cancelled");
+    let tasks: BTreeMap<String, String> = store
+        .run_tasks("r1")
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.task, t.status))
+        .collect();
+    assert_eq!(tasks["slow"], "cancelled");
+    assert_eq!(tasks["after"], "cancelled");
+    assert!(
+        !store.request_cancel("r1").unwrap(),
+        "a finished run cannot be cancelled"
+    );
+}

@@ -74,6 +74,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/runs", get(runs).post(create_run))
         .route("/api/v1/runs/{id}", get(run))
+        .route("/api/v1/runs/{id}/cancel", post(cancel_run))
         .route("/api/v1/reload", post(reload))
         .with_state(state)
 }
@@ -319,6 +320,66 @@ async fn run(State(state): State<ApiState>, Path(id): Path<String>) -> Response 
     }
 }
 
+/// Checks the bearer token of a request that changes runs.
+#[allow(clippy::result_large_err)]
+fn authorized(state: &ApiState, headers: &axum::http::HeaderMap) -> Result<(), Response> {
+    let Some(token) = &state.run_token else {
+        return Err(json_error(
+            StatusCode::FORBIDDEN,
+            "changing runs by hand is off: set runs.token_env",
+        ));
+    };
+    let offered = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compared in constant time.
+    let matches = offered.is_some_and(|o| {
+        o.len() == token.len()
+            && o.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |d, (a, b)| d | (a ^ b))
+                == 0
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(json_error(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required",
+        ))
+    }
+}
+
+/// Cancels a run (bearer token): a queued one at once, a running one within a fraction of a
+/// second (its tasks' process groups are killed). `202`, or `409` when it already finished.
+async fn cancel_run(
+    State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(response) = authorized(&state, &headers) {
+        return response;
+    }
+    let path = state.store_path.clone();
+    let asked = {
+        let id = id.clone();
+        blocking(move || crate::store::Store::open(&path)?.request_cancel(&id)).await
+    };
+    match asked {
+        Ok(true) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "run": id, "status": "cancelling" })),
+        )
+            .into_response(),
+        Ok(false) => json_error(
+            StatusCode::CONFLICT,
+            format!("run {id} is not queued or running"),
+        ),
+        Err(response) => response,
+    }
+}
+
 #[derive(Deserialize)]
 struct CreateRun {
     model: String,
@@ -336,25 +397,8 @@ async fn create_run(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(token) = &state.run_token else {
-        return json_error(
-            StatusCode::FORBIDDEN,
-            "manual runs are off: set runs.token_env",
-        );
-    };
-    let offered = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let matches = offered.is_some_and(|o| {
-        o.len() == token.len()
-            && o.bytes()
-                .zip(token.bytes())
-                .fold(0u8, |d, (a, b)| d | (a ^ b))
-                == 0
-    });
-    if !matches {
-        return json_error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+    if let Err(response) = authorized(&state, &headers) {
+        return response;
     }
     let request: CreateRun = match serde_json::from_slice(&body) {
         Ok(request) => request,

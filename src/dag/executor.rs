@@ -190,6 +190,9 @@ pub fn export_window(data: &crate::decode::Dataset, path: &Path) -> std::io::Res
     )
 }
 
+/// How often a running run looks for a cancellation.
+const CANCEL_CHECK: Duration = Duration::from_millis(200);
+
 /// A task's state during a run.
 enum State {
     Pending,
@@ -244,7 +247,51 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
             .map_or(7, |d| d.as_nanos() as u64),
     );
     let mut failed: Option<String> = None;
+    let mut last_cancel_check = Instant::now();
     loop {
+        if last_cancel_check.elapsed() >= CANCEL_CHECK {
+            last_cancel_check = Instant::now();
+            if store.cancel_requested(&request.id).unwrap_or(false) {
+                for (name, state) in states.iter_mut() {
+                    match state {
+                        State::Running {
+                            child: Ok(child), ..
+                        } => {
+                            kill_group(child);
+                            let _ = child.wait();
+                            let _ = store.set_task(
+                                &request.id,
+                                &dag.name,
+                                name,
+                                "cancelled",
+                                "killed: the run was cancelled",
+                                None,
+                                None,
+                            );
+                        }
+                        State::Done { .. } => {}
+                        _ => {
+                            let _ = store.set_task(
+                                &request.id,
+                                &dag.name,
+                                name,
+                                "cancelled",
+                                "not started: the run was cancelled",
+                                None,
+                                None,
+                            );
+                        }
+                    }
+                }
+                let _ = store.set_run_status(
+                    &request.id,
+                    "cancelled",
+                    None,
+                    Some("cancelled on request"),
+                );
+                return;
+            }
+        }
         if stop.load(Ordering::SeqCst) {
             // The service stops: kill what runs; the run is queued again on the next start.
             for state in states.values_mut() {

@@ -243,11 +243,39 @@ impl Store {
         self.conn.execute(
             "UPDATE runs SET status = ?2, plan = COALESCE(?3, plan), error = COALESCE(?4, error),
                started_at = CASE WHEN ?2 = 'running' THEN ?5 ELSE started_at END,
-               finished_at = CASE WHEN ?2 IN ('succeeded', 'failed') THEN ?5 ELSE finished_at END
+               finished_at = CASE WHEN ?2 IN ('succeeded', 'failed', 'cancelled', 'skipped') THEN ?5 ELSE finished_at END
              WHERE id = ?1",
             params![id, status, plan.map(|p| p.to_string()), error, now],
         )?;
         Ok(())
+    }
+
+    /// Asks for a run to be cancelled: a queued one is cancelled at once; a running one when
+    /// its executor next looks (within a fraction of a second). False when the run is finished
+    /// or unknown.
+    pub fn request_cancel(&self, id: &str) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let queued = self.conn.execute(
+            "UPDATE runs SET status = 'cancelled', error = 'cancelled on request', finished_at = ?2
+             WHERE id = ?1 AND status = 'queued'",
+            params![id, now],
+        )?;
+        let running = self.conn.execute(
+            "UPDATE runs SET error = 'cancel requested' WHERE id = ?1 AND status = 'running'",
+            params![id],
+        )?;
+        Ok(queued + running > 0)
+    }
+
+    /// Whether a cancellation of a running run was asked for.
+    pub fn cancel_requested(&self, id: &str) -> Result<bool, StoreError> {
+        let error: Option<Option<String>> = self
+            .conn
+            .query_row("SELECT error FROM runs WHERE id = ?1", params![id], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        Ok(matches!(error, Some(Some(e)) if e == "cancel requested"))
     }
 
     /// Records a task's state.
@@ -270,7 +298,7 @@ impl Store {
              ON CONFLICT (run_id, task) DO UPDATE SET status = ?4, reason = ?5,
                cache_key = COALESCE(?6, cache_key), outputs = COALESCE(?7, outputs),
                started_at = CASE WHEN ?4 = 'running' THEN COALESCE(started_at, ?8) ELSE started_at END,
-               finished_at = CASE WHEN ?4 IN ('succeeded', 'cached', 'skipped', 'failed') THEN ?8 ELSE finished_at END",
+               finished_at = CASE WHEN ?4 IN ('succeeded', 'cached', 'skipped', 'failed', 'cancelled') THEN ?8 ELSE finished_at END",
             params![run, dag, task, status, reason, cache_key, outputs, now],
         )?;
         Ok(())
