@@ -10,6 +10,7 @@
 //! store's `next_offsets` let the processors skip what they already counted.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -82,6 +83,8 @@ pub struct Engine {
     wake: Arc<crate::alert::deliver::Wake>,
     /// Where runs keep their files.
     runs_dir: std::path::PathBuf,
+    /// Where rotated baselines are kept, a directory per stream.
+    baselines_dir: std::path::PathBuf,
     /// The DAGs, shared with the executor (swapped by reloads).
     dags: Arc<std::sync::RwLock<Vec<crate::dag::Dag>>>,
     /// Models with a run in flight, as the executor last said (for policies' `in_flight`).
@@ -290,13 +293,9 @@ impl Engine {
         Ok(closed_any)
     }
 
-    /// Tells the policies which models have a run in flight, and how long finished runs took
-    /// (for cost forecasts).
-    fn sync_runs(
-        &mut self,
-        busy: &crate::dag::executor::Busy,
-        finished: &Mutex<Vec<(String, f64)>>,
-    ) {
+    /// Tells the policies which models have a run in flight and how long finished runs took
+    /// (for cost forecasts), and rotates the baselines succeeded runs produced.
+    fn sync_runs(&mut self, busy: &crate::dag::executor::Busy, finished: &Mutex<Vec<FinishedRun>>) {
         let now: std::collections::BTreeSet<String> =
             busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if now != self.in_flight {
@@ -312,11 +311,74 @@ impl Engine {
             self.in_flight = now;
         }
         let done = std::mem::take(&mut *finished.lock().unwrap_or_else(|p| p.into_inner()));
-        for (model, seconds) in done {
-            for processor in &mut self.processors {
-                processor.policies_mut().record_run(&model, seconds);
+        for run in done {
+            if let Some(seconds) = run.seconds {
+                for processor in &mut self.processors {
+                    processor.policies_mut().record_run(&run.model, seconds);
+                }
+            }
+            if let Some(path) = &run.baseline {
+                if let Err(why) = self.rotate_baseline(&run, path) {
+                    tracing::error!(run = %run.run_id, stream = %run.stream, error = %why,
+                        "the run's baseline was not rotated; the current one stays");
+                    let _ = self.store.set_run_status(
+                        &run.run_id,
+                        "succeeded",
+                        None,
+                        Some(&format!("baseline not rotated: {why}")),
+                    );
+                }
             }
         }
+    }
+
+    /// Makes a run's baseline output the stream's baseline: checked against the stream's
+    /// features, kept as a version under the store's directory, recorded, and switched to.
+    fn rotate_baseline(&mut self, run: &FinishedRun, path: &std::path::Path) -> Result<(), String> {
+        let index = self
+            .processors
+            .iter()
+            .position(|p| p.settings().name == run.stream)
+            .ok_or_else(|| format!("no stream {}", run.stream))?;
+        let baseline = crate::baseline::Baseline::load(path).map_err(|e| e.to_string())?;
+        let features = &self.processors[index].settings().schema.features;
+        let mismatches = baseline.mismatches(features);
+        if !mismatches.is_empty() {
+            return Err(mismatches.join("; "));
+        }
+        let dir = self.baselines_dir.join(&run.stream);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let kept = dir.join(format!("{}.json", baseline.id));
+        std::fs::copy(path, &kept).map_err(|e| e.to_string())?;
+        let previous = self.processors[index].settings().baseline.id.clone();
+        self.store
+            .rotate_baseline(
+                &run.stream,
+                &baseline.id,
+                &kept.display().to_string(),
+                Some(&run.run_id),
+            )
+            .map_err(|e| e.to_string())?;
+        let version = baseline.id.clone();
+        self.processors[index].set_baseline(kept.clone(), Arc::new(baseline));
+        tracing::info!(stream = %run.stream, from = %previous, to = %version, run = %run.run_id, "baseline rotated");
+        let mut alert = crate::alert::baseline_rotated(
+            &self.alerts,
+            &run.stream,
+            &run.model,
+            &run.run_id,
+            &previous,
+            &version,
+        );
+        alert.link = Some(format!(
+            "{}/api/v1/streams/{}/baselines",
+            self.alerts.link_base, run.stream
+        ));
+        let routed = crate::alert::route(&self.alerts, vec![alert]);
+        if self.store.enqueue_alerts(&routed).is_ok() {
+            self.wake.notify();
+        }
+        Ok(())
     }
 
     /// Checkpoints every stream and returns the offsets that may now be committed.
@@ -497,6 +559,23 @@ pub fn run(
             }
         })?;
         processor.set_policies(&config.models, &config.policies);
+        // A baseline a run rotated in outlives restarts.
+        let active = store
+            .baselines(&stream.name)?
+            .into_iter()
+            .find(|b| b.active);
+        if let Some(active) = active {
+            match crate::baseline::Baseline::load(std::path::Path::new(&active.path)) {
+                Ok(baseline) if baseline.mismatches(&stream.schema.features).is_empty() => {
+                    tracing::info!(stream = %stream.name, version = %active.version, "using the rotated baseline");
+                    processor.set_baseline(PathBuf::from(&active.path), Arc::new(baseline));
+                }
+                Ok(_) => tracing::error!(stream = %stream.name, path = %active.path,
+                    "the rotated baseline no longer fits the stream's features; using the configured one"),
+                Err(err) => tracing::error!(stream = %stream.name, error = %err,
+                    "cannot load the rotated baseline; using the configured one"),
+            }
+        }
         by_topic.insert(stream.topic.clone(), processors.len());
         processors.push(processor);
     }
@@ -513,7 +592,7 @@ pub fn run(
     let workers_stop = Arc::new(AtomicBool::new(false));
     let dags = Arc::new(std::sync::RwLock::new(config.dags.clone()));
     let busy: crate::dag::executor::Busy = Arc::default();
-    let finished_runs: Arc<Mutex<Vec<(String, f64)>>> = Arc::default();
+    let finished_runs: Arc<Mutex<Vec<FinishedRun>>> = Arc::default();
     let executor = {
         let settings = crate::dag::executor::ExecutorSettings {
             store_path: config.store_path.clone(),
@@ -521,7 +600,12 @@ pub fn run(
             max_parallel: config.runs.max_parallel,
             queue_when_busy: config.runs.queue_when_busy,
         };
-        let events = run_events(&config, Arc::clone(&wake), Arc::clone(&finished_runs));
+        let events = run_events(
+            &config,
+            Arc::clone(&wake),
+            Arc::clone(&finished_runs),
+            Arc::clone(&dags),
+        );
         let (dags, busy, stop, wake) = (
             Arc::clone(&dags),
             Arc::clone(&busy),
@@ -605,6 +689,10 @@ pub fn run(
         since_window: vec![(0, 0); config.streams.len()],
         wake: Arc::clone(&wake),
         runs_dir: config.runs.dir.clone(),
+        baselines_dir: config
+            .store_path
+            .parent()
+            .map_or_else(|| PathBuf::from("baselines"), |d| d.join("baselines")),
         dags: Arc::clone(&dags),
         in_flight: Default::default(),
     }));
@@ -673,10 +761,21 @@ pub fn run(
 
 /// What happens when a run starts or finishes: its alert is queued, and a finished run's
 /// duration goes to the policies (through the consumer loop).
+/// A finished run, for the consumer loop: its duration for cost forecasts, and the baseline it
+/// produced, if its DAG declares one and it succeeded.
+struct FinishedRun {
+    model: String,
+    seconds: Option<f64>,
+    run_id: String,
+    stream: String,
+    baseline: Option<PathBuf>,
+}
+
 fn run_events(
     config: &ServiceConfig,
     wake: Arc<crate::alert::deliver::Wake>,
-    finished: Arc<Mutex<Vec<(String, f64)>>>,
+    finished: Arc<Mutex<Vec<FinishedRun>>>,
+    dags: Arc<std::sync::RwLock<Vec<crate::dag::Dag>>>,
 ) -> Arc<dyn Fn(crate::dag::executor::RunEvent) + Send + Sync> {
     use crate::alert::AlertKind;
     use crate::dag::executor::RunEvent;
@@ -685,13 +784,25 @@ fn run_events(
         let (kind, run) = match event {
             RunEvent::Started(run) => (AlertKind::RunStarted, run),
             RunEvent::Finished(run) => {
-                if let (Some(start), Some(end)) = (run.started_at, run.finished_at) {
-                    let seconds = (end - start).max(0) as f64 / 1000.0;
-                    finished
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((run.model.clone(), seconds));
-                }
+                let seconds = match (run.started_at, run.finished_at) {
+                    (Some(start), Some(end)) if run.status == "succeeded" => {
+                        Some((end - start).max(0) as f64 / 1000.0)
+                    }
+                    _ => None,
+                };
+                let baseline = (run.status == "succeeded")
+                    .then(|| produced_baseline(&path, &run, &dags))
+                    .flatten();
+                finished
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(FinishedRun {
+                        model: run.model.clone(),
+                        seconds,
+                        run_id: run.id.clone(),
+                        stream: run.request.stream.clone(),
+                        baseline,
+                    });
                 let kind = if run.status == "succeeded" {
                     AlertKind::RunSucceeded
                 } else {
@@ -712,6 +823,35 @@ fn run_events(
                 tracing::error!(run = %run.id, error = %err, "cannot queue the run's alert")
             }
         }
+    })
+}
+
+/// The file a succeeded run declared as the next baseline (a task's `baseline_output`).
+fn produced_baseline(
+    store_path: &std::path::Path,
+    run: &crate::store::RunRecord,
+    dags: &std::sync::RwLock<Vec<crate::dag::Dag>>,
+) -> Option<PathBuf> {
+    let wanted: Vec<(String, String)> = dags
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|d| d.name == run.dag)?
+        .tasks
+        .iter()
+        .filter_map(|t| t.baseline_output.clone().map(|o| (t.name.clone(), o)))
+        .collect();
+    let tasks = Store::open_read_only(store_path)
+        .ok()?
+        .run_tasks(&run.id)
+        .ok()?;
+    wanted.iter().find_map(|(task, file)| {
+        tasks
+            .iter()
+            .filter(|t| &t.task == task && (t.status == "succeeded" || t.status == "cached"))
+            .flat_map(|t| t.outputs.iter())
+            .find(|a| &a.file == file)
+            .map(|a| PathBuf::from(&a.path))
     })
 }
 

@@ -162,6 +162,16 @@ impl StreamProcessor {
         &self.policies
     }
 
+    /// Switches the stream's detectors to another baseline (from the next window report on).
+    pub fn set_baseline(
+        &mut self,
+        path: std::path::PathBuf,
+        baseline: std::sync::Arc<crate::baseline::Baseline>,
+    ) {
+        self.settings.baseline_path = path;
+        self.settings.baseline = baseline;
+    }
+
     /// The stream's settings.
     pub fn settings(&self) -> &StreamSettings {
         &self.settings

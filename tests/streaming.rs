@@ -629,6 +629,12 @@ fn a_trigger_runs_only_the_drifted_branch_once_and_the_run_is_in_the_api() {
     let receiver = Receiver::start();
     let task = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dag/task.py");
     let runs_dir = setup.dir.path().join("runs");
+    // The baseline the DAG produces: from other data than the configured one.
+    let next_baseline = setup.dir.path().join("next-baseline.json");
+    write_baseline(&next_baseline, 77, 3000);
+    let next_id = driftgate::baseline::Baseline::load(&next_baseline)
+        .unwrap()
+        .id;
     let config = std::fs::read_to_string(&setup.config)
         .unwrap()
         .replace(
@@ -669,9 +675,16 @@ name = "train"
 needs = ["amount-features", "geo-features"]
 run = ["{task}", "--upstream", "model.txt"]
 outputs = ["model.txt"]
+[[dags.tasks]]
+name = "baseline"
+needs = ["train"]
+run = ["{task}", "--copy", "baseline.json={next}"]
+outputs = ["baseline.json"]
+baseline_output = "baseline.json"
 "#,
         runs = runs_dir.display(),
         hook = receiver.url("/runs"),
+        next = next_baseline.display(),
     );
     std::fs::write(&setup.config, config).unwrap();
     produce(&setup, 0, 24, 12, None);
@@ -707,7 +720,8 @@ outputs = ["model.txt"]
         [
             ("amount-features", "succeeded"),
             ("geo-features", "succeeded"),
-            ("train", "succeeded")
+            ("train", "succeeded"),
+            ("baseline", "succeeded")
         ],
         "{body}"
     );
@@ -715,7 +729,31 @@ outputs = ["model.txt"]
     let lineage = &detail["lineage"];
     assert_eq!(lineage["decision"], "fraud-amount/fraud/payments/4");
     assert_eq!(lineage["window"]["index"], 4);
-    assert_eq!(lineage["outputs"].as_array().unwrap().len(), 3);
+    assert_eq!(lineage["outputs"].as_array().unwrap().len(), 4);
+
+    // The run's baseline output became the stream's baseline; the next window uses it.
+    wait_for(&setup.store, &mut child, "the rotated baseline", |s| {
+        s.baselines("payments")
+            .is_ok_and(|b| b.iter().any(|v| v.active && v.version == next_id))
+    });
+    let (_, body) = http_get(&setup.api, "/api/v1/streams/payments/baselines");
+    let versions: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(versions["configured"]["active"], false, "{body}");
+    assert_eq!(versions["versions"][0]["version"], next_id.as_str());
+    assert_eq!(versions["versions"][0]["run_id"], id.as_str());
+    produce(&setup, 24, 4, 12, None);
+    wait_for(
+        &setup.store,
+        &mut child,
+        "a window on the new baseline",
+        |s| {
+            s.latest_windows("payments", 1).is_ok_and(|w| {
+                w.first().is_some_and(|w| {
+                    w.index == 6 && w.report["reference"]["baseline_id"] == next_id.as_str()
+                })
+            })
+        },
+    );
     let window: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(lineage["window_file"].as_str().unwrap()).unwrap(),
     )
@@ -738,11 +776,12 @@ outputs = ["model.txt"]
     let auth = format!("Authorization: Bearer {RUN_TOKEN}");
     let (status, answer) = http_with(&setup.api, "POST", "/api/v1/runs", &[&auth], body);
     assert_eq!(status, 202, "{answer}");
-    wait_for(&setup.store, &mut child, "the manual run", |s| {
-        succeeded(s, 2)
-    });
     let manual: serde_json::Value = serde_json::from_str(&answer).unwrap();
     let manual_id = manual["run"]["id"].as_str().unwrap();
+    wait_for(&setup.store, &mut child, "the manual run", |s| {
+        s.run(manual_id)
+            .is_ok_and(|r| r.is_some_and(|r| r.status == "succeeded"))
+    });
     let store = Store::open_read_only(&setup.store).unwrap();
     let statuses: Vec<String> = store
         .run_tasks(manual_id)
@@ -750,7 +789,7 @@ outputs = ["model.txt"]
         .iter()
         .map(|t| t.status.clone())
         .collect();
-    assert_eq!(statuses, ["succeeded", "cached", "succeeded"]);
+    assert_eq!(statuses, ["succeeded", "cached", "succeeded", "succeeded"]);
     assert_eq!(
         http_with(&setup.api, "POST", "/api/v1/runs", &[&auth], body).0,
         409,
@@ -762,11 +801,20 @@ outputs = ["model.txt"]
         .iter()
         .map(|r| r.json()["kind"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        kinds.iter().filter(|k| *k == "run_succeeded").count(),
-        2,
+    assert!(
+        kinds.iter().filter(|k| *k == "run_succeeded").count() >= 2,
         "{kinds:?}"
     );
+    // Window 6 (amount still shifted against the new baseline) triggered a third run.
+    wait_for(&setup.store, &mut child, "every run finished", |s| {
+        s.runs(None, 10)
+            .is_ok_and(|runs| runs.iter().all(|r| r.status == "succeeded"))
+    });
+    let before_restart = Store::open_read_only(&setup.store)
+        .unwrap()
+        .runs(None, 10)
+        .unwrap()
+        .len();
     assert!(terminate(&mut child).success());
 
     // A restart launches nothing again.
@@ -781,7 +829,7 @@ outputs = ["model.txt"]
             .runs(None, 10)
             .unwrap()
             .len(),
-        2
+        before_restart
     );
 }
 

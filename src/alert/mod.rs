@@ -485,6 +485,28 @@ pub fn run_alert(
     alert
 }
 
+/// A stream's baseline replaced by a run's output.
+pub fn baseline_rotated(
+    _settings: &AlertSettings,
+    stream: &str,
+    model: &str,
+    run_id: &str,
+    from: &str,
+    to: &str,
+) -> Alert {
+    let mut alert = blank(
+        AlertKind::BaselineRotated,
+        format!("baseline_rotated:{stream}:{to}"),
+        format!(
+            "Baseline of {stream} rotated from {from} to {to} by run {run_id} of model {model}"
+        ),
+    );
+    alert.stream = Some(stream.to_string());
+    alert.model = Some(model.to_string());
+    alert.run = Some(serde_json::json!({"id": run_id, "baseline": {"from": from, "to": to}}));
+    alert
+}
+
 /// A refused reload. Its id names the moment, so every refusal is one alert.
 pub fn reload_failed(error: &str) -> Alert {
     let at = now_rfc3339();

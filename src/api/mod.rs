@@ -70,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api/v1/streams", get(streams))
         .route("/api/v1/streams/{name}/windows", get(windows))
+        .route("/api/v1/streams/{name}/baselines", get(baselines))
         .route("/api/v1/decisions", get(decisions))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/runs", get(runs).post(create_run))
@@ -245,6 +246,33 @@ async fn alerts(State(state): State<ApiState>, Query(query): Query<AlertsQuery>)
             (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
         }
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// A stream's baselines: the configured one and every version runs rotated in, newest first,
+/// with the one in use marked.
+async fn baselines(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
+    let Some(configured) = state
+        .streams
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.baseline_id.clone())
+    else {
+        return json_error(StatusCode::NOT_FOUND, format!("no stream named `{name}`"));
+    };
+    let path = state.store_path.clone();
+    let stream = name.clone();
+    match blocking(move || crate::store::Store::open_read_only(&path)?.baselines(&stream)).await {
+        Ok(versions) => {
+            let rotated = versions.iter().any(|v| v.active);
+            Json(serde_json::json!({
+                "stream": name,
+                "configured": {"version": configured, "active": !rotated},
+                "versions": versions,
+            }))
+            .into_response()
+        }
+        Err(response) => response,
     }
 }
 

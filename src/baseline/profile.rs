@@ -257,6 +257,26 @@ impl Baseline {
         std::fs::rename(&tmp, path).map_err(io)
     }
 
+    /// What keeps this baseline from serving a stream with these features: each one missing
+    /// or of another kind, in words (empty when it fits).
+    pub fn mismatches(&self, features: &[FeatureSpec]) -> Vec<String> {
+        features
+            .iter()
+            .filter_map(
+                |feature| match self.features.iter().find(|f| f.name() == feature.name) {
+                    None => Some(format!("`{}` is not in the baseline", feature.name)),
+                    Some(profile) if profile.kind() != feature.kind => Some(format!(
+                        "`{}` is {} here but {} in the baseline",
+                        feature.name,
+                        feature.kind.as_str(),
+                        profile.kind().as_str()
+                    )),
+                    Some(_) => None,
+                },
+            )
+            .collect()
+    }
+
     /// Reads and checks a profile: format tag, version, content hash and internal consistency.
     pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
         let bytes = std::fs::read(path).map_err(|source| BaselineError::Io {

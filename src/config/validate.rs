@@ -352,26 +352,12 @@ fn validate_stream(
     let baseline_path = PathBuf::from(&stream.baseline);
     let baseline = match Baseline::load(&baseline_path) {
         Ok(baseline) => {
-            for feature in &stream.features {
-                match baseline.features.iter().find(|f| f.name() == feature.name) {
-                    None => problems.add(
-                        format!("{key}.features"),
-                        format!(
-                            "`{}` is not in the baseline {}",
-                            feature.name, stream.baseline
-                        ),
-                    ),
-                    Some(profile) if profile.kind() != feature.kind => problems.add(
-                        format!("{key}.features"),
-                        format!(
-                            "`{}` is {} here but {} in the baseline",
-                            feature.name,
-                            feature.kind.as_str(),
-                            profile.kind().as_str()
-                        ),
-                    ),
-                    Some(_) => {}
-                }
+            for mismatch in baseline.mismatches(&stream.features) {
+                let message = match mismatch.strip_suffix("is not in the baseline") {
+                    Some(head) => format!("{head}is not in the baseline {}", stream.baseline),
+                    None => mismatch,
+                };
+                problems.add(format!("{key}.features"), message);
             }
             Some(baseline)
         }

@@ -11,7 +11,7 @@ mod runs;
 mod sqlite;
 
 pub use outbox::{AlertStatus, Delivery};
-pub use runs::{Artifact, AttemptRecord, RunRecord, RunRequest, TaskRecord};
+pub use runs::{Artifact, AttemptRecord, BaselineVersion, RunRecord, RunRequest, TaskRecord};
 pub use sqlite::{now_ms, Checkpoint, DeadLetter, Store, StoredWindow};
 
 use std::path::PathBuf;

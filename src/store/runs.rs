@@ -397,3 +397,62 @@ impl Store {
         Ok(tasks)
     }
 }
+
+/// A baseline version of a stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineVersion {
+    /// The baseline's content id.
+    pub version: String,
+    /// Where the file is kept.
+    pub path: String,
+    /// The run that produced it.
+    pub run_id: Option<String>,
+    /// Whether the stream's detectors use it now.
+    pub active: bool,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Makes `version` (kept at `path`, produced by `run_id`) the stream's baseline; earlier
+    /// versions stay listed.
+    pub fn rotate_baseline(
+        &mut self,
+        stream: &str,
+        version: &str,
+        path: &str,
+        run_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE baselines SET active = 0 WHERE stream = ?1",
+            params![stream],
+        )?;
+        tx.execute(
+            "INSERT INTO baselines (stream, version, path, run_id, active, created_at)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5)
+             ON CONFLICT (stream, version) DO UPDATE SET active = 1, path = ?3, run_id = ?4",
+            params![stream, version, path, run_id, now_ms()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The stream's baseline versions, newest first.
+    pub fn baselines(&self, stream: &str) -> Result<Vec<BaselineVersion>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT version, path, run_id, active, created_at FROM baselines
+             WHERE stream = ?1 ORDER BY created_at DESC, rowid DESC",
+        )?;
+        let rows = statement.query_map(params![stream], |row| {
+            Ok(BaselineVersion {
+                version: row.get(0)?,
+                path: row.get(1)?,
+                run_id: row.get(2)?,
+                active: row.get::<_, i64>(3)? == 1,
+                created_at: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -101,6 +101,16 @@ CREATE TABLE IF NOT EXISTS run_tasks (
     PRIMARY KEY (run_id, task)
 );
 CREATE INDEX IF NOT EXISTS run_tasks_cache ON run_tasks (dag, task, cache_key, status);
+-- Baseline versions a run made current for a stream (the configured file is version zero).
+CREATE TABLE IF NOT EXISTS baselines (
+    stream      TEXT NOT NULL,
+    version     TEXT NOT NULL,       -- the baseline's content id
+    path        TEXT NOT NULL,
+    run_id      TEXT,
+    active      INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (stream, version)
+);
 CREATE TABLE IF NOT EXISTS run_attempts (
     run_id      TEXT NOT NULL,
     task        TEXT NOT NULL,
