@@ -25,6 +25,60 @@ pub struct RawDag {
     /// username, password_env | password_file, poll = "5s", timeout = "6h" }`.
     #[serde(default)]
     pub airflow: Option<RawAirflow>,
+    /// Run this DAG on Argo Workflows: `argo = { url, namespace, template, token_env, poll,
+    /// timeout }` submits the WorkflowTemplate.
+    #[serde(default)]
+    pub argo: Option<RawArgo>,
+    /// Run this DAG on Kubeflow Pipelines: `kubeflow = { url, pipeline_id,
+    /// pipeline_version_id, experiment_id, token_env, poll, timeout }`.
+    #[serde(default)]
+    pub kubeflow: Option<RawKubeflow>,
+}
+
+/// `argo = { ... }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArgo {
+    /// The Argo Server, e.g. `"https://argo-server:2746"`.
+    pub url: String,
+    /// The namespace (default `argo`).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The WorkflowTemplate to submit.
+    pub template: String,
+    /// An environment variable holding a bearer token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Time between state polls (default `"5s"`).
+    #[serde(default)]
+    pub poll: Option<String>,
+    /// Fail the run when not finished after this long (default `"6h"`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// `kubeflow = { ... }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKubeflow {
+    /// The Pipelines API, e.g. `"http://ml-pipeline.kubeflow:8888"`.
+    pub url: String,
+    /// The pipeline.
+    pub pipeline_id: String,
+    /// The pipeline version run.
+    pub pipeline_version_id: String,
+    /// The experiment runs belong to (default: Kubeflow's default).
+    #[serde(default)]
+    pub experiment_id: Option<String>,
+    /// An environment variable holding a bearer token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Time between state polls (default `"5s"`).
+    #[serde(default)]
+    pub poll: Option<String>,
+    /// Fail the run when not finished after this long (default `"6h"`).
+    #[serde(default)]
+    pub timeout: Option<String>,
 }
 
 /// `airflow = { ... }`
@@ -169,16 +223,33 @@ pub fn validate(
                 format!("DAG `{}` is defined twice", raw.name),
             ));
         }
-        let remote = raw
-            .airflow
-            .as_ref()
-            .and_then(|a| airflow(a, &format!("{key}.airflow"), problems));
-        if raw.airflow.is_some() && !raw.tasks.is_empty() {
+        let remotes = [
+            raw.airflow.is_some(),
+            raw.argo.is_some(),
+            raw.kubeflow.is_some(),
+        ];
+        let remote_count = remotes.iter().filter(|r| **r).count();
+        if remote_count > 1 {
+            problems.push(problem(
+                &key,
+                "set at most one of `airflow`, `argo` and `kubeflow`",
+            ));
+        }
+        let remote = if let Some(a) = &raw.airflow {
+            airflow(a, &format!("{key}.airflow"), problems)
+        } else if let Some(a) = &raw.argo {
+            argo(a, &format!("{key}.argo"), problems)
+        } else if let Some(k) = &raw.kubeflow {
+            kubeflow(k, &format!("{key}.kubeflow"), problems)
+        } else {
+            None
+        };
+        if remote_count > 0 && !raw.tasks.is_empty() {
             problems.push(problem(
                 format!("{key}.tasks"),
-                "a DAG on Airflow has its tasks in Airflow: leave `tasks` out",
+                "a DAG on an orchestrator has its tasks there: leave `tasks` out",
             ));
-        } else if raw.airflow.is_none() && raw.tasks.is_empty() {
+        } else if remote_count == 0 && raw.tasks.is_empty() {
             problems.push(problem(
                 format!("{key}.tasks"),
                 "a DAG needs at least one task",
@@ -290,6 +361,97 @@ fn airflow(
         api,
         username,
         password: password?,
+        poll: poll?,
+        timeout: timeout?,
+    }))
+}
+
+fn url_ok(url: &str, key: &str, problems: &mut Vec<ConfigProblem>) {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        problems.push(problem(
+            format!("{key}.url"),
+            "must be an http:// or https:// URL",
+        ));
+    }
+}
+
+fn token(var: &Option<String>, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<String> {
+    let var = var.as_ref()?;
+    let token = std::env::var(var).ok().filter(|t| !t.is_empty());
+    if token.is_none() {
+        problems.push(problem(
+            format!("{key}.token_env"),
+            format!("environment variable {var} is not set"),
+        ));
+    }
+    token
+}
+
+fn argo(raw: &RawArgo, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<crate::dag::Remote> {
+    let before = problems.len();
+    url_ok(&raw.url, key, problems);
+    if raw.template.trim().is_empty() {
+        problems.push(problem(format!("{key}.template"), "is empty"));
+    }
+    let token = token(&raw.token_env, key, problems);
+    let poll = duration(
+        raw.poll.as_deref().unwrap_or("5s"),
+        &format!("{key}.poll"),
+        problems,
+    );
+    let timeout = duration(
+        raw.timeout.as_deref().unwrap_or("6h"),
+        &format!("{key}.timeout"),
+        problems,
+    );
+    if problems.len() > before {
+        return None;
+    }
+    Some(crate::dag::Remote::Argo(crate::dag::Argo {
+        url: raw.url.trim_end_matches('/').to_string(),
+        namespace: raw.namespace.clone().unwrap_or_else(|| "argo".to_string()),
+        template: raw.template.clone(),
+        token,
+        poll: poll?,
+        timeout: timeout?,
+    }))
+}
+
+fn kubeflow(
+    raw: &RawKubeflow,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<crate::dag::Remote> {
+    let before = problems.len();
+    url_ok(&raw.url, key, problems);
+    for (field, value) in [
+        ("pipeline_id", &raw.pipeline_id),
+        ("pipeline_version_id", &raw.pipeline_version_id),
+    ] {
+        if value.trim().is_empty() {
+            problems.push(problem(format!("{key}.{field}"), "is empty"));
+        }
+    }
+    let token = token(&raw.token_env, key, problems);
+    let poll = duration(
+        raw.poll.as_deref().unwrap_or("5s"),
+        &format!("{key}.poll"),
+        problems,
+    );
+    let timeout = duration(
+        raw.timeout.as_deref().unwrap_or("6h"),
+        &format!("{key}.timeout"),
+        problems,
+    );
+    if problems.len() > before {
+        return None;
+    }
+    Some(crate::dag::Remote::Kubeflow(crate::dag::Kubeflow {
+        url: raw.url.trim_end_matches('/').to_string(),
+        pipeline_id: raw.pipeline_id.clone(),
+        pipeline_version_id: raw.pipeline_version_id.clone(),
+        experiment_id: raw.experiment_id.clone(),
+        token,
         poll: poll?,
         timeout: timeout?,
     }))

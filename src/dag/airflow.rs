@@ -3,19 +3,15 @@
 //! finishes. Airflow answering 409 means the DAG run exists (a restart, a retry): it is the
 //! same run and is followed, never triggered twice.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::{Airflow, AirflowApi, Dag};
 use crate::store::{RunRequest, Store};
 
-/// A failure talking to Airflow: worth retrying (transport, 5xx) or not.
-enum Failure {
-    Retry(String),
-    Fatal(String),
-}
+use super::remote::{failure, read, Failure};
 
 struct Client<'a> {
     airflow: &'a Airflow,
@@ -88,7 +84,7 @@ impl Client<'_> {
         }
     }
 
-    fn state(&mut self, run_id: &str) -> Result<String, Failure> {
+    fn dag_run_state(&mut self, run_id: &str) -> Result<String, Failure> {
         let auth = self.authorization()?;
         let answer = self
             .agent
@@ -104,31 +100,40 @@ impl Client<'_> {
     }
 }
 
-fn failure(error: ureq::Error, doing: &str) -> Failure {
-    match error {
-        ureq::Error::Status(code, response) => {
-            let text: String = response
-                .into_string()
-                .unwrap_or_default()
-                .chars()
-                .take(300)
-                .collect();
-            let message = format!("{doing}: HTTP {code}: {}", text.trim());
-            if code == 408 || code == 429 || code >= 500 {
-                Failure::Retry(message)
-            } else {
-                Failure::Fatal(message)
-            }
-        }
-        ureq::Error::Transport(t) => Failure::Retry(format!("{doing}: {t}")),
+impl super::remote::Orchestrator for Client<'_> {
+    fn task_name(&self) -> String {
+        format!("airflow:{}", self.airflow.dag_id)
     }
-}
 
-fn read(answer: Result<ureq::Response, ureq::Error>, doing: &str) -> Result<Value, Failure> {
-    let response = answer.map_err(|e| failure(e, doing))?;
-    response
-        .into_json()
-        .map_err(|e| Failure::Retry(format!("{doing}: unreadable answer: {e}")))
+    fn plan(&self, request: &RunRequest) -> Value {
+        json!({
+            "remote": "airflow",
+            "url": self.airflow.url,
+            "dag_id": self.airflow.dag_id,
+            "dag_run_id": request.id,
+        })
+    }
+
+    fn submit(
+        &mut self,
+        request: &RunRequest,
+        conf: &Value,
+    ) -> Result<String, super::remote::Failure> {
+        self.trigger(&request.id, conf)
+            .map(|how| format!("DAG run {} {how}", request.id))
+    }
+
+    fn state(
+        &mut self,
+        request: &RunRequest,
+    ) -> Result<super::remote::State, super::remote::Failure> {
+        use super::remote::State;
+        Ok(match self.dag_run_state(&request.id)?.as_str() {
+            "success" => State::Succeeded,
+            "failed" => State::Failed("the Airflow DAG run failed".to_string()),
+            _ => State::Running,
+        })
+    }
 }
 
 /// Executes `request` on Airflow, recording the run's progress as one task named
@@ -140,27 +145,6 @@ pub fn execute(
     request: &RunRequest,
     stop: &AtomicBool,
 ) {
-    let task = format!("airflow:{}", airflow.dag_id);
-    let plan = json!({
-        "dag": dag.name,
-        "remote": "airflow",
-        "url": airflow.url,
-        "dag_id": airflow.dag_id,
-        "dag_run_id": request.id,
-        "drifted": request.drifted_features,
-    });
-    let _ = store.set_run_status(&request.id, "running", Some(&plan), None);
-    let conf = json!({
-        "driftgate_run_id": request.id,
-        "key": request.key,
-        "model": request.model,
-        "stream": request.stream,
-        "window": request.window,
-        "baseline": request.baseline,
-        "drifted_features": request.drifted_features,
-        "window_file": request.window_file,
-        "decision": request.decision,
-    });
     let mut client = Client {
         airflow,
         agent: ureq::AgentBuilder::new()
@@ -168,81 +152,13 @@ pub fn execute(
             .build(),
         token: None,
     };
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(500);
-    let mut triggered = None;
-    let outcome: Result<(), String> = loop {
-        if stop.load(Ordering::SeqCst) {
-            // Picked up again after a restart: the trigger then answers 409 and is followed.
-            let _ = store.set_run_status(&request.id, "queued", None, None);
-            return;
-        }
-        if started.elapsed() > airflow.timeout {
-            break Err(format!(
-                "Airflow did not finish the run within {}",
-                humantime::format_duration(airflow.timeout)
-            ));
-        }
-        let step = match triggered {
-            None => client.trigger(&request.id, &conf).map(|how| {
-                tracing::info!(run = %request.id, dag_id = %airflow.dag_id, how, "Airflow DAG run");
-                let _ = store.set_task(
-                    &request.id,
-                    &dag.name,
-                    &task,
-                    "running",
-                    &format!("DAG run {} {how}", request.id),
-                    None,
-                    None,
-                );
-                triggered = Some(());
-                None
-            }),
-            Some(()) => client.state(&request.id).map(Some),
-        };
-        match step {
-            Ok(Some(state)) if state == "success" => break Ok(()),
-            Ok(Some(state)) if state == "failed" => {
-                break Err("the Airflow DAG run failed".to_string())
-            }
-            Ok(_) => {
-                delay = airflow.poll;
-            }
-            Err(Failure::Retry(message)) => {
-                tracing::warn!(run = %request.id, error = %message, "Airflow unavailable; retrying");
-                delay = (delay * 2)
-                    .min(Duration::from_secs(60))
-                    .max(Duration::from_millis(500));
-            }
-            Err(Failure::Fatal(message)) => break Err(message),
-        }
-        std::thread::sleep(
-            delay
-                .min(Duration::from_secs(1))
-                .max(Duration::from_millis(100)),
-        );
-        // Sleep the rest of the delay in short steps, so a stop is noticed.
-        let until = Instant::now() + delay.saturating_sub(Duration::from_secs(1));
-        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    match outcome {
-        Ok(()) => {
-            let _ = store.set_task(
-                &request.id,
-                &dag.name,
-                &task,
-                "succeeded",
-                "the Airflow DAG run succeeded",
-                None,
-                None,
-            );
-            let _ = store.set_run_status(&request.id, "succeeded", None, None);
-        }
-        Err(error) => {
-            let _ = store.set_task(&request.id, &dag.name, &task, "failed", &error, None, None);
-            let _ = store.set_run_status(&request.id, "failed", None, Some(&error));
-        }
-    }
+    super::remote::execute(
+        store,
+        dag,
+        &mut client,
+        request,
+        stop,
+        airflow.poll,
+        airflow.timeout,
+    );
 }

@@ -217,9 +217,50 @@ enum State {
 /// Executes one run to its end (or until `stop`, leaving it `running` to resume after a
 /// restart). Records everything in the store.
 pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop: &AtomicBool) {
-    if let Some(super::Remote::Airflow(airflow)) = &dag.remote {
-        super::airflow::execute(store, dag, airflow, request, stop);
-        return;
+    let agent = || {
+        ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .build()
+    };
+    match &dag.remote {
+        Some(super::Remote::Airflow(airflow)) => {
+            super::airflow::execute(store, dag, airflow, request, stop);
+            return;
+        }
+        Some(super::Remote::Argo(argo)) => {
+            let mut client = super::argo::Client {
+                argo,
+                agent: agent(),
+            };
+            super::remote::execute(
+                store,
+                dag,
+                &mut client,
+                request,
+                stop,
+                argo.poll,
+                argo.timeout,
+            );
+            return;
+        }
+        Some(super::Remote::Kubeflow(kubeflow)) => {
+            let mut client = super::kubeflow::Client {
+                kubeflow,
+                agent: agent(),
+                run_id: None,
+            };
+            super::remote::execute(
+                store,
+                dag,
+                &mut client,
+                request,
+                stop,
+                kubeflow.poll,
+                kubeflow.timeout,
+            );
+            return;
+        }
+        None => {}
     }
     let plan = plan(dag, &request.drifted_features);
     let plan_json = serde_json::to_value(&plan).expect("plans serialise");

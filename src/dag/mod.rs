@@ -2,9 +2,12 @@
 //! ([`plan`]), and the local executor ([`executor`]).
 
 pub mod airflow;
+pub mod argo;
 pub mod executor;
+pub mod kubeflow;
 pub mod plan;
+pub mod remote;
 pub mod spec;
 
 pub use plan::{plan, Plan, PlannedTask, Selection};
-pub use spec::{Airflow, AirflowApi, Condition, Dag, Remote, Task};
+pub use spec::{Airflow, AirflowApi, Argo, Condition, Dag, Kubeflow, Remote, Task};

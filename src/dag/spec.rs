@@ -23,6 +23,48 @@ pub struct Dag {
 pub enum Remote {
     /// An Airflow deployment.
     Airflow(Airflow),
+    /// An Argo Workflows server.
+    Argo(Argo),
+    /// A Kubeflow Pipelines API.
+    Kubeflow(Kubeflow),
+}
+
+/// How to reach an Argo WorkflowTemplate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Argo {
+    /// The Argo Server, e.g. `https://argo:2746`.
+    pub url: String,
+    /// The namespace.
+    pub namespace: String,
+    /// The WorkflowTemplate submitted.
+    pub template: String,
+    /// A bearer token (never serialised).
+    #[serde(skip)]
+    pub token: Option<String>,
+    /// Time between state polls.
+    pub poll: Duration,
+    /// A run still not finished after this is failed.
+    pub timeout: Duration,
+}
+
+/// How to reach a Kubeflow pipeline version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Kubeflow {
+    /// The Pipelines API, e.g. `http://ml-pipeline:8888`.
+    pub url: String,
+    /// The pipeline.
+    pub pipeline_id: String,
+    /// Its version.
+    pub pipeline_version_id: String,
+    /// The experiment runs go to.
+    pub experiment_id: Option<String>,
+    /// A bearer token (never serialised).
+    #[serde(skip)]
+    pub token: Option<String>,
+    /// Time between state polls.
+    pub poll: Duration,
+    /// A run still not finished after this is failed.
+    pub timeout: Duration,
 }
 
 /// Which Airflow REST API.

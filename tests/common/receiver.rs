@@ -34,7 +34,7 @@ impl Request {
 struct Shared {
     requests: Mutex<Vec<Request>>,
     arrived: Condvar,
-    script: Mutex<VecDeque<u16>>,
+    script: Mutex<VecDeque<(u16, String)>>,
 }
 
 /// A running receiver.
@@ -90,7 +90,16 @@ impl Receiver {
             .script
             .lock()
             .unwrap()
-            .extend(statuses.iter().copied());
+            .extend(statuses.iter().map(|s| (*s, String::new())));
+    }
+
+    /// Answers the next requests with these statuses and JSON bodies, in order.
+    pub fn respond_json(&self, answers: &[(u16, serde_json::Value)]) {
+        self.shared
+            .script
+            .lock()
+            .unwrap()
+            .extend(answers.iter().map(|(s, b)| (*s, b.to_string())));
     }
 
     /// Every request so far.
@@ -161,11 +170,17 @@ fn serve(stream: TcpStream, shared: &Shared) {
     if reader.read_exact(&mut body).is_err() {
         return;
     }
-    let status = shared.script.lock().unwrap().pop_front().unwrap_or(200);
+    let (status, answer) = shared
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or((200, String::new()));
     let mut writer = &stream;
     let _ = write!(
         writer,
-        "HTTP/1.1 {status} Scripted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "HTTP/1.1 {status} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+        answer.len()
     );
     let _ = writer.flush();
     shared.requests.lock().unwrap().push(Request {

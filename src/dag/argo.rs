@@ -1,0 +1,88 @@
+//! Argo Workflows: submit a workflow from a WorkflowTemplate through the Argo Server API
+//! (`POST /api/v1/workflows/{namespace}/submit`), named after the driftgate run (a repeat
+//! answers 409: the same workflow), with the run's details as parameters; poll
+//! `GET /api/v1/workflows/{namespace}/{name}` for `status.phase`.
+
+use serde_json::{json, Value};
+
+use super::remote::{failure, read, Failure, Orchestrator, State};
+use super::Argo;
+use crate::store::RunRequest;
+
+/// An Argo Server client for one template.
+pub struct Client<'a> {
+    /// Where and what.
+    pub argo: &'a Argo,
+    /// HTTP.
+    pub agent: ureq::Agent,
+}
+
+impl Client<'_> {
+    fn request(&self, request: ureq::Request) -> ureq::Request {
+        match &self.argo.token {
+            Some(token) => request.set("Authorization", &format!("Bearer {token}")),
+            None => request,
+        }
+    }
+}
+
+impl Orchestrator for Client<'_> {
+    fn task_name(&self) -> String {
+        format!("argo:{}", self.argo.template)
+    }
+
+    fn plan(&self, request: &RunRequest) -> Value {
+        json!({"remote": "argo", "url": self.argo.url, "namespace": self.argo.namespace,
+               "template": self.argo.template, "workflow": request.id})
+    }
+
+    fn submit(&mut self, request: &RunRequest, conf: &Value) -> Result<String, Failure> {
+        let parameters = vec![
+            format!("driftgate_run_id={}", request.id),
+            format!("model={}", request.model),
+            format!("drifted_features={}", request.drifted_features.join(",")),
+            format!("conf={conf}"),
+        ];
+        let body = json!({
+            "namespace": self.argo.namespace,
+            "resourceKind": "WorkflowTemplate",
+            "resourceName": self.argo.template,
+            "submitOptions": {
+                "name": request.id,
+                "parameters": parameters,
+                "labels": format!("driftgate.io/model={}", request.model),
+            }
+        });
+        let url = format!(
+            "{}/api/v1/workflows/{}/submit",
+            self.argo.url, self.argo.namespace
+        );
+        match self.request(self.agent.post(&url)).send_json(body) {
+            Ok(_) => Ok(format!("workflow {} submitted", request.id)),
+            Err(ureq::Error::Status(409, _)) => Ok(format!(
+                "workflow {} already there (409): the same run",
+                request.id
+            )),
+            Err(e) => Err(failure(e, "submitting the workflow")),
+        }
+    }
+
+    fn state(&mut self, request: &RunRequest) -> Result<State, Failure> {
+        let url = format!(
+            "{}/api/v1/workflows/{}/{}",
+            self.argo.url, self.argo.namespace, request.id
+        );
+        let workflow = read(
+            self.request(self.agent.get(&url)).call(),
+            "reading the workflow",
+        )?;
+        Ok(match workflow["status"]["phase"].as_str().unwrap_or("") {
+            "Succeeded" => State::Succeeded,
+            phase @ ("Failed" | "Error") => State::Failed(format!(
+                "the Argo workflow ended {phase}: {}",
+                workflow["status"]["message"].as_str().unwrap_or("")
+            )),
+            _ => State::Running,
+        })
+    }
+}

@@ -1,0 +1,120 @@
+//! Kubeflow Pipelines: create a run of a pipeline version (`POST /apis/v2beta1/runs`) whose
+//! display name is the driftgate run's id and whose runtime parameters carry the run's details;
+//! poll `GET /apis/v2beta1/runs/{run_id}` for its `state`. Kubeflow assigns run ids itself, so
+//! before creating, the runs of the experiment are searched for that display name: a restart
+//! follows the run it already created.
+
+use serde_json::{json, Value};
+
+use super::remote::{read, Failure, Orchestrator, State};
+use super::Kubeflow;
+use crate::store::RunRequest;
+
+/// A Kubeflow Pipelines client for one pipeline version.
+pub struct Client<'a> {
+    /// Where and what.
+    pub kubeflow: &'a Kubeflow,
+    /// HTTP.
+    pub agent: ureq::Agent,
+    /// The Kubeflow run id, once known.
+    pub run_id: Option<String>,
+}
+
+impl Client<'_> {
+    fn request(&self, request: ureq::Request) -> ureq::Request {
+        match &self.kubeflow.token {
+            Some(token) => request.set("Authorization", &format!("Bearer {token}")),
+            None => request,
+        }
+    }
+
+    /// The run already created for `name`, if any.
+    fn find(&self, name: &str) -> Result<Option<String>, Failure> {
+        let filter = json!({"predicates": [
+            {"key": "display_name", "operation": "EQUALS", "string_value": name}
+        ]})
+        .to_string();
+        let mut call = self
+            .agent
+            .get(&format!("{}/apis/v2beta1/runs", self.kubeflow.url))
+            .query("filter", &filter)
+            .query("page_size", "10");
+        if let Some(experiment) = &self.kubeflow.experiment_id {
+            call = call.query("experiment_id", experiment);
+        }
+        let found = read(self.request(call).call(), "listing runs")?;
+        Ok(found["runs"]
+            .as_array()
+            .and_then(|runs| runs.iter().find(|r| r["display_name"] == name))
+            .and_then(|r| r["run_id"].as_str())
+            .map(str::to_string))
+    }
+}
+
+impl Orchestrator for Client<'_> {
+    fn task_name(&self) -> String {
+        format!("kubeflow:{}", self.kubeflow.pipeline_id)
+    }
+
+    fn plan(&self, request: &RunRequest) -> Value {
+        json!({"remote": "kubeflow", "url": self.kubeflow.url,
+               "pipeline_id": self.kubeflow.pipeline_id,
+               "pipeline_version_id": self.kubeflow.pipeline_version_id,
+               "display_name": request.id})
+    }
+
+    fn submit(&mut self, request: &RunRequest, conf: &Value) -> Result<String, Failure> {
+        if let Some(existing) = self.find(&request.id)? {
+            self.run_id = Some(existing.clone());
+            return Ok(format!(
+                "Kubeflow run {existing} already there: the same run"
+            ));
+        }
+        let mut body = json!({
+            "display_name": request.id,
+            "description": format!("driftgate run for model {} (key {})", request.model, request.key),
+            "pipeline_version_reference": {
+                "pipeline_id": self.kubeflow.pipeline_id,
+                "pipeline_version_id": self.kubeflow.pipeline_version_id,
+            },
+            "runtime_config": {"parameters": {
+                "driftgate_run_id": request.id,
+                "model": request.model,
+                "drifted_features": request.drifted_features.join(","),
+                "conf": conf.to_string(),
+            }},
+        });
+        if let Some(experiment) = &self.kubeflow.experiment_id {
+            body["experiment_id"] = json!(experiment);
+        }
+        let url = format!("{}/apis/v2beta1/runs", self.kubeflow.url);
+        let created = read(
+            self.request(self.agent.post(&url)).send_json(body),
+            "creating the run",
+        )?;
+        let id = created["run_id"]
+            .as_str()
+            .ok_or_else(|| Failure::Fatal("Kubeflow answered without a run_id".to_string()))?;
+        self.run_id = Some(id.to_string());
+        Ok(format!("Kubeflow run {id} created"))
+    }
+
+    fn state(&mut self, request: &RunRequest) -> Result<State, Failure> {
+        let id = match &self.run_id {
+            Some(id) => id.clone(),
+            None => self
+                .find(&request.id)?
+                .ok_or_else(|| Failure::Fatal("the Kubeflow run disappeared".to_string()))?,
+        };
+        let url = format!("{}/apis/v2beta1/runs/{id}", self.kubeflow.url);
+        let run = read(self.request(self.agent.get(&url)).call(), "reading the run")?;
+        Ok(match run["state"].as_str().unwrap_or("") {
+            "SUCCEEDED" => State::Succeeded,
+            state @ ("FAILED" | "CANCELED" | "SKIPPED") => State::Failed(format!(
+                "the Kubeflow run ended {state}: {}",
+                run["error"]["message"].as_str().unwrap_or("")
+            )),
+            _ => State::Running,
+        })
+    }
+}

@@ -1,0 +1,163 @@
+//! Running a DAG on an orchestrator: submit once per run (the run's id names it there, so a
+//! restart finds the same run instead of submitting another), then poll its state until it
+//! finishes, retrying transport errors and 5xx with backoff. The run is recorded as one task
+//! named after the orchestrator's DAG or template.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::Dag;
+use crate::store::{RunRequest, Store};
+
+/// A failure talking to an orchestrator.
+pub enum Failure {
+    /// Worth retrying (transport, 408, 429, 5xx).
+    Retry(String),
+    /// Not worth retrying.
+    Fatal(String),
+}
+
+/// Where a remote run is.
+pub enum State {
+    /// Not finished.
+    Running,
+    /// Done, successfully.
+    Succeeded,
+    /// Done, failed (why).
+    Failed(String),
+}
+
+/// One orchestrator's API.
+pub trait Orchestrator {
+    /// The task name the run is recorded under.
+    fn task_name(&self) -> String;
+    /// What the run's plan shows.
+    fn plan(&self, request: &RunRequest) -> Value;
+    /// Submits the run (or finds it already submitted); a sentence for the task's reason.
+    fn submit(&mut self, request: &RunRequest, conf: &Value) -> Result<String, Failure>;
+    /// The submitted run's state.
+    fn state(&mut self, request: &RunRequest) -> Result<State, Failure>;
+}
+
+/// A failure from a ureq error.
+pub fn failure(error: ureq::Error, doing: &str) -> Failure {
+    match error {
+        ureq::Error::Status(code, response) => {
+            let text: String = response
+                .into_string()
+                .unwrap_or_default()
+                .chars()
+                .take(300)
+                .collect();
+            let message = format!("{doing}: HTTP {code}: {}", text.trim());
+            if code == 408 || code == 429 || code >= 500 {
+                Failure::Retry(message)
+            } else {
+                Failure::Fatal(message)
+            }
+        }
+        ureq::Error::Transport(t) => Failure::Retry(format!("{doing}: {t}")),
+    }
+}
+
+/// A JSON answer, or the failure.
+pub fn read(answer: Result<ureq::Response, ureq::Error>, doing: &str) -> Result<Value, Failure> {
+    let response = answer.map_err(|e| failure(e, doing))?;
+    response
+        .into_json()
+        .map_err(|e| Failure::Retry(format!("{doing}: unreadable answer: {e}")))
+}
+
+/// What every orchestrator receives about the run: its parameters or `conf`.
+pub fn conf(request: &RunRequest) -> Value {
+    json!({
+        "driftgate_run_id": request.id,
+        "key": request.key,
+        "model": request.model,
+        "stream": request.stream,
+        "window": request.window,
+        "baseline": request.baseline,
+        "drifted_features": request.drifted_features,
+        "window_file": request.window_file,
+        "decision": request.decision,
+    })
+}
+
+/// Runs `request` on `remote` to its end (or until `stop`, leaving it queued to be followed
+/// after a restart).
+pub fn execute(
+    store: &Store,
+    dag: &Dag,
+    remote: &mut dyn Orchestrator,
+    request: &RunRequest,
+    stop: &AtomicBool,
+    poll: Duration,
+    timeout: Duration,
+) {
+    let task = remote.task_name();
+    let mut plan = remote.plan(request);
+    plan["dag"] = json!(dag.name);
+    plan["drifted"] = json!(request.drifted_features);
+    let _ = store.set_run_status(&request.id, "running", Some(&plan), None);
+    let conf = conf(request);
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(500);
+    let mut submitted = false;
+    let outcome: Result<(), String> = loop {
+        if stop.load(Ordering::SeqCst) {
+            let _ = store.set_run_status(&request.id, "queued", None, None);
+            return;
+        }
+        if started.elapsed() > timeout {
+            break Err(format!(
+                "the run did not finish within {}",
+                humantime::format_duration(timeout)
+            ));
+        }
+        let step = if submitted {
+            remote.state(request)
+        } else {
+            remote.submit(request, &conf).map(|how| {
+                tracing::info!(run = %request.id, task = %task, how = %how, "remote run submitted");
+                let _ = store.set_task(&request.id, &dag.name, &task, "running", &how, None, None);
+                submitted = true;
+                State::Running
+            })
+        };
+        match step {
+            Ok(State::Succeeded) => break Ok(()),
+            Ok(State::Failed(why)) => break Err(why),
+            Ok(State::Running) => delay = poll,
+            Err(Failure::Retry(message)) => {
+                tracing::warn!(run = %request.id, error = %message, "orchestrator unavailable; retrying");
+                delay = (delay * 2).clamp(Duration::from_millis(500), Duration::from_secs(60));
+            }
+            Err(Failure::Fatal(message)) => break Err(message),
+        }
+        // Sleeps in short steps, so a stop is noticed.
+        let until = Instant::now() + delay;
+        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50).min(delay));
+        }
+    };
+    match outcome {
+        Ok(()) => {
+            let _ = store.set_task(
+                &request.id,
+                &dag.name,
+                &task,
+                "succeeded",
+                "the remote run succeeded",
+                None,
+                None,
+            );
+            let _ = store.set_run_status(&request.id, "succeeded", None, None);
+        }
+        Err(error) => {
+            let _ = store.set_task(&request.id, &dag.name, &task, "failed", &error, None, None);
+            let _ = store.set_run_status(&request.id, "failed", None, Some(&error));
+        }
+    }
+}
