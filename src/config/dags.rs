@@ -295,12 +295,7 @@ fn airflow(
 ) -> Option<crate::dag::Remote> {
     use crate::dag::{Airflow, AirflowApi, Remote};
     let before = problems.len();
-    if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
-        problems.push(problem(
-            format!("{key}.url"),
-            "must be an http:// or https:// URL",
-        ));
-    }
+    url_ok(&raw.url, key, problems);
     if raw.dag_id.trim().is_empty() {
         problems.push(problem(format!("{key}.dag_id"), "is empty"));
     }
@@ -342,16 +337,7 @@ fn airflow(
             None
         }
     };
-    let poll = duration(
-        raw.poll.as_deref().unwrap_or("5s"),
-        &format!("{key}.poll"),
-        problems,
-    );
-    let timeout = duration(
-        raw.timeout.as_deref().unwrap_or("6h"),
-        &format!("{key}.timeout"),
-        problems,
-    );
+    let (poll, timeout) = poll_and_timeout(&raw.poll, &raw.timeout, key, problems);
     if problems.len() > before {
         return None;
     }
@@ -364,6 +350,27 @@ fn airflow(
         poll: poll?,
         timeout: timeout?,
     }))
+}
+
+/// An orchestrator's `poll` (default 5 s) and `timeout` (default 6 h).
+fn poll_and_timeout(
+    poll: &Option<String>,
+    timeout: &Option<String>,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> (Option<Duration>, Option<Duration>) {
+    (
+        duration(
+            poll.as_deref().unwrap_or("5s"),
+            &format!("{key}.poll"),
+            problems,
+        ),
+        duration(
+            timeout.as_deref().unwrap_or("6h"),
+            &format!("{key}.timeout"),
+            problems,
+        ),
+    )
 }
 
 fn url_ok(url: &str, key: &str, problems: &mut Vec<ConfigProblem>) {
@@ -394,16 +401,7 @@ fn argo(raw: &RawArgo, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<c
         problems.push(problem(format!("{key}.template"), "is empty"));
     }
     let token = token(&raw.token_env, key, problems);
-    let poll = duration(
-        raw.poll.as_deref().unwrap_or("5s"),
-        &format!("{key}.poll"),
-        problems,
-    );
-    let timeout = duration(
-        raw.timeout.as_deref().unwrap_or("6h"),
-        &format!("{key}.timeout"),
-        problems,
-    );
+    let (poll, timeout) = poll_and_timeout(&raw.poll, &raw.timeout, key, problems);
     if problems.len() > before {
         return None;
     }
@@ -433,16 +431,7 @@ fn kubeflow(
         }
     }
     let token = token(&raw.token_env, key, problems);
-    let poll = duration(
-        raw.poll.as_deref().unwrap_or("5s"),
-        &format!("{key}.poll"),
-        problems,
-    );
-    let timeout = duration(
-        raw.timeout.as_deref().unwrap_or("6h"),
-        &format!("{key}.timeout"),
-        problems,
-    );
+    let (poll, timeout) = poll_and_timeout(&raw.poll, &raw.timeout, key, problems);
     if problems.len() > before {
         return None;
     }

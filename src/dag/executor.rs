@@ -381,43 +381,13 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                         )
                     }) {
                         let reason = format!("needs {n}, which was skipped");
-                        let _ = store.set_task(
-                            &request.id,
-                            &dag.name,
-                            name,
-                            "skipped",
-                            &reason,
-                            None,
-                            None,
-                        );
-                        states.insert(
-                            name.to_string(),
-                            State::Done {
-                                status: "skipped",
-                                outputs: Vec::new(),
-                            },
-                        );
+                        settle(store, request, dag, &mut states, name, "skipped", &reason);
                         progressed = true;
                         continue;
                     }
                     if let Some(when) = &task.when {
                         if let Err(reason) = holds(when, request, &upstream) {
-                            let _ = store.set_task(
-                                &request.id,
-                                &dag.name,
-                                name,
-                                "skipped",
-                                &reason,
-                                None,
-                                None,
-                            );
-                            states.insert(
-                                name.to_string(),
-                                State::Done {
-                                    status: "skipped",
-                                    outputs: Vec::new(),
-                                },
-                            );
+                            settle(store, request, dag, &mut states, name, "skipped", &reason);
                             progressed = true;
                             continue;
                         }
@@ -476,22 +446,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                         "not started: {}",
                         failed.as_deref().unwrap_or("the run failed")
                     );
-                    let _ = store.set_task(
-                        &request.id,
-                        &dag.name,
-                        name,
-                        "skipped",
-                        &reason,
-                        None,
-                        None,
-                    );
-                    states.insert(
-                        name.to_string(),
-                        State::Done {
-                            status: "skipped",
-                            outputs: Vec::new(),
-                        },
-                    );
+                    settle(store, request, dag, &mut states, name, "skipped", &reason);
                     progressed = true;
                 }
                 Some(State::Waiting { attempt, until })
@@ -527,21 +482,14 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                     progressed = true;
                 }
                 Some(State::Waiting { .. }) if failed.is_some() => {
-                    let _ = store.set_task(
-                        &request.id,
-                        &dag.name,
+                    settle(
+                        store,
+                        request,
+                        dag,
+                        &mut states,
                         name,
                         "failed",
                         "not retried: the run failed",
-                        None,
-                        None,
-                    );
-                    states.insert(
-                        name.to_string(),
-                        State::Done {
-                            status: "failed",
-                            outputs: Vec::new(),
-                        },
                     );
                     progressed = true;
                 }
@@ -672,23 +620,8 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                                 );
                             } else {
                                 let reason = format!("failed after {attempt} attempt(s): {error}");
-                                let _ = store.set_task(
-                                    &request.id,
-                                    &dag.name,
-                                    name,
-                                    "failed",
-                                    &reason,
-                                    None,
-                                    None,
-                                );
                                 failed.get_or_insert(format!("task {name} failed"));
-                                states.insert(
-                                    name.to_string(),
-                                    State::Done {
-                                        status: "failed",
-                                        outputs: Vec::new(),
-                                    },
-                                );
+                                settle(store, request, dag, &mut states, name, "failed", &reason);
                             }
                         }
                     }
@@ -870,6 +803,27 @@ fn start(
         started,
         log,
     }
+}
+
+/// Records a task as finished without outputs (skipped, or failed for good) and settles its
+/// state.
+fn settle(
+    store: &Store,
+    request: &RunRequest,
+    dag: &Dag,
+    states: &mut BTreeMap<String, State>,
+    name: &str,
+    status: &'static str,
+    reason: &str,
+) {
+    let _ = store.set_task(&request.id, &dag.name, name, status, reason, None, None);
+    states.insert(
+        name.to_string(),
+        State::Done {
+            status,
+            outputs: Vec::new(),
+        },
+    );
 }
 
 /// The task's declared outputs with their digests; an error naming any that is missing.
