@@ -296,9 +296,9 @@ impl Engine {
     /// Tells the policies which models have a run in flight and how long finished runs took
     /// (for cost forecasts), and rotates the baselines succeeded runs produced.
     fn sync_runs(&mut self, busy: &crate::dag::executor::Busy, finished: &Mutex<Vec<FinishedRun>>) {
-        let now: std::collections::BTreeSet<String> =
-            busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if now != self.in_flight {
+        // Per poll of the consumer loop: compared under the lock, cloned only on a change.
+        let now = busy.lock().unwrap_or_else(|p| p.into_inner());
+        if *now != self.in_flight {
             for processor in &mut self.processors {
                 let engine = processor.policies_mut();
                 for model in self.in_flight.difference(&now) {
@@ -308,8 +308,9 @@ impl Engine {
                     engine.set_in_flight(model, true);
                 }
             }
-            self.in_flight = now;
+            self.in_flight = now.clone();
         }
+        drop(now);
         let done = std::mem::take(&mut *finished.lock().unwrap_or_else(|p| p.into_inner()));
         for run in done {
             if let Some(seconds) = run.seconds {
@@ -362,7 +363,7 @@ impl Engine {
         let version = baseline.id.clone();
         self.processors[index].set_baseline(kept.clone(), Arc::new(baseline));
         tracing::info!(stream = %run.stream, from = %previous, to = %version, run = %run.run_id, "baseline rotated");
-        let mut alert = crate::alert::baseline_rotated(
+        let alert = crate::alert::baseline_rotated(
             &self.alerts,
             &run.stream,
             &run.model,
@@ -370,10 +371,6 @@ impl Engine {
             &previous,
             &version,
         );
-        alert.link = Some(format!(
-            "{}/api/v1/streams/{}/baselines",
-            self.alerts.link_base, run.stream
-        ));
         let routed = crate::alert::route(&self.alerts, vec![alert]);
         if self.store.enqueue_alerts(&routed).is_ok() {
             self.wake.notify();

@@ -34,6 +34,7 @@ mod parallel;
 pub mod pipeline;
 pub mod policy;
 pub mod replay;
+pub mod retry;
 mod rng;
 pub mod source;
 pub mod store;

@@ -30,6 +30,22 @@ fn dag(toml_text: &str) -> Dag {
     dags.into_iter().next().unwrap()
 }
 
+/// A run of the fraud model on the payments stream, for window 1.
+fn request(id: &str, key: &str, dag: &str) -> RunRequest {
+    RunRequest {
+        id: id.into(),
+        key: key.into(),
+        model: "fraud".into(),
+        dag: dag.into(),
+        stream: "payments".into(),
+        window: Some(1),
+        baseline: None,
+        drifted_features: vec![],
+        decision: serde_json::Value::Null,
+        window_file: None,
+    }
+}
+
 struct Runs {
     dir: tempfile::TempDir,
     store: Store,
@@ -54,16 +70,9 @@ impl Runs {
         drifted: &[&str],
     ) -> (String, BTreeMap<String, TaskRecord>) {
         let request = RunRequest {
-            id: id.into(),
-            key: format!("policy/fraud/payments/{id}"),
-            model: "fraud".into(),
-            dag: dag.name.clone(),
-            stream: "payments".into(),
-            window: Some(1),
             baseline: Some("b1".into()),
             drifted_features: drifted.iter().map(|s| s.to_string()).collect(),
-            decision: serde_json::Value::Null,
-            window_file: None,
+            ..request(id, &format!("policy/fraud/payments/{id}"), &dag.name)
         };
         assert!(self.store.queue_run(&request).unwrap());
         execute(
@@ -321,18 +330,7 @@ fn a_second_run_reruns_only_the_drifted_branch_and_a_gate_skips_promotion() {
 #[test]
 fn one_run_per_key_also_after_reopening_the_store() {
     let mut runs = Runs::new();
-    let request = RunRequest {
-        id: "r1".into(),
-        key: "p/fraud/payments/9".into(),
-        model: "fraud".into(),
-        dag: "retrain".into(),
-        stream: "payments".into(),
-        window: Some(9),
-        baseline: None,
-        drifted_features: vec![],
-        decision: serde_json::Value::Null,
-        window_file: None,
-    };
+    let request = request("r1", "p/fraud/payments/9", "retrain");
     assert!(runs.store.queue_run(&request).unwrap());
     let again = RunRequest {
         id: "r2".into(),
@@ -392,18 +390,7 @@ name = "after"
 needs = ["slow"]
 run = ["TASK"]
 "#);
-    let request = RunRequest {
-        id: "r1".into(),
-        key: "k1".into(),
-        model: "fraud".into(),
-        dag: dag.name.clone(),
-        stream: "payments".into(),
-        window: None,
-        baseline: None,
-        drifted_features: vec![],
-        decision: serde_json::Value::Null,
-        window_file: None,
-    };
+    let request = request("r1", "k1", &dag.name);
     let path = runs.path("store.db");
     let runs_dir = runs.path("runs");
     Store::open(&path).unwrap().queue_run(&request).unwrap();

@@ -280,7 +280,7 @@ fn an_error_stream_detector_policy_triggers_in_the_window_where_the_errors_chang
             let rate = if w < 4 { 0.05 } else { 0.4 };
             let records: Vec<_> = (0..400)
                 .map(|_| {
-                    let wrong = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= rate;
+                    let wrong = rng.next_f64() <= rate;
                     errors.push(if wrong { 1.0 } else { 0.0 });
                     serde_json::json!({"amount": 0.1, "country": "DE", "prediction": 1, "label": if wrong { 0 } else { 1 }})
                 })

@@ -30,10 +30,6 @@ impl Wake {
     /// Waits until notified or `timeout` passed, whichever is first (`seen`: the last
     /// notification this waiter saw).
     pub fn wait_for(&self, seen: &mut u64, timeout: Duration) {
-        self.wait(seen, timeout)
-    }
-
-    fn wait(&self, seen: &mut u64, timeout: Duration) {
         let guard = self.generation.lock().unwrap_or_else(|p| p.into_inner());
         let (guard, _) = self
             .signal
@@ -266,12 +262,7 @@ pub fn backoff(
     after: Option<Duration>,
     jitter: f64,
 ) -> Duration {
-    let exponent = attempts.saturating_sub(1).min(30);
-    let base = settings
-        .backoff
-        .saturating_mul(1u32 << exponent)
-        .min(settings.max_backoff);
-    let jittered = base.mul_f64(1.0 - 0.2 * jitter.clamp(0.0, 1.0));
+    let jittered = crate::retry::delay(settings.backoff, settings.max_backoff, attempts, jitter);
     match after {
         Some(after) => jittered.max(after).min(settings.max_backoff),
         None => jittered,
@@ -298,18 +289,18 @@ pub fn run_worker(
             Ok(delivery) => delivery,
             Err(err) => {
                 tracing::error!(sink = %sink, error = %err, "cannot read the alert outbox");
-                wake.wait(&mut seen, Duration::from_secs(1));
+                wake.wait_for(&mut seen, Duration::from_secs(1));
                 continue;
             }
         };
         let Some(delivery) = delivery else {
-            wake.wait(&mut seen, Duration::from_secs(1));
+            wake.wait_for(&mut seen, Duration::from_secs(1));
             continue;
         };
         let now = crate::store::now_ms();
         if delivery.next_attempt_ms > now {
             let wait = Duration::from_millis((delivery.next_attempt_ms - now) as u64);
-            wake.wait(&mut seen, wait.min(Duration::from_secs(1)));
+            wake.wait_for(&mut seen, wait.min(Duration::from_secs(1)));
             continue;
         }
         attempt(&store, &sender, &delivery, &metrics, &mut rng);
@@ -340,8 +331,7 @@ fn attempt(
         }
         Err(Failure::Retry { error, after }) if attempts < settings.max_attempts => {
             metrics.alert(sink, kind, "retried");
-            let jitter = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-            let delay = backoff(settings, attempts, after, jitter);
+            let delay = backoff(settings, attempts, after, rng.next_f64());
             tracing::warn!(sink, kind, id = %delivery.alert.id, attempts, error = %error,
                 retry_in_ms = delay.as_millis() as u64, "alert delivery failed; will retry");
             store.retry_later(

@@ -487,7 +487,7 @@ pub fn run_alert(
 
 /// A stream's baseline replaced by a run's output.
 pub fn baseline_rotated(
-    _settings: &AlertSettings,
+    settings: &AlertSettings,
     stream: &str,
     model: &str,
     run_id: &str,
@@ -504,6 +504,10 @@ pub fn baseline_rotated(
     alert.stream = Some(stream.to_string());
     alert.model = Some(model.to_string());
     alert.run = Some(serde_json::json!({"id": run_id, "baseline": {"from": from, "to": to}}));
+    alert.link = Some(format!(
+        "{}/api/v1/streams/{stream}/baselines",
+        settings.link_base
+    ));
     alert
 }
 

@@ -219,10 +219,10 @@ struct AlertsQuery {
 async fn alerts(State(state): State<ApiState>, Query(query): Query<AlertsQuery>) -> Response {
     if let Some(status) = &query.status {
         if !["pending", "delivered", "dead", "unrouted"].contains(&status.as_str()) {
-            let body = serde_json::json!({
-                "error": format!("no status `{status}`: use pending, delivered, dead or unrouted")
-            });
-            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                format!("no status `{status}`: use pending, delivered, dead or unrouted"),
+            );
         }
     }
     let limit = query
@@ -230,22 +230,17 @@ async fn alerts(State(state): State<ApiState>, Query(query): Query<AlertsQuery>)
         .unwrap_or(DEFAULT_DECISION_LIMIT)
         .clamp(1, MAX_WINDOW_LIMIT) as usize;
     let path = state.store_path.clone();
-    let result = tokio::task::spawn_blocking(move || {
+    let listed = blocking(move || {
         let store = crate::store::Store::open_read_only(&path)?;
         let alerts = store.alert_statuses(query.status.as_deref(), query.sink.as_deref(), limit)?;
-        let counts = store.alert_counts(query.sink.as_deref())?;
-        Ok::<_, crate::store::StoreError>((alerts, counts))
+        Ok((alerts, store.alert_counts(query.sink.as_deref())?))
     })
     .await;
-    match result {
-        Ok(Ok((alerts, counts))) => {
+    match listed {
+        Ok((alerts, counts)) => {
             Json(serde_json::json!({ "counts": counts, "alerts": alerts })).into_response()
         }
-        Ok(Err(err)) => {
-            let body = serde_json::json!({ "error": err.to_string() });
-            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
-        }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(response) => response,
     }
 }
 

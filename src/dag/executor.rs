@@ -66,7 +66,7 @@ pub fn run_dispatcher(
         }
     };
     // Runs a crash interrupted start again (finished tasks' outputs come back from the cache).
-    if let Ok(interrupted) = store.runs_in(&["running"]) {
+    if let Ok(interrupted) = store.runs_with_status("running") {
         for run in interrupted {
             tracing::warn!(run = %run.id, "run interrupted by a restart; queued again");
             let _ = store.set_run_status(&run.id, "queued", None, None);
@@ -76,7 +76,7 @@ pub fn run_dispatcher(
     let mut seen = 0;
     while !stop.load(Ordering::SeqCst) {
         threads.retain(|(_, t)| !t.is_finished());
-        let queued = store.runs_in(&["queued"]).unwrap_or_else(|err| {
+        let queued = store.runs_with_status("queued").unwrap_or_else(|err| {
             tracing::error!(error = %err, "cannot read queued runs");
             Vec::new()
         });
@@ -496,67 +496,20 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                 Some(State::Running { .. }) => {
                     let Some(State::Running {
                         attempt,
-                        mut child,
+                        child,
                         started,
                         log,
-                    }) = states.remove(name)
+                    }) = states.get_mut(name)
                     else {
                         unreachable!("matched running")
                     };
-                    let timed_out = started.elapsed() > task.timeout;
-                    let (code, outcome) = match &mut child {
-                        Err(error) => (None, Err(error.clone())),
-                        Ok(process) => {
-                            if timed_out {
-                                kill_group(process);
-                            }
-                            let status = match process.try_wait() {
-                                Ok(Some(status)) => status,
-                                Ok(None) => {
-                                    states.insert(
-                                        name.to_string(),
-                                        State::Running {
-                                            attempt,
-                                            child,
-                                            started,
-                                            log,
-                                        },
-                                    );
-                                    continue;
-                                }
-                                Err(err) => {
-                                    tracing::error!(task = name, error = %err, "cannot wait for a task");
-                                    states.insert(
-                                        name.to_string(),
-                                        State::Running {
-                                            attempt,
-                                            child,
-                                            started,
-                                            log,
-                                        },
-                                    );
-                                    continue;
-                                }
-                            };
-                            let artifacts_dir = run_dir.join(name).join("artifacts");
-                            let outcome = if timed_out {
-                                Err(format!(
-                                    "timed out after {}; its process group was killed",
-                                    humantime::format_duration(task.timeout)
-                                ))
-                            } else if !status.success() {
-                                Err(match status.code() {
-                                    Some(code) => format!("exited with status {code}"),
-                                    None => "killed by a signal".to_string(),
-                                })
-                            } else {
-                                collect_outputs(task, &artifacts_dir)
-                            };
-                            (status.code(), outcome)
-                        }
+                    let artifacts = run_dir.join(name).join("artifacts");
+                    let Some((code, outcome)) = attempt_outcome(child, *started, task, &artifacts)
+                    else {
+                        continue;
                     };
+                    let (attempt, log_text) = (*attempt, log.display().to_string());
                     progressed = true;
-                    let log_text = log.display().to_string();
                     match outcome {
                         Ok(outputs) => {
                             let _ = store.set_attempt(
@@ -592,8 +545,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                                 Some((code, Some(&error))),
                             );
                             if attempt <= task.retries && failed.is_none() {
-                                let jitter = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-                                let delay = retry_delay(task, attempt, jitter);
+                                let delay = retry_delay(task, attempt, rng.next_f64());
                                 tracing::warn!(run = %request.id, task = name, attempt, error = %error,
                                     retry_in_ms = delay.as_millis() as u64, "task failed; will retry");
                                 let reason = format!(
@@ -644,6 +596,49 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
             let _ = store.set_run_status(&request.id, "succeeded", None, None);
         }
     }
+}
+
+/// An ended attempt's outputs, or what went wrong.
+type AttemptResult = Result<Vec<Artifact>, String>;
+
+/// Whether an attempt has ended, killing it at its timeout: `None` while it runs, else its
+/// exit code with its outputs or what went wrong.
+fn attempt_outcome(
+    child: &mut Result<Child, String>,
+    started: Instant,
+    task: &Task,
+    artifacts: &Path,
+) -> Option<(Option<i32>, AttemptResult)> {
+    let process = match child {
+        Err(error) => return Some((None, Err(error.clone()))),
+        Ok(process) => process,
+    };
+    let timed_out = started.elapsed() > task.timeout;
+    if timed_out {
+        kill_group(process);
+    }
+    let status = match process.try_wait() {
+        Ok(Some(status)) => status,
+        Ok(None) => return None,
+        Err(err) => {
+            tracing::error!(task = %task.name, error = %err, "cannot wait for a task");
+            return None;
+        }
+    };
+    let outcome = if timed_out {
+        Err(format!(
+            "timed out after {}; its process group was killed",
+            humantime::format_duration(task.timeout)
+        ))
+    } else if !status.success() {
+        Err(match status.code() {
+            Some(code) => format!("exited with status {code}"),
+            None => "killed by a signal".to_string(),
+        })
+    } else {
+        collect_outputs(task, artifacts)
+    };
+    Some((status.code(), outcome))
 }
 
 fn reason_of(plan: &super::Plan, task: &str) -> String {
@@ -724,11 +719,7 @@ fn cache_key(task: &Task, request: &RunRequest, upstream: &BTreeMap<&str, &[Arti
 /// The delay before retry `attempt` (1 after the first failure): doubling from the task's
 /// `retry_backoff`, capped, less up to a fifth at random.
 pub fn retry_delay(task: &Task, attempt: u32, jitter: f64) -> Duration {
-    let base = task
-        .retry_backoff
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(30))
-        .min(task.retry_backoff_max);
-    base.mul_f64(1.0 - 0.2 * jitter.clamp(0.0, 1.0))
+    crate::retry::delay(task.retry_backoff, task.retry_backoff_max, attempt, jitter)
 }
 
 /// Starts an attempt: its directories, context file and log, then the process in its own group.

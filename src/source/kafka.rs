@@ -258,7 +258,6 @@ pub fn read_range(
     consumer
         .assign(&assignment)
         .map_err(|e| format!("cannot assign the partitions: {e}"))?;
-    let mut ends: BTreeMap<i32, i64> = spans.iter().map(|(p, (_, end))| (*p, *end)).collect();
     let mut queues = BTreeMap::new();
     for &partition in spans.keys() {
         let queue = consumer
@@ -273,7 +272,7 @@ pub fn read_range(
         // Fill the head of every open partition that has none; a partition read to its end
         // is closed.
         let mut done = Vec::new();
-        for (&partition, &end) in &ends {
+        for (&partition, &(_, end)) in &spans {
             if heads.contains_key(&partition) {
                 continue;
             }
@@ -285,7 +284,7 @@ pub fn read_range(
             }
         }
         for partition in done {
-            ends.remove(&partition);
+            spans.remove(&partition);
         }
         let Some((&partition, _)) = heads
             .iter()

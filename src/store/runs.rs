@@ -136,38 +136,6 @@ pub(super) fn insert_runs(
     Ok(inserted)
 }
 
-fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(RunRecord, String)> {
-    let request: String = row.get(5)?;
-    let plan: Option<String> = row.get(6)?;
-    Ok((
-        RunRecord {
-            id: row.get(0)?,
-            key: row.get(1)?,
-            model: row.get(2)?,
-            dag: row.get(3)?,
-            status: row.get(4)?,
-            request: RunRequest {
-                id: String::new(),
-                key: String::new(),
-                model: String::new(),
-                dag: String::new(),
-                stream: String::new(),
-                window: None,
-                baseline: None,
-                drifted_features: Vec::new(),
-                decision: serde_json::Value::Null,
-                window_file: None,
-            },
-            plan: plan.and_then(|p| serde_json::from_str(&p).ok()),
-            error: row.get(7)?,
-            created_at: row.get(8)?,
-            started_at: row.get(9)?,
-            finished_at: row.get(10)?,
-        },
-        request,
-    ))
-}
-
 const RUN_COLUMNS: &str =
     "id, key, model, dag, status, request, plan, error, created_at, started_at, finished_at";
 
@@ -180,55 +148,73 @@ impl Store {
         Ok(inserted[0])
     }
 
-    /// Runs in one of `statuses`, oldest first.
-    pub fn runs_in(&self, statuses: &[&str]) -> Result<Vec<RunRecord>, StoreError> {
-        let all = self.runs(None, 100_000)?;
-        let mut runs: Vec<RunRecord> = all
-            .into_iter()
-            .filter(|r| statuses.contains(&r.status.as_str()))
-            .collect();
-        runs.reverse();
-        Ok(runs)
+    /// Runs with this status, oldest first.
+    pub fn runs_with_status(&self, status: &str) -> Result<Vec<RunRecord>, StoreError> {
+        self.select_runs(
+            "WHERE status = ?1 ORDER BY created_at, rowid",
+            params![status],
+        )
     }
 
     /// The latest runs, newest first, of one model or all.
     pub fn runs(&self, model: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
-        let mut statement = self.conn.prepare(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR model = ?1)
-             ORDER BY created_at DESC, rowid DESC LIMIT ?2"
-        ))?;
-        let rows = statement.query_map(params![model, limit as i64], run_from_row)?;
-        let mut runs = Vec::new();
-        for row in rows {
-            let (mut run, request) = row?;
-            run.request = serde_json::from_str(&request).map_err(|e| StoreError::Damaged {
-                what: "run",
-                message: e.to_string(),
-            })?;
-            runs.push(run);
-        }
-        Ok(runs)
+        self.select_runs(
+            "WHERE (?1 IS NULL OR model = ?1) ORDER BY created_at DESC, rowid DESC LIMIT ?2",
+            params![model, limit as i64],
+        )
     }
 
     /// One run.
     pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let found = self
+        Ok(self.select_runs("WHERE id = ?1", params![id])?.pop())
+    }
+
+    /// Runs matching `clause` (a WHERE with ORDER BY and LIMIT as needed).
+    fn select_runs(
+        &self,
+        clause: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let mut statement = self
             .conn
-            .query_row(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                params![id],
-                run_from_row,
-            )
-            .optional()?;
-        found
-            .map(|(mut run, request)| {
-                run.request = serde_json::from_str(&request).map_err(|e| StoreError::Damaged {
+            .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs {clause}"))?;
+        let rows = statement.query_map(args, |row| {
+            Ok((
+                row.get::<_, String>(5)?,
+                row.get::<_, Option<String>>(6)?,
+                [
+                    row.get::<_, String>(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ],
+                row.get::<_, Option<String>>(7)?,
+                [row.get::<_, Option<i64>>(8)?, row.get(9)?, row.get(10)?],
+            ))
+        })?;
+        let mut runs = Vec::new();
+        for row in rows {
+            let (request, plan, [id, key, model, dag, status], error, [created, started, finished]) =
+                row?;
+            runs.push(RunRecord {
+                id,
+                key,
+                model,
+                dag,
+                status,
+                request: serde_json::from_str(&request).map_err(|e| StoreError::Damaged {
                     what: "run",
                     message: e.to_string(),
-                })?;
-                Ok(run)
-            })
-            .transpose()
+                })?,
+                plan: plan.and_then(|p| serde_json::from_str(&p).ok()),
+                error,
+                created_at: created.unwrap_or_default(),
+                started_at: started,
+                finished_at: finished,
+            });
+        }
+        Ok(runs)
     }
 
     /// Sets a run's status (and its plan, error and times as they come).
