@@ -560,6 +560,11 @@ topic = "{alert_topic}"
     let receiver = Receiver::start_on(&address);
     let mut child = start(&setup);
     let requests = receiver.wait_for(4, Duration::from_secs(60));
+    // The receiver records a request once it has answered it; the worker records the delivery
+    // right after reading that answer.
+    wait_for(&setup.store, &mut child, "the deliveries recorded", |s| {
+        s.alert_counts(None).is_ok_and(|c| c["pending"] == 0)
+    });
     let (status, body) = http_get(&setup.api, "/api/v1/alerts");
     assert_eq!(status, 200, "{body}");
     let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
