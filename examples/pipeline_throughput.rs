@@ -55,6 +55,7 @@ fn main() {
         grace: Duration::ZERO,
         dead_letter_topic: None,
         drift: DriftSettings::default(),
+        keep_records: None,
     };
     let mut processor = StreamProcessor::new(settings, None).expect("processor");
     let started = Instant::now();

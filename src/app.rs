@@ -210,16 +210,18 @@ impl Engine {
                 }
                 let Some(dag) = &decision.dag else { continue };
                 let id = crate::dag::executor::run_id(&decision.key);
-                let window_file = window.data.as_deref().and_then(|data| {
-                    let path = self.runs_dir.join(&id).join("window.json");
-                    match crate::dag::executor::export_window(data, &path) {
-                        Ok(()) => Some(path.display().to_string()),
-                        Err(err) => {
-                            tracing::error!(run = %id, error = %err, "cannot export the window; the run starts without it");
-                            None
+                let (window_file, records_file) = match window.data.as_deref() {
+                    Some(data) => {
+                        match crate::dag::executor::export_window(data, &self.runs_dir.join(&id)) {
+                            Ok(files) => files,
+                            Err(err) => {
+                                tracing::error!(run = %id, error = %err, "cannot export the window; the run starts without it");
+                                (None, None)
+                            }
                         }
                     }
-                });
+                    None => (None, None),
+                };
                 runs.push(crate::store::RunRequest {
                     id,
                     key: decision.key.clone(),
@@ -231,6 +233,7 @@ impl Engine {
                     drifted_features: decision.drifted_features.clone(),
                     decision: serde_json::to_value(decision).unwrap_or_default(),
                     window_file,
+                    records_file,
                 });
             }
         }

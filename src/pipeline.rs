@@ -149,6 +149,9 @@ impl StreamProcessor {
             .filter(|p| models.iter().any(|m| m.name == p.model))
             .cloned()
             .collect();
+        let keep =
+            (self.settings.keep_records).unwrap_or_else(|| models.iter().any(|m| m.dag.is_some()));
+        self.windower.keep_records(keep);
         self.policies.replace(models, policies);
     }
 
@@ -317,7 +320,12 @@ impl StreamProcessor {
             index: window.index,
             report,
             decisions,
-            data: triggered.then(|| std::sync::Arc::new(window.data)),
+            data: triggered.then(|| {
+                std::sync::Arc::new(crate::window::WindowData {
+                    columns: window.data,
+                    records: window.rows,
+                })
+            }),
         }
     }
 }

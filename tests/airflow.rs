@@ -68,6 +68,7 @@ airflow = {{ url = "{url}", dag_id = "driftgate_retrain", api = "v2", password_f
         drifted_features: vec!["amount".into()],
         decision: serde_json::json!({"policy": "fraud-drift", "outcome": "triggered"}),
         window_file: None,
+        records_file: None,
     };
     assert!(store.queue_run(&request).unwrap());
     execute(&store, dir.path(), dag, &request, &AtomicBool::new(false));

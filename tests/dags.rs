@@ -43,6 +43,7 @@ fn request(id: &str, key: &str, dag: &str) -> RunRequest {
         drifted_features: vec![],
         decision: serde_json::Value::Null,
         window_file: None,
+        records_file: None,
     }
 }
 

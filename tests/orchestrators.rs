@@ -42,6 +42,7 @@ fn request(dag: &Dag) -> RunRequest {
         drifted_features: vec!["amount".into(), "country".into()],
         decision: json!({"policy": "fraud-drift"}),
         window_file: None,
+        records_file: None,
     }
 }
 

@@ -55,6 +55,7 @@ fn settings() -> StreamSettings {
         grace: Duration::ZERO,
         dead_letter_topic: None,
         drift: DriftSettings::default(),
+        keep_records: None,
     }
 }
 
@@ -174,7 +175,8 @@ fn labelled_records_give_each_window_its_accuracy_and_policies_can_judge_it() {
         name: "fraud".into(),
         stream: "payments".into(),
         features: vec!["amount".into()],
-        dag: None,
+        // A model with a DAG makes the stream keep its records for the run's export.
+        dag: Some("retrain".into()),
     };
     let policy = Policy {
         name: "quality".into(),
@@ -231,6 +233,77 @@ fn labelled_records_give_each_window_its_accuracy_and_policies_can_judge_it() {
         windows[1].decisions[0].reason,
         "performance: error_rate 0.5 > 0.2 in this window"
     );
+    // The triggering window's records, one JSON line each, as they arrived (time is the
+    // broker's, as the records carry no `ts`).
+    let data = windows[1]
+        .data
+        .as_deref()
+        .expect("a triggered window keeps its data");
+    let lines: Vec<serde_json::Value> = data
+        .records
+        .as_deref()
+        .expect("records kept")
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 400);
+    let ts = 1_700_000_000_001_i64;
+    assert_eq!(
+        lines[0],
+        serde_json::json!({"ts": ts, "amount": 0.1, "country": "DE", "prediction": "fraud", "label": "fraud"})
+    );
+    assert_eq!(
+        lines[1],
+        serde_json::json!({"ts": ts, "amount": 0.1, "country": "DE", "prediction": 1, "label": 1})
+    );
+    assert_eq!(
+        lines[2],
+        serde_json::json!({"ts": ts, "amount": 0.1, "country": "DE", "prediction": true, "label": true})
+    );
+    assert_eq!(
+        lines[399],
+        serde_json::json!({"ts": ts, "amount": 0.1, "country": "DE", "label": "x"})
+    );
+    assert!(
+        windows[0].data.is_none(),
+        "an untriggered window keeps nothing"
+    );
+}
+
+#[test]
+fn kept_records_continue_across_a_checkpoint_and_are_escaped() {
+    let mut with_records = settings();
+    with_records.keep_records = Some(true);
+    let mut processor = StreamProcessor::new(with_records.clone(), None).unwrap();
+    processor.set_policies(&[], &[]);
+    let payloads = payloads(2, 99, 0.0);
+    processor.process(message(0, &payloads[0]));
+    let checkpoint = processor.checkpoint();
+    let before = checkpoint.open_window.rows.clone().expect("rows kept");
+    assert_eq!(before.lines().count(), 100);
+
+    let mut restarted = StreamProcessor::new(with_records, Some(checkpoint)).unwrap();
+    restarted.set_policies(&[], &[]);
+    restarted.process(message(1, &payloads[1]));
+    let odd = serde_json::json!([{"amount": 2.5, "country": "a \"quoted\"\nline; $(touch /tmp/x)", "ts": 1_700_000_123_456_i64}]);
+    restarted.process(message(2, &serde_json::to_vec(&odd).unwrap()));
+    let after = restarted.checkpoint().open_window.rows.expect("rows kept");
+    assert!(after.starts_with(&before));
+    let lines: Vec<serde_json::Value> = after
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 201);
+    assert_eq!(
+        lines[200],
+        serde_json::json!({"ts": 1_700_000_123_456_i64, "amount": 2.5, "country": "a \"quoted\"\nline; $(touch /tmp/x)"})
+    );
+
+    // By default a stream without a DAG-bound model keeps none.
+    let mut plain = StreamProcessor::new(settings(), None).unwrap();
+    plain.set_policies(&[], &[]);
+    plain.process(message(0, &payloads[0]));
+    assert_eq!(plain.checkpoint().open_window.rows, None);
 }
 
 #[test]

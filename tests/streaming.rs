@@ -771,6 +771,14 @@ baseline_output = "baseline.json"
             .len(),
         WINDOW_RECORDS
     );
+    // The records too, one per line, as a training task reads them.
+    let records = std::fs::read_to_string(lineage["records_file"].as_str().unwrap()).unwrap();
+    assert_eq!(records.lines().count(), WINDOW_RECORDS);
+    let first: serde_json::Value = serde_json::from_str(records.lines().next().unwrap()).unwrap();
+    assert!(
+        first["amount"].is_number() && first["ts"].is_i64(),
+        "{first}"
+    );
 
     // By hand: refused without the token; with it, the geo branch comes from the cache.
     let body = r#"{"model": "fraud", "drifted_features": ["amount"], "key": "manual-1"}"#;

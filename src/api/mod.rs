@@ -333,6 +333,7 @@ async fn run(State(state): State<ApiState>, Path(id): Path<String>) -> Response 
                 "window": {"stream": run.request.stream, "index": run.request.window},
                 "baseline": run.request.baseline,
                 "window_file": run.request.window_file,
+                "records_file": run.request.records_file,
                 "outputs": outputs,
             });
             Json(serde_json::json!({ "run": run, "tasks": tasks, "lineage": lineage }))
@@ -469,6 +470,7 @@ async fn create_run(
         drifted_features: drifted,
         decision: serde_json::Value::Null,
         window_file: None,
+        records_file: None,
     };
     let path = state.store_path.clone();
     let queued = {

@@ -202,6 +202,11 @@ pub struct RawStream {
     pub dead_letter_topic: Option<String>,
     /// The features to monitor and their kinds; each must be in the baseline with that kind.
     pub features: Vec<FeatureSpec>,
+    /// Whether windows keep their records (features, `ts`, `prediction`, `label`) so that a
+    /// retraining run gets them as `window.jsonl`. Unset: kept when a model of the stream has
+    /// a DAG. Costs memory and checkpoint size in proportion to the window.
+    #[serde(default)]
+    pub keep_records: Option<bool>,
     /// How drift is decided for this stream's windows.
     #[serde(default)]
     pub drift: RawDrift,

@@ -96,6 +96,8 @@ pub struct StreamSettings {
     pub dead_letter_topic: Option<String>,
     /// Drift decision settings.
     pub drift: DriftSettings,
+    /// Keep windows' records for export; `None`: when a model of the stream has a DAG.
+    pub keep_records: Option<bool>,
 }
 
 /// librdkafka properties driftgate sets itself; setting them in `kafka.properties` is an error.
@@ -379,6 +381,7 @@ fn validate_stream(
         grace,
         dead_letter_topic: stream.dead_letter_topic.clone(),
         drift,
+        keep_records: stream.keep_records,
     })
 }
 

@@ -164,18 +164,24 @@ pub fn run_id(key: &str) -> String {
     format!("run-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..16])
 }
 
-/// Writes a window's data for a run: `{"records": N, "features": {name: column}}`, a numeric
-/// column as `{"kind": "numeric", "values": [...]}` (usable values in arrival order), a
-/// categorical one as `{"kind": "categorical", "counts": {...}}`, each with its quality counts.
-pub fn export_window(data: &crate::decode::Dataset, path: &Path) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let features: serde_json::Map<String, serde_json::Value> = data
+/// Writes a window's data into a run's directory and returns the files' paths:
+///
+/// * `window.json`: `{"records": N, "features": {name: column}}`, a numeric column as
+///   `{"kind": "numeric", "values": [...]}` (usable values in arrival order), a categorical
+///   one as `{"kind": "categorical", "counts": {...}}`, each with its quality counts;
+/// * `window.jsonl`, when the stream keeps records: one JSON object per record, in arrival
+///   order, with `ts` (epoch milliseconds), the features it carried, `prediction` and `label`.
+pub fn export_window(
+    data: &crate::window::WindowData,
+    dir: &Path,
+) -> std::io::Result<(Option<String>, Option<String>)> {
+    std::fs::create_dir_all(dir)?;
+    let columns = &data.columns;
+    let features: serde_json::Map<String, serde_json::Value> = columns
         .schema
         .features
         .iter()
-        .zip(&data.columns)
+        .zip(&columns.columns)
         .map(|(spec, column)| {
             (
                 spec.name.clone(),
@@ -183,11 +189,21 @@ pub fn export_window(data: &crate::decode::Dataset, path: &Path) -> std::io::Res
             )
         })
         .collect();
-    let document = serde_json::json!({ "records": data.records, "features": features });
+    let document = serde_json::json!({ "records": columns.records, "features": features });
+    let path = dir.join("window.json");
     std::fs::write(
-        path,
+        &path,
         serde_json::to_vec(&document).expect("windows serialise"),
-    )
+    )?;
+    let records = match &data.records {
+        Some(lines) => {
+            let path = dir.join("window.jsonl");
+            std::fs::write(&path, lines)?;
+            Some(path.display().to_string())
+        }
+        None => None,
+    };
+    Ok((Some(path.display().to_string()), records))
 }
 
 /// How often a running run looks for a cancellation.
@@ -748,6 +764,7 @@ fn start(
             "drifted_features": request.drifted_features,
             "decision": request.decision,
             "window_file": request.window_file,
+            "records_file": request.records_file,
             "baseline": request.baseline,
             "artifacts_dir": artifacts,
             "upstream": upstream.iter().map(|(name, outputs)| {

@@ -81,6 +81,7 @@ pub fn conf(request: &RunRequest) -> Value {
         "baseline": request.baseline,
         "drifted_features": request.drifted_features,
         "window_file": request.window_file,
+        "records_file": request.records_file,
         "decision": request.decision,
     })
 }

@@ -273,12 +273,92 @@ impl<'a> RecordView<'a> {
         })
     }
 
+    /// Appends the record to `out` as one line of JSON: `"ts"` (epoch milliseconds, when
+    /// `time` is known), the features it carries in schema order (`names` holds each feature's
+    /// name already written as a JSON string), then `"prediction"` and `"label"` when present.
+    pub fn write_json_line(&self, names: &[String], time: Option<i64>, out: &mut String) {
+        use std::fmt::Write;
+        let mut first = true;
+        let mut key = |out: &mut String, name: &str| {
+            out.push(if first { '{' } else { ',' });
+            first = false;
+            out.push_str(name);
+            out.push(':');
+        };
+        if let Some(time) = time {
+            key(out, "\"ts\"");
+            let _ = write!(out, "{time}");
+        }
+        for (name, slot) in names.iter().zip(self.slots) {
+            match *slot {
+                Slot::Missing | Slot::Nested => {}
+                Slot::Number { value, .. } => {
+                    key(out, name);
+                    write_json_number(out, value);
+                }
+                Slot::Text(start, end) => {
+                    key(out, name);
+                    write_json_string(out, &self.text[start..end]);
+                }
+                Slot::Bool(b) => {
+                    key(out, name);
+                    out.push_str(if b { "true" } else { "false" });
+                }
+            }
+        }
+        for (name, truth) in ["\"prediction\"", "\"label\""].into_iter().zip(self.truth) {
+            match truth {
+                None => {}
+                Some(Truth::Number(value)) => {
+                    key(out, name);
+                    write_json_number(out, value);
+                }
+                Some(Truth::Text(start, end)) => {
+                    key(out, name);
+                    write_json_string(out, &self.text[start..end]);
+                }
+                Some(Truth::Bool(b)) => {
+                    key(out, name);
+                    out.push_str(if b { "true" } else { "false" });
+                }
+            }
+        }
+        if first {
+            out.push('{');
+        }
+        out.push_str("}\n");
+    }
+
     /// Fields that are not features (once per occurrence).
     pub fn unknown_fields(&self) -> impl Iterator<Item = &'a str> + 'a {
         let text = self.text;
         self.unknown
             .iter()
             .map(move |(_, start, end)| &text[*start..*end])
+    }
+}
+
+/// A number as `serde_json` writes it, a whole one without a fraction (labels stay `1`, not
+/// `1.0`); a non-finite one as `null`.
+fn write_json_number(out: &mut String, value: f64) {
+    use std::fmt::Write;
+    if value.fract() == 0.0 && value.abs() < 9.0e15 {
+        let _ = write!(out, "{}", value as i64);
+        return;
+    }
+    match serde_json::Number::from_f64(value) {
+        Some(number) => {
+            let _ = write!(out, "{number}");
+        }
+        None => out.push_str("null"),
+    }
+}
+
+/// A string as a JSON string literal.
+fn write_json_string(out: &mut String, text: &str) {
+    match serde_json::to_string(text) {
+        Ok(literal) => out.push_str(&literal),
+        Err(_) => out.push_str("null"),
     }
 }
 

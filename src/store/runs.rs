@@ -28,8 +28,12 @@ pub struct RunRequest {
     pub drifted_features: Vec<String>,
     /// The whole decision (null for a manual run).
     pub decision: serde_json::Value,
-    /// The exported window data, when there is one.
+    /// The exported window data (`window.json`, columns), when there is one.
     pub window_file: Option<String>,
+    /// The exported window records (`window.jsonl`, one record per line), when the stream
+    /// keeps records.
+    #[serde(default)]
+    pub records_file: Option<String>,
 }
 
 /// A task output with its digest.

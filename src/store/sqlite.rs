@@ -147,7 +147,7 @@ pub struct StoredWindow {
     /// One decision per policy judging the stream.
     pub decisions: Vec<Decision>,
     /// The window's data, kept only when a decision triggered (a run exports it); not stored.
-    pub data: Option<std::sync::Arc<crate::decode::Dataset>>,
+    pub data: Option<std::sync::Arc<crate::window::WindowData>>,
 }
 
 /// A message that could not be decoded, kept when the stream has no dead-letter topic.

@@ -20,3 +20,12 @@ mod tumbling;
 pub use tumbling::{
     ClosedWindow, OffsetRange, OpenWindow, RecordPosition, WindowError, WindowSpec, Windower,
 };
+
+/// A closed window's data, kept for the run its decision triggers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowData {
+    /// The decoded feature columns.
+    pub columns: crate::decode::Dataset,
+    /// Every record as one line of JSON, when the stream keeps records.
+    pub records: Option<String>,
+}

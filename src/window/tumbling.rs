@@ -63,6 +63,10 @@ pub struct OpenWindow {
     pub columns: Vec<Column>,
     /// Fields seen that are not features, with counts.
     pub unknown_fields: BTreeMap<String, u64>,
+    /// The records themselves as JSON lines, when the stream keeps them for export (see
+    /// [`Windower::keep_records`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<String>,
 }
 
 /// A window that is complete, ready for its drift report.
@@ -86,6 +90,8 @@ pub struct ClosedWindow {
     pub offsets: BTreeMap<String, OffsetRange>,
     /// The data, decoded by the stream's schema.
     pub data: Dataset,
+    /// Every record as one line of JSON, when the window kept them all.
+    pub rows: Option<String>,
 }
 
 /// A checkpoint that does not fit the stream's current schema.
@@ -101,6 +107,10 @@ pub struct Windower {
     state: OpenWindow,
     /// Reused `topic/partition` key, so adding a record allocates nothing in the common case.
     key: String,
+    /// Whether windows keep their records as JSON lines.
+    keep_records: bool,
+    /// The features' names written as JSON strings, for those lines.
+    row_names: Vec<String>,
 }
 
 impl Windower {
@@ -110,9 +120,11 @@ impl Windower {
         let state = empty_state(first_index, &open);
         Windower {
             spec,
+            row_names: row_names(&open.schema),
             open,
             state,
             key: String::new(),
+            keep_records: false,
         }
     }
 
@@ -145,6 +157,8 @@ impl Windower {
         open.unknown_fields = state.unknown_fields.clone();
         Ok(Windower {
             spec,
+            row_names: row_names(&open.schema),
+            keep_records: state.rows.is_some(),
             open,
             state,
             key: String::new(),
@@ -158,6 +172,18 @@ impl Windower {
             unknown_fields: self.open.unknown_fields.clone(),
             records: self.open.records,
             ..self.state.clone()
+        }
+    }
+
+    /// Whether windows keep their records as JSON lines (for a retraining run to export).
+    /// Switched on, it takes effect at once when the open window is empty and from the next
+    /// window otherwise, so a window's lines are always all of its records.
+    pub fn keep_records(&mut self, keep: bool) {
+        self.keep_records = keep;
+        if !keep {
+            self.state.rows = None;
+        } else if self.state.rows.is_none() && self.open.records == 0 {
+            self.state.rows = Some(String::new());
         }
     }
 
@@ -221,6 +247,9 @@ impl Windower {
 
     fn add(&mut self, position: RecordPosition<'_>, time: Option<i64>, record: RecordView<'_>) {
         self.open.push_record(record);
+        if let Some(rows) = &mut self.state.rows {
+            record.write_json_line(&self.row_names, time, rows);
+        }
         if let Some(correct) = record.prediction_correct() {
             self.state.labelled += 1;
             self.state.correct += u64::from(correct);
@@ -257,7 +286,10 @@ impl Windower {
         }
         let next = Dataset::new(self.open.schema.clone());
         let data = std::mem::replace(&mut self.open, next);
-        let next_state = empty_state(self.state.index + 1, &self.open);
+        let mut next_state = empty_state(self.state.index + 1, &self.open);
+        if self.keep_records {
+            next_state.rows = Some(String::new());
+        }
         let state = std::mem::replace(&mut self.state, next_state);
         Some(ClosedWindow {
             index: state.index,
@@ -269,6 +301,7 @@ impl Windower {
             end_ms: state.end_ms,
             offsets: state.offsets,
             data,
+            rows: state.rows,
         })
     }
 }
@@ -285,7 +318,16 @@ fn empty_state(index: u64, open: &Dataset) -> OpenWindow {
         offsets: BTreeMap::new(),
         columns: open.columns.clone(),
         unknown_fields: BTreeMap::new(),
+        rows: None,
     }
+}
+
+fn row_names(schema: &Schema) -> Vec<String> {
+    schema
+        .features
+        .iter()
+        .map(|f| serde_json::to_string(&f.name).expect("strings serialise"))
+        .collect()
 }
 
 #[cfg(test)]
