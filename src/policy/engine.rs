@@ -342,9 +342,12 @@ impl Engine {
         self.models.iter().find(|m| m.name == name)
     }
 
-    /// Evaluates every policy on the window's stream, in configuration order.
+    /// Evaluates every policy on the window's stream, in configuration order. Once a policy
+    /// triggers a model, the model counts as in flight for the later policies of the same
+    /// window: one window starts at most one run per model (unless a policy says
+    /// `in_flight = "trigger"`).
     pub fn evaluate(&mut self, window: &WindowFacts<'_>) -> Vec<Decision> {
-        let mut decisions = Vec::new();
+        let mut decisions: Vec<Decision> = Vec::new();
         for policy in &self.policies {
             let Some(model) = self.models.iter().find(|m| m.name == policy.model) else {
                 continue;
@@ -354,8 +357,20 @@ impl Engine {
             }
             let runs = self.state.run_seconds.get(&model.name).map(Vec::as_slice);
             let state = self.state.policies.entry(policy.name.clone()).or_default();
-            let in_flight = self.in_flight.contains(&model.name);
-            decisions.push(judge(policy, model, state, in_flight, runs, window));
+            let busy = if self.in_flight.contains(&model.name) {
+                Some(format!("a run of model {} is in flight", model.name))
+            } else {
+                decisions
+                    .iter()
+                    .find(|d| d.model == model.name && d.outcome == Outcome::Triggered)
+                    .map(|d| {
+                        format!(
+                            "policy {} triggered model {} in this window",
+                            d.policy, model.name
+                        )
+                    })
+            };
+            decisions.push(judge(policy, model, state, busy.as_deref(), runs, window));
         }
         decisions
     }
@@ -365,7 +380,7 @@ fn judge(
     policy: &Policy,
     model: &Model,
     state: &mut PolicyState,
-    in_flight: bool,
+    busy: Option<&str>,
     runs: Option<&[f64]>,
     window: &WindowFacts<'_>,
 ) -> Decision {
@@ -450,8 +465,9 @@ fn judge(
     let would = format!("{} {}", hits.join("; "), policy.windows.describe());
     let last = state.triggers.back().copied();
     let cooldown_ms = policy.cooldown.as_millis() as i64;
-    decision.outcome = if in_flight && policy.in_flight == super::spec::InFlight::Suppress {
-        decision.reason = format!("{would}, but a run of model {} is in flight", model.name);
+    let suppress_busy = policy.in_flight == super::spec::InFlight::Suppress;
+    decision.outcome = if let Some(busy) = busy.filter(|_| suppress_busy) {
+        decision.reason = format!("{would}, but {busy}");
         Outcome::SuppressedInFlight
     } else if let Some(last) = last.filter(|last| window.at_ms - last < cooldown_ms) {
         decision.reason = format!(
@@ -1022,6 +1038,41 @@ mod tests {
         assert_eq!(decision.drifted_features, ["amount"]);
         engine.set_in_flight("fraud", false);
         assert_eq!(engine.evaluate(&facts)[0].outcome, Outcome::Triggered);
+    }
+
+    #[test]
+    fn two_policies_triggering_one_window_start_one_run() {
+        let first = policy(WindowRule::Consecutive { k: 1 });
+        let mut second = first.clone();
+        second.name = "q".into();
+        let mut eager = first.clone();
+        eager.name = "r".into();
+        eager.in_flight = InFlight::Trigger;
+        let mut engine = Engine::new(vec![model()], vec![first, second, eager]);
+        let report = report(1e-9);
+        let decisions = engine.evaluate(&WindowFacts {
+            stream: "payments",
+            index: 4,
+            records: 1000,
+            at_ms: 0,
+            report: &report,
+        });
+        let outcomes: Vec<Outcome> = decisions.iter().map(|d| d.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Triggered,
+                Outcome::SuppressedInFlight,
+                Outcome::Triggered
+            ]
+        );
+        assert!(
+            decisions[1]
+                .reason
+                .ends_with("but policy p triggered model fraud in this window"),
+            "{}",
+            decisions[1].reason
+        );
     }
 
     #[test]
