@@ -580,7 +580,7 @@ pub fn run(
         processors.push(processor);
     }
     let dead_letters = if config.streams.iter().any(|s| s.dead_letter_topic.is_some()) {
-        Some(kafka::client_config(&servers, &config.kafka_properties).create::<BaseProducer>()?)
+        Some(kafka::producer_config(&servers, &config.kafka_properties).create::<BaseProducer>()?)
     } else {
         None
     };
@@ -623,7 +623,7 @@ pub fn run(
             })?
     };
     let mut workers = Vec::new();
-    let kafka_client = kafka::client_config(&servers, &config.kafka_properties);
+    let kafka_client = kafka::producer_config(&servers, &config.kafka_properties);
     for sink in &config.alerts.sinks {
         metrics.register_sink(&sink.name);
         let sender = crate::alert::deliver::Sender::new(sink.clone(), Some(&kafka_client))

@@ -25,21 +25,65 @@ fn the_shipped_configuration_is_valid_as_is() {
     let stdout = text(&out.stdout);
     assert!(
         stdout
-            .contains("stream payments: topic payments.features, window 2000 records, 2 features"),
+            .contains("stream payments: topic payments.features, window 2000 records, 8 features"),
         "{stdout}"
     );
-    // The included policy file: two models sharing `amount`, three policies.
+    // The included files: two models sharing `amount`, their policies and DAGs.
     for expected in [
-        "model fraud: stream payments, features amount, country, dag retrain-fraud",
-        "model spend-forecast: stream payments, features amount",
-        "policy fraud-drift: model fraud, 2 signal(s), in 2 consecutive windows",
-        "policy forecast-drift: model spend-forecast, 1 signal(s), in 2 of the last 3 windows",
+        "model fraud: stream payments, features amount, txn_count_24h, account_age_days, country, distance_km, device, dag retrain-fraud",
+        "model checkout-risk: stream payments, features amount, merchant_category, hour, dag retrain-checkout",
+        "policy fraud-drift: model fraud, 4 signal(s), in 2 consecutive windows",
+        "policy checkout-drift: model checkout-risk, 3 signal(s), in 2 of the last 3 windows",
+        "dag retrain-fraud: 6 task(s) in order behaviour-features, geo-features, train, evaluate, promote, baseline",
     ] {
         assert!(
             stdout.contains(expected),
             "missing {expected:?} in:\n{stdout}"
         );
     }
+}
+
+#[test]
+fn a_policy_of_a_model_on_a_broken_stream_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("service.toml");
+    let root = env!("CARGO_MANIFEST_DIR");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[kafka]
+bootstrap_servers = "127.0.0.1:9092"
+group_id = "g"
+[store]
+path = "x.db"
+[[streams]]
+name = "payments"
+topic = "t"
+baseline = "{root}/config/baselines/payments.json"
+window = {{ records = 100 }}
+features = [{{ name = "ghost", kind = "numeric" }}]
+
+[[models]]
+name = "fraud"
+stream = "payments"
+features = ["ghost"]
+
+[[policies]]
+name = "p"
+model = "fraud"
+when = {{ feature = "ghost", metric = "ks.p_value", below = 0.01 }}
+"#
+        ),
+    )
+    .unwrap();
+    let out = check(&file, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("streams[0].features: `ghost` is not in the baseline"),
+        "{stderr}"
+    );
 }
 
 #[test]

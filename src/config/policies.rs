@@ -499,14 +499,18 @@ pub fn validate(
                 per,
             })
         });
-        if problems.len() == before {
+        // A policy of a model with problems of its own has no rule to keep (those problems
+        // are reported with the model).
+        if let (true, Some(when), Some(windows), Some(cooldown)) =
+            (problems.len() == before, when, windows, cooldown)
+        {
             policies.push(Policy {
                 name: raw.name.clone(),
                 model: raw.model.clone(),
-                when: when.expect("validated"),
-                windows: windows.expect("validated"),
+                when,
+                windows,
                 min_records: raw.min_records,
-                cooldown: cooldown.expect("validated"),
+                cooldown,
                 budget,
                 in_flight: raw.in_flight,
             });

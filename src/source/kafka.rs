@@ -26,6 +26,51 @@ pub fn client_config(
     config
 }
 
+/// librdkafka properties that only consumers know; a producer given one warns (CONFWARN).
+const CONSUMER_ONLY: &[&str] = &[
+    "group.id",
+    "group.instance.id",
+    "group.protocol",
+    "group.protocol.type",
+    "group.remote.assignor",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.wait.max.ms",
+    "fetch.queue.backoff.ms",
+    "fetch.message.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.bytes",
+    "fetch.min.bytes",
+    "fetch.error.backoff.ms",
+    "isolation.level",
+    "enable.partition.eof",
+    "check.crcs",
+    "consume.callback.max.messages",
+];
+
+/// The settings of driftgate's producers (dead letters, Kafka alert sinks): the shared ones
+/// without the consumer-only properties.
+pub fn producer_config(
+    bootstrap_servers: &str,
+    properties: &BTreeMap<String, String>,
+) -> ClientConfig {
+    let shared: BTreeMap<String, String> = properties
+        .iter()
+        .filter(|(key, _)| !CONSUMER_ONLY.contains(&key.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    client_config(bootstrap_servers, &shared)
+}
+
 /// The consumer's settings: the group, manual commits, earliest start.
 pub fn consumer_config(
     bootstrap_servers: &str,
