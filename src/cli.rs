@@ -40,6 +40,12 @@ pub enum Command {
     /// Replay recorded data through a stream's windows, detectors and policies, and print when
     /// each policy would have triggered.
     Replay(ReplayArgs),
+    /// Show the whole loop in about a minute: an embedded broker, drift injected into a
+    /// stream, policies triggering a retraining DAG, alerts to a local webhook.
+    Demo(crate::demo::DemoArgs),
+    /// Built-in DAG tasks (run by the executor, inside a run).
+    #[command(subcommand)]
+    Task(crate::task::TaskCommand),
 }
 
 /// Arguments of `driftgate replay`.
@@ -240,6 +246,12 @@ pub enum CliError {
     /// A replay could not run.
     #[error(transparent)]
     Replay(#[from] crate::replay::ReplayError),
+    /// The demo could not run.
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
+    /// A built-in task failed.
+    #[error(transparent)]
+    Task(#[from] crate::task::TaskError),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
@@ -263,6 +275,14 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Baseline(BaselineCommand::Show { file }) => run_show(&file),
         Command::Config(ConfigCommand::Check { file }) => run_config_check(&file),
         Command::Replay(args) => run_replay(&args),
+        Command::Demo(args) => {
+            crate::demo::run(&args)?;
+            Ok(Outcome::Done)
+        }
+        Command::Task(command) => {
+            println!("{}", crate::task::run(&command)?);
+            Ok(Outcome::Done)
+        }
     }
 }
 
@@ -369,25 +389,37 @@ fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
     Ok(Outcome::Done)
 }
 
+/// `baseline build`: profiles a data file (JSONL or CSV) and saves the baseline to `output`.
+pub fn build_baseline(
+    input: &Path,
+    options: &ReadOptions,
+    settings: BuildSettings,
+    output: &Path,
+) -> Result<Baseline, CliError> {
+    let dataset = read_dataset(input, options)?;
+    let source = BaselineSource {
+        path: Some(input.display().to_string()),
+        sha256: file_sha256(input).ok(),
+        records: dataset.records,
+        invalid_lines: dataset.invalid_lines,
+    };
+    let baseline = Baseline::build(&dataset, settings, source)?;
+    baseline.save(output)?;
+    Ok(baseline)
+}
+
 fn run_build(args: &BuildArgs) -> Result<Outcome, CliError> {
     let options = ReadOptions {
         schema: load_schema(args.schema.as_deref())?,
         skip_invalid: args.skip_invalid,
-    };
-    let dataset = read_dataset(&args.input, &options)?;
-    let source = BaselineSource {
-        path: Some(args.input.display().to_string()),
-        sha256: file_sha256(&args.input).ok(),
-        records: dataset.records,
-        invalid_lines: dataset.invalid_lines,
     };
     let settings = BuildSettings {
         bins: args.bins,
         sample_cap: args.sample_cap,
         seed: args.seed,
     };
-    let baseline = Baseline::build(&dataset, settings, source)?;
-    baseline.save(&args.output)?;
+    let baseline = build_baseline(&args.input, &options, settings, &args.output)?;
+    let dataset = &baseline.source;
     let sampled = baseline
         .features
         .iter()

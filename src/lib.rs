@@ -17,6 +17,10 @@
 //! * [`store`]: SQLite: checkpoints, window reports, dead letters.
 //! * [`api`]: HTTP API and Prometheus metrics.
 //! * [`app`]: the running service: consume, process, checkpoint, commit.
+//! * [`dag`]: retraining DAGs: spec, selective planning, the local executor, remote ones.
+//! * [`alert`]: the alert outbox and its sinks.
+//! * [`task`]: built-in DAG tasks (`driftgate task …`): transforms, training, evaluation.
+//! * [`demo`]: `driftgate demo`, the whole loop in one process.
 //! * [`cli`]: the `driftgate` commands.
 //!
 //! The statistics and decisions are pure functions of their inputs: no clock, no I/O.
@@ -29,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod dag;
 pub mod decode;
+pub mod demo;
 pub mod drift;
 mod parallel;
 pub mod pipeline;
@@ -38,6 +43,7 @@ pub mod retry;
 mod rng;
 pub mod source;
 pub mod store;
+pub mod task;
 pub mod window;
 
 pub use rng::SplitMix64;

@@ -738,6 +738,16 @@ pub fn retry_delay(task: &Task, attempt: u32, jitter: f64) -> Duration {
     crate::retry::delay(task.retry_backoff, task.retry_backoff_max, attempt, jitter)
 }
 
+/// A task's program: `driftgate` is this very binary (for the built-in tasks, whatever the
+/// `PATH`); anything else is looked up as usual.
+fn program(name: &str) -> std::io::Result<PathBuf> {
+    if name == "driftgate" {
+        std::env::current_exe()
+    } else {
+        Ok(PathBuf::from(name))
+    }
+}
+
 /// Starts an attempt: its directories, context file and log, then the process in its own group.
 fn start(
     store: &Store,
@@ -777,7 +787,7 @@ fn start(
         )?;
         let out = File::create(&log)?;
         let err = out.try_clone()?;
-        Command::new(&task.run[0])
+        Command::new(program(&task.run[0])?)
             .args(&task.run[1..])
             .env("DRIFTGATE_RUN_ID", &request.id)
             .env("DRIFTGATE_MODEL", &request.model)

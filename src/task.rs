@@ -1,0 +1,561 @@
+//! Built-in DAG tasks, `driftgate task …`: a small but real retraining pipeline for models that
+//! classify a stream's records by their `label`, used by the example DAGs and the demo.
+//!
+//! Every task reads its run's context (`DRIFTGATE_CONTEXT`) and writes into
+//! `DRIFTGATE_ARTIFACTS_DIR`. Its data are the triggering window's records (`records_file`,
+//! one JSON object per line) or, for a run with no window (a manual run), the training set given
+//! with `--training`. The last `--holdout` share of the records, in arrival order, is held out:
+//! models are trained on the rest and compared on it.
+//!
+//! * `transform --features a,b`: per feature, a numeric one's mean and standard deviation or a
+//!   categorical one's categories → `transform.json`;
+//! * `train`: logistic regression on the upstream transforms' features (standardised numbers,
+//!   one-hot categories), by gradient descent → `model.json`;
+//! * `evaluate --registry DIR`: the challenger (`model.json` upstream) against the champion
+//!   (`DIR/<model>.json`) on the holdout → `metrics.json` with `"promote": true|false`;
+//! * `promote --registry DIR`: the challenger becomes the champion (written atomically);
+//! * `baseline`: a baseline profile of the records (`baseline build`'s code) → `baseline.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// `driftgate task …`.
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Fit one feature group's transform (means and deviations, categories).
+    Transform {
+        /// The features of the group, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        features: Vec<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Train a logistic regression on the upstream transforms' features.
+    Train {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Compare the challenger with the champion on the holdout.
+    Evaluate {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Where champions are kept, one `<model>.json` each.
+        #[arg(long, value_name = "DIR")]
+        registry: PathBuf,
+        /// Accuracy the challenger must gain over the champion to be promoted.
+        #[arg(long, default_value_t = 0.0)]
+        min_gain: f64,
+    },
+    /// Make the challenger the champion.
+    Promote {
+        /// Where champions are kept, one `<model>.json` each.
+        #[arg(long, value_name = "DIR")]
+        registry: PathBuf,
+    },
+    /// Profile the records as the stream's next baseline.
+    Baseline {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// Where a task's records come from.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Records (JSONL) to use when the run has no window records (a manual run).
+    #[arg(long, value_name = "FILE")]
+    training: Option<PathBuf>,
+    /// The field holding the true class (1/true: positive).
+    #[arg(long, default_value = "label")]
+    label: String,
+    /// The share of the records, the most recent, held out for evaluation.
+    #[arg(long, default_value_t = 0.3)]
+    holdout: f64,
+}
+
+/// Why a task failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// Not started by driftgate's executor, or a broken context.
+    #[error("task context: {0}")]
+    Context(String),
+    /// Input that cannot be used.
+    #[error("{0}")]
+    Data(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TaskError + '_ {
+    move |source| TaskError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A record as read from JSON lines.
+type Record = Map<String, Value>;
+
+/// The parts of the run's context file the tasks use.
+#[derive(Debug, Deserialize)]
+struct Context {
+    run_id: String,
+    model: String,
+    #[serde(default)]
+    records_file: Option<PathBuf>,
+    artifacts_dir: PathBuf,
+    #[serde(default)]
+    upstream: BTreeMap<String, BTreeMap<String, PathBuf>>,
+}
+
+impl Context {
+    fn load() -> Result<Context, TaskError> {
+        let path = std::env::var_os("DRIFTGATE_CONTEXT").ok_or_else(|| {
+            TaskError::Context(
+                "DRIFTGATE_CONTEXT is not set: tasks run inside a driftgate run".into(),
+            )
+        })?;
+        let path = PathBuf::from(path);
+        let text = std::fs::read(&path).map_err(io(&path))?;
+        serde_json::from_slice(&text)
+            .map_err(|e| TaskError::Context(format!("{}: {e}", path.display())))
+    }
+
+    /// Every upstream output with this file name, in task-name order.
+    fn upstream(&self, file: &str) -> Vec<&PathBuf> {
+        self.upstream.values().filter_map(|o| o.get(file)).collect()
+    }
+
+    fn write(&self, file: &str, value: &impl Serialize) -> Result<PathBuf, TaskError> {
+        let path = self.artifacts_dir.join(file);
+        let bytes = serde_json::to_vec_pretty(value).expect("task outputs serialise");
+        std::fs::write(&path, bytes).map_err(io(&path))?;
+        Ok(path)
+    }
+}
+
+/// Runs a task; returns the line it prints.
+pub fn run(command: &TaskCommand) -> Result<String, TaskError> {
+    let context = Context::load()?;
+    match command {
+        TaskCommand::Transform { features, data } => {
+            let (records, source) = load_records(&context, data)?;
+            let (train, _) = split(&records, data.holdout);
+            let transform = Transform::fit(features, train)?;
+            context.write("transform.json", &transform)?;
+            Ok(format!(
+                "fitted {} on {} records of {source}",
+                features.join(", "),
+                train.len()
+            ))
+        }
+        TaskCommand::Train { data } => {
+            let mut features = Vec::new();
+            for path in context.upstream("transform.json") {
+                let text = std::fs::read(path).map_err(io(path))?;
+                let transform: Transform = serde_json::from_slice(&text)
+                    .map_err(|e| TaskError::Data(format!("{}: {e}", path.display())))?;
+                features.extend(transform.features);
+            }
+            if features.is_empty() {
+                return Err(TaskError::Context(
+                    "no upstream transform.json: `train` needs transform tasks".into(),
+                ));
+            }
+            let (records, source) = load_records(&context, data)?;
+            let (train, _) = split(&records, data.holdout);
+            let model = Classifier::train(
+                &context.run_id,
+                &context.model,
+                &data.label,
+                features,
+                train,
+            )?;
+            context.write("model.json", &model)?;
+            Ok(format!(
+                "trained {} on {} records of {source}: training accuracy {:.3}",
+                context.model,
+                train.len(),
+                model.accuracy(train)
+            ))
+        }
+        TaskCommand::Evaluate {
+            data,
+            registry,
+            min_gain,
+        } => {
+            let challenger = read_model(single(&context, "model.json")?)?;
+            let champion_path = registry.join(format!("{}.json", context.model));
+            let champion = champion_path
+                .exists()
+                .then(|| read_model(&champion_path))
+                .transpose()?;
+            let (records, source) = load_records(&context, data)?;
+            let (_, holdout) = split(&records, data.holdout);
+            let challenger_accuracy = challenger.accuracy(holdout);
+            let champion_accuracy = champion.as_ref().map(|c| c.accuracy(holdout));
+            let promote = champion_accuracy.is_none_or(|c| challenger_accuracy > c + min_gain);
+            context.write(
+                "metrics.json",
+                &serde_json::json!({
+                    "holdout_records": holdout.len(),
+                    "challenger_accuracy": challenger_accuracy,
+                    "champion_accuracy": champion_accuracy,
+                    "promote": promote,
+                }),
+            )?;
+            Ok(format!(
+                "on {} held-out records of {source}: challenger {challenger_accuracy:.3}, champion {}: {}",
+                holdout.len(),
+                champion_accuracy.map_or("none".to_string(), |a| format!("{a:.3}")),
+                if promote { "promote" } else { "keep the champion" }
+            ))
+        }
+        TaskCommand::Promote { registry } => {
+            let challenger = single(&context, "model.json")?;
+            std::fs::create_dir_all(registry).map_err(io(registry))?;
+            let target = registry.join(format!("{}.json", context.model));
+            let temporary = registry.join(format!(".{}.json.tmp", context.model));
+            std::fs::copy(challenger, &temporary).map_err(io(&temporary))?;
+            std::fs::rename(&temporary, &target).map_err(io(&target))?;
+            Ok(format!(
+                "promoted {} to {}",
+                challenger.display(),
+                target.display()
+            ))
+        }
+        TaskCommand::Baseline { data } => {
+            let path = match &context.records_file {
+                Some(path) => path.clone(),
+                None => data.training.clone().ok_or_else(|| {
+                    TaskError::Data("no window records and no --training file".into())
+                })?,
+            };
+            let output = context.artifacts_dir.join("baseline.json");
+            let baseline = crate::cli::build_baseline(
+                &path,
+                &crate::source::ReadOptions::default(),
+                crate::baseline::BuildSettings::default(),
+                &output,
+            )
+            .map_err(|e| TaskError::Data(e.to_string()))?;
+            Ok(format!(
+                "baseline {} of {} records of {}",
+                &baseline.id[..12],
+                baseline.source.records,
+                path.display()
+            ))
+        }
+    }
+}
+
+/// The one upstream output with this name.
+fn single<'c>(context: &'c Context, file: &str) -> Result<&'c PathBuf, TaskError> {
+    match context.upstream(file).as_slice() {
+        [one] => Ok(one),
+        found => Err(TaskError::Context(format!(
+            "expected one upstream {file}, found {}",
+            found.len()
+        ))),
+    }
+}
+
+/// The run's window records, else the training set.
+fn load_records(context: &Context, data: &DataArgs) -> Result<(Vec<Record>, String), TaskError> {
+    let path = match (&context.records_file, &data.training) {
+        (Some(path), _) => path,
+        (None, Some(path)) => path,
+        (None, None) => {
+            return Err(TaskError::Data(
+                "the run has no window records and no --training file was given".into(),
+            ))
+        }
+    };
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let mut records = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(record)) => records.push(record),
+            _ => {
+                return Err(TaskError::Data(format!(
+                    "{}:{}: not a JSON object",
+                    path.display(),
+                    n + 1
+                )))
+            }
+        }
+    }
+    if records.is_empty() {
+        return Err(TaskError::Data(format!("{}: no records", path.display())));
+    }
+    Ok((records, path.display().to_string()))
+}
+
+/// The records before the holdout, and the holdout (the last `share`, at least one record when
+/// there are two).
+fn split(records: &[Record], share: f64) -> (&[Record], &[Record]) {
+    let held = ((records.len() as f64 * share.clamp(0.0, 0.9)).round() as usize)
+        .max(usize::from(records.len() > 1));
+    records.split_at(records.len() - held)
+}
+
+/// A feature group's fitted transform.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Transform {
+    features: Vec<FeatureTransform>,
+}
+
+/// How one feature becomes model inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum FeatureTransform {
+    /// `(x - mean) / std`; missing is 0 (the mean).
+    Numeric { name: String, mean: f64, std: f64 },
+    /// One input per category; others and missing are all zeros.
+    Categorical {
+        name: String,
+        categories: Vec<String>,
+    },
+}
+
+impl Transform {
+    fn fit(features: &[String], records: &[Record]) -> Result<Transform, TaskError> {
+        let mut fitted = Vec::new();
+        for name in features {
+            let values: Vec<&Value> = records
+                .iter()
+                .filter_map(|r| r.get(name))
+                .filter(|v| !v.is_null())
+                .collect();
+            if values.is_empty() {
+                return Err(TaskError::Data(format!("no record carries `{name}`")));
+            }
+            if values.iter().all(|v| v.is_number()) {
+                let numbers: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
+                let mean = numbers.iter().sum::<f64>() / numbers.len() as f64;
+                let var =
+                    numbers.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / numbers.len() as f64;
+                fitted.push(FeatureTransform::Numeric {
+                    name: name.clone(),
+                    mean,
+                    std: if var > 0.0 { var.sqrt() } else { 1.0 },
+                });
+            } else {
+                let mut categories: Vec<String> = values.iter().map(|v| category(v)).collect();
+                categories.sort();
+                categories.dedup();
+                fitted.push(FeatureTransform::Categorical {
+                    name: name.clone(),
+                    categories,
+                });
+            }
+        }
+        Ok(Transform { features: fitted })
+    }
+}
+
+fn category(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A logistic regression over transformed features.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Classifier {
+    /// The model it was trained for.
+    pub model: String,
+    /// The run that trained it.
+    pub run: String,
+    /// The label field.
+    pub label: String,
+    features: Vec<FeatureTransform>,
+    weights: Vec<f64>,
+    bias: f64,
+    /// Records it was trained on.
+    pub trained_records: usize,
+}
+
+/// Gradient descent settings: plenty for a few thousand records and a few dozen inputs.
+const ITERATIONS: usize = 600;
+const LEARNING_RATE: f64 = 0.5;
+const L2: f64 = 1e-4;
+
+impl Classifier {
+    fn train(
+        run: &str,
+        model: &str,
+        label: &str,
+        features: Vec<FeatureTransform>,
+        records: &[Record],
+    ) -> Result<Classifier, TaskError> {
+        let mut classifier = Classifier {
+            run: run.to_string(),
+            model: model.to_string(),
+            label: label.to_string(),
+            features,
+            weights: Vec::new(),
+            bias: 0.0,
+            trained_records: 0,
+        };
+        let rows: Vec<(Vec<f64>, f64)> = records
+            .iter()
+            .filter_map(|r| Some((classifier.inputs(r), truth(r.get(label)?)?)))
+            .collect();
+        if rows.is_empty() {
+            return Err(TaskError::Data(format!(
+                "no record carries a usable `{label}`"
+            )));
+        }
+        let width = rows[0].0.len();
+        classifier.weights = vec![0.0; width];
+        let n = rows.len() as f64;
+        let mut gradient = vec![0.0; width];
+        for _ in 0..ITERATIONS {
+            gradient.iter_mut().for_each(|g| *g = 0.0);
+            let mut bias_gradient = 0.0;
+            for (x, y) in &rows {
+                let error = sigmoid(classifier.score(x)) - y;
+                for (g, xi) in gradient.iter_mut().zip(x) {
+                    *g += error * xi;
+                }
+                bias_gradient += error;
+            }
+            for (w, g) in classifier.weights.iter_mut().zip(&gradient) {
+                *w -= LEARNING_RATE * (g / n + L2 * *w);
+            }
+            classifier.bias -= LEARNING_RATE * bias_gradient / n;
+        }
+        classifier.trained_records = rows.len();
+        Ok(classifier)
+    }
+
+    fn inputs(&self, record: &Record) -> Vec<f64> {
+        let mut x = Vec::new();
+        for feature in &self.features {
+            match feature {
+                FeatureTransform::Numeric { name, mean, std } => {
+                    let v = record.get(name).and_then(Value::as_f64);
+                    x.push(v.map_or(0.0, |v| (v - mean) / std));
+                }
+                FeatureTransform::Categorical { name, categories } => {
+                    let v = record.get(name).map(category);
+                    x.extend(
+                        categories
+                            .iter()
+                            .map(|c| f64::from(u8::from(v.as_ref() == Some(c)))),
+                    );
+                }
+            }
+        }
+        x
+    }
+
+    fn score(&self, x: &[f64]) -> f64 {
+        self.bias + self.weights.iter().zip(x).map(|(w, x)| w * x).sum::<f64>()
+    }
+
+    /// The predicted class of a record: 1 or 0.
+    pub fn predict(&self, record: &Record) -> u8 {
+        u8::from(self.score(&self.inputs(record)) >= 0.0)
+    }
+
+    /// The share of records with a label that it predicts right (0 when none has one).
+    pub fn accuracy(&self, records: &[Record]) -> f64 {
+        let (mut right, mut total) = (0usize, 0usize);
+        for record in records {
+            if let Some(y) = record.get(&self.label).and_then(truth) {
+                total += 1;
+                right += usize::from(f64::from(self.predict(record)) == y);
+            }
+        }
+        if total == 0 {
+            0.0
+        } else {
+            right as f64 / total as f64
+        }
+    }
+}
+
+/// Reads a model file written by `train`.
+pub fn read_model(path: &Path) -> Result<Classifier, TaskError> {
+    let text = std::fs::read(path).map_err(io(path))?;
+    serde_json::from_slice(&text).map_err(|e| TaskError::Data(format!("{}: {e}", path.display())))
+}
+
+/// A label as 1.0 or 0.0: numbers (non-zero is positive) and booleans.
+fn truth(value: &Value) -> Option<f64> {
+    match value {
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        Value::Number(n) => n.as_f64().map(|v| f64::from(u8::from(v != 0.0))),
+        _ => None,
+    }
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(x: f64, colour: &str, label: u8) -> Record {
+        serde_json::json!({"x": x, "colour": colour, "label": label})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn logistic_regression_learns_a_threshold_and_a_category() {
+        // Positive when x > 1 or the colour is red.
+        let records: Vec<_> = (0..400)
+            .map(|i| {
+                let x = (i % 40) as f64 / 10.0;
+                let colour = ["red", "blue", "green"][i % 3];
+                record(x, colour, u8::from(x > 1.0 || colour == "red"))
+            })
+            .collect();
+        let transform = Transform::fit(&["x".to_string(), "colour".to_string()], &records).unwrap();
+        assert_eq!(
+            transform.features[1],
+            FeatureTransform::Categorical {
+                name: "colour".into(),
+                categories: vec!["blue".into(), "green".into(), "red".into()]
+            }
+        );
+        let model = Classifier::train("r", "m", "label", transform.features, &records).unwrap();
+        assert!(
+            model.accuracy(&records) > 0.95,
+            "{}",
+            model.accuracy(&records)
+        );
+        // An unseen category and a missing number fall back to the reference input.
+        let odd = serde_json::json!({"colour": "purple"});
+        assert!(model.predict(odd.as_object().unwrap()) <= 1);
+    }
+
+    #[test]
+    fn the_holdout_is_the_most_recent_share() {
+        let records: Vec<_> = (0..10).map(|i| record(i as f64, "red", 1)).collect();
+        let (train, holdout) = split(&records, 0.3);
+        assert_eq!((train.len(), holdout.len()), (7, 3));
+        assert_eq!(holdout[0]["x"], 7.0);
+        assert_eq!(split(&records[..1], 0.3).1.len(), 0);
+    }
+}
