@@ -96,6 +96,13 @@ impl Reloads {
 
 /// Watches the directories holding the configuration file and the included files (a `*`
 /// pattern's new files count), reacting to `.toml` files only.
+/// Whether a changed path may change the configuration: a `.toml` file, or the `..data` link
+/// through which Kubernetes swaps a mounted ConfigMap's files all at once.
+fn configuration_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "toml")
+        || path.file_name().is_some_and(|name| name == "..data")
+}
+
 fn watch(
     config: &Path,
     includes: &[String],
@@ -107,10 +114,7 @@ fn watch(
         let relevant = matches!(
             event.kind,
             EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
-        ) && event
-            .paths
-            .iter()
-            .any(|p| p.extension().is_some_and(|e| e == "toml"));
+        ) && event.paths.iter().any(|p| configuration_file(p));
         if relevant {
             *last_event.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
@@ -128,4 +132,23 @@ fn watch(
         watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     }
     Ok(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_files_and_configmap_swaps_are_configuration_changes() {
+        assert!(configuration_file(Path::new(
+            "config/policies/payments.toml"
+        )));
+        assert!(configuration_file(Path::new(
+            "/etc/driftgate/policies/..data"
+        )));
+        assert!(!configuration_file(Path::new(
+            "/etc/driftgate/policies/..2026_11_23_10_00_00.123"
+        )));
+        assert!(!configuration_file(Path::new("config/policies/notes.txt")));
+    }
 }

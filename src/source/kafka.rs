@@ -413,3 +413,30 @@ fn next_in_partition(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Managed Kafka needs TLS and SASL: librdkafka refuses these properties at client
+    /// creation when it was built without them.
+    #[test]
+    fn tls_and_sasl_properties_are_supported() {
+        let properties: BTreeMap<String, String> = [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "driftgate"),
+            ("sasl.password", "secret"),
+            ("session.timeout.ms", "10000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let producer =
+            producer_config("127.0.0.1:9", &properties).create::<rdkafka::producer::BaseProducer>();
+        assert!(producer.is_ok(), "{:?}", producer.err());
+        let consumer = consumer_config("127.0.0.1:9", "g", &properties)
+            .create::<rdkafka::consumer::BaseConsumer>();
+        assert!(consumer.is_ok(), "{:?}", consumer.err());
+    }
+}

@@ -1,0 +1,292 @@
+//! The files in `deploy/` cannot run here (no container engine), so this test holds them to the
+//! binary: every YAML and JSON file parses; the ports, probe paths and metric names they use are
+//! the ones a running driftgate serves; the configurations they ship pass `config check`.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const API_PORT: u16 = 9464;
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+fn deploy_files() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    files(Path::new("deploy"), &mut out);
+    out.sort();
+    out
+}
+
+/// Every YAML document of every YAML file.
+fn yaml_documents() -> Vec<(PathBuf, serde_yaml::Value)> {
+    let mut documents = Vec::new();
+    for path in deploy_files() {
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for document in serde_yaml::Deserializer::from_str(&text) {
+                let value = serde_yaml::Value::deserialize(document)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                documents.push((path.clone(), value));
+            }
+        }
+    }
+    documents
+}
+
+use serde::Deserialize;
+
+fn kind<'a>(
+    documents: &'a [(PathBuf, serde_yaml::Value)],
+    kind: &str,
+) -> Vec<&'a serde_yaml::Value> {
+    documents
+        .iter()
+        .filter(|(_, d)| d["kind"].as_str() == Some(kind))
+        .map(|(_, d)| d)
+        .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// `driftgate config check` on `file`, from `dir`, with the secrets the deploy files expect.
+fn check(dir: &Path, file: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftgate"))
+        .current_dir(dir)
+        .args(["config", "check"])
+        .arg(file)
+        .env("DRIFTGATE_WEBHOOK_SECRET", "s")
+        .env("DRIFTGATE_RUN_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_yaml_and_json_file_parses_and_names_the_real_port_and_probes() {
+    let documents = yaml_documents();
+    assert!(documents.len() >= 6, "{} YAML documents", documents.len());
+    for path in deploy_files() {
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+
+    // Kubernetes: the container port, the probes and the Service.
+    let deployment = kind(&documents, "Deployment")[0];
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["ports"][0]["containerPort"], API_PORT);
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let port_name = &container["ports"][0]["name"];
+    assert_eq!(&container["livenessProbe"]["httpGet"]["port"], port_name);
+    let service = kind(&documents, "Service")[0];
+    assert_eq!(service["spec"]["ports"][0]["port"], API_PORT);
+    assert_eq!(&service["spec"]["ports"][0]["targetPort"], port_name);
+    let monitor = kind(&documents, "ServiceMonitor")[0];
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert_eq!(&monitor["spec"]["endpoints"][0]["port"], port_name);
+    // The mounted ConfigMaps are the ones defined.
+    let maps: BTreeSet<&str> = kind(&documents, "ConfigMap")
+        .iter()
+        .map(|m| m["metadata"]["name"].as_str().unwrap())
+        .collect();
+    for volume in deployment["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .unwrap()
+    {
+        if let Some(name) = volume["configMap"]["name"].as_str() {
+            assert!(maps.contains(name), "{name} is not defined");
+        }
+    }
+
+    // Compose: the published API port, the image's Dockerfile, the mounted config.
+    let compose = documents
+        .iter()
+        .find(|(p, _)| p.ends_with("compose.yaml"))
+        .map(|(_, d)| d)
+        .unwrap();
+    let driftgate = &compose["services"]["driftgate"];
+    assert_eq!(
+        driftgate["ports"][0],
+        format!("{API_PORT}:{API_PORT}").as_str()
+    );
+    let dockerfile = Path::new("deploy").join(
+        Path::new(driftgate["build"]["dockerfile"].as_str().unwrap())
+            .file_name()
+            .unwrap(),
+    );
+    let dockerfile = std::fs::read_to_string(dockerfile).unwrap();
+    assert!(dockerfile.contains(&format!("EXPOSE {API_PORT}")));
+    assert!(dockerfile.contains(&format!("DRIFTGATE__API__LISTEN=0.0.0.0:{API_PORT}")));
+    assert!(dockerfile.contains("USER 10001"));
+    let mount = driftgate["volumes"][0].as_str().unwrap();
+    let (host, _) = mount.split_once(':').unwrap();
+    assert!(Path::new("deploy").join(host).is_file(), "{mount}");
+}
+
+#[test]
+fn the_shipped_configurations_pass_config_check() {
+    // Compose: paths are relative to /app, which holds config/ like the repository root.
+    check(Path::new("."), Path::new("deploy/compose/driftgate.toml"));
+
+    // Kubernetes: lay the image out (config/ baked in) with the ConfigMaps mounted over it.
+    let documents = yaml_documents();
+    let image = tempfile::tempdir().unwrap();
+    let config = image.path().join("config");
+    for sub in ["baselines", "dags"] {
+        copy_dir(&Path::new("config").join(sub), &config.join(sub));
+    }
+    let mounts = [
+        ("driftgate-config", "config/service"),
+        ("driftgate-policies", "config/policies"),
+    ];
+    for (name, dir) in mounts {
+        let map = kind(&documents, "ConfigMap")
+            .into_iter()
+            .find(|m| m["metadata"]["name"] == name)
+            .unwrap();
+        std::fs::create_dir_all(image.path().join(dir)).unwrap();
+        for (file, content) in map["data"].as_mapping().unwrap() {
+            std::fs::write(
+                image.path().join(dir).join(file.as_str().unwrap()),
+                content.as_str().unwrap(),
+            )
+            .unwrap();
+        }
+    }
+    let deployment = kind(&documents, "Deployment")[0];
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(args[0], "run");
+    assert_eq!(args[1], "--config");
+    check(image.path(), Path::new(args[2].as_str().unwrap()));
+
+    // systemd: the command line is the real one.
+    let unit = std::fs::read_to_string("deploy/systemd/driftgate.service").unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let argv: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!(argv[1..4], ["run", "--config", "config/driftgate.toml"]);
+    check(Path::new("."), Path::new(argv[3]));
+}
+
+#[test]
+fn the_metrics_and_paths_the_deploy_files_use_are_served() {
+    // Every metric the dashboard queries.
+    let text = std::fs::read_to_string("deploy/grafana/driftgate-dashboard.json").unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut used = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("driftgate_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name)
+                    .to_string();
+                used.insert(family);
+            }
+        }
+    }
+    assert!(used.len() >= 10, "{used:?}");
+
+    // A real driftgate (embedded broker) serving the API on a free port.
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_driftgate"))
+        .args(["run", "--config", "deploy/compose/driftgate.toml"])
+        .env("DRIFTGATE_WEBHOOK_SECRET", "s")
+        .env("DRIFTGATE_RUN_TOKEN", "t")
+        .env("DRIFTGATE__KAFKA__BOOTSTRAP_SERVERS", "embedded")
+        .env("DRIFTGATE__API__LISTEN", format!("127.0.0.1:{port}"))
+        .env("DRIFTGATE__STORE__PATH", dir.path().join("driftgate.db"))
+        .env("DRIFTGATE__RUNS__DIR", dir.path().join("runs"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && get(port, "/readyz").0 == 200
+        {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "driftgate exited");
+        assert!(Instant::now() < deadline, "driftgate never became ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(port, "/healthz").0, 200);
+    let (status, metrics) = get(port, "/metrics");
+    assert_eq!(status, 200);
+    let served: BTreeSet<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for family in &used {
+        assert!(
+            served.contains(family.as_str()),
+            "{family} is not served: {served:?}"
+        );
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+}
