@@ -4,10 +4,17 @@
 #      tests that need it read DRIFTGATE_TEST_BROKER and fail (never skip) without it in CI
 #   2. a real Airflow 3 (from PyPI into a virtualenv, once per machine) for the Airflow executor
 #      test: DRIFTGATE_TEST_AIRFLOW and DRIFTGATE_TEST_AIRFLOW_HOME
-#   3. formatting and lints
+#   3. formatting and lints (OpenSSL headers installed first when missing: librdkafka links it)
 #   4. every test target (unit, integration, property, calibration; benches run once as tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# librdkafka is built with OpenSSL (TLS and SASL for managed Kafka): it needs its headers.
+if ! pkg-config --exists openssl 2>/dev/null; then
+  echo "installing OpenSSL headers and pkg-config (librdkafka's TLS)" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq libssl-dev pkg-config >&2
+fi
 
 source scripts/broker.sh
 source scripts/airflow.sh
