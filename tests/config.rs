@@ -271,6 +271,10 @@ fn every_problem_is_reported_with_its_key_path() {
 bootstrap_servers = "127.0.0.1:9092"
 [kafka.properties]
 "enable.auto.commit" = "true"
+"sasl.username" = "u"
+[kafka.properties_env]
+"sasl.password" = "DRIFTGATE_TEST_UNSET_SASL_PASSWORD"
+"sasl.username" = "DRIFTGATE_TEST_UNSET_SASL_USERNAME"
 
 [store]
 path = "var/x.db"
@@ -321,6 +325,8 @@ kind = "pager"
     let stderr = text(&out.stderr);
     for expected in [
         "kafka.properties.\"enable.auto.commit\"",
+        "kafka.properties_env.\"sasl.password\": environment variable DRIFTGATE_TEST_UNSET_SASL_PASSWORD is not set",
+        "kafka.properties_env.\"sasl.username\": is also set in kafka.properties",
         "store.checkpoint_interval: \"soon\" is not a duration",
         "api.listen: \"localhost\" is not an address",
         "streams[0].window: set exactly one of `records` or `duration`",

@@ -106,6 +106,11 @@ pub struct RawKafka {
     /// `enable.auto.commit` and `enable.auto.offset.store` stay `false`.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// librdkafka properties whose values are secrets, read from environment variables:
+    /// `{ "sasl.password" = "KAFKA_SASL_PASSWORD" }` (property = variable name). A variable
+    /// that is unset or empty is a configuration error.
+    #[serde(default)]
+    pub properties_env: BTreeMap<String, String>,
 }
 
 /// One consumer group per deployment unless told otherwise.

@@ -152,8 +152,22 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
     if raw.kafka.group_id.trim().is_empty() {
         problems.add("kafka.group_id", "is empty");
     }
+    let mut kafka_properties = raw.kafka.properties.clone();
+    for (property, variable) in &raw.kafka.properties_env {
+        let key = format!("kafka.properties_env.\"{property}\"");
+        if kafka_properties.contains_key(property) {
+            problems.add(key, "is also set in kafka.properties: set it in one place");
+            continue;
+        }
+        match std::env::var(variable) {
+            Ok(value) if !value.is_empty() => {
+                kafka_properties.insert(property.clone(), value);
+            }
+            _ => problems.add(key, format!("environment variable {variable} is not set")),
+        }
+    }
     for (property, advice) in OWNED_PROPERTIES {
-        if raw.kafka.properties.contains_key(*property) {
+        if kafka_properties.contains_key(*property) {
             problems.add(format!("kafka.properties.\"{property}\""), *advice);
         }
     }
@@ -296,7 +310,7 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         policies,
         bootstrap_servers: (servers != "embedded").then(|| servers.to_string()),
         group_id: raw.kafka.group_id,
-        kafka_properties: raw.kafka.properties,
+        kafka_properties,
         store_path: PathBuf::from(raw.store.path),
         checkpoint_interval: checkpoint_interval.expect("validated"),
         keep_windows: raw.store.keep_windows,
