@@ -1,5 +1,6 @@
-//! The Argo Workflows and Kubeflow Pipelines executors against a local HTTP server that checks
-//! each request against the projects' documented API shapes and answers as they do.
+//! The Argo Workflows, Kubeflow Pipelines and Airflow 2 (`api = "v1"`) executors against a
+//! local HTTP server that checks each request against the projects' documented API shapes and
+//! answers as they do.
 
 mod common;
 
@@ -196,4 +197,74 @@ kubeflow = {{ url = "{}", pipeline_id = "p-1", pipeline_version_id = "v-2", expe
         .filter(|r| r.line.starts_with("POST"))
         .count();
     assert_eq!(posts, 1, "one Kubeflow run for one decision");
+}
+
+#[test]
+fn airflow_2_triggers_with_basic_auth_on_api_v1_once_and_follows_the_state() {
+    let server = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let dag = dag(&format!(
+        r#"
+[[dags]]
+name = "retrain"
+airflow = {{ url = "{}", dag_id = "retrain_fraud", api = "v1", username = "ml", password_file = "{}", poll = "10ms" }}
+"#,
+        server.url(""),
+        password.display()
+    ));
+    let request = request(&dag);
+    let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+    // Airflow 2's answers: the created DAG run, then its state while it runs and at its end.
+    server.respond_json(&[
+        (
+            200,
+            json!({"dag_id": "retrain_fraud", "dag_run_id": request.id, "state": "queued"}),
+        ),
+        (200, json!({"dag_run_id": request.id, "state": "running"})),
+        (200, json!({"dag_run_id": request.id, "state": "success"})),
+    ]);
+    assert_eq!(run(&mut store, &dag, &request).0, "succeeded");
+    let requests = server.requests();
+    assert_eq!(
+        requests[0].line,
+        "POST /api/v1/dags/retrain_fraud/dagRuns HTTP/1.1"
+    );
+    // Basic auth with the file's password (its trailing newline dropped): "ml:s3cret".
+    assert_eq!(
+        requests[0].headers.get("authorization").map(String::as_str),
+        Some("Basic bWw6czNjcmV0")
+    );
+    let trigger = requests[0].json();
+    assert_eq!(trigger["dag_run_id"], request.id.as_str());
+    assert!(
+        trigger.get("logical_date").is_none(),
+        "Airflow 2 takes no null logical_date: {trigger}"
+    );
+    assert_eq!(trigger["conf"]["model"], "fraud");
+    assert_eq!(
+        trigger["conf"]["drifted_features"],
+        json!(["amount", "country"])
+    );
+    let state = format!(
+        "GET /api/v1/dags/retrain_fraud/dagRuns/{} HTTP/1.1",
+        request.id
+    );
+    assert_eq!(requests[1].line, state);
+    assert_eq!(requests.len(), 3);
+
+    // A restart: 409 Conflict is the same DAG run, followed and never triggered again.
+    server.respond_json(&[
+        (
+            409,
+            json!({"title": "Conflict", "status": 409, "detail": "DAGRun already exists"}),
+        ),
+        (200, json!({"dag_run_id": request.id, "state": "failed"})),
+    ]);
+    let (status, _) = run(&mut store, &dag, &request);
+    assert_eq!(status, "failed");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 5);
+    assert_eq!(requests[4].line, state);
 }

@@ -791,6 +791,8 @@ baseline_output = "baseline.json"
     assert_eq!(status, 202, "{answer}");
     let manual: serde_json::Value = serde_json::from_str(&answer).unwrap();
     let manual_id = manual["run"]["id"].as_str().unwrap();
+    // Its lineage names the baseline in use: the rotated one, not the configured one.
+    assert_eq!(manual["run"]["baseline"], next_id.as_str(), "{answer}");
     wait_for(&setup.store, &mut child, "the manual run", |s| {
         s.run(manual_id)
             .is_ok_and(|r| r.is_some_and(|r| r.status == "succeeded"))

@@ -459,6 +459,22 @@ async fn create_run(
     let key = request
         .key
         .unwrap_or_else(|| format!("manual/{}/{}", model.name, crate::store::now_ms()));
+    // The baseline in use: the last one a run rotated in, else the configured one.
+    let path = state.store_path.clone();
+    let stream = model.stream.clone();
+    let rotated = blocking(move || {
+        Ok(crate::store::Store::open_read_only(&path)?
+            .baselines(&stream)?
+            .into_iter()
+            .find(|v| v.active)
+            .map(|v| v.version))
+    })
+    .await;
+    let baseline = match rotated {
+        Ok(Some(version)) => Some(version),
+        Ok(None) => state.baselines.get(&model.stream).cloned(),
+        Err(response) => return response,
+    };
     let run = crate::store::RunRequest {
         id: crate::dag::executor::run_id(&key),
         key,
@@ -466,7 +482,7 @@ async fn create_run(
         dag,
         stream: model.stream.clone(),
         window: None,
-        baseline: state.baselines.get(&model.stream).cloned(),
+        baseline,
         drifted_features: drifted,
         decision: serde_json::Value::Null,
         window_file: None,
