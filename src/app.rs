@@ -588,6 +588,9 @@ pub fn run(
     for stream in &config.streams {
         metrics.register_stream(&stream.name);
     }
+    for model in config.models.iter().filter(|m| m.dag.is_some()) {
+        metrics.register_run_model(&model.name);
+    }
     let wake = Arc::new(crate::alert::deliver::Wake::default());
     let workers_stop = Arc::new(AtomicBool::new(false));
     let dags = Arc::new(std::sync::RwLock::new(config.dags.clone()));
@@ -602,6 +605,7 @@ pub fn run(
         };
         let events = run_events(
             &config,
+            Arc::clone(&metrics),
             Arc::clone(&wake),
             Arc::clone(&finished_runs),
             Arc::clone(&dags),
@@ -773,6 +777,7 @@ struct FinishedRun {
 
 fn run_events(
     config: &ServiceConfig,
+    metrics: Arc<Metrics>,
     wake: Arc<crate::alert::deliver::Wake>,
     finished: Arc<Mutex<Vec<FinishedRun>>>,
     dags: Arc<std::sync::RwLock<Vec<crate::dag::Dag>>>,
@@ -790,6 +795,7 @@ fn run_events(
                     }
                     _ => None,
                 };
+                metrics.run_finished(&run.model, &run.status, seconds);
                 let baseline = (run.status == "succeeded")
                     .then(|| produced_baseline(&path, &run, &dags))
                     .flatten();

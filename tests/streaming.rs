@@ -830,6 +830,16 @@ baseline_output = "baseline.json"
         .runs(None, 10)
         .unwrap()
         .len();
+    // Every run finished in this process is counted, by model and status.
+    let (_, metrics) = http_get(&setup.api, "/metrics");
+    let counted: usize = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("driftgate_runs_total{"))
+        .filter(|l| l.contains("status=\"succeeded\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(counted, before_restart, "{metrics}");
+    assert!(metrics.contains("driftgate_run_seconds_count{model=\"fraud\"}"));
     assert!(terminate(&mut child).success());
 
     // A restart launches nothing again.

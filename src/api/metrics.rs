@@ -28,6 +28,10 @@ pub const ALERTS_TOTAL: &str = "driftgate_alerts_total";
 pub const ALERT_DELIVERY_SECONDS: &str = "driftgate_alert_delivery_seconds";
 /// Alerts waiting in the outbox, by sink: the back-pressure a slow sink builds up.
 pub const ALERTS_PENDING: &str = "driftgate_alerts_pending";
+/// Counter: retraining runs finished, by model and final status.
+pub const RUNS_TOTAL: &str = "driftgate_runs_total";
+/// Summary (sum and count): wall-clock seconds of succeeded runs, by model.
+pub const RUN_SECONDS: &str = "driftgate_run_seconds";
 
 /// Upper bounds of the delivery-latency histogram's buckets, seconds.
 const DELIVERY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0];
@@ -46,6 +50,9 @@ struct Values {
     /// Per sink: bucket counts, sum, count.
     delivery: BTreeMap<String, ([u64; DELIVERY_BUCKETS.len()], f64, u64)>,
     pending: BTreeMap<String, u64>,
+    runs: BTreeMap<(String, String), u64>,
+    /// Per model: seconds summed, succeeded runs.
+    run_seconds: BTreeMap<String, (f64, u64)>,
 }
 
 /// All metrics of a running service.
@@ -84,6 +91,32 @@ impl Metrics {
             *v.decisions
                 .entry((model.to_string(), outcome.as_str()))
                 .or_insert(0) += 1
+        });
+    }
+
+    /// Makes a model's run series exist from the start (at zero).
+    pub fn register_run_model(&self, model: &str) {
+        self.with(|v| {
+            for status in ["succeeded", "failed", "cancelled"] {
+                v.runs
+                    .entry((model.to_string(), status.to_string()))
+                    .or_insert(0);
+            }
+            v.run_seconds.entry(model.to_string()).or_default();
+        });
+    }
+
+    /// Counts a finished run; `seconds` for a succeeded one.
+    pub fn run_finished(&self, model: &str, status: &str, seconds: Option<f64>) {
+        self.with(|v| {
+            *v.runs
+                .entry((model.to_string(), status.to_string()))
+                .or_insert(0) += 1;
+            if let Some(seconds) = seconds {
+                let (sum, count) = v.run_seconds.entry(model.to_string()).or_default();
+                *sum += seconds;
+                *count += 1;
+            }
         });
     }
 
@@ -323,6 +356,31 @@ impl Metrics {
                     out,
                     "{ALERT_DELIVERY_SECONDS}_count{{sink=\"{sink}\"}} {count}"
                 );
+            }
+            family(
+                &mut out,
+                RUNS_TOTAL,
+                "counter",
+                "Retraining runs finished, by model and status.",
+            );
+            for ((model, status), n) in &v.runs {
+                let _ = writeln!(
+                    out,
+                    "{RUNS_TOTAL}{{model=\"{}\",status=\"{}\"}} {n}",
+                    escape(model),
+                    escape(status)
+                );
+            }
+            family(
+                &mut out,
+                RUN_SECONDS,
+                "summary",
+                "Wall-clock seconds of succeeded retraining runs, by model.",
+            );
+            for (model, (sum, count)) in &v.run_seconds {
+                let model = escape(model);
+                let _ = writeln!(out, "{RUN_SECONDS}_sum{{model=\"{model}\"}} {sum}");
+                let _ = writeln!(out, "{RUN_SECONDS}_count{{model=\"{model}\"}} {count}");
             }
             family(
                 &mut out,
