@@ -2,8 +2,8 @@
 # The test command (see README): everything a fresh machine needs, then the whole suite.
 #   1. a real Kafka-protocol broker (tansu), installed if missing, started on a free port;
 #      tests that need it read DRIFTGATE_TEST_BROKER and fail (never skip) without it in CI
-#   2. a real Airflow 3 (from PyPI into a virtualenv, once per machine) for the Airflow executor
-#      test: DRIFTGATE_TEST_AIRFLOW and DRIFTGATE_TEST_AIRFLOW_HOME
+#   2. real Airflows 3 and 2 (from PyPI into virtualenvs, once per machine) for the Airflow
+#      executor tests: DRIFTGATE_TEST_AIRFLOW(2) and DRIFTGATE_TEST_AIRFLOW(2)_HOME
 #   3. formatting and lints (OpenSSL headers installed first when missing: librdkafka links it)
 #   4. every test target (unit, integration, property, calibration; benches run once as tests)
 set -euo pipefail
@@ -19,29 +19,35 @@ fi
 source scripts/broker.sh
 source scripts/airflow.sh
 ensure_tansu
-ensure_airflow
+ensure_airflow "$AIRFLOW3_VERSION"
+ensure_airflow "$AIRFLOW2_VERSION"
 work=$(mktemp -d)
-trap 'stop_airflow; stop_broker; rm -rf "$work"' EXIT
+trap 'stop_airflow "$work/airflow"; stop_airflow "$work/airflow2"; stop_broker; rm -rf "$work"' EXIT
 port=$(free_port)
 start_broker "$port" "$work"
 export DRIFTGATE_TEST_BROKER="127.0.0.1:$port"
 # The broker answers Kafka admin requests, not just TCP: create a topic through it.
 "$TANSU" topic create driftgate-smoke --partitions 2 --broker "tcp://$DRIFTGATE_TEST_BROKER" >/dev/null
 echo "tansu broker ready at $DRIFTGATE_TEST_BROKER"
-# Airflow starts in the background while the code builds and lints; the tests wait for it.
-export AIRFLOW_HOME_DIR="$work/airflow"
+# The Airflows start in the background while the code builds and lints; the tests wait for them.
 export DRIFTGATE_TEST_AIRFLOW="http://127.0.0.1:$(free_port)"
-export DRIFTGATE_TEST_AIRFLOW_HOME="$AIRFLOW_HOME_DIR"
-start_airflow "${DRIFTGATE_TEST_AIRFLOW##*:}" "$AIRFLOW_HOME_DIR" &
+export DRIFTGATE_TEST_AIRFLOW_HOME="$work/airflow"
+start_airflow "$AIRFLOW3_VERSION" "${DRIFTGATE_TEST_AIRFLOW##*:}" "$DRIFTGATE_TEST_AIRFLOW_HOME" &
 airflow_start=$!
+export DRIFTGATE_TEST_AIRFLOW2="http://127.0.0.1:$(free_port)"
+export DRIFTGATE_TEST_AIRFLOW2_HOME="$work/airflow2"
+start_airflow "$AIRFLOW2_VERSION" "${DRIFTGATE_TEST_AIRFLOW2##*:}" "$DRIFTGATE_TEST_AIRFLOW2_HOME" &
+airflow2_start=$!
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 # Benchmarks once each as tests (they must keep building and running), then the suites.
 cargo test --benches --locked
 cargo build --tests --locked
-wait "$airflow_start" || { echo "airflow did not start" >&2; exit 1; }
-echo "airflow ready at $DRIFTGATE_TEST_AIRFLOW"
+wait "$airflow_start" || { echo "airflow $AIRFLOW3_VERSION did not start" >&2; exit 1; }
+echo "airflow $AIRFLOW3_VERSION ready at $DRIFTGATE_TEST_AIRFLOW"
+wait "$airflow2_start" || { echo "airflow $AIRFLOW2_VERSION did not start" >&2; exit 1; }
+echo "airflow $AIRFLOW2_VERSION ready at $DRIFTGATE_TEST_AIRFLOW2"
 set +e
 
 cargo test --lib --bins --tests --locked 2>&1 | tee "$work/test.log"

@@ -1,7 +1,7 @@
-//! The Airflow executor against a real Airflow 3 (`airflow standalone` from PyPI with SQLite,
-//! started by `scripts/test.sh`; URL in `DRIFTGATE_TEST_AIRFLOW`, its home in
-//! `DRIFTGATE_TEST_AIRFLOW_HOME`). Without them the test says so and passes locally; under CI it
-//! fails.
+//! The Airflow executor against real Airflows: 3 (`api = "v2"`) and 2 (`api = "v1"`), each
+//! `airflow standalone` from PyPI with SQLite, started by `scripts/test.sh`. URLs in
+//! `DRIFTGATE_TEST_AIRFLOW` and `DRIFTGATE_TEST_AIRFLOW2`, their homes in `…_HOME`. Without them
+//! a test says so and passes locally; under CI it fails.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
@@ -10,29 +10,72 @@ use driftgate::config::dags::{validate, RawDag};
 use driftgate::dag::executor::{execute, run_id};
 use driftgate::store::{RunRequest, Store};
 
-fn airflow() -> Option<(String, String)> {
+fn airflow(variable: &str) -> Option<(String, String)> {
     match (
-        std::env::var("DRIFTGATE_TEST_AIRFLOW"),
-        std::env::var("DRIFTGATE_TEST_AIRFLOW_HOME"),
+        std::env::var(variable),
+        std::env::var(format!("{variable}_HOME")),
     ) {
         (Ok(url), Ok(home)) => Some((url, home)),
         _ if std::env::var_os("CI").is_some() => {
-            panic!(
-                "DRIFTGATE_TEST_AIRFLOW is not set under CI: run the tests through scripts/test.sh"
-            )
+            panic!("{variable} is not set under CI: run the tests through scripts/test.sh")
         }
         _ => {
-            eprintln!(
-                "DRIFTGATE_TEST_AIRFLOW is not set: Airflow test not run (use scripts/test.sh)"
-            );
+            eprintln!("{variable} is not set: Airflow test not run (use scripts/test.sh)");
             None
         }
     }
 }
 
-#[test]
-fn a_dag_runs_on_airflow_once_per_decision_and_completes() {
-    let Some((url, home)) = airflow() else { return };
+/// How the test reads a DAG run's list, as the API version wants it.
+enum Api {
+    /// Airflow 3: a token from `/auth/token` with standalone's generated password.
+    V2,
+    /// Airflow 2: basic auth with standalone's admin password.
+    V1,
+}
+
+impl Api {
+    fn password_file(&self, home: &str) -> String {
+        match self {
+            Api::V2 => format!("{home}/simple_auth_manager_passwords.json.generated"),
+            Api::V1 => format!("{home}/standalone_admin_password.txt"),
+        }
+    }
+
+    fn authorization(&self, url: &str, home: &str) -> String {
+        let text = std::fs::read_to_string(self.password_file(home)).unwrap();
+        match self {
+            Api::V2 => {
+                let password: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let token: serde_json::Value = ureq::post(&format!("{url}/auth/token"))
+                    .send_json(
+                        serde_json::json!({"username": "admin", "password": password["admin"]}),
+                    )
+                    .unwrap()
+                    .into_json()
+                    .unwrap();
+                format!("Bearer {}", token["access_token"].as_str().unwrap())
+            }
+            Api::V1 => {
+                use base64::Engine as _;
+                let pair = format!("admin:{}", text.trim());
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Api::V2 => "v2",
+            Api::V1 => "v1",
+        }
+    }
+}
+
+fn a_dag_runs_once_per_decision_and_completes(url: &str, home: &str, api: Api) {
     #[derive(serde::Deserialize)]
     struct File {
         dags: Vec<RawDag>,
@@ -41,8 +84,10 @@ fn a_dag_runs_on_airflow_once_per_decision_and_completes() {
         r#"
 [[dags]]
 name = "retrain-on-airflow"
-airflow = {{ url = "{url}", dag_id = "driftgate_retrain", api = "v2", password_file = "{home}/simple_auth_manager_passwords.json.generated", poll = "1s", timeout = "5m" }}
-"#
+airflow = {{ url = "{url}", dag_id = "driftgate_retrain", api = "{}", password_file = "{}", poll = "1s", timeout = "5m" }}
+"#,
+        api.name(),
+        api.password_file(home)
     ))
     .unwrap();
     let mut problems = Vec::new();
@@ -92,25 +137,11 @@ airflow = {{ url = "{url}", dag_id = "driftgate_retrain", api = "v2", password_f
     execute(&store, dir.path(), dag, &request, &AtomicBool::new(false));
     let tasks = store.run_tasks(&request.id).unwrap();
     assert_eq!(store.run(&request.id).unwrap().unwrap().status, "succeeded");
-    let password: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(format!(
-            "{home}/simple_auth_manager_passwords.json.generated"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let token: serde_json::Value = ureq::post(&format!("{url}/auth/token"))
-        .send_json(serde_json::json!({"username": "admin", "password": password["admin"]}))
-        .unwrap()
-        .into_json()
-        .unwrap();
     let runs: serde_json::Value = ureq::get(&format!(
-        "{url}/api/v2/dags/driftgate_retrain/dagRuns?limit=100"
+        "{url}/api/{}/dags/driftgate_retrain/dagRuns?limit=100",
+        api.name()
     ))
-    .set(
-        "Authorization",
-        &format!("Bearer {}", token["access_token"].as_str().unwrap()),
-    )
+    .set("Authorization", &api.authorization(url, home))
     .call()
     .unwrap()
     .into_json()
@@ -123,4 +154,20 @@ airflow = {{ url = "{url}", dag_id = "driftgate_retrain", api = "v2", password_f
         .count();
     assert_eq!(ours, 1, "one DAG run for one decision: {runs}");
     assert_eq!(tasks.len(), 1);
+}
+
+#[test]
+fn a_dag_runs_on_airflow_3_once_per_decision_and_completes() {
+    let Some((url, home)) = airflow("DRIFTGATE_TEST_AIRFLOW") else {
+        return;
+    };
+    a_dag_runs_once_per_decision_and_completes(&url, &home, Api::V2);
+}
+
+#[test]
+fn a_dag_runs_on_airflow_2_once_per_decision_and_completes() {
+    let Some((url, home)) = airflow("DRIFTGATE_TEST_AIRFLOW2") else {
+        return;
+    };
+    a_dag_runs_once_per_decision_and_completes(&url, &home, Api::V1);
 }
