@@ -67,6 +67,12 @@ const SECRET_ENV: &str = "DRIFTGATE_DEMO_WEBHOOK_SECRET";
 const TOKEN_ENV: &str = "DRIFTGATE_DEMO_RUN_TOKEN";
 const SEED: u64 = 7;
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// `[  1.2s]`: time since the demo started.
 fn stamp(started: Instant) -> String {
     format!("[{:>5.1}s]", started.elapsed().as_secs_f64())
@@ -245,6 +251,8 @@ pub fn run(args: &DemoArgs) -> Result<Summary, DemoError> {
         .map_err(fail("cannot create the producer"))?;
     let pace = args.duration.saturating_sub(started.elapsed()) / (BEFORE + AFTER + 3) as u32;
     let registry = Path::new(REGISTRY).join(format!("{SCORED_MODEL}.json"));
+    // Everything produced, one message per line: `driftgate replay` input.
+    let mut recorded = String::new();
     let mut window = 0u64;
     let mut promoted_from = None;
     let mut phases = Vec::new();
@@ -263,6 +271,7 @@ pub fn run(args: &DemoArgs) -> Result<Summary, DemoError> {
             let records: Vec<_> = (0..MESSAGE_RECORDS)
                 .map(|_| {
                     let mut record = payments.record(drifted);
+                    record.insert("ts".into(), now_ms().into());
                     if let Some(champion) = &champion {
                         record.insert("prediction".into(), champion.predict(&record).into());
                     }
@@ -272,6 +281,8 @@ pub fn run(args: &DemoArgs) -> Result<Summary, DemoError> {
             let payload = serde_json::to_vec(&serde_json::json!({ "records": records }))
                 .expect("records serialise");
             send(&producer, &stream.topic, &payload)?;
+            recorded.push_str(&String::from_utf8_lossy(&payload));
+            recorded.push('\n');
         }
         if window == 2 {
             // One broken message: it goes to the dead-letter topic and raises a data alert.
@@ -330,6 +341,7 @@ pub fn run(args: &DemoArgs) -> Result<Summary, DemoError> {
         },
     )?;
     let dead_letters = dead_letters(&api);
+    std::fs::write("stream.jsonl", recorded).map_err(fail("cannot write stream.jsonl"))?;
     let summary = summarise(
         &store,
         &stream.name,
