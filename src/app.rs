@@ -508,12 +508,6 @@ fn lock(engine: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
 /// without a message, even with `grace = "0s"`.
 const MIN_IDLE: Duration = Duration::from_secs(1);
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Runs the service until `stop` is set, then checkpoints, commits and returns. `path` is the
 /// configuration file, re-read on reload.
 pub fn run(
@@ -728,7 +722,7 @@ pub fn run(
                 Err(err) => tracing::warn!(error = %err, "consumer error"),
             }
         }
-        commit_now |= lock(&engine).tick(now_ms())?;
+        commit_now |= lock(&engine).tick(crate::store::now_ms())?;
         lock(&engine).sync_runs(&busy, &finished_runs);
         if let Some(due) = reloads.due() {
             let result = lock(&engine).reload(path);

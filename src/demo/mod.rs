@@ -67,12 +67,6 @@ const SECRET_ENV: &str = "DRIFTGATE_DEMO_WEBHOOK_SECRET";
 const TOKEN_ENV: &str = "DRIFTGATE_DEMO_RUN_TOKEN";
 const SEED: u64 = 7;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// `[  1.2s]`: time since the demo started.
 fn stamp(started: Instant) -> String {
     format!("[{:>5.1}s]", started.elapsed().as_secs_f64())
@@ -271,7 +265,7 @@ pub fn run(args: &DemoArgs) -> Result<Summary, DemoError> {
             let records: Vec<_> = (0..MESSAGE_RECORDS)
                 .map(|_| {
                     let mut record = payments.record(drifted);
-                    record.insert("ts".into(), now_ms().into());
+                    record.insert("ts".into(), crate::store::now_ms().into());
                     if let Some(champion) = &champion {
                         record.insert("prediction".into(), champion.predict(&record).into());
                     }
