@@ -220,7 +220,7 @@ pub fn run(args: &DemoArgs) -> Result<Summary, DemoError> {
         receiver.url
     );
     let store = Store::open_read_only(&store_path).map_err(fail("cannot read the store"))?;
-    let mut shown = Shown::default();
+    let mut shown = std::collections::BTreeSet::new();
 
     // Champions, trained on the training set by manual runs of the models' DAGs.
     for model in &models {
@@ -303,7 +303,8 @@ pub fn run(args: &DemoArgs) -> Result<Summary, DemoError> {
                     .is_ok_and(|w| w.first().is_some_and(|w| w.index >= window))
             },
         )?;
-        show_window(&store, &stream.name, window, started)?;
+        // The producer waits for each window, so the latest one is this one.
+        show_latest_window(&store, &stream.name, started)?;
         wait_for_runs(&store, started, &mut shown)?;
         window += 1;
         let new_champion = crate::task::read_model(&registry).ok();
@@ -516,14 +517,15 @@ fn wait_until(
     Ok(())
 }
 
-/// Prints a window's accuracy, drifted features and the decisions that did something.
-fn show_window(store: &Store, stream: &str, index: u64, started: Instant) -> Result<(), DemoError> {
+/// Prints the latest window's accuracy, drifted features and the decisions that did something.
+fn show_latest_window(store: &Store, stream: &str, started: Instant) -> Result<(), DemoError> {
     let windows = store
-        .latest_windows(stream, 1 + store_lag(store, stream, index))
+        .latest_windows(stream, 1)
         .map_err(fail("cannot read windows"))?;
-    let Some(window) = windows.iter().find(|w| w.index == index) else {
+    let Some(window) = windows.first() else {
         return Ok(());
     };
+    let index = window.index;
     let drifted = drifted_features(&window.report);
     let accuracy = window.report["performance"]["accuracy"]
         .as_f64()
@@ -556,15 +558,6 @@ fn show_window(store: &Store, stream: &str, index: u64, started: Instant) -> Res
     Ok(())
 }
 
-/// How many windows newer than `index` the store already holds.
-fn store_lag(store: &Store, stream: &str, index: u64) -> u64 {
-    store
-        .latest_windows(stream, 1)
-        .ok()
-        .and_then(|w| w.first().map(|w| w.index.saturating_sub(index)))
-        .unwrap_or(0)
-}
-
 fn drifted_features(report: &serde_json::Value) -> Vec<String> {
     report["features"]
         .as_array()
@@ -578,14 +571,13 @@ fn drifted_features(report: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Runs already printed.
-#[derive(Default)]
-struct Shown {
-    runs: std::collections::BTreeSet<String>,
-}
-
-/// Waits until no run is queued or running, then prints the runs that finished.
-fn wait_for_runs(store: &Store, started: Instant, shown: &mut Shown) -> Result<(), DemoError> {
+/// Waits until no run is queued or running, then prints the runs that finished (those not in
+/// `shown` yet).
+fn wait_for_runs(
+    store: &Store,
+    started: Instant,
+    shown: &mut std::collections::BTreeSet<String>,
+) -> Result<(), DemoError> {
     // A triggered decision's run is queued in the window's own transaction, so it is visible
     // by now; the executor picks it up within its poll.
     wait_until("the runs to finish", Duration::from_secs(120), || {
@@ -596,7 +588,7 @@ fn wait_for_runs(store: &Store, started: Instant, shown: &mut Shown) -> Result<(
     let mut runs = store.runs(None, 100).map_err(fail("cannot read runs"))?;
     runs.reverse();
     for run in runs {
-        if !shown.runs.insert(run.id.clone()) {
+        if !shown.insert(run.id.clone()) {
             continue;
         }
         let summary = run_summary(store, &run)?;
