@@ -215,13 +215,10 @@ pub(super) fn validate(
             let Some(text) = text else {
                 return Duration::from_secs(default);
             };
-            match humantime::parse_duration(text) {
-                Ok(d) if d > Duration::ZERO => d,
-                _ => {
-                    add(
-                        format!("{key}.{field}"),
-                        format!("{text:?} is not a duration like \"5s\""),
-                    );
+            match super::duration(text, false) {
+                Ok(d) => d,
+                Err(message) => {
+                    add(format!("{key}.{field}"), message);
                     Duration::from_secs(default)
                 }
             }

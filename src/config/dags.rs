@@ -192,16 +192,9 @@ fn problem(key: impl Into<String>, message: impl Into<String>) -> ConfigProblem 
 }
 
 fn duration(text: &str, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<Duration> {
-    match humantime::parse_duration(text) {
-        Ok(d) if d > Duration::ZERO => Some(d),
-        _ => {
-            problems.push(problem(
-                key,
-                format!("{text:?} is not a duration like \"30s\""),
-            ));
-            None
-        }
-    }
+    super::duration(text, false)
+        .map_err(|message| problems.push(problem(key, message)))
+        .ok()
 }
 
 /// Validates DAGs (`(prefix, index, dag)`, prefix naming the file) against the features the

@@ -36,6 +36,18 @@ pub enum ConfigError {
     },
 }
 
+/// Parses a duration like `"30s"`, `"5m"` or `"1d"`; zero only when `zero_ok`. The error is
+/// the message a configuration problem shows.
+pub(crate) fn duration(text: &str, zero_ok: bool) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() && !zero_ok => Err("must be longer than zero".to_string()),
+        Ok(d) => Ok(d),
+        Err(err) => Err(format!(
+            "{text:?} is not a duration like \"30s\", \"5m\" or \"1d\": {err}"
+        )),
+    }
+}
+
 /// Reads, overrides from the environment and validates a service configuration file.
 pub fn load(path: &Path) -> Result<ServiceConfig, ConfigError> {
     let raw = raw::RawConfig::load(path)?;

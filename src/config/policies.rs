@@ -551,20 +551,9 @@ fn duration(
     zero_ok: bool,
     problems: &mut Vec<ConfigProblem>,
 ) -> Option<Duration> {
-    match humantime::parse_duration(text) {
-        Ok(d) if d.is_zero() && !zero_ok => {
-            problems.push(problem(key, "must be longer than zero"));
-            None
-        }
-        Ok(d) => Some(d),
-        Err(err) => {
-            problems.push(problem(
-                key,
-                format!("{text:?} is not a duration like \"30m\" or \"1d\": {err}"),
-            ));
-            None
-        }
-    }
+    super::duration(text, zero_ok)
+        .map_err(|message| problems.push(problem(key, message)))
+        .ok()
 }
 
 struct RuleContext<'a> {

@@ -125,20 +125,9 @@ impl Problems {
     }
 
     fn duration(&mut self, key: &str, text: &str) -> Option<Duration> {
-        match humantime::parse_duration(text) {
-            Ok(d) if d > Duration::ZERO => Some(d),
-            Ok(_) => {
-                self.add(key, "must be longer than zero");
-                None
-            }
-            Err(err) => {
-                self.add(
-                    key,
-                    format!("{text:?} is not a duration like \"5s\" or \"5m\": {err}"),
-                );
-                None
-            }
-        }
+        super::duration(text, false)
+            .map_err(|message| self.add(key, message))
+            .ok()
     }
 }
 
