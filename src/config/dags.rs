@@ -184,16 +184,9 @@ pub struct RawCondition {
     pub equals: Option<toml::Value>,
 }
 
-fn problem(key: impl Into<String>, message: impl Into<String>) -> ConfigProblem {
-    ConfigProblem {
-        key: key.into(),
-        message: message.into(),
-    }
-}
-
 fn duration(text: &str, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<Duration> {
     super::duration(text, false)
-        .map_err(|message| problems.push(problem(key, message)))
+        .map_err(|message| problems.push(ConfigProblem::new(key, message)))
         .ok()
 }
 
@@ -209,9 +202,9 @@ pub fn validate(
         let key = format!("{prefix}dags[{i}]");
         let before = problems.len();
         if raw.name.trim().is_empty() {
-            problems.push(problem(format!("{key}.name"), "is empty"));
+            problems.push(ConfigProblem::new(format!("{key}.name"), "is empty"));
         } else if dags.iter().any(|d| d.name == raw.name) {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.name"),
                 format!("DAG `{}` is defined twice", raw.name),
             ));
@@ -223,7 +216,7 @@ pub fn validate(
         ];
         let remote_count = remotes.iter().filter(|r| **r).count();
         if remote_count > 1 {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 &key,
                 "set at most one of `airflow`, `argo` and `kubeflow`",
             ));
@@ -238,12 +231,12 @@ pub fn validate(
             None
         };
         if remote_count > 0 && !raw.tasks.is_empty() {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.tasks"),
                 "a DAG on an orchestrator has its tasks there: leave `tasks` out",
             ));
         } else if remote_count == 0 && raw.tasks.is_empty() {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.tasks"),
                 "a DAG needs at least one task",
             ));
@@ -254,7 +247,7 @@ pub fn validate(
             let key = format!("{key}.tasks[{j}]");
             if let Some(task) = validate_task(task, &key, &names, known_features, problems) {
                 if tasks.iter().any(|t: &Task| t.name == task.name) {
-                    problems.push(problem(
+                    problems.push(ConfigProblem::new(
                         format!("{key}.name"),
                         format!("task `{}` is defined twice", task.name),
                     ));
@@ -272,7 +265,7 @@ pub fn validate(
                 max_parallel: raw.max_parallel.unwrap_or(4).max(1),
                 remote,
             }),
-            Err(cycle) => problems.push(problem(
+            Err(cycle) => problems.push(ConfigProblem::new(
                 format!("{key}.tasks"),
                 format!("the tasks' `needs` form a cycle: {}", cycle.join(" → ")),
             )),
@@ -290,13 +283,13 @@ fn airflow(
     let before = problems.len();
     url_ok(&raw.url, key, problems);
     if raw.dag_id.trim().is_empty() {
-        problems.push(problem(format!("{key}.dag_id"), "is empty"));
+        problems.push(ConfigProblem::new(format!("{key}.dag_id"), "is empty"));
     }
     let api = match raw.api.as_deref().unwrap_or("v2") {
         "v2" => AirflowApi::V2,
         "v1" => AirflowApi::V1,
         other => {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.api"),
                 format!("{other:?}: use v2 (Airflow 3) or v1 (Airflow 2)"),
             ));
@@ -309,7 +302,7 @@ fn airflow(
             .ok()
             .filter(|p| !p.is_empty())
             .or_else(|| {
-                problems.push(problem(
+                problems.push(ConfigProblem::new(
                     format!("{key}.password_env"),
                     format!("environment variable {var} is not set"),
                 ));
@@ -318,7 +311,7 @@ fn airflow(
         (None, Some(file)) => match std::fs::read_to_string(file) {
             Ok(text) => Some(password_from_file(&text, &username)),
             Err(err) => {
-                problems.push(problem(
+                problems.push(ConfigProblem::new(
                     format!("{key}.password_file"),
                     format!("cannot read {file}: {err}"),
                 ));
@@ -326,7 +319,10 @@ fn airflow(
             }
         },
         _ => {
-            problems.push(problem(key, "set one of `password_env` or `password_file`"));
+            problems.push(ConfigProblem::new(
+                key,
+                "set one of `password_env` or `password_file`",
+            ));
             None
         }
     };
@@ -368,7 +364,7 @@ fn poll_and_timeout(
 
 fn url_ok(url: &str, key: &str, problems: &mut Vec<ConfigProblem>) {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        problems.push(problem(
+        problems.push(ConfigProblem::new(
             format!("{key}.url"),
             "must be an http:// or https:// URL",
         ));
@@ -379,7 +375,7 @@ fn token(var: &Option<String>, key: &str, problems: &mut Vec<ConfigProblem>) -> 
     let var = var.as_ref()?;
     let token = std::env::var(var).ok().filter(|t| !t.is_empty());
     if token.is_none() {
-        problems.push(problem(
+        problems.push(ConfigProblem::new(
             format!("{key}.token_env"),
             format!("environment variable {var} is not set"),
         ));
@@ -391,7 +387,7 @@ fn argo(raw: &RawArgo, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<c
     let before = problems.len();
     url_ok(&raw.url, key, problems);
     if raw.template.trim().is_empty() {
-        problems.push(problem(format!("{key}.template"), "is empty"));
+        problems.push(ConfigProblem::new(format!("{key}.template"), "is empty"));
     }
     let token = token(&raw.token_env, key, problems);
     let (poll, timeout) = poll_and_timeout(&raw.poll, &raw.timeout, key, problems);
@@ -420,7 +416,7 @@ fn kubeflow(
         ("pipeline_version_id", &raw.pipeline_version_id),
     ] {
         if value.trim().is_empty() {
-            problems.push(problem(format!("{key}.{field}"), "is empty"));
+            problems.push(ConfigProblem::new(format!("{key}.{field}"), "is empty"));
         }
     }
     let token = token(&raw.token_env, key, problems);
@@ -457,25 +453,25 @@ fn validate_task(
 ) -> Option<Task> {
     let before = problems.len();
     if raw.name.trim().is_empty() || raw.name.contains(['/', '\\']) || raw.name.starts_with('.') {
-        problems.push(problem(
+        problems.push(ConfigProblem::new(
             format!("{key}.name"),
             "must be non-empty, without `/`, and not start with `.` (it names a directory)",
         ));
     }
     if raw.run.is_empty() || raw.run[0].trim().is_empty() {
-        problems.push(problem(
+        problems.push(ConfigProblem::new(
             format!("{key}.run"),
             "needs a program: [\"program\", \"arg\", ...]",
         ));
     }
     for (k, need) in raw.needs.iter().enumerate() {
         if !names.contains(&need.as_str()) {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.needs[{k}]"),
                 format!("no task `{need}` in this DAG"),
             ));
         } else if *need == raw.name {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.needs[{k}]"),
                 "a task cannot need itself",
             ));
@@ -483,7 +479,7 @@ fn validate_task(
     }
     for (k, feature) in raw.features.iter().enumerate() {
         if !known_features.contains(feature) {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.features[{k}]"),
                 format!("`{feature}` is not a feature of any stream"),
             ));
@@ -497,7 +493,7 @@ fn validate_task(
                 .components()
                 .any(|c| !matches!(c, std::path::Component::Normal(_)))
         {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.outputs[{k}]"),
                 "must be a relative path inside the artifacts directory",
             ));
@@ -505,7 +501,7 @@ fn validate_task(
     }
     if let Some(output) = &raw.baseline_output {
         if !raw.outputs.contains(output) {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.baseline_output"),
                 format!("`{output}` is not one of the task's outputs"),
             ));
@@ -566,7 +562,7 @@ fn condition(
         (Some(features), false) => {
             for (k, feature) in features.iter().enumerate() {
                 if !known_features.contains(feature) {
-                    problems.push(problem(
+                    problems.push(ConfigProblem::new(
                         format!("{key}.drifted_any[{k}]"),
                         format!("`{feature}` is not a feature of any stream"),
                     ));
@@ -577,21 +573,21 @@ fn condition(
         (None, true) => {
             let (Some(upstream), Some(file), Some(equals)) = (&raw.task, &raw.file, &raw.equals)
             else {
-                problems.push(problem(
+                problems.push(ConfigProblem::new(
                     key,
                     "an output condition needs `task`, `file` and `equals` (and `pointer`)",
                 ));
                 return None;
             };
             if !task.needs.contains(upstream) {
-                problems.push(problem(
+                problems.push(ConfigProblem::new(
                     format!("{key}.task"),
                     format!("`{upstream}` must be one of the task's `needs`"),
                 ));
             }
             let pointer = raw.pointer.clone().unwrap_or_default();
             if !(pointer.is_empty() || pointer.starts_with('/')) {
-                problems.push(problem(
+                problems.push(ConfigProblem::new(
                     format!("{key}.pointer"),
                     "a JSON pointer starts with `/`",
                 ));
@@ -605,7 +601,7 @@ fn condition(
             })
         }
         _ => {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 key,
                 "set either `drifted_any` or an upstream output (`task`, `file`, `pointer`, `equals`)",
             ));

@@ -299,7 +299,7 @@ pub fn read_includes(
     for (i, pattern) in patterns.iter().enumerate() {
         let files = match expand(pattern) {
             Ok(files) if files.is_empty() => {
-                problems.push(problem(
+                problems.push(ConfigProblem::new(
                     format!("include[{i}]"),
                     format!("{pattern:?} matches no file"),
                 ));
@@ -307,7 +307,7 @@ pub fn read_includes(
             }
             Ok(files) => files,
             Err(message) => {
-                problems.push(problem(format!("include[{i}]"), message));
+                problems.push(ConfigProblem::new(format!("include[{i}]"), message));
                 continue;
             }
         };
@@ -330,7 +330,7 @@ pub fn read_includes(
                         sources.dags.push((prefix.clone(), j, dag));
                     }
                 }
-                Err(message) => problems.push(problem(
+                Err(message) => problems.push(ConfigProblem::new(
                     file.display().to_string(),
                     message.trim().replace('\n', " "),
                 )),
@@ -375,13 +375,6 @@ fn expand(pattern: &str) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-fn problem(key: impl Into<String>, message: impl Into<String>) -> ConfigProblem {
-    ConfigProblem {
-        key: key.into(),
-        message: message.into(),
-    }
-}
-
 /// Validates every model and policy against the streams; reports every problem. `named` lists
 /// every stream the file defines, valid or not, so that a broken stream is reported once and
 /// not again for each model on it.
@@ -402,17 +395,20 @@ pub fn validate(
                 // The stream itself is invalid and already reported; skip the model quietly.
                 continue;
             }
-            None => problems.push(problem(
+            None => problems.push(ConfigProblem::new(
                 format!("{key}.stream"),
                 format!("no stream `{}` (streams: {})", raw.stream, named.join(", ")),
             )),
             Some(stream) => {
                 if raw.features.is_empty() {
-                    problems.push(problem(format!("{key}.features"), "lists no feature"));
+                    problems.push(ConfigProblem::new(
+                        format!("{key}.features"),
+                        "lists no feature",
+                    ));
                 }
                 for (j, feature) in raw.features.iter().enumerate() {
                     if !stream.schema.features.iter().any(|f| &f.name == feature) {
-                        problems.push(problem(
+                        problems.push(ConfigProblem::new(
                             format!("{key}.features[{j}]"),
                             format!("`{feature}` is not a feature of stream `{}`", stream.name),
                         ));
@@ -451,7 +447,7 @@ pub fn validate(
             }
             _ => {
                 if !sources.models.iter().any(|(_, _, m)| m.name == raw.model) {
-                    problems.push(problem(
+                    problems.push(ConfigProblem::new(
                         format!("{key}.model"),
                         format!("no model `{}`", raw.model),
                     ));
@@ -461,21 +457,24 @@ pub fn validate(
         };
         let windows = match (raw.consecutive, raw.k_of_n) {
             (Some(_), Some(_)) => {
-                problems.push(problem(
+                problems.push(ConfigProblem::new(
                     key.clone(),
                     "set `consecutive` or `k_of_n`, not both",
                 ));
                 None
             }
             (Some(0), None) => {
-                problems.push(problem(format!("{key}.consecutive"), "must be at least 1"));
+                problems.push(ConfigProblem::new(
+                    format!("{key}.consecutive"),
+                    "must be at least 1",
+                ));
                 None
             }
             (Some(k), None) => Some(WindowRule::Consecutive { k }),
             (None, None) => Some(WindowRule::Consecutive { k: 1 }),
             (None, Some(RawKOfN { k, n })) => {
                 if k == 0 || n < k || n > 1000 {
-                    problems.push(problem(
+                    problems.push(ConfigProblem::new(
                         format!("{key}.k_of_n"),
                         format!("needs 1 <= k <= n <= 1000, got k = {k}, n = {n}"),
                     ));
@@ -488,7 +487,7 @@ pub fn validate(
         let cooldown = duration(&raw.cooldown, &format!("{key}.cooldown"), true, problems);
         let budget = raw.budget.as_ref().and_then(|b| {
             if b.max_runs == 0 {
-                problems.push(problem(
+                problems.push(ConfigProblem::new(
                     format!("{key}.budget.max_runs"),
                     "must be at least 1 (remove the policy to never trigger)",
                 ));
@@ -532,13 +531,13 @@ fn check_name<'a>(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !valid {
-        problems.push(problem(
+        problems.push(ConfigProblem::new(
             format!("{key}.name"),
             format!("{name:?} must be non-empty letters, digits, '-', '_' or '.'"),
         ));
     }
     if !seen.insert(name) {
-        problems.push(problem(
+        problems.push(ConfigProblem::new(
             format!("{key}.name"),
             format!("{what} `{name}` is defined twice"),
         ));
@@ -552,7 +551,7 @@ fn duration(
     problems: &mut Vec<ConfigProblem>,
 ) -> Option<Duration> {
     super::duration(text, zero_ok)
-        .map_err(|message| problems.push(problem(key, message)))
+        .map_err(|message| problems.push(ConfigProblem::new(key, message)))
         .ok()
 }
 
@@ -598,7 +597,7 @@ fn rules_of(
         raw.adwin.is_some(),
     ];
     if forms.iter().filter(|f| **f).count() != 1 {
-        problems.push(problem(
+        problems.push(ConfigProblem::new(
             key,
             "set exactly one of `any`, `all`, `at_least` (with `of`), `feature`, `dataset`, \
              `performance`, `page_hinkley`, `adwin`, `every`, `every_records`, `cron` or `regret`",
@@ -607,7 +606,7 @@ fn rules_of(
     }
     let list = |items: &[RawRule], name: &str, problems: &mut Vec<ConfigProblem>| {
         if items.is_empty() {
-            problems.push(problem(format!("{key}.{name}"), "is empty"));
+            problems.push(ConfigProblem::new(format!("{key}.{name}"), "is empty"));
             return None;
         }
         let mut out = Vec::new();
@@ -627,24 +626,30 @@ fn rules_of(
         || raw.rolling.is_some();
     if let Some(items) = &raw.any {
         if combinator_fields {
-            problems.push(problem(key, "a combinator takes no metric or criterion"));
+            problems.push(ConfigProblem::new(
+                key,
+                "a combinator takes no metric or criterion",
+            ));
         }
         return Some(vec![Rule::Any(list(items, "any", problems)?)]);
     }
     if let Some(items) = &raw.all {
         if combinator_fields {
-            problems.push(problem(key, "a combinator takes no metric or criterion"));
+            problems.push(ConfigProblem::new(
+                key,
+                "a combinator takes no metric or criterion",
+            ));
         }
         return Some(vec![Rule::All(list(items, "all", problems)?)]);
     }
     if raw.at_least.is_some() || raw.of.is_some() {
         let (Some(n), Some(items)) = (raw.at_least, raw.of.as_deref()) else {
-            problems.push(problem(key, "`at_least` and `of` go together"));
+            problems.push(ConfigProblem::new(key, "`at_least` and `of` go together"));
             return None;
         };
         let of = list(items, "of", problems)?;
         if n == 0 || n > of.len() {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.at_least"),
                 format!("must be between 1 and the {} rule(s) in `of`", of.len()),
             ));
@@ -655,7 +660,10 @@ fn rules_of(
     // A change detector on the error stream.
     if raw.page_hinkley.is_some() || raw.adwin.is_some() {
         if combinator_fields {
-            problems.push(problem(key, "a detector takes no metric or criterion"));
+            problems.push(ConfigProblem::new(
+                key,
+                "a detector takes no metric or criterion",
+            ));
             return None;
         }
         let params = match (&raw.page_hinkley, &raw.adwin) {
@@ -672,7 +680,7 @@ fn rules_of(
     // A cost-aware trigger.
     if let Some(regret) = &raw.regret {
         if combinator_fields {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 key,
                 "a regret trigger takes no metric or criterion: its threshold is the cost",
             ));
@@ -688,7 +696,10 @@ fn rules_of(
     // A schedule.
     if let Some(expression) = &raw.cron {
         if combinator_fields {
-            problems.push(problem(key, "a schedule takes no metric or criterion"));
+            problems.push(ConfigProblem::new(
+                key,
+                "a schedule takes no metric or criterion",
+            ));
             return None;
         }
         return match CronSchedule::parse(expression) {
@@ -698,7 +709,7 @@ fn rules_of(
                 criterion: Criterion::AtLeast { threshold: 1.0 },
             })]),
             Err(why) => {
-                problems.push(problem(
+                problems.push(ConfigProblem::new(
                     format!("{key}.cron"),
                     format!("{expression:?} is not a cron expression: {why}"),
                 ));
@@ -708,7 +719,10 @@ fn rules_of(
     }
     if raw.every.is_some() || raw.every_records.is_some() {
         if combinator_fields {
-            problems.push(problem(key, "a schedule takes no metric or criterion"));
+            problems.push(ConfigProblem::new(
+                key,
+                "a schedule takes no metric or criterion",
+            ));
             return None;
         }
         let (metric, threshold) = match (&raw.every, raw.every_records) {
@@ -717,7 +731,7 @@ fn rules_of(
                 (Metric::ElapsedSeconds, period.as_secs_f64())
             }
             (None, Some(0)) => {
-                problems.push(problem(
+                problems.push(ConfigProblem::new(
                     format!("{key}.every_records"),
                     "must be at least 1",
                 ));
@@ -736,7 +750,7 @@ fn rules_of(
     let criterion = criterion(raw, key, problems);
     if let Some(metric_name) = &raw.performance {
         if raw.metric.is_some() {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.metric"),
                 "a performance signal names its metric in `performance` (accuracy, error_rate, labelled)",
             ));
@@ -744,7 +758,7 @@ fn rules_of(
         let metric = match Metric::parse(metric_name) {
             Some((metric, Applies::Performance)) => metric,
             _ => {
-                problems.push(problem(
+                problems.push(ConfigProblem::new(
                     format!("{key}.performance"),
                     format!("{metric_name:?} is not a performance metric: use accuracy, error_rate or labelled"),
                 ));
@@ -752,7 +766,7 @@ fn rules_of(
             }
         };
         let Some(criterion) = criterion? else {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 key,
                 format!(
                     "{metric_name} needs a criterion: `above`, `below`, `quantile` or `rolling`"
@@ -768,7 +782,7 @@ fn rules_of(
     }
     if let Some(metric_name) = &raw.dataset {
         if raw.metric.is_some() {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.metric"),
                 "a dataset signal names its metric in `dataset` (share, drifted, detected)",
             ));
@@ -776,7 +790,7 @@ fn rules_of(
         let metric = match Metric::parse(metric_name) {
             Some((metric, Applies::Dataset | Applies::Both)) => metric,
             _ => {
-                problems.push(problem(
+                problems.push(ConfigProblem::new(
                     format!("{key}.dataset"),
                     format!(
                         "{metric_name:?} is not a dataset metric: use share, drifted or detected"
@@ -798,7 +812,7 @@ fn rules_of(
     } else if context.model.features.iter().any(|f| f == feature) {
         vec![feature]
     } else {
-        problems.push(problem(
+        problems.push(ConfigProblem::new(
             format!("{key}.feature"),
             format!(
                 "`{feature}` is not a feature of model `{}` ({})",
@@ -810,7 +824,7 @@ fn rules_of(
     };
     let metric_name = raw.metric.as_deref().unwrap_or("detected");
     let Some((metric, applies)) = Metric::parse(metric_name) else {
-        problems.push(problem(
+        problems.push(ConfigProblem::new(
             format!("{key}.metric"),
             format!(
                 "{metric_name:?} is not a metric; use one of {}",
@@ -832,7 +846,7 @@ fn rules_of(
             }
         };
         if !fits {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.metric"),
                 format!(
                     "{metric_name} does not exist for `{name}`, a {} feature",
@@ -863,7 +877,7 @@ fn criterion(
         raw.rolling.is_some(),
     ];
     if given.iter().filter(|g| **g).count() > 1 {
-        problems.push(problem(
+        problems.push(ConfigProblem::new(
             key,
             "set one criterion: `above`, `below`, `quantile` or `rolling`",
         ));
@@ -873,7 +887,10 @@ fn criterion(
         if value.is_finite() {
             Some(value)
         } else {
-            problems.push(problem(format!("{key}.{name}"), "must be a finite number"));
+            problems.push(ConfigProblem::new(
+                format!("{key}.{name}"),
+                "must be a finite number",
+            ));
             None
         }
     };
@@ -891,21 +908,21 @@ fn criterion(
         let warmup = q.warmup.unwrap_or(q.over);
         let mut ok = true;
         if !(q.q > 0.0 && q.q < 1.0) {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.quantile.q"),
                 "must be between 0 and 1",
             ));
             ok = false;
         }
         if q.over == 0 || q.over > 10_000 {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.quantile.over"),
                 "must be between 1 and 10000",
             ));
             ok = false;
         }
         if warmup == 0 || warmup > q.over {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.quantile.warmup"),
                 "must be between 1 and `over`",
             ));
@@ -922,21 +939,21 @@ fn criterion(
         let warmup = r.warmup.unwrap_or(r.over);
         let mut ok = true;
         if !(r.deviations.is_finite() && r.deviations > 0.0) {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.rolling.deviations"),
                 "must be a positive number",
             ));
             ok = false;
         }
         if r.over < 2 || r.over > 10_000 {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.rolling.over"),
                 "must be between 2 and 10000",
             ));
             ok = false;
         }
         if warmup < 2 || warmup > r.over {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.rolling.warmup"),
                 "must be between 2 and `over`",
             ));
@@ -963,7 +980,7 @@ fn signal_criterion(
         (_, Some(criterion)) => Some(criterion),
         (Metric::Detected, None) => Some(Criterion::IsTrue),
         (metric, None) => {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 key,
                 format!(
                     "{} needs a criterion: `above`, `below`, `quantile` or `rolling`",
@@ -1053,7 +1070,10 @@ fn detector_checks(
 ) -> bool {
     for (field, ok, message) in checks {
         if !ok {
-            problems.push(problem(format!("{key}.{detector}.{field}"), *message));
+            problems.push(ConfigProblem::new(
+                format!("{key}.{detector}.{field}"),
+                *message,
+            ));
         }
     }
     checks.iter().all(|(_, ok, _)| *ok)
@@ -1064,7 +1084,7 @@ fn regret_of(raw: &RawRegret, key: &str, problems: &mut Vec<ConfigProblem>) -> O
         "drifted_records" => Some(RegretMeasure::DriftedRecords),
         "errors" => Some(RegretMeasure::Errors),
         other => {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.of"),
                 format!("{other:?} is not a regret measure: use drifted_records or errors"),
             ));
@@ -1074,7 +1094,7 @@ fn regret_of(raw: &RawRegret, key: &str, problems: &mut Vec<ConfigProblem>) -> O
     let positive = |value: f64, field: &str, problems: &mut Vec<ConfigProblem>| {
         let ok = value.is_finite() && value > 0.0;
         if !ok {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 format!("{key}.{field}"),
                 "must be a positive number",
             ));
@@ -1085,7 +1105,7 @@ fn regret_of(raw: &RawRegret, key: &str, problems: &mut Vec<ConfigProblem>) -> O
     let cost = match (raw.cost, raw.cost_per_run_second) {
         (Some(cost), None) => {
             if forecast_fields {
-                problems.push(problem(
+                problems.push(ConfigProblem::new(
                     key,
                     "`initial_run_time` and `over` go with `cost_per_run_second`, not `cost`",
                 ));
@@ -1101,7 +1121,10 @@ fn regret_of(raw: &RawRegret, key: &str, problems: &mut Vec<ConfigProblem>) -> O
             };
             let over = raw.over.unwrap_or(5);
             if over == 0 || over > 100 {
-                problems.push(problem(format!("{key}.over"), "must be between 1 and 100"));
+                problems.push(ConfigProblem::new(
+                    format!("{key}.over"),
+                    "must be between 1 and 100",
+                ));
             }
             match (per_run_second, initial) {
                 (Some(per_run_second), Some(initial)) if (1..=100).contains(&over) => {
@@ -1115,7 +1138,7 @@ fn regret_of(raw: &RawRegret, key: &str, problems: &mut Vec<ConfigProblem>) -> O
             }
         }
         _ => {
-            problems.push(problem(
+            problems.push(ConfigProblem::new(
                 key,
                 "set one of `cost` (fixed) or `cost_per_run_second` (forecast from past runs)",
             ));

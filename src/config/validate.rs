@@ -21,6 +21,16 @@ pub struct ConfigProblem {
     pub message: String,
 }
 
+impl ConfigProblem {
+    /// A problem at `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> ConfigProblem {
+        ConfigProblem {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
 impl std::fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.key, self.message)
@@ -118,10 +128,7 @@ struct Problems(Vec<ConfigProblem>);
 
 impl Problems {
     fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigProblem {
-            key: key.into(),
-            message: message.into(),
-        });
+        self.0.push(ConfigProblem::new(key, message));
     }
 
     fn duration(&mut self, key: &str, text: &str) -> Option<Duration> {
