@@ -140,28 +140,21 @@ async fn windows(
     Query(query): Query<WindowsQuery>,
 ) -> Response {
     if !state.streams.iter().any(|s| s.name == name) {
-        let body = serde_json::json!({ "error": format!("no stream named `{name}`") });
-        return (StatusCode::NOT_FOUND, Json(body)).into_response();
+        return json_error(StatusCode::NOT_FOUND, format!("no stream named `{name}`"));
     }
     let limit = query
         .limit
         .unwrap_or(DEFAULT_WINDOW_LIMIT)
         .clamp(1, MAX_WINDOW_LIMIT);
     let path = state.store_path.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        crate::store::Store::open_read_only(&path)?.latest_windows(&name, limit)
-    })
-    .await;
-    match result {
-        Ok(Ok(windows)) => {
+    match blocking(move || crate::store::Store::open_read_only(&path)?.latest_windows(&name, limit))
+        .await
+    {
+        Ok(windows) => {
             let reports: Vec<serde_json::Value> = windows.into_iter().map(|w| w.report).collect();
             Json(serde_json::json!({ "windows": reports })).into_response()
         }
-        Ok(Err(err)) => {
-            let body = serde_json::json!({ "error": err.to_string() });
-            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
-        }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(response) => response,
     }
 }
 
@@ -184,8 +177,7 @@ async fn decisions(State(state): State<ApiState>, Query(query): Query<DecisionsQ
             .iter()
             .any(|m| m.name == *model);
         if !known {
-            let body = serde_json::json!({ "error": format!("no model named `{model}`") });
-            return (StatusCode::NOT_FOUND, Json(body)).into_response();
+            return json_error(StatusCode::NOT_FOUND, format!("no model named `{model}`"));
         }
     }
     let limit = query
@@ -193,17 +185,13 @@ async fn decisions(State(state): State<ApiState>, Query(query): Query<DecisionsQ
         .unwrap_or(DEFAULT_DECISION_LIMIT)
         .clamp(1, MAX_WINDOW_LIMIT);
     let path = state.store_path.clone();
-    let result = tokio::task::spawn_blocking(move || {
+    match blocking(move || {
         crate::store::Store::open_read_only(&path)?.latest_decisions(query.model.as_deref(), limit)
     })
-    .await;
-    match result {
-        Ok(Ok(decisions)) => Json(serde_json::json!({ "decisions": decisions })).into_response(),
-        Ok(Err(err)) => {
-            let body = serde_json::json!({ "error": err.to_string() });
-            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
-        }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    .await
+    {
+        Ok(decisions) => Json(serde_json::json!({ "decisions": decisions })).into_response(),
+        Err(response) => response,
     }
 }
 
