@@ -211,156 +211,165 @@ pub fn run(args: &DemoArgs) -> Result<Summary, DemoError> {
             .spawn(move || crate::app::run(config, &config_path, stop))
             .map_err(fail("cannot start the service"))?
     };
-    wait_until("the service to be ready", Duration::from_secs(60), || {
-        ureq::get(&format!("http://{api}/readyz")).call().is_ok()
-    })?;
-    println!(
-        "{} service up: API http://{api}/api/v1/runs, metrics http://{api}/metrics; alerts → {}",
-        stamp(started),
-        receiver.url
-    );
-    let store = Store::open_read_only(&store_path).map_err(fail("cannot read the store"))?;
-    let mut shown = std::collections::BTreeSet::new();
-
-    // Champions, trained on the training set by manual runs of the models' DAGs.
-    for model in &models {
-        let response = ureq::post(&format!("http://{api}/api/v1/runs"))
-            .set("Authorization", &format!("Bearer {secret}"))
-            .send_json(
-                serde_json::json!({ "model": model, "key": format!("demo/champion/{model}") }),
-            );
-        if let Err(err) = response {
-            return Err(DemoError(format!(
-                "cannot start the run for {model}: {err}"
-            )));
-        }
-    }
-    wait_for_runs(&store, started, &mut shown)?;
-
-    // The stream: windows scored by the current champion; drift after BEFORE windows.
-    let producer: BaseProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap_servers())
-        .set("linger.ms", "5")
-        .create()
-        .map_err(fail("cannot create the producer"))?;
-    let pace = args.duration.saturating_sub(started.elapsed()) / (BEFORE + AFTER + 3) as u32;
-    let registry = Path::new(REGISTRY).join(format!("{SCORED_MODEL}.json"));
-    // Everything produced, one message per line: `driftgate replay` input.
-    let mut recorded = String::new();
-    let mut window = 0u64;
-    let mut promoted_from = None;
-    let mut phases = Vec::new();
-    loop {
-        let window_started = Instant::now();
-        let drifted = window >= BEFORE;
-        let champion = crate::task::read_model(&registry).ok();
-        if window == BEFORE {
-            println!(
-                "{} drift injected into {} from window {window} on",
-                stamp(started),
-                data::DRIFTED.join(" and ")
-            );
-        }
-        for _ in 0..window_records.div_ceil(MESSAGE_RECORDS) {
-            let records: Vec<_> = (0..MESSAGE_RECORDS)
-                .map(|_| {
-                    let mut record = payments.record(drifted);
-                    record.insert("ts".into(), crate::store::now_ms().into());
-                    if let Some(champion) = &champion {
-                        record.insert("prediction".into(), champion.predict(&record).into());
-                    }
-                    record
-                })
-                .collect();
-            let payload = serde_json::to_vec(&serde_json::json!({ "records": records }))
-                .expect("records serialise");
-            send(&producer, &stream.topic, &payload)?;
-            recorded.push_str(&String::from_utf8_lossy(&payload));
-            recorded.push('\n');
-        }
-        if window == 2 {
-            // One broken message: it goes to the dead-letter topic and raises a data alert.
-            send(
-                &producer,
-                &stream.topic,
-                b"{\"records\": [{\"amount\": 12.5,",
-            )?;
-        }
-        producer
-            .flush(Duration::from_secs(10))
-            .map_err(fail("cannot deliver to the broker"))?;
-        phases.push(match (drifted, promoted_from.is_some()) {
-            (false, _) => Phase::Before,
-            (true, false) => Phase::Drifted,
-            (true, true) => Phase::Retrained,
-        });
+    // Whatever happens from here on, the service is stopped and joined (it checkpoints).
+    let outcome = (|| -> Result<Summary, DemoError> {
         wait_until(
-            &format!("window {window} to be reported"),
+            &stop,
+            "the service to be ready",
+            Duration::from_secs(60),
+            || ureq::get(&format!("http://{api}/readyz")).call().is_ok(),
+        )?;
+        println!(
+            "{} service up: API http://{api}/api/v1/runs, metrics http://{api}/metrics; alerts → {}",
+            stamp(started),
+            receiver.url
+        );
+        let store = Store::open_read_only(&store_path).map_err(fail("cannot read the store"))?;
+        let mut shown = std::collections::BTreeSet::new();
+
+        // Champions, trained on the training set by manual runs of the models' DAGs.
+        for model in &models {
+            let response = ureq::post(&format!("http://{api}/api/v1/runs"))
+                .set("Authorization", &format!("Bearer {secret}"))
+                .send_json(
+                    serde_json::json!({ "model": model, "key": format!("demo/champion/{model}") }),
+                );
+            if let Err(err) = response {
+                return Err(DemoError(format!(
+                    "cannot start the run for {model}: {err}"
+                )));
+            }
+        }
+        wait_for_runs(&stop, &store, started, &mut shown)?;
+
+        // The stream: windows scored by the current champion; drift after BEFORE windows.
+        let producer: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("linger.ms", "5")
+            .create()
+            .map_err(fail("cannot create the producer"))?;
+        let pace = args.duration.saturating_sub(started.elapsed()) / (BEFORE + AFTER + 3) as u32;
+        let registry = Path::new(REGISTRY).join(format!("{SCORED_MODEL}.json"));
+        // Everything produced, one message per line: `driftgate replay` input.
+        let mut recorded = String::new();
+        let mut window = 0u64;
+        let mut promoted_from = None;
+        let mut phases = Vec::new();
+        loop {
+            let window_started = Instant::now();
+            let drifted = window >= BEFORE;
+            let champion = crate::task::read_model(&registry).ok();
+            if window == BEFORE {
+                println!(
+                    "{} drift injected into {} from window {window} on",
+                    stamp(started),
+                    data::DRIFTED.join(" and ")
+                );
+            }
+            for _ in 0..window_records.div_ceil(MESSAGE_RECORDS) {
+                let records: Vec<_> = (0..MESSAGE_RECORDS)
+                    .map(|_| {
+                        let mut record = payments.record(drifted);
+                        record.insert("ts".into(), crate::store::now_ms().into());
+                        if let Some(champion) = &champion {
+                            record.insert("prediction".into(), champion.predict(&record).into());
+                        }
+                        record
+                    })
+                    .collect();
+                let payload = serde_json::to_vec(&serde_json::json!({ "records": records }))
+                    .expect("records serialise");
+                send(&producer, &stream.topic, &payload)?;
+                recorded.push_str(&String::from_utf8_lossy(&payload));
+                recorded.push('\n');
+            }
+            if window == 2 {
+                // One broken message: it goes to the dead-letter topic and raises a data alert.
+                send(
+                    &producer,
+                    &stream.topic,
+                    b"{\"records\": [{\"amount\": 12.5,",
+                )?;
+            }
+            producer
+                .flush(Duration::from_secs(10))
+                .map_err(fail("cannot deliver to the broker"))?;
+            phases.push(match (drifted, promoted_from.is_some()) {
+                (false, _) => Phase::Before,
+                (true, false) => Phase::Drifted,
+                (true, true) => Phase::Retrained,
+            });
+            wait_until(
+                &stop,
+                &format!("window {window} to be reported"),
+                Duration::from_secs(60),
+                || {
+                    store
+                        .latest_windows(&stream.name, 1)
+                        .is_ok_and(|w| w.first().is_some_and(|w| w.index >= window))
+                },
+            )?;
+            // The producer waits for each window, so the latest one is this one.
+            show_latest_window(&store, &stream.name, started)?;
+            wait_for_runs(&stop, &store, started, &mut shown)?;
+            window += 1;
+            let new_champion = crate::task::read_model(&registry).ok();
+            let changed = new_champion.as_ref().map(|c| c.run.clone())
+                != champion.as_ref().map(|c| c.run.clone());
+            if drifted && promoted_from.is_none() && changed {
+                promoted_from = Some(window);
+                println!(
+                    "{} the retrained {SCORED_MODEL} model scores payments from window {window} on",
+                    stamp(started)
+                );
+            }
+            let retrained_windows = phases.iter().filter(|p| **p == Phase::Retrained).count();
+            let drifted_windows = phases.iter().filter(|p| **p == Phase::Drifted).count();
+            if retrained_windows as u64 >= AFTER || drifted_windows as u64 >= MAX_DRIFTED + AFTER {
+                break;
+            }
+            std::thread::sleep(pace.saturating_sub(window_started.elapsed()));
+        }
+
+        // Alerts are delivered by the service's outbox workers: wait until none is pending.
+        wait_until(
+            &stop,
+            "the alerts to be delivered",
             Duration::from_secs(60),
             || {
                 store
-                    .latest_windows(&stream.name, 1)
-                    .is_ok_and(|w| w.first().is_some_and(|w| w.index >= window))
+                    .pending_alerts()
+                    .is_ok_and(|p| p.iter().all(|(_, n)| *n == 0))
             },
         )?;
-        // The producer waits for each window, so the latest one is this one.
-        show_latest_window(&store, &stream.name, started)?;
-        wait_for_runs(&store, started, &mut shown)?;
-        window += 1;
-        let new_champion = crate::task::read_model(&registry).ok();
-        let changed = new_champion.as_ref().map(|c| c.run.clone())
-            != champion.as_ref().map(|c| c.run.clone());
-        if drifted && promoted_from.is_none() && changed {
-            promoted_from = Some(window);
-            println!(
-                "{} the retrained {SCORED_MODEL} model scores payments from window {window} on",
-                stamp(started)
-            );
-        }
-        let retrained_windows = phases.iter().filter(|p| **p == Phase::Retrained).count();
-        let drifted_windows = phases.iter().filter(|p| **p == Phase::Drifted).count();
-        if retrained_windows as u64 >= AFTER || drifted_windows as u64 >= MAX_DRIFTED + AFTER {
-            break;
-        }
-        std::thread::sleep(pace.saturating_sub(window_started.elapsed()));
-    }
+        let dead_letters = dead_letters(&api);
+        std::fs::write("stream.jsonl", recorded).map_err(fail("cannot write stream.jsonl"))?;
+        let summary = summarise(
+            &store,
+            &stream.name,
+            &phases,
+            promoted_from,
+            &receiver,
+            dead_letters,
+        )?;
+        print_summary(&summary);
+        std::fs::write(
+            "summary.json",
+            serde_json::to_vec_pretty(&summary).expect("summaries serialise"),
+        )
+        .map_err(fail("cannot write summary.json"))?;
 
-    // Alerts are delivered by the service's outbox workers: wait until none is pending.
-    wait_until(
-        "the alerts to be delivered",
-        Duration::from_secs(60),
-        || {
-            store
-                .pending_alerts()
-                .is_ok_and(|p| p.iter().all(|(_, n)| *n == 0))
-        },
-    )?;
-    let dead_letters = dead_letters(&api);
-    std::fs::write("stream.jsonl", recorded).map_err(fail("cannot write stream.jsonl"))?;
-    let summary = summarise(
-        &store,
-        &stream.name,
-        &phases,
-        promoted_from,
-        &receiver,
-        dead_letters,
-    )?;
-    print_summary(&summary);
-    std::fs::write(
-        "summary.json",
-        serde_json::to_vec_pretty(&summary).expect("summaries serialise"),
-    )
-    .map_err(fail("cannot write summary.json"))?;
-
-    if args.keep_running {
-        println!("\nThe service keeps running: http://{api}/api/v1/streams/{}/windows, http://{api}/api/v1/runs, http://{api}/metrics. Ctrl-C stops it.", stream.name);
-        while !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(200));
+        if args.keep_running {
+            println!("\nThe service keeps running: http://{api}/api/v1/streams/{}/windows, http://{api}/api/v1/runs, http://{api}/metrics. Ctrl-C stops it.", stream.name);
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
-    }
+        Ok(summary)
+    })();
     stop.store(true, Ordering::SeqCst);
     match service.join() {
-        Ok(Ok(())) => Ok(summary),
+        Ok(Ok(())) => outcome,
         Ok(Err(err)) => Err(DemoError(format!("the service stopped on an error: {err}"))),
         Err(_) => Err(DemoError("the service panicked".into())),
     }
@@ -499,14 +508,19 @@ fn send(producer: &BaseProducer, topic: &str, payload: &[u8]) -> Result<(), Demo
     }
 }
 
-/// Polls `done` every 50 ms until it holds, or fails after `limit`.
+/// Polls `done` every 50 ms until it holds; fails after `limit`, or at once when the demo is
+/// interrupted (Ctrl-C: the service is stopping).
 fn wait_until(
+    stop: &AtomicBool,
     what: &str,
     limit: Duration,
     mut done: impl FnMut() -> bool,
 ) -> Result<(), DemoError> {
     let deadline = Instant::now() + limit;
     while !done() {
+        if stop.load(Ordering::SeqCst) {
+            return Err(DemoError("interrupted".into()));
+        }
         if Instant::now() >= deadline {
             return Err(DemoError(format!(
                 "gave up waiting for {what} after {limit:?}"
@@ -574,13 +588,14 @@ fn drifted_features(report: &serde_json::Value) -> Vec<String> {
 /// Waits until no run is queued or running, then prints the runs that finished (those not in
 /// `shown` yet).
 fn wait_for_runs(
+    stop: &AtomicBool,
     store: &Store,
     started: Instant,
     shown: &mut std::collections::BTreeSet<String>,
 ) -> Result<(), DemoError> {
     // A triggered decision's run is queued in the window's own transaction, so it is visible
     // by now; the executor picks it up within its poll.
-    wait_until("the runs to finish", Duration::from_secs(120), || {
+    wait_until(stop, "the runs to finish", Duration::from_secs(120), || {
         ["queued", "running"]
             .iter()
             .all(|s| store.runs_with_status(s).is_ok_and(|r| r.is_empty()))
