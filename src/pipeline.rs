@@ -152,6 +152,7 @@ impl StreamProcessor {
         let keep =
             (self.settings.keep_records).unwrap_or_else(|| models.iter().any(|m| m.dag.is_some()));
         self.windower.keep_records(keep);
+        self.decoder.keep_number_text(keep);
         self.policies.replace(models, policies);
     }
 

@@ -287,7 +287,15 @@ fn kept_records_continue_across_a_checkpoint_and_are_escaped() {
     restarted.process(message(1, &payloads[1]));
     let odd = serde_json::json!([{"amount": 2.5, "country": "a \"quoted\"\nline; $(touch /tmp/x)", "ts": 1_700_000_123_456_i64}]);
     restarted.process(message(2, &serde_json::to_vec(&odd).unwrap()));
+    // Numbers keep the text they arrived in (no reformatting on the hot path).
+    restarted.process(message(3, br#"[{"amount": 12.50, "country": "DE"}]"#));
     let after = restarted.checkpoint().open_window.rows.expect("rows kept");
+    assert!(
+        after.lines().last().unwrap().contains(r#""amount":12.50,"#),
+        "{}",
+        after.lines().last().unwrap()
+    );
+    let after: String = after.lines().take(201).map(|l| format!("{l}\n")).collect();
     assert!(after.starts_with(&before));
     let lines: Vec<serde_json::Value> = after
         .lines()

@@ -19,6 +19,8 @@ use super::{Cell, FeatureKind, NumberText, PayloadError, Schema};
 pub struct BatchDecoder {
     names: Vec<String>,
     kinds: Vec<FeatureKind>,
+    /// Keep numeric features' text as written (for records kept as JSON lines).
+    keep_number_text: bool,
 }
 
 impl BatchDecoder {
@@ -27,7 +29,19 @@ impl BatchDecoder {
         BatchDecoder {
             names: schema.features.iter().map(|f| f.name.clone()).collect(),
             kinds: schema.features.iter().map(|f| f.kind).collect(),
+            keep_number_text: false,
         }
+    }
+
+    /// Whether numeric features keep the text they were written as, so that
+    /// [`RecordView::write_json_line`] copies it instead of formatting the value again (where
+    /// the fast path decodes the payload).
+    pub fn keep_number_text(&mut self, keep: bool) {
+        self.keep_number_text = keep;
+    }
+
+    pub(super) fn keeps_number_text(&self) -> bool {
+        self.keep_number_text
     }
 
     /// Decodes a payload into `batch`, replacing what it held. On error the batch is empty.
@@ -292,9 +306,16 @@ impl<'a> RecordView<'a> {
         for (name, slot) in names.iter().zip(self.slots) {
             match *slot {
                 Slot::Missing | Slot::Nested => {}
-                Slot::Number { value, .. } => {
+                Slot::Number {
+                    value,
+                    text: (start, end),
+                } => {
                     key(out, name);
-                    write_json_number(out, value);
+                    if end > start {
+                        out.push_str(&self.text[start..end]);
+                    } else {
+                        write_json_number(out, value);
+                    }
                 }
                 Slot::Text(start, end) => {
                     key(out, name);
@@ -344,13 +365,11 @@ fn write_json_number(out: &mut String, value: f64) {
     use std::fmt::Write;
     if value.fract() == 0.0 && value.abs() < 9.0e15 {
         let _ = write!(out, "{}", value as i64);
-        return;
-    }
-    match serde_json::Number::from_f64(value) {
-        Some(number) => {
-            let _ = write!(out, "{number}");
-        }
-        None => out.push_str("null"),
+    } else if value.is_finite() {
+        // The shortest text that reads back as the same number, as serde_json writes it.
+        out.push_str(ryu::Buffer::new().format_finite(value));
+    } else {
+        out.push_str("null");
     }
 }
 

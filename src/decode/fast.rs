@@ -218,10 +218,12 @@ impl<'a> Scanner<'a> {
                                 // Out of range: an error for the general decoder to word.
                                 return None;
                             }
-                            Slot::Number {
-                                value,
-                                text: (0, 0),
-                            }
+                            let text = if self.decoder.keeps_number_text() {
+                                self.batch.push_text(self.text(number.start, number.end))
+                            } else {
+                                (0, 0)
+                            };
+                            Slot::Number { value, text }
                         }
                     };
                     self.batch.set_slot(record, i, slot);

@@ -288,7 +288,9 @@ impl Windower {
         let data = std::mem::replace(&mut self.open, next);
         let mut next_state = empty_state(self.state.index + 1, &self.open);
         if self.keep_records {
-            next_state.rows = Some(String::new());
+            // The next window is likely as large as this one: grow once, not by doubling.
+            let capacity = self.state.rows.as_ref().map_or(0, String::len);
+            next_state.rows = Some(String::with_capacity(capacity + capacity / 8));
         }
         let state = std::mem::replace(&mut self.state, next_state);
         Some(ClosedWindow {
