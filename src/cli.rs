@@ -1,5 +1,7 @@
-//! Command-line interface: `drift` compares two data sets, `baseline` builds and inspects
-//! training baselines. Errors are typed here and mapped to exit codes in `main.rs`.
+//! Command-line interface: `run` the service, `drift` compares two data sets, `baseline` builds
+//! and inspects training baselines, `config check`, `replay` backtests policies, `demo` shows
+//! the whole loop, `task` holds the built-in DAG tasks. Errors are typed here and mapped to
+//! exit codes in `main.rs`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
