@@ -213,7 +213,7 @@ impl Engine {
                 let (window_file, records_file) = match window.data.as_deref() {
                     Some(data) => {
                         match crate::dag::executor::export_window(data, &self.runs_dir.join(&id)) {
-                            Ok(files) => files,
+                            Ok((window, records)) => (Some(window), records),
                             Err(err) => {
                                 tracing::error!(run = %id, error = %err, "cannot export the window; the run starts without it");
                                 (None, None)
@@ -554,11 +554,7 @@ pub fn run(
         })?;
         processor.set_policies(&config.models, &config.policies);
         // A baseline a run rotated in outlives restarts.
-        let active = store
-            .baselines(&stream.name)?
-            .into_iter()
-            .find(|b| b.active);
-        if let Some(active) = active {
+        if let Some(active) = store.active_baseline(&stream.name)? {
             match crate::baseline::Baseline::load(std::path::Path::new(&active.path)) {
                 Ok(baseline) if baseline.mismatches(&stream.schema.features).is_empty() => {
                     tracing::info!(stream = %stream.name, version = %active.version, "using the rotated baseline");

@@ -162,10 +162,7 @@ pub fn run(command: &TaskCommand) -> Result<String, TaskError> {
         TaskCommand::Train { data } => {
             let mut features = Vec::new();
             for path in context.upstream("transform.json") {
-                let text = std::fs::read(path).map_err(io(path))?;
-                let transform: Transform = serde_json::from_slice(&text)
-                    .map_err(|e| TaskError::Data(format!("{}: {e}", path.display())))?;
-                features.extend(transform.features);
+                features.extend(read_json::<Transform>(path)?.features);
             }
             if features.is_empty() {
                 return Err(TaskError::Context(
@@ -235,15 +232,10 @@ pub fn run(command: &TaskCommand) -> Result<String, TaskError> {
             ))
         }
         TaskCommand::Baseline { data } => {
-            let path = match &context.records_file {
-                Some(path) => path.clone(),
-                None => data.training.clone().ok_or_else(|| {
-                    TaskError::Data("no window records and no --training file".into())
-                })?,
-            };
+            let path = data_path(&context, data)?;
             let output = context.artifacts_dir.join("baseline.json");
             let baseline = crate::cli::build_baseline(
-                &path,
+                path,
                 &crate::source::ReadOptions::default(),
                 crate::baseline::BuildSettings::default(),
                 &output,
@@ -271,16 +263,19 @@ fn single<'c>(context: &'c Context, file: &str) -> Result<&'c PathBuf, TaskError
 }
 
 /// The run's window records, else the training set.
+/// The run's window records file, else the training set.
+fn data_path<'c>(context: &'c Context, data: &'c DataArgs) -> Result<&'c PathBuf, TaskError> {
+    context
+        .records_file
+        .as_ref()
+        .or(data.training.as_ref())
+        .ok_or_else(|| {
+            TaskError::Data("the run has no window records and no --training file was given".into())
+        })
+}
+
 fn load_records(context: &Context, data: &DataArgs) -> Result<(Vec<Record>, String), TaskError> {
-    let path = match (&context.records_file, &data.training) {
-        (Some(path), _) => path,
-        (None, Some(path)) => path,
-        (None, None) => {
-            return Err(TaskError::Data(
-                "the run has no window records and no --training file was given".into(),
-            ))
-        }
-    };
+    let path = data_path(context, data)?;
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     let mut records = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -493,6 +488,10 @@ impl Classifier {
 
 /// Reads a model file written by `train`.
 pub fn read_model(path: &Path) -> Result<Classifier, TaskError> {
+    read_json(path)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TaskError> {
     let text = std::fs::read(path).map_err(io(path))?;
     serde_json::from_slice(&text).map_err(|e| TaskError::Data(format!("{}: {e}", path.display())))
 }

@@ -2,11 +2,14 @@
 //! binary: every YAML and JSON file parses; the ports, probe paths and metric names they use are
 //! the ones a running driftgate serves; the configurations they ship pass `config check`.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::http::{free_address, http_get};
 
 const API_PORT: u16 = 9464;
 
@@ -55,31 +58,6 @@ fn kind<'a>(
         .filter(|(_, d)| d["kind"].as_str() == Some(kind))
         .map(|(_, d)| d)
         .collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
 }
 
 /// `driftgate config check` on `file`, from `dir`, with the secrets the deploy files expect.
@@ -248,14 +226,14 @@ fn the_metrics_and_paths_the_deploy_files_use_are_served() {
     assert!(used.len() >= 10, "{used:?}");
 
     // A real driftgate (embedded broker) serving the API on a free port.
-    let port = free_port();
+    let address = free_address();
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_driftgate"))
         .args(["run", "--config", "deploy/compose/driftgate.toml"])
         .env("DRIFTGATE_WEBHOOK_SECRET", "s")
         .env("DRIFTGATE_RUN_TOKEN", "t")
         .env("DRIFTGATE__KAFKA__BOOTSTRAP_SERVERS", "embedded")
-        .env("DRIFTGATE__API__LISTEN", format!("127.0.0.1:{port}"))
+        .env("DRIFTGATE__API__LISTEN", &address)
         .env("DRIFTGATE__STORE__PATH", dir.path().join("driftgate.db"))
         .env("DRIFTGATE__RUNS__DIR", dir.path().join("runs"))
         .stdout(Stdio::null())
@@ -264,8 +242,7 @@ fn the_metrics_and_paths_the_deploy_files_use_are_served() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && get(port, "/readyz").0 == 200
+        if std::net::TcpStream::connect(&address).is_ok() && http_get(&address, "/readyz").0 == 200
         {
             break;
         }
@@ -273,8 +250,8 @@ fn the_metrics_and_paths_the_deploy_files_use_are_served() {
         assert!(Instant::now() < deadline, "driftgate never became ready");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(get(port, "/healthz").0, 200);
-    let (status, metrics) = get(port, "/metrics");
+    assert_eq!(http_get(&address, "/healthz").0, 200);
+    let (status, metrics) = http_get(&address, "/metrics");
     assert_eq!(status, 200);
     let served: BTreeSet<&str> = metrics
         .lines()

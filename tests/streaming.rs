@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use common::http::{free_address, http, http_get, http_with};
 use driftgate::baseline::{Baseline, BaselineSource, BuildSettings};
 use driftgate::decode::{Dataset, FeatureKind, FeatureSpec, Schema};
 use driftgate::policy::{Decision, Outcome};
@@ -329,12 +330,6 @@ fn wait_for_log<T: Send + 'static>(
         }
     });
     found_rx.recv_timeout(timeout).ok()
-}
-
-fn free_address() -> String {
-    // Bind, read the port, release it for the service.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
 }
 
 /// Waits (bounded) until the store satisfies `done`, checking the child is still alive.
@@ -1048,50 +1043,6 @@ fn two_instances_in_one_group_split_the_partitions_and_count_every_record_once()
         "every record exactly once: {a_count} + {b_count}"
     );
     assert!(b_count > 0, "the second instance got partitions");
-}
-
-/// A minimal HTTP/1.1 GET: (status, body).
-fn http_get(address: &str, path: &str) -> (u16, String) {
-    http(address, "GET", path)
-}
-
-/// A minimal HTTP/1.1 request without a body: (status, body).
-fn http(address: &str, method: &str, path: &str) -> (u16, String) {
-    http_with(address, method, path, &[], "")
-}
-
-/// An HTTP/1.1 request with extra header lines and a body; the status and the body.
-fn http_with(
-    address: &str,
-    method: &str,
-    path: &str,
-    headers: &[&str],
-    body: &str,
-) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).expect("api reachable");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
 }
 
 fn check_api(setup: &Setup, child: &mut Service) {

@@ -452,9 +452,7 @@ async fn create_run(
     let stream = model.stream.clone();
     let rotated = blocking(move || {
         Ok(crate::store::Store::open_read_only(&path)?
-            .baselines(&stream)?
-            .into_iter()
-            .find(|v| v.active)
+            .active_baseline(&stream)?
             .map(|v| v.version))
     })
     .await;

@@ -164,7 +164,8 @@ pub fn run_id(key: &str) -> String {
     format!("run-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..16])
 }
 
-/// Writes a window's data into a run's directory and returns the files' paths:
+/// Writes a window's data into a run's directory and returns the paths of `window.json` and,
+/// when written, `window.jsonl`:
 ///
 /// * `window.json`: `{"records": N, "features": {name: column}}`, a numeric column as
 ///   `{"kind": "numeric", "values": [...]}` (usable values in arrival order), a categorical
@@ -174,7 +175,7 @@ pub fn run_id(key: &str) -> String {
 pub fn export_window(
     data: &crate::window::WindowData,
     dir: &Path,
-) -> std::io::Result<(Option<String>, Option<String>)> {
+) -> std::io::Result<(String, Option<String>)> {
     std::fs::create_dir_all(dir)?;
     let columns = &data.columns;
     let features: serde_json::Map<String, serde_json::Value> = columns
@@ -203,7 +204,7 @@ pub fn export_window(
         }
         None => None,
     };
-    Ok((Some(path.display().to_string()), records))
+    Ok((path.display().to_string(), records))
 }
 
 /// How often a running run looks for a cancellation.

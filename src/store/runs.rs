@@ -445,4 +445,9 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    /// The version a run rotated in and the stream uses now; `None`: the configured baseline.
+    pub fn active_baseline(&self, stream: &str) -> Result<Option<BaselineVersion>, StoreError> {
+        Ok(self.baselines(stream)?.into_iter().find(|v| v.active))
+    }
 }

@@ -1,0 +1,56 @@
+//! A minimal HTTP/1.1 client for the tests that talk to driftgate's API, and free loopback
+//! addresses to give it.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// A loopback address with a free port: bound, read, released for the service.
+pub fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// A GET: (status, body).
+pub fn http_get(address: &str, path: &str) -> (u16, String) {
+    http(address, "GET", path)
+}
+
+/// A request without a body: (status, body).
+pub fn http(address: &str, method: &str, path: &str) -> (u16, String) {
+    http_with(address, method, path, &[], "")
+}
+
+/// A request with extra header lines and a body: (status, body).
+pub fn http_with(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(address).expect("api reachable");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
