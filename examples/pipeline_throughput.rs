@@ -4,8 +4,9 @@
 //! (`IgnoredAny`: no values built at all, the floor no JSON pipeline can beat). Driven by
 //! `scripts/bench_pipeline.py`, which also runs the Python comparison.
 //!
-//! Usage: pipeline_throughput MESSAGES.jsonl BASELINE.json WINDOW_RECORDS
+//! Usage: pipeline_throughput MESSAGES.jsonl BASELINE.json WINDOW_RECORDS [--pipeline-only]
 //! (one Kafka message payload per line, read as a stream). Prints one JSON line of figures.
+//! `--pipeline-only` skips the two serde_json runs, for profiling the pipeline alone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,9 +19,17 @@ use driftgate::window::WindowSpec;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, messages, baseline, window] = args.as_slice() else {
-        eprintln!("usage: pipeline_throughput MESSAGES.jsonl BASELINE.json WINDOW_RECORDS");
-        std::process::exit(2);
+    let (messages, baseline, window, pipeline_only) = match args.as_slice() {
+        [_, messages, baseline, window] => (messages, baseline, window, false),
+        [_, messages, baseline, window, flag] if flag == "--pipeline-only" => {
+            (messages, baseline, window, true)
+        }
+        _ => {
+            eprintln!(
+                "usage: pipeline_throughput MESSAGES.jsonl BASELINE.json WINDOW_RECORDS [--pipeline-only]"
+            );
+            std::process::exit(2);
+        }
     };
     let messages = std::path::Path::new(messages);
     let baseline = Baseline::load(std::path::Path::new(baseline)).expect("baseline");
@@ -30,18 +39,22 @@ fn main() {
     let started = Instant::now();
     let mut parsed_records = 0usize;
     let mut count = 0usize;
-    for_each_line(messages, |line| {
-        let value: serde_json::Value = serde_json::from_slice(line).expect("valid JSON");
-        parsed_records += value["records"].as_array().map_or(1, Vec::len);
-        count += 1;
-    });
+    if !pipeline_only {
+        for_each_line(messages, |line| {
+            let value: serde_json::Value = serde_json::from_slice(line).expect("valid JSON");
+            parsed_records += value["records"].as_array().map_or(1, Vec::len);
+            count += 1;
+        });
+    }
     let parse_only = started.elapsed();
 
     // Syntax only: every message checked, nothing built.
     let started = Instant::now();
-    for_each_line(messages, |line| {
-        let _: serde::de::IgnoredAny = serde_json::from_slice(line).expect("valid JSON");
-    });
+    if !pipeline_only {
+        for_each_line(messages, |line| {
+            let _: serde::de::IgnoredAny = serde_json::from_slice(line).expect("valid JSON");
+        });
+    }
     let syntax_only = started.elapsed();
 
     // The pipeline: decode, window, drift report per window.
@@ -74,6 +87,9 @@ fn main() {
         windows += outcome.closed.len();
     });
     let pipeline = started.elapsed();
+    if pipeline_only {
+        (parsed_records, count) = (records as usize, offset as usize);
+    }
     assert_eq!(records as usize, parsed_records);
 
     println!(

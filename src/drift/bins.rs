@@ -94,6 +94,30 @@ impl QuantileBins {
         }
         counts
     }
+
+    /// Counts values per slot, like [`histogram`](Self::histogram), for values sorted in
+    /// ascending order: a slot's values are one run of them, so this finds each slot's end by
+    /// binary search instead of placing every value.
+    pub fn histogram_sorted(&self, sorted: &[f64]) -> Vec<u64> {
+        debug_assert!(sorted.is_sorted());
+        let interior = self.interior();
+        let mut counts = Vec::with_capacity(self.slots());
+        let mut start = 0;
+        let mut close_slot = |end: usize| {
+            counts.push((end - start) as u64);
+            start = end;
+        };
+        // Underflow ends at the first edge; interior bin j (1-based) ends at edge j, except the
+        // last, which holds its top edge; overflow takes the rest.
+        close_slot(sorted.partition_point(|v| *v < self.edges[0]));
+        for edge in &self.edges[1..interior] {
+            close_slot(sorted.partition_point(|v| v < edge));
+        }
+        let top = self.edges[self.edges.len() - 1];
+        close_slot(sorted.partition_point(|v| *v <= top));
+        close_slot(sorted.len());
+        counts
+    }
 }
 
 /// Aligned count vectors for a categorical feature: the reference categories in sorted order,
@@ -151,6 +175,34 @@ mod tests {
         assert_eq!(constant.slot(3.0), 1);
         assert_eq!(constant.slot(2.0), 0);
         assert_eq!(constant.slot(4.0), 2);
+    }
+
+    #[test]
+    fn sorted_histogram_counts_like_placing_each_value() {
+        let mut rng = crate::rng::SplitMix64::new(7);
+        // Values on a coarse grid, so many of them sit exactly on edges.
+        let draw = |rng: &mut crate::rng::SplitMix64, n: usize| {
+            let mut values: Vec<f64> = (0..n)
+                .map(|_| (rng.next_f64() * 40.0).floor() / 4.0 - 2.0)
+                .collect();
+            values.sort_by(f64::total_cmp);
+            values
+        };
+        for bin_count in [1, 2, 3, 10, 50] {
+            let reference = draw(&mut rng, 500);
+            let bins = QuantileBins::from_sorted(&reference, bin_count).unwrap();
+            for current in [
+                draw(&mut rng, 300),
+                vec![],
+                vec![-9.0, 99.0],
+                reference.clone(),
+            ] {
+                assert_eq!(bins.histogram_sorted(&current), bins.histogram(&current));
+            }
+        }
+        let constant = QuantileBins { edges: vec![3.0] };
+        let values = [1.0, 3.0, 3.0, 4.0];
+        assert_eq!(constant.histogram_sorted(&values), vec![1, 2, 1]);
     }
 
     #[test]

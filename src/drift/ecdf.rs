@@ -36,15 +36,22 @@ pub fn sort_values(values: &mut [f64]) {
 ///
 /// The ECDF difference is kept exact, as the integer `i·n2 − j·n1` over the common denominator
 /// `n1·n2`, so the walk does no division per step; the KS statistic is that integer's extreme
-/// over `n1·n2`, and W1 sums `|i·n2 − j·n1| · gap` (compensated) before one final division.
-/// Both agree with scipy's `i/n1 − j/n2` arithmetic to within rounding (see the fixtures).
+/// over `n1·n2`, and W1 sums `|i·n2 − j·n1| · gap` before one final division. Both agree with
+/// scipy's `i/n1 − j/n2` arithmetic to within rounding (see the fixtures).
+///
+/// The area's terms are never negative, so they are summed plainly within a run (the gaps from
+/// one distinct current value to the next, relative error at most the run's length times
+/// `f64::EPSILON`) and each run's total goes into a compensated sum: the inner loop carries one
+/// addition instead of a compensated one. [`RunSum`] is shared with
+/// [`super::wasserstein::wasserstein_labelled`], which groups its terms the same way, so both
+/// give the same bits.
 pub fn compare_sorted(reference: &[f64], current: &[f64]) -> EcdfComparison {
     debug_assert!(reference.is_sorted() && current.is_sorted());
     debug_assert!(!reference.is_empty() && !current.is_empty());
     let (n1, n2) = (reference.len() as i64, current.len() as i64);
     let (mut i, mut j) = (0usize, 0usize);
     let (mut diff, mut max_diff, mut min_diff) = (0i64, 0i64, 0i64);
-    let mut area = Neumaier::default();
+    let mut area = RunSum::default();
     let mut value = reference[0].min(current[0]);
     loop {
         // Both ECDFs at `value`: everything `<= value` counts (searchsorted side="right").
@@ -60,8 +67,7 @@ pub fn compare_sorted(reference: &[f64], current: &[f64]) -> EcdfComparison {
         min_diff = min_diff.min(diff);
         // The reference is usually the larger sample: walk its values up to the next current
         // value in a loop of its own. Only the reference ECDF moves there, so the difference
-        // only grows and its maximum is at the run's end; a tie adds a zero-width term, which
-        // leaves the compensated sum exactly as it was.
+        // only grows and its maximum is at the run's end.
         let limit = current.get(j).copied().unwrap_or(f64::INFINITY);
         while i < reference.len() && reference[i] < limit {
             let next = reference[i];
@@ -75,12 +81,42 @@ pub fn compare_sorted(reference: &[f64], current: &[f64]) -> EcdfComparison {
             break;
         }
         area.add(diff.unsigned_abs() as f64 * (limit - value));
+        area.end_run();
         value = limit;
     }
     let denominator = (n1 as f64) * (n2 as f64);
     EcdfComparison {
         ks_statistic: max_diff.max(-min_diff) as f64 / denominator,
         wasserstein: area.total() / denominator,
+    }
+}
+
+/// A sum of non-negative terms in runs: plain addition within a run, compensated addition of
+/// the runs' totals.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RunSum {
+    run: f64,
+    total: Neumaier,
+}
+
+impl RunSum {
+    /// Adds a term to the current run.
+    #[inline]
+    pub(crate) fn add(&mut self, term: f64) {
+        self.run += term;
+    }
+
+    /// Ends the current run: its total joins the compensated sum.
+    #[inline]
+    pub(crate) fn end_run(&mut self) {
+        self.total.add(self.run);
+        self.run = 0.0;
+    }
+
+    /// The sum of every term, the open run included.
+    pub(crate) fn total(mut self) -> f64 {
+        self.end_run();
+        self.total.total()
     }
 }
 

@@ -429,7 +429,7 @@ fn numeric(
     );
     let distance = walk.wasserstein;
     let (bins, reference_counts) = reference_histogram(profile, profile_bins, settings.bins);
-    let current_counts = bins.histogram(&current);
+    let current_counts = bins.histogram_sorted(&current);
     let tests = NumericTests {
         ks: KsOut {
             statistic: ks.statistic,

@@ -107,6 +107,9 @@ pub struct Windower {
     state: OpenWindow,
     /// Reused `topic/partition` key, so adding a record allocates nothing in the common case.
     key: String,
+    /// The position (topic, partition, offset) of the last record added to the open window:
+    /// the records after it from the same message change no offset range.
+    last_position: Option<(String, i32, i64)>,
     /// Whether windows keep their records as JSON lines.
     keep_records: bool,
     /// The features' names written as JSON strings, for those lines.
@@ -124,6 +127,7 @@ impl Windower {
             open,
             state,
             key: String::new(),
+            last_position: None,
             keep_records: false,
         }
     }
@@ -162,6 +166,7 @@ impl Windower {
             open,
             state,
             key: String::new(),
+            last_position: None,
         })
     }
 
@@ -254,6 +259,28 @@ impl Windower {
             self.state.labelled += 1;
             self.state.correct += u64::from(correct);
         }
+        if let (WindowSpec::Records(_), Some(time)) = (self.spec, time) {
+            self.state.start_ms = Some(self.state.start_ms.map_or(time, |s| s.min(time)));
+            self.state.end_ms = Some(self.state.end_ms.map_or(time, |e| e.max(time)));
+        }
+        // The records of one message share its position: the window's ranges already hold it
+        // after the first of them.
+        if self
+            .last_position
+            .as_ref()
+            .is_some_and(|(topic, partition, offset)| {
+                *partition == position.partition
+                    && *offset == position.offset
+                    && topic == position.topic
+            })
+        {
+            return;
+        }
+        self.last_position = Some((
+            position.topic.to_string(),
+            position.partition,
+            position.offset,
+        ));
         use std::fmt::Write;
         self.key.clear();
         let _ = write!(self.key, "{}/{}", position.topic, position.partition);
@@ -270,10 +297,6 @@ impl Windower {
                 self.state.offsets.insert(self.key.clone(), range);
             }
         }
-        if let (WindowSpec::Records(_), Some(time)) = (self.spec, time) {
-            self.state.start_ms = Some(self.state.start_ms.map_or(time, |s| s.min(time)));
-            self.state.end_ms = Some(self.state.end_ms.map_or(time, |e| e.max(time)));
-        }
     }
 
     /// Emits the open window (when it holds records) and opens the next one.
@@ -286,6 +309,7 @@ impl Windower {
         }
         let next = Dataset::new(self.open.schema.clone());
         let data = std::mem::replace(&mut self.open, next);
+        self.last_position = None;
         let mut next_state = empty_state(self.state.index + 1, &self.open);
         if self.keep_records {
             // The next window is likely as large as this one: grow once, not by doubling.
