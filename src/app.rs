@@ -281,17 +281,25 @@ impl Engine {
         let mut closed_any = false;
         for i in 0..self.processors.len() {
             // A stream still receiving records is not idle, whatever its event times say (a
-            // backfill of old data must not close a window per message).
+            // backfill of old data must not close a window per message). A window reported in
+            // the background is committed once its report is ready, waited for when idle.
             let idle = self.processors[i].settings().grace.max(MIN_IDLE);
-            if self.last_message[i].elapsed() < idle {
+            let closed = if self.last_message[i].elapsed() < idle {
+                self.processors[i].ready().into_iter().collect()
+            } else {
+                let mut closed = self.processors[i].flush();
+                closed.extend(self.processors[i].tick(now_ms));
+                closed
+            };
+            if closed.is_empty() {
                 continue;
             }
-            if let Some(window) = self.processors[i].tick(now_ms) {
-                let stream = self.processors[i].settings().name.clone();
-                self.observe(&stream, &window);
-                self.commit_closed(i, &[window])?;
-                closed_any = true;
+            let stream = self.processors[i].settings().name.clone();
+            for window in &closed {
+                self.observe(&stream, window);
             }
+            self.commit_closed(i, &closed)?;
+            closed_any = true;
         }
         Ok(closed_any)
     }
@@ -552,6 +560,8 @@ pub fn run(
                 source,
             }
         })?;
+        // Window statistics are computed while the next messages are decoded.
+        processor.report_in_background();
         processor.set_policies(&config.models, &config.policies);
         // A baseline a run rotated in outlives restarts.
         if let Some(active) = store.active_baseline(&stream.name)? {

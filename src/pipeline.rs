@@ -6,11 +6,24 @@
 //!   or in the checkpointed open window) and is skipped: re-reading after a crash or a lagging
 //!   Kafka commit never double-counts;
 //! * the [`Checkpoint`] taken after a message covers exactly the messages processed so far.
-
+//!
+//! Reports in the background ([`StreamProcessor::report_in_background`]): a closed window's
+//! drift statistics, the expensive part of its report, are computed on a thread of their own
+//! while the next messages are decoded. The window is judged by the policies, and returned in an
+//! [`Outcome`], once its statistics are ready: at the next message that finds them done, when the
+//! next window closes, or at [`StreamProcessor::flush`]. Nothing else changes:
+//! * windows come out in index order, each once;
+//! * the policies see exactly what they see when reports are made inline: a window's
+//!   judgement, then the prediction errors of the records after it (those errors wait for it);
+//! * a checkpoint taken while a window's report is being made holds that window and the errors
+//!   waiting for it, and a processor restored from it reports the window again.
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use serde::Serialize;
 
+use crate::baseline::Baseline;
 use crate::config::StreamSettings;
 use crate::decode::{BatchDecoder, RecordBatch};
 use crate::drift::{self, DataInfo, DriftReport};
@@ -100,6 +113,22 @@ pub struct StreamProcessor {
     batch: RecordBatch,
     /// The policies judging this stream's windows.
     policies: Engine,
+    /// Whether closed windows' statistics are computed on a thread of their own.
+    background: bool,
+    /// The closed window whose statistics are being computed, when reports are in the
+    /// background.
+    pending: Option<PendingReport>,
+    /// Prediction errors (`true` = wrong) seen since `pending` closed, in order: the policies
+    /// get them after judging it.
+    deferred_errors: Vec<bool>,
+}
+
+/// A closed window and the thread computing its drift report.
+struct PendingReport {
+    window: Arc<ClosedWindow>,
+    /// `None` for a window restored from a checkpoint: its statistics are computed when it is
+    /// judged, against the baseline in use then.
+    report: Option<JoinHandle<DriftReport>>,
 }
 
 impl StreamProcessor {
@@ -109,9 +138,15 @@ impl StreamProcessor {
         checkpoint: Option<Checkpoint>,
     ) -> Result<StreamProcessor, crate::window::WindowError> {
         let mut policies = Engine::default();
+        let mut unreported = None;
+        let mut deferred_errors = Vec::new();
         let (windower, next_offsets) = match checkpoint {
             Some(checkpoint) => {
                 policies.restore(checkpoint.policies);
+                if let Some(state) = checkpoint.unreported_window {
+                    unreported = Some(ClosedWindow::restore(settings.schema.clone(), state)?);
+                    deferred_errors = checkpoint.deferred_errors;
+                }
                 (
                     Windower::restore(
                         settings.window,
@@ -126,14 +161,34 @@ impl StreamProcessor {
                 BTreeMap::new(),
             ),
         };
-        Ok(StreamProcessor {
+        let mut processor = StreamProcessor {
             decoder: BatchDecoder::new(&settings.schema),
             batch: RecordBatch::new(),
             policies,
             settings,
             windower,
             next_offsets,
-        })
+            background: false,
+            pending: None,
+            deferred_errors,
+        };
+        // A window closed before the checkpoint but not reported is reported first, once the
+        // policies and the baseline are set.
+        if let Some(window) = unreported {
+            processor.pending = Some(PendingReport {
+                window: Arc::new(window),
+                report: None,
+            });
+        }
+        Ok(processor)
+    }
+
+    /// Computes closed windows' drift statistics on a thread of their own, so that the next
+    /// messages are decoded meanwhile (see the module docs). Windows then come out of
+    /// [`process`](Self::process) later than the message that closed them;
+    /// [`flush`](Self::flush) waits for the last one.
+    pub fn report_in_background(&mut self) {
+        self.background = true;
     }
 
     /// Sets the models and policies; those on this stream judge its windows from now on.
@@ -231,25 +286,60 @@ impl StreamProcessor {
                 .then(|| record.prediction_correct().map(|correct| !correct))
                 .flatten();
             if let (Some(wrong), false) = (wrong, after_push) {
-                self.policies.observe_error(wrong);
+                observe_error(
+                    self.pending.is_some(),
+                    &mut self.deferred_errors,
+                    &mut self.policies,
+                    wrong,
+                );
             }
             if let Some(closed) = self.windower.push(position, record) {
-                outcome.closed.push(self.report(closed));
+                self.close(closed, &mut outcome.closed);
             }
             if let (Some(wrong), true) = (wrong, after_push) {
-                self.policies.observe_error(wrong);
+                observe_error(
+                    self.pending.is_some(),
+                    &mut self.deferred_errors,
+                    &mut self.policies,
+                    wrong,
+                );
             }
         }
+        outcome.closed.extend(self.ready());
         outcome.records = self.batch.len() as u64;
         outcome
     }
 
-    /// Closes an idle duration window by the wall clock.
-    pub fn tick(&mut self, now_ms: i64) -> Option<StoredWindow> {
+    /// The window whose report was being made, judged, when its statistics are done; never
+    /// waits.
+    pub fn ready(&mut self) -> Option<StoredWindow> {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|pending| pending.report.as_ref().is_none_or(JoinHandle::is_finished))
+        {
+            self.finish_pending()
+        } else {
+            None
+        }
+    }
+
+    /// Waits for the window whose report is being made, if any, and returns it judged.
+    pub fn flush(&mut self) -> Vec<StoredWindow> {
+        self.finish_pending().into_iter().collect()
+    }
+
+    /// Closes an idle duration window by the wall clock. A window whose report was being made
+    /// comes first.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<StoredWindow> {
         let grace = self.settings.grace.as_millis() as i64;
-        self.windower
-            .tick(now_ms, grace)
-            .map(|closed| self.report(closed))
+        let mut closed = Vec::new();
+        if let Some(window) = self.windower.tick(now_ms, grace) {
+            closed.extend(self.finish_pending());
+            let report = self.statistics(&window);
+            closed.push(self.judge(window, report));
+        }
+        closed
     }
 
     /// The state covering every message processed so far.
@@ -258,32 +348,73 @@ impl StreamProcessor {
             open_window: self.windower.snapshot(),
             next_offsets: self.next_offsets.clone(),
             policies: self.policies.stream_state(&self.settings.name),
+            unreported_window: self.pending.as_ref().map(|p| p.window.snapshot()),
+            deferred_errors: self.deferred_errors.clone(),
         }
     }
 
-    fn report(&mut self, window: ClosedWindow) -> StoredWindow {
-        let baseline = &self.settings.baseline;
-        let reference = DataInfo {
-            source: Some(self.settings.baseline_path.display().to_string()),
-            baseline_id: Some(baseline.id.clone()),
-            records: baseline.source.records,
-            invalid_lines: baseline.source.invalid_lines,
-            unknown_fields: BTreeMap::new(),
+    /// A window closed: reported at once, or started in the background after the previous one
+    /// is judged.
+    fn close(&mut self, window: ClosedWindow, closed: &mut Vec<StoredWindow>) {
+        closed.extend(self.finish_pending());
+        if self.background {
+            self.pending = Some(self.start_report(window));
+        } else {
+            let report = self.statistics(&window);
+            closed.push(self.judge(window, report));
+        }
+    }
+
+    fn start_report(&self, window: ClosedWindow) -> PendingReport {
+        let window = Arc::new(window);
+        let job = {
+            let window = Arc::clone(&window);
+            let baseline = Arc::clone(&self.settings.baseline);
+            let (settings, source, topic) = (
+                self.settings.drift.clone(),
+                self.settings.baseline_path.display().to_string(),
+                self.settings.topic.clone(),
+            );
+            move || statistics(&baseline, source, topic, &settings, &window)
         };
-        let current = DataInfo {
-            source: Some(self.settings.topic.clone()),
-            baseline_id: None,
-            records: window.records,
-            invalid_lines: 0,
-            unknown_fields: window.data.unknown_fields.clone(),
+        PendingReport {
+            window,
+            report: Some(std::thread::spawn(job)),
+        }
+    }
+
+    /// Judges the window being reported, once its statistics are done, then gives the policies
+    /// the errors that waited for it.
+    fn finish_pending(&mut self) -> Option<StoredWindow> {
+        let pending = self.pending.take()?;
+        let report = match pending.report {
+            // A panic while computing statistics is a bug: raise it here, as an inline report
+            // would.
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => self.statistics(&pending.window),
         };
-        let report = drift::compare(
-            baseline,
-            &window.data,
+        let window = Arc::unwrap_or_clone(pending.window);
+        let stored = self.judge(window, report);
+        for wrong in std::mem::take(&mut self.deferred_errors) {
+            self.policies.observe_error(wrong);
+        }
+        Some(stored)
+    }
+
+    fn statistics(&self, window: &ClosedWindow) -> DriftReport {
+        statistics(
+            &self.settings.baseline,
+            self.settings.baseline_path.display().to_string(),
+            self.settings.topic.clone(),
             &self.settings.drift,
-            reference,
-            current,
-        );
+            window,
+        )
+    }
+
+    /// The window's report document and the policies' decisions on it.
+    fn judge(&mut self, window: ClosedWindow, report: DriftReport) -> StoredWindow {
         let accuracy =
             (window.labelled > 0).then(|| window.correct as f64 / window.labelled as f64);
         let document = WindowReport {
@@ -329,6 +460,42 @@ impl StreamProcessor {
             }),
         }
     }
+}
+
+/// Gives the policies a record's prediction error, or keeps it for them until the window being
+/// reported (`pending`) is judged.
+fn observe_error(pending: bool, deferred: &mut Vec<bool>, policies: &mut Engine, wrong: bool) {
+    if pending {
+        deferred.push(wrong);
+    } else {
+        policies.observe_error(wrong);
+    }
+}
+
+/// A closed window's drift statistics against the baseline: the pure, expensive part of its
+/// report.
+fn statistics(
+    baseline: &Baseline,
+    baseline_source: String,
+    topic: String,
+    settings: &drift::DriftSettings,
+    window: &ClosedWindow,
+) -> DriftReport {
+    let reference = DataInfo {
+        source: Some(baseline_source),
+        baseline_id: Some(baseline.id.clone()),
+        records: baseline.source.records,
+        invalid_lines: baseline.source.invalid_lines,
+        unknown_fields: BTreeMap::new(),
+    };
+    let current = DataInfo {
+        source: Some(topic),
+        baseline_id: None,
+        records: window.records,
+        invalid_lines: 0,
+        unknown_fields: window.data.unknown_fields.clone(),
+    };
+    drift::compare(baseline, &window.data, settings, reference, current)
 }
 
 fn rfc3339(ms: i64) -> String {

@@ -153,7 +153,7 @@ impl Replayer {
     }
 
     fn finish(mut self) -> Replay {
-        if let Some(last) = self.processor.tick(i64::MAX) {
+        for last in self.processor.tick(i64::MAX) {
             self.replay.add(last);
         }
         self.replay.open_records = self.processor.checkpoint().open_window.records;

@@ -399,3 +399,128 @@ fn an_error_stream_detector_policy_triggers_in_the_window_where_the_errors_chang
         );
     }
 }
+
+/// A processor whose `fraud` model is judged by a Page-Hinkley detector on prediction errors, so
+/// the order in which the policies see errors and windows shows in the decisions.
+fn judged_processor(checkpoint: Option<driftgate::store::Checkpoint>) -> StreamProcessor {
+    use driftgate::policy::detectors::{DetectorParams, Direction, PageHinkleyParams};
+    use driftgate::policy::{
+        Criterion, InFlight, Metric, Model, Policy, Rule, Signal, Source, WindowRule,
+    };
+    let mut processor = StreamProcessor::new(settings(), checkpoint).unwrap();
+    processor.set_policies(
+        &[Model {
+            name: "fraud".into(),
+            stream: "payments".into(),
+            features: vec!["amount".into()],
+            dag: None,
+        }],
+        &[Policy {
+            name: "errors".into(),
+            model: "fraud".into(),
+            when: Rule::Signal(Signal {
+                source: Source::Detector(DetectorParams::PageHinkley(PageHinkleyParams {
+                    threshold: 5.0,
+                    mode: Direction::Up,
+                    ..PageHinkleyParams::default()
+                })),
+                metric: Metric::Changes,
+                criterion: Criterion::AtLeast { threshold: 1.0 },
+            }),
+            windows: WindowRule::Consecutive { k: 1 },
+            min_records: 0,
+            cooldown: Duration::ZERO,
+            budget: None,
+            in_flight: InFlight::Suppress,
+        }],
+    );
+    processor
+}
+
+/// Messages of `size` labelled records; `amount` shifts and errors rise from record 1,500 on.
+fn labelled_payloads(messages: usize, size: usize) -> Vec<Vec<u8>> {
+    let mut rng = SplitMix64::new(71);
+    (0..messages)
+        .map(|m| {
+            let records: Vec<_> = (0..size)
+                .map(|r| {
+                    let late = m * size + r >= 1500;
+                    let wrong = rng.next_f64() < if late { 0.5 } else { 0.05 };
+                    let amount = normal(&mut rng) + if late { 0.8 } else { 0.0 };
+                    serde_json::json!({"amount": amount, "country": "DE",
+                        "prediction": 1, "label": if wrong { 0 } else { 1 }})
+                })
+                .collect();
+            serde_json::to_vec(&records).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn background_reports_give_the_inline_reports_and_decisions() {
+    // 150-record messages and 400-record windows: windows close mid-message, so errors of the
+    // same message's later records must wait for the window before them to be judged.
+    let payloads = labelled_payloads(30, 150);
+    let mut inline = judged_processor(None);
+    let mut background = judged_processor(None);
+    background.report_in_background();
+    let (mut expected, mut got) = (Vec::new(), Vec::new());
+    for (offset, payload) in payloads.iter().enumerate() {
+        expected.extend(inline.process(message(offset as i64, payload)).closed);
+        got.extend(background.process(message(offset as i64, payload)).closed);
+    }
+    assert!(inline.flush().is_empty(), "inline reports never wait");
+    got.extend(background.flush());
+    assert_eq!(expected.len(), 11);
+    assert!(
+        expected
+            .iter()
+            .any(|w| w.decisions[0].outcome == driftgate::policy::Outcome::Triggered),
+        "the detector fires, so the order of errors and windows matters"
+    );
+    assert_eq!(got, expected);
+    assert_eq!(background.checkpoint(), inline.checkpoint());
+}
+
+#[test]
+fn a_checkpoint_taken_while_a_report_is_made_holds_its_window() {
+    // 100-record messages, 400-record windows: each fourth message closes a window with its
+    // last record, so the checkpoint right after it finds the report still being made.
+    let payloads = labelled_payloads(24, 100);
+    let mut straight = judged_processor(None);
+    let mut expected: Vec<StoredWindow> = payloads
+        .iter()
+        .enumerate()
+        .flat_map(|(o, p)| straight.process(message(o as i64, p)).closed)
+        .collect();
+    expected.extend(straight.flush());
+    assert_eq!(expected.len(), 6);
+
+    let mut held = 0;
+    for stop in [3, 4, 7, 11, 15, 19] {
+        let mut first = judged_processor(None);
+        first.report_in_background();
+        let mut windows = Vec::new();
+        for (offset, payload) in payloads.iter().enumerate().take(stop + 1) {
+            windows.extend(first.process(message(offset as i64, payload)).closed);
+        }
+        // Through the store's format, as a restart reads it; the first instance is then lost.
+        let checkpoint = serde_json::to_string(&first.checkpoint()).unwrap();
+        let checkpoint: driftgate::store::Checkpoint = serde_json::from_str(&checkpoint).unwrap();
+        held += usize::from(checkpoint.unreported_window.is_some());
+        drop(first);
+        let mut restarted = judged_processor(Some(checkpoint));
+        restarted.report_in_background();
+        for (offset, payload) in payloads.iter().enumerate() {
+            let outcome = restarted.process(message(offset as i64, payload));
+            assert_eq!(outcome.skipped, offset <= stop, "message {offset}");
+            windows.extend(outcome.closed);
+        }
+        windows.extend(restarted.flush());
+        assert_eq!(windows, expected, "checkpoint after message {stop}");
+    }
+    assert!(
+        held > 0,
+        "some checkpoint held a window whose report was being made"
+    );
+}

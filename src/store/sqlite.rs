@@ -125,7 +125,9 @@ CREATE TABLE IF NOT EXISTS run_attempts (
 ";
 
 /// A stream's checkpoint: its open window, per `topic/partition` the next offset to read, and
-/// the state of the policies judging the stream's windows.
+/// the state of the policies judging the stream's windows; also a closed window whose report
+/// was still being made (with the errors seen after it, which the policies get once it is
+/// judged), so that it is reported after a restart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// The open window's full state.
@@ -135,6 +137,13 @@ pub struct Checkpoint {
     /// The policies' memory (recent outcomes, dynamic thresholds' histories, trigger times).
     #[serde(default)]
     pub policies: EngineState,
+    /// A closed window not reported yet (its report was being made off the ingest thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreported_window: Option<OpenWindow>,
+    /// Prediction errors (`true` = wrong) of records after `unreported_window`, in order, for
+    /// the policies once that window is judged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred_errors: Vec<bool>,
 }
 
 /// A closed window's report as stored, with the policies' decisions on it.
@@ -450,6 +459,8 @@ mod tests {
             open_window: windower.snapshot(),
             next_offsets: BTreeMap::from([("t/0".to_string(), records as i64)]),
             policies: EngineState::default(),
+            unreported_window: None,
+            deferred_errors: Vec::new(),
         }
     }
 

@@ -94,6 +94,69 @@ pub struct ClosedWindow {
     pub rows: Option<String>,
 }
 
+impl ClosedWindow {
+    /// The window's whole state, for a checkpoint taken before its report is made.
+    pub fn snapshot(&self) -> OpenWindow {
+        OpenWindow {
+            index: self.index,
+            records: self.records,
+            late_records: self.late_records,
+            labelled: self.labelled,
+            correct: self.correct,
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            offsets: self.offsets.clone(),
+            columns: self.data.columns.clone(),
+            unknown_fields: self.data.unknown_fields.clone(),
+            rows: self.rows.clone(),
+        }
+    }
+
+    /// The closed window a [`snapshot`](Self::snapshot) was taken of, checked against the
+    /// stream's schema.
+    pub fn restore(schema: Schema, state: OpenWindow) -> Result<ClosedWindow, WindowError> {
+        let data = dataset_of(schema, &state)?;
+        Ok(ClosedWindow {
+            index: state.index,
+            records: state.records,
+            late_records: state.late_records,
+            labelled: state.labelled,
+            correct: state.correct,
+            start_ms: state.start_ms,
+            end_ms: state.end_ms,
+            offsets: state.offsets,
+            data,
+            rows: state.rows,
+        })
+    }
+}
+
+/// A window's columns as a data set of the schema, when they fit it.
+fn dataset_of(schema: Schema, state: &OpenWindow) -> Result<Dataset, WindowError> {
+    if state.columns.len() != schema.features.len() {
+        return Err(WindowError(format!(
+            "{} columns for {} features",
+            state.columns.len(),
+            schema.features.len()
+        )));
+    }
+    for (column, feature) in state.columns.iter().zip(&schema.features) {
+        if column.kind() != feature.kind {
+            return Err(WindowError(format!(
+                "feature `{}` is {} now but was {}",
+                feature.name,
+                feature.kind.as_str(),
+                column.kind().as_str()
+            )));
+        }
+    }
+    let mut data = Dataset::new(schema);
+    data.columns = state.columns.clone();
+    data.records = state.records;
+    data.unknown_fields = state.unknown_fields.clone();
+    Ok(data)
+}
+
 /// A checkpoint that does not fit the stream's current schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the checkpointed window does not match the stream's schema: {0}")]
@@ -138,27 +201,7 @@ impl Windower {
         schema: Schema,
         state: OpenWindow,
     ) -> Result<Windower, WindowError> {
-        if state.columns.len() != schema.features.len() {
-            return Err(WindowError(format!(
-                "{} columns for {} features",
-                state.columns.len(),
-                schema.features.len()
-            )));
-        }
-        for (column, feature) in state.columns.iter().zip(&schema.features) {
-            if column.kind() != feature.kind {
-                return Err(WindowError(format!(
-                    "feature `{}` is {} now but was {}",
-                    feature.name,
-                    feature.kind.as_str(),
-                    column.kind().as_str()
-                )));
-            }
-        }
-        let mut open = Dataset::new(schema);
-        open.columns = state.columns.clone();
-        open.records = state.records;
-        open.unknown_fields = state.unknown_fields.clone();
+        let open = dataset_of(schema, &state)?;
         Ok(Windower {
             spec,
             row_names: row_names(&open.schema),
