@@ -100,8 +100,11 @@ impl BatchDecoder {
     /// after the previous match is tried first.
     pub(super) fn position(&self, name: &[u8], guess: &mut usize) -> Option<usize> {
         let found = match self.names.get(*guess) {
-            Some(candidate) if candidate.as_bytes() == name => Some(*guess),
-            _ => self.names.iter().position(|n| n.as_bytes() == name),
+            Some(candidate) if same_bytes(candidate.as_bytes(), name) => Some(*guess),
+            _ => self
+                .names
+                .iter()
+                .position(|n| same_bytes(n.as_bytes(), name)),
         };
         if let Some(i) = found {
             *guess = i + 1;
@@ -120,6 +123,12 @@ impl BatchDecoder {
         self.position(name.as_bytes(), &mut 0)
             .map_or(FeatureKind::Numeric, |i| self.kinds[i])
     }
+}
+
+/// Byte equality without a call into `memcmp`, for the short names of fields.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// The records of one payload: a row of cells per record, in schema order.

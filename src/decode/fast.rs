@@ -314,26 +314,55 @@ impl<'a> Scanner<'a> {
     /// by one (for fraction digits).
     fn digits(&mut self, mantissa: &mut Option<u64>, scale: &mut i64) {
         let start = self.pos;
-        while let Some(digit @ b'0'..=b'9') = self.peek() {
-            *mantissa = mantissa
-                .and_then(|m| m.checked_mul(10))
-                .and_then(|m| m.checked_add(u64::from(digit - b'0')));
-            self.pos += 1;
+        let count = self.bytes[start..]
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(self.bytes.len() - start);
+        let digits = &self.bytes[start..start + count];
+        self.pos += count;
+        *scale -= count as i64;
+        let Some(mut value) = *mantissa else {
+            return;
+        };
+        // From a value below 10, eighteen more digits stay below 10^19 < 2^64; from one below
+        // 10^9, nine more do. Only digits past those are checked for overflow.
+        let safe = match value {
+            0..10 => 18,
+            10..1_000_000_000 => 9,
+            _ => 0,
+        };
+        let (unchecked, rest) = digits.split_at(digits.len().min(safe));
+        for digit in unchecked {
+            value = value * 10 + u64::from(digit - b'0');
         }
-        *scale -= (self.pos - start) as i64;
+        for digit in rest {
+            match value
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(u64::from(digit - b'0')))
+            {
+                Some(next) => value = next,
+                None => {
+                    *mantissa = None;
+                    return;
+                }
+            }
+        }
+        *mantissa = Some(value);
     }
 
     /// A string without escapes or control characters; returns the span between the quotes.
     fn string(&mut self) -> Option<(usize, usize)> {
         self.expect(b'"')?;
         let start = self.pos;
-        loop {
-            match self.next()? {
-                b'"' => return Some((start, self.pos - 1)),
-                b'\\' | 0..=0x1f => return None,
-                _ => {}
-            }
+        let length = self.bytes[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let end = start + length;
+        if self.bytes[end] != b'"' {
+            return None;
         }
+        self.pos = end + 1;
+        Some((start, end))
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
