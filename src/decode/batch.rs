@@ -125,6 +125,23 @@ impl BatchDecoder {
     }
 }
 
+/// A slot as a cell, its text read from the batch's buffer.
+fn cell(slot: Slot, text: &str) -> Cell<'_> {
+    match slot {
+        Slot::Missing => Cell::Missing,
+        Slot::Number {
+            value,
+            text: (start, end),
+        } => Cell::Number {
+            value,
+            text: NumberText::Raw(&text[start..end]),
+        },
+        Slot::Text(start, end) => Cell::Text(&text[start..end]),
+        Slot::Bool(b) => Cell::Bool(b),
+        Slot::Nested => Cell::Nested,
+    }
+}
+
 /// Byte equality without a call into `memcmp`, for the short names of fields.
 #[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
@@ -281,19 +298,21 @@ impl<'a> RecordView<'a> {
     /// [`Cell::Missing`].
     pub fn cells(&self) -> impl Iterator<Item = Cell<'a>> + 'a {
         let text = self.text;
-        self.slots.iter().map(move |slot| match *slot {
-            Slot::Missing => Cell::Missing,
-            Slot::Number {
-                value,
-                text: (start, end),
-            } => Cell::Number {
-                value,
-                text: NumberText::Raw(&text[start..end]),
-            },
-            Slot::Text(start, end) => Cell::Text(&text[start..end]),
-            Slot::Bool(b) => Cell::Bool(b),
-            Slot::Nested => Cell::Nested,
-        })
+        self.slots.iter().map(move |slot| cell(*slot, text))
+    }
+
+    /// Feature `i`'s value when it is a number: the common case, without building its cell.
+    #[inline]
+    pub(super) fn number(&self, i: usize) -> Option<f64> {
+        match self.slots[i] {
+            Slot::Number { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Feature `i`'s cell.
+    pub(super) fn cell(&self, i: usize) -> Cell<'a> {
+        cell(self.slots[i], self.text)
     }
 
     /// Appends the record to `out` as one line of JSON: `"ts"` (epoch milliseconds, when

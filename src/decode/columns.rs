@@ -223,8 +223,11 @@ impl Dataset {
     /// Adds one record decoded by a [`BatchDecoder`](super::BatchDecoder).
     pub fn push_record(&mut self, record: RecordView<'_>) {
         self.records += 1;
-        for (column, cell) in self.columns.iter_mut().zip(record.cells()) {
-            column.push(cell);
+        for (i, column) in self.columns.iter_mut().enumerate() {
+            match (column, record.number(i)) {
+                (Column::Numeric(numbers), Some(value)) => push_number(numbers, value),
+                (column, _) => column.push(record.cell(i)),
+            }
         }
         for name in record.unknown_fields() {
             match self.unknown_fields.get_mut(name) {

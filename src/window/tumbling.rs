@@ -314,7 +314,8 @@ impl Windower {
             .is_some_and(|(topic, partition, offset)| {
                 *partition == position.partition
                     && *offset == position.offset
-                    && topic == position.topic
+                    && topic.len() == position.topic.len()
+                    && topic.bytes().eq(position.topic.bytes())
             })
         {
             return;
