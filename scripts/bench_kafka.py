@@ -30,6 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUMERIC = [f"n{i}" for i in range(10)]
 CATEGORICAL = ["c0", "c1"]
 LABELS = ["a", "b", "c", "d", "e"]
+WINDOW = 2000
 
 
 def free_port():
@@ -154,7 +155,7 @@ listen = "{api}"
 name = "bench"
 topic = "bench"
 baseline = "{baseline}"
-window = {{ records = 2000 }}
+window = {{ records = {WINDOW} }}
 features = [{features}]
 """)
             service = subprocess.Popen([binary, "run", "--config", config],
@@ -165,18 +166,20 @@ features = [{features}]
                 while True:
                     try:
                         records = metric(api, "driftgate_records_total")
+                        windows = metric(api, "driftgate_windows_total")
                     except OSError:
-                        records = 0.0
+                        records, windows = 0.0, 0.0
                     now = time.perf_counter()
                     if first is None and records > 0:
                         first = now
-                    if records >= total_records:
+                    # Consume to report: every record counted and every window reported.
+                    if records >= total_records and windows >= total_records // WINDOW:
                         break
                     if time.time() > deadline:
-                        sys.exit(f"driftgate counted {records:.0f} of {total_records}")
+                        sys.exit(f"driftgate counted {records:.0f} of {total_records} records"
+                                 f" and {windows:.0f} windows")
                     time.sleep(0.02)
                 driftgate_seconds = now - first
-                windows = metric(api, "driftgate_windows_total")
                 with open(f"/proc/{service.pid}/status") as status:
                     rss = next(int(l.split()[1]) for l in status if l.startswith("VmHWM")) / 1024
             finally:
