@@ -47,8 +47,9 @@ struct Number {
     exponent: i64,
 }
 
-/// Exact powers of ten as `f64` (every one up to 1e22 is representable).
-const POWERS_OF_TEN: [f64; 23] = [
+/// Exact powers of ten as `f64` (every one up to 1e22 is representable). A `static`: a `const`
+/// array indexed at run time is copied onto the stack at every use.
+static POWERS_OF_TEN: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
@@ -75,6 +76,27 @@ impl Number {
         };
         Some(if self.negative { -magnitude } else { magnitude })
     }
+}
+
+/// Powers of ten up to 10^8 as integers.
+static POWERS_OF_TEN_U64: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// The number written by eight digit values, one per byte, the first digit in the lowest byte:
+/// pairs, then quadruples, then the whole, each by one multiplication.
+fn eight_digits(values: u64) -> u64 {
+    let pairs = ((values & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561)) >> 8;
+    let quadruples = ((pairs & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601)) >> 16;
+    ((quadruples & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001)) >> 32
 }
 
 /// What a scalar value is, with its text span in the payload.
@@ -313,41 +335,55 @@ impl<'a> Scanner<'a> {
     /// Digits into the mantissa (`None` once it no longer fits a u64); each one lowers `scale`
     /// by one (for fraction digits).
     fn digits(&mut self, mantissa: &mut Option<u64>, scale: &mut i64) {
+        // Below this, `value * 10 + digit` cannot overflow; above it, checked arithmetic.
+        const UNCHECKED_BELOW: u64 = (u64::MAX - 9) / 10;
+        let bytes = self.bytes;
         let start = self.pos;
-        let count = self.bytes[start..]
-            .iter()
-            .position(|b| !b.is_ascii_digit())
-            .unwrap_or(self.bytes.len() - start);
-        let digits = &self.bytes[start..start + count];
-        self.pos += count;
-        *scale -= count as i64;
-        let Some(mut value) = *mantissa else {
-            return;
-        };
-        // From a value below 10, eighteen more digits stay below 10^19 < 2^64; from one below
-        // 10^9, nine more do. Only digits past those are checked for overflow.
-        let safe = match value {
-            0..10 => 18,
-            10..1_000_000_000 => 9,
-            _ => 0,
-        };
-        let (unchecked, rest) = digits.split_at(digits.len().min(safe));
-        for digit in unchecked {
-            value = value * 10 + u64::from(digit - b'0');
-        }
-        for digit in rest {
-            match value
-                .checked_mul(10)
-                .and_then(|m| m.checked_add(u64::from(digit - b'0')))
-            {
-                Some(next) => value = next,
-                None => {
-                    *mantissa = None;
-                    return;
-                }
+        let mut pos = start;
+        let mut value = mantissa.unwrap_or(0);
+        let mut fits = mantissa.is_some();
+        // Eight bytes at a time while `value · 10^8 + 99999999` fits: the usual number is read
+        // in one step. The byte loop below takes whatever this leaves.
+        while fits && value < 100_000_000_000 {
+            let Some(chunk) = bytes.get(pos..pos + 8) else {
+                break;
+            };
+            let chunk: [u8; 8] = chunk.try_into().expect("eight bytes");
+            // Digit bytes become their values 0..=9, every other byte 10 or more.
+            let values = u64::from_le_bytes(chunk) ^ 0x3030_3030_3030_3030;
+            let non_digits = (((values & 0x7F7F_7F7F_7F7F_7F7F) + 0x7676_7676_7676_7676) | values)
+                & 0x8080_8080_8080_8080;
+            let count = (non_digits.trailing_zeros() / 8) as usize;
+            if count == 0 {
+                break;
+            }
+            // The digits moved to the top bytes, zeros below them, read as eight digits.
+            value = value * POWERS_OF_TEN_U64[count] + eight_digits(values << (8 * (8 - count)));
+            pos += count;
+            if count < 8 {
+                break;
             }
         }
-        *mantissa = Some(value);
+        while let Some(&byte) = bytes.get(pos) {
+            let digit = byte.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            if value < UNCHECKED_BELOW {
+                value = value * 10 + u64::from(digit);
+            } else if let Some(next) = value
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(u64::from(digit)))
+            {
+                value = next;
+            } else {
+                fits = false;
+            }
+            pos += 1;
+        }
+        self.pos = pos;
+        *scale -= (pos - start) as i64;
+        *mantissa = fits.then_some(value);
     }
 
     /// A string without escapes or control characters; returns the span between the quotes.
