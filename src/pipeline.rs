@@ -8,18 +8,19 @@
 //! * the [`Checkpoint`] taken after a message covers exactly the messages processed so far.
 //!
 //! Reports in the background ([`StreamProcessor::report_in_background`]): a closed window's
-//! drift statistics, the expensive part of its report, are computed on a thread of their own
-//! while the next messages are decoded. The window is judged by the policies, and returned in an
-//! [`Outcome`], once its statistics are ready: at the next message that finds them done, when the
+//! report (its drift statistics, the expensive part, and its JSON) is made on a thread of its
+//! own while the next messages are decoded. The window is judged by the policies, and returned in
+//! an [`Outcome`], once its report is ready: at the next message that finds it done, when the
 //! next window closes, or at [`StreamProcessor::flush`]. Nothing else changes:
 //! * windows come out in index order, each once;
 //! * the policies see exactly what they see when reports are made inline: a window's
 //!   judgement, then the prediction errors of the records after it (those errors wait for it);
 //! * a checkpoint taken while a window's report is being made holds that window and the errors
 //!   waiting for it, and a processor restored from it reports the window again.
+
 use std::collections::BTreeMap;
+use std::sync::mpsc;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use serde::Serialize;
 
@@ -121,14 +122,36 @@ pub struct StreamProcessor {
     /// Prediction errors (`true` = wrong) seen since `pending` closed, in order: the policies
     /// get them after judging it.
     deferred_errors: Vec<bool>,
+    /// The thread making reports in the background, started with the first of them.
+    reporter: Option<Reporter>,
 }
 
-/// A closed window and the thread computing its drift report.
+/// A report's JSON, or the panic that interrupted making it (a bug, raised again by the caller).
+type ReportResult = std::thread::Result<serde_json::Value>;
+
+/// A closed window and where its report will come from.
 struct PendingReport {
     window: Arc<ClosedWindow>,
-    /// `None` for a window restored from a checkpoint: its statistics are computed when it is
-    /// judged, against the baseline in use then.
-    report: Option<JoinHandle<DriftReport>>,
+    /// `None` for a window restored from a checkpoint: its report is made when it is judged,
+    /// against the baseline in use then.
+    report: Option<mpsc::Receiver<ReportResult>>,
+}
+
+/// One thread that makes reports in turn, fed through a channel; it ends when the processor
+/// (the sending side) is dropped.
+struct Reporter {
+    jobs: mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl Reporter {
+    fn start() -> Reporter {
+        let (jobs, queue) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        std::thread::Builder::new()
+            .name("driftgate-report".into())
+            .spawn(move || queue.into_iter().for_each(|job| job()))
+            .expect("the report thread starts");
+        Reporter { jobs }
+    }
 }
 
 impl StreamProcessor {
@@ -171,6 +194,7 @@ impl StreamProcessor {
             background: false,
             pending: None,
             deferred_errors,
+            reporter: None,
         };
         // A window closed before the checkpoint but not reported is reported first, once the
         // policies and the baseline are set.
@@ -183,8 +207,8 @@ impl StreamProcessor {
         Ok(processor)
     }
 
-    /// Computes closed windows' drift statistics on a thread of their own, so that the next
-    /// messages are decoded meanwhile (see the module docs). Windows then come out of
+    /// Makes closed windows' reports on a thread of their own, so that the next messages are
+    /// decoded meanwhile (see the module docs). Windows then come out of
     /// [`process`](Self::process) later than the message that closed them;
     /// [`flush`](Self::flush) waits for the last one.
     pub fn report_in_background(&mut self) {
@@ -310,18 +334,17 @@ impl StreamProcessor {
         outcome
     }
 
-    /// The window whose report was being made, judged, when its statistics are done; never
-    /// waits.
+    /// The window whose report was being made, judged, when its report is done; never waits.
     pub fn ready(&mut self) -> Option<StoredWindow> {
-        if self
-            .pending
-            .as_ref()
-            .is_some_and(|pending| pending.report.as_ref().is_none_or(JoinHandle::is_finished))
-        {
-            self.finish_pending()
-        } else {
-            None
-        }
+        let report = match &self.pending.as_ref()?.report {
+            Some(receiver) => match receiver.try_recv() {
+                Ok(report) => Some(report),
+                Err(mpsc::TryRecvError::Empty) => return None,
+                Err(mpsc::TryRecvError::Disconnected) => panic!("the report thread is gone"),
+            },
+            None => None,
+        };
+        self.finish_pending_with(report)
     }
 
     /// Waits for the window whose report is being made, if any, and returns it judged.
@@ -336,7 +359,7 @@ impl StreamProcessor {
         let mut closed = Vec::new();
         if let Some(window) = self.windower.tick(now_ms, grace) {
             closed.extend(self.finish_pending());
-            let report = self.statistics(&window);
+            let report = self.report(&window);
             closed.push(self.judge(window, report));
         }
         closed
@@ -360,40 +383,58 @@ impl StreamProcessor {
         if self.background {
             self.pending = Some(self.start_report(window));
         } else {
-            let report = self.statistics(&window);
+            let report = self.report(&window);
             closed.push(self.judge(window, report));
         }
     }
 
-    fn start_report(&self, window: ClosedWindow) -> PendingReport {
+    fn start_report(&mut self, window: ClosedWindow) -> PendingReport {
         let window = Arc::new(window);
+        let (reply, report) = mpsc::channel();
         let job = {
             let window = Arc::clone(&window);
-            let baseline = Arc::clone(&self.settings.baseline);
-            let (settings, source, topic) = (
-                self.settings.drift.clone(),
-                self.settings.baseline_path.display().to_string(),
-                self.settings.topic.clone(),
-            );
-            move || statistics(&baseline, source, topic, &settings, &window)
+            let maker = self.report_maker();
+            move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    maker.report(&window)
+                }));
+                // The window is judged only after its last reference here is gone, so it can
+                // be taken back without a copy.
+                drop(window);
+                // The receiver is gone only when the processor is: nobody wants the report.
+                let _ = reply.send(result);
+            }
         };
+        let reporter = self.reporter.get_or_insert_with(Reporter::start);
+        reporter
+            .jobs
+            .send(Box::new(job))
+            .expect("the report thread takes jobs while the processor lives");
         PendingReport {
             window,
-            report: Some(std::thread::spawn(job)),
+            report: Some(report),
         }
     }
 
-    /// Judges the window being reported, once its statistics are done, then gives the policies
-    /// the errors that waited for it.
+    /// Waits for the window whose report is being made, if any, and judges it.
     fn finish_pending(&mut self) -> Option<StoredWindow> {
+        let report = self.pending.as_ref()?.report.as_ref().map(|receiver| {
+            receiver
+                .recv()
+                .expect("the report thread answers every job")
+        });
+        self.finish_pending_with(report)
+    }
+
+    /// Judges the window being reported with its report (made here when there is none), then
+    /// gives the policies the errors that waited for it.
+    fn finish_pending_with(&mut self, report: Option<ReportResult>) -> Option<StoredWindow> {
         let pending = self.pending.take()?;
-        let report = match pending.report {
-            // A panic while computing statistics is a bug: raise it here, as an inline report
+        let report = match report {
+            // A panic while making the report is a bug: raise it here, as an inline report
             // would.
-            Some(thread) => thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            None => self.statistics(&pending.window),
+            Some(result) => result.unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => self.report(&pending.window),
         };
         let window = Arc::unwrap_or_clone(pending.window);
         let stored = self.judge(window, report);
@@ -403,39 +444,23 @@ impl StreamProcessor {
         Some(stored)
     }
 
-    fn statistics(&self, window: &ClosedWindow) -> DriftReport {
-        statistics(
-            &self.settings.baseline,
-            self.settings.baseline_path.display().to_string(),
-            self.settings.topic.clone(),
-            &self.settings.drift,
-            window,
-        )
+    /// What making a report needs, detached from the processor.
+    fn report_maker(&self) -> ReportMaker {
+        ReportMaker {
+            stream: self.settings.name.clone(),
+            topic: self.settings.topic.clone(),
+            baseline: Arc::clone(&self.settings.baseline),
+            baseline_source: self.settings.baseline_path.display().to_string(),
+            settings: self.settings.drift.clone(),
+        }
     }
 
-    /// The window's report document and the policies' decisions on it.
-    fn judge(&mut self, window: ClosedWindow, report: DriftReport) -> StoredWindow {
-        let accuracy =
-            (window.labelled > 0).then(|| window.correct as f64 / window.labelled as f64);
-        let document = WindowReport {
-            stream: &self.settings.name,
-            performance: Performance {
-                labelled: window.labelled,
-                correct: window.correct,
-                accuracy,
-                error_rate: accuracy.map(|a| 1.0 - a),
-            },
-            window: WindowMeta {
-                index: window.index,
-                records: window.records,
-                late_records: window.late_records,
-                start: window.start_ms.map(rfc3339),
-                end: window.end_ms.map(rfc3339),
-                offsets: window.offsets,
-            },
-            report,
-        };
-        let report = serde_json::to_value(&document).expect("reports serialise");
+    fn report(&self, window: &ClosedWindow) -> serde_json::Value {
+        self.report_maker().report(window)
+    }
+
+    /// The policies' decisions on a window's report.
+    fn judge(&mut self, window: ClosedWindow, report: serde_json::Value) -> StoredWindow {
         let decisions = self.policies.evaluate(&WindowFacts {
             stream: &self.settings.name,
             index: window.index,
@@ -472,30 +497,58 @@ fn observe_error(pending: bool, deferred: &mut Vec<bool>, policies: &mut Engine,
     }
 }
 
-/// A closed window's drift statistics against the baseline: the pure, expensive part of its
-/// report.
-fn statistics(
-    baseline: &Baseline,
-    baseline_source: String,
+/// Everything a window's report is made from besides the window: the stream, its baseline and
+/// the drift settings.
+struct ReportMaker {
+    stream: String,
     topic: String,
-    settings: &drift::DriftSettings,
-    window: &ClosedWindow,
-) -> DriftReport {
-    let reference = DataInfo {
-        source: Some(baseline_source),
-        baseline_id: Some(baseline.id.clone()),
-        records: baseline.source.records,
-        invalid_lines: baseline.source.invalid_lines,
-        unknown_fields: BTreeMap::new(),
-    };
-    let current = DataInfo {
-        source: Some(topic),
-        baseline_id: None,
-        records: window.records,
-        invalid_lines: 0,
-        unknown_fields: window.data.unknown_fields.clone(),
-    };
-    drift::compare(baseline, &window.data, settings, reference, current)
+    baseline: Arc<Baseline>,
+    baseline_source: String,
+    settings: drift::DriftSettings,
+}
+
+impl ReportMaker {
+    /// The window's report document: its drift statistics against the baseline (the pure,
+    /// expensive part), its metadata and its prediction quality, as JSON.
+    fn report(&self, window: &ClosedWindow) -> serde_json::Value {
+        let baseline = &self.baseline;
+        let reference = DataInfo {
+            source: Some(self.baseline_source.clone()),
+            baseline_id: Some(baseline.id.clone()),
+            records: baseline.source.records,
+            invalid_lines: baseline.source.invalid_lines,
+            unknown_fields: BTreeMap::new(),
+        };
+        let current = DataInfo {
+            source: Some(self.topic.clone()),
+            baseline_id: None,
+            records: window.records,
+            invalid_lines: 0,
+            unknown_fields: window.data.unknown_fields.clone(),
+        };
+        let report = drift::compare(baseline, &window.data, &self.settings, reference, current);
+        let accuracy =
+            (window.labelled > 0).then(|| window.correct as f64 / window.labelled as f64);
+        let document = WindowReport {
+            stream: &self.stream,
+            performance: Performance {
+                labelled: window.labelled,
+                correct: window.correct,
+                accuracy,
+                error_rate: accuracy.map(|a| 1.0 - a),
+            },
+            window: WindowMeta {
+                index: window.index,
+                records: window.records,
+                late_records: window.late_records,
+                start: window.start_ms.map(rfc3339),
+                end: window.end_ms.map(rfc3339),
+                offsets: window.offsets.clone(),
+            },
+            report,
+        };
+        serde_json::to_value(&document).expect("reports serialise")
+    }
 }
 
 fn rfc3339(ms: i64) -> String {
