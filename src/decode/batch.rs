@@ -310,6 +310,15 @@ impl<'a> RecordView<'a> {
         }
     }
 
+    /// Feature `i`'s value when it is a string: the common case of a categorical feature.
+    #[inline]
+    pub(super) fn label(&self, i: usize) -> Option<&'a str> {
+        match self.slots[i] {
+            Slot::Text(start, end) => Some(&self.text[start..end]),
+            _ => None,
+        }
+    }
+
     /// Feature `i`'s cell.
     pub(super) fn cell(&self, i: usize) -> Cell<'a> {
         cell(self.slots[i], self.text)

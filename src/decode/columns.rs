@@ -224,9 +224,14 @@ impl Dataset {
     pub fn push_record(&mut self, record: RecordView<'_>) {
         self.records += 1;
         for (i, column) in self.columns.iter_mut().enumerate() {
-            match (column, record.number(i)) {
-                (Column::Numeric(numbers), Some(value)) => push_number(numbers, value),
-                (column, _) => column.push(record.cell(i)),
+            // Numbers in numeric features and strings in categorical ones go straight in; any
+            // other cell takes the general path.
+            let pushed = match column {
+                Column::Numeric(numbers) => record.number(i).map(|v| push_number(numbers, v)),
+                Column::Categorical(labels) => record.label(i).map(|l| add_label(labels, l)),
+            };
+            if pushed.is_none() {
+                column.push(record.cell(i));
             }
         }
         for name in record.unknown_fields() {
