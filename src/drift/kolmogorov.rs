@@ -145,25 +145,62 @@ pub fn smirnov(n: u64, x: f64) -> f64 {
     }
     let nf = n as f64;
     let last = ((nf * (1.0 - x)).floor() as u64).min(n);
-    // ln C(n, v), updated incrementally: each step adds one ratio, so the error stays tiny.
-    let mut log_binomial = 0.0f64;
-    let mut sum = super::sum::Neumaier::default();
-    for v in 0..=last {
-        let vf = v as f64;
-        let e_v = x + vf / nf;
-        let rest = 1.0 - e_v;
-        let remaining = nf - vf;
-        if rest > 0.0 || remaining == 0.0 {
-            let log_rest = if remaining == 0.0 {
-                0.0
-            } else {
-                remaining * rest.ln()
-            };
-            sum.add((log_binomial + (vf - 1.0) * e_v.ln() + log_rest).exp());
+    with_log_binomials(n, |log_binomials| {
+        let mut sum = super::sum::Neumaier::default();
+        for v in 0..=last {
+            let vf = v as f64;
+            let e_v = x + vf / nf;
+            let rest = 1.0 - e_v;
+            let remaining = nf - vf;
+            if rest > 0.0 || remaining == 0.0 {
+                let log_rest = if remaining == 0.0 {
+                    0.0
+                } else {
+                    remaining * rest.ln()
+                };
+                let log_binomial = log_binomials[v as usize];
+                sum.add((log_binomial + (vf - 1.0) * e_v.ln() + log_rest).exp());
+            }
         }
-        log_binomial += ((nf - vf) / (vf + 1.0)).ln();
+        (x * sum.total()).clamp(0.0, 1.0)
+    })
+}
+
+/// Up to this `n`, the table of `ln C(n, v)` is kept for the next call (8 bytes per entry).
+const CACHED_LOG_BINOMIALS_UP_TO: u64 = 100_000;
+
+thread_local! {
+    /// The last `n` asked for and its `ln C(n, v)` for `v = 0..=n`: a stream's windows keep
+    /// one effective sample size, so every report after the first finds its table here.
+    static LOG_BINOMIALS: std::cell::RefCell<(u64, Vec<f64>)> =
+        const { std::cell::RefCell::new((0, Vec::new())) };
+}
+
+/// Calls `f` with `ln C(n, v)` for `v = 0..=n`, each computed from the one before by adding one
+/// ratio (so the error stays tiny, and every call sees the same bits).
+fn with_log_binomials<R>(n: u64, f: impl FnOnce(&[f64]) -> R) -> R {
+    let table = || {
+        let nf = n as f64;
+        let mut log_binomial = 0.0f64;
+        (0..=n)
+            .map(|v| {
+                let current = log_binomial;
+                let vf = v as f64;
+                log_binomial += ((nf - vf) / (vf + 1.0)).ln();
+                current
+            })
+            .collect::<Vec<f64>>()
+    };
+    if n > CACHED_LOG_BINOMIALS_UP_TO {
+        return f(&table());
     }
-    (x * sum.total()).clamp(0.0, 1.0)
+    LOG_BINOMIALS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != n || cache.1.is_empty() {
+            *cache = (n, table());
+        }
+        f(&cache.1)
+    })
 }
 
 /// Durbin's matrix formula with the Marsaglia–Tsang–Wang power-by-squaring and rescaling.
