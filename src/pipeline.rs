@@ -393,7 +393,10 @@ impl StreamProcessor {
         let (reply, report) = mpsc::channel();
         let job = {
             let window = Arc::clone(&window);
-            let maker = self.report_maker();
+            let maker = ReportMaker {
+                spread: false,
+                ..self.report_maker()
+            };
             move || {
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     maker.report(&window)
@@ -452,6 +455,7 @@ impl StreamProcessor {
             baseline: Arc::clone(&self.settings.baseline),
             baseline_source: self.settings.baseline_path.display().to_string(),
             settings: self.settings.drift.clone(),
+            spread: true,
         }
     }
 
@@ -505,6 +509,9 @@ struct ReportMaker {
     baseline: Arc<Baseline>,
     baseline_source: String,
     settings: drift::DriftSettings,
+    /// Spread the features over the cores (inline reports); background reports keep to their
+    /// thread, beside the one decoding.
+    spread: bool,
 }
 
 impl ReportMaker {
@@ -526,7 +533,12 @@ impl ReportMaker {
             invalid_lines: 0,
             unknown_fields: window.data.unknown_fields.clone(),
         };
-        let report = drift::compare(baseline, &window.data, &self.settings, reference, current);
+        let compare = if self.spread {
+            drift::compare
+        } else {
+            drift::compare_on_this_thread
+        };
+        let report = compare(baseline, &window.data, &self.settings, reference, current);
         let accuracy =
             (window.labelled > 0).then(|| window.correct as f64 / window.labelled as f64);
         let document = WindowReport {

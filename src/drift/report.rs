@@ -205,7 +205,7 @@ pub struct DatasetSummary {
     pub insufficient_data: usize,
 }
 
-/// Compares current data against a reference profile.
+/// Compares current data against a reference profile, features spread over the cores.
 ///
 /// `current` must be decoded with the reference's schema (`baseline.schema()`).
 pub fn compare(
@@ -215,11 +215,53 @@ pub fn compare(
     reference_info: DataInfo,
     current_info: DataInfo,
 ) -> DriftReport {
-    let analyses: Vec<(FeatureReport, Option<Evidence>)> =
-        crate::parallel::map_in_order(&reference.features, |profile| {
-            let column = current.feature(profile.name()).map(|(_, c)| c);
-            analyse_feature(profile, column, reference.settings.bins, settings)
-        });
+    compare_with(
+        reference,
+        current,
+        settings,
+        reference_info,
+        current_info,
+        true,
+    )
+}
+
+/// [`compare`] on the calling thread alone: for a caller whose other cores are busy already
+/// (the service's background reports run beside the thread that decodes), where more threads
+/// would only take turns.
+pub fn compare_on_this_thread(
+    reference: &Baseline,
+    current: &Dataset,
+    settings: &DriftSettings,
+    reference_info: DataInfo,
+    current_info: DataInfo,
+) -> DriftReport {
+    compare_with(
+        reference,
+        current,
+        settings,
+        reference_info,
+        current_info,
+        false,
+    )
+}
+
+fn compare_with(
+    reference: &Baseline,
+    current: &Dataset,
+    settings: &DriftSettings,
+    reference_info: DataInfo,
+    current_info: DataInfo,
+    spread: bool,
+) -> DriftReport {
+    let analyse = |profile: &FeatureProfile| {
+        let column = current.feature(profile.name()).map(|(_, c)| c);
+        analyse_feature(profile, column, reference.settings.bins, settings)
+    };
+    let analyses: Vec<(FeatureReport, Option<Evidence>)> = if spread {
+        crate::parallel::map_in_order(&reference.features, analyse)
+    } else {
+        reference.features.iter().map(analyse).collect()
+    };
     let p_values: Vec<Option<f64>> = analyses
         .iter()
         .map(|(_, evidence)| evidence.as_ref().and_then(Evidence::p_value))
