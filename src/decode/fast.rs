@@ -412,7 +412,10 @@ impl<'a> Scanner<'a> {
     }
 
     fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        // Whitespace bytes are all at most a space: one comparison passes the common case.
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') =
+            self.bytes.get(self.pos).filter(|byte| **byte <= b' ')
+        {
             self.pos += 1;
         }
     }
