@@ -319,9 +319,7 @@ fn an_error_stream_detector_policy_triggers_in_the_window_where_the_errors_chang
     use driftgate::policy::detectors::{
         AdwinParams, Detector, DetectorParams, Direction, PageHinkleyParams,
     };
-    use driftgate::policy::{
-        Criterion, InFlight, Metric, Model, Outcome, Policy, Rule, Signal, Source, WindowRule,
-    };
+    use driftgate::policy::Outcome;
     for params in [
         DetectorParams::PageHinkley(PageHinkleyParams {
             threshold: 10.0,
@@ -330,29 +328,7 @@ fn an_error_stream_detector_policy_triggers_in_the_window_where_the_errors_chang
         }),
         DetectorParams::Adwin(AdwinParams::default()),
     ] {
-        let mut processor = StreamProcessor::new(settings(), None).unwrap();
-        processor.set_policies(
-            &[Model {
-                name: "fraud".into(),
-                stream: "payments".into(),
-                features: vec!["amount".into()],
-                dag: None,
-            }],
-            &[Policy {
-                name: "errors".into(),
-                model: "fraud".into(),
-                when: Rule::Signal(Signal {
-                    source: Source::Detector(params),
-                    metric: Metric::Changes,
-                    criterion: Criterion::AtLeast { threshold: 1.0 },
-                }),
-                windows: WindowRule::Consecutive { k: 1 },
-                min_records: 0,
-                cooldown: Duration::ZERO,
-                budget: None,
-                in_flight: InFlight::Suppress,
-            }],
-        );
+        let mut processor = judged_processor(params, None);
         // 8 windows of 400 labelled records: 5% wrong, then 40% wrong from window 4.
         let mut rng = SplitMix64::new(61);
         let mut errors = Vec::new();
@@ -400,10 +376,13 @@ fn an_error_stream_detector_policy_triggers_in_the_window_where_the_errors_chang
     }
 }
 
-/// A processor whose `fraud` model is judged by a Page-Hinkley detector on prediction errors, so
-/// the order in which the policies see errors and windows shows in the decisions.
-fn judged_processor(checkpoint: Option<driftgate::store::Checkpoint>) -> StreamProcessor {
-    use driftgate::policy::detectors::{DetectorParams, Direction, PageHinkleyParams};
+/// A processor whose `fraud` model is triggered by a change detector on prediction errors (one
+/// change in a window is enough), so the order in which the policies see errors and windows
+/// shows in the decisions.
+fn judged_processor(
+    detector: driftgate::policy::detectors::DetectorParams,
+    checkpoint: Option<driftgate::store::Checkpoint>,
+) -> StreamProcessor {
     use driftgate::policy::{
         Criterion, InFlight, Metric, Model, Policy, Rule, Signal, Source, WindowRule,
     };
@@ -419,11 +398,7 @@ fn judged_processor(checkpoint: Option<driftgate::store::Checkpoint>) -> StreamP
             name: "errors".into(),
             model: "fraud".into(),
             when: Rule::Signal(Signal {
-                source: Source::Detector(DetectorParams::PageHinkley(PageHinkleyParams {
-                    threshold: 5.0,
-                    mode: Direction::Up,
-                    ..PageHinkleyParams::default()
-                })),
+                source: Source::Detector(detector),
                 metric: Metric::Changes,
                 criterion: Criterion::AtLeast { threshold: 1.0 },
             }),
@@ -435,6 +410,16 @@ fn judged_processor(checkpoint: Option<driftgate::store::Checkpoint>) -> StreamP
         }],
     );
     processor
+}
+
+/// A Page-Hinkley detector quick to see the errors rise in [`labelled_payloads`].
+fn page_hinkley() -> driftgate::policy::detectors::DetectorParams {
+    use driftgate::policy::detectors::{DetectorParams, Direction, PageHinkleyParams};
+    DetectorParams::PageHinkley(PageHinkleyParams {
+        threshold: 5.0,
+        mode: Direction::Up,
+        ..PageHinkleyParams::default()
+    })
 }
 
 /// Messages of `size` labelled records; `amount` shifts and errors rise from record 1,500 on.
@@ -461,8 +446,8 @@ fn background_reports_give_the_inline_reports_and_decisions() {
     // 150-record messages and 400-record windows: windows close mid-message, so errors of the
     // same message's later records must wait for the window before them to be judged.
     let payloads = labelled_payloads(30, 150);
-    let mut inline = judged_processor(None);
-    let mut background = judged_processor(None);
+    let mut inline = judged_processor(page_hinkley(), None);
+    let mut background = judged_processor(page_hinkley(), None);
     background.report_in_background();
     let (mut expected, mut got) = (Vec::new(), Vec::new());
     for (offset, payload) in payloads.iter().enumerate() {
@@ -487,7 +472,7 @@ fn a_checkpoint_taken_while_a_report_is_made_holds_its_window() {
     // 100-record messages, 400-record windows: each fourth message closes a window with its
     // last record, so the checkpoint right after it finds the report still being made.
     let payloads = labelled_payloads(24, 100);
-    let mut straight = judged_processor(None);
+    let mut straight = judged_processor(page_hinkley(), None);
     let mut expected: Vec<StoredWindow> = payloads
         .iter()
         .enumerate()
@@ -498,7 +483,7 @@ fn a_checkpoint_taken_while_a_report_is_made_holds_its_window() {
 
     let mut held = 0;
     for stop in [3, 4, 7, 11, 15, 19] {
-        let mut first = judged_processor(None);
+        let mut first = judged_processor(page_hinkley(), None);
         first.report_in_background();
         let mut windows = Vec::new();
         for (offset, payload) in payloads.iter().enumerate().take(stop + 1) {
@@ -509,7 +494,7 @@ fn a_checkpoint_taken_while_a_report_is_made_holds_its_window() {
         let checkpoint: driftgate::store::Checkpoint = serde_json::from_str(&checkpoint).unwrap();
         held += usize::from(checkpoint.unreported_window.is_some());
         drop(first);
-        let mut restarted = judged_processor(Some(checkpoint));
+        let mut restarted = judged_processor(page_hinkley(), Some(checkpoint));
         restarted.report_in_background();
         for (offset, payload) in payloads.iter().enumerate() {
             let outcome = restarted.process(message(offset as i64, payload));

@@ -116,9 +116,14 @@ impl ClosedWindow {
     /// stream's schema.
     pub fn restore(schema: Schema, state: OpenWindow) -> Result<ClosedWindow, WindowError> {
         let data = dataset_of(schema, &state)?;
-        Ok(ClosedWindow {
+        Ok(ClosedWindow::of(state, data))
+    }
+
+    /// The closed window of a window's state and its data.
+    fn of(state: OpenWindow, data: Dataset) -> ClosedWindow {
+        ClosedWindow {
             index: state.index,
-            records: state.records,
+            records: data.records,
             late_records: state.late_records,
             labelled: state.labelled,
             correct: state.correct,
@@ -127,7 +132,7 @@ impl ClosedWindow {
             offsets: state.offsets,
             data,
             rows: state.rows,
-        })
+        }
     }
 }
 
@@ -361,18 +366,7 @@ impl Windower {
             next_state.rows = Some(String::with_capacity(capacity + capacity / 8));
         }
         let state = std::mem::replace(&mut self.state, next_state);
-        Some(ClosedWindow {
-            index: state.index,
-            records: data.records,
-            late_records: state.late_records,
-            labelled: state.labelled,
-            correct: state.correct,
-            start_ms: state.start_ms,
-            end_ms: state.end_ms,
-            offsets: state.offsets,
-            data,
-            rows: state.rows,
-        })
+        Some(ClosedWindow::of(state, data))
     }
 }
 
