@@ -17,6 +17,9 @@
 //!   judgement, then the prediction errors of the records after it (those errors wait for it);
 //! * a checkpoint taken while a window's report is being made holds that window and the errors
 //!   waiting for it, and a processor restored from it reports the window again.
+//!
+//! A window is judged by the policies in force when its report is ready: after a reload that
+//! lands while it is being made, by the reloaded ones.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -114,10 +117,9 @@ pub struct StreamProcessor {
     batch: RecordBatch,
     /// The policies judging this stream's windows.
     policies: Engine,
-    /// Whether closed windows' statistics are computed on a thread of their own.
+    /// Whether closed windows' reports are made on the report thread.
     background: bool,
-    /// The closed window whose statistics are being computed, when reports are in the
-    /// background.
+    /// The closed window whose report is being made, when reports are in the background.
     pending: Option<PendingReport>,
     /// Prediction errors (`true` = wrong) seen since `pending` closed, in order: the policies
     /// get them after judging it.
