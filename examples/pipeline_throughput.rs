@@ -1,5 +1,6 @@
 //! Throughput of the pipeline without a broker: the same message bytes through
-//! decode → window → detect (with reports in the background, as the service makes them), and through `serde_json` alone, two ways: parsing each message into
+//! decode → window → detect (with reports in the background, as the service makes them), and
+//! through `serde_json` alone, two ways: parsing each message into
 //! a `serde_json::Value` (what a program that parses JSON does), and only checking its syntax
 //! (`IgnoredAny`: no values built at all, the floor no JSON pipeline can beat). Driven by
 //! `scripts/bench_pipeline.py`, which also runs the Python comparison.

@@ -287,9 +287,7 @@ impl Engine {
             let closed = if self.last_message[i].elapsed() < idle {
                 self.processors[i].ready().into_iter().collect()
             } else {
-                let mut closed = self.processors[i].flush();
-                closed.extend(self.processors[i].tick(now_ms));
-                closed
+                self.processors[i].tick(now_ms)
             };
             if closed.is_empty() {
                 continue;

@@ -354,13 +354,12 @@ impl StreamProcessor {
         self.finish_pending().into_iter().collect()
     }
 
-    /// Closes an idle duration window by the wall clock. A window whose report was being made
-    /// comes first.
+    /// For a quiet stream: waits for the window whose report is being made, then closes an idle
+    /// duration window by the wall clock.
     pub fn tick(&mut self, now_ms: i64) -> Vec<StoredWindow> {
         let grace = self.settings.grace.as_millis() as i64;
-        let mut closed = Vec::new();
+        let mut closed = self.flush();
         if let Some(window) = self.windower.tick(now_ms, grace) {
-            closed.extend(self.finish_pending());
             let report = self.report(&window);
             closed.push(self.judge(window, report));
         }
@@ -396,7 +395,7 @@ impl StreamProcessor {
         let job = {
             let window = Arc::clone(&window);
             let maker = ReportMaker {
-                spread: false,
+                threads: drift::Threads::Caller,
                 ..self.report_maker()
             };
             move || {
@@ -457,7 +456,7 @@ impl StreamProcessor {
             baseline: Arc::clone(&self.settings.baseline),
             baseline_source: self.settings.baseline_path.display().to_string(),
             settings: self.settings.drift.clone(),
-            spread: true,
+            threads: drift::Threads::Spread,
         }
     }
 
@@ -511,9 +510,9 @@ struct ReportMaker {
     baseline: Arc<Baseline>,
     baseline_source: String,
     settings: drift::DriftSettings,
-    /// Spread the features over the cores (inline reports); background reports keep to their
+    /// Inline reports spread the features over the cores; background reports keep to their
     /// thread, beside the one decoding.
-    spread: bool,
+    threads: drift::Threads,
 }
 
 impl ReportMaker {
@@ -535,12 +534,14 @@ impl ReportMaker {
             invalid_lines: 0,
             unknown_fields: window.data.unknown_fields.clone(),
         };
-        let compare = if self.spread {
-            drift::compare
-        } else {
-            drift::compare_on_this_thread
-        };
-        let report = compare(baseline, &window.data, &self.settings, reference, current);
+        let report = drift::compare_on(
+            self.threads,
+            baseline,
+            &window.data,
+            &self.settings,
+            reference,
+            current,
+        );
         let accuracy =
             (window.labelled > 0).then(|| window.correct as f64 / window.labelled as f64);
         let document = WindowReport {

@@ -142,9 +142,10 @@ fn cell(slot: Slot, text: &str) -> Cell<'_> {
     }
 }
 
-/// Byte equality without a call into `memcmp`, for the short names of fields.
+/// Byte equality without a call into `memcmp`, for short names (fields, topics) compared once
+/// per value.
 #[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 

@@ -12,6 +12,7 @@ mod message;
 mod record;
 mod schema;
 
+pub(crate) use batch::same_bytes;
 pub use batch::{BatchDecoder, RecordBatch, RecordView};
 pub use columns::{CategoricalColumn, Column, Dataset, NumericColumn, QualityCounts};
 pub use message::{

@@ -21,4 +21,4 @@ pub mod table;
 pub mod wasserstein;
 
 pub use decision::{Correction, DriftSettings, Method};
-pub use report::{compare, compare_on_this_thread, DataInfo, DriftReport};
+pub use report::{compare, compare_on, DataInfo, DriftReport, Threads};

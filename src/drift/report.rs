@@ -16,7 +16,7 @@ use super::jensen_shannon::jensen_shannon_distance;
 use super::ks::{ks_test, KsMethod};
 use super::permutation::{permutation_test, split_counts};
 use super::psi::psi;
-use super::wasserstein::{normed, wasserstein_labelled};
+use super::wasserstein::{normed, pooled, wasserstein_labelled};
 use crate::baseline::{Baseline, CategoricalProfile, FeatureProfile, NumericProfile};
 use crate::decode::{CategoricalColumn, Column, Dataset, FeatureKind, NumericColumn};
 use crate::rng::SplitMix64;
@@ -215,52 +215,43 @@ pub fn compare(
     reference_info: DataInfo,
     current_info: DataInfo,
 ) -> DriftReport {
-    compare_with(
+    compare_on(
+        Threads::Spread,
         reference,
         current,
         settings,
         reference_info,
         current_info,
-        true,
     )
 }
 
-/// [`compare`] on the calling thread alone: for a caller whose other cores are busy already
-/// (the service's background reports run beside the thread that decodes), where more threads
-/// would only take turns.
-pub fn compare_on_this_thread(
+/// Where a report's features are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// Spread over the machine's cores.
+    Spread,
+    /// On the calling thread alone: for a caller whose other cores are busy already (the
+    /// service's background reports run beside the thread that decodes), where more threads
+    /// would only take turns.
+    Caller,
+}
+
+/// [`compare`] with its features computed where `threads` says.
+pub fn compare_on(
+    threads: Threads,
     reference: &Baseline,
     current: &Dataset,
     settings: &DriftSettings,
     reference_info: DataInfo,
     current_info: DataInfo,
-) -> DriftReport {
-    compare_with(
-        reference,
-        current,
-        settings,
-        reference_info,
-        current_info,
-        false,
-    )
-}
-
-fn compare_with(
-    reference: &Baseline,
-    current: &Dataset,
-    settings: &DriftSettings,
-    reference_info: DataInfo,
-    current_info: DataInfo,
-    spread: bool,
 ) -> DriftReport {
     let analyse = |profile: &FeatureProfile| {
         let column = current.feature(profile.name()).map(|(_, c)| c);
         analyse_feature(profile, column, reference.settings.bins, settings)
     };
-    let analyses: Vec<(FeatureReport, Option<Evidence>)> = if spread {
-        crate::parallel::map_in_order(&reference.features, analyse)
-    } else {
-        reference.features.iter().map(analyse).collect()
+    let analyses: Vec<(FeatureReport, Option<Evidence>)> = match threads {
+        Threads::Spread => crate::parallel::map_in_order(&reference.features, analyse),
+        Threads::Caller => reference.features.iter().map(analyse).collect(),
     };
     let p_values: Vec<Option<f64>> = analyses
         .iter()
@@ -493,15 +484,7 @@ fn numeric(
         },
     };
     // The pool for permutation tests: the reference sample and the current values, merged.
-    let pool = || {
-        let mut pooled: Vec<(f64, bool)> = reference
-            .iter()
-            .map(|v| (*v, true))
-            .chain(current.iter().map(|v| (*v, false)))
-            .collect();
-        pooled.sort_by(|a, b| a.0.total_cmp(&b.0));
-        pooled
-    };
+    let pool = || pooled(reference, &current);
     let evidence = match settings.numeric_method {
         Method::Ks => Evidence::Test {
             p_value: ks.p_value,

@@ -19,6 +19,18 @@ pub fn normed(distance: f64, reference_std: f64) -> f64 {
     distance / reference_std.max(NORM_STD_FLOOR)
 }
 
+/// The two samples merged in sorted order, each value labelled `true` when it is from the
+/// reference (equal values keep the reference's first): the pool a permutation test relabels.
+pub fn pooled(reference: &[f64], current: &[f64]) -> Vec<(f64, bool)> {
+    let mut pooled: Vec<(f64, bool)> = reference
+        .iter()
+        .map(|v| (*v, true))
+        .chain(current.iter().map(|v| (*v, false)))
+        .collect();
+    pooled.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pooled
+}
+
 /// W1 between the two groups of a pooled sorted sample split by labels (`true` = reference).
 /// Used by the permutation test, which relabels the pooled values instead of re-sorting them.
 pub fn wasserstein_labelled(
@@ -76,13 +88,8 @@ mod tests {
                 values
             };
             let (reference, current) = (draw(n1), draw(n2));
-            let mut pooled: Vec<(f64, bool)> = reference
-                .iter()
-                .map(|v| (*v, true))
-                .chain(current.iter().map(|v| (*v, false)))
-                .collect();
-            pooled.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let (values, labels): (Vec<f64>, Vec<bool>) = pooled.into_iter().unzip();
+            let (values, labels): (Vec<f64>, Vec<bool>) =
+                pooled(&reference, &current).into_iter().unzip();
             assert_eq!(
                 wasserstein_labelled(&values, &labels, n1).to_bits(),
                 wasserstein_distance(&reference, &current).to_bits(),

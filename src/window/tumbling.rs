@@ -319,8 +319,7 @@ impl Windower {
             .is_some_and(|(topic, partition, offset)| {
                 *partition == position.partition
                     && *offset == position.offset
-                    && topic.len() == position.topic.len()
-                    && topic.bytes().eq(position.topic.bytes())
+                    && crate::decode::same_bytes(topic.as_bytes(), position.topic.as_bytes())
             })
         {
             return;
