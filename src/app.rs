@@ -514,6 +514,27 @@ fn lock(engine: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
 /// without a message, even with `grace = "0s"`.
 const MIN_IDLE: Duration = Duration::from_secs(1);
 
+/// The start-up line, shown at the default log level (target `driftgate::banner`): what this
+/// instance is, what it reads and where it can be reached.
+fn banner(config: &ServiceConfig, path: &std::path::Path, servers: &str) {
+    let streams: Vec<String> = config
+        .streams
+        .iter()
+        .map(|s| format!("{} <- {}", s.name, s.topic))
+        .collect();
+    tracing::info!(
+        target: "driftgate::banner",
+        version = env!("CARGO_PKG_VERSION"),
+        config = %path.display(),
+        kafka = %servers,
+        group = %config.group_id,
+        streams = %streams.join(", "),
+        api = %format!("http://{}", config.api_listen),
+        store = %config.store_path.display(),
+        "driftgate starting"
+    );
+}
+
 /// Runs the service until `stop` is set, then checkpoints, commits and returns. `path` is the
 /// configuration file, re-read on reload.
 pub fn run(
@@ -544,6 +565,7 @@ pub fn run(
     };
 
     let store = Store::open(&config.store_path)?;
+    banner(&config, path, &servers);
     let mut processors = Vec::new();
     let mut by_topic = HashMap::new();
     for stream in &config.streams {

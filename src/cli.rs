@@ -17,9 +17,35 @@ use crate::source::{read_dataset, ReadOptions};
 #[derive(Debug, Parser)]
 #[command(name = "driftgate", version, about)]
 pub struct Cli {
+    /// Log line format on standard error: `text` for people, `json` for log collectors.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "DRIFTGATE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event (timestamp, level, target, message and fields).
+    Json,
+}
+
+impl Command {
+    /// Whether the command is a long-running service, as opposed to a one-shot command whose
+    /// output may be piped into `head` (which then stops it quietly, as for any Unix tool).
+    pub fn is_service(&self) -> bool {
+        matches!(self, Command::Run { .. })
+    }
 }
 
 /// The subcommands.
@@ -48,6 +74,11 @@ pub enum Command {
     /// Built-in DAG tasks (run by the executor, inside a run).
     #[command(subcommand)]
     Task(crate::task::TaskCommand),
+    /// Print a shell completion script: `driftgate completions bash > /etc/bash_completion.d/driftgate`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Arguments of `driftgate replay`.
@@ -257,6 +288,22 @@ pub enum CliError {
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    /// An input has too few usable records to compare or profile.
+    #[error("{0}")]
+    TooFewRecords(String),
+}
+
+/// Refuses an input with fewer than `needed` usable records: a drift check on nothing would pass
+/// silently.
+fn require_records(path: &Path, records: u64, needed: u64, hint: &str) -> Result<(), CliError> {
+    let needed = needed.max(1);
+    if records >= needed {
+        return Ok(());
+    }
+    Err(CliError::TooFewRecords(format!(
+        "{}: {records} usable record(s), {needed} needed{hint}; nothing to compare",
+        path.display()
+    )))
 }
 
 /// What a successful command found, for the exit code.
@@ -282,7 +329,20 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
             Ok(Outcome::Done)
         }
         Command::Task(command) => {
-            println!("{}", crate::task::run(&command)?);
+            let mut text = crate::task::run(&command)?;
+            text.push('\n');
+            write_stdout(&text)?;
+            Ok(Outcome::Done)
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "driftgate",
+                &mut script,
+            );
+            write_stdout(&String::from_utf8_lossy(&script))?;
             Ok(Outcome::Done)
         }
     }
@@ -313,6 +373,7 @@ fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
             skip_invalid: args.skip_invalid,
         };
         let dataset = read_dataset(&args.reference, &options)?;
+        require_records(&args.reference, dataset.records, 1, "")?;
         // A raw reference is profiled in full (no cap) with the requested bins, so the
         // results are those of the data itself.
         let build = BuildSettings {
@@ -352,6 +413,12 @@ fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
     for example in &current.invalid_examples {
         tracing::warn!(line = %example, "skipped malformed line");
     }
+    require_records(
+        &args.current,
+        current.records,
+        settings.min_samples,
+        " (--min-samples)",
+    )?;
     let current_info = DataInfo {
         source: Some(args.current.display().to_string()),
         baseline_id: None,
@@ -399,6 +466,7 @@ pub fn build_baseline(
     output: &Path,
 ) -> Result<Baseline, CliError> {
     let dataset = read_dataset(input, options)?;
+    require_records(input, dataset.records, 1, "")?;
     let source = BaselineSource {
         path: Some(input.display().to_string()),
         sha256: file_sha256(input).ok(),

@@ -6,18 +6,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use driftgate::cli::{self, Cli, CliError, Outcome};
+use driftgate::cli::{self, Cli, CliError, LogFormat, Outcome};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DRIFTGATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    if !cli.command.is_service() {
+        quiet_on_closed_stdout();
+    }
+    init_tracing(cli.log_format);
     match cli::run(cli) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::DriftDetected) => ExitCode::from(3),
@@ -29,6 +25,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// `driftgate … | head`: a one-shot command whose reader went away stops at once and quietly,
+/// as Unix tools do, instead of failing on the next write. Rust ignores SIGPIPE by default; the
+/// service keeps ignoring it (its sockets report a closed peer as an error).
+fn quiet_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Logs go to standard error, as text (coloured on a terminal) or JSON; `DRIFTGATE_LOG` filters
+/// them (default: warnings, plus the service's start-up banner).
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DRIFTGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,driftgate::banner=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
+}
+
 fn exit_code(err: Option<&CliError>) -> ExitCode {
     match err {
         Some(
@@ -36,7 +59,9 @@ fn exit_code(err: Option<&CliError>) -> ExitCode {
             | CliError::Baseline(_)
             | CliError::Settings(_)
             | CliError::Config(_)
-            | CliError::Replay(_),
+            | CliError::Replay(_)
+            | CliError::TooFewRecords(_)
+            | CliError::Demo(driftgate::demo::DemoError::Directory(_)),
         ) => ExitCode::from(2),
         _ => ExitCode::from(1),
     }

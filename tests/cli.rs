@@ -558,3 +558,273 @@ fn a_consistent_checksum_does_not_let_a_broken_sample_through() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("sample size"), "{stderr}");
 }
+
+/// Runs the binary from `cwd` with `args`; (exit code, stderr).
+fn driftgate_in(cwd: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftgate"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn issue_14_empty_or_too_small_current_data_is_an_error_never_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.jsonl"), "").unwrap();
+    let few = std::fs::read_to_string(fixture("current.csv")).unwrap();
+    let few: Vec<&str> = few.lines().take(4).collect();
+    std::fs::write(dir.path().join("few.csv"), few.join("\n") + "\n").unwrap();
+    let reference = fixture("reference.jsonl");
+    let reference = path_str(&reference);
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--current", "empty.jsonl", "--fail-on-drift"],
+            "empty.jsonl: 0 usable record(s), 1 needed",
+        ),
+        (&["--current", "empty.jsonl"], "0 usable record(s)"),
+        (
+            &["--current", "few.csv", "--min-samples", "10"],
+            "few.csv: 3 usable record(s), 10 needed (--min-samples)",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["drift", "--reference", reference, "--format", "json"];
+        args.extend_from_slice(extra);
+        let (code, stderr) = driftgate_in(dir.path(), &args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let (code, stderr) = driftgate_in(
+        dir.path(),
+        &[
+            "baseline",
+            "build",
+            "--input",
+            "empty.jsonl",
+            "--output",
+            "b.json",
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!dir.path().join("b.json").exists());
+}
+
+/// `driftgate … | head`: the reader goes away before the command writes; it must stop quietly
+/// (exit 0, or killed by SIGPIPE as Unix tools are), never panic.
+#[test]
+fn issue_14_a_closed_stdout_stops_commands_quietly() {
+    let reference = fixture("reference.jsonl");
+    let current = fixture("current.csv");
+    let commands: [&[&str]; 4] = [
+        &["completions", "bash"],
+        &["--help"],
+        &["baseline", "show", "config/baselines/payments.json"],
+        &[
+            "drift",
+            "--reference",
+            path_str(&reference),
+            "--current",
+            path_str(&current),
+            "--format",
+            "json",
+        ],
+    ];
+    for args in commands {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_driftgate"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        let quiet = out.status.success()
+            || std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(13);
+        assert!(quiet, "{args:?}: {:?} {stderr}", out.status);
+    }
+}
+
+#[test]
+fn issue_14_completions_for_bash_zsh_and_fish() {
+    for (shell, expected) in [
+        ("bash", "_driftgate()"),
+        ("zsh", "#compdef driftgate"),
+        ("fish", "complete -c driftgate"),
+    ] {
+        let out = driftgate(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(expected), "{shell}: {script}");
+        assert!(script.contains("replay"), "{shell} completes subcommands");
+    }
+}
+
+/// Config errors name `file:line:column` and the key path as users write it, in user words;
+/// a bad environment override names the variable.
+#[test]
+fn issue_14_config_errors_speak_the_users_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[kafka]\nbootstrap_servers = \"embedded\"\n[store]\npath = \"s.db\"\n\
+                [[streams]]\nname = \"s\"\ntopic = \"t\"\nbaseline = \"b.json\"\n\
+                window = { records = 100 }\n\
+                features = [{ name = \"a\", kind = \"numeric\" }, { name = \"c\", kind = \"category\" }]\n";
+    std::fs::write(dir.path().join("bad.toml"), text).unwrap();
+    let (code, stderr) = driftgate_in(dir.path(), &["config", "check", "bad.toml"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "bad.toml:10:68: streams[0].features[1].kind: `category` is not a kind; use `numeric` or `categorical`"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("FeatureKind"), "{stderr}");
+
+    let good = text.replace("\"category\"", "\"categorical\"");
+    std::fs::write(dir.path().join("good.toml"), good).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_driftgate"))
+        .args(["config", "check", "good.toml"])
+        .current_dir(dir.path())
+        .env("DRIFTGATE__STORE__CHECKPOINT_EVERY", "5s")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("environment variable DRIFTGATE__STORE__CHECKPOINT_EVERY"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not a known key"), "{stderr}");
+}
+
+/// A tiny deterministic generator for test data.
+fn uniform(state: &mut u64) -> f64 {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    (*state >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Issue 14: with a configured feature absent from the data, `replay --chart` grew to 22 GB.
+/// It must finish under a 2 GiB address-space limit, with one panel per policy signal, p-values
+/// of 0 drawn at the documented floor, and a legend.
+#[test]
+fn issue_14_replay_chart_with_a_feature_missing_from_the_data_stays_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = 3u64;
+    let mut training = String::new();
+    for _ in 0..2000 {
+        training.push_str(&format!(
+            "{{\"amount\": {}, \"ghost\": {}}}\n",
+            uniform(&mut state),
+            uniform(&mut state)
+        ));
+    }
+    std::fs::write(dir.path().join("training.jsonl"), training).unwrap();
+    let (code, stderr) = driftgate_in(
+        dir.path(),
+        &[
+            "baseline",
+            "build",
+            "--input",
+            "training.jsonl",
+            "--output",
+            "baseline.json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    // Ten windows of 200 records without `ghost`; `amount` jumps far away from window 5 on, so
+    // its p-value underflows to 0.
+    let mut recorded = String::new();
+    for window in 0..10 {
+        let shift = if window >= 5 { 100.0 } else { 0.0 };
+        for _ in 0..200 {
+            recorded.push_str(&format!(
+                "{{\"amount\": {}}}\n",
+                uniform(&mut state) + shift
+            ));
+        }
+    }
+    std::fs::write(dir.path().join("recorded.jsonl"), recorded).unwrap();
+    let config = r#"
+[kafka]
+bootstrap_servers = "embedded"
+[store]
+path = "store.db"
+[[streams]]
+name = "s"
+topic = "t"
+baseline = "baseline.json"
+window = { records = 200 }
+features = [{ name = "amount", kind = "numeric" }, { name = "ghost", kind = "numeric" }]
+[[models]]
+name = "m"
+stream = "s"
+features = ["amount", "ghost"]
+[[policies]]
+name = "amount-drop"
+model = "m"
+when = { feature = "amount", metric = "ks.p_value", below = 0.001 }
+[[policies]]
+name = "ghost-drop"
+model = "m"
+when = { feature = "ghost", metric = "ks.p_value", below = 0.01 }
+[[policies]]
+name = "any-drift"
+model = "m"
+when = { feature = "*" }
+"#;
+    std::fs::write(dir.path().join("driftgate.toml"), config).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_driftgate"));
+    command
+        .args([
+            "replay",
+            "--config",
+            "driftgate.toml",
+            "--input",
+            "recorded.jsonl",
+        ])
+        .args(["--format", "json", "--chart", "chart.svg"])
+        .current_dir(dir.path());
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            let limit = libc::rlimit {
+                rlim_cur: 2 << 30,
+                rlim_max: 2 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    let svg = std::fs::read_to_string(dir.path().join("chart.svg")).unwrap();
+    assert!(svg.len() < 1 << 20, "{} bytes", svg.len());
+    assert!(
+        svg.contains("amount-drop: amount ks.p_value"),
+        "a titled panel"
+    );
+    assert!(svg.contains("≤ 1e-16 (floor)"), "the floor is labelled");
+    assert!(
+        svg.contains("ghost-drop: ghost ks.p_value"),
+        "the missing feature's panel"
+    );
+    assert!(
+        svg.contains("no value in any window"),
+        "says why it is empty"
+    );
+    for legend in ["value", "threshold", "triggered"] {
+        assert!(svg.contains(&format!(">\n{legend}\n<")), "legend {legend}");
+    }
+}

@@ -1,22 +1,73 @@
 //! `driftgate demo` end to end, in a short mode: the real binary, its embedded broker, the
 //! service, the DAG tasks as processes and the webhook receiver. Asserts the summary it writes.
 
+use std::path::Path;
 use std::process::Command;
 
-#[test]
-fn the_demo_finds_the_injected_drift_retrains_only_the_fraud_model_and_recovers() {
-    let dir = tempfile::tempdir().unwrap();
+/// Runs `driftgate demo --dir DIR` from `cwd`; returns the exit code and stderr.
+fn demo_in(cwd: &Path, dir: &str) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_driftgate"))
-        .args(["demo", "--duration", "5s", "--dir"])
-        .arg(dir.path())
+        .args(["demo", "--duration", "5s", "--dir", dir])
+        .current_dir(cwd)
         .output()
         .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// Issue 14: `demo --dir .` once wiped a whole checkout. Every directory the demo did not
+/// create is refused with exit 2 and left exactly as it was.
+#[test]
+fn issue_14_demo_refuses_directories_it_did_not_create() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path().join("project/sub");
+    std::fs::create_dir_all(&cwd).unwrap();
+    std::fs::write(cwd.join("precious.txt"), "keep me").unwrap();
+    std::fs::create_dir(tmp.path().join("other")).unwrap();
+    std::fs::write(tmp.path().join("other/data.csv"), "a,b").unwrap();
+    let other = tmp.path().join("other");
+    let project = tmp.path().join("project");
+    for dir in [
+        ".",
+        "..",
+        "/",
+        project.to_str().unwrap(),
+        other.to_str().unwrap(),
+    ] {
+        let (code, stderr) = demo_in(&cwd, dir);
+        assert_eq!(code, Some(2), "--dir {dir}: {stderr}");
+        assert!(stderr.contains("refusing to use"), "--dir {dir}: {stderr}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(cwd.join("precious.txt")).unwrap(),
+        "keep me"
+    );
+    assert_eq!(
+        std::fs::read_to_string(other.join("data.csv")).unwrap(),
+        "a,b"
+    );
+}
+
+/// Issue 14: the demo needs nothing but the binary. It runs from an unrelated directory (no
+/// `config/` there) with a relative `--dir`, which is resolved against that directory.
+#[test]
+fn the_demo_finds_the_injected_drift_retrains_only_the_fraud_model_and_recovers() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_driftgate"))
+        .args(["demo", "--duration", "5s", "--dir", "my-demo"])
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    let dir = elsewhere.path().join("my-demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("Summary"), "{stdout}");
     let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.as_path().join("summary.json")).unwrap())
+            .unwrap();
     let show = || serde_json::to_string_pretty(&summary).unwrap();
 
     // Drift is found in the injected features only, from the window it starts.

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod dags;
 pub mod policies;
 pub mod raw;
+pub mod toml_error;
 mod validate;
 
 pub use validate::{ConfigProblem, RunSettings, ServiceConfig, StreamSettings};
@@ -18,14 +19,18 @@ use std::path::{Path, PathBuf};
 /// Why a configuration could not be used. The user is at fault; fix the file and retry.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file (or an override) could not be read or parsed into the expected shape.
+    /// The file could not be read.
     #[error("{path}: {message}")]
     Parse {
         /// The configuration file.
         path: PathBuf,
-        /// The parser's message, naming the key when it can.
+        /// Why.
         message: String,
     },
+    /// The file, or an environment override, does not have the expected shape: the message
+    /// names the place (`file:line:column`, or the variable) and the key path.
+    #[error("{0}")]
+    Shape(String),
     /// The file parsed, but some values are invalid; every problem is listed.
     #[error("{path}: {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid {
@@ -53,6 +58,21 @@ pub fn load(path: &Path) -> Result<ServiceConfig, ConfigError> {
     let raw = raw::RawConfig::load(path)?;
     validate::validate(raw, path).map_err(|problems| ConfigError::Invalid {
         path: path.to_path_buf(),
-        problems,
+        problems: problems.into_iter().map(name_override).collect(),
     })
+}
+
+/// A problem with a value that an environment variable set names that variable: the file is
+/// not where to fix it.
+fn name_override(mut problem: ConfigProblem) -> ConfigProblem {
+    for name in raw::environment_overrides().keys() {
+        let key = raw::override_key(name);
+        if problem.key == key || problem.key.starts_with(&format!("{key}.")) {
+            problem.message = format!(
+                "{} (set by the environment variable {name})",
+                problem.message
+            );
+        }
+    }
+    problem
 }

@@ -314,10 +314,11 @@ pub fn read_includes(
         for file in files {
             let prefix = format!("{}: ", file.display());
             let parsed = std::fs::read_to_string(&file)
-                .map_err(|err| err.to_string())
-                .and_then(|text| {
-                    toml::from_str::<RawPolicyFile>(&text).map_err(|err| err.to_string())
-                });
+                .map_err(|err| super::toml_error::TomlError {
+                    place: file.display().to_string(),
+                    message: err.to_string(),
+                })
+                .and_then(|text| super::toml_error::parse::<RawPolicyFile>(&file, &text));
             match parsed {
                 Ok(parsed) => {
                     for (j, model) in parsed.models.into_iter().enumerate() {
@@ -330,10 +331,7 @@ pub fn read_includes(
                         sources.dags.push((prefix.clone(), j, dag));
                     }
                 }
-                Err(message) => problems.push(ConfigProblem::new(
-                    file.display().to_string(),
-                    message.trim().replace('\n', " "),
-                )),
+                Err(err) => problems.push(ConfigProblem::new(err.place, err.message)),
             }
         }
     }

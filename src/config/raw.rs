@@ -321,26 +321,78 @@ impl RawConfig {
     /// Reads the TOML file and applies `DRIFTGATE__…` environment overrides
     /// (`DRIFTGATE__KAFKA__BOOTSTRAP_SERVERS=host:9092` sets `kafka.bootstrap_servers`).
     pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
-        let parse_error = |err: config::ConfigError| ConfigError::Parse {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: err.to_string(),
-        };
-        if !path.is_file() {
-            return Err(ConfigError::Parse {
-                path: path.to_path_buf(),
-                message: "no such file".to_string(),
-            });
+            message: if err.kind() == std::io::ErrorKind::NotFound {
+                "no such file".to_string()
+            } else {
+                err.to_string()
+            },
+        })?;
+        let from_file = super::toml_error::parse::<RawConfig>(path, &text)
+            .map_err(|err| ConfigError::Shape(err.to_string()))?;
+        let overrides = environment_overrides();
+        if overrides.is_empty() {
+            return Ok(from_file);
         }
-        config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml))
-            .add_source(
-                config::Environment::with_prefix("DRIFTGATE")
-                    .separator("__")
-                    .try_parsing(true),
-            )
-            .build()
-            .map_err(parse_error)?
-            .try_deserialize()
-            .map_err(parse_error)
+        with_overrides(path, &overrides)
+            .map_err(|_| ConfigError::Shape(describe_bad_overrides(path, &overrides)))
     }
+}
+
+/// The `DRIFTGATE__…` variables of the environment.
+pub(super) fn environment_overrides() -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX) && name.len() > ENV_PREFIX.len())
+        .collect()
+}
+
+const ENV_PREFIX: &str = "DRIFTGATE__";
+
+/// The key path an override sets: `DRIFTGATE__STORE__PATH` → `store.path`.
+pub(super) fn override_key(variable: &str) -> String {
+    variable[ENV_PREFIX.len()..]
+        .to_lowercase()
+        .replace("__", ".")
+}
+
+/// The file with `overrides` applied on top, as the `config` crate merges them.
+fn with_overrides(
+    path: &Path,
+    overrides: &BTreeMap<String, String>,
+) -> Result<RawConfig, config::ConfigError> {
+    let environment = config::Environment::with_prefix("DRIFTGATE")
+        .separator("__")
+        .try_parsing(true)
+        .source(Some(overrides.clone().into_iter().collect()));
+    config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(environment)
+        .build()?
+        .try_deserialize()
+}
+
+/// Names every override that breaks the file on its own, with what is wrong with it.
+fn describe_bad_overrides(path: &Path, overrides: &BTreeMap<String, String>) -> String {
+    let mut lines = Vec::new();
+    for (name, value) in overrides {
+        let one = BTreeMap::from([(name.clone(), value.clone())]);
+        if let Err(err) = with_overrides(path, &one) {
+            let key = override_key(name);
+            let message = err.to_string();
+            let message = message.split(" for key `").next().unwrap_or(&message);
+            lines.push(format!(
+                "environment variable {name}={value:?} (overrides {key}): {}",
+                super::toml_error::plain(message, &key)
+            ));
+        }
+    }
+    if lines.is_empty() {
+        lines.push(format!(
+            "the DRIFTGATE__ environment overrides together do not fit {}: {}",
+            path.display(),
+            overrides.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    lines.join("\n")
 }

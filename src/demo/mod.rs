@@ -1,7 +1,7 @@
 //! `driftgate demo`: the whole loop in one process, on the service's own code.
 //!
-//! It copies the example configuration (`config/driftgate.toml`, `config/policies/`,
-//! `config/dags/`) into a fresh working directory, generates a training set and builds the
+//! It writes the example configuration (`config/driftgate.toml`, `config/policies/`,
+//! `config/dags/`, built into the binary) into a working directory of its own (`workdir`), generates a training set and builds the
 //! stream's baseline from it (`baseline build`'s code), starts an in-process Kafka-protocol
 //! broker (librdkafka's mock cluster) and a webhook receiver, and runs the real service
 //! against them. Champions are trained by manual runs of the example DAGs. A producer then
@@ -14,6 +14,7 @@
 
 pub mod data;
 mod receiver;
+pub mod workdir;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,18 +36,25 @@ pub struct DemoArgs {
     /// Leave the service, its API and the receiver up after the summary, until Ctrl-C.
     #[arg(long)]
     pub keep_running: bool,
-    /// The demo's working directory, wiped first; relative paths are inside the repository.
+    /// The demo's working directory, relative to the current one. It must be new, empty, or
+    /// left by an earlier demo (it carries a `.driftgate-demo` marker), which is cleared first.
     #[arg(long, default_value = "var/demo", value_name = "DIR")]
     pub dir: PathBuf,
 }
 
 /// Why the demo could not run.
 #[derive(Debug, thiserror::Error)]
-#[error("demo: {0}")]
-pub struct DemoError(String);
+pub enum DemoError {
+    /// The working directory named by `--dir` may not be used (the user's to fix; exit 2).
+    #[error("demo: {0}")]
+    Directory(String),
+    /// Something failed while the demo ran.
+    #[error("demo: {0}")]
+    Failed(String),
+}
 
 fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
-    move |err| DemoError(format!("{what}: {err}"))
+    move |err| DemoError::Failed(format!("{what}: {err}"))
 }
 
 /// Windows before the drift.
@@ -137,19 +145,16 @@ pub struct RunSummary {
 /// Runs the demo; returns its summary (also written to `summary.json` in its directory).
 pub fn run(args: &DemoArgs) -> Result<Summary, DemoError> {
     let started = Instant::now();
-    let root = repository()?;
-    let dir = root.join(&args.dir);
     let secret = format!("demo-{}", std::process::id());
     // Set before any thread starts; the service reads them when it loads its configuration.
     std::env::set_var(SECRET_ENV, &secret);
     std::env::set_var(TOKEN_ENV, &secret);
-    prepare(&root, &dir)?;
+    let dir = workdir::prepare(&args.dir)?;
     std::env::set_current_dir(&dir).map_err(fail("cannot enter the demo directory"))?;
     println!(
-        "{} driftgate demo in {} (the example configuration from {}/config)",
+        "{} driftgate demo in {} (the example configuration built into this binary)",
         stamp(started),
         dir.display(),
-        root.display()
     );
 
     // Training data and the baseline built from it.
@@ -183,9 +188,9 @@ pub fn run(args: &DemoArgs) -> Result<Summary, DemoError> {
         .streams
         .first()
         .cloned()
-        .ok_or_else(|| DemoError("the example configuration has no stream".into()))?;
+        .ok_or_else(|| DemoError::Failed("the example configuration has no stream".into()))?;
     let crate::window::WindowSpec::Records(window_records) = stream.window else {
-        return Err(DemoError(
+        return Err(DemoError::Failed(
             "the demo needs a count window on the example stream".into(),
         ));
     };
@@ -235,7 +240,7 @@ pub fn run(args: &DemoArgs) -> Result<Summary, DemoError> {
                     serde_json::json!({ "model": model, "key": format!("demo/champion/{model}") }),
                 );
             if let Err(err) = response {
-                return Err(DemoError(format!(
+                return Err(DemoError::Failed(format!(
                     "cannot start the run for {model}: {err}"
                 )));
             }
@@ -370,8 +375,10 @@ pub fn run(args: &DemoArgs) -> Result<Summary, DemoError> {
     stop.store(true, Ordering::SeqCst);
     match service.join() {
         Ok(Ok(())) => outcome,
-        Ok(Err(err)) => Err(DemoError(format!("the service stopped on an error: {err}"))),
-        Err(_) => Err(DemoError("the service panicked".into())),
+        Ok(Err(err)) => Err(DemoError::Failed(format!(
+            "the service stopped on an error: {err}"
+        ))),
+        Err(_) => Err(DemoError::Failed("the service panicked".into())),
     }
 }
 
@@ -381,54 +388,6 @@ enum Phase {
     Before,
     Drifted,
     Retrained,
-}
-
-/// The directory holding `config/driftgate.toml`: the current one, else the source checkout
-/// the binary was built from.
-fn repository() -> Result<PathBuf, DemoError> {
-    let here = std::env::current_dir().map_err(fail("no working directory"))?;
-    for candidate in [here, PathBuf::from(env!("CARGO_MANIFEST_DIR"))] {
-        if candidate.join("config/driftgate.toml").is_file() {
-            return Ok(candidate);
-        }
-    }
-    Err(DemoError(
-        "run it from the driftgate repository (config/driftgate.toml not found)".into(),
-    ))
-}
-
-/// A fresh working directory with a copy of the example configuration.
-fn prepare(root: &Path, dir: &Path) -> Result<(), DemoError> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(fail("cannot clear the demo directory"))?;
-    }
-    for sub in [
-        "config/policies",
-        "config/dags",
-        "config/baselines",
-        "var/training",
-    ] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(fail("cannot create the demo directory"))?;
-    }
-    let copy = |from: PathBuf, to: PathBuf| {
-        std::fs::copy(&from, &to)
-            .map(|_| ())
-            .map_err(fail(&format!("cannot copy {}", from.display())))
-    };
-    copy(
-        root.join("config/driftgate.toml"),
-        dir.join("config/driftgate.toml"),
-    )?;
-    for sub in ["config/policies", "config/dags"] {
-        let entries = std::fs::read_dir(root.join(sub)).map_err(fail("cannot list the config"))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "toml") {
-                copy(path.clone(), dir.join(sub).join(entry.file_name()))?;
-            }
-        }
-    }
-    Ok(())
 }
 
 fn write_training(payments: &mut data::Payments, path: &Path) -> Result<(), DemoError> {
@@ -503,7 +462,7 @@ fn send(producer: &BaseProducer, topic: &str, payload: &[u8]) -> Result<(), Demo
                 producer.poll(Duration::from_millis(50));
                 record = back;
             }
-            Err((err, _)) => return Err(DemoError(format!("cannot produce: {err}"))),
+            Err((err, _)) => return Err(DemoError::Failed(format!("cannot produce: {err}"))),
         }
     }
 }
@@ -519,10 +478,10 @@ fn wait_until(
     let deadline = Instant::now() + limit;
     while !done() {
         if stop.load(Ordering::SeqCst) {
-            return Err(DemoError("interrupted".into()));
+            return Err(DemoError::Failed("interrupted".into()));
         }
         if Instant::now() >= deadline {
-            return Err(DemoError(format!(
+            return Err(DemoError::Failed(format!(
                 "gave up waiting for {what} after {limit:?}"
             )));
         }

@@ -18,6 +18,9 @@ use crate::config::ServiceConfig;
 use crate::pipeline::{Message, StreamProcessor};
 use crate::policy::{Decision, Outcome};
 
+mod chart;
+pub use chart::{chart, P_VALUE_FLOOR};
+
 /// Why a replay could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -440,139 +443,4 @@ fn clip(text: &str, width: usize) -> String {
         let kept: String = text.chars().take(width - 1).collect();
         format!("{kept}…")
     }
-}
-
-/// One signal's values over the replay, for the chart.
-struct Series {
-    title: String,
-    log: bool,
-    values: Vec<(f64, f64)>,
-    thresholds: Vec<(f64, f64)>,
-    triggers: Vec<(f64, f64)>,
-}
-
-/// Draws every signal the policies looked at against its threshold, one panel per signal,
-/// with the windows where a policy using it triggered marked in red. p-values and scores are
-/// drawn on a log scale.
-pub fn chart(replay: &Replay, path: &Path) -> Result<(), String> {
-    use plotters::prelude::*;
-
-    let mut series: Vec<Series> = Vec::new();
-    for window in &replay.windows {
-        let x = window.index as f64;
-        for decision in &window.decisions {
-            for reading in &decision.signals {
-                let title = format!("{} {}", reading.subject, reading.metric);
-                let index = match series.iter().position(|s| s.title == title) {
-                    Some(i) => i,
-                    None => {
-                        series.push(Series {
-                            log: reading.metric.contains("p_value") || reading.metric == "score",
-                            title,
-                            values: Vec::new(),
-                            thresholds: Vec::new(),
-                            triggers: Vec::new(),
-                        });
-                        series.len() - 1
-                    }
-                };
-                let s = &mut series[index];
-                if let Some(value) = reading.value {
-                    if s.values.last().is_none_or(|(last, _)| *last != x) {
-                        s.values.push((x, value));
-                    }
-                    if decision.outcome == Outcome::Triggered {
-                        s.triggers.push((x, value));
-                    }
-                }
-                if let Some(threshold) = reading.threshold {
-                    if s.thresholds.last().is_none_or(|(last, _)| *last != x) {
-                        s.thresholds.push((x, threshold));
-                    }
-                }
-            }
-        }
-    }
-    if series.is_empty() {
-        return Err("no policy signal has a value to chart".to_string());
-    }
-    const PANEL: u32 = 220;
-    let root = SVGBackend::new(path, (900, PANEL * series.len() as u32)).into_drawing_area();
-    let draw = |e: DrawingAreaErrorKind<_>| e.to_string();
-    root.fill(&WHITE).map_err(draw)?;
-    let x_max = replay.windows.last().map_or(1.0, |w| w.index as f64 + 1.0);
-    for (s, area) in series.iter().zip(root.split_evenly((series.len(), 1))) {
-        let all = s.values.iter().chain(&s.thresholds).map(|(_, y)| *y);
-        let floor = 1e-300;
-        let (low, high) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
-            (lo.min(y), hi.max(y))
-        });
-        let mut builder = ChartBuilder::on(&area);
-        builder
-            .caption(&s.title, ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(70);
-        let line = |points: &[(f64, f64)]| points.to_vec();
-        if s.log {
-            let low = low.max(floor);
-            let mut chart = builder
-                .build_cartesian_2d(0f64..x_max, (low / 10.0..high.max(low) * 10.0).log_scale())
-                .map_err(draw)?;
-            chart
-                .configure_mesh()
-                .x_desc("window")
-                .y_label_formatter(&|y| format!("{y:.0e}"))
-                .draw()
-                .map_err(draw)?;
-            let clamp = |p: &Vec<(f64, f64)>| {
-                p.iter()
-                    .map(|(x, y)| (*x, y.max(floor)))
-                    .collect::<Vec<_>>()
-            };
-            chart
-                .draw_series(LineSeries::new(clamp(&line(&s.values)), &BLUE))
-                .map_err(draw)?;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    clamp(&line(&s.thresholds)),
-                    6,
-                    4,
-                    BLACK.into(),
-                ))
-                .map_err(draw)?;
-            chart
-                .draw_series(
-                    clamp(&s.triggers)
-                        .into_iter()
-                        .map(|p| Circle::new(p, 5, RED.filled())),
-                )
-                .map_err(draw)?;
-        } else {
-            let pad = ((high - low).abs() * 0.1).max(1e-9);
-            let mut chart = builder
-                .build_cartesian_2d(0f64..x_max, (low - pad)..(high + pad))
-                .map_err(draw)?;
-            chart
-                .configure_mesh()
-                .x_desc("window")
-                .draw()
-                .map_err(draw)?;
-            chart
-                .draw_series(LineSeries::new(line(&s.values), &BLUE))
-                .map_err(draw)?;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    line(&s.thresholds),
-                    6,
-                    4,
-                    BLACK.into(),
-                ))
-                .map_err(draw)?;
-            chart
-                .draw_series(s.triggers.iter().map(|p| Circle::new(*p, 5, RED.filled())))
-                .map_err(draw)?;
-        }
-    }
-    root.present().map_err(|e| e.to_string())
 }
