@@ -111,6 +111,12 @@ fn every_yaml_and_json_file_parses_and_names_the_real_port_and_probes() {
     let service = kind(&documents, "Service")[0];
     assert_eq!(service["spec"]["ports"][0]["port"], API_PORT);
     assert_eq!(&service["spec"]["ports"][0]["targetPort"], port_name);
+    // `kubectl apply -f deploy/k8s/` (not recursive) must not need the Prometheus Operator.
+    for (path, document) in &documents {
+        if document["kind"] == "ServiceMonitor" {
+            assert!(path.starts_with("deploy/k8s/prometheus-operator"), "{path:?}");
+        }
+    }
     let monitor = kind(&documents, "ServiceMonitor")[0];
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
     assert_eq!(&monitor["spec"]["endpoints"][0]["port"], port_name);
