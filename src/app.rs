@@ -20,6 +20,8 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::source::readiness::Readiness;
+
 pub mod reload;
 
 use crate::api::{ApiState, Metrics, StreamInfo};
@@ -459,15 +461,29 @@ impl Engine {
     }
 }
 
-/// The consumer's context: checkpoints before partitions are revoked.
+/// The consumer's context: checkpoints before partitions are revoked, and tells readiness.
 struct Context {
     engine: Arc<Mutex<Engine>>,
-    ready: Arc<AtomicBool>,
+    readiness: Arc<Readiness>,
 }
 
 impl ClientContext for Context {
     fn stats(&self, statistics: rdkafka::statistics::Statistics) {
         lock(&self.engine).update_lag(&statistics);
+    }
+
+    /// Connection failures are summarised by `error` (one line per interval); librdkafka's own
+    /// lines about them, several per second, stay at `debug`.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        if matches!(fac, "FAIL" | "BROKERFAIL" | "ERROR" | "CONNECT" | "RESOLVE") {
+            tracing::debug!(target: "librdkafka", fac, "{message}");
+        } else {
+            rdkafka::client::DefaultClientContext.log(level, fac, message);
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.readiness.on_error(&error, reason, Instant::now());
     }
 }
 
@@ -495,7 +511,7 @@ impl ConsumerContext for Context {
                 // Baselines were loaded before the consumer started; an assignment (even an
                 // empty one, when there are more instances than partitions) means the group
                 // has taken this instance in.
-                self.ready.store(true, Ordering::SeqCst);
+                self.readiness.assigned();
             }
             Rebalance::Error(err) => tracing::warn!(error = %err, "rebalance error"),
         }
@@ -676,13 +692,13 @@ pub fn run(
     for model in &config.models {
         metrics.register_model(&model.name);
     }
-    let ready = Arc::new(AtomicBool::new(false));
+    let readiness = Arc::new(Readiness::new(&servers));
     let (reloads, reload_sender) =
         Reloads::start(path, &config.includes).map_err(AppError::Reload)?;
     let models = Arc::new(std::sync::RwLock::new(config.models.clone()));
     let api = ApiState {
         metrics: Arc::clone(&metrics),
-        ready: Arc::clone(&ready),
+        readiness: Arc::clone(&readiness),
         store_path: config.store_path.clone(),
         streams: Arc::new(config.streams.iter().map(stream_info).collect()),
         models: Arc::clone(&models),
@@ -724,7 +740,7 @@ pub fn run(
         kafka::consumer_config(&servers, &config.group_id, &config.kafka_properties)
             .create_with_context(Context {
                 engine: Arc::clone(&engine),
-                ready,
+                readiness,
             })?;
     let topics: Vec<&str> = config.streams.iter().map(|s| s.topic.as_str()).collect();
     consumer.subscribe(&topics)?;
@@ -745,7 +761,7 @@ pub fn run(
                     };
                     commit_now |= lock(&engine).handle(view)?;
                 }
-                Err(err) => tracing::warn!(error = %err, "consumer error"),
+                Err(err) => consumer.context().readiness.on_poll_error(&err),
             }
         }
         commit_now |= lock(&engine).tick(crate::store::now_ms())?;

@@ -114,7 +114,10 @@ fn every_yaml_and_json_file_parses_and_names_the_real_port_and_probes() {
     // `kubectl apply -f deploy/k8s/` (not recursive) must not need the Prometheus Operator.
     for (path, document) in &documents {
         if document["kind"] == "ServiceMonitor" {
-            assert!(path.starts_with("deploy/k8s/prometheus-operator"), "{path:?}");
+            assert!(
+                path.starts_with("deploy/k8s/prometheus-operator"),
+                "{path:?}"
+            );
         }
     }
     let monitor = kind(&documents, "ServiceMonitor")[0];

@@ -44,8 +44,9 @@ pub struct StreamInfo {
 pub struct ApiState {
     /// Service metrics.
     pub metrics: Arc<Metrics>,
-    /// Set once partitions are assigned (baselines are loaded before the service starts).
-    pub ready: Arc<AtomicBool>,
+    /// Ready once partitions are assigned (baselines are loaded before the service starts);
+    /// until then, why not.
+    pub readiness: Arc<crate::source::readiness::Readiness>,
     /// The store file, opened read-only per request.
     pub store_path: PathBuf,
     /// The configured streams.
@@ -80,16 +81,15 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// `200 {"ready": true}`, or `503 {"ready": false, "reason": "…"}` saying why not.
 async fn readyz(State(state): State<ApiState>) -> Response {
-    if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n").into_response()
+    let status = state.readiness.status();
+    let code = if status.ready {
+        StatusCode::OK
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: waiting for a partition assignment\n",
-        )
-            .into_response()
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(status)).into_response()
 }
 
 async fn metrics_text(State(state): State<ApiState>) -> Response {

@@ -3,5 +3,6 @@
 
 mod file;
 pub mod kafka;
+pub mod readiness;
 
 pub use file::{read_dataset, DataFormat, ReadOptions};
