@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::baseline::{file_sha256, Baseline, BaselineError, BaselineSource, BuildSettings};
 use crate::decode::{DecodeError, Schema};
 use crate::drift::{self, Correction, DataInfo, DriftSettings, Method};
+use crate::source::progress::FileProgress;
 use crate::source::{read_dataset, ReadOptions};
 
 /// driftgate: drift detection on ML feature data, and retraining triggers.
@@ -358,6 +359,7 @@ fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
     let schema = load_schema(args.schema.as_deref())?;
 
     let started = std::time::Instant::now();
+    let progress = FileProgress::on_stderr();
     let (reference, mut reference_info) = if Baseline::sniff(&args.reference) {
         let baseline = Baseline::load(&args.reference)?;
         let info = DataInfo {
@@ -371,6 +373,7 @@ fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
         let options = ReadOptions {
             schema: schema.clone(),
             skip_invalid: args.skip_invalid,
+            progress: Some(progress.clone()),
         };
         let dataset = read_dataset(&args.reference, &options)?;
         require_records(&args.reference, dataset.records, 1, "")?;
@@ -404,8 +407,10 @@ fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
         &ReadOptions {
             schema: Some(current_schema),
             skip_invalid: args.skip_invalid,
+            progress: Some(progress.clone()),
         },
     )?;
+    progress.finish();
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "current data read"
@@ -479,16 +484,20 @@ pub fn build_baseline(
 }
 
 fn run_build(args: &BuildArgs) -> Result<Outcome, CliError> {
+    let progress = FileProgress::on_stderr();
     let options = ReadOptions {
         schema: load_schema(args.schema.as_deref())?,
         skip_invalid: args.skip_invalid,
+        progress: Some(progress.clone()),
     };
     let settings = BuildSettings {
         bins: args.bins,
         sample_cap: args.sample_cap,
         seed: args.seed,
     };
-    let baseline = build_baseline(&args.input, &options, settings, &args.output)?;
+    let built = build_baseline(&args.input, &options, settings, &args.output);
+    progress.finish();
+    let baseline = built?;
     let dataset = &baseline.source;
     let sampled = baseline
         .features

@@ -740,6 +740,7 @@ fn issue_14_replay_chart_with_a_feature_missing_from_the_data_stays_small() {
         ],
     );
     assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "no progress bar on a pipe: {stderr}");
     // Ten windows of 200 records without `ghost`; `amount` jumps far away from window 5 on, so
     // its p-value underflows to 0.
     let mut recorded = String::new();

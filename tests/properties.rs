@@ -96,7 +96,7 @@ proptest! {
         for name in ["f.jsonl", "f.csv"] {
             let path = dir.path().join(name);
             std::fs::write(&path, lines.join("\n")).unwrap();
-            let options = ReadOptions { schema: None, skip_invalid: true };
+            let options = ReadOptions { schema: None, skip_invalid: true, ..Default::default() };
             // Errors are fine (e.g. no features); panics are not.
             let _ = read_dataset(&path, &options);
         }

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde_json::{Map, Value};
@@ -56,6 +56,8 @@ pub struct ReadOptions {
     pub schema: Option<Schema>,
     /// Count malformed lines and go on, instead of failing on the first one.
     pub skip_invalid: bool,
+    /// A progress bar for people at a terminal (it shows only for slow reads).
+    pub progress: Option<super::progress::FileProgress>,
 }
 
 /// Reads a whole data file into typed columns.
@@ -65,7 +67,7 @@ pub fn read_dataset(path: &Path, options: &ReadOptions) -> Result<Dataset, Decod
     })?;
     let schema = match &options.schema {
         Some(schema) => schema.clone(),
-        None => infer_schema(path, format, options.skip_invalid)?,
+        None => infer_schema(path, format, options)?,
     };
     let mut dataset = Dataset::new(schema);
     // CSV headers are fixed per file: resolve each column to its feature once.
@@ -81,8 +83,8 @@ pub fn read_dataset(path: &Path, options: &ReadOptions) -> Result<Dataset, Decod
         Flow::Continue
     };
     let skipped = match format {
-        DataFormat::JsonLines => scan_jsonl(path, options.skip_invalid, &mut sink)?,
-        DataFormat::Csv => scan_csv(path, options.skip_invalid, &mut sink)?,
+        DataFormat::JsonLines => scan_jsonl(path, options, "reading", &mut sink)?,
+        DataFormat::Csv => scan_csv(path, options, "reading", &mut sink)?,
     };
     dataset.invalid_lines = skipped.count;
     dataset.invalid_examples = skipped.examples;
@@ -93,8 +95,9 @@ pub fn read_dataset(path: &Path, options: &ReadOptions) -> Result<Dataset, Decod
 fn infer_schema(
     path: &Path,
     format: DataFormat,
-    skip_invalid: bool,
+    options: &ReadOptions,
 ) -> Result<Schema, DecodeError> {
+    const WHAT: &str = "inferring the schema of";
     let mut order: Vec<String> = Vec::new();
     let mut tallies: BTreeMap<String, KindTally> = BTreeMap::new();
     let mut records = 0u64;
@@ -113,8 +116,8 @@ fn infer_schema(
         Flow::Continue
     };
     match format {
-        DataFormat::JsonLines => scan_jsonl(path, skip_invalid, &mut sink)?,
-        DataFormat::Csv => scan_csv(path, skip_invalid, &mut sink)?,
+        DataFormat::JsonLines => scan_jsonl(path, options, WHAT, &mut sink)?,
+        DataFormat::Csv => scan_csv(path, options, WHAT, &mut sink)?,
     };
     if order.is_empty() {
         return Err(DecodeError::NoFeatures {
@@ -241,19 +244,26 @@ impl Skipped {
     }
 }
 
-fn open(path: &Path) -> Result<File, DecodeError> {
-    File::open(path).map_err(|source| DecodeError::Io {
+/// Opens `path` for one pass (`what` it is for), moving the progress bar when there is one.
+fn open(path: &Path, options: &ReadOptions, what: &str) -> Result<Box<dyn Read>, DecodeError> {
+    let file = File::open(path).map_err(|source| DecodeError::Io {
         path: path.to_path_buf(),
         source,
+    })?;
+    Ok(match &options.progress {
+        Some(progress) => Box::new(progress.wrap(what, path, file)),
+        None => Box::new(file),
     })
 }
 
 fn scan_jsonl(
     path: &Path,
-    skip_invalid: bool,
+    options: &ReadOptions,
+    what: &str,
     sink: &mut dyn FnMut(Record<'_>) -> Flow,
 ) -> Result<Skipped, DecodeError> {
-    let mut reader = BufReader::with_capacity(1 << 16, open(path)?);
+    let skip_invalid = options.skip_invalid;
+    let mut reader = BufReader::with_capacity(1 << 16, open(path, options, what)?);
     let mut skipped = Skipped::default();
     let mut buffer = Vec::new();
     let mut line_number = 0u64;
@@ -298,13 +308,18 @@ fn scan_jsonl(
 
 fn scan_csv(
     path: &Path,
-    skip_invalid: bool,
+    options: &ReadOptions,
+    what: &str,
     sink: &mut dyn FnMut(Record<'_>) -> Flow,
 ) -> Result<Skipped, DecodeError> {
+    let skip_invalid = options.skip_invalid;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
-        .from_reader(BufReader::with_capacity(1 << 16, open(path)?));
+        .from_reader(BufReader::with_capacity(
+            1 << 16,
+            open(path, options, what)?,
+        ));
     let headers = reader
         .headers()
         .map_err(|err| DecodeError::Malformed {

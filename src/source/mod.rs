@@ -3,6 +3,7 @@
 
 mod file;
 pub mod kafka;
+pub mod progress;
 pub mod readiness;
 
 pub use file::{read_dataset, DataFormat, ReadOptions};
