@@ -741,6 +741,17 @@ baseline_output = "baseline.json"
     assert_eq!(versions["configured"]["active"], false, "{body}");
     assert_eq!(versions["versions"][0]["version"], next_id.as_str());
     assert_eq!(versions["versions"][0]["run_id"], id.as_str());
+    // Issue 14: the streams list shows the baseline in use, not the configured one.
+    let (_, body) = http_get(&setup.api, "/api/v1/streams");
+    let streams: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let payments = &streams["streams"][0];
+    assert_eq!(payments["baseline_id"], next_id.as_str(), "{body}");
+    assert_eq!(payments["baseline_run_id"], id.as_str(), "{body}");
+    assert_ne!(
+        payments["configured_baseline_id"],
+        next_id.as_str(),
+        "{body}"
+    );
     produce(&setup, 24, 4, 12, None);
     wait_for(
         &setup.store,
@@ -1302,7 +1313,11 @@ fn a_broken_policy_file_is_refused_and_a_fixed_one_applies_without_a_restart() {
         policy("quiet", r#"{ dataset = "share", above = 2.0 }"#),
     )
     .unwrap();
-    let include = format!("include = [\"{}/*.toml\"]", policies.display());
+    // Reloading through the API takes the runs' bearer token.
+    let include = format!(
+        "include = [\"{}/*.toml\"]\n[runs]\ntoken_env = \"DRIFTGATE_TEST_TOKEN\"",
+        policies.display()
+    );
     let mut embedded = start_embedded(dir.path(), &include, "");
     let api = embedded.api.clone();
     embedded.produce(2);
@@ -1315,6 +1330,10 @@ fn a_broken_policy_file_is_refused_and_a_fixed_one_applies_without_a_restart() {
     )
     .unwrap();
     let (status, body) = http(&api, "POST", "/api/v1/reload");
+    assert_eq!(status, 401, "issue 14: reload needs the token: {body}");
+    let auth = format!("Authorization: Bearer {RUN_TOKEN}");
+    let reload = || http_with(&api, "POST", "/api/v1/reload", &[&auth], "");
+    let (status, body) = reload();
     assert_eq!(status, 422, "{body}");
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["status"], "refused");
@@ -1578,6 +1597,39 @@ features = [{{ name = "amount", kind = "numeric" }}]
         s.latest_windows("orders", 10).is_ok_and(|w| w.len() == 3)
             && s.latest_windows("clicks", 10).is_ok_and(|w| w.len() == 3)
     });
+    // Issue 14: every error is JSON; bad and unknown parameters are 400s that name them.
+    for (path, status, expected) in [
+        (
+            "/api/v1/decisions?modle=fraud",
+            400,
+            "unknown query parameter `modle`; accepted: `model`",
+        ),
+        (
+            "/api/v1/streams/orders/windows?limit=x",
+            400,
+            "query parameter `limit`",
+        ),
+        (
+            "/api/v1/streams/orders/windows?limit=5000",
+            400,
+            "5000 is out of range",
+        ),
+        ("/api/v1/runs?limit=0", 400, "0 is out of range"),
+        ("/api/v1/nothing", 404, "no such endpoint"),
+        (
+            "/api/v1/streams/nope/windows",
+            404,
+            "no stream named `nope`",
+        ),
+    ] {
+        let (code, body) = http_get(&api, path);
+        assert_eq!(code, status, "{path}: {body}");
+        let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            error["error"].as_str().unwrap().contains(expected),
+            "{path}: {body}"
+        );
+    }
     let (_, body) = http_get(&api, "/api/v1/streams");
     let streams: serde_json::Value = serde_json::from_str(&body).unwrap();
     let names: Vec<&str> = streams["streams"]

@@ -5,8 +5,10 @@
 //! store's WAL journal lets readers and the writer work at once).
 
 mod metrics;
+mod params;
 
 pub use metrics::Metrics;
+use params::{json_error, Params};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use crate::app::reload::ReloadRequest;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -78,6 +80,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/runs/{id}", get(run))
         .route("/api/v1/runs/{id}/cancel", post(cancel_run))
         .route("/api/v1/reload", post(reload))
+        .fallback(params::not_found)
+        .method_not_allowed_fallback(params::method_not_allowed)
         .with_state(state)
 }
 
@@ -105,26 +109,59 @@ async fn metrics_text(State(state): State<ApiState>) -> Response {
 
 #[derive(Serialize)]
 struct StreamView<'a> {
-    #[serde(flatten)]
-    info: &'a StreamInfo,
+    name: &'a str,
+    topic: &'a str,
+    window: &'a str,
+    /// The baseline the detectors use now: the configured one, or the version a run rotated in.
+    baseline_id: String,
+    /// The baseline named in the configuration.
+    configured_baseline_id: &'a str,
+    /// The run whose output is the baseline in use, when a run rotated it in.
+    baseline_run_id: Option<String>,
+    features: &'a [String],
     records: u64,
     windows: u64,
 }
 
-async fn streams(State(state): State<ApiState>) -> Json<serde_json::Value> {
+/// The streams, with the baseline in use (after a rotation) and what they have seen.
+async fn streams(State(state): State<ApiState>) -> Response {
+    let path = state.store_path.clone();
+    let names: Vec<String> = state.streams.iter().map(|s| s.name.clone()).collect();
+    let active = blocking(move || {
+        let store = crate::store::Store::open_read_only(&path)?;
+        names
+            .iter()
+            .map(|name| store.active_baseline(name))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await;
+    let active = match active {
+        Ok(active) => active,
+        Err(response) => return response,
+    };
     let views: Vec<StreamView<'_>> = state
         .streams
         .iter()
-        .map(|info| StreamView {
-            info,
+        .zip(active)
+        .map(|(info, active)| StreamView {
+            name: &info.name,
+            topic: &info.topic,
+            window: &info.window,
+            baseline_id: active
+                .as_ref()
+                .map_or_else(|| info.baseline_id.clone(), |a| a.version.clone()),
+            configured_baseline_id: &info.baseline_id,
+            baseline_run_id: active.and_then(|a| a.run_id),
+            features: &info.features,
             records: state.metrics.records_of(&info.name),
             windows: state.metrics.windows_of(&info.name),
         })
         .collect();
-    Json(serde_json::json!({ "streams": views }))
+    Json(serde_json::json!({ "streams": views })).into_response()
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct WindowsQuery {
     limit: Option<u64>,
 }
@@ -137,15 +174,15 @@ const MAX_WINDOW_LIMIT: u64 = 1000;
 async fn windows(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-    Query(query): Query<WindowsQuery>,
+    Params(query): Params<WindowsQuery>,
 ) -> Response {
     if !state.streams.iter().any(|s| s.name == name) {
         return json_error(StatusCode::NOT_FOUND, format!("no stream named `{name}`"));
     }
-    let limit = query
-        .limit
-        .unwrap_or(DEFAULT_WINDOW_LIMIT)
-        .clamp(1, MAX_WINDOW_LIMIT);
+    let limit = match params::limit(query.limit, DEFAULT_WINDOW_LIMIT, MAX_WINDOW_LIMIT) {
+        Ok(limit) => limit,
+        Err(response) => return response,
+    };
     let path = state.store_path.clone();
     match blocking(move || crate::store::Store::open_read_only(&path)?.latest_windows(&name, limit))
         .await
@@ -159,6 +196,7 @@ async fn windows(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DecisionsQuery {
     model: Option<String>,
     limit: Option<u64>,
@@ -168,7 +206,10 @@ struct DecisionsQuery {
 const DEFAULT_DECISION_LIMIT: u64 = 100;
 
 /// The latest policy decisions, newest first, of one model (`?model=`) or all.
-async fn decisions(State(state): State<ApiState>, Query(query): Query<DecisionsQuery>) -> Response {
+async fn decisions(
+    State(state): State<ApiState>,
+    Params(query): Params<DecisionsQuery>,
+) -> Response {
     if let Some(model) = &query.model {
         let known = state
             .models
@@ -180,10 +221,10 @@ async fn decisions(State(state): State<ApiState>, Query(query): Query<DecisionsQ
             return json_error(StatusCode::NOT_FOUND, format!("no model named `{model}`"));
         }
     }
-    let limit = query
-        .limit
-        .unwrap_or(DEFAULT_DECISION_LIMIT)
-        .clamp(1, MAX_WINDOW_LIMIT);
+    let limit = match params::limit(query.limit, DEFAULT_DECISION_LIMIT, MAX_WINDOW_LIMIT) {
+        Ok(limit) => limit,
+        Err(response) => return response,
+    };
     let path = state.store_path.clone();
     match blocking(move || {
         crate::store::Store::open_read_only(&path)?.latest_decisions(query.model.as_deref(), limit)
@@ -196,6 +237,7 @@ async fn decisions(State(state): State<ApiState>, Query(query): Query<DecisionsQ
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AlertsQuery {
     status: Option<String>,
     sink: Option<String>,
@@ -204,19 +246,18 @@ struct AlertsQuery {
 
 /// Alerts and their deliveries, newest first: `?status=pending|delivered|dead|unrouted`,
 /// `?sink=NAME`, `?limit=N` (default 100). Also counts per status.
-async fn alerts(State(state): State<ApiState>, Query(query): Query<AlertsQuery>) -> Response {
+async fn alerts(State(state): State<ApiState>, Params(query): Params<AlertsQuery>) -> Response {
     if let Some(status) = &query.status {
         if !["pending", "delivered", "dead", "unrouted"].contains(&status.as_str()) {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                format!("no status `{status}`: use pending, delivered, dead or unrouted"),
-            );
+            return params::bad_request(format!(
+                "query parameter `status`: no status `{status}`: use pending, delivered, dead or unrouted"
+            ));
         }
     }
-    let limit = query
-        .limit
-        .unwrap_or(DEFAULT_DECISION_LIMIT)
-        .clamp(1, MAX_WINDOW_LIMIT) as usize;
+    let limit = match params::limit(query.limit, DEFAULT_DECISION_LIMIT, MAX_WINDOW_LIMIT) {
+        Ok(limit) => limit as usize,
+        Err(response) => return response,
+    };
     let path = state.store_path.clone();
     let listed = blocking(move || {
         let store = crate::store::Store::open_read_only(&path)?;
@@ -260,13 +301,10 @@ async fn baselines(State(state): State<ApiState>, Path(name): Path<String>) -> R
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RunsQuery {
     model: Option<String>,
     limit: Option<u64>,
-}
-
-fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
 async fn blocking<T: Send + 'static>(
@@ -283,11 +321,11 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The latest runs, newest first, of one model or all.
-async fn runs(State(state): State<ApiState>, Query(query): Query<RunsQuery>) -> Response {
-    let limit = query
-        .limit
-        .unwrap_or(DEFAULT_DECISION_LIMIT)
-        .clamp(1, MAX_WINDOW_LIMIT) as usize;
+async fn runs(State(state): State<ApiState>, Params(query): Params<RunsQuery>) -> Response {
+    let limit = match params::limit(query.limit, DEFAULT_DECISION_LIMIT, MAX_WINDOW_LIMIT) {
+        Ok(limit) => limit as usize,
+        Err(response) => return response,
+    };
     let path = state.store_path.clone();
     match blocking(move || {
         crate::store::Store::open_read_only(&path)?.runs(query.model.as_deref(), limit)
@@ -338,7 +376,7 @@ fn authorized(state: &ApiState, headers: &axum::http::HeaderMap) -> Result<(), R
     let Some(token) = &state.run_token else {
         return Err(json_error(
             StatusCode::FORBIDDEN,
-            "changing runs by hand is off: set runs.token_env",
+            "changing runs or reloading through the API is off: set runs.token_env",
         ));
     };
     let offered = headers
@@ -499,12 +537,15 @@ async fn create_run(
 /// How long a reload request waits for the consumer loop.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Reloads models and policies: 200 with what is now in force, or 422 with every problem (the
-/// old set stays in force).
-async fn reload(State(state): State<ApiState>) -> Response {
+/// Reloads models and policies (bearer token, as for runs): 200 with what is now in force, or
+/// 422 with every problem (the old set stays in force).
+async fn reload(State(state): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(response) = authorized(&state, &headers) {
+        return response;
+    }
     let (answer, reply) = std::sync::mpsc::sync_channel(1);
     if state.reload.send(answer).is_err() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "the service is stopping\n").into_response();
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "the service is stopping");
     }
     let result = tokio::task::spawn_blocking(move || reply.recv_timeout(RELOAD_TIMEOUT)).await;
     match result {
@@ -516,11 +557,10 @@ async fn reload(State(state): State<ApiState>) -> Response {
             let body = serde_json::json!({ "status": "refused", "error": error });
             (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
         }
-        _ => (
+        _ => json_error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "the service did not answer the reload in time\n",
-        )
-            .into_response(),
+            "the service did not answer the reload in time",
+        ),
     }
 }
 
