@@ -700,6 +700,7 @@ pub fn run(
         metrics: Arc::clone(&metrics),
         readiness: Arc::clone(&readiness),
         store_path: config.store_path.clone(),
+        runs_dir: config.runs.dir.clone(),
         streams: Arc::new(config.streams.iter().map(stream_info).collect()),
         models: Arc::clone(&models),
         reload: reload_sender,

@@ -726,6 +726,19 @@ baseline_output = "baseline.json"
         "{body}"
     );
     assert_eq!(detail["tasks"][2]["attempts"][0]["exit_code"], 0);
+    // Issue 14: an attempt's log is served by the API, and only through the store's record.
+    let task = detail["tasks"][2]["task"].as_str().unwrap();
+    let log = format!("/api/v1/runs/{id}/tasks/{task}/attempts/1/log");
+    let (status, body) = http_get(&setup.api, &log);
+    assert_eq!(status, 200, "{log}: {body}");
+    for bad in [
+        format!("/api/v1/runs/{id}/tasks/..%2F..%2F..%2Fetc%2Fpasswd/attempts/1/log"),
+        format!("/api/v1/runs/..%2F{id}/tasks/{task}/attempts/1/log"),
+        format!("/api/v1/runs/{id}/tasks/{task}/attempts/9/log"),
+    ] {
+        let (status, body) = http_get(&setup.api, &bad);
+        assert_eq!(status, 404, "{bad}: {body}");
+    }
     let lineage = &detail["lineage"];
     assert_eq!(lineage["decision"], "fraud-amount/fraud/payments/4");
     assert_eq!(lineage["window"]["index"], 4);

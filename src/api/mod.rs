@@ -4,6 +4,7 @@
 //! loop. Window reports are read from the store through a read-only SQLite connection (the
 //! store's WAL journal lets readers and the writer work at once).
 
+mod logs;
 mod metrics;
 mod params;
 
@@ -51,6 +52,8 @@ pub struct ApiState {
     pub readiness: Arc<crate::source::readiness::Readiness>,
     /// The store file, opened read-only per request.
     pub store_path: PathBuf,
+    /// Where runs keep their task directories (task logs are served only from inside it).
+    pub runs_dir: PathBuf,
     /// The configured streams.
     pub streams: Arc<Vec<StreamInfo>>,
     /// The models, replaced on reload.
@@ -79,6 +82,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/runs", get(runs).post(create_run))
         .route("/api/v1/runs/{id}", get(run))
         .route("/api/v1/runs/{id}/cancel", post(cancel_run))
+        .route(
+            "/api/v1/runs/{id}/tasks/{task}/attempts/{attempt}/log",
+            get(attempt_log),
+        )
         .route("/api/v1/reload", post(reload))
         .fallback(params::not_found)
         .method_not_allowed_fallback(params::method_not_allowed)
@@ -367,6 +374,35 @@ async fn run(State(state): State<ApiState>, Path(id): Path<String>) -> Response 
         }
         Ok(None) => json_error(StatusCode::NOT_FOUND, "no such run"),
         Err(response) => response,
+    }
+}
+
+/// A task attempt's log as text: the last 200 lines, `?lines=N`, or `?full=true`.
+async fn attempt_log(
+    State(state): State<ApiState>,
+    Path((id, task, attempt)): Path<(String, String, String)>,
+    Params(query): Params<logs::LogQuery>,
+) -> Response {
+    let Ok(attempt) = attempt.parse::<u32>() else {
+        return params::bad_request(format!("attempt `{attempt}` is not a number"));
+    };
+    let (store_path, runs_dir) = (state.store_path.clone(), state.runs_dir.clone());
+    let read = tokio::task::spawn_blocking(move || {
+        let store = crate::store::Store::open_read_only(&store_path)
+            .map_err(|e| logs::LogError::Failed(e.to_string()))?;
+        logs::attempt_log(&store, &runs_dir, &id, &task, attempt, &query)
+    })
+    .await;
+    match read {
+        Ok(Ok(text)) => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+        }
+        Ok(Err(logs::LogError::NotFound(message))) => json_error(StatusCode::NOT_FOUND, message),
+        Ok(Err(logs::LogError::Outside(message))) => json_error(StatusCode::FORBIDDEN, message),
+        Ok(Err(logs::LogError::Failed(message))) => {
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, message)
+        }
+        Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "the log reader failed"),
     }
 }
 
