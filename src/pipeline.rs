@@ -566,7 +566,8 @@ impl ReportMaker {
     }
 }
 
-fn rfc3339(ms: i64) -> String {
+/// Epoch milliseconds as RFC 3339 (UTC, milliseconds).
+pub(crate) fn rfc3339(ms: i64) -> String {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(time).to_string()
 }

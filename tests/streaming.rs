@@ -1628,6 +1628,17 @@ features = [{{ name = "amount", kind = "numeric" }}]
             "5000 is out of range",
         ),
         ("/api/v1/runs?limit=0", 400, "0 is out of range"),
+        (
+            "/api/v1/decisions?outcome=fired",
+            400,
+            "`fired` is not an outcome; use triggered",
+        ),
+        ("/api/v1/decisions?from=noon", 400, "query parameter `from`"),
+        (
+            "/api/v1/decisions?cursor=abc",
+            400,
+            "query parameter `cursor`",
+        ),
         ("/api/v1/nothing", 404, "no such endpoint"),
         (
             "/api/v1/streams/nope/windows",

@@ -206,41 +206,87 @@ async fn windows(
 #[serde(deny_unknown_fields)]
 struct DecisionsQuery {
     model: Option<String>,
+    policy: Option<String>,
+    outcome: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
     limit: Option<u64>,
 }
 
 /// Decisions returned when no `limit` is given.
 const DEFAULT_DECISION_LIMIT: u64 = 100;
 
-/// The latest policy decisions, newest first, of one model (`?model=`) or all.
+/// Policy decisions, newest first: `?model=`, `?policy=`, `?outcome=`, `?from=`/`?to=` (RFC 3339
+/// or epoch ms, on the decision time), a page of `?limit=` with `next_cursor` for the next.
 async fn decisions(
     State(state): State<ApiState>,
     Params(query): Params<DecisionsQuery>,
 ) -> Response {
-    if let Some(model) = &query.model {
-        let known = state
-            .models
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .any(|m| m.name == *model);
-        if !known {
-            return json_error(StatusCode::NOT_FOUND, format!("no model named `{model}`"));
-        }
-    }
-    let limit = match params::limit(query.limit, DEFAULT_DECISION_LIMIT, MAX_WINDOW_LIMIT) {
-        Ok(limit) => limit,
+    let filter = match decision_filter(&state, query) {
+        Ok(filter) => filter,
         Err(response) => return response,
     };
     let path = state.store_path.clone();
-    match blocking(move || {
-        crate::store::Store::open_read_only(&path)?.latest_decisions(query.model.as_deref(), limit)
-    })
-    .await
-    {
-        Ok(decisions) => Json(serde_json::json!({ "decisions": decisions })).into_response(),
+    match blocking(move || crate::store::Store::open_read_only(&path)?.decisions(&filter)).await {
+        Ok(page) => {
+            let decisions: Vec<serde_json::Value> = page
+                .decisions
+                .iter()
+                .map(|decision| {
+                    let mut value = serde_json::to_value(decision).expect("decisions serialise");
+                    value["at"] = crate::pipeline::rfc3339(decision.at_ms).into();
+                    value
+                })
+                .collect();
+            let next = page.next_cursor.map(|c| c.to_string());
+            Json(serde_json::json!({ "decisions": decisions, "next_cursor": next })).into_response()
+        }
         Err(response) => response,
     }
+}
+
+/// The store's filter for a decisions query, or the `400`/`404` that explains what is wrong.
+#[allow(clippy::result_large_err)] // the error is the response itself
+fn decision_filter(
+    state: &ApiState,
+    query: DecisionsQuery,
+) -> Result<crate::store::DecisionFilter, Response> {
+    if let Some(model) = &query.model {
+        let models = state.models.read().unwrap_or_else(|p| p.into_inner());
+        if !models.iter().any(|m| m.name == *model) {
+            return Err(json_error(
+                StatusCode::NOT_FOUND,
+                format!("no model named `{model}`"),
+            ));
+        }
+    }
+    if let Some(outcome) = &query.outcome {
+        let known = crate::policy::Outcome::ALL.map(|o| o.as_str());
+        if !known.contains(&outcome.as_str()) {
+            return Err(params::bad_request(format!(
+                "query parameter `outcome`: `{outcome}` is not an outcome; use {}",
+                known.join(", ")
+            )));
+        }
+    }
+    let cursor = match &query.cursor {
+        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+            params::bad_request(format!(
+                "query parameter `cursor`: `{text}` is not a cursor from `next_cursor`"
+            ))
+        })?),
+        None => None,
+    };
+    Ok(crate::store::DecisionFilter {
+        from_ms: params::time("from", query.from.as_deref())?,
+        to_ms: params::time("to", query.to.as_deref())?,
+        limit: params::limit(query.limit, DEFAULT_DECISION_LIMIT, MAX_WINDOW_LIMIT)?,
+        model: query.model,
+        policy: query.policy,
+        outcome: query.outcome,
+        cursor,
+    })
 }
 
 #[derive(Deserialize)]

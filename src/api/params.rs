@@ -63,6 +63,24 @@ pub fn limit(value: Option<u64>, default: u64, max: u64) -> Result<u64, Response
     }
 }
 
+/// A time parameter: RFC 3339 (`2026-11-30T10:00:00Z`) or epoch milliseconds; `400` naming it.
+#[allow(clippy::result_large_err)] // as for `parse`
+pub fn time(name: &str, value: Option<&str>) -> Result<Option<i64>, Response> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(Some(ms));
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| Some(t.timestamp_millis()))
+        .map_err(|err| {
+            bad_request(format!(
+                "query parameter `{name}`: `{text}` is not an RFC 3339 time (2026-11-30T10:00:00Z) or epoch milliseconds: {err}"
+            ))
+        })
+}
+
 /// The answer for a path no endpoint serves.
 pub async fn not_found() -> Response {
     json_error(StatusCode::NOT_FOUND, "no such endpoint")
@@ -120,5 +138,20 @@ mod tests {
             futures_executor::block_on(body(limit(Some(5000), 20, 1000).unwrap_err()));
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(text.contains("`limit`: 5000 is out of range"), "{text}");
+        assert_eq!(
+            time("from", Some("2026-11-30T10:00:00Z")).unwrap(),
+            Some(1_796_032_800_000)
+        );
+        assert_eq!(
+            time("from", Some("1700000000000")).unwrap(),
+            Some(1_700_000_000_000)
+        );
+        let (status, text) =
+            futures_executor::block_on(body(time("to", Some("noon")).unwrap_err()));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            text.contains("query parameter `to`: `noon` is not an RFC 3339 time"),
+            "{text}"
+        );
     }
 }

@@ -6,10 +6,12 @@
 //! one transaction, so after any crash the store holds either both or neither: a window is never
 //! lost and never reported twice. Offsets are committed to Kafka only after that transaction.
 
+mod decisions;
 mod outbox;
 mod runs;
 mod sqlite;
 
+pub use decisions::{DecisionFilter, DecisionPage};
 pub use outbox::{AlertStatus, Delivery};
 pub use runs::{Artifact, AttemptRecord, BaselineVersion, RunRecord, RunRequest, TaskRecord};
 pub use sqlite::{now_ms, Checkpoint, DeadLetter, Store, StoredWindow};

@@ -368,26 +368,6 @@ impl Store {
         .collect()
     }
 
-    /// The latest decisions, newest first, of one model or of all.
-    pub fn latest_decisions(
-        &self,
-        model: Option<&str>,
-        limit: u64,
-    ) -> Result<Vec<Decision>, StoreError> {
-        let mut statement = self.conn.prepare_cached(
-            "SELECT decision FROM decisions WHERE ?1 IS NULL OR model = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows =
-            statement.query_map(params![model, limit as i64], |row| row.get::<_, String>(0))?;
-        rows.map(|row| {
-            serde_json::from_str(&row?).map_err(|e| StoreError::Damaged {
-                what: "decision",
-                message: e.to_string(),
-            })
-        })
-        .collect()
-    }
-
     /// Keeps a dead letter.
     pub fn add_dead_letter(&self, stream: &str, letter: &DeadLetter) -> Result<(), StoreError> {
         self.conn.execute(
