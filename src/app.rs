@@ -121,7 +121,9 @@ impl Engine {
                 tracing::warn!(model = %model.name, stream = %model.stream,
                     "the model's stream is not running (new streams need a restart)");
             }
-            self.metrics.register_model(&model.name);
+        }
+        for policy in &config.policies {
+            self.metrics.register_policy(&policy.model, &policy.name);
         }
         for processor in &mut self.processors {
             processor.set_policies(&config.models, &config.policies);
@@ -270,7 +272,8 @@ impl Engine {
             drifted = %window.report["dataset"]["drifted"],
             detected = %window.report["dataset"]["detected"], "window closed");
         for decision in &window.decisions {
-            self.metrics.decision(&decision.model, decision.outcome);
+            self.metrics
+                .decision(&decision.model, &decision.policy, decision.outcome);
             if decision.outcome != Outcome::NotTriggered {
                 tracing::info!(policy = %decision.policy, model = %decision.model,
                     window = decision.window, outcome = decision.outcome.as_str(),
@@ -689,8 +692,8 @@ pub fn run(
                 })?,
         );
     }
-    for model in &config.models {
-        metrics.register_model(&model.name);
+    for policy in &config.policies {
+        metrics.register_policy(&policy.model, &policy.name);
     }
     let readiness = Arc::new(Readiness::new(&servers));
     let (reloads, reload_sender) =

@@ -1089,12 +1089,15 @@ fn check_api(setup: &Setup, child: &mut Service) {
     for line in [
         "driftgate_records_total{stream=\"payments\"} 2400",
         "driftgate_windows_total{stream=\"payments\"} 6",
-        "driftgate_feature_drift_score{stream=\"payments\",feature=\"amount\"}",
+        "driftgate_feature_drift_p_value{stream=\"payments\",feature=\"amount\",method=\"ks\"}",
+        "driftgate_feature_drift_detected{stream=\"payments\",feature=\"amount\"} ",
         "driftgate_dataset_drift{stream=\"payments\"} 1",
-        "driftgate_decisions_total{model=\"fraud\",outcome=\"triggered\"} 1",
-        "driftgate_decisions_total{model=\"fraud\",outcome=\"not_triggered\"} 5",
-        "driftgate_decisions_total{model=\"geo\",outcome=\"triggered\"} 0",
-        "driftgate_decisions_total{model=\"geo\",outcome=\"not_triggered\"} 6",
+        "driftgate_decisions_total{model=\"fraud\",policy=\"fraud-amount\",outcome=\"triggered\"} 1",
+        "driftgate_decisions_total{model=\"fraud\",policy=\"fraud-amount\",outcome=\"not_triggered\"} 5",
+        "driftgate_decisions_total{model=\"geo\",policy=\"geo-drift\",outcome=\"triggered\"} 0",
+        "driftgate_decisions_total{model=\"geo\",policy=\"geo-drift\",outcome=\"not_triggered\"} 6",
+        "driftgate_build_info{version=",
+        "process_resident_memory_bytes ",
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }

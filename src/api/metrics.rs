@@ -14,11 +14,18 @@ pub const WINDOWS_TOTAL: &str = "driftgate_windows_total";
 pub const DEAD_LETTERS_TOTAL: &str = "driftgate_dead_letters_total";
 /// Messages between the partition's high watermark and the next one to process.
 pub const CONSUMER_LAG: &str = "driftgate_consumer_lag";
-/// The latest window's drift score per feature (p-value for ks/chi2, distance otherwise).
-pub const FEATURE_DRIFT_SCORE: &str = "driftgate_feature_drift_score";
+/// The latest window's p-value per feature (tests: ks, chi2, and permutation tests), by method.
+pub const FEATURE_DRIFT_P_VALUE: &str = "driftgate_feature_drift_p_value";
+/// The latest window's distance per feature (wasserstein, psi, jensen_shannon, hellinger), by
+/// method.
+pub const FEATURE_DRIFT_DISTANCE: &str = "driftgate_feature_drift_distance";
+/// Whether the latest window's drift of a feature was detected (1) or not (0).
+pub const FEATURE_DRIFT_DETECTED: &str = "driftgate_feature_drift_detected";
+/// Always 1, labelled with the running version.
+pub const BUILD_INFO: &str = "driftgate_build_info";
 /// Whether the latest window of a stream showed dataset drift (1) or not (0).
 pub const DATASET_DRIFT: &str = "driftgate_dataset_drift";
-/// Policy decisions, by model and outcome.
+/// Policy decisions, by model, policy and outcome.
 pub const DECISIONS_TOTAL: &str = "driftgate_decisions_total";
 /// Reloads of models and policies, by outcome (`applied`, `refused`).
 pub const CONFIG_RELOADS_TOTAL: &str = "driftgate_config_reloads_total";
@@ -36,15 +43,45 @@ pub const RUN_SECONDS: &str = "driftgate_run_seconds";
 /// Upper bounds of the delivery-latency histogram's buckets, seconds.
 const DELIVERY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0];
 
+/// One feature's drift in the latest window.
+#[derive(Default)]
+struct FeatureDrift {
+    method: String,
+    p_value: Option<f64>,
+    distance: Option<f64>,
+    detected: bool,
+}
+
+/// Methods whose score is a distance rather than a p-value.
+const DISTANCE_METHODS: [&str; 4] = ["wasserstein", "psi", "jensen_shannon", "hellinger"];
+
+impl FeatureDrift {
+    /// From a report's `features[].drift` object.
+    fn of(drift: &serde_json::Value) -> FeatureDrift {
+        let method = drift["method"].as_str().unwrap_or_default().to_string();
+        let distance = DISTANCE_METHODS
+            .contains(&method.as_str())
+            .then(|| drift["score"].as_f64())
+            .flatten();
+        FeatureDrift {
+            p_value: drift["p_value"].as_f64(),
+            distance,
+            detected: drift["detected"].as_bool().unwrap_or(false),
+            method,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Values {
     records: BTreeMap<String, u64>,
     windows: BTreeMap<String, u64>,
     dead_letters: BTreeMap<(String, String), u64>,
     lag: BTreeMap<(String, i32), i64>,
-    drift_score: BTreeMap<(String, String), f64>,
+    /// Per (stream, feature): method, p-value, distance, detected.
+    feature_drift: BTreeMap<(String, String), FeatureDrift>,
     dataset_drift: BTreeMap<String, bool>,
-    decisions: BTreeMap<(String, &'static str), u64>,
+    decisions: BTreeMap<(String, String, &'static str), u64>,
     reloads: BTreeMap<&'static str, u64>,
     alerts: BTreeMap<(String, String, &'static str), u64>,
     /// Per sink: bucket counts, sum, count.
@@ -74,22 +111,22 @@ impl Metrics {
         });
     }
 
-    /// Makes a model's decision series exist from the start (at zero), one per outcome.
-    pub fn register_model(&self, model: &str) {
+    /// Makes a policy's decision series exist from the start (at zero), one per outcome.
+    pub fn register_policy(&self, model: &str, policy: &str) {
         self.with(|v| {
             for outcome in crate::policy::Outcome::ALL {
                 v.decisions
-                    .entry((model.to_string(), outcome.as_str()))
+                    .entry((model.to_string(), policy.to_string(), outcome.as_str()))
                     .or_insert(0);
             }
         });
     }
 
     /// Counts a policy decision.
-    pub fn decision(&self, model: &str, outcome: crate::policy::Outcome) {
+    pub fn decision(&self, model: &str, policy: &str, outcome: crate::policy::Outcome) {
         self.with(|v| {
             *v.decisions
-                .entry((model.to_string(), outcome.as_str()))
+                .entry((model.to_string(), policy.to_string(), outcome.as_str()))
                 .or_insert(0) += 1
         });
     }
@@ -192,11 +229,11 @@ impl Metrics {
                 report["dataset"]["detected"].as_bool().unwrap_or(false),
             );
             for feature in report["features"].as_array().into_iter().flatten() {
-                if let (Some(name), Some(score)) =
-                    (feature["name"].as_str(), feature["drift"]["score"].as_f64())
-                {
-                    v.drift_score
-                        .insert((stream.to_string(), name.to_string()), score);
+                if let Some(name) = feature["name"].as_str() {
+                    v.feature_drift.insert(
+                        (stream.to_string(), name.to_string()),
+                        FeatureDrift::of(&feature["drift"]),
+                    );
                 }
             }
         });
@@ -268,20 +305,7 @@ impl Metrics {
                     escape(stream)
                 );
             }
-            family(
-                &mut out,
-                FEATURE_DRIFT_SCORE,
-                "gauge",
-                "Latest window's drift score per feature.",
-            );
-            for ((stream, feature), score) in &v.drift_score {
-                let _ = writeln!(
-                    out,
-                    "{FEATURE_DRIFT_SCORE}{{stream=\"{}\",feature=\"{}\"}} {score}",
-                    escape(stream),
-                    escape(feature)
-                );
-            }
+            render_feature_drift(&mut out, &v.feature_drift);
             family(
                 &mut out,
                 DATASET_DRIFT,
@@ -302,11 +326,12 @@ impl Metrics {
                 "counter",
                 "Policy decisions by model and outcome.",
             );
-            for ((model, outcome), n) in &v.decisions {
+            for ((model, policy, outcome), n) in &v.decisions {
                 let _ = writeln!(
                     out,
-                    "{DECISIONS_TOTAL}{{model=\"{}\",outcome=\"{outcome}\"}} {n}",
-                    escape(model)
+                    "{DECISIONS_TOTAL}{{model=\"{}\",policy=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape(model),
+                    escape(policy)
                 );
             }
             family(
@@ -391,8 +416,66 @@ impl Metrics {
             for (sink, n) in &v.pending {
                 let _ = writeln!(out, "{ALERTS_PENDING}{{sink=\"{}\"}} {n}", escape(sink));
             }
+            super::process::render(&mut out);
             out
         })
+    }
+}
+
+/// The per-feature drift families: p-values, distances and detection, each unambiguous.
+fn render_feature_drift(out: &mut String, drift: &BTreeMap<(String, String), FeatureDrift>) {
+    let label = |stream: &str, feature: &str| {
+        format!(
+            "stream=\"{}\",feature=\"{}\"",
+            escape(stream),
+            escape(feature)
+        )
+    };
+    family(
+        out,
+        FEATURE_DRIFT_P_VALUE,
+        "gauge",
+        "Latest window's drift p-value per feature.",
+    );
+    for ((stream, feature), d) in drift {
+        if let Some(p) = d.p_value {
+            let labels = label(stream, feature);
+            let _ = writeln!(
+                out,
+                "{FEATURE_DRIFT_P_VALUE}{{{labels},method=\"{}\"}} {p}",
+                escape(&d.method)
+            );
+        }
+    }
+    family(
+        out,
+        FEATURE_DRIFT_DISTANCE,
+        "gauge",
+        "Latest window's drift distance per feature.",
+    );
+    for ((stream, feature), d) in drift {
+        if let Some(distance) = d.distance {
+            let labels = label(stream, feature);
+            let _ = writeln!(
+                out,
+                "{FEATURE_DRIFT_DISTANCE}{{{labels},method=\"{}\"}} {distance}",
+                escape(&d.method)
+            );
+        }
+    }
+    family(
+        out,
+        FEATURE_DRIFT_DETECTED,
+        "gauge",
+        "Latest window's drift of the feature was detected.",
+    );
+    for ((stream, feature), d) in drift {
+        let labels = label(stream, feature);
+        let _ = writeln!(
+            out,
+            "{FEATURE_DRIFT_DETECTED}{{{labels}}} {}",
+            u8::from(d.detected)
+        );
     }
 }
 
@@ -422,8 +505,13 @@ mod tests {
         metrics.lag("payments", 3, 7);
         let report = serde_json::json!({
             "dataset": {"detected": true},
-            "features": [{"name": "amount", "drift": {"score": 0.5}}]
+            "features": [
+                {"name": "amount", "drift": {"method": "psi", "score": 0.5, "detected": true}},
+                {"name": "country", "drift": {"method": "chi2", "score": 0.001, "p_value": 0.001}}
+            ]
         });
+        metrics.register_policy("m", "p");
+        metrics.decision("m", "p", crate::policy::Outcome::Triggered);
         metrics.window("payments", &report);
         let text = metrics.render();
         for line in [
@@ -431,7 +519,11 @@ mod tests {
             "driftgate_windows_total{stream=\"payments\"} 1",
             "driftgate_dead_letters_total{stream=\"payments\",reason=\"invalid_json\"} 1",
             "driftgate_consumer_lag{stream=\"payments\",partition=\"3\"} 7",
-            "driftgate_feature_drift_score{stream=\"payments\",feature=\"amount\"} 0.5",
+            "driftgate_feature_drift_distance{stream=\"payments\",feature=\"amount\",method=\"psi\"} 0.5",
+            "driftgate_feature_drift_detected{stream=\"payments\",feature=\"amount\"} 1",
+            "driftgate_feature_drift_p_value{stream=\"payments\",feature=\"country\",method=\"chi2\"} 0.001",
+            "driftgate_decisions_total{model=\"m\",policy=\"p\",outcome=\"triggered\"} 1",
+            "driftgate_decisions_total{model=\"m\",policy=\"p\",outcome=\"not_triggered\"} 0",
             "driftgate_dataset_drift{stream=\"payments\"} 1",
             "# TYPE driftgate_records_total counter",
         ] {

@@ -7,6 +7,7 @@
 mod logs;
 mod metrics;
 mod params;
+mod process;
 
 pub use metrics::Metrics;
 use params::{json_error, Params};
