@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::http::{free_address, http_get};
+use common::http::{free_address, http_get, http_with};
 
 const API_PORT: u16 = 9464;
 
@@ -68,6 +68,7 @@ fn check(dir: &Path, file: &Path) {
         .arg(file)
         .env("DRIFTGATE_WEBHOOK_SECRET", "s")
         .env("DRIFTGATE_RUN_TOKEN", "t")
+        .env("KAFKA_SASL_PASSWORD", "p")
         .output()
         .unwrap();
     assert!(
@@ -197,6 +198,48 @@ fn the_shipped_configurations_pass_config_check() {
     assert_eq!(args[0], "run");
     assert_eq!(args[1], "--config");
     check(image.path(), Path::new(args[2].as_str().unwrap()));
+    // With SASL turned on as its comments say, the password comes through properties_env from
+    // the variable the Deployment sets from the Secret.
+    let service = image.path().join(args[2].as_str().unwrap());
+    let text = std::fs::read_to_string(&service).unwrap();
+    let sasl: String = text
+        .lines()
+        .map(|l| match l.trim_start().strip_prefix("# ") {
+            Some(rest) if rest.starts_with('"') || rest.starts_with("[kafka.properties_env]") => {
+                rest.to_string()
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        sasl.contains("\"sasl.password\" = \"KAFKA_SASL_PASSWORD\""),
+        "{sasl}"
+    );
+    std::fs::write(image.path().join("sasl.toml"), sasl).unwrap();
+    check(image.path(), Path::new("sasl.toml"));
+    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+    let wired = env.as_sequence().unwrap().iter().any(|e| {
+        e["name"] == "KAFKA_SASL_PASSWORD"
+            && e["valueFrom"]["secretKeyRef"]["key"] == "kafka-sasl-password"
+    });
+    assert!(
+        wired,
+        "the Deployment passes the Secret's kafka-sasl-password"
+    );
+    // Each policy is defined once across the ConfigMaps.
+    let mut names = BTreeSet::new();
+    for map in kind(&documents, "ConfigMap") {
+        for (_, content) in map["data"].as_mapping().unwrap() {
+            for line in content.as_str().unwrap().lines() {
+                if let Some(name) = line.trim().strip_prefix("name = ") {
+                    if content.as_str().unwrap().contains("[[policies]]") {
+                        assert!(names.insert(name.to_string()), "{name} is defined twice");
+                    }
+                }
+            }
+        }
+    }
 
     // systemd: the command line is the real one.
     let unit = std::fs::read_to_string("deploy/systemd/driftgate.service").unwrap();
@@ -275,4 +318,73 @@ fn the_metrics_and_paths_the_deploy_files_use_are_served() {
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
+}
+
+/// Issue 14: the compose receiver really verifies signatures: driftgate's own signature is
+/// accepted, a wrong secret, a changed body and an old timestamp are refused with 401, and the
+/// compose file gives it driftgate's secret.
+#[test]
+fn the_compose_webhook_receiver_verifies_signatures() {
+    let documents = yaml_documents();
+    let compose = documents
+        .iter()
+        .find(|(p, _)| p.ends_with("compose.yaml"))
+        .map(|(_, d)| d)
+        .unwrap();
+    let secret = compose["services"]["driftgate"]["environment"]["DRIFTGATE_WEBHOOK_SECRET"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        compose["services"]["webhook"]["environment"]["DRIFTGATE_WEBHOOK_SECRET"].as_str(),
+        Some(secret)
+    );
+    let address = free_address();
+    let port = address.rsplit(':').next().unwrap();
+    let mut receiver = Killed(
+        Command::new("python3")
+            .args(["-u", "deploy/compose/webhook_receiver.py"])
+            .env("DRIFTGATE_WEBHOOK_SECRET", secret)
+            .env("PORT", port)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the receiver"),
+    );
+    // It prints a line once it listens.
+    let mut stdout = std::io::BufReader::new(receiver.0.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = r#"{"version":1,"kind":"drift_detected","id":"a-1"}"#;
+    let post = |timestamp: u64, signature: &str, body: &str| {
+        let headers = [
+            format!("X-Driftgate-Timestamp: {timestamp}"),
+            format!("X-Driftgate-Signature: {signature}"),
+            "Content-Type: application/json".to_string(),
+        ];
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        http_with(&address, "POST", "/", &headers, body).0
+    };
+    let signed = driftgate::alert::deliver::signature(secret, now, body);
+    assert_eq!(post(now, &signed, body), 200);
+    let wrong = driftgate::alert::deliver::signature("not-the-secret", now, body);
+    assert_eq!(post(now, &wrong, body), 401);
+    assert_eq!(post(now, &signed, r#"{"version":1}"#), 401);
+    let old = now - 3600;
+    let stale = driftgate::alert::deliver::signature(secret, old, body);
+    assert_eq!(post(old, &stale, body), 401);
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
