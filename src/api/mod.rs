@@ -8,6 +8,7 @@ mod logs;
 mod metrics;
 mod params;
 mod process;
+mod times;
 
 pub use metrics::Metrics;
 use params::{json_error, Params};
@@ -320,9 +321,7 @@ async fn alerts(State(state): State<ApiState>, Params(query): Params<AlertsQuery
     })
     .await;
     match listed {
-        Ok((alerts, counts)) => {
-            Json(serde_json::json!({ "counts": counts, "alerts": alerts })).into_response()
-        }
+        Ok((alerts, counts)) => answer(serde_json::json!({ "counts": counts, "alerts": alerts })),
         Err(response) => response,
     }
 }
@@ -343,12 +342,11 @@ async fn baselines(State(state): State<ApiState>, Path(name): Path<String>) -> R
     match blocking(move || crate::store::Store::open_read_only(&path)?.baselines(&stream)).await {
         Ok(versions) => {
             let rotated = versions.iter().any(|v| v.active);
-            Json(serde_json::json!({
+            answer(serde_json::json!({
                 "stream": name,
                 "configured": {"version": configured, "active": !rotated},
                 "versions": versions,
             }))
-            .into_response()
         }
         Err(response) => response,
     }
@@ -386,7 +384,7 @@ async fn runs(State(state): State<ApiState>, Params(query): Params<RunsQuery>) -
     })
     .await
     {
-        Ok(runs) => Json(serde_json::json!({ "runs": runs })).into_response(),
+        Ok(runs) => answer(serde_json::json!({ "runs": runs })),
         Err(response) => response,
     }
 }
@@ -416,8 +414,7 @@ async fn run(State(state): State<ApiState>, Path(id): Path<String>) -> Response 
                 "records_file": run.request.records_file,
                 "outputs": outputs,
             });
-            Json(serde_json::json!({ "run": run, "tasks": tasks, "lineage": lineage }))
-                .into_response()
+            answer(serde_json::json!({ "run": run, "tasks": tasks, "lineage": lineage }))
         }
         Ok(None) => json_error(StatusCode::NOT_FOUND, "no such run"),
         Err(response) => response,
@@ -451,6 +448,12 @@ async fn attempt_log(
         }
         Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "the log reader failed"),
     }
+}
+
+/// A `200` JSON answer, its times in RFC 3339 with `*_ms` twins.
+fn answer(mut value: serde_json::Value) -> Response {
+    times::rfc3339_times(&mut value);
+    Json(value).into_response()
 }
 
 /// Checks the bearer token of a request that changes runs.
