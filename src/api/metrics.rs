@@ -431,36 +431,23 @@ fn render_feature_drift(out: &mut String, drift: &BTreeMap<(String, String), Fea
             escape(feature)
         )
     };
-    family(
-        out,
-        FEATURE_DRIFT_P_VALUE,
-        "gauge",
-        "Latest window's drift p-value per feature.",
-    );
-    for ((stream, feature), d) in drift {
-        if let Some(p) = d.p_value {
-            let labels = label(stream, feature);
-            let _ = writeln!(
-                out,
-                "{FEATURE_DRIFT_P_VALUE}{{{labels},method=\"{}\"}} {p}",
-                escape(&d.method)
-            );
-        }
-    }
-    family(
-        out,
-        FEATURE_DRIFT_DISTANCE,
-        "gauge",
-        "Latest window's drift distance per feature.",
-    );
-    for ((stream, feature), d) in drift {
-        if let Some(distance) = d.distance {
-            let labels = label(stream, feature);
-            let _ = writeln!(
-                out,
-                "{FEATURE_DRIFT_DISTANCE}{{{labels},method=\"{}\"}} {distance}",
-                escape(&d.method)
-            );
+    let measures: [(&str, &str, fn(&FeatureDrift) -> Option<f64>); 2] = [
+        (FEATURE_DRIFT_P_VALUE, "p-value", |d| d.p_value),
+        (FEATURE_DRIFT_DISTANCE, "distance", |d| d.distance),
+    ];
+    for (name, what, measure) in measures {
+        family(
+            out,
+            name,
+            "gauge",
+            &format!("Latest window's drift {what} per feature."),
+        );
+        for ((stream, feature), d) in drift {
+            if let Some(value) = measure(d) {
+                let labels = label(stream, feature);
+                let method = escape(&d.method);
+                let _ = writeln!(out, "{name}{{{labels},method=\"{method}\"}} {value}");
+            }
         }
     }
     family(
