@@ -422,6 +422,9 @@ impl Metrics {
     }
 }
 
+/// One number of a feature's drift, when the method has it.
+type Measure = fn(&FeatureDrift) -> Option<f64>;
+
 /// The per-feature drift families: p-values, distances and detection, each unambiguous.
 fn render_feature_drift(out: &mut String, drift: &BTreeMap<(String, String), FeatureDrift>) {
     let label = |stream: &str, feature: &str| {
@@ -431,7 +434,7 @@ fn render_feature_drift(out: &mut String, drift: &BTreeMap<(String, String), Fea
             escape(feature)
         )
     };
-    let measures: [(&str, &str, fn(&FeatureDrift) -> Option<f64>); 2] = [
+    let measures: [(&str, &str, Measure); 2] = [
         (FEATURE_DRIFT_P_VALUE, "p-value", |d| d.p_value),
         (FEATURE_DRIFT_DISTANCE, "distance", |d| d.distance),
     ];
