@@ -61,7 +61,7 @@ fn exit_code(err: Option<&CliError>) -> ExitCode {
             | CliError::Config(_)
             | CliError::Replay(_)
             | CliError::TooFewRecords(_)
-            | CliError::Demo(driftgate::demo::DemoError::Directory(_)),
+            | CliError::Demo(driftgate::demo::DemoError::Refused(_)),
         ) => ExitCode::from(2),
         _ => ExitCode::from(1),
     }

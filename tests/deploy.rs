@@ -388,3 +388,47 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// Issue 14: the example DAGs' manual runs in Kubernetes train on a file that exists. The image
+/// build writes the demo's training set (`demo --write-training`, which never replaces a file),
+/// the image ships it under config/training/, and an initContainer seeds the path the DAGs read.
+#[test]
+fn kubernetes_manual_runs_have_their_training_file() {
+    let dags = std::fs::read_to_string("config/dags/retrain.toml").unwrap();
+    assert!(dags.contains("\"--training\", \"var/training/payments.jsonl\""));
+    let dockerfile = std::fs::read_to_string("deploy/Dockerfile").unwrap();
+    assert!(dockerfile.contains("driftgate demo --write-training /src/training/payments.jsonl"));
+    assert!(dockerfile.contains("COPY --from=build /src/training ./config/training"));
+    let documents = yaml_documents();
+    let deployment = kind(&documents, "Deployment")[0];
+    let init = &deployment["spec"]["template"]["spec"]["initContainers"][0];
+    let script = init["command"][2].as_str().unwrap();
+    assert!(
+        script.contains("cp config/training/payments.jsonl var/training/payments.jsonl"),
+        "{script}"
+    );
+    assert_eq!(init["volumeMounts"][0]["mountPath"], "/app/var");
+
+    // The command the image build runs: it writes the set, and refuses to replace a file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("training/payments.jsonl");
+    let write = || {
+        Command::new(env!("CARGO_BIN_EXE_driftgate"))
+            .args(["demo", "--write-training"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let out = write();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.lines().count(), 20_000);
+    let again = write();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to replace"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+}

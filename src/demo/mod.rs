@@ -40,14 +40,19 @@ pub struct DemoArgs {
     /// left by an earlier demo (it carries a `.driftgate-demo` marker), which is cleared first.
     #[arg(long, default_value = "var/demo", value_name = "DIR")]
     pub dir: PathBuf,
+    /// Only write the demo's synthetic training set (20,000 labelled payments, JSONL) to FILE
+    /// and exit: the example DAGs' manual runs train on it. An existing FILE is never replaced.
+    #[arg(long, value_name = "FILE")]
+    pub write_training: Option<PathBuf>,
 }
 
 /// Why the demo could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    /// The working directory named by `--dir` may not be used (the user's to fix; exit 2).
+    /// A path the user named (`--dir`, `--write-training`) may not be used: the user's to fix
+    /// (exit 2).
     #[error("demo: {0}")]
-    Directory(String),
+    Refused(String),
     /// Something failed while the demo ran.
     #[error("demo: {0}")]
     Failed(String),
@@ -143,7 +148,41 @@ pub struct RunSummary {
 }
 
 /// Runs the demo; returns its summary (also written to `summary.json` in its directory).
-pub fn run(args: &DemoArgs) -> Result<Summary, DemoError> {
+pub fn run(args: &DemoArgs) -> Result<Option<Summary>, DemoError> {
+    if let Some(path) = &args.write_training {
+        write_new_training(path)?;
+        println!(
+            "wrote {TRAINING_RECORDS} labelled payments to {}",
+            path.display()
+        );
+        return Ok(None);
+    }
+    run_demo(args).map(Some)
+}
+
+/// The training set, into a file that must not exist yet (created exclusively, so nothing a
+/// user has is ever replaced).
+fn write_new_training(path: &Path) -> Result<(), DemoError> {
+    use std::io::Write;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(fail("cannot create the directory"))?;
+    }
+    let mut file = match std::fs::File::create_new(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(DemoError::Refused(format!(
+                "refusing to replace {}: it exists; name a new file",
+                path.display()
+            )))
+        }
+        Err(err) => return Err(fail("cannot create the training set")(err)),
+    };
+    let text = training_text(&mut data::Payments::new(SEED));
+    file.write_all(text.as_bytes())
+        .map_err(fail("cannot write the training set"))
+}
+
+fn run_demo(args: &DemoArgs) -> Result<Summary, DemoError> {
     let started = Instant::now();
     let secret = format!("demo-{}", std::process::id());
     // Set before any thread starts; the service reads them when it loads its configuration.
@@ -391,12 +430,17 @@ enum Phase {
 }
 
 fn write_training(payments: &mut data::Payments, path: &Path) -> Result<(), DemoError> {
+    std::fs::write(path, training_text(payments)).map_err(fail("cannot write the training set"))
+}
+
+/// The demo's training set: `TRAINING_RECORDS` labelled payments, one JSON record a line.
+fn training_text(payments: &mut data::Payments) -> String {
     let mut text = String::new();
     for _ in 0..TRAINING_RECORDS {
         text.push_str(&serde_json::to_string(&payments.record(false)).expect("records serialise"));
         text.push('\n');
     }
-    std::fs::write(path, text).map_err(fail("cannot write the training set"))
+    text
 }
 
 /// Points the copied configuration at the demo's broker, API address and receiver.

@@ -110,7 +110,7 @@ fn refuse_protected(asked: &Path, dir: &Path, here: &Path) -> Result<(), DemoErr
 }
 
 fn refuse(dir: &Path, why: &str) -> DemoError {
-    DemoError::Directory(format!(
+    DemoError::Refused(format!(
         "refusing to use {} as the demo directory: {why}",
         dir.display()
     ))
@@ -167,7 +167,7 @@ mod tests {
 
     fn refused(result: Result<PathBuf, DemoError>) -> String {
         match result {
-            Err(DemoError::Directory(message)) => message,
+            Err(DemoError::Refused(message)) => message,
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
