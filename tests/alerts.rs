@@ -169,6 +169,51 @@ fn signed_alerts_are_retried_on_5xx_and_given_up_on_4xx_in_order() {
     }
 }
 
+/// Issue 21: a webhook answering 3xx is not a delivery. Redirects are not followed (a 301 was
+/// re-sent as a body-less GET and counted delivered); the alert is retried at the configured URL
+/// and the error names where the redirect points.
+#[test]
+fn issue_21_a_redirecting_webhook_is_not_a_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let receiver = Receiver::start();
+    receiver.respond_with(&[301, 200, 308, 302, 200]);
+    enqueue(&path, &["a1", "a2"]);
+    let metrics = Arc::new(Metrics::default());
+    let worker = Worker::start(
+        &path,
+        sink(SinkKind::Webhook {
+            url: receiver.url("/hook"),
+            secret: Some(SECRET.into()),
+        }),
+        Arc::clone(&metrics),
+    );
+    let requests = receiver.wait_for(5, Duration::from_secs(30));
+    worker.stop();
+    let lines: Vec<&str> = requests.iter().map(|r| r.line.as_str()).collect();
+    assert_eq!(lines, ["POST /hook HTTP/1.1"; 5], "no redirect followed");
+    assert_eq!(ids(&requests), ["a1", "a1", "a2", "a2", "a2"]);
+    let store = Store::open_read_only(&path).unwrap();
+    let mut statuses: Vec<(String, String, u32)> = store
+        .alert_statuses(None, Some("hook"), 10)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.id, s.status, s.attempts))
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            ("a1".into(), "delivered".into(), 2),
+            ("a2".into(), "delivered".into(), 3),
+        ]
+    );
+    let text = metrics.render();
+    let retried =
+        "driftgate_alerts_total{sink=\"hook\",kind=\"retrain_triggered\",outcome=\"retried\"} 3";
+    assert!(text.contains(retried), "missing {retried} in\n{text}");
+}
+
 #[test]
 fn a_receiver_down_then_up_gets_every_alert_once_in_order_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -100,7 +100,10 @@ impl Sender {
         settings: SinkSettings,
         kafka: Option<&rdkafka::ClientConfig>,
     ) -> Result<Sender, String> {
+        // Redirects are never followed: a 301/302 would be re-sent as a body-less GET and a
+        // 307/308 to a host nobody configured; a 3xx is a failure (see `http_outcome`).
         let agent = ureq::AgentBuilder::new()
+            .redirects(0)
             .timeout(settings.timeout)
             .user_agent(concat!("driftgate/", env!("CARGO_PKG_VERSION")))
             .build();
@@ -227,6 +230,16 @@ impl SinkSettings {
 
 fn http_outcome(result: Result<ureq::Response, ureq::Error>) -> Result<(), Failure> {
     match result {
+        // A redirect is not a delivery: the URL is out of date. Retried (the sink's URL may be
+        // fixed by a reload meanwhile), with an error that says where it points.
+        Ok(response) if (300..400).contains(&response.status()) => Err(Failure::Retry {
+            error: format!(
+                "HTTP {}: the URL redirects to {}; alerts are not sent to redirects, configure that URL instead",
+                response.status(),
+                response.header("Location").unwrap_or("(no Location header)")
+            ),
+            after: None,
+        }),
         Ok(_) => Ok(()),
         Err(ureq::Error::Status(code, response)) => {
             let after = response
@@ -355,6 +368,25 @@ fn attempt(
 
 #[cfg(test)]
 mod tests {
+    use super::{http_outcome, Failure};
+
+    #[test]
+    fn issue_21_a_redirect_is_a_retried_failure_naming_its_location() {
+        let response: ureq::Response =
+            "HTTP/1.1 301 Moved\r\nLocation: https://new.example/hook\r\n\r\n"
+                .parse()
+                .unwrap();
+        match http_outcome(Ok(response)) {
+            Err(Failure::Retry { error, .. }) => {
+                assert!(
+                    error.starts_with("HTTP 301: the URL redirects to https://new.example/hook"),
+                    "{error}"
+                )
+            }
+            other => panic!("a redirect counted as {other:?}"),
+        }
+    }
+
     #[test]
     fn the_signature_is_what_the_readme_receiver_computes() {
         // Python: "v1=" + hmac.new(b"k", b"1700000000." + b'{"a":1}', hashlib.sha256).hexdigest()

@@ -177,9 +177,15 @@ fn serve(stream: TcpStream, shared: &Shared) {
         .pop_front()
         .unwrap_or((200, String::new()));
     let mut writer = &stream;
+    // A scripted redirect points somewhere else on this receiver, as a moved webhook would.
+    let location = if (300..400).contains(&status) {
+        "Location: /moved\r\n"
+    } else {
+        ""
+    };
     let _ = write!(
         writer,
-        "HTTP/1.1 {status} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+        "HTTP/1.1 {status} Scripted\r\n{location}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
         answer.len()
     );
     let _ = writer.flush();
