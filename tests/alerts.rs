@@ -86,6 +86,34 @@ fn enqueue(path: &std::path::Path, ids: &[&str]) {
     Store::open(path).unwrap().enqueue_alerts(&routed).unwrap();
 }
 
+/// A delivery worker for a signed webhook sink `hook` pointing at `receiver`.
+fn signed_webhook_worker(
+    path: &std::path::Path,
+    receiver: &Receiver,
+    metrics: &Arc<Metrics>,
+) -> Worker {
+    Worker::start(
+        path,
+        sink(SinkKind::Webhook {
+            url: receiver.url("/hook"),
+            secret: Some(SECRET.into()),
+        }),
+        Arc::clone(metrics),
+    )
+}
+
+/// The `hook` sink's deliveries as (alert id, status, attempts), sorted by id.
+fn hook_statuses(store: &Store) -> Vec<(String, String, u32)> {
+    let mut statuses: Vec<(String, String, u32)> = store
+        .alert_statuses(None, Some("hook"), 10)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.id, s.status, s.attempts))
+        .collect();
+    statuses.sort();
+    statuses
+}
+
 fn ids(requests: &[Request]) -> Vec<String> {
     requests
         .iter()
@@ -101,14 +129,7 @@ fn signed_alerts_are_retried_on_5xx_and_given_up_on_4xx_in_order() {
     receiver.respond_with(&[500, 503, 200, 400, 200]);
     enqueue(&path, &["a1", "a2", "a3"]);
     let metrics = Arc::new(Metrics::default());
-    let worker = Worker::start(
-        &path,
-        sink(SinkKind::Webhook {
-            url: receiver.url("/hook"),
-            secret: Some(SECRET.into()),
-        }),
-        Arc::clone(&metrics),
-    );
+    let worker = signed_webhook_worker(&path, &receiver, &metrics);
     let requests = receiver.wait_for(5, Duration::from_secs(30));
     worker.stop();
     // a1 twice refused with 5xx then taken; a2 refused with 400 and not retried; a3 taken.
@@ -133,15 +154,8 @@ fn signed_alerts_are_retried_on_5xx_and_given_up_on_4xx_in_order() {
     }
 
     let store = Store::open_read_only(&path).unwrap();
-    let mut statuses: Vec<(String, String, u32)> = store
-        .alert_statuses(None, Some("hook"), 10)
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.id, s.status, s.attempts))
-        .collect();
-    statuses.sort();
     assert_eq!(
-        statuses,
+        hook_statuses(&store),
         [
             ("a1".into(), "delivered".into(), 3),
             ("a2".into(), "dead".into(), 1),
@@ -180,29 +194,14 @@ fn issue_21_a_redirecting_webhook_is_not_a_delivery() {
     receiver.respond_with(&[301, 200, 308, 302, 200]);
     enqueue(&path, &["a1", "a2"]);
     let metrics = Arc::new(Metrics::default());
-    let worker = Worker::start(
-        &path,
-        sink(SinkKind::Webhook {
-            url: receiver.url("/hook"),
-            secret: Some(SECRET.into()),
-        }),
-        Arc::clone(&metrics),
-    );
+    let worker = signed_webhook_worker(&path, &receiver, &metrics);
     let requests = receiver.wait_for(5, Duration::from_secs(30));
     worker.stop();
     let lines: Vec<&str> = requests.iter().map(|r| r.line.as_str()).collect();
     assert_eq!(lines, ["POST /hook HTTP/1.1"; 5], "no redirect followed");
     assert_eq!(ids(&requests), ["a1", "a1", "a2", "a2", "a2"]);
-    let store = Store::open_read_only(&path).unwrap();
-    let mut statuses: Vec<(String, String, u32)> = store
-        .alert_statuses(None, Some("hook"), 10)
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.id, s.status, s.attempts))
-        .collect();
-    statuses.sort();
     assert_eq!(
-        statuses,
+        hook_statuses(&Store::open_read_only(&path).unwrap()),
         [
             ("a1".into(), "delivered".into(), 2),
             ("a2".into(), "delivered".into(), 3),
