@@ -18,8 +18,9 @@ pub const DEFAULT_LINES: usize = 200;
 pub const MAX_BYTES: u64 = 16 << 20;
 
 /// Query of the log endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// The last N lines (default 200).
     pub lines: Option<usize>,

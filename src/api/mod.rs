@@ -7,10 +7,13 @@
 //! This file holds the state, the routes and the stream, window, decision, alert, baseline and
 //! reload handlers; `runs` the run endpoints and `logs` task attempt logs; `params` checks query
 //! parameters and shapes every error as JSON; `times` writes every answer's times as RFC 3339;
-//! `metrics` and `process` render `/metrics`.
+//! `metrics` and `process` render `/metrics`; `answers` types every JSON answer and `openapi`
+//! generates `/api/v1/openapi.json` from them and the handlers' `#[utoipa::path]` attributes.
 
+pub mod answers;
 mod logs;
 mod metrics;
+mod openapi;
 mod params;
 mod process;
 mod runs;
@@ -31,9 +34,13 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use answers::ErrorBody;
 
 /// What the API shows about a stream.
 #[derive(Debug, Clone, Serialize)]
@@ -76,31 +83,54 @@ pub struct ApiState {
     pub wake: Arc<crate::alert::deliver::Wake>,
 }
 
+/// The documented routes, registered with their OpenAPI entries.
+fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text))
+        .routes(routes!(streams))
+        .routes(routes!(windows))
+        .routes(routes!(baselines))
+        .routes(routes!(decisions))
+        .routes(routes!(alerts))
+        .routes(routes!(runs::runs, runs::create_run))
+        .routes(routes!(runs::run))
+        .routes(routes!(runs::cancel_run))
+        .routes(routes!(runs::attempt_log))
+        .routes(routes!(reload))
+}
+
+/// The OpenAPI document the service serves at `/api/v1/openapi.json`.
+pub fn document() -> serde_json::Value {
+    openapi::finish(routes().into_openapi())
+}
+
 /// The routes.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .route("/api/v1/streams", get(streams))
-        .route("/api/v1/streams/{name}/windows", get(windows))
-        .route("/api/v1/streams/{name}/baselines", get(baselines))
-        .route("/api/v1/decisions", get(decisions))
-        .route("/api/v1/alerts", get(alerts))
-        .route("/api/v1/runs", get(runs::runs).post(runs::create_run))
-        .route("/api/v1/runs/{id}", get(runs::run))
-        .route("/api/v1/runs/{id}/cancel", post(runs::cancel_run))
+    let (router, document) = routes().split_for_parts();
+    let document = Arc::new(openapi::finish(document));
+    router
         .route(
-            "/api/v1/runs/{id}/tasks/{task}/attempts/{attempt}/log",
-            get(runs::attempt_log),
+            "/api/v1/openapi.json",
+            get(move || async move { Json(document.as_ref().clone()) }),
         )
-        .route("/api/v1/reload", post(reload))
         .fallback(params::not_found)
         .method_not_allowed_fallback(params::method_not_allowed)
         .with_state(state)
 }
 
+/// `ok`: the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "The process is alive", body = String, content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
 /// `200 {"ready": true}`, or `503 {"ready": false, "reason": "…"}` saying why not.
+#[utoipa::path(get, path = "/readyz", tag = "service", responses(
+    (status = 200, description = "The instance takes part in its consumer group", body = crate::source::readiness::ReadyStatus),
+    (status = 503, description = "Not ready, and why", body = crate::source::readiness::ReadyStatus)))]
 async fn readyz(State(state): State<ApiState>) -> Response {
     let status = state.readiness.status();
     let code = if status.ready {
@@ -111,6 +141,9 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     (code, Json(status)).into_response()
 }
 
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "service", responses(
+    (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
 async fn metrics_text(State(state): State<ApiState>) -> Response {
     (
         [(
@@ -122,23 +155,10 @@ async fn metrics_text(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-#[derive(Serialize)]
-struct StreamView<'a> {
-    name: &'a str,
-    topic: &'a str,
-    window: &'a str,
-    /// The baseline the detectors use now: the configured one, or the version a run rotated in.
-    baseline_id: String,
-    /// The baseline named in the configuration.
-    configured_baseline_id: &'a str,
-    /// The run whose output is the baseline in use, when a run rotated it in.
-    baseline_run_id: Option<String>,
-    features: &'a [String],
-    records: u64,
-    windows: u64,
-}
-
 /// The streams, with the baseline in use (after a rotation) and what they have seen.
+#[utoipa::path(get, path = "/api/v1/streams", tag = "streams", responses(
+    (status = 200, body = answers::Streams),
+    (status = 500, description = "The store could not be read", body = ErrorBody)))]
 async fn streams(State(state): State<ApiState>) -> Response {
     let path = state.store_path.clone();
     let names: Vec<String> = state.streams.iter().map(|s| s.name.clone()).collect();
@@ -154,30 +174,32 @@ async fn streams(State(state): State<ApiState>) -> Response {
         Ok(active) => active,
         Err(response) => return response,
     };
-    let views: Vec<StreamView<'_>> = state
+    let streams = state
         .streams
         .iter()
         .zip(active)
-        .map(|(info, active)| StreamView {
-            name: &info.name,
-            topic: &info.topic,
-            window: &info.window,
+        .map(|(info, active)| answers::StreamView {
+            name: info.name.clone(),
+            topic: info.topic.clone(),
+            window: info.window.clone(),
             baseline_id: active
                 .as_ref()
                 .map_or_else(|| info.baseline_id.clone(), |a| a.version.clone()),
-            configured_baseline_id: &info.baseline_id,
+            configured_baseline_id: info.baseline_id.clone(),
             baseline_run_id: active.and_then(|a| a.run_id),
-            features: &info.features,
+            features: info.features.clone(),
             records: state.metrics.records_of(&info.name),
             windows: state.metrics.windows_of(&info.name),
         })
         .collect();
-    Json(serde_json::json!({ "streams": views })).into_response()
+    answer(&answers::Streams { streams })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct WindowsQuery {
+    /// Reports to return, 1 to 1000 (default 20).
     limit: Option<u64>,
 }
 
@@ -186,6 +208,14 @@ const DEFAULT_WINDOW_LIMIT: u64 = 20;
 /// The most reports one request may ask for.
 const MAX_WINDOW_LIMIT: u64 = 1000;
 
+/// A stream's latest window reports, newest first.
+#[utoipa::path(get, path = "/api/v1/streams/{name}/windows", tag = "streams",
+    params(("name" = String, Path, description = "The stream"), WindowsQuery),
+    responses(
+        (status = 200, body = answers::Windows),
+        (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+        (status = 404, description = "No such stream", body = ErrorBody),
+        (status = 500, description = "The store could not be read", body = ErrorBody)))]
 async fn windows(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -203,22 +233,31 @@ async fn windows(
         .await
     {
         Ok(windows) => {
-            let reports: Vec<serde_json::Value> = windows.into_iter().map(|w| w.report).collect();
-            Json(serde_json::json!({ "windows": reports })).into_response()
+            let windows = windows.into_iter().map(|w| w.report).collect();
+            Json(answers::Windows { windows }).into_response()
         }
         Err(response) => response,
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DecisionsQuery {
+    /// Only this model's decisions.
     model: Option<String>,
+    /// Only this policy's decisions.
     policy: Option<String>,
+    /// Only this outcome: `triggered`, `not_triggered`, `suppressed_cooldown`,
+    /// `suppressed_budget` or `suppressed_in_flight`.
     outcome: Option<String>,
+    /// Decisions at or after this time: RFC 3339 or epoch milliseconds.
     from: Option<String>,
+    /// Decisions at or before this time: RFC 3339 or epoch milliseconds.
     to: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Decisions per page, 1 to 1000 (default 100).
     limit: Option<u64>,
 }
 
@@ -227,6 +266,12 @@ const DEFAULT_DECISION_LIMIT: u64 = 100;
 
 /// Policy decisions, newest first: `?model=`, `?policy=`, `?outcome=`, `?from=`/`?to=` (RFC 3339
 /// or epoch ms, on the decision time), a page of `?limit=` with `next_cursor` for the next.
+#[utoipa::path(get, path = "/api/v1/decisions", tag = "decisions", params(DecisionsQuery),
+    responses(
+        (status = 200, body = answers::Decisions),
+        (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 500, description = "The store could not be read", body = ErrorBody)))]
 async fn decisions(
     State(state): State<ApiState>,
     Params(query): Params<DecisionsQuery>,
@@ -238,17 +283,19 @@ async fn decisions(
     let path = state.store_path.clone();
     match blocking(move || crate::store::Store::open_read_only(&path)?.decisions(&filter)).await {
         Ok(page) => {
-            let decisions: Vec<serde_json::Value> = page
+            let decisions = page
                 .decisions
-                .iter()
-                .map(|decision| {
-                    let mut value = serde_json::to_value(decision).expect("decisions serialise");
-                    value["at"] = crate::pipeline::rfc3339(decision.at_ms).into();
-                    value
+                .into_iter()
+                .map(|decision| answers::DecisionView {
+                    at: crate::pipeline::rfc3339(decision.at_ms),
+                    decision,
                 })
                 .collect();
-            let next = page.next_cursor.map(|c| c.to_string());
-            Json(serde_json::json!({ "decisions": decisions, "next_cursor": next })).into_response()
+            let next_cursor = page.next_cursor.map(|c| c.to_string());
+            answer(&answers::Decisions {
+                decisions,
+                next_cursor,
+            })
         }
         Err(response) => response,
     }
@@ -297,16 +344,25 @@ fn decision_filter(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AlertsQuery {
+    /// Only deliveries in this state: `pending`, `delivered`, `dead` or `unrouted`.
     status: Option<String>,
+    /// Only deliveries to this sink.
     sink: Option<String>,
+    /// Alerts to return, 1 to 1000 (default 100).
     limit: Option<u64>,
 }
 
 /// Alerts and their deliveries, newest first: `?status=pending|delivered|dead|unrouted`,
 /// `?sink=NAME`, `?limit=N` (default 100). Also counts per status.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(AlertsQuery),
+    responses(
+        (status = 200, body = answers::Alerts),
+        (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+        (status = 500, description = "The store could not be read", body = ErrorBody)))]
 async fn alerts(State(state): State<ApiState>, Params(query): Params<AlertsQuery>) -> Response {
     if let Some(status) = &query.status {
         if !["pending", "delivered", "dead", "unrouted"].contains(&status.as_str()) {
@@ -327,13 +383,19 @@ async fn alerts(State(state): State<ApiState>, Params(query): Params<AlertsQuery
     })
     .await;
     match listed {
-        Ok((alerts, counts)) => answer(serde_json::json!({ "counts": counts, "alerts": alerts })),
+        Ok((alerts, counts)) => answer(&answers::Alerts { counts, alerts }),
         Err(response) => response,
     }
 }
 
 /// A stream's baselines: the configured one and every version runs rotated in, newest first,
 /// with the one in use marked.
+#[utoipa::path(get, path = "/api/v1/streams/{name}/baselines", tag = "streams",
+    params(("name" = String, Path, description = "The stream")),
+    responses(
+        (status = 200, body = answers::Baselines),
+        (status = 404, description = "No such stream", body = ErrorBody),
+        (status = 500, description = "The store could not be read", body = ErrorBody)))]
 async fn baselines(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
     let Some(configured) = state
         .streams
@@ -348,11 +410,14 @@ async fn baselines(State(state): State<ApiState>, Path(name): Path<String>) -> R
     match blocking(move || crate::store::Store::open_read_only(&path)?.baselines(&stream)).await {
         Ok(versions) => {
             let rotated = versions.iter().any(|v| v.active);
-            answer(serde_json::json!({
-                "stream": name,
-                "configured": {"version": configured, "active": !rotated},
-                "versions": versions,
-            }))
+            answer(&answers::Baselines {
+                stream: name,
+                configured: answers::ConfiguredBaseline {
+                    version: configured,
+                    active: !rotated,
+                },
+                versions,
+            })
         }
         Err(response) => response,
     }
@@ -372,9 +437,19 @@ pub(super) async fn blocking<T: Send + 'static>(
 }
 
 /// A `200` JSON answer, its times in RFC 3339 with `*_ms` twins.
-pub(super) fn answer(mut value: serde_json::Value) -> Response {
-    times::rfc3339_times(&mut value);
-    Json(value).into_response()
+pub(super) fn answer<T: Serialize>(value: &T) -> Response {
+    answer_with(StatusCode::OK, value)
+}
+
+/// A JSON answer with `status`, its times in RFC 3339 with `*_ms` twins.
+pub(super) fn answer_with<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_value(value) {
+        Ok(mut value) => {
+            times::rfc3339_times(&mut value);
+            (status, Json(value)).into_response()
+        }
+        Err(err) => json_error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+    }
 }
 
 /// How long a reload request waits for the consumer loop.
@@ -382,24 +457,35 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reloads models and policies (bearer token, as for runs): 200 with what is now in force, or
 /// 422 with every problem (the old set stays in force).
+#[utoipa::path(post, path = "/api/v1/reload", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The new files are in force", body = answers::ReloadApplied),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Reloading through the API is off", body = ErrorBody),
+        (status = 422, description = "The files have problems; the old set stays", body = answers::ReloadRefused),
+        (status = 503, description = "The service is stopping or did not answer", body = ErrorBody)))]
 async fn reload(State(state): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
     if let Err(response) = runs::authorized(&state, &headers) {
         return response;
     }
-    let (answer, reply) = std::sync::mpsc::sync_channel(1);
-    if state.reload.send(answer).is_err() {
+    let (reply_to, reply) = std::sync::mpsc::sync_channel(1);
+    if state.reload.send(reply_to).is_err() {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "the service is stopping");
     }
     let result = tokio::task::spawn_blocking(move || reply.recv_timeout(RELOAD_TIMEOUT)).await;
     match result {
-        Ok(Ok(Ok(summary))) => {
-            Json(serde_json::json!({ "status": "applied", "models": summary.models, "policies": summary.policies }))
-                .into_response()
-        }
-        Ok(Ok(Err(error))) => {
-            let body = serde_json::json!({ "status": "refused", "error": error });
-            (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
-        }
+        Ok(Ok(Ok(summary))) => answer(&answers::ReloadApplied {
+            status: "applied".into(),
+            models: summary.models,
+            policies: summary.policies,
+        }),
+        Ok(Ok(Err(error))) => answer_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &answers::ReloadRefused {
+                status: "refused".into(),
+                error,
+            },
+        ),
         _ => json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the service did not answer the reload in time",

@@ -13,7 +13,10 @@ use serde::de::DeserializeOwned;
 
 /// A JSON error response.
 pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+    let body = super::answers::ErrorBody {
+        error: message.into(),
+    };
+    (status, Json(body)).into_response()
 }
 
 /// A `400` naming what is wrong with the request.

@@ -4,20 +4,28 @@
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 
+use super::answers::{self, ErrorBody};
 use super::params::{self, json_error, Params};
-use super::{answer, blocking, logs, ApiState, DEFAULT_DECISION_LIMIT, MAX_WINDOW_LIMIT};
+use super::{answer, answer_with, blocking, logs, ApiState};
+use super::{DEFAULT_DECISION_LIMIT, MAX_WINDOW_LIMIT};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct RunsQuery {
+    /// Only this model's runs.
     model: Option<String>,
+    /// Runs to return, 1 to 1000 (default 100).
     limit: Option<u64>,
 }
 
 /// The latest runs, newest first, of one model or all.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery), responses(
+    (status = 200, body = answers::Runs),
+    (status = 400, description = "A bad or unknown query parameter", body = ErrorBody),
+    (status = 500, description = "The store could not be read", body = ErrorBody)))]
 pub(super) async fn runs(
     State(state): State<ApiState>,
     Params(query): Params<RunsQuery>,
@@ -32,13 +40,19 @@ pub(super) async fn runs(
     })
     .await
     {
-        Ok(runs) => answer(serde_json::json!({ "runs": runs })),
+        Ok(runs) => answer(&answers::Runs { runs }),
         Err(response) => response,
     }
 }
 
 /// One run: its tasks with attempts, exit codes, durations and artifacts, and its lineage
 /// (decision → window → baseline → outputs).
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, body = answers::RunDetail),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 500, description = "The store could not be read", body = ErrorBody)))]
 pub(super) async fn run(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
     let path = state.store_path.clone();
     let found = blocking(move || {
@@ -52,17 +66,22 @@ pub(super) async fn run(State(state): State<ApiState>, Path(id): Path<String>) -
     .await;
     match found {
         Ok(Some((run, tasks))) => {
-            let outputs: Vec<&crate::store::Artifact> =
-                tasks.iter().flat_map(|t| t.outputs.iter()).collect();
-            let lineage = serde_json::json!({
-                "decision": run.key,
-                "window": {"stream": run.request.stream, "index": run.request.window},
-                "baseline": run.request.baseline,
-                "window_file": run.request.window_file,
-                "records_file": run.request.records_file,
-                "outputs": outputs,
-            });
-            answer(serde_json::json!({ "run": run, "tasks": tasks, "lineage": lineage }))
+            let lineage = answers::Lineage {
+                decision: run.key.clone(),
+                window: answers::WindowRef {
+                    stream: run.request.stream.clone(),
+                    index: run.request.window,
+                },
+                baseline: run.request.baseline.clone(),
+                window_file: run.request.window_file.clone(),
+                records_file: run.request.records_file.clone(),
+                outputs: tasks.iter().flat_map(|t| t.outputs.clone()).collect(),
+            };
+            answer(&answers::RunDetail {
+                run,
+                tasks,
+                lineage,
+            })
         }
         Ok(None) => json_error(StatusCode::NOT_FOUND, "no such run"),
         Err(response) => response,
@@ -70,6 +89,18 @@ pub(super) async fn run(State(state): State<ApiState>, Path(id): Path<String>) -
 }
 
 /// A task attempt's log as text: the last 200 lines, `?lines=N`, or `?full=true`.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/tasks/{task}/attempts/{attempt}/log", tag = "runs",
+    params(
+        ("id" = String, Path, description = "The run's id"),
+        ("task" = String, Path, description = "The task's name"),
+        ("attempt" = u32, Path, description = "The attempt, from 1"),
+        logs::LogQuery),
+    responses(
+        (status = 200, description = "The log's end", body = String, content_type = "text/plain"),
+        (status = 400, description = "A bad or unknown parameter", body = ErrorBody),
+        (status = 403, description = "The recorded file is outside the runs directory", body = ErrorBody),
+        (status = 404, description = "No such run, task or attempt, or its log is gone", body = ErrorBody),
+        (status = 500, description = "The store or the log could not be read", body = ErrorBody)))]
 pub(super) async fn attempt_log(
     State(state): State<ApiState>,
     Path((id, task, attempt)): Path<(String, String, String)>,
@@ -134,6 +165,14 @@ pub(super) fn authorized(
 
 /// Cancels a run (bearer token): a queued one at once, a running one within a fraction of a
 /// second (its tasks' process groups are killed). `202`, or `409` when it already finished.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 202, description = "The run is being cancelled", body = answers::Cancelling),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Changing runs through the API is off", body = ErrorBody),
+        (status = 409, description = "The run is not queued or running", body = ErrorBody),
+        (status = 500, description = "The store could not be written", body = ErrorBody)))]
 pub(super) async fn cancel_run(
     State(state): State<ApiState>,
     headers: axum::http::HeaderMap,
@@ -148,11 +187,13 @@ pub(super) async fn cancel_run(
         blocking(move || crate::store::Store::open(&path)?.request_cancel(&id)).await
     };
     match asked {
-        Ok(true) => (
+        Ok(true) => answer_with(
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "run": id, "status": "cancelling" })),
-        )
-            .into_response(),
+            &answers::Cancelling {
+                run: id,
+                status: "cancelling".into(),
+            },
+        ),
         Ok(false) => json_error(
             StatusCode::CONFLICT,
             format!("run {id} is not queued or running"),
@@ -161,11 +202,15 @@ pub(super) async fn cancel_run(
     }
 }
 
-#[derive(Deserialize)]
-struct CreateRun {
+/// The body of `POST /api/v1/runs`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct CreateRun {
+    /// The model to retrain.
     model: String,
+    /// The features to treat as drifted (default: all the model's features).
     #[serde(default)]
     drifted_features: Option<Vec<String>>,
+    /// An idempotency key: a second request with the same key queues nothing (`409`).
     #[serde(default)]
     key: Option<String>,
 }
@@ -173,6 +218,17 @@ struct CreateRun {
 /// Triggers a run by hand: `Authorization: Bearer TOKEN` and `{"model": M}` (optionally
 /// `"drifted_features"`, default all the model's features, and an idempotency `"key"`). `202`
 /// with the run, `409` when the key already has one, `401` without the token.
+#[utoipa::path(post, path = "/api/v1/runs", tag = "runs", security(("bearer" = [])),
+    request_body = CreateRun,
+    responses(
+        (status = 202, description = "The run is queued", body = answers::RunQueued),
+        (status = 400, description = "The body is not a valid request", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Changing runs through the API is off", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 409, description = "The key already has a run", body = ErrorBody),
+        (status = 422, description = "The model has no DAG, or a feature is not the model's", body = ErrorBody),
+        (status = 500, description = "The store could not be written", body = ErrorBody)))]
 pub(super) async fn create_run(
     State(state): State<ApiState>,
     headers: axum::http::HeaderMap,
@@ -251,11 +307,7 @@ pub(super) async fn create_run(
     match queued {
         Ok(true) => {
             state.wake.notify();
-            (
-                StatusCode::ACCEPTED,
-                Json(serde_json::json!({ "run": run })),
-            )
-                .into_response()
+            answer_with(StatusCode::ACCEPTED, &answers::RunQueued { run })
         }
         Ok(false) => json_error(
             StatusCode::CONFLICT,

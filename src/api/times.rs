@@ -3,7 +3,8 @@
 //! The store keeps times as epoch milliseconds in fields named `*_at`. Before an answer leaves,
 //! every such field holding an integer becomes an RFC 3339 string (UTC, milliseconds) and its
 //! number moves to `*_at_ms`, at any depth; `null` stays `null` (with a `null` twin). One rule
-//! in one place, so no endpoint answers in a different time format.
+//! in one place, so no endpoint answers in a different time format; `rfc3339_schemas` applies
+//! the same rule to the OpenAPI document's schemas.
 
 use serde_json::Value;
 
@@ -33,6 +34,69 @@ pub fn rfc3339_times(value: &mut Value) {
     }
 }
 
+/// Rewrites every integer `*_at` property of every schema in `document` (recursively) as the
+/// answers are rewritten: an RFC 3339 string, and a `*_at_ms` twin with the integer schema,
+/// required when the original is.
+pub fn rfc3339_schemas(document: &mut Value) {
+    match document {
+        Value::Object(map) => {
+            if let Some(Value::Object(properties)) = map.get_mut("properties") {
+                let twins = time_properties(properties);
+                if let Some(Value::Array(required)) = map.get_mut("required") {
+                    let more: Vec<Value> = required
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .filter(|name| twins.iter().any(|twin| twin == name))
+                        .map(|name| format!("{name}_ms").into())
+                        .collect();
+                    required.extend(more);
+                }
+            }
+            map.values_mut().for_each(rfc3339_schemas);
+        }
+        Value::Array(items) => items.iter_mut().for_each(rfc3339_schemas),
+        _ => {}
+    }
+}
+
+/// Rewrites the integer `*_at` properties of one schema; returns their names.
+fn time_properties(properties: &mut serde_json::Map<String, Value>) -> Vec<String> {
+    let names: Vec<String> = properties
+        .iter()
+        .filter(|(name, schema)| name.ends_with("_at") && is_integer(schema))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in &names {
+        let integer = properties[name].clone();
+        let nullable = integer["type"]
+            .as_array()
+            .is_some_and(|t| t.contains(&"null".into()));
+        let kind: Value = if nullable {
+            serde_json::json!(["string", "null"])
+        } else {
+            "string".into()
+        };
+        let description = format!(
+            "RFC 3339 (UTC, milliseconds); `{name}_ms` is the same time in epoch milliseconds."
+        );
+        properties.insert(
+            name.clone(),
+            serde_json::json!({"type": kind, "format": "date-time", "description": description}),
+        );
+        properties.insert(format!("{name}_ms"), integer);
+    }
+    names
+}
+
+/// Whether a schema is an integer (or a nullable one).
+fn is_integer(schema: &Value) -> bool {
+    match &schema["type"] {
+        Value::String(kind) => kind == "integer",
+        Value::Array(kinds) => kinds.contains(&"integer".into()),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +118,37 @@ mod tests {
             "1970-01-01T00:00:00.000Z"
         );
         assert_eq!(value["at_ms"], 5);
+    }
+
+    #[test]
+    fn issue_14_the_document_says_what_the_answers_do() {
+        let mut schema = serde_json::json!({"components": {"schemas": {"Run": {
+            "type": "object",
+            "required": ["id", "created_at"],
+            "properties": {
+                "id": {"type": "string"},
+                "created_at": {"type": "integer", "format": "int64"},
+                "finished_at": {"type": ["integer", "null"], "format": "int64"},
+                "format_at": {"type": "string"},
+            },
+        }}}});
+        rfc3339_schemas(&mut schema);
+        let run = &schema["components"]["schemas"]["Run"];
+        assert_eq!(
+            run["required"],
+            serde_json::json!(["id", "created_at", "created_at_ms"])
+        );
+        assert_eq!(run["properties"]["created_at"]["type"], "string");
+        assert_eq!(run["properties"]["created_at"]["format"], "date-time");
+        assert_eq!(run["properties"]["created_at_ms"]["type"], "integer");
+        assert_eq!(
+            run["properties"]["finished_at"]["type"],
+            serde_json::json!(["string", "null"])
+        );
+        assert_eq!(
+            run["properties"]["finished_at_ms"]["type"],
+            serde_json::json!(["integer", "null"])
+        );
+        assert_eq!(run["properties"]["format_at"]["type"], "string");
     }
 }

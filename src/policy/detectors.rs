@@ -256,7 +256,9 @@ impl Adwin {
     fn check_cuts(&mut self) -> bool {
         self.tick += 1;
         let p = self.params;
-        if self.tick % u64::from(p.clock.max(1)) != 0 || self.width <= f64::from(p.grace_period) {
+        if !self.tick.is_multiple_of(u64::from(p.clock.max(1)))
+            || self.width <= f64::from(p.grace_period)
+        {
             return false;
         }
         let min_len = f64::from(p.min_window_length);

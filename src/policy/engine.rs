@@ -46,7 +46,19 @@ pub struct WindowFacts<'a> {
 }
 
 /// The outcome of one evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The policy fired: a retraining run should start.
@@ -84,7 +96,7 @@ impl Outcome {
 }
 
 /// One signal as the engine saw it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignalReading {
     /// The feature, or `dataset`.
     pub subject: String,
@@ -101,7 +113,7 @@ pub struct SignalReading {
 }
 
 /// One policy's verdict on one window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decision {
     /// Idempotency key: `policy/model/stream/window`. The store holds at most one triggered
     /// decision per key.
@@ -132,7 +144,7 @@ pub struct Decision {
 }
 
 /// The records a decision is about, copied from the window report's `window` object.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WindowSpan {
     /// Start, RFC 3339, when the records carry times.
     pub start: Option<String>,

@@ -38,7 +38,7 @@ struct Problem {
 }
 
 /// What `/readyz` answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReadyStatus {
     /// Whether the instance takes part in its consumer group.
     pub ready: bool,

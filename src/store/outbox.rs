@@ -23,7 +23,7 @@ pub struct Delivery {
 }
 
 /// One alert and its delivery to one sink, as `/api/v1/alerts` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AlertStatus {
     /// The alert's id.
     pub id: String,

@@ -8,7 +8,7 @@ use super::sqlite::{now_ms, Store};
 use super::StoreError;
 
 /// What a run is asked to do: written with the decision that triggered it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunRequest {
     /// The run's id.
     pub id: String,
@@ -37,7 +37,7 @@ pub struct RunRequest {
 }
 
 /// A task output with its digest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Artifact {
     /// The declared output name.
     pub file: String,
@@ -50,7 +50,7 @@ pub struct Artifact {
 }
 
 /// A run as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunRecord {
     /// Id.
     pub id: String,
@@ -77,7 +77,7 @@ pub struct RunRecord {
 }
 
 /// A task of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskRecord {
     /// The task.
     pub task: String,
@@ -98,7 +98,7 @@ pub struct TaskRecord {
 }
 
 /// One attempt of a task.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptRecord {
     /// 1, 2, ...
     pub attempt: u32,
@@ -389,7 +389,7 @@ impl Store {
 }
 
 /// A baseline version of a stream.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BaselineVersion {
     /// The baseline's content id.
     pub version: String,

@@ -30,7 +30,7 @@ pub struct RecordPosition<'a> {
 }
 
 /// The offsets a window covers in one partition (inclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OffsetRange {
     /// First offset.
     pub first: i64,

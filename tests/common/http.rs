@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 client for the tests that talk to driftgate's API, and free loopback
-//! addresses to give it.
+//! addresses to give it. Every answer is checked against the service's OpenAPI document
+//! (`openapi.rs`).
 
 #![allow(dead_code)]
 
@@ -22,8 +23,21 @@ pub fn http(address: &str, method: &str, path: &str) -> (u16, String) {
     http_with(address, method, path, &[], "")
 }
 
-/// A request with extra header lines and a body: (status, body).
+/// A request with extra header lines and a body: (status, body), checked against the document.
 pub fn http_with(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String) {
+    let (status, answer) = unchecked(address, method, path, headers, body);
+    super::openapi::check(address, method, path, status, &answer);
+    (status, answer)
+}
+
+/// A request as `http_with` makes it, without the check against the document.
+pub fn unchecked(
     address: &str,
     method: &str,
     path: &str,
