@@ -829,6 +829,10 @@ baseline_output = "baseline.json"
         409,
         "one run per key"
     );
+    let cancel = format!("/api/v1/runs/{manual_id}/cancel");
+    assert_eq!(http(&setup.api, "POST", &cancel).0, 401);
+    let (status, body) = http_with(&setup.api, "POST", &cancel, &[&auth], "");
+    assert_eq!(status, 409, "a finished run cannot be cancelled: {body}");
     // Alerts for both runs.
     let kinds: Vec<String> = receiver
         .wait_for(4, Duration::from_secs(30))
@@ -875,6 +879,23 @@ baseline_output = "baseline.json"
             .len(),
         before_restart
     );
+
+    // A run queued by hand can be cancelled through the API.
+    let mut child = start(&setup);
+    wait_for(&setup.store, &mut child, "ready", |_| {
+        std::net::TcpStream::connect(&setup.api).is_ok() && http_get(&setup.api, "/readyz").0 == 200
+    });
+    let body = r#"{"model": "fraud", "key": "manual-2"}"#;
+    let (status, answer) = http_with(&setup.api, "POST", "/api/v1/runs", &[&auth], body);
+    assert_eq!(status, 202, "{answer}");
+    let queued: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let cancel = format!(
+        "/api/v1/runs/{}/cancel",
+        queued["run"]["id"].as_str().unwrap()
+    );
+    let (status, answer) = http_with(&setup.api, "POST", &cancel, &[&auth], "");
+    assert_eq!(status, 202, "{answer}");
+    assert!(terminate(&mut child).success());
 }
 
 #[test]
@@ -1413,6 +1434,14 @@ fn a_broken_policy_file_is_refused_and_a_fixed_one_applies_without_a_restart() {
         assert!(Instant::now() < deadline, "SIGHUP did not reload");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // And so does the API, with the token.
+    let (status, body) = reload();
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (answer["status"].as_str(), answer["policies"].as_u64()),
+        (Some("applied"), Some(1))
+    );
     assert!(terminate(&mut embedded.service).success());
 }
 
