@@ -24,12 +24,13 @@ use crate::source::readiness::Readiness;
 
 pub mod reload;
 
-use crate::api::{ApiState, Metrics, StreamInfo};
+use crate::api::{ApiState, StreamInfo};
 use crate::config::ServiceConfig;
 use crate::pipeline::{Message, StreamProcessor};
 use crate::policy::Outcome;
 use crate::source::kafka;
 use crate::store::{Store, StoreError, StoredWindow};
+use crate::telemetry::Metrics;
 use reload::{Due, ReloadResult, ReloadSummary, Reloads};
 
 /// Why the service stopped with an error.
@@ -82,7 +83,7 @@ pub struct Engine {
     /// Per stream: messages and dead letters since its last window closed.
     since_window: Vec<(u64, u64)>,
     /// Wakes the sink workers and the executor after alerts or runs were queued.
-    wake: Arc<crate::alert::deliver::Wake>,
+    wake: Arc<crate::wake::Wake>,
     /// Where runs keep their files.
     runs_dir: std::path::PathBuf,
     /// Where rotated baselines are kept, a directory per stream.
@@ -213,32 +214,28 @@ impl Engine {
                     continue;
                 }
                 let Some(dag) = &decision.dag else { continue };
-                let id = crate::dag::executor::run_id(&decision.key);
-                let (window_file, records_file) = match window.data.as_deref() {
+                let id = crate::dag::run_id(&decision.key);
+                let files = match window.data.as_deref() {
                     Some(data) => {
                         match crate::dag::executor::export_window(data, &self.runs_dir.join(&id)) {
-                            Ok((window, records)) => (Some(window), records),
+                            Ok((window, records)) => crate::dag::request::WindowFiles {
+                                window: Some(window),
+                                records,
+                            },
                             Err(err) => {
                                 tracing::error!(run = %id, error = %err, "cannot export the window; the run starts without it");
-                                (None, None)
+                                Default::default()
                             }
                         }
                     }
-                    None => (None, None),
+                    None => Default::default(),
                 };
-                runs.push(crate::store::RunRequest {
-                    id,
-                    key: decision.key.clone(),
-                    model: decision.model.clone(),
-                    dag: dag.clone(),
-                    stream: settings.name.clone(),
-                    window: Some(window.index),
-                    baseline: Some(settings.baseline.id.clone()),
-                    drifted_features: decision.drifted_features.clone(),
-                    decision: serde_json::to_value(decision).unwrap_or_default(),
-                    window_file,
-                    records_file,
-                });
+                runs.push(crate::dag::request::triggered(
+                    decision,
+                    dag,
+                    &settings.baseline.id,
+                    files,
+                ));
             }
         }
         runs
@@ -630,7 +627,7 @@ pub fn run(
     for model in config.models.iter().filter(|m| m.dag.is_some()) {
         metrics.register_run_model(&model.name);
     }
-    let wake = Arc::new(crate::alert::deliver::Wake::default());
+    let wake = Arc::new(crate::wake::Wake::default());
     let workers_stop = Arc::new(AtomicBool::new(false));
     let dags = Arc::new(std::sync::RwLock::new(config.dags.clone()));
     let busy: crate::dag::executor::Busy = Arc::default();
@@ -818,7 +815,7 @@ struct FinishedRun {
 fn run_events(
     config: &ServiceConfig,
     metrics: Arc<Metrics>,
-    wake: Arc<crate::alert::deliver::Wake>,
+    wake: Arc<crate::wake::Wake>,
     finished: Arc<Mutex<Vec<FinishedRun>>>,
     dags: Arc<std::sync::RwLock<Vec<crate::dag::Dag>>>,
 ) -> Arc<dyn Fn(crate::dag::executor::RunEvent) + Send + Sync> {

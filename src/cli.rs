@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::baseline::{file_sha256, Baseline, BaselineError, BaselineSource, BuildSettings};
+use crate::baseline::{Baseline, BaselineError, BaselineSource, BuildSettings};
 use crate::decode::{DecodeError, Schema};
 use crate::drift::{self, Correction, DataInfo, DriftSettings, Method};
 use crate::source::progress::FileProgress;
@@ -294,6 +294,17 @@ pub enum CliError {
     TooFewRecords(String),
 }
 
+impl From<crate::baseline::BuildError> for CliError {
+    fn from(error: crate::baseline::BuildError) -> CliError {
+        use crate::baseline::BuildError;
+        match error {
+            BuildError::Read(error) => CliError::Decode(error),
+            BuildError::Baseline(error) => CliError::Baseline(error),
+            empty @ BuildError::Empty(_) => CliError::TooFewRecords(empty.to_string()),
+        }
+    }
+}
+
 /// Refuses an input with fewer than `needed` usable records: a drift check on nothing would pass
 /// silently.
 fn require_records(path: &Path, records: u64, needed: u64, hint: &str) -> Result<(), CliError> {
@@ -463,26 +474,6 @@ fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
     Ok(Outcome::Done)
 }
 
-/// `baseline build`: profiles a data file (JSONL or CSV) and saves the baseline to `output`.
-pub fn build_baseline(
-    input: &Path,
-    options: &ReadOptions,
-    settings: BuildSettings,
-    output: &Path,
-) -> Result<Baseline, CliError> {
-    let dataset = read_dataset(input, options)?;
-    require_records(input, dataset.records, 1, "")?;
-    let source = BaselineSource {
-        path: Some(input.display().to_string()),
-        sha256: file_sha256(input).ok(),
-        records: dataset.records,
-        invalid_lines: dataset.invalid_lines,
-    };
-    let baseline = Baseline::build(&dataset, settings, source)?;
-    baseline.save(output)?;
-    Ok(baseline)
-}
-
 fn run_build(args: &BuildArgs) -> Result<Outcome, CliError> {
     let progress = FileProgress::on_stderr();
     let options = ReadOptions {
@@ -495,7 +486,7 @@ fn run_build(args: &BuildArgs) -> Result<Outcome, CliError> {
         sample_cap: args.sample_cap,
         seed: args.seed,
     };
-    let built = build_baseline(&args.input, &options, settings, &args.output);
+    let built = crate::baseline::build_from_file(&args.input, &options, settings, &args.output);
     progress.finish();
     let baseline = built?;
     let dataset = &baseline.source;

@@ -44,6 +44,8 @@ mod rng;
 pub mod source;
 pub mod store;
 pub mod task;
+pub mod telemetry;
+pub mod wake;
 pub mod window;
 
 pub use rng::SplitMix64;

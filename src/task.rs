@@ -234,7 +234,7 @@ pub fn run(command: &TaskCommand) -> Result<String, TaskError> {
         TaskCommand::Baseline { data } => {
             let path = data_path(&context, data)?;
             let output = context.artifacts_dir.join("baseline.json");
-            let baseline = crate::cli::build_baseline(
+            let baseline = crate::baseline::build_from_file(
                 path,
                 &crate::source::ReadOptions::default(),
                 crate::baseline::BuildSettings::default(),

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
 
 use driftgate::config::dags::{validate, RawDag};
-use driftgate::dag::executor::{execute, run_id};
+use driftgate::dag::executor::execute;
+use driftgate::dag::run_id;
 use driftgate::store::{RunRequest, Store};
 
 fn airflow(variable: &str) -> Option<(String, String)> {

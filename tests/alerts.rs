@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::receiver::{Receiver, Request};
-use driftgate::alert::deliver::{run_worker, Sender, Wake};
+use driftgate::alert::deliver::{run_worker, Sender};
 use driftgate::alert::{Alert, AlertKind, Routed, SinkKind, SinkSettings};
-use driftgate::api::Metrics;
 use driftgate::store::Store;
+use driftgate::telemetry::Metrics;
+use driftgate::wake::Wake;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

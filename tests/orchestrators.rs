@@ -9,7 +9,8 @@ use std::sync::atomic::AtomicBool;
 
 use common::receiver::Receiver;
 use driftgate::config::dags::{validate, RawDag};
-use driftgate::dag::executor::{execute, run_id};
+use driftgate::dag::executor::execute;
+use driftgate::dag::run_id;
 use driftgate::dag::Dag;
 use driftgate::store::{RunRequest, Store};
 use serde_json::json;

@@ -3,41 +3,16 @@
 //! resends at most the one alert that was in flight (receivers drop it by its id).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::{Alert, SinkKind, SinkSettings};
-use crate::api::Metrics;
 use crate::store::{Delivery, Store};
-
-/// Wakes sink workers when alerts were queued (or the service stops).
-#[derive(Default)]
-pub struct Wake {
-    generation: Mutex<u64>,
-    signal: Condvar,
-}
-
-impl Wake {
-    /// Tells every worker to look at the outbox.
-    pub fn notify(&self) {
-        *self.generation.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.signal.notify_all();
-    }
-
-    /// Waits until notified or `timeout` passed, whichever is first (`seen`: the last
-    /// notification this waiter saw).
-    pub fn wait_for(&self, seen: &mut u64, timeout: Duration) {
-        let guard = self.generation.lock().unwrap_or_else(|p| p.into_inner());
-        let (guard, _) = self
-            .signal
-            .wait_timeout_while(guard, timeout, |g| *g == *seen)
-            .unwrap_or_else(|p| p.into_inner());
-        *seen = *guard;
-    }
-}
+use crate::telemetry::Metrics;
+use crate::wake::Wake;
 
 /// How an attempt failed.
 #[derive(Debug, Clone, PartialEq)]

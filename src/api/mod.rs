@@ -7,19 +7,17 @@
 //! This file holds the state, the routes and the stream, window, decision, alert, baseline and
 //! reload handlers; `runs` the run endpoints and `logs` task attempt logs; `params` checks query
 //! parameters and shapes every error as JSON; `times` writes every answer's times as RFC 3339;
-//! `metrics` and `process` render `/metrics`; `answers` types every JSON answer and `openapi`
+//! `/metrics` is rendered by [`crate::telemetry`]; `answers` types every JSON answer and `openapi`
 //! generates `/api/v1/openapi.json` from them and the handlers' `#[utoipa::path]` attributes.
 
 pub mod answers;
 mod logs;
-mod metrics;
 mod openapi;
 mod params;
-mod process;
 mod runs;
 mod times;
 
-pub use metrics::Metrics;
+use crate::telemetry::Metrics;
 use params::{json_error, Params};
 
 use std::net::SocketAddr;
@@ -80,7 +78,7 @@ pub struct ApiState {
     /// Each stream's baseline id, for manual runs' lineage.
     pub baselines: Arc<std::collections::BTreeMap<String, String>>,
     /// Wakes the executor when a manual run is queued.
-    pub wake: Arc<crate::alert::deliver::Wake>,
+    pub wake: Arc<crate::wake::Wake>,
 }
 
 /// The documented routes, registered with their OpenAPI entries.

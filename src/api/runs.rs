@@ -286,19 +286,7 @@ pub(super) async fn create_run(
         Ok(None) => state.baselines.get(&model.stream).cloned(),
         Err(response) => return response,
     };
-    let run = crate::store::RunRequest {
-        id: crate::dag::executor::run_id(&key),
-        key,
-        model: model.name.clone(),
-        dag,
-        stream: model.stream.clone(),
-        window: None,
-        baseline,
-        drifted_features: drifted,
-        decision: serde_json::Value::Null,
-        window_file: None,
-        records_file: None,
-    };
+    let run = crate::dag::request::manual(key, &model.name, &dag, &model.stream, drifted, baseline);
     let path = state.store_path.clone();
     let queued = {
         let run = run.clone();

@@ -7,9 +7,11 @@
 //! A raw data file used as a reference goes through the same code with no cap, which is why a
 //! profile under the cap gives exactly the results of the data it was built from.
 
+mod build;
 mod profile;
 mod reservoir;
 
+pub use build::{build_from_file, BuildError};
 pub use profile::{
     file_sha256, Baseline, BaselineSource, BuildSettings, CategoricalProfile, FeatureProfile,
     NumericProfile, DEFAULT_SAMPLE_CAP, FORMAT, FORMAT_VERSION,

@@ -55,7 +55,7 @@ pub fn run_dispatcher(
     dags: Arc<RwLock<Vec<Dag>>>,
     busy: Busy,
     stop: Arc<AtomicBool>,
-    wake: Arc<crate::alert::deliver::Wake>,
+    wake: Arc<crate::wake::Wake>,
     events: Arc<dyn Fn(RunEvent) + Send + Sync>,
 ) {
     let store = match Store::open(&settings.store_path) {
@@ -157,11 +157,6 @@ pub fn run_dispatcher(
     for (_, thread) in threads {
         let _ = thread.join();
     }
-}
-
-/// The id of the run for an idempotency key: the same key always names the same run.
-pub fn run_id(key: &str) -> String {
-    format!("run-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..16])
 }
 
 /// Writes a window's data into a run's directory and returns the paths of `window.json` and,

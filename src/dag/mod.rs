@@ -1,5 +1,6 @@
 //! Selective retraining DAGs: definitions ([`spec`]), planning which tasks a decision calls for
-//! ([`plan`]), and the local executor ([`executor`]).
+//! ([`plan`]), what a run is asked to do ([`request`]), the local executor ([`executor`]) and the
+//! remote orchestrators ([`remote`]: Airflow, Argo, Kubeflow).
 
 pub mod airflow;
 pub mod argo;
@@ -7,7 +8,9 @@ pub mod executor;
 pub mod kubeflow;
 pub mod plan;
 pub mod remote;
+pub mod request;
 pub mod spec;
 
 pub use plan::{plan, Plan, PlannedTask, Selection};
+pub use request::run_id;
 pub use spec::{Airflow, AirflowApi, Argo, Condition, Dag, Kubeflow, Remote, Task};

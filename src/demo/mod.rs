@@ -200,7 +200,7 @@ fn run_demo(args: &DemoArgs) -> Result<Summary, DemoError> {
     let training = Path::new("var/training/payments.jsonl");
     let mut payments = data::Payments::new(SEED);
     write_training(&mut payments, training)?;
-    let baseline = crate::cli::build_baseline(
+    let baseline = crate::baseline::build_from_file(
         training,
         &crate::source::ReadOptions::default(),
         crate::baseline::BuildSettings::default(),

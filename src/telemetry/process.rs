@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::metrics::BUILD_INFO;
+use super::BUILD_INFO;
 
 /// Appends the build info and the process families to a text exposition.
 pub fn render(out: &mut String) {

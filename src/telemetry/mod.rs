@@ -1,6 +1,10 @@
 //! Service metrics, rendered in the Prometheus text format. Names follow
 //! `driftgate_<noun>[_<unit>][_total]`; labels are bounded (streams, partitions and features
-//! come from the configuration, dead-letter reasons from a fixed list).
+//! come from the configuration, dead-letter reasons from a fixed list). Every part of the
+//! service counts into one shared [`Metrics`]; `/metrics` renders it, with `process` adding the
+//! process families.
+
+mod process;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -416,7 +420,7 @@ impl Metrics {
             for (sink, n) in &v.pending {
                 let _ = writeln!(out, "{ALERTS_PENDING}{{sink=\"{}\"}} {n}", escape(sink));
             }
-            super::process::render(&mut out);
+            process::render(&mut out);
             out
         })
     }
