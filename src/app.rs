@@ -29,7 +29,7 @@ use crate::config::ServiceConfig;
 use crate::pipeline::{Message, StreamProcessor};
 use crate::policy::Outcome;
 use crate::source::kafka;
-use crate::store::{Store, StoreError, StoredWindow};
+use crate::store::{RunStatus, Store, StoreError, StoredWindow};
 use crate::telemetry::Metrics;
 use reload::{Due, ReloadResult, ReloadSummary, Reloads};
 
@@ -335,7 +335,7 @@ impl Engine {
                         "the run's baseline was not rotated; the current one stays");
                     let _ = self.store.set_run_status(
                         &run.run_id,
-                        "succeeded",
+                        RunStatus::Succeeded,
                         None,
                         Some(&format!("baseline not rotated: {why}")),
                     );
@@ -827,13 +827,13 @@ fn run_events(
             RunEvent::Started(run) => (AlertKind::RunStarted, run),
             RunEvent::Finished(run) => {
                 let seconds = match (run.started_at, run.finished_at) {
-                    (Some(start), Some(end)) if run.status == "succeeded" => {
+                    (Some(start), Some(end)) if run.status == RunStatus::Succeeded => {
                         Some((end - start).max(0) as f64 / 1000.0)
                     }
                     _ => None,
                 };
-                metrics.run_finished(&run.model, &run.status, seconds);
-                let baseline = (run.status == "succeeded")
+                metrics.run_finished(&run.model, run.status, seconds);
+                let baseline = (run.status == RunStatus::Succeeded)
                     .then(|| produced_baseline(&path, &run, &dags))
                     .flatten();
                 finished
@@ -846,7 +846,7 @@ fn run_events(
                         stream: run.request.stream.clone(),
                         baseline,
                     });
-                let kind = if run.status == "succeeded" {
+                let kind = if run.status == RunStatus::Succeeded {
                     AlertKind::RunSucceeded
                 } else {
                     AlertKind::RunFailed
@@ -891,7 +891,7 @@ fn produced_baseline(
     wanted.iter().find_map(|(task, file)| {
         tasks
             .iter()
-            .filter(|t| &t.task == task && (t.status == "succeeded" || t.status == "cached"))
+            .filter(|t| &t.task == task && t.status.has_outputs())
             .flat_map(|t| t.outputs.iter())
             .find(|a| &a.file == file)
             .map(|a| PathBuf::from(&a.path))

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use driftgate::config::dags::{validate, RawDag};
 use driftgate::dag::executor::execute;
 use driftgate::dag::run_id;
-use driftgate::store::{RunRequest, Store};
+use driftgate::store::{RunRequest, RunStatus, Store, TaskStatus};
 
 fn airflow(variable: &str) -> Option<(String, String)> {
     match (
@@ -119,10 +119,10 @@ airflow = {{ url = "{url}", dag_id = "driftgate_retrain", api = "{}", password_f
     assert!(store.queue_run(&request).unwrap());
     execute(&store, dir.path(), dag, &request, &AtomicBool::new(false));
     let run = store.run(&request.id).unwrap().unwrap();
-    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
     let tasks = store.run_tasks(&request.id).unwrap();
     assert_eq!(tasks[0].task, "airflow:driftgate_retrain");
-    assert_eq!(tasks[0].status, "succeeded");
+    assert_eq!(tasks[0].status, TaskStatus::Succeeded);
     assert!(tasks[0].reason.contains("succeeded"));
     // Airflow's task saw the decision in its conf.
     let conf: serde_json::Value = serde_json::from_str(
@@ -137,7 +137,10 @@ airflow = {{ url = "{url}", dag_id = "driftgate_retrain", api = "{}", password_f
     // triggered twice.
     execute(&store, dir.path(), dag, &request, &AtomicBool::new(false));
     let tasks = store.run_tasks(&request.id).unwrap();
-    assert_eq!(store.run(&request.id).unwrap().unwrap().status, "succeeded");
+    assert_eq!(
+        store.run(&request.id).unwrap().unwrap().status,
+        RunStatus::Succeeded
+    );
     let runs: serde_json::Value = ureq::get(&format!(
         "{url}/api/{}/dags/driftgate_retrain/dagRuns?limit=100",
         api.name()

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use driftgate::config::dags::{validate, RawDag};
 use driftgate::dag::executor::execute;
 use driftgate::dag::Dag;
-use driftgate::store::{RunRequest, Store, TaskRecord};
+use driftgate::store::{RunRequest, RunStatus, Store, TaskRecord, TaskStatus};
 
 const TASK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dag/task.py");
 
@@ -69,7 +69,7 @@ impl Runs {
         dag: &Dag,
         id: &str,
         drifted: &[&str],
-    ) -> (String, BTreeMap<String, TaskRecord>) {
+    ) -> (RunStatus, BTreeMap<String, TaskRecord>) {
         let request = RunRequest {
             baseline: Some("b1".into()),
             drifted_features: drifted.iter().map(|s| s.to_string()).collect(),
@@ -141,8 +141,11 @@ run = ["TASK", "--record", "{r}"]
 "#
     ));
     let (status, tasks) = runs.run(&dag, "r1", &["amount"]);
-    assert_eq!(status, "succeeded");
-    assert!(tasks.values().all(|t| t.status == "succeeded"), "{tasks:?}");
+    assert_eq!(status, RunStatus::Succeeded);
+    assert!(
+        tasks.values().all(|t| t.status == TaskStatus::Succeeded),
+        "{tasks:?}"
+    );
     let events = timeline(&record);
     let (left, right) = (
         time_of(&events, "left", "start"),
@@ -173,7 +176,7 @@ retry_backoff = {{ initial = "200ms", max = "5s" }}
         record.display()
     ));
     let (status, tasks) = runs.run(&dag, "r1", &[]);
-    assert_eq!(status, "succeeded");
+    assert_eq!(status, RunStatus::Succeeded);
     let attempts = &tasks["flaky"].attempts;
     assert_eq!(attempts.len(), 4);
     assert_eq!(
@@ -214,8 +217,8 @@ run = ["TASK"]
     let started = std::time::Instant::now();
     let (status, tasks) = runs.run(&dag, "r1", &[]);
     assert!(started.elapsed().as_secs_f64() < 10.0);
-    assert_eq!(status, "failed");
-    assert_eq!(tasks["hang"].status, "failed");
+    assert_eq!(status, RunStatus::Failed);
+    assert_eq!(tasks["hang"].status, TaskStatus::Failed);
     assert!(
         tasks["hang"]
             .reason
@@ -223,7 +226,7 @@ run = ["TASK"]
         "{}",
         tasks["hang"].reason
     );
-    assert_eq!(tasks["after"].status, "skipped");
+    assert_eq!(tasks["after"].status, TaskStatus::Skipped);
     // The task's own child (sleep 600) died with it.
     let pid_file = runs.path("runs/r1/hang/artifacts/hung.pid");
     let pid: i32 = std::fs::read_to_string(pid_file)
@@ -273,11 +276,11 @@ fn a_second_run_reruns_only_the_drifted_branch_and_a_gate_skips_promotion() {
     let mut runs = Runs::new();
     let dag = dag(PIPELINE);
     let (status, first) = runs.run(&dag, "r1", &["amount", "country"]);
-    assert_eq!(status, "succeeded");
+    assert_eq!(status, RunStatus::Succeeded);
     let statuses = |tasks: &BTreeMap<String, TaskRecord>| -> Vec<(String, String)> {
         dag.tasks
             .iter()
-            .map(|t| (t.name.clone(), tasks[&t.name].status.clone()))
+            .map(|t| (t.name.clone(), tasks[&t.name].status.to_string()))
             .collect()
     };
     assert_eq!(
@@ -300,7 +303,7 @@ fn a_second_run_reruns_only_the_drifted_branch_and_a_gate_skips_promotion() {
 
     // Only amount drifts now: the geo branch comes from the cache.
     let (status, second) = runs.run(&dag, "r2", &["amount"]);
-    assert_eq!(status, "succeeded");
+    assert_eq!(status, RunStatus::Succeeded);
     assert_eq!(
         statuses(&second),
         [
@@ -362,7 +365,7 @@ outputs = ["env.json"]
     ];
     let drifted: Vec<&str> = evil.iter().map(String::as_str).collect();
     let (status, tasks) = runs.run(&dag, "r1", &drifted);
-    assert_eq!(status, "succeeded");
+    assert_eq!(status, RunStatus::Succeeded);
     let env: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&tasks["env"].outputs[0].path).unwrap())
             .unwrap();
@@ -409,7 +412,7 @@ run = ["TASK"]
         .run_tasks("r1")
         .unwrap()
         .iter()
-        .any(|t| t.task == "slow" && t.status == "running")
+        .any(|t| t.task == "slow" && t.status == TaskStatus::Running)
     {
         assert!(started.elapsed().as_secs() < 30, "the task never started");
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -418,15 +421,15 @@ run = ["TASK"]
     executor.join().unwrap();
     assert!(started.elapsed().as_secs() < 20, "not waited out");
     let run = store.run("r1").unwrap().unwrap();
-    assert_eq!(run.status, "cancelled");
-    let tasks: BTreeMap<String, String> = store
+    assert_eq!(run.status, RunStatus::Cancelled);
+    let tasks: BTreeMap<String, TaskStatus> = store
         .run_tasks("r1")
         .unwrap()
         .into_iter()
         .map(|t| (t.task, t.status))
         .collect();
-    assert_eq!(tasks["slow"], "cancelled");
-    assert_eq!(tasks["after"], "cancelled");
+    assert_eq!(tasks["slow"], TaskStatus::Cancelled);
+    assert_eq!(tasks["after"], TaskStatus::Cancelled);
     assert!(
         !store.request_cancel("r1").unwrap(),
         "a finished run cannot be cancelled"

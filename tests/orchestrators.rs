@@ -12,7 +12,7 @@ use driftgate::config::dags::{validate, RawDag};
 use driftgate::dag::executor::execute;
 use driftgate::dag::run_id;
 use driftgate::dag::Dag;
-use driftgate::store::{RunRequest, Store};
+use driftgate::store::{RunRequest, RunStatus, Store};
 use serde_json::json;
 
 fn dag(text: &str) -> Dag {
@@ -49,7 +49,7 @@ fn request(dag: &Dag) -> RunRequest {
 }
 
 /// Runs `request` to its end; its status and its one task's reason.
-fn run(store: &mut Store, dag: &Dag, request: &RunRequest) -> (String, String) {
+fn run(store: &mut Store, dag: &Dag, request: &RunRequest) -> (RunStatus, String) {
     let _ = store.queue_run(request);
     execute(
         store,
@@ -91,7 +91,7 @@ argo = {{ url = "{}", namespace = "ml", template = "retrain-fraud", poll = "10ms
             json!({"metadata": {"name": request.id}, "status": {"phase": "Succeeded"}}),
         ),
     ]);
-    assert_eq!(run(&mut store, &dag, &request).0, "succeeded");
+    assert_eq!(run(&mut store, &dag, &request).0, RunStatus::Succeeded);
     let requests = server.requests();
     assert_eq!(
         requests[0].line,
@@ -126,7 +126,7 @@ argo = {{ url = "{}", namespace = "ml", template = "retrain-fraud", poll = "10ms
         ),
     ]);
     let (status, reason) = run(&mut store, &dag, &request);
-    assert_eq!(status, "failed");
+    assert_eq!(status, RunStatus::Failed);
     assert_eq!(reason, "the Argo workflow ended Failed: train exited 1");
     assert_eq!(server.requests().len(), 5);
 }
@@ -154,7 +154,7 @@ kubeflow = {{ url = "{}", pipeline_id = "p-1", pipeline_version_id = "v-2", expe
         (200, json!({"run_id": "kf-9", "state": "RUNNING"})),
         (200, json!({"run_id": "kf-9", "state": "SUCCEEDED"})),
     ]);
-    assert_eq!(run(&mut store, &dag, &request).0, "succeeded");
+    assert_eq!(run(&mut store, &dag, &request).0, RunStatus::Succeeded);
     let requests = server.requests();
     assert!(
         requests[0]
@@ -191,7 +191,7 @@ kubeflow = {{ url = "{}", pipeline_id = "p-1", pipeline_version_id = "v-2", expe
         (200, json!({"run_id": "kf-9", "state": "SUCCEEDED"})),
     ]);
     let (status, _) = run(&mut store, &dag, &request);
-    assert_eq!(status, "succeeded");
+    assert_eq!(status, RunStatus::Succeeded);
     let posts = server
         .requests()
         .iter()
@@ -226,7 +226,7 @@ airflow = {{ url = "{}", dag_id = "retrain_fraud", api = "v1", username = "ml", 
         (200, json!({"dag_run_id": request.id, "state": "running"})),
         (200, json!({"dag_run_id": request.id, "state": "success"})),
     ]);
-    assert_eq!(run(&mut store, &dag, &request).0, "succeeded");
+    assert_eq!(run(&mut store, &dag, &request).0, RunStatus::Succeeded);
     let requests = server.requests();
     assert_eq!(
         requests[0].line,
@@ -264,7 +264,7 @@ airflow = {{ url = "{}", dag_id = "retrain_fraud", api = "v1", username = "ml", 
         (200, json!({"dag_run_id": request.id, "state": "failed"})),
     ]);
     let (status, _) = run(&mut store, &dag, &request);
-    assert_eq!(status, "failed");
+    assert_eq!(status, RunStatus::Failed);
     let requests = server.requests();
     assert_eq!(requests.len(), 5);
     assert_eq!(requests[4].line, state);

@@ -14,7 +14,7 @@ use common::http::{free_address, http, http_get, http_with};
 use driftgate::baseline::{Baseline, BaselineSource, BuildSettings};
 use driftgate::decode::{Dataset, FeatureKind, FeatureSpec, Schema};
 use driftgate::policy::{Decision, Outcome};
-use driftgate::store::Store;
+use driftgate::store::{RunStatus, Store};
 use driftgate::SplitMix64;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -690,9 +690,9 @@ baseline_output = "baseline.json"
     produce(&setup, 0, 24, 12, None);
     let mut child = start(&setup);
     let succeeded = |store: &Store, n: usize| {
-        store
-            .runs(None, 10)
-            .is_ok_and(|runs| runs.len() == n && runs.iter().all(|r| r.status == "succeeded"))
+        store.runs(None, 10).is_ok_and(|runs| {
+            runs.len() == n && runs.iter().all(|r| r.status == RunStatus::Succeeded)
+        })
     };
     wait_for(&setup.store, &mut child, "the triggered run", |s| {
         succeeded(s, 1)
@@ -814,14 +814,14 @@ baseline_output = "baseline.json"
     assert_eq!(manual["run"]["baseline"], next_id.as_str(), "{answer}");
     wait_for(&setup.store, &mut child, "the manual run", |s| {
         s.run(manual_id)
-            .is_ok_and(|r| r.is_some_and(|r| r.status == "succeeded"))
+            .is_ok_and(|r| r.is_some_and(|r| r.status == RunStatus::Succeeded))
     });
     let store = Store::open_read_only(&setup.store).unwrap();
     let statuses: Vec<String> = store
         .run_tasks(manual_id)
         .unwrap()
         .iter()
-        .map(|t| t.status.clone())
+        .map(|t| t.status.to_string())
         .collect();
     assert_eq!(statuses, ["succeeded", "cached", "succeeded", "succeeded"]);
     assert_eq!(
@@ -846,7 +846,7 @@ baseline_output = "baseline.json"
     // Window 6 (amount still shifted against the new baseline) triggered a third run.
     wait_for(&setup.store, &mut child, "every run finished", |s| {
         s.runs(None, 10)
-            .is_ok_and(|runs| runs.iter().all(|r| r.status == "succeeded"))
+            .is_ok_and(|runs| runs.iter().all(|r| r.status == RunStatus::Succeeded))
     });
     let before_restart = Store::open_read_only(&setup.store)
         .unwrap()

@@ -443,7 +443,8 @@ pub fn run_alert(
     run: &crate::store::RunRecord,
     tasks: &[crate::store::TaskRecord],
 ) -> Alert {
-    let count = |status: &str| tasks.iter().filter(|t| t.status == status).count();
+    use crate::store::TaskStatus;
+    let count = |status: TaskStatus| tasks.iter().filter(|t| t.status == status).count();
     let summary = match kind {
         AlertKind::RunStarted => format!(
             "Run {} of DAG {} started for model {}",
@@ -454,9 +455,9 @@ pub fn run_alert(
             run.id,
             run.dag,
             run.model,
-            count("succeeded"),
-            count("cached"),
-            count("skipped")
+            count(TaskStatus::Succeeded),
+            count(TaskStatus::Cached),
+            count(TaskStatus::Skipped)
         ),
         _ => format!(
             "Run {} of DAG {} for model {} failed: {}",

@@ -135,7 +135,15 @@ mod tests {
         let lines: String = (1..=300).map(|i| format!("line {i}\n")).collect();
         std::fs::write(&log, lines).unwrap();
         store
-            .set_task("run-1", "dag", "train", "succeeded", "", None, None)
+            .set_task(
+                "run-1",
+                "dag",
+                "train",
+                crate::store::TaskStatus::Succeeded,
+                "",
+                None,
+                None,
+            )
             .unwrap();
         store
             .set_attempt("run-1", "train", 1, log.to_str().unwrap(), None)

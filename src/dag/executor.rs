@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::{plan, Condition, Dag, Selection, Task};
-use crate::store::{Artifact, RunRecord, RunRequest, Store};
+use crate::store::{Artifact, RunRecord, RunRequest, RunStatus, Store, TaskStatus};
 
 /// What the executor reports as runs progress (for alerts and the policy engine).
 #[derive(Debug, Clone)]
@@ -66,20 +66,22 @@ pub fn run_dispatcher(
         }
     };
     // Runs a crash interrupted start again (finished tasks' outputs come back from the cache).
-    if let Ok(interrupted) = store.runs_with_status("running") {
+    if let Ok(interrupted) = store.runs_with_status(RunStatus::Running) {
         for run in interrupted {
             tracing::warn!(run = %run.id, "run interrupted by a restart; queued again");
-            let _ = store.set_run_status(&run.id, "queued", None, None);
+            let _ = store.set_run_status(&run.id, RunStatus::Queued, None, None);
         }
     }
     let mut threads: Vec<(String, std::thread::JoinHandle<()>)> = Vec::new();
     let mut seen = 0;
     while !stop.load(Ordering::SeqCst) {
         threads.retain(|(_, t)| !t.is_finished());
-        let queued = store.runs_with_status("queued").unwrap_or_else(|err| {
-            tracing::error!(error = %err, "cannot read queued runs");
-            Vec::new()
-        });
+        let queued = store
+            .runs_with_status(RunStatus::Queued)
+            .unwrap_or_else(|err| {
+                tracing::error!(error = %err, "cannot read queued runs");
+                Vec::new()
+            });
         for run in queued {
             if threads.len() >= settings.max_parallel {
                 break;
@@ -89,7 +91,7 @@ pub fn run_dispatcher(
                 if !settings.queue_when_busy {
                     let _ = store.set_run_status(
                         &run.id,
-                        "skipped",
+                        RunStatus::Skipped,
                         None,
                         Some("a run of this model was in flight (when_busy = skip)"),
                     );
@@ -105,7 +107,7 @@ pub fn run_dispatcher(
             else {
                 let _ = store.set_run_status(
                     &run.id,
-                    "failed",
+                    RunStatus::Failed,
                     None,
                     Some(&format!("no DAG `{}`", run.dag)),
                 );
@@ -114,7 +116,7 @@ pub fn run_dispatcher(
             busy.lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(run.model.clone());
-            let _ = store.set_run_status(&run.id, "running", None, None);
+            let _ = store.set_run_status(&run.id, RunStatus::Running, None, None);
             if let Ok(Some(record)) = store.run(&run.id) {
                 events(RunEvent::Started(record));
             }
@@ -134,7 +136,7 @@ pub fn run_dispatcher(
                         Ok(store) => {
                             execute(&store, &settings.dir, &dag, &run.request, &stop);
                             if let Ok(Some(record)) = store.run(&id) {
-                                if record.status != "running" {
+                                if record.status != RunStatus::Running {
                                     events(RunEvent::Finished(record));
                                 }
                             }
@@ -221,7 +223,7 @@ enum State {
         log: PathBuf,
     },
     Done {
-        status: &'static str,
+        status: TaskStatus,
         outputs: Vec<Artifact>,
     },
 }
@@ -276,13 +278,13 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
     }
     let plan = plan(dag, &request.drifted_features);
     let plan_json = serde_json::to_value(&plan).expect("plans serialise");
-    let _ = store.set_run_status(&request.id, "running", Some(&plan_json), None);
+    let _ = store.set_run_status(&request.id, RunStatus::Running, Some(&plan_json), None);
     for planned in &plan.tasks {
         let _ = store.set_task(
             &request.id,
             &dag.name,
             &planned.name,
-            "pending",
+            TaskStatus::Pending,
             &planned.reason,
             None,
             None,
@@ -316,7 +318,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                                 &request.id,
                                 &dag.name,
                                 name,
-                                "cancelled",
+                                TaskStatus::Cancelled,
                                 "killed: the run was cancelled",
                                 None,
                                 None,
@@ -328,7 +330,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                                 &request.id,
                                 &dag.name,
                                 name,
-                                "cancelled",
+                                TaskStatus::Cancelled,
                                 "not started: the run was cancelled",
                                 None,
                                 None,
@@ -338,7 +340,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                 }
                 let _ = store.set_run_status(
                     &request.id,
-                    "cancelled",
+                    RunStatus::Cancelled,
                     None,
                     Some("cancelled on request"),
                 );
@@ -355,7 +357,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                     kill_group(child);
                 }
             }
-            let _ = store.set_run_status(&request.id, "queued", None, None);
+            let _ = store.set_run_status(&request.id, RunStatus::Queued, None, None);
             return;
         }
         let running = states
@@ -387,19 +389,35 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                         matches!(
                             s,
                             State::Done {
-                                status: "skipped",
+                                status: TaskStatus::Skipped,
                                 ..
                             }
                         )
                     }) {
                         let reason = format!("needs {n}, which was skipped");
-                        settle(store, request, dag, &mut states, name, "skipped", &reason);
+                        settle(
+                            store,
+                            request,
+                            dag,
+                            &mut states,
+                            name,
+                            TaskStatus::Skipped,
+                            &reason,
+                        );
                         progressed = true;
                         continue;
                     }
                     if let Some(when) = &task.when {
                         if let Err(reason) = holds(when, request, &upstream) {
-                            settle(store, request, dag, &mut states, name, "skipped", &reason);
+                            settle(
+                                store,
+                                request,
+                                dag,
+                                &mut states,
+                                name,
+                                TaskStatus::Skipped,
+                                &reason,
+                            );
                             progressed = true;
                             continue;
                         }
@@ -416,7 +434,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                                     &request.id,
                                     &dag.name,
                                     name,
-                                    "cached",
+                                    TaskStatus::Cached,
                                     &reason,
                                     Some(&key),
                                     Some(&outputs),
@@ -424,7 +442,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                                 states.insert(
                                     name.to_string(),
                                     State::Done {
-                                        status: "cached",
+                                        status: TaskStatus::Cached,
                                         outputs,
                                     },
                                 );
@@ -441,7 +459,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                         &request.id,
                         &dag.name,
                         name,
-                        "running",
+                        TaskStatus::Running,
                         &reason_of(&plan, name),
                         Some(&key),
                         None,
@@ -458,7 +476,15 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                         "not started: {}",
                         failed.as_deref().unwrap_or("the run failed")
                     );
-                    settle(store, request, dag, &mut states, name, "skipped", &reason);
+                    settle(
+                        store,
+                        request,
+                        dag,
+                        &mut states,
+                        name,
+                        TaskStatus::Skipped,
+                        &reason,
+                    );
                     progressed = true;
                 }
                 Some(State::Waiting { attempt, until })
@@ -482,7 +508,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                         &request.id,
                         &dag.name,
                         name,
-                        "running",
+                        TaskStatus::Running,
                         &reason_of(&plan, name),
                         None,
                         None,
@@ -500,7 +526,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                         dag,
                         &mut states,
                         name,
-                        "failed",
+                        TaskStatus::Failed,
                         "not retried: the run failed",
                     );
                     progressed = true;
@@ -535,7 +561,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                                 &request.id,
                                 &dag.name,
                                 name,
-                                "succeeded",
+                                TaskStatus::Succeeded,
                                 &reason_of(&plan, name),
                                 None,
                                 Some(&outputs),
@@ -543,7 +569,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                             states.insert(
                                 name.to_string(),
                                 State::Done {
-                                    status: "succeeded",
+                                    status: TaskStatus::Succeeded,
                                     outputs,
                                 },
                             );
@@ -570,7 +596,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                                     &request.id,
                                     &dag.name,
                                     name,
-                                    "waiting",
+                                    TaskStatus::Waiting,
                                     &reason,
                                     None,
                                     None,
@@ -585,7 +611,15 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                             } else {
                                 let reason = format!("failed after {attempt} attempt(s): {error}");
                                 failed.get_or_insert(format!("task {name} failed"));
-                                settle(store, request, dag, &mut states, name, "failed", &reason);
+                                settle(
+                                    store,
+                                    request,
+                                    dag,
+                                    &mut states,
+                                    name,
+                                    TaskStatus::Failed,
+                                    &reason,
+                                );
                             }
                         }
                     }
@@ -602,10 +636,10 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
     }
     match failed {
         Some(error) => {
-            let _ = store.set_run_status(&request.id, "failed", None, Some(&error));
+            let _ = store.set_run_status(&request.id, RunStatus::Failed, None, Some(&error));
         }
         None => {
-            let _ = store.set_run_status(&request.id, "succeeded", None, None);
+            let _ = store.set_run_status(&request.id, RunStatus::Succeeded, None, None);
         }
     }
 }
@@ -827,7 +861,7 @@ fn settle(
     dag: &Dag,
     states: &mut BTreeMap<String, State>,
     name: &str,
-    status: &'static str,
+    status: TaskStatus,
     reason: &str,
 ) {
     let _ = store.set_task(&request.id, &dag.name, name, status, reason, None, None);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::Dag;
-use crate::store::{RunRequest, Store};
+use crate::store::{RunRequest, RunStatus, Store, TaskStatus};
 
 /// A failure talking to an orchestrator.
 pub enum Failure {
@@ -101,14 +101,14 @@ pub fn execute(
     let mut plan = remote.plan(request);
     plan["dag"] = json!(dag.name);
     plan["drifted"] = json!(request.drifted_features);
-    let _ = store.set_run_status(&request.id, "running", Some(&plan), None);
+    let _ = store.set_run_status(&request.id, RunStatus::Running, Some(&plan), None);
     let conf = conf(request);
     let started = Instant::now();
     let mut delay = Duration::from_millis(500);
     let mut submitted = false;
     let outcome: Result<(), String> = loop {
         if stop.load(Ordering::SeqCst) {
-            let _ = store.set_run_status(&request.id, "queued", None, None);
+            let _ = store.set_run_status(&request.id, RunStatus::Queued, None, None);
             return;
         }
         if started.elapsed() > timeout {
@@ -122,7 +122,15 @@ pub fn execute(
         } else {
             remote.submit(request, &conf).map(|how| {
                 tracing::info!(run = %request.id, task = %task, how = %how, "remote run submitted");
-                let _ = store.set_task(&request.id, &dag.name, &task, "running", &how, None, None);
+                let _ = store.set_task(
+                    &request.id,
+                    &dag.name,
+                    &task,
+                    TaskStatus::Running,
+                    &how,
+                    None,
+                    None,
+                );
                 submitted = true;
                 State::Running
             })
@@ -149,16 +157,24 @@ pub fn execute(
                 &request.id,
                 &dag.name,
                 &task,
-                "succeeded",
+                TaskStatus::Succeeded,
                 "the remote run succeeded",
                 None,
                 None,
             );
-            let _ = store.set_run_status(&request.id, "succeeded", None, None);
+            let _ = store.set_run_status(&request.id, RunStatus::Succeeded, None, None);
         }
         Err(error) => {
-            let _ = store.set_task(&request.id, &dag.name, &task, "failed", &error, None, None);
-            let _ = store.set_run_status(&request.id, "failed", None, Some(&error));
+            let _ = store.set_task(
+                &request.id,
+                &dag.name,
+                &task,
+                TaskStatus::Failed,
+                &error,
+                None,
+                None,
+            );
+            let _ = store.set_run_status(&request.id, RunStatus::Failed, None, Some(&error));
         }
     }
 }

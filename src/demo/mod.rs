@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::Serialize;
 
-use crate::store::Store;
+use crate::store::{RunStatus, Store, TaskStatus};
 
 /// Arguments of `driftgate demo`.
 #[derive(Debug, clap::Args)]
@@ -138,7 +138,7 @@ pub struct RunSummary {
     /// `manual` or the triggering policy and window.
     pub trigger: String,
     /// Final status.
-    pub status: String,
+    pub status: RunStatus,
     /// Tasks that ran.
     pub ran: Vec<String>,
     /// Tasks whose outputs came from the cache.
@@ -599,8 +599,8 @@ fn wait_for_runs(
     // A triggered decision's run is queued in the window's own transaction, so it is visible
     // by now; the executor picks it up within its poll.
     wait_until(stop, "the runs to finish", Duration::from_secs(120), || {
-        ["queued", "running"]
-            .iter()
+        [RunStatus::Queued, RunStatus::Running]
+            .into_iter()
             .all(|s| store.runs_with_status(s).is_ok_and(|r| r.is_empty()))
     })?;
     let mut runs = store.runs(None, 100).map_err(fail("cannot read runs"))?;
@@ -665,7 +665,7 @@ fn run_summary(store: &Store, run: &crate::store::RunRecord) -> Result<RunSummar
     let tasks = store
         .run_tasks(&run.id)
         .map_err(fail("cannot read tasks"))?;
-    let with = |status: &str| -> Vec<String> {
+    let with = |status: TaskStatus| -> Vec<String> {
         tasks
             .iter()
             .filter(|t| t.status == status)
@@ -685,10 +685,10 @@ fn run_summary(store: &Store, run: &crate::store::RunRecord) -> Result<RunSummar
         id: run.id.clone(),
         model: run.model.clone(),
         trigger,
-        status: run.status.clone(),
-        ran: with("succeeded"),
-        cached: with("cached"),
-        skipped: with("skipped"),
+        status: run.status,
+        ran: with(TaskStatus::Succeeded),
+        cached: with(TaskStatus::Cached),
+        skipped: with(TaskStatus::Skipped),
     })
 }
 
@@ -752,7 +752,7 @@ fn summarise(
     }
     let mut retrained: Vec<String> = runs
         .iter()
-        .filter(|r| r.trigger != "manual" && r.status == "succeeded")
+        .filter(|r| r.trigger != "manual" && r.status == RunStatus::Succeeded)
         .map(|r| r.model.clone())
         .collect();
     retrained.sort();

@@ -10,11 +10,13 @@ mod decisions;
 mod outbox;
 mod runs;
 mod sqlite;
+mod status;
 
 pub use decisions::{DecisionFilter, DecisionPage};
 pub use outbox::{AlertStatus, Delivery};
 pub use runs::{Artifact, AttemptRecord, BaselineVersion, RunRecord, RunRequest, TaskRecord};
 pub use sqlite::{now_ms, Checkpoint, DeadLetter, Store, StoredWindow};
+pub use status::{RunStatus, TaskStatus};
 
 use std::path::PathBuf;
 

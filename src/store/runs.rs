@@ -5,7 +5,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
 use super::sqlite::{now_ms, Store};
-use super::StoreError;
+use super::{RunStatus, StoreError, TaskStatus};
 
 /// What a run is asked to do: written with the decision that triggered it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -60,8 +60,8 @@ pub struct RunRecord {
     pub model: String,
     /// DAG.
     pub dag: String,
-    /// `queued`, `running`, `succeeded`, `failed`.
-    pub status: String,
+    /// Where the run is.
+    pub status: RunStatus,
     /// The request.
     pub request: RunRequest,
     /// The plan.
@@ -81,8 +81,8 @@ pub struct RunRecord {
 pub struct TaskRecord {
     /// The task.
     pub task: String,
-    /// `pending`, `running`, `succeeded`, `cached`, `skipped`, `failed`.
-    pub status: String,
+    /// Where the task is.
+    pub status: TaskStatus,
     /// Why.
     pub reason: String,
     /// Its cache key.
@@ -153,7 +153,7 @@ impl Store {
     }
 
     /// Runs with this status, oldest first.
-    pub fn runs_with_status(&self, status: &str) -> Result<Vec<RunRecord>, StoreError> {
+    pub fn runs_with_status(&self, status: RunStatus) -> Result<Vec<RunRecord>, StoreError> {
         self.select_runs(
             "WHERE status = ?1 ORDER BY created_at, rowid",
             params![status],
@@ -191,15 +191,15 @@ impl Store {
                     row.get(1)?,
                     row.get(2)?,
                     row.get(3)?,
-                    row.get(4)?,
                 ],
+                row.get::<_, RunStatus>(4)?,
                 row.get::<_, Option<String>>(7)?,
                 [row.get::<_, Option<i64>>(8)?, row.get(9)?, row.get(10)?],
             ))
         })?;
         let mut runs = Vec::new();
         for row in rows {
-            let (request, plan, [id, key, model, dag, status], error, [created, started, finished]) =
+            let (request, plan, [id, key, model, dag], status, error, [created, started, finished]) =
                 row?;
             runs.push(RunRecord {
                 id,
@@ -225,7 +225,7 @@ impl Store {
     pub fn set_run_status(
         &self,
         id: &str,
-        status: &str,
+        status: RunStatus,
         plan: Option<&serde_json::Value>,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
@@ -275,7 +275,7 @@ impl Store {
         run: &str,
         dag: &str,
         task: &str,
-        status: &str,
+        status: TaskStatus,
         reason: &str,
         cache_key: Option<&str>,
         outputs: Option<&[Artifact]>,

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use crate::store::RunStatus;
+
 /// Records decoded and windowed, by stream.
 pub const RECORDS_TOTAL: &str = "driftgate_records_total";
 /// Windows closed and reported, by stream.
@@ -138,7 +140,11 @@ impl Metrics {
     /// Makes a model's run series exist from the start (at zero).
     pub fn register_run_model(&self, model: &str) {
         self.with(|v| {
-            for status in ["succeeded", "failed", "cancelled"] {
+            for status in [
+                RunStatus::Succeeded,
+                RunStatus::Failed,
+                RunStatus::Cancelled,
+            ] {
                 v.runs
                     .entry((model.to_string(), status.to_string()))
                     .or_insert(0);
@@ -148,7 +154,7 @@ impl Metrics {
     }
 
     /// Counts a finished run; `seconds` for a succeeded one.
-    pub fn run_finished(&self, model: &str, status: &str, seconds: Option<f64>) {
+    pub fn run_finished(&self, model: &str, status: RunStatus, seconds: Option<f64>) {
         self.with(|v| {
             *v.runs
                 .entry((model.to_string(), status.to_string()))
