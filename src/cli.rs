@@ -276,7 +276,7 @@ pub enum CliError {
     Config(#[from] crate::config::ConfigError),
     /// The service stopped on an error.
     #[error(transparent)]
-    App(#[from] crate::app::AppError),
+    App(#[from] crate::service::ServiceError),
     /// A replay could not run.
     #[error(transparent)]
     Replay(#[from] crate::replay::ReplayError),
@@ -565,9 +565,9 @@ fn run_show(path: &Path) -> Result<Outcome, CliError> {
 fn run_service(path: &Path) -> Result<Outcome, CliError> {
     let config = crate::config::load(path)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    crate::app::install_signal_handlers(&stop, config.shutdown_timeout)
+    crate::service::install_signal_handlers(&stop, config.shutdown_timeout)
         .map_err(CliError::Output)?;
-    crate::app::run(config, path, stop)?;
+    crate::service::run(config, path, stop)?;
     Ok(Outcome::Done)
 }
 

@@ -4,7 +4,8 @@
 //! Map of the crate, in data-flow order:
 //!
 //! * [`config`]: the service file, validated whole.
-//! * [`source`]: where records come from (JSONL and CSV files today).
+//! * [`source`]: where records come from: Kafka (consumer and producer settings, dead letters,
+//!   readiness) and JSONL and CSV files.
 //! * [`decode`]: records → typed columns by a schema; unusable values counted by reason.
 //! * [`baseline`]: training baselines: build, save, load, check.
 //! * [`window`]: tumbling windows by count or duration, checkpointable.
@@ -14,20 +15,27 @@
 //! * [`drift`]: one module per statistic (KS, Wasserstein, chi-square, Jensen–Shannon, PSI,
 //!   Hellinger), all equal to scipy on the same data; decisions that scale with sample size;
 //!   the report.
-//! * [`store`]: SQLite: checkpoints, window reports, dead letters.
-//! * [`api`]: HTTP API and Prometheus metrics.
-//! * [`app`]: the running service: consume, process, checkpoint, commit.
-//! * [`dag`]: retraining DAGs: spec, selective planning, the local executor, remote ones.
+//! * [`store`]: SQLite: checkpoints, window reports, decisions, dead letters, the alert outbox,
+//!   runs and baseline versions.
+//! * [`service`]: the running service: the consumer loop (consume, process, checkpoint,
+//!   commit) and the threads beside it (executor, alert sinks, API).
+//! * [`api`]: the HTTP API and its OpenAPI document; [`telemetry`]: Prometheus metrics.
+//! * [`dag`]: retraining DAGs: spec, selective planning, run requests, the local executor,
+//!   remote orchestrators.
 //! * [`alert`]: the alert outbox and its sinks.
 //! * [`task`]: built-in DAG tasks (`driftgate task …`): transforms, training, evaluation.
 //! * [`demo`]: `driftgate demo`, the whole loop in one process.
 //! * [`cli`]: the `driftgate` commands.
 //!
+//! Small shared pieces: [`wake`] (wake a waiting worker), [`locks`] (locks that outlive a panic),
+//! [`retry`], [`SplitMix64`].
+//!
 //! The statistics and decisions are pure functions of their inputs: no clock, no I/O.
+
+#![warn(missing_docs)]
 
 pub mod alert;
 pub mod api;
-pub mod app;
 pub mod baseline;
 pub mod cli;
 pub mod config;
@@ -35,12 +43,14 @@ pub mod dag;
 pub mod decode;
 pub mod demo;
 pub mod drift;
+pub mod locks;
 mod parallel;
 pub mod pipeline;
 pub mod policy;
 pub mod replay;
 pub mod retry;
 mod rng;
+pub mod service;
 pub mod source;
 pub mod store;
 pub mod task;

@@ -31,16 +31,19 @@ pub enum TaskCommand {
         /// The features of the group, comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         features: Vec<String>,
+        /// Where the records come from.
         #[command(flatten)]
         data: DataArgs,
     },
     /// Train a logistic regression on the upstream transforms' features.
     Train {
+        /// Where the records come from.
         #[command(flatten)]
         data: DataArgs,
     },
     /// Compare the challenger with the champion on the holdout.
     Evaluate {
+        /// Where the records come from.
         #[command(flatten)]
         data: DataArgs,
         /// Where champions are kept, one `<model>.json` each.
@@ -58,6 +61,7 @@ pub enum TaskCommand {
     },
     /// Profile the records as the stream's next baseline.
     Baseline {
+        /// Where the records come from.
         #[command(flatten)]
         data: DataArgs,
     },

@@ -14,14 +14,14 @@ pub struct Wake {
 impl Wake {
     /// Tells every worker to look at the outbox.
     pub fn notify(&self) {
-        *self.generation.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        *crate::locks::lock(&self.generation) += 1;
         self.signal.notify_all();
     }
 
     /// Waits until notified or `timeout` passed, whichever is first (`seen`: the last
     /// notification this waiter saw).
     pub fn wait_for(&self, seen: &mut u64, timeout: Duration) {
-        let guard = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = crate::locks::lock(&self.generation);
         let (guard, _) = self
             .signal
             .wait_timeout_while(guard, timeout, |g| *g == *seen)

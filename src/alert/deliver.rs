@@ -62,10 +62,7 @@ impl rdkafka::producer::ProducerContext for DeliveryReports {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
         let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string());
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(outcome);
+        crate::locks::lock(&self.0).push(outcome);
     }
 }
 
@@ -139,11 +136,7 @@ impl Sender {
             }
             SinkKind::Kafka { topic } => {
                 let kafka = self.kafka.as_ref().expect("kafka sinks have a producer");
-                kafka
-                    .reports
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clear();
+                crate::locks::lock(&kafka.reports).clear();
                 let key = alert.model.clone().unwrap_or_default();
                 let headers = rdkafka::message::OwnedHeaders::new()
                     .insert(rdkafka::message::Header {
@@ -168,12 +161,7 @@ impl Sender {
                 let _ = kafka
                     .producer
                     .flush(self.settings.timeout + Duration::from_secs(1));
-                match kafka
-                    .reports
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .pop()
-                {
+                match crate::locks::lock(&kafka.reports).pop() {
                     Some(Ok(())) => Ok(()),
                     Some(Err(e)) => Err(Failure::Retry {
                         error: format!("Kafka did not take it: {e}"),

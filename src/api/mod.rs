@@ -24,9 +24,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use crate::app::reload::ReloadRequest;
+use crate::config::reload::{ReloadRequest, SharedCatalog};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -69,8 +69,8 @@ pub struct ApiState {
     pub runs_dir: PathBuf,
     /// The configured streams.
     pub streams: Arc<Vec<StreamInfo>>,
-    /// The models, replaced on reload.
-    pub models: Arc<RwLock<Vec<crate::policy::Model>>>,
+    /// The models and DAGs, replaced on reload.
+    pub catalog: SharedCatalog,
     /// Where reload requests go (the consumer loop performs them).
     pub reload: Sender<ReloadRequest>,
     /// The bearer token `POST /api/v1/runs` requires (none: manual runs are refused).
@@ -306,8 +306,7 @@ fn decision_filter(
     query: DecisionsQuery,
 ) -> Result<crate::store::DecisionFilter, Response> {
     if let Some(model) = &query.model {
-        let models = state.models.read().unwrap_or_else(|p| p.into_inner());
-        if !models.iter().any(|m| m.name == *model) {
+        if crate::locks::read(&state.catalog).model(model).is_none() {
             return Err(json_error(
                 StatusCode::NOT_FOUND,
                 format!("no model named `{model}`"),

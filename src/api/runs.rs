@@ -241,12 +241,8 @@ pub(super) async fn create_run(
         Ok(request) => request,
         Err(err) => return json_error(StatusCode::BAD_REQUEST, format!("invalid body: {err}")),
     };
-    let model = state
-        .models
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .find(|m| m.name == request.model)
+    let model = crate::locks::read(&state.catalog)
+        .model(&request.model)
         .cloned();
     let Some(model) = model else {
         return json_error(

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod dags;
 pub mod policies;
 pub mod raw;
+pub mod reload;
 pub mod toml_error;
 mod validate;
 

@@ -15,7 +15,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -48,11 +48,11 @@ pub struct ExecutorSettings {
 /// Models with a run in flight, shared with the consumer loop (policies' `in_flight`).
 pub type Busy = Arc<Mutex<BTreeSet<String>>>;
 
-/// Runs the dispatcher until `stop`. `dags` may be swapped by reloads; `events` hears about
-/// runs starting and finishing.
+/// Runs the dispatcher until `stop`. `catalog` (its DAGs) may be swapped by reloads; `events`
+/// hears about runs starting and finishing.
 pub fn run_dispatcher(
     settings: ExecutorSettings,
-    dags: Arc<RwLock<Vec<Dag>>>,
+    catalog: crate::config::reload::SharedCatalog,
     busy: Busy,
     stop: Arc<AtomicBool>,
     wake: Arc<crate::wake::Wake>,
@@ -98,13 +98,7 @@ pub fn run_dispatcher(
                 }
                 continue;
             }
-            let Some(dag) = dags
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .find(|d| d.name == run.dag)
-                .cloned()
-            else {
+            let Some(dag) = crate::locks::read(&catalog).dag(&run.dag).cloned() else {
                 let _ = store.set_run_status(
                     &run.id,
                     RunStatus::Failed,
@@ -113,9 +107,7 @@ pub fn run_dispatcher(
                 );
                 continue;
             };
-            busy.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(run.model.clone());
+            crate::locks::lock(&busy).insert(run.model.clone());
             let _ = store.set_run_status(&run.id, RunStatus::Running, None, None);
             if let Ok(Some(record)) = store.run(&run.id) {
                 events(RunEvent::Started(record));
@@ -145,9 +137,7 @@ pub fn run_dispatcher(
                             tracing::error!(run = %id, error = %err, "cannot open the store")
                         }
                     }
-                    busy.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&model);
+                    crate::locks::lock(&busy).remove(&model);
                 });
             match thread {
                 Ok(thread) => threads.push((model, thread)),

@@ -246,13 +246,13 @@ fn run_demo(args: &DemoArgs) -> Result<Summary, DemoError> {
         .map(|m| m.name.clone())
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
-    crate::app::install_signal_handlers(&stop, config.shutdown_timeout)
+    crate::service::install_signal_handlers(&stop, config.shutdown_timeout)
         .map_err(fail("cannot install signal handlers"))?;
     let service = {
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("service".into())
-            .spawn(move || crate::app::run(config, &config_path, stop))
+            .spawn(move || crate::service::run(config, &config_path, stop))
             .map_err(fail("cannot start the service"))?
     };
     // Whatever happens from here on, the service is stopped and joined (it checkpoints).

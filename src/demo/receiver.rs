@@ -77,19 +77,12 @@ impl Receiver {
 
     /// Every distinct alert received so far, in arrival order.
     pub fn alerts(&self) -> Vec<Received> {
-        self.inbox
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .alerts
-            .clone()
+        crate::locks::lock(&self.inbox).alerts.clone()
     }
 
     /// Requests whose signature did not verify.
     pub fn bad_signatures(&self) -> u64 {
-        self.inbox
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .bad_signatures
+        crate::locks::lock(&self.inbox).bad_signatures
     }
 }
 
@@ -104,7 +97,7 @@ async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: String)
         }
         _ => false,
     };
-    let mut inbox = shared.inbox.lock().unwrap_or_else(|p| p.into_inner());
+    let mut inbox = crate::locks::lock(&shared.inbox);
     if !signed {
         inbox.bad_signatures += 1;
         return StatusCode::UNAUTHORIZED;

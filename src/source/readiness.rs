@@ -115,9 +115,7 @@ impl Readiness {
     }
 
     fn problem(&self) -> std::sync::MutexGuard<'_, Problem> {
-        self.problem
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::locks::lock(&self.problem)
     }
 }
 

@@ -106,7 +106,7 @@ pub struct Metrics {
 
 impl Metrics {
     fn with<R>(&self, f: impl FnOnce(&mut Values) -> R) -> R {
-        f(&mut self.values.lock().unwrap_or_else(|p| p.into_inner()))
+        f(&mut crate::locks::lock(&self.values))
     }
 
     /// Makes a stream's series exist from the start (at zero).

@@ -1,6 +1,7 @@
 //! Hot reload of models and policies: on SIGHUP, when a watched file changes, or on
-//! `POST /api/v1/reload`. The consumer loop performs every reload itself, between messages, so
-//! a swap is never half done and never races a window's evaluation.
+//! `POST /api/v1/reload`. [`Reloads`] gathers the requests; the consumer loop performs every
+//! reload itself, between messages, so a swap is never half done and never races a window's
+//! evaluation. What the other threads read ([`Catalog`]) is swapped in one write.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +10,32 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+/// What a reload replaces: the models (with their policies' targets) and the DAGs. The API, the
+/// executor and the consumer loop read one shared catalog, and a reload swaps it in one write,
+/// so no reader sees new DAGs with old models.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// The models.
+    pub models: Vec<crate::policy::Model>,
+    /// The retraining DAGs.
+    pub dags: Vec<crate::dag::Dag>,
+}
+
+/// The catalog as the parts share it.
+pub type SharedCatalog = Arc<std::sync::RwLock<Catalog>>;
+
+impl Catalog {
+    /// The DAG named `name`, if the catalog has one.
+    pub fn dag(&self, name: &str) -> Option<&crate::dag::Dag> {
+        self.dags.iter().find(|d| d.name == name)
+    }
+
+    /// The model named `name`, if the catalog has one.
+    pub fn model(&self, name: &str) -> Option<&crate::policy::Model> {
+        self.models.iter().find(|m| m.name == name)
+    }
+}
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -81,10 +108,7 @@ impl Reloads {
             tracing::info!("SIGHUP: reloading models and policies");
             return Some(Due::Quiet);
         }
-        let mut last = self
-            .last_file_event
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut last = crate::locks::lock(&self.last_file_event);
         if last.is_some_and(|at| at.elapsed() >= SETTLE) {
             *last = None;
             tracing::info!("configuration files changed: reloading models and policies");
@@ -116,7 +140,7 @@ fn watch(
             EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
         ) && event.paths.iter().any(|p| configuration_file(p));
         if relevant {
-            *last_event.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            *crate::locks::lock(&last_event) = Some(Instant::now());
         }
     })?;
     let mut dirs: Vec<PathBuf> = std::iter::once(config.to_path_buf())

@@ -1,0 +1,142 @@
+//! The Kafka side of the loop: the brokers (configured, or embedded for a trial), the consumer
+//! and its context (lag from statistics, a checkpoint before partitions are revoked, readiness),
+//! and offset commits.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, TopicPartitionList};
+
+use super::{Service, ServiceError};
+use crate::config::ServiceConfig;
+use crate::locks::lock;
+use crate::source::kafka;
+use crate::source::readiness::Readiness;
+
+/// The brokers this instance talks to. `embedded`: an in-process Kafka-protocol cluster, for
+/// trying driftgate with nothing installed; not durable, it lives and dies with the process.
+pub(super) struct Brokers {
+    servers: String,
+    /// Kept (never read) so the cluster lives until the service has stopped.
+    _embedded:
+        Option<rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>>,
+}
+
+impl Brokers {
+    /// The configured brokers, or an embedded cluster with the streams' topics.
+    pub(super) fn start(config: &ServiceConfig) -> Result<Brokers, ServiceError> {
+        if let Some(servers) = &config.bootstrap_servers {
+            return Ok(Brokers {
+                servers: servers.clone(),
+                _embedded: None,
+            });
+        }
+        let cluster = rdkafka::mocking::MockCluster::new(1)?;
+        for stream in &config.streams {
+            cluster.create_topic(&stream.topic, 3, 1)?;
+            if let Some(dlq) = &stream.dead_letter_topic {
+                cluster.create_topic(dlq, 1, 1)?;
+            }
+        }
+        tracing::warn!(bootstrap = %cluster.bootstrap_servers(), "embedded broker: in-process and not durable");
+        Ok(Brokers {
+            servers: cluster.bootstrap_servers(),
+            _embedded: Some(cluster),
+        })
+    }
+
+    /// `bootstrap.servers`.
+    pub(super) fn servers(&self) -> &str {
+        &self.servers
+    }
+}
+
+/// The consumer of the streams' topics, subscribed, its context holding the service.
+pub(super) fn subscribe(
+    config: &ServiceConfig,
+    servers: &str,
+    service: Arc<Mutex<Service>>,
+    readiness: Arc<Readiness>,
+) -> Result<BaseConsumer<Context>, ServiceError> {
+    let consumer: BaseConsumer<Context> =
+        kafka::consumer_config(servers, &config.group_id, &config.kafka_properties)
+            .create_with_context(Context { service, readiness })?;
+    let topics: Vec<&str> = config.streams.iter().map(|s| s.topic.as_str()).collect();
+    consumer.subscribe(&topics)?;
+    tracing::info!(topics = ?topics, group = %config.group_id, "consuming");
+    Ok(consumer)
+}
+
+/// The consumer's context: checkpoints before partitions are revoked, and tells readiness.
+pub(super) struct Context {
+    service: Arc<Mutex<Service>>,
+    /// Whether the instance takes part in its group, and why not.
+    pub(super) readiness: Arc<Readiness>,
+}
+
+impl ClientContext for Context {
+    fn stats(&self, statistics: rdkafka::statistics::Statistics) {
+        lock(&self.service).update_lag(&statistics);
+    }
+
+    /// Connection failures are summarised by `error` (one line per interval); librdkafka's own
+    /// lines about them, several per second, stay at `debug`.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        if matches!(fac, "FAIL" | "BROKERFAIL" | "ERROR" | "CONNECT" | "RESOLVE") {
+            tracing::debug!(target: "librdkafka", fac, "{message}");
+        } else {
+            rdkafka::client::DefaultClientContext.log(level, fac, message);
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.readiness.on_error(&error, reason, Instant::now());
+    }
+}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(
+                    partitions = partitions.count(),
+                    "partitions revoked, checkpointing"
+                );
+                let offsets = lock(&self.service).checkpoint();
+                match offsets {
+                    Ok(offsets) if offsets.count() > 0 => {
+                        if let Err(err) = consumer.commit(&offsets, CommitMode::Sync) {
+                            tracing::warn!(error = %err, "offset commit on revoke failed; the checkpoint still holds them");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::error!(error = %err, "checkpoint on revoke failed"),
+                }
+            }
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = partitions.count(), "partitions assigned");
+                // Baselines were loaded before the consumer started; an assignment (even an
+                // empty one, when there are more instances than partitions) means the group
+                // has taken this instance in.
+                self.readiness.assigned();
+            }
+            Rebalance::Error(err) => tracing::warn!(error = %err, "rebalance error"),
+        }
+    }
+}
+
+/// Commits `offsets` (none: nothing to do). A failure is not fatal: the store's checkpoint is
+/// the truth, and the processors skip what they already counted.
+pub(super) fn commit(
+    consumer: &BaseConsumer<Context>,
+    offsets: &TopicPartitionList,
+    mode: CommitMode,
+) {
+    if offsets.count() == 0 {
+        return;
+    }
+    if let Err(err) = consumer.commit(offsets, mode) {
+        tracing::warn!(error = %err, "offset commit failed");
+    }
+}

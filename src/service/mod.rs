@@ -1,0 +1,273 @@
+//! The running service: consume, process, checkpoint, commit.
+//!
+//! One thread polls the consumer (librdkafka's rebalance callbacks run inside `poll`, so a
+//! blocking loop is the simplest correct shell). The [`Service`] state — streams, store, runs —
+//! sits behind a mutex that the loop never holds across `poll`, so the revoke callback can lock
+//! it to checkpoint before partitions move. Beside the loop run the executor, one worker per
+//! alert sink and the API (`workers`).
+//!
+//! Delivery: a closed window's report, the alerts and runs it sets off and the checkpoint after
+//! it are one store transaction; offsets go to Kafka only after that (and after dead letters are
+//! flushed). After any crash the store's `next_offsets` let the processors skip what they
+//! already counted.
+//!
+//! Files: `streams` processes messages and checkpoints; `consequences` decides what closed
+//! windows set off; `runs` follows runs and rotates baselines; `workers` starts the threads
+//! beside the loop; `consumer` is the Kafka side; `shutdown` the signals.
+
+mod consequences;
+mod consumer;
+mod runs;
+mod shutdown;
+mod streams;
+mod workers;
+
+pub use shutdown::install_signal_handlers;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
+use rdkafka::message::Message as _;
+
+use crate::config::alerts::AlertSettings;
+use crate::config::reload::{Catalog, Due, ReloadResult, ReloadSummary, Reloads, SharedCatalog};
+use crate::config::ServiceConfig;
+use crate::locks::{lock, write};
+use crate::pipeline::Message;
+use crate::source::readiness::Readiness;
+use crate::store::{Store, StoreError};
+use crate::telemetry::Metrics;
+use crate::wake::Wake;
+
+/// Why the service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The store failed: without it nothing can be made durable, so the service stops.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A Kafka client could not be created or subscribed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The API could not listen.
+    #[error("api: {0}")]
+    Api(std::io::Error),
+    /// An alert sink could not be set up.
+    #[error("alert sink {sink}: {message}")]
+    Sink {
+        /// The sink.
+        sink: String,
+        /// Why.
+        message: String,
+    },
+    /// SIGHUP could not be registered for reloading.
+    #[error("cannot set up reloading: {0}")]
+    Reload(std::io::Error),
+    /// A checkpoint does not match the configuration (e.g. a feature changed kind).
+    #[error("stream {stream}: {source}")]
+    Checkpoint {
+        /// The stream.
+        stream: String,
+        /// What does not match.
+        source: crate::window::WindowError,
+    },
+}
+
+/// What the consumer loop works on, shared with the consumer's callbacks.
+struct Service {
+    store: Store,
+    metrics: Arc<Metrics>,
+    /// Wakes the sink workers and the executor after alerts or runs were queued.
+    wake: Arc<Wake>,
+    streams: streams::Streams,
+    runs: runs::RunState,
+    /// Alert sinks and thresholds.
+    alerts: AlertSettings,
+    /// Models and DAGs, shared with the API and the executor.
+    catalog: SharedCatalog,
+}
+
+/// Runs the service until `stop` is set, then checkpoints, commits and returns. `path` is the
+/// configuration file, re-read on reload.
+pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<(), ServiceError> {
+    let brokers = consumer::Brokers::start(&config)?;
+    let store = Store::open(&config.store_path)?;
+    banner(&config, path, brokers.servers());
+    let streams = streams::Streams::open(&config, &store, brokers.servers())?;
+    let metrics = Arc::new(metrics_for(&config));
+    let wake = Arc::new(Wake::default());
+    let catalog: SharedCatalog = Arc::new(std::sync::RwLock::new(Catalog {
+        models: config.models.clone(),
+        dags: config.dags.clone(),
+    }));
+    let runs = runs::RunState::new(&config);
+    let readiness = Arc::new(Readiness::new(brokers.servers()));
+    let (reloads, reload_sender) =
+        Reloads::start(path, &config.includes).map_err(ServiceError::Reload)?;
+    let shared = workers::Shared {
+        metrics: &metrics,
+        wake: &wake,
+        catalog: &catalog,
+        runs: &runs,
+    };
+    let api = workers::api_state(&config, &shared, &readiness, reload_sender);
+    let workers = workers::Workers::start(&config, brokers.servers(), shared, api, &stop)?;
+    let service = Arc::new(Mutex::new(Service {
+        store,
+        metrics,
+        wake,
+        streams,
+        runs,
+        alerts: config.alerts.clone(),
+        catalog,
+    }));
+    let consumer =
+        consumer::subscribe(&config, brokers.servers(), Arc::clone(&service), readiness)?;
+    poll(&consumer, &service, &reloads, path, &config, &stop)?;
+
+    tracing::info!("stopping: final checkpoint");
+    let offsets = lock(&service).checkpoint()?;
+    consumer::commit(&consumer, &offsets, CommitMode::Sync);
+    drop(consumer);
+    workers.stop();
+    drop(brokers);
+    Ok(())
+}
+
+/// The consumer loop, until `stop`: a message, the clock, runs, reloads, commits, checkpoints.
+fn poll(
+    consumer: &BaseConsumer<consumer::Context>,
+    service: &Mutex<Service>,
+    reloads: &Reloads,
+    path: &Path,
+    config: &ServiceConfig,
+    stop: &AtomicBool,
+) -> Result<(), ServiceError> {
+    let mut last_checkpoint = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        let mut commit_now = false;
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                let view = Message {
+                    topic: message.topic(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    timestamp_ms: message.timestamp().to_millis(),
+                    payload: message.payload(),
+                };
+                commit_now |= lock(service).handle(view)?;
+            }
+            Some(Err(err)) => consumer.context().readiness.on_poll_error(&err),
+            None => {}
+        }
+        commit_now |= lock(service).tick(crate::store::now_ms())?;
+        lock(service).sync_runs();
+        if let Some(due) = reloads.due() {
+            let result = lock(service).reload(path);
+            if let Due::Answer(reply) = due {
+                let _ = reply.send(result);
+            }
+        }
+        if commit_now {
+            let offsets = lock(service).committable();
+            consumer::commit(consumer, &offsets, CommitMode::Async);
+        }
+        if last_checkpoint.elapsed() >= config.checkpoint_interval {
+            let offsets = lock(service).checkpoint()?;
+            consumer::commit(consumer, &offsets, CommitMode::Async);
+            last_checkpoint = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+impl Service {
+    /// Re-reads the configuration and swaps the models, policies and DAGs, or nothing when
+    /// anything in the file is invalid. Only models, policies and DAGs change; other settings
+    /// are read at start. The policies swap under the loop's lock and the catalog in one write.
+    fn reload(&mut self, path: &Path) -> ReloadResult {
+        let config = match crate::config::load(path) {
+            Ok(config) => config,
+            Err(err) => return Err(self.refuse_reload(&err.to_string())),
+        };
+        for model in &config.models {
+            if self.streams.index_of(&model.stream).is_none() {
+                tracing::warn!(model = %model.name, stream = %model.stream,
+                    "the model's stream is not running (new streams need a restart)");
+            }
+        }
+        for policy in &config.policies {
+            self.metrics.register_policy(&policy.model, &policy.name);
+        }
+        for processor in &mut self.streams.processors {
+            processor.set_policies(&config.models, &config.policies);
+        }
+        let summary = ReloadSummary {
+            models: config.models.len(),
+            policies: config.policies.len(),
+        };
+        *write(&self.catalog) = Catalog {
+            models: config.models,
+            dags: config.dags,
+        };
+        self.metrics.reload(true);
+        tracing::info!(
+            models = summary.models,
+            policies = summary.policies,
+            "models and policies reloaded"
+        );
+        Ok(summary)
+    }
+
+    /// Counts, logs and alerts a refused reload; returns the problems.
+    fn refuse_reload(&mut self, problems: &str) -> String {
+        self.metrics.reload(false);
+        tracing::error!(error = %problems, "reload refused; the current models and policies stay in force");
+        let alert = crate::alert::reload_failed(problems);
+        let routed = crate::alert::route(&self.alerts, vec![alert]);
+        match self.store.enqueue_alerts(&routed) {
+            Ok(()) => self.wake.notify(),
+            Err(e) => tracing::error!(error = %e, "cannot queue the reload alert"),
+        }
+        problems.to_string()
+    }
+}
+
+/// The metrics, with every configured stream, model run and policy series present from the
+/// start (at zero).
+fn metrics_for(config: &ServiceConfig) -> Metrics {
+    let metrics = Metrics::default();
+    for stream in &config.streams {
+        metrics.register_stream(&stream.name);
+    }
+    for model in config.models.iter().filter(|m| m.dag.is_some()) {
+        metrics.register_run_model(&model.name);
+    }
+    for policy in &config.policies {
+        metrics.register_policy(&policy.model, &policy.name);
+    }
+    metrics
+}
+
+/// The start-up line, shown at the default log level (target `driftgate::banner`): what this
+/// instance is, what it reads and where it can be reached.
+fn banner(config: &ServiceConfig, path: &Path, servers: &str) {
+    let streams: Vec<String> = config
+        .streams
+        .iter()
+        .map(|s| format!("{} <- {}", s.name, s.topic))
+        .collect();
+    tracing::info!(
+        target: "driftgate::banner",
+        version = env!("CARGO_PKG_VERSION"),
+        config = %path.display(),
+        kafka = %servers,
+        group = %config.group_id,
+        streams = %streams.join(", "),
+        api = %format!("http://{}", config.api_listen),
+        store = %config.store_path.display(),
+        "driftgate starting"
+    );
+}

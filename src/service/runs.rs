@@ -1,0 +1,223 @@
+//! Runs, as the consumer loop sees them: which models have one in flight (for policies'
+//! `in_flight`), how long finished ones took (for cost forecasts), their alerts, and the
+//! baseline a succeeded run rotates in.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::Service;
+use crate::alert::AlertKind;
+use crate::config::reload::SharedCatalog;
+use crate::config::ServiceConfig;
+use crate::dag::executor::{Busy, RunEvent};
+use crate::locks::{lock, read};
+use crate::store::{RunRecord, RunStatus, Store};
+use crate::telemetry::Metrics;
+use crate::wake::Wake;
+
+/// A finished run, for the consumer loop: its duration for cost forecasts, and the baseline it
+/// produced, if its DAG declares one and it succeeded.
+pub(super) struct FinishedRun {
+    model: String,
+    seconds: Option<f64>,
+    run_id: String,
+    stream: String,
+    baseline: Option<PathBuf>,
+}
+
+/// What the loop knows of runs.
+pub(super) struct RunState {
+    /// Where runs keep their files.
+    pub(super) dir: PathBuf,
+    /// Where rotated baselines are kept, a directory per stream.
+    baselines_dir: PathBuf,
+    /// Models with a run in flight, as the executor last said.
+    in_flight: BTreeSet<String>,
+    /// Models with a run in flight, as the executor says now.
+    pub(super) busy: Busy,
+    /// Runs finished since the loop last looked.
+    pub(super) finished: Arc<Mutex<Vec<FinishedRun>>>,
+}
+
+impl RunState {
+    /// Nothing in flight yet.
+    pub(super) fn new(config: &ServiceConfig) -> RunState {
+        RunState {
+            dir: config.runs.dir.clone(),
+            baselines_dir: config
+                .store_path
+                .parent()
+                .map_or_else(|| PathBuf::from("baselines"), |d| d.join("baselines")),
+            in_flight: BTreeSet::new(),
+            busy: Arc::default(),
+            finished: Arc::default(),
+        }
+    }
+}
+
+impl Service {
+    /// Tells the policies which models have a run in flight and how long finished runs took
+    /// (for cost forecasts), and rotates the baselines succeeded runs produced.
+    pub(super) fn sync_runs(&mut self) {
+        // Per poll of the consumer loop: compared under the lock, cloned only on a change.
+        let now = lock(&self.runs.busy);
+        if *now != self.runs.in_flight {
+            for processor in &mut self.streams.processors {
+                let engine = processor.policies_mut();
+                for model in self.runs.in_flight.difference(&now) {
+                    engine.set_in_flight(model, false);
+                }
+                for model in now.difference(&self.runs.in_flight) {
+                    engine.set_in_flight(model, true);
+                }
+            }
+            self.runs.in_flight = now.clone();
+        }
+        drop(now);
+        let done = std::mem::take(&mut *lock(&self.runs.finished));
+        for run in done {
+            if let Some(seconds) = run.seconds {
+                for processor in &mut self.streams.processors {
+                    processor.policies_mut().record_run(&run.model, seconds);
+                }
+            }
+            if let Some(path) = &run.baseline {
+                if let Err(why) = self.rotate_baseline(&run, path) {
+                    tracing::error!(run = %run.run_id, stream = %run.stream, error = %why,
+                        "the run's baseline was not rotated; the current one stays");
+                    let _ = self.store.set_run_status(
+                        &run.run_id,
+                        RunStatus::Succeeded,
+                        None,
+                        Some(&format!("baseline not rotated: {why}")),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Makes a run's baseline output the stream's baseline: checked against the stream's
+    /// features, kept as a version under the store's directory, recorded, and switched to.
+    fn rotate_baseline(&mut self, run: &FinishedRun, path: &Path) -> Result<(), String> {
+        let index = self
+            .streams
+            .index_of(&run.stream)
+            .ok_or_else(|| format!("no stream {}", run.stream))?;
+        let baseline = crate::baseline::Baseline::load(path).map_err(|e| e.to_string())?;
+        let processor = &mut self.streams.processors[index];
+        let mismatches = baseline.mismatches(&processor.settings().schema.features);
+        if !mismatches.is_empty() {
+            return Err(mismatches.join("; "));
+        }
+        let dir = self.runs.baselines_dir.join(&run.stream);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let kept = dir.join(format!("{}.json", baseline.id));
+        std::fs::copy(path, &kept).map_err(|e| e.to_string())?;
+        let previous = processor.settings().baseline.id.clone();
+        let kept_text = kept.display().to_string();
+        self.store
+            .rotate_baseline(&run.stream, &baseline.id, &kept_text, Some(&run.run_id))
+            .map_err(|e| e.to_string())?;
+        let version = baseline.id.clone();
+        processor.set_baseline(kept, Arc::new(baseline));
+        tracing::info!(stream = %run.stream, from = %previous, to = %version, run = %run.run_id, "baseline rotated");
+        let alert = crate::alert::baseline_rotated(
+            &self.alerts,
+            &run.stream,
+            &run.model,
+            &run.run_id,
+            &previous,
+            &version,
+        );
+        let routed = crate::alert::route(&self.alerts, vec![alert]);
+        if self.store.enqueue_alerts(&routed).is_ok() {
+            self.wake.notify();
+        }
+        Ok(())
+    }
+}
+
+/// What happens when a run starts or finishes (on the executor's threads): its alert is
+/// queued, its end is counted, and a finished run goes to the loop (`finished`).
+pub(super) fn run_events(
+    config: &ServiceConfig,
+    metrics: Arc<Metrics>,
+    wake: Arc<Wake>,
+    finished: Arc<Mutex<Vec<FinishedRun>>>,
+    catalog: SharedCatalog,
+) -> Arc<dyn Fn(RunEvent) + Send + Sync> {
+    let (path, alerts) = (config.store_path.clone(), config.alerts.clone());
+    Arc::new(move |event: RunEvent| {
+        let (kind, run) = match event {
+            RunEvent::Started(run) => (AlertKind::RunStarted, run),
+            RunEvent::Finished(run) => {
+                let finished_run = finish(&path, &run, &catalog);
+                metrics.run_finished(&run.model, run.status, finished_run.seconds);
+                lock(&finished).push(finished_run);
+                let kind = if run.status == RunStatus::Succeeded {
+                    AlertKind::RunSucceeded
+                } else {
+                    AlertKind::RunFailed
+                };
+                (kind, run)
+            }
+        };
+        tracing::info!(run = %run.id, model = %run.model, status = %run.status, "run {}", kind.as_str());
+        let queued = Store::open(&path).and_then(|mut store| {
+            let tasks = store.run_tasks(&run.id)?;
+            let alert = crate::alert::run_alert(&alerts, kind, &run, &tasks);
+            store.enqueue_alerts(&crate::alert::route(&alerts, vec![alert]))
+        });
+        match queued {
+            Ok(()) => wake.notify(),
+            Err(err) => {
+                tracing::error!(run = %run.id, error = %err, "cannot queue the run's alert")
+            }
+        }
+    })
+}
+
+/// A finished run as the loop needs it: a succeeded one's duration and produced baseline.
+fn finish(store_path: &Path, run: &RunRecord, catalog: &SharedCatalog) -> FinishedRun {
+    let succeeded = run.status == RunStatus::Succeeded;
+    let seconds = match (run.started_at, run.finished_at) {
+        (Some(start), Some(end)) if succeeded => Some((end - start).max(0) as f64 / 1000.0),
+        _ => None,
+    };
+    FinishedRun {
+        model: run.model.clone(),
+        seconds,
+        run_id: run.id.clone(),
+        stream: run.request.stream.clone(),
+        baseline: succeeded
+            .then(|| produced_baseline(store_path, run, catalog))
+            .flatten(),
+    }
+}
+
+/// The file a succeeded run declared as the next baseline (a task's `baseline_output`).
+fn produced_baseline(
+    store_path: &Path,
+    run: &RunRecord,
+    catalog: &SharedCatalog,
+) -> Option<PathBuf> {
+    let wanted: Vec<(String, String)> = read(catalog)
+        .dag(&run.dag)?
+        .tasks
+        .iter()
+        .filter_map(|t| t.baseline_output.clone().map(|o| (t.name.clone(), o)))
+        .collect();
+    let tasks = Store::open_read_only(store_path)
+        .ok()?
+        .run_tasks(&run.id)
+        .ok()?;
+    wanted.iter().find_map(|(task, file)| {
+        tasks
+            .iter()
+            .filter(|t| &t.task == task && t.status.has_outputs())
+            .flat_map(|t| t.outputs.iter())
+            .find(|a| &a.file == file)
+            .map(|a| PathBuf::from(&a.path))
+    })
+}

@@ -1,0 +1,315 @@
+//! Per-stream processing in the service: messages into windows, dead letters to their topic or
+//! the store, closed windows committed with their consequences, checkpoints, lag.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{consequences, Service, ServiceError};
+use crate::config::ServiceConfig;
+use crate::pipeline::{Message, StreamProcessor};
+use crate::policy::Outcome;
+use crate::source::kafka;
+use crate::store::{Store, StoredWindow};
+
+/// A stream is idle (its open duration window may close by the clock) only after this long
+/// without a message, even with `grace = "0s"`.
+const MIN_IDLE: Duration = Duration::from_secs(1);
+
+/// The streams' processors and what the loop tracks about each.
+pub(super) struct Streams {
+    /// One per configured stream, in configuration order.
+    pub(super) processors: Vec<StreamProcessor>,
+    by_topic: HashMap<String, usize>,
+    dead_letters: Option<BaseProducer>,
+    keep_windows: u64,
+    /// When each stream last received a message (wall clock), for closing idle windows.
+    last_message: Vec<Instant>,
+    /// Per stream: messages and dead letters since its last window closed.
+    since_window: Vec<consequences::Counts>,
+}
+
+impl Streams {
+    /// The processors, resumed from their checkpoints and with the baselines runs rotated in,
+    /// and the dead-letter producer when a stream has a dead-letter topic.
+    pub(super) fn open(
+        config: &ServiceConfig,
+        store: &Store,
+        servers: &str,
+    ) -> Result<Streams, ServiceError> {
+        let mut processors = Vec::new();
+        let mut by_topic = HashMap::new();
+        for stream in &config.streams {
+            by_topic.insert(stream.topic.clone(), processors.len());
+            processors.push(open_processor(config, stream, store)?);
+        }
+        let dead_letters = if config.streams.iter().any(|s| s.dead_letter_topic.is_some()) {
+            Some(kafka::producer_config(servers, &config.kafka_properties).create()?)
+        } else {
+            None
+        };
+        Ok(Streams {
+            processors,
+            by_topic,
+            dead_letters,
+            keep_windows: config.keep_windows,
+            last_message: vec![Instant::now(); config.streams.len()],
+            since_window: vec![consequences::Counts::default(); config.streams.len()],
+        })
+    }
+
+    /// The index of the stream named `name`.
+    pub(super) fn index_of(&self, name: &str) -> Option<usize> {
+        self.processors
+            .iter()
+            .position(|p| p.settings().name == name)
+    }
+}
+
+/// One stream's processor, resumed from its checkpoint, reporting in the background, with the
+/// configured policies and the baseline a run rotated in (which outlives restarts).
+fn open_processor(
+    config: &ServiceConfig,
+    stream: &crate::config::StreamSettings,
+    store: &Store,
+) -> Result<StreamProcessor, ServiceError> {
+    let checkpoint = store.checkpoint(&stream.name)?;
+    if let Some(checkpoint) = &checkpoint {
+        tracing::info!(stream = %stream.name, window = checkpoint.open_window.index,
+            records = checkpoint.open_window.records, "resuming from checkpoint");
+    }
+    let mut processor = StreamProcessor::new(stream.clone(), checkpoint).map_err(|source| {
+        ServiceError::Checkpoint {
+            stream: stream.name.clone(),
+            source,
+        }
+    })?;
+    // Window statistics are computed while the next messages are decoded.
+    processor.report_in_background();
+    processor.set_policies(&config.models, &config.policies);
+    if let Some(active) = store.active_baseline(&stream.name)? {
+        match crate::baseline::Baseline::load(Path::new(&active.path)) {
+            Ok(baseline) if baseline.mismatches(&stream.schema.features).is_empty() => {
+                tracing::info!(stream = %stream.name, version = %active.version, "using the rotated baseline");
+                processor.set_baseline(PathBuf::from(&active.path), Arc::new(baseline));
+            }
+            Ok(_) => tracing::error!(stream = %stream.name, path = %active.path,
+                "the rotated baseline no longer fits the stream's features; using the configured one"),
+            Err(err) => tracing::error!(stream = %stream.name, error = %err,
+                "cannot load the rotated baseline; using the configured one"),
+        }
+    }
+    Ok(processor)
+}
+
+impl Service {
+    /// Processes one message; true when a window closed (its offsets may be committed).
+    pub(super) fn handle(&mut self, message: Message<'_>) -> Result<bool, ServiceError> {
+        let Some(&index) = self.streams.by_topic.get(message.topic) else {
+            return Ok(false);
+        };
+        self.streams.last_message[index] = Instant::now();
+        let processor = &mut self.streams.processors[index];
+        let outcome = processor.process(message);
+        let counts = &mut self.streams.since_window[index];
+        counts.messages += 1;
+        counts.dead += u64::from(outcome.dead_letter.is_some());
+        let stream = processor.settings().name.clone();
+        self.metrics.records(&stream, outcome.records);
+        if let Some(letter) = &outcome.dead_letter {
+            self.dead_letter(index, letter)?;
+        }
+        if outcome.closed.is_empty() {
+            return Ok(false);
+        }
+        for window in &outcome.closed {
+            self.observe(&stream, window);
+        }
+        self.flush_dead_letters();
+        self.commit_closed(index, &outcome.closed)?;
+        Ok(true)
+    }
+
+    /// Sends an undecodable message to the stream's dead-letter topic, or keeps it in the store
+    /// when there is none or it is unavailable.
+    fn dead_letter(
+        &mut self,
+        index: usize,
+        letter: &crate::store::DeadLetter,
+    ) -> Result<(), ServiceError> {
+        let settings = self.streams.processors[index].settings();
+        let stream = &settings.name;
+        self.metrics.dead_letter(stream, &letter.reason);
+        tracing::warn!(stream = %stream, reason = %letter.reason, topic = %letter.topic,
+            partition = letter.partition, offset = letter.offset, "dead letter");
+        if let (Some(topic), Some(producer)) =
+            (&settings.dead_letter_topic, &self.streams.dead_letters)
+        {
+            match kafka::send_dead_letter(producer, topic, letter) {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    tracing::error!(stream = %stream, error = %err, "dead-letter topic unavailable, keeping it in the store")
+                }
+            }
+        }
+        self.store.add_dead_letter(stream, letter)?;
+        Ok(())
+    }
+
+    /// Commits closed windows of stream `index` with the checkpoint after them, the alerts
+    /// they raise and the runs their triggers start, in one transaction; then wakes the sink
+    /// workers and the executor.
+    fn commit_closed(&mut self, index: usize, closed: &[StoredWindow]) -> Result<(), ServiceError> {
+        let processor = &self.streams.processors[index];
+        let settings = processor.settings();
+        let stream = consequences::Stream {
+            alerts: &self.alerts,
+            name: &settings.name,
+            models: processor.policies().models(),
+            baseline_id: &settings.baseline.id,
+        };
+        let runs_dir = &self.runs.dir;
+        let counts = &mut self.streams.since_window[index];
+        let out = consequences::of(&stream, closed, counts, |id, data| {
+            consequences::export(&runs_dir.join(id), id, data)
+        });
+        self.store.commit_with_outbox(
+            &settings.name,
+            closed,
+            &processor.checkpoint(),
+            self.streams.keep_windows,
+            &out.alerts,
+            &out.runs,
+        )?;
+        if !out.is_empty() {
+            self.wake.notify();
+        }
+        Ok(())
+    }
+
+    /// Metrics and logs for a closed window and the decisions on it.
+    fn observe(&self, stream: &str, window: &StoredWindow) {
+        self.metrics.window(stream, &window.report);
+        tracing::info!(stream = %stream, window = window.index,
+            drifted = %window.report["dataset"]["drifted"],
+            detected = %window.report["dataset"]["detected"], "window closed");
+        for decision in &window.decisions {
+            self.metrics
+                .decision(&decision.model, &decision.policy, decision.outcome);
+            if decision.outcome != Outcome::NotTriggered {
+                tracing::info!(policy = %decision.policy, model = %decision.model,
+                    window = decision.window, outcome = decision.outcome.as_str(),
+                    reason = %decision.reason, "decision");
+            }
+        }
+    }
+
+    /// Closes what the clock closes and commits reports finished in the background; true when a
+    /// window closed.
+    pub(super) fn tick(&mut self, now_ms: i64) -> Result<bool, ServiceError> {
+        let mut closed_any = false;
+        for i in 0..self.streams.processors.len() {
+            // A stream still receiving records is not idle, whatever its event times say (a
+            // backfill of old data must not close a window per message). A window reported in
+            // the background is committed once its report is ready, waited for when idle.
+            let processor = &mut self.streams.processors[i];
+            let idle = processor.settings().grace.max(MIN_IDLE);
+            let closed = if self.streams.last_message[i].elapsed() < idle {
+                processor.ready().into_iter().collect()
+            } else {
+                processor.tick(now_ms)
+            };
+            if closed.is_empty() {
+                continue;
+            }
+            let stream = processor.settings().name.clone();
+            for window in &closed {
+                self.observe(&stream, window);
+            }
+            self.commit_closed(i, &closed)?;
+            closed_any = true;
+        }
+        Ok(closed_any)
+    }
+
+    /// Checkpoints every stream and returns the offsets that may now be committed.
+    pub(super) fn checkpoint(&mut self) -> Result<TopicPartitionList, ServiceError> {
+        self.flush_dead_letters();
+        match self.store.pending_alerts() {
+            Ok(pending) => {
+                for sink in &self.alerts.sinks {
+                    let n = pending
+                        .iter()
+                        .find(|(s, _)| *s == sink.name)
+                        .map_or(0, |(_, n)| *n);
+                    self.metrics.alerts_pending(&sink.name, n);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot count pending alerts"),
+        }
+        for processor in &self.streams.processors {
+            let stream = &processor.settings().name;
+            self.store.commit(
+                stream,
+                &[],
+                &processor.checkpoint(),
+                self.streams.keep_windows,
+            )?;
+        }
+        Ok(self.committable())
+    }
+
+    /// The next offset of every partition, as far as the store has made them durable.
+    pub(super) fn committable(&self) -> TopicPartitionList {
+        let mut list = TopicPartitionList::new();
+        for processor in &self.streams.processors {
+            for (key, next) in processor.next_offsets() {
+                if let Some((topic, partition)) = key.rsplit_once('/') {
+                    if let Ok(partition) = partition.parse::<i32>() {
+                        let _ = list.add_partition_offset(topic, partition, Offset::Offset(*next));
+                    }
+                }
+            }
+        }
+        list
+    }
+
+    /// Lag per partition from librdkafka's statistics: its high watermark minus the next offset
+    /// this instance will process.
+    pub(super) fn update_lag(&self, statistics: &rdkafka::statistics::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            let Some(&index) = self.streams.by_topic.get(topic) else {
+                continue;
+            };
+            let processor = &self.streams.processors[index];
+            for (&partition, partition_stats) in &stats.partitions {
+                // librdkafka reports an internal "unassigned" partition as -1.
+                if partition < 0 || partition_stats.hi_offset < 0 {
+                    continue;
+                }
+                let key = format!("{topic}/{partition}");
+                let Some(&next) = processor.next_offsets().get(&key) else {
+                    continue;
+                };
+                self.metrics.lag(
+                    &processor.settings().name,
+                    partition,
+                    partition_stats.hi_offset - next,
+                );
+            }
+        }
+    }
+
+    /// Waits for the broker to confirm the dead letters sent so far.
+    fn flush_dead_letters(&self) {
+        if let Some(producer) = &self.streams.dead_letters {
+            if let Err(err) = producer.flush(Duration::from_secs(10)) {
+                tracing::error!(error = %err, "dead letters not confirmed by the broker");
+            }
+        }
+    }
+}
