@@ -320,7 +320,7 @@ fn require_records(path: &Path, records: u64, needed: u64, hint: &str) -> Result
 
 /// What a successful command found, for the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CommandOutcome {
     /// Done; nothing to signal.
     Done,
     /// Dataset drift was detected and `--fail-on-drift` was given.
@@ -328,7 +328,7 @@ pub enum Outcome {
 }
 
 /// Runs a parsed command.
-pub fn run(cli: Cli) -> Result<Outcome, CliError> {
+pub fn run(cli: Cli) -> Result<CommandOutcome, CliError> {
     match cli.command {
         Command::Run { config } => run_service(&config),
         Command::Drift(args) => run_drift(&args),
@@ -338,13 +338,13 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Replay(args) => run_replay(&args),
         Command::Demo(args) => {
             crate::demo::run(&args)?;
-            Ok(Outcome::Done)
+            Ok(CommandOutcome::Done)
         }
         Command::Task(command) => {
             let mut text = crate::task::run(&command)?;
             text.push('\n');
             write_stdout(&text)?;
-            Ok(Outcome::Done)
+            Ok(CommandOutcome::Done)
         }
         Command::Completions { shell } => {
             let mut script = Vec::new();
@@ -355,7 +355,7 @@ pub fn run(cli: Cli) -> Result<Outcome, CliError> {
                 &mut script,
             );
             write_stdout(&String::from_utf8_lossy(&script))?;
-            Ok(Outcome::Done)
+            Ok(CommandOutcome::Done)
         }
     }
 }
@@ -364,7 +364,7 @@ fn load_schema(path: Option<&Path>) -> Result<Option<Schema>, CliError> {
     Ok(path.map(Schema::load).transpose()?)
 }
 
-fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
+fn run_drift(args: &DriftArgs) -> Result<CommandOutcome, CliError> {
     let settings = args.decision.settings();
     settings.validate().map_err(CliError::Settings)?;
     let schema = load_schema(args.schema.as_deref())?;
@@ -469,12 +469,12 @@ fn run_drift(args: &DriftArgs) -> Result<Outcome, CliError> {
     };
     write_stdout(&text)?;
     if args.fail_on_drift && report.dataset.detected {
-        return Ok(Outcome::DriftDetected);
+        return Ok(CommandOutcome::DriftDetected);
     }
-    Ok(Outcome::Done)
+    Ok(CommandOutcome::Done)
 }
 
-fn run_build(args: &BuildArgs) -> Result<Outcome, CliError> {
+fn run_build(args: &BuildArgs) -> Result<CommandOutcome, CliError> {
     let progress = FileProgress::on_stderr();
     let options = ReadOptions {
         schema: load_schema(args.schema.as_deref())?,
@@ -516,10 +516,10 @@ fn run_build(args: &BuildArgs) -> Result<Outcome, CliError> {
     }
     text.push('\n');
     write_stdout(&text)?;
-    Ok(Outcome::Done)
+    Ok(CommandOutcome::Done)
 }
 
-fn run_show(path: &Path) -> Result<Outcome, CliError> {
+fn run_show(path: &Path) -> Result<CommandOutcome, CliError> {
     let baseline = Baseline::load(path)?;
     let mut text = format!(
         "baseline {}\n  format version {}, created {}\n  source {} ({} records)\n  bins {}, sample cap {}, seed {}\n",
@@ -559,19 +559,19 @@ fn run_show(path: &Path) -> Result<Outcome, CliError> {
         ));
     }
     write_stdout(&text)?;
-    Ok(Outcome::Done)
+    Ok(CommandOutcome::Done)
 }
 
-fn run_service(path: &Path) -> Result<Outcome, CliError> {
+fn run_service(path: &Path) -> Result<CommandOutcome, CliError> {
     let config = crate::config::load(path)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     crate::service::install_signal_handlers(&stop, config.shutdown_timeout)
         .map_err(CliError::Output)?;
     crate::service::run(config, path, stop)?;
-    Ok(Outcome::Done)
+    Ok(CommandOutcome::Done)
 }
 
-fn run_replay(args: &ReplayArgs) -> Result<Outcome, CliError> {
+fn run_replay(args: &ReplayArgs) -> Result<CommandOutcome, CliError> {
     let config = crate::config::load(&args.config)?;
     // A progress bar on a terminal, for inputs big enough to wait for.
     let bar = (std::io::stderr().is_terminal()).then(|| {
@@ -641,10 +641,10 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, CliError> {
         }
     };
     write_stdout(&text)?;
-    Ok(Outcome::Done)
+    Ok(CommandOutcome::Done)
 }
 
-fn run_config_check(path: &Path) -> Result<Outcome, CliError> {
+fn run_config_check(path: &Path) -> Result<CommandOutcome, CliError> {
     let config = crate::config::load(path)?;
     let mut text = format!(
         "{} is valid: kafka {}, group {}, store {}, api {}\n",
@@ -706,7 +706,7 @@ fn run_config_check(path: &Path) -> Result<Outcome, CliError> {
         text.push_str(&format!("  alert sink {}\n", sink.name));
     }
     write_stdout(&text)?;
-    Ok(Outcome::Done)
+    Ok(CommandOutcome::Done)
 }
 
 fn fmt_opt(value: Option<f64>) -> String {

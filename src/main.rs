@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use driftgate::cli::{self, Cli, CliError, LogFormat, Outcome};
+use driftgate::cli::{self, Cli, CliError, CommandOutcome, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -15,8 +15,8 @@ fn main() -> ExitCode {
     }
     init_tracing(cli.log_format);
     match cli::run(cli) {
-        Ok(Outcome::Done) => ExitCode::SUCCESS,
-        Ok(Outcome::DriftDetected) => ExitCode::from(3),
+        Ok(CommandOutcome::Done) => ExitCode::SUCCESS,
+        Ok(CommandOutcome::DriftDetected) => ExitCode::from(3),
         Err(err) => {
             let report = anyhow::Error::from(err);
             eprintln!("error: {report:#}");

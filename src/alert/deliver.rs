@@ -16,7 +16,7 @@ use crate::wake::Wake;
 
 /// How an attempt failed.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Failure {
+pub enum DeliveryFailure {
     /// Worth retrying (transport error, 408, 429, 5xx); `after` is the receiver's
     /// `Retry-After`, when it sent one.
     Retry {
@@ -103,7 +103,7 @@ impl Sender {
     }
 
     /// One attempt to deliver `alert`.
-    pub fn send(&self, alert: &Alert) -> Result<(), Failure> {
+    pub fn send(&self, alert: &Alert) -> Result<(), DeliveryFailure> {
         let body = serde_json::to_string(alert).expect("alerts serialise");
         match &self.settings.kind {
             SinkKind::Webhook { url, secret } => {
@@ -152,7 +152,7 @@ impl Sender {
                     .payload(&body)
                     .headers(headers);
                 if let Err((e, _)) = kafka.producer.send(record) {
-                    return Err(Failure::Retry {
+                    return Err(DeliveryFailure::Retry {
                         error: format!("cannot queue for Kafka: {e}"),
                         after: None,
                     });
@@ -163,11 +163,11 @@ impl Sender {
                     .flush(self.settings.timeout + Duration::from_secs(1));
                 match crate::locks::lock(&kafka.reports).pop() {
                     Some(Ok(())) => Ok(()),
-                    Some(Err(e)) => Err(Failure::Retry {
+                    Some(Err(e)) => Err(DeliveryFailure::Retry {
                         error: format!("Kafka did not take it: {e}"),
                         after: None,
                     }),
-                    None => Err(Failure::Retry {
+                    None => Err(DeliveryFailure::Retry {
                         error: "no delivery report from Kafka in time".to_string(),
                         after: None,
                     }),
@@ -191,11 +191,11 @@ impl SinkSettings {
     }
 }
 
-fn http_outcome(result: Result<ureq::Response, ureq::Error>) -> Result<(), Failure> {
+fn http_outcome(result: Result<ureq::Response, ureq::Error>) -> Result<(), DeliveryFailure> {
     match result {
         // A redirect is not a delivery: the URL is out of date. Retried (the sink's URL may be
         // fixed by a reload meanwhile), with an error that says where it points.
-        Ok(response) if (300..400).contains(&response.status()) => Err(Failure::Retry {
+        Ok(response) if (300..400).contains(&response.status()) => Err(DeliveryFailure::Retry {
             error: format!(
                 "HTTP {}: the URL redirects to {}; alerts are not sent to redirects, configure that URL instead",
                 response.status(),
@@ -217,12 +217,12 @@ fn http_outcome(result: Result<ureq::Response, ureq::Error>) -> Result<(), Failu
                 .collect();
             let error = format!("HTTP {code}: {}", body.trim());
             if code == 408 || code == 429 || code >= 500 {
-                Err(Failure::Retry { error, after })
+                Err(DeliveryFailure::Retry { error, after })
             } else {
-                Err(Failure::Permanent(error))
+                Err(DeliveryFailure::Permanent(error))
             }
         }
-        Err(ureq::Error::Transport(e)) => Err(Failure::Retry {
+        Err(ureq::Error::Transport(e)) => Err(DeliveryFailure::Retry {
             error: e.to_string(),
             after: None,
         }),
@@ -305,7 +305,7 @@ fn attempt(
                 took_ms = started.elapsed().as_millis() as u64, "alert delivered");
             store.delivered(delivery.id, attempts)
         }
-        Err(Failure::Retry { error, after }) if attempts < settings.max_attempts => {
+        Err(DeliveryFailure::Retry { error, after }) if attempts < settings.max_attempts => {
             metrics.alert(sink, kind, "retried");
             let delay = backoff(settings, attempts, after, rng.next_f64());
             tracing::warn!(sink, kind, id = %delivery.alert.id, attempts, error = %error,
@@ -317,7 +317,7 @@ fn attempt(
                 &error,
             )
         }
-        Err(Failure::Retry { error, .. }) | Err(Failure::Permanent(error)) => {
+        Err(DeliveryFailure::Retry { error, .. }) | Err(DeliveryFailure::Permanent(error)) => {
             metrics.alert(sink, kind, "dead");
             tracing::error!(sink, kind, id = %delivery.alert.id, attempts, error = %error,
                 "alert delivery given up");
@@ -331,7 +331,7 @@ fn attempt(
 
 #[cfg(test)]
 mod tests {
-    use super::{http_outcome, Failure};
+    use super::{http_outcome, DeliveryFailure};
 
     #[test]
     fn issue_21_a_redirect_is_a_retried_failure_naming_its_location() {
@@ -340,7 +340,7 @@ mod tests {
                 .parse()
                 .unwrap();
         match http_outcome(Ok(response)) {
-            Err(Failure::Retry { error, .. }) => {
+            Err(DeliveryFailure::Retry { error, .. }) => {
                 assert!(
                     error.starts_with("HTTP 301: the URL redirects to https://new.example/hook"),
                     "{error}"

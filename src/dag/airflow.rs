@@ -11,15 +11,15 @@ use serde_json::{json, Value};
 use super::{Airflow, AirflowApi, Dag};
 use crate::store::{RunRequest, Store};
 
-use super::remote::{failure, read, Failure};
+use super::remote::{failure, read, RemoteFailure};
 
-struct Client<'a> {
+struct AirflowClient<'a> {
     airflow: &'a Airflow,
     agent: ureq::Agent,
     token: Option<String>,
 }
 
-impl Client<'_> {
+impl AirflowClient<'_> {
     fn base(&self) -> String {
         let version = match self.airflow.api {
             AirflowApi::V1 => "v1",
@@ -31,7 +31,7 @@ impl Client<'_> {
         )
     }
 
-    fn authorization(&mut self) -> Result<String, Failure> {
+    fn authorization(&mut self) -> Result<String, RemoteFailure> {
         match self.airflow.api {
             AirflowApi::V1 => {
                 use base64::Engine as _;
@@ -52,7 +52,9 @@ impl Client<'_> {
                 let body: Value = read(answer, "getting a token")?;
                 let token = body["access_token"]
                     .as_str()
-                    .ok_or_else(|| Failure::Fatal("Airflow gave no access_token".to_string()))?
+                    .ok_or_else(|| {
+                        RemoteFailure::Fatal("Airflow gave no access_token".to_string())
+                    })?
                     .to_string();
                 self.token = Some(token.clone());
                 Ok(format!("Bearer {token}"))
@@ -61,7 +63,7 @@ impl Client<'_> {
     }
 
     /// Triggers the DAG run; Ok also when it already exists.
-    fn trigger(&mut self, run_id: &str, conf: &Value) -> Result<&'static str, Failure> {
+    fn trigger(&mut self, run_id: &str, conf: &Value) -> Result<&'static str, RemoteFailure> {
         let mut body = json!({"dag_run_id": run_id, "conf": conf});
         if self.airflow.api == AirflowApi::V2 {
             // Airflow 3 requires the key (null: now).
@@ -78,13 +80,15 @@ impl Client<'_> {
             Err(ureq::Error::Status(409, _)) => Ok("already there (409): the same run"),
             Err(ureq::Error::Status(401, _)) => {
                 self.token = None;
-                Err(Failure::Retry("HTTP 401: token refreshed".to_string()))
+                Err(RemoteFailure::Retry(
+                    "HTTP 401: token refreshed".to_string(),
+                ))
             }
             Err(e) => Err(failure(e, "triggering")),
         }
     }
 
-    fn dag_run_state(&mut self, run_id: &str) -> Result<String, Failure> {
+    fn dag_run_state(&mut self, run_id: &str) -> Result<String, RemoteFailure> {
         let auth = self.authorization()?;
         let answer = self
             .agent
@@ -93,14 +97,16 @@ impl Client<'_> {
             .call();
         if let Err(ureq::Error::Status(401, _)) = &answer {
             self.token = None;
-            return Err(Failure::Retry("HTTP 401: token refreshed".to_string()));
+            return Err(RemoteFailure::Retry(
+                "HTTP 401: token refreshed".to_string(),
+            ));
         }
         let body: Value = read(answer, "reading the run's state")?;
         Ok(body["state"].as_str().unwrap_or("unknown").to_string())
     }
 }
 
-impl super::remote::Orchestrator for Client<'_> {
+impl super::remote::Orchestrator for AirflowClient<'_> {
     fn task_name(&self) -> String {
         format!("airflow:{}", self.airflow.dag_id)
     }
@@ -118,7 +124,7 @@ impl super::remote::Orchestrator for Client<'_> {
         &mut self,
         request: &RunRequest,
         conf: &Value,
-    ) -> Result<String, super::remote::Failure> {
+    ) -> Result<String, super::remote::RemoteFailure> {
         self.trigger(&request.id, conf)
             .map(|how| format!("DAG run {} {how}", request.id))
     }
@@ -126,12 +132,12 @@ impl super::remote::Orchestrator for Client<'_> {
     fn state(
         &mut self,
         request: &RunRequest,
-    ) -> Result<super::remote::State, super::remote::Failure> {
-        use super::remote::State;
+    ) -> Result<super::remote::RemoteState, super::remote::RemoteFailure> {
+        use super::remote::RemoteState;
         Ok(match self.dag_run_state(&request.id)?.as_str() {
-            "success" => State::Succeeded,
-            "failed" => State::Failed("the Airflow DAG run failed".to_string()),
-            _ => State::Running,
+            "success" => RemoteState::Succeeded,
+            "failed" => RemoteState::Failed("the Airflow DAG run failed".to_string()),
+            _ => RemoteState::Running,
         })
     }
 }
@@ -145,7 +151,7 @@ pub fn execute(
     request: &RunRequest,
     stop: &AtomicBool,
 ) {
-    let mut client = Client {
+    let mut client = AirflowClient {
         airflow,
         agent: ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(30))

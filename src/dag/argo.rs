@@ -5,19 +5,19 @@
 
 use serde_json::{json, Value};
 
-use super::remote::{failure, read, Failure, Orchestrator, State};
+use super::remote::{failure, read, Orchestrator, RemoteFailure, RemoteState};
 use super::Argo;
 use crate::store::RunRequest;
 
 /// An Argo Server client for one template.
-pub struct Client<'a> {
+pub struct ArgoClient<'a> {
     /// Where and what.
     pub argo: &'a Argo,
     /// HTTP.
     pub agent: ureq::Agent,
 }
 
-impl Client<'_> {
+impl ArgoClient<'_> {
     fn request(&self, request: ureq::Request) -> ureq::Request {
         match &self.argo.token {
             Some(token) => request.set("Authorization", &format!("Bearer {token}")),
@@ -26,7 +26,7 @@ impl Client<'_> {
     }
 }
 
-impl Orchestrator for Client<'_> {
+impl Orchestrator for ArgoClient<'_> {
     fn task_name(&self) -> String {
         format!("argo:{}", self.argo.template)
     }
@@ -36,7 +36,7 @@ impl Orchestrator for Client<'_> {
                "template": self.argo.template, "workflow": request.id})
     }
 
-    fn submit(&mut self, request: &RunRequest, conf: &Value) -> Result<String, Failure> {
+    fn submit(&mut self, request: &RunRequest, conf: &Value) -> Result<String, RemoteFailure> {
         let parameters = vec![
             format!("driftgate_run_id={}", request.id),
             format!("model={}", request.model),
@@ -67,7 +67,7 @@ impl Orchestrator for Client<'_> {
         }
     }
 
-    fn state(&mut self, request: &RunRequest) -> Result<State, Failure> {
+    fn state(&mut self, request: &RunRequest) -> Result<RemoteState, RemoteFailure> {
         let url = format!(
             "{}/api/v1/workflows/{}/{}",
             self.argo.url, self.argo.namespace, request.id
@@ -77,12 +77,12 @@ impl Orchestrator for Client<'_> {
             "reading the workflow",
         )?;
         Ok(match workflow["status"]["phase"].as_str().unwrap_or("") {
-            "Succeeded" => State::Succeeded,
-            phase @ ("Failed" | "Error") => State::Failed(format!(
+            "Succeeded" => RemoteState::Succeeded,
+            phase @ ("Failed" | "Error") => RemoteState::Failed(format!(
                 "the Argo workflow ended {phase}: {}",
                 workflow["status"]["message"].as_str().unwrap_or("")
             )),
-            _ => State::Running,
+            _ => RemoteState::Running,
         })
     }
 }

@@ -198,7 +198,7 @@ pub fn export_window(
 const CANCEL_CHECK: Duration = Duration::from_millis(200);
 
 /// A task's state during a run.
-enum State {
+enum TaskState {
     Pending,
     Waiting {
         attempt: u32,
@@ -232,7 +232,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
             return;
         }
         Some(super::Remote::Argo(argo)) => {
-            let mut client = super::argo::Client {
+            let mut client = super::argo::ArgoClient {
                 argo,
                 agent: agent(),
             };
@@ -248,7 +248,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
             return;
         }
         Some(super::Remote::Kubeflow(kubeflow)) => {
-            let mut client = super::kubeflow::Client {
+            let mut client = super::kubeflow::KubeflowClient {
                 kubeflow,
                 agent: agent(),
                 run_id: None,
@@ -281,10 +281,10 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
         );
     }
     let run_dir = dir.join(&request.id);
-    let mut states: BTreeMap<String, State> = dag
+    let mut states: BTreeMap<String, TaskState> = dag
         .tasks
         .iter()
-        .map(|t| (t.name.clone(), State::Pending))
+        .map(|t| (t.name.clone(), TaskState::Pending))
         .collect();
     let mut rng = crate::SplitMix64::new(
         std::time::SystemTime::now()
@@ -299,7 +299,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
             if store.cancel_requested(&request.id).unwrap_or(false) {
                 for (name, state) in states.iter_mut() {
                     match state {
-                        State::Running {
+                        TaskState::Running {
                             child: Ok(child), ..
                         } => {
                             kill_group(child);
@@ -314,7 +314,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                                 None,
                             );
                         }
-                        State::Done { .. } => {}
+                        TaskState::Done { .. } => {}
                         _ => {
                             let _ = store.set_task(
                                 &request.id,
@@ -340,7 +340,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
         if stop.load(Ordering::SeqCst) {
             // The service stops: kill what runs; the run is queued again on the next start.
             for state in states.values_mut() {
-                if let State::Running {
+                if let TaskState::Running {
                     child: Ok(child), ..
                 } = state
                 {
@@ -352,33 +352,36 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
         }
         let running = states
             .values()
-            .filter(|s| matches!(s, State::Running { .. }))
+            .filter(|s| matches!(s, TaskState::Running { .. }))
             .count();
         let mut capacity = dag.max_parallel.saturating_sub(running);
         let mut progressed = false;
         for task in &dag.tasks {
             let name = task.name.as_str();
             match states.get(name) {
-                Some(State::Pending) if failed.is_none() => {
-                    let needs: Vec<(&str, &State)> = task
+                Some(TaskState::Pending) if failed.is_none() => {
+                    let needs: Vec<(&str, &TaskState)> = task
                         .needs
                         .iter()
                         .map(|n| (n.as_str(), &states[n]))
                         .collect();
-                    if needs.iter().any(|(_, s)| !matches!(s, State::Done { .. })) {
+                    if needs
+                        .iter()
+                        .any(|(_, s)| !matches!(s, TaskState::Done { .. }))
+                    {
                         continue;
                     }
                     let upstream: BTreeMap<&str, &[Artifact]> = needs
                         .iter()
                         .filter_map(|(n, s)| match s {
-                            State::Done { outputs, .. } => Some((*n, outputs.as_slice())),
+                            TaskState::Done { outputs, .. } => Some((*n, outputs.as_slice())),
                             _ => None,
                         })
                         .collect();
                     if let Some((n, _)) = needs.iter().find(|(_, s)| {
                         matches!(
                             s,
-                            State::Done {
+                            TaskState::Done {
                                 status: TaskStatus::Skipped,
                                 ..
                             }
@@ -431,7 +434,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                                 );
                                 states.insert(
                                     name.to_string(),
-                                    State::Done {
+                                    TaskState::Done {
                                         status: TaskStatus::Cached,
                                         outputs,
                                     },
@@ -460,7 +463,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                     );
                     progressed = true;
                 }
-                Some(State::Pending) => {
+                Some(TaskState::Pending) => {
                     // The run failed: what has not started will not.
                     let reason = format!(
                         "not started: {}",
@@ -477,7 +480,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                     );
                     progressed = true;
                 }
-                Some(State::Waiting { attempt, until })
+                Some(TaskState::Waiting { attempt, until })
                     if *until <= Instant::now() && capacity > 0 && failed.is_none() =>
                 {
                     let attempt = *attempt;
@@ -486,7 +489,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                         .needs
                         .iter()
                         .filter_map(|n| match &states[n] {
-                            State::Done { outputs, .. } => Some((n.clone(), outputs.clone())),
+                            TaskState::Done { outputs, .. } => Some((n.clone(), outputs.clone())),
                             _ => None,
                         })
                         .collect();
@@ -509,7 +512,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                     );
                     progressed = true;
                 }
-                Some(State::Waiting { .. }) if failed.is_some() => {
+                Some(TaskState::Waiting { .. }) if failed.is_some() => {
                     settle(
                         store,
                         request,
@@ -521,8 +524,8 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                     );
                     progressed = true;
                 }
-                Some(State::Running { .. }) => {
-                    let Some(State::Running {
+                Some(TaskState::Running { .. }) => {
+                    let Some(TaskState::Running {
                         attempt,
                         child,
                         started,
@@ -558,7 +561,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                             );
                             states.insert(
                                 name.to_string(),
-                                State::Done {
+                                TaskState::Done {
                                     status: TaskStatus::Succeeded,
                                     outputs,
                                 },
@@ -593,7 +596,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                                 );
                                 states.insert(
                                     name.to_string(),
-                                    State::Waiting {
+                                    TaskState::Waiting {
                                         attempt: attempt + 1,
                                         until: Instant::now() + delay,
                                     },
@@ -617,7 +620,7 @@ pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop:
                 _ => {}
             }
         }
-        if states.values().all(|s| matches!(s, State::Done { .. })) {
+        if states.values().all(|s| matches!(s, TaskState::Done { .. })) {
             break;
         }
         if !progressed {
@@ -777,7 +780,7 @@ fn start(
     request: &RunRequest,
     upstream: &BTreeMap<&str, &[Artifact]>,
     attempt: u32,
-) -> State {
+) -> TaskState {
     let task_dir = run_dir.join(&task.name);
     let artifacts = task_dir.join("artifacts");
     let log = task_dir.join(format!("attempt-{attempt}.log"));
@@ -835,7 +838,7 @@ fn start(
     if prepared.is_ok() {
         tracing::info!(run = %request.id, task = %task.name, attempt, "task started");
     }
-    State::Running {
+    TaskState::Running {
         attempt,
         child: prepared.map_err(|err| format!("cannot start {:?}: {err}", task.run[0])),
         started,
@@ -849,7 +852,7 @@ fn settle(
     store: &Store,
     request: &RunRequest,
     dag: &Dag,
-    states: &mut BTreeMap<String, State>,
+    states: &mut BTreeMap<String, TaskState>,
     name: &str,
     status: TaskStatus,
     reason: &str,
@@ -857,7 +860,7 @@ fn settle(
     let _ = store.set_task(&request.id, &dag.name, name, status, reason, None, None);
     states.insert(
         name.to_string(),
-        State::Done {
+        TaskState::Done {
             status,
             outputs: Vec::new(),
         },

@@ -6,12 +6,12 @@
 
 use serde_json::{json, Value};
 
-use super::remote::{read, Failure, Orchestrator, State};
+use super::remote::{read, Orchestrator, RemoteFailure, RemoteState};
 use super::Kubeflow;
 use crate::store::RunRequest;
 
 /// A Kubeflow Pipelines client for one pipeline version.
-pub struct Client<'a> {
+pub struct KubeflowClient<'a> {
     /// Where and what.
     pub kubeflow: &'a Kubeflow,
     /// HTTP.
@@ -20,7 +20,7 @@ pub struct Client<'a> {
     pub run_id: Option<String>,
 }
 
-impl Client<'_> {
+impl KubeflowClient<'_> {
     fn request(&self, request: ureq::Request) -> ureq::Request {
         match &self.kubeflow.token {
             Some(token) => request.set("Authorization", &format!("Bearer {token}")),
@@ -29,7 +29,7 @@ impl Client<'_> {
     }
 
     /// The run already created for `name`, if any.
-    fn find(&self, name: &str) -> Result<Option<String>, Failure> {
+    fn find(&self, name: &str) -> Result<Option<String>, RemoteFailure> {
         let filter = json!({"predicates": [
             {"key": "display_name", "operation": "EQUALS", "string_value": name}
         ]})
@@ -51,7 +51,7 @@ impl Client<'_> {
     }
 }
 
-impl Orchestrator for Client<'_> {
+impl Orchestrator for KubeflowClient<'_> {
     fn task_name(&self) -> String {
         format!("kubeflow:{}", self.kubeflow.pipeline_id)
     }
@@ -63,7 +63,7 @@ impl Orchestrator for Client<'_> {
                "display_name": request.id})
     }
 
-    fn submit(&mut self, request: &RunRequest, conf: &Value) -> Result<String, Failure> {
+    fn submit(&mut self, request: &RunRequest, conf: &Value) -> Result<String, RemoteFailure> {
         if let Some(existing) = self.find(&request.id)? {
             self.run_id = Some(existing.clone());
             return Ok(format!(
@@ -92,29 +92,29 @@ impl Orchestrator for Client<'_> {
             self.request(self.agent.post(&url)).send_json(body),
             "creating the run",
         )?;
-        let id = created["run_id"]
-            .as_str()
-            .ok_or_else(|| Failure::Fatal("Kubeflow answered without a run_id".to_string()))?;
+        let id = created["run_id"].as_str().ok_or_else(|| {
+            RemoteFailure::Fatal("Kubeflow answered without a run_id".to_string())
+        })?;
         self.run_id = Some(id.to_string());
         Ok(format!("Kubeflow run {id} created"))
     }
 
-    fn state(&mut self, request: &RunRequest) -> Result<State, Failure> {
+    fn state(&mut self, request: &RunRequest) -> Result<RemoteState, RemoteFailure> {
         let id = match &self.run_id {
             Some(id) => id.clone(),
             None => self
                 .find(&request.id)?
-                .ok_or_else(|| Failure::Fatal("the Kubeflow run disappeared".to_string()))?,
+                .ok_or_else(|| RemoteFailure::Fatal("the Kubeflow run disappeared".to_string()))?,
         };
         let url = format!("{}/apis/v2beta1/runs/{id}", self.kubeflow.url);
         let run = read(self.request(self.agent.get(&url)).call(), "reading the run")?;
         Ok(match run["state"].as_str().unwrap_or("") {
-            "SUCCEEDED" => State::Succeeded,
-            state @ ("FAILED" | "CANCELED" | "SKIPPED") => State::Failed(format!(
+            "SUCCEEDED" => RemoteState::Succeeded,
+            state @ ("FAILED" | "CANCELED" | "SKIPPED") => RemoteState::Failed(format!(
                 "the Kubeflow run ended {state}: {}",
                 run["error"]["message"].as_str().unwrap_or("")
             )),
-            _ => State::Running,
+            _ => RemoteState::Running,
         })
     }
 }

@@ -12,7 +12,7 @@ use super::Dag;
 use crate::store::{RunRequest, RunStatus, Store, TaskStatus};
 
 /// A failure talking to an orchestrator.
-pub enum Failure {
+pub enum RemoteFailure {
     /// Worth retrying (transport, 408, 429, 5xx).
     Retry(String),
     /// Not worth retrying.
@@ -20,7 +20,7 @@ pub enum Failure {
 }
 
 /// Where a remote run is.
-pub enum State {
+pub enum RemoteState {
     /// Not finished.
     Running,
     /// Done, successfully.
@@ -36,13 +36,13 @@ pub trait Orchestrator {
     /// What the run's plan shows.
     fn plan(&self, request: &RunRequest) -> Value;
     /// Submits the run (or finds it already submitted); a sentence for the task's reason.
-    fn submit(&mut self, request: &RunRequest, conf: &Value) -> Result<String, Failure>;
+    fn submit(&mut self, request: &RunRequest, conf: &Value) -> Result<String, RemoteFailure>;
     /// The submitted run's state.
-    fn state(&mut self, request: &RunRequest) -> Result<State, Failure>;
+    fn state(&mut self, request: &RunRequest) -> Result<RemoteState, RemoteFailure>;
 }
 
 /// A failure from a ureq error.
-pub fn failure(error: ureq::Error, doing: &str) -> Failure {
+pub fn failure(error: ureq::Error, doing: &str) -> RemoteFailure {
     match error {
         ureq::Error::Status(code, response) => {
             let text: String = response
@@ -53,21 +53,24 @@ pub fn failure(error: ureq::Error, doing: &str) -> Failure {
                 .collect();
             let message = format!("{doing}: HTTP {code}: {}", text.trim());
             if code == 408 || code == 429 || code >= 500 {
-                Failure::Retry(message)
+                RemoteFailure::Retry(message)
             } else {
-                Failure::Fatal(message)
+                RemoteFailure::Fatal(message)
             }
         }
-        ureq::Error::Transport(t) => Failure::Retry(format!("{doing}: {t}")),
+        ureq::Error::Transport(t) => RemoteFailure::Retry(format!("{doing}: {t}")),
     }
 }
 
 /// A JSON answer, or the failure.
-pub fn read(answer: Result<ureq::Response, ureq::Error>, doing: &str) -> Result<Value, Failure> {
+pub fn read(
+    answer: Result<ureq::Response, ureq::Error>,
+    doing: &str,
+) -> Result<Value, RemoteFailure> {
     let response = answer.map_err(|e| failure(e, doing))?;
     response
         .into_json()
-        .map_err(|e| Failure::Retry(format!("{doing}: unreadable answer: {e}")))
+        .map_err(|e| RemoteFailure::Retry(format!("{doing}: unreadable answer: {e}")))
 }
 
 /// What every orchestrator receives about the run: its parameters or `conf`.
@@ -132,18 +135,18 @@ pub fn execute(
                     None,
                 );
                 submitted = true;
-                State::Running
+                RemoteState::Running
             })
         };
         match step {
-            Ok(State::Succeeded) => break Ok(()),
-            Ok(State::Failed(why)) => break Err(why),
-            Ok(State::Running) => delay = poll,
-            Err(Failure::Retry(message)) => {
+            Ok(RemoteState::Succeeded) => break Ok(()),
+            Ok(RemoteState::Failed(why)) => break Err(why),
+            Ok(RemoteState::Running) => delay = poll,
+            Err(RemoteFailure::Retry(message)) => {
                 tracing::warn!(run = %request.id, error = %message, "orchestrator unavailable; retrying");
                 delay = (delay * 2).clamp(Duration::from_millis(500), Duration::from_secs(60));
             }
-            Err(Failure::Fatal(message)) => break Err(message),
+            Err(RemoteFailure::Fatal(message)) => break Err(message),
         }
         // Sleeps in short steps, so a stop is noticed.
         let until = Instant::now() + delay;
