@@ -19,14 +19,8 @@ use std::collections::BTreeMap;
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 
-fn normal(rng: &mut SplitMix64) -> f64 {
-    let u1 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 + f64::EPSILON;
-    let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
 fn sorted_sample(rng: &mut SplitMix64, n: usize, shift: f64) -> Vec<f64> {
-    let mut v: Vec<f64> = (0..n).map(|_| normal(rng) + shift).collect();
+    let mut v: Vec<f64> = (0..n).map(|_| rng.normal() + shift).collect();
     v.sort_by(f64::total_cmp);
     v
 }
@@ -111,7 +105,7 @@ fn dataset(features: usize, rows: usize, rng: &mut SplitMix64, shift: f64) -> Da
     for (i, column) in data.columns.iter_mut().enumerate() {
         if let Column::Numeric(column) = column {
             let feature_shift = if i % 5 == 0 { shift } else { 0.0 };
-            column.values = (0..rows).map(|_| normal(rng) + feature_shift).collect();
+            column.values = (0..rows).map(|_| rng.normal() + feature_shift).collect();
         }
     }
     data

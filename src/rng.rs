@@ -1,4 +1,5 @@
-//! A small seeded generator (SplitMix64) for reservoir sampling and permutation tests.
+//! A small seeded generator (SplitMix64) for reservoir sampling, permutation tests and the
+//! synthetic data of the demo, tests and benchmarks.
 //!
 //! Kept in-house rather than taken from `rand` so that a seed means the same stream of numbers
 //! in every version of driftgate: a baseline built today and rebuilt next year from the same data
@@ -40,6 +41,13 @@ impl SplitMix64 {
     /// A uniform float in `[0, 1)` (the top 53 bits).
     pub fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A standard normal variate (Box–Muller, the cosine branch; one draw uses two uniforms).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.next_f64() + f64::EPSILON;
+        let u2 = self.next_f64();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
 
     /// A uniform integer in `0..bound` (Lemire's multiply-and-reject; unbiased). `bound > 0`.

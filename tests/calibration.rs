@@ -7,13 +7,6 @@ use driftgate::decode::{Column, Dataset, FeatureKind, FeatureSpec, Schema};
 use driftgate::drift::{compare, Correction, DataInfo, DriftSettings, Method};
 use driftgate::SplitMix64;
 
-/// A standard normal by Box–Muller.
-fn normal(rng: &mut SplitMix64) -> f64 {
-    let u1 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 + f64::EPSILON;
-    let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
 fn dataset(values: Vec<f64>) -> Dataset {
     let schema = Schema {
         features: vec![FeatureSpec {
@@ -38,7 +31,7 @@ fn alarm_rate(
     windows: usize,
 ) -> f64 {
     let mut rng = SplitMix64::new(2026);
-    let reference: Vec<f64> = (0..20_000).map(|_| normal(&mut rng)).collect();
+    let reference: Vec<f64> = (0..20_000).map(|_| rng.normal()).collect();
     let baseline = Baseline::build(
         &dataset(reference),
         BuildSettings::default(),
@@ -58,7 +51,7 @@ fn alarm_rate(
     };
     let mut alarms = 0;
     for _ in 0..windows {
-        let current: Vec<f64> = (0..size).map(|_| normal(&mut rng) + shift).collect();
+        let current: Vec<f64> = (0..size).map(|_| rng.normal() + shift).collect();
         let report = compare(
             &baseline,
             &dataset(current),

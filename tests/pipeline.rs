@@ -13,12 +13,6 @@ use driftgate::store::StoredWindow;
 use driftgate::window::WindowSpec;
 use driftgate::SplitMix64;
 
-fn normal(rng: &mut SplitMix64) -> f64 {
-    let u1 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 + f64::EPSILON;
-    let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
 fn schema() -> Schema {
     Schema {
         features: vec![
@@ -39,7 +33,7 @@ fn settings() -> StreamSettings {
     let mut data = Dataset::new(schema());
     for _ in 0..5000 {
         let country = ["DE", "FR", "US"][rng.below(3) as usize];
-        let record = serde_json::json!({"amount": normal(&mut rng), "country": country});
+        let record = serde_json::json!({"amount": rng.normal(), "country": country});
         data.push_json_record(record.as_object().unwrap());
     }
     assert!(matches!(data.columns[0], Column::Numeric(_)));
@@ -66,7 +60,7 @@ fn payloads(messages: usize, shift_from: usize, shift: f64) -> Vec<Vec<u8>> {
         .map(|m| {
             let records: Vec<_> = (0..100)
                 .map(|_| {
-                    let amount = normal(&mut rng) + if m >= shift_from { shift } else { 0.0 };
+                    let amount = rng.normal() + if m >= shift_from { shift } else { 0.0 };
                     let country = ["DE", "FR", "US"][rng.below(3) as usize];
                     serde_json::json!({"amount": amount, "country": country})
                 })
@@ -431,7 +425,7 @@ fn labelled_payloads(messages: usize, size: usize) -> Vec<Vec<u8>> {
                 .map(|r| {
                     let late = m * size + r >= 1500;
                     let wrong = rng.next_f64() < if late { 0.5 } else { 0.05 };
-                    let amount = normal(&mut rng) + if late { 0.8 } else { 0.0 };
+                    let amount = rng.normal() + if late { 0.8 } else { 0.0 };
                     serde_json::json!({"amount": amount, "country": "DE",
                         "prediction": 1, "label": if wrong { 0 } else { 1 }})
                 })

@@ -53,12 +53,6 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
-fn normal(rng: &mut SplitMix64) -> f64 {
-    let u1 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 + f64::EPSILON;
-    let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
 fn country(rng: &mut SplitMix64) -> &'static str {
     ["DE", "FR", "US"][rng.below(3) as usize]
 }
@@ -105,7 +99,7 @@ fn write_baseline(path: &Path, seed: u64, records: usize) {
     let mut rng = SplitMix64::new(seed);
     let mut data = Dataset::new(schema);
     for _ in 0..records {
-        let record = serde_json::json!({"amount": normal(&mut rng), "country": country(&mut rng)});
+        let record = serde_json::json!({"amount": rng.normal(), "country": country(&mut rng)});
         data.push_json_record(record.as_object().unwrap());
     }
     Baseline::build(&data, BuildSettings::default(), BaselineSource::default())
@@ -224,7 +218,7 @@ fn produce(setup: &Setup, first: usize, messages: usize, shift_from: usize, bad_
         let records: Vec<_> = (0..RECORDS_PER_MESSAGE)
             .map(|_| {
                 let shift = if m >= shift_from { 1.0 } else { 0.0 };
-                serde_json::json!({"amount": normal(&mut rng) + shift, "country": country(&mut rng)})
+                serde_json::json!({"amount": rng.normal() + shift, "country": country(&mut rng)})
             })
             .collect();
         if m < first {
@@ -1266,7 +1260,7 @@ impl Embedded {
         for _ in 0..messages {
             let records: Vec<_> = (0..100)
                 .map(|_| {
-                    serde_json::json!({"amount": normal(&mut self.rng), "country": country(&mut self.rng)})
+                    serde_json::json!({"amount": self.rng.normal(), "country": country(&mut self.rng)})
                 })
                 .collect();
             let payload = serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap();
@@ -1483,7 +1477,7 @@ when = { feature = "*" }
             .map(|r| {
                 serde_json::json!({
                     "ts": 1_700_000_000_000u64 + (m * 100 + r) * 1000,
-                    "amount": normal(&mut rng) + shift,
+                    "amount": rng.normal() + shift,
                     "country": country(&mut rng),
                 })
             })
@@ -1616,7 +1610,7 @@ features = [{{ name = "amount", kind = "numeric" }}]
     // Orders: 9 messages of 100 records over both partitions: 3 windows of 300.
     for m in 0..9 {
         let records: Vec<_> = (0..100)
-            .map(|_| serde_json::json!({"amount": normal(&mut rng), "country": country(&mut rng)}))
+            .map(|_| serde_json::json!({"amount": rng.normal(), "country": country(&mut rng)}))
             .collect();
         let payload = serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap();
         send(&producer, &orders, Some(m % 2), payload);
@@ -1627,7 +1621,7 @@ features = [{{ name = "amount", kind = "numeric" }}]
     // for the 30 s grace before the test stops it.
     let start = 1_700_000_040_000i64; // a minute boundary
     for i in 0..11 {
-        let record = serde_json::json!({"ts": start + i * 20_000, "amount": normal(&mut rng)});
+        let record = serde_json::json!({"ts": start + i * 20_000, "amount": rng.normal()});
         send(
             &producer,
             &clicks,

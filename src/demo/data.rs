@@ -39,12 +39,6 @@ impl Payments {
         }
     }
 
-    fn normal(&mut self) -> f64 {
-        let u = self.rng.next_f64().max(1e-12);
-        let v = self.rng.next_f64();
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-
     fn pick<'a>(&mut self, choices: &[(&'a str, f64)]) -> &'a str {
         let mut u = self.rng.next_f64() * choices.iter().map(|c| c.1).sum::<f64>();
         for (choice, weight) in choices {
@@ -59,7 +53,7 @@ impl Payments {
     /// One payment with its `label` (1: fraud), drawn before (`drifted` false) or during the
     /// travel season.
     pub fn record(&mut self, drifted: bool) -> Map<String, Value> {
-        let amount = (3.4 + 0.9 * self.normal()).exp();
+        let amount = (3.4 + 0.9 * self.rng.normal()).exp();
         let country = self.pick(&[
             ("DE", 0.35),
             ("FR", 0.25),
@@ -76,15 +70,15 @@ impl Payments {
         ]);
         let hour = self.rng.below(24);
         let age = (-(self.rng.next_f64().max(1e-12)).ln() * 500.0).floor();
-        let recent = (self.normal() * 1.8 + 3.0).round().max(0.0);
+        let recent = (self.rng.normal() * 1.8 + 3.0).round().max(0.0);
         let (distance, device) = if drifted {
-            let distance = (70.0 + 20.0 * self.normal()).max(0.0);
+            let distance = (70.0 + 20.0 * self.rng.normal()).max(0.0);
             (
                 distance,
                 self.pick(&[("ios", 0.25), ("android", 0.2), ("web", 0.55)]),
             )
         } else {
-            let distance = (20.0 + 10.0 * self.normal()).max(0.0);
+            let distance = (20.0 + 10.0 * self.rng.normal()).max(0.0);
             (
                 distance,
                 self.pick(&[("ios", 0.45), ("android", 0.4), ("web", 0.15)]),
