@@ -48,12 +48,13 @@ impl Api {
         match self {
             Api::V2 => {
                 let password: serde_json::Value = serde_json::from_str(&text).unwrap();
-                let token: serde_json::Value = ureq::post(&format!("{url}/auth/token"))
-                    .send_json(
-                        serde_json::json!({"username": "admin", "password": password["admin"]}),
-                    )
+                let token: serde_json::Value = reqwest::blocking::Client::new()
+                    .post(format!("{url}/auth/token"))
+                    .json(&serde_json::json!({"username": "admin", "password": password["admin"]}))
+                    .send()
+                    .and_then(|r| r.error_for_status())
                     .unwrap()
-                    .into_json()
+                    .json()
                     .unwrap();
                 format!("Bearer {}", token["access_token"].as_str().unwrap())
             }
@@ -141,15 +142,17 @@ airflow = {{ url = "{url}", dag_id = "driftgate_retrain", api = "{}", password_f
         store.run(&request.id).unwrap().unwrap().status,
         RunStatus::Succeeded
     );
-    let runs: serde_json::Value = ureq::get(&format!(
-        "{url}/api/{}/dags/driftgate_retrain/dagRuns?limit=100",
-        api.name()
-    ))
-    .set("Authorization", &api.authorization(url, home))
-    .call()
-    .unwrap()
-    .into_json()
-    .unwrap();
+    let runs: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!(
+            "{url}/api/{}/dags/driftgate_retrain/dagRuns?limit=100",
+            api.name()
+        ))
+        .header("Authorization", api.authorization(url, home))
+        .send()
+        .and_then(|r| r.error_for_status())
+        .unwrap()
+        .json()
+        .unwrap();
     let ours = runs["dag_runs"]
         .as_array()
         .unwrap()

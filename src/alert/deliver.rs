@@ -44,7 +44,7 @@ pub fn signature(secret: &str, timestamp: u64, body: &str) -> String {
 /// Sends alerts to one sink.
 pub struct Sender {
     settings: SinkSettings,
-    agent: ureq::Agent,
+    agent: reqwest::blocking::Client,
     kafka: Option<KafkaSink>,
 }
 
@@ -74,11 +74,12 @@ impl Sender {
     ) -> Result<Sender, String> {
         // Redirects are never followed: a 301/302 would be re-sent as a body-less GET and a
         // 307/308 to a host nobody configured; a 3xx is a failure (see `http_outcome`).
-        let agent = ureq::AgentBuilder::new()
-            .redirects(0)
+        let agent = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.timeout)
             .user_agent(concat!("driftgate/", env!("CARGO_PKG_VERSION")))
-            .build();
+            .build()
+            .map_err(|e| format!("cannot create the HTTP client: {e}"))?;
         let kafka = match (&settings.kafka_topic(), kafka) {
             (Some(_), Some(config)) => {
                 let reports = Arc::new(Mutex::new(Vec::new()));
@@ -113,25 +114,24 @@ impl Sender {
                 let mut request = self
                     .agent
                     .post(url)
-                    .set("Content-Type", "application/json")
-                    .set("X-Driftgate-Alert-Id", &alert.id)
-                    .set("X-Driftgate-Alert-Kind", alert.kind.as_str())
-                    .set("X-Driftgate-Timestamp", &timestamp.to_string());
+                    .header("Content-Type", "application/json")
+                    .header("X-Driftgate-Alert-Id", &alert.id)
+                    .header("X-Driftgate-Alert-Kind", alert.kind.as_str())
+                    .header("X-Driftgate-Timestamp", timestamp.to_string());
                 if let Some(secret) = secret {
-                    request = request.set(
-                        "X-Driftgate-Signature",
-                        &signature(secret, timestamp, &body),
-                    );
+                    request = request
+                        .header("X-Driftgate-Signature", signature(secret, timestamp, &body));
                 }
-                http_outcome(request.send_string(&body))
+                http_outcome(request.body(body).send())
             }
             SinkKind::Slack { url } => {
                 let message = super::slack::message(alert).to_string();
                 http_outcome(
                     self.agent
                         .post(url)
-                        .set("Content-Type", "application/json")
-                        .send_string(&message),
+                        .header("Content-Type", "application/json")
+                        .body(message)
+                        .send(),
                 )
             }
             SinkKind::Kafka { topic } => {
@@ -191,41 +191,62 @@ impl SinkSettings {
     }
 }
 
-fn http_outcome(result: Result<ureq::Response, ureq::Error>) -> Result<(), DeliveryFailure> {
-    match result {
+/// What an HTTP attempt came to.
+fn http_outcome(
+    result: reqwest::Result<reqwest::blocking::Response>,
+) -> Result<(), DeliveryFailure> {
+    let response = result.map_err(|e| DeliveryFailure::Retry {
+        error: e.to_string(),
+        after: None,
+    })?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (location, retry_after) = (header("Location"), header("Retry-After"));
+    let status = response.status().as_u16();
+    let body = if response.status().is_success() {
+        String::new()
+    } else {
+        response.text().unwrap_or_default()
+    };
+    status_outcome(status, location.as_deref(), retry_after.as_deref(), &body)
+}
+
+/// What an answer with `status` (and its `Location`, `Retry-After` and body) means for the
+/// delivery: 2xx delivered; 408, 429, 5xx and 3xx retried; any other 4xx given up.
+fn status_outcome(
+    status: u16,
+    location: Option<&str>,
+    retry_after: Option<&str>,
+    body: &str,
+) -> Result<(), DeliveryFailure> {
+    match status {
+        200..=299 => Ok(()),
         // A redirect is not a delivery: the URL is out of date. Retried (the sink's URL may be
         // fixed by a reload meanwhile), with an error that says where it points.
-        Ok(response) if (300..400).contains(&response.status()) => Err(DeliveryFailure::Retry {
+        300..=399 => Err(DeliveryFailure::Retry {
             error: format!(
-                "HTTP {}: the URL redirects to {}; alerts are not sent to redirects, configure that URL instead",
-                response.status(),
-                response.header("Location").unwrap_or("(no Location header)")
+                "HTTP {status}: the URL redirects to {}; alerts are not sent to redirects, configure that URL instead",
+                location.unwrap_or("(no Location header)")
             ),
             after: None,
         }),
-        Ok(_) => Ok(()),
-        Err(ureq::Error::Status(code, response)) => {
-            let after = response
-                .header("Retry-After")
+        _ => {
+            let after = retry_after
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let body: String = response
-                .into_string()
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect();
-            let error = format!("HTTP {code}: {}", body.trim());
-            if code == 408 || code == 429 || code >= 500 {
+            let body: String = body.chars().take(200).collect();
+            let error = format!("HTTP {status}: {}", body.trim());
+            if status == 408 || status == 429 || status >= 500 {
                 Err(DeliveryFailure::Retry { error, after })
             } else {
                 Err(DeliveryFailure::Permanent(error))
             }
         }
-        Err(ureq::Error::Transport(e)) => Err(DeliveryFailure::Retry {
-            error: e.to_string(),
-            after: None,
-        }),
     }
 }
 
@@ -331,15 +352,11 @@ fn attempt(
 
 #[cfg(test)]
 mod tests {
-    use super::{http_outcome, DeliveryFailure};
+    use super::{status_outcome, DeliveryFailure};
 
     #[test]
     fn issue_21_a_redirect_is_a_retried_failure_naming_its_location() {
-        let response: ureq::Response =
-            "HTTP/1.1 301 Moved\r\nLocation: https://new.example/hook\r\n\r\n"
-                .parse()
-                .unwrap();
-        match http_outcome(Ok(response)) {
+        match status_outcome(301, Some("https://new.example/hook"), None, "") {
             Err(DeliveryFailure::Retry { error, .. }) => {
                 assert!(
                     error.starts_with("HTTP 301: the URL redirects to https://new.example/hook"),

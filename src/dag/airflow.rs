@@ -4,18 +4,17 @@
 //! same run and is followed, never triggered twice.
 
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::{Airflow, AirflowApi, Dag};
 use crate::store::{RunRequest, Store};
 
-use super::remote::{failure, read, RemoteFailure};
+use super::remote::{failure, read, send, RemoteFailure};
 
 struct AirflowClient<'a> {
     airflow: &'a Airflow,
-    agent: ureq::Agent,
+    agent: reqwest::blocking::Client,
     token: Option<String>,
 }
 
@@ -45,10 +44,13 @@ impl AirflowClient<'_> {
                 if let Some(token) = &self.token {
                     return Ok(format!("Bearer {token}"));
                 }
-                let answer = self
-                    .agent
-                    .post(&format!("{}/auth/token", self.airflow.url))
-                    .send_json(json!({"username": self.airflow.username, "password": self.airflow.password}));
+                let credentials =
+                    json!({"username": self.airflow.username, "password": self.airflow.password});
+                let answer = send(
+                    self.agent
+                        .post(format!("{}/auth/token", self.airflow.url))
+                        .json(&credentials),
+                );
                 let body: Value = read(answer, "getting a token")?;
                 let token = body["access_token"]
                     .as_str()
@@ -70,15 +72,16 @@ impl AirflowClient<'_> {
             body["logical_date"] = Value::Null;
         }
         let auth = self.authorization()?;
-        let answer = self
-            .agent
-            .post(&self.base())
-            .set("Authorization", &auth)
-            .send_json(body);
+        let answer = send(
+            self.agent
+                .post(self.base())
+                .header("Authorization", auth)
+                .json(&body),
+        );
         match answer {
             Ok(_) => Ok("triggered"),
-            Err(ureq::Error::Status(409, _)) => Ok("already there (409): the same run"),
-            Err(ureq::Error::Status(401, _)) => {
+            Err(e) if e.status == Some(409) => Ok("already there (409): the same run"),
+            Err(e) if e.status == Some(401) => {
                 self.token = None;
                 Err(RemoteFailure::Retry(
                     "HTTP 401: token refreshed".to_string(),
@@ -90,12 +93,12 @@ impl AirflowClient<'_> {
 
     fn dag_run_state(&mut self, run_id: &str) -> Result<String, RemoteFailure> {
         let auth = self.authorization()?;
-        let answer = self
-            .agent
-            .get(&format!("{}/{run_id}", self.base()))
-            .set("Authorization", &auth)
-            .call();
-        if let Err(ureq::Error::Status(401, _)) = &answer {
+        let answer = send(
+            self.agent
+                .get(format!("{}/{run_id}", self.base()))
+                .header("Authorization", auth),
+        );
+        if matches!(&answer, Err(e) if e.status == Some(401)) {
             self.token = None;
             return Err(RemoteFailure::Retry(
                 "HTTP 401: token refreshed".to_string(),
@@ -153,9 +156,7 @@ pub fn execute(
 ) {
     let mut client = AirflowClient {
         airflow,
-        agent: ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(30))
-            .build(),
+        agent: super::remote::http_client(),
         token: None,
     };
     super::remote::execute(

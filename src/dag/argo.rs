@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::remote::{failure, read, Orchestrator, RemoteFailure, RemoteState};
+use super::remote::{failure, read, send, Orchestrator, RemoteFailure, RemoteState};
 use super::Argo;
 use crate::store::RunRequest;
 
@@ -14,13 +14,16 @@ pub struct ArgoClient<'a> {
     /// Where and what.
     pub argo: &'a Argo,
     /// HTTP.
-    pub agent: ureq::Agent,
+    pub agent: reqwest::blocking::Client,
 }
 
 impl ArgoClient<'_> {
-    fn request(&self, request: ureq::Request) -> ureq::Request {
+    fn request(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::blocking::RequestBuilder {
         match &self.argo.token {
-            Some(token) => request.set("Authorization", &format!("Bearer {token}")),
+            Some(token) => request.bearer_auth(token),
             None => request,
         }
     }
@@ -57,9 +60,9 @@ impl Orchestrator for ArgoClient<'_> {
             "{}/api/v1/workflows/{}/submit",
             self.argo.url, self.argo.namespace
         );
-        match self.request(self.agent.post(&url)).send_json(body) {
+        match send(self.request(self.agent.post(&url).json(&body))) {
             Ok(_) => Ok(format!("workflow {} submitted", request.id)),
-            Err(ureq::Error::Status(409, _)) => Ok(format!(
+            Err(e) if e.status == Some(409) => Ok(format!(
                 "workflow {} already there (409): the same run",
                 request.id
             )),
@@ -73,7 +76,7 @@ impl Orchestrator for ArgoClient<'_> {
             self.argo.url, self.argo.namespace, request.id
         );
         let workflow = read(
-            self.request(self.agent.get(&url)).call(),
+            send(self.request(self.agent.get(&url))),
             "reading the workflow",
         )?;
         Ok(match workflow["status"]["phase"].as_str().unwrap_or("") {

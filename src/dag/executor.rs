@@ -221,11 +221,7 @@ enum TaskState {
 /// Executes one run to its end (or until `stop`, leaving it `running` to resume after a
 /// restart). Records everything in the store.
 pub fn execute(store: &Store, dir: &Path, dag: &Dag, request: &RunRequest, stop: &AtomicBool) {
-    let agent = || {
-        ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(30))
-            .build()
-    };
+    let agent = super::remote::http_client;
     match &dag.remote {
         Some(super::Remote::Airflow(airflow)) => {
             super::airflow::execute(store, dag, airflow, request, stop);

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use super::remote::{read, Orchestrator, RemoteFailure, RemoteState};
+use super::remote::{read, send, Orchestrator, RemoteFailure, RemoteState};
 use super::Kubeflow;
 use crate::store::RunRequest;
 
@@ -15,15 +15,18 @@ pub struct KubeflowClient<'a> {
     /// Where and what.
     pub kubeflow: &'a Kubeflow,
     /// HTTP.
-    pub agent: ureq::Agent,
+    pub agent: reqwest::blocking::Client,
     /// The Kubeflow run id, once known.
     pub run_id: Option<String>,
 }
 
 impl KubeflowClient<'_> {
-    fn request(&self, request: ureq::Request) -> ureq::Request {
+    fn request(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::blocking::RequestBuilder {
         match &self.kubeflow.token {
-            Some(token) => request.set("Authorization", &format!("Bearer {token}")),
+            Some(token) => request.bearer_auth(token),
             None => request,
         }
     }
@@ -34,15 +37,15 @@ impl KubeflowClient<'_> {
             {"key": "display_name", "operation": "EQUALS", "string_value": name}
         ]})
         .to_string();
-        let mut call = self
-            .agent
-            .get(&format!("{}/apis/v2beta1/runs", self.kubeflow.url))
-            .query("filter", &filter)
-            .query("page_size", "10");
+        let mut query = vec![("filter", filter.as_str()), ("page_size", "10")];
         if let Some(experiment) = &self.kubeflow.experiment_id {
-            call = call.query("experiment_id", experiment);
+            query.push(("experiment_id", experiment));
         }
-        let found = read(self.request(call).call(), "listing runs")?;
+        let call = self
+            .agent
+            .get(format!("{}/apis/v2beta1/runs", self.kubeflow.url))
+            .query(&query);
+        let found = read(send(self.request(call)), "listing runs")?;
         Ok(found["runs"]
             .as_array()
             .and_then(|runs| runs.iter().find(|r| r["display_name"] == name))
@@ -89,7 +92,7 @@ impl Orchestrator for KubeflowClient<'_> {
         }
         let url = format!("{}/apis/v2beta1/runs", self.kubeflow.url);
         let created = read(
-            self.request(self.agent.post(&url)).send_json(body),
+            send(self.request(self.agent.post(&url).json(&body))),
             "creating the run",
         )?;
         let id = created["run_id"].as_str().ok_or_else(|| {
@@ -107,7 +110,7 @@ impl Orchestrator for KubeflowClient<'_> {
                 .ok_or_else(|| RemoteFailure::Fatal("the Kubeflow run disappeared".to_string()))?,
         };
         let url = format!("{}/apis/v2beta1/runs/{id}", self.kubeflow.url);
-        let run = read(self.request(self.agent.get(&url)).call(), "reading the run")?;
+        let run = read(send(self.request(self.agent.get(&url))), "reading the run")?;
         Ok(match run["state"].as_str().unwrap_or("") {
             "SUCCEEDED" => RemoteState::Succeeded,
             state @ ("FAILED" | "CANCELED" | "SKIPPED") => RemoteState::Failed(format!(

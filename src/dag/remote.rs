@@ -41,35 +41,72 @@ pub trait Orchestrator {
     fn state(&mut self, request: &RunRequest) -> Result<RemoteState, RemoteFailure>;
 }
 
-/// A failure from a ureq error.
-pub fn failure(error: ureq::Error, doing: &str) -> RemoteFailure {
-    match error {
-        ureq::Error::Status(code, response) => {
-            let text: String = response
-                .into_string()
-                .unwrap_or_default()
-                .chars()
-                .take(300)
-                .collect();
-            let message = format!("{doing}: HTTP {code}: {}", text.trim());
+/// The HTTP client of the remote orchestrators: 30 s per request.
+pub fn http_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .user_agent(concat!("driftgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::blocking::Client::new())
+}
+
+/// An exchange that did not end in a 2xx: the status (none when nothing came back) and what
+/// went wrong.
+#[derive(Debug)]
+pub struct HttpError {
+    /// The status, when the server answered.
+    pub status: Option<u16>,
+    /// The transport error, or the start of the answer's body.
+    pub message: String,
+}
+
+/// Sends `request`: the response when its status is 2xx, else what the server said.
+pub fn send(
+    request: reqwest::blocking::RequestBuilder,
+) -> Result<reqwest::blocking::Response, HttpError> {
+    let response = request.send().map_err(|e| HttpError {
+        status: None,
+        message: e.to_string(),
+    })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let text: String = response
+        .text()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect();
+    Err(HttpError {
+        status: Some(status.as_u16()),
+        message: text.trim().to_string(),
+    })
+}
+
+/// The failure an unsuccessful exchange is: worth retrying for no answer, 408, 429 and 5xx.
+pub fn failure(error: HttpError, doing: &str) -> RemoteFailure {
+    match error.status {
+        Some(code) => {
+            let message = format!("{doing}: HTTP {code}: {}", error.message);
             if code == 408 || code == 429 || code >= 500 {
                 RemoteFailure::Retry(message)
             } else {
                 RemoteFailure::Fatal(message)
             }
         }
-        ureq::Error::Transport(t) => RemoteFailure::Retry(format!("{doing}: {t}")),
+        None => RemoteFailure::Retry(format!("{doing}: {}", error.message)),
     }
 }
 
 /// A JSON answer, or the failure.
 pub fn read(
-    answer: Result<ureq::Response, ureq::Error>,
+    answer: Result<reqwest::blocking::Response, HttpError>,
     doing: &str,
 ) -> Result<Value, RemoteFailure> {
     let response = answer.map_err(|e| failure(e, doing))?;
     response
-        .into_json()
+        .json()
         .map_err(|e| RemoteFailure::Retry(format!("{doing}: unreadable answer: {e}")))
 }
 

@@ -256,12 +256,17 @@ fn run_demo(args: &DemoArgs) -> Result<Summary, DemoError> {
             .map_err(fail("cannot start the service"))?
     };
     // Whatever happens from here on, the service is stopped and joined (it checkpoints).
+    let http = reqwest::blocking::Client::new();
     let outcome = (|| -> Result<Summary, DemoError> {
         wait_until(
             &stop,
             "the service to be ready",
             Duration::from_secs(60),
-            || ureq::get(&format!("http://{api}/readyz")).call().is_ok(),
+            || {
+                http.get(format!("http://{api}/readyz"))
+                    .send()
+                    .is_ok_and(|r| r.status().is_success())
+            },
         )?;
         println!(
             "{} service up: API http://{api}/api/v1/runs, metrics http://{api}/metrics; alerts → {}",
@@ -273,11 +278,14 @@ fn run_demo(args: &DemoArgs) -> Result<Summary, DemoError> {
 
         // Champions, trained on the training set by manual runs of the models' DAGs.
         for model in &models {
-            let response = ureq::post(&format!("http://{api}/api/v1/runs"))
-                .set("Authorization", &format!("Bearer {secret}"))
-                .send_json(
-                    serde_json::json!({ "model": model, "key": format!("demo/champion/{model}") }),
-                );
+            let response = http
+                .post(format!("http://{api}/api/v1/runs"))
+                .bearer_auth(&secret)
+                .json(
+                    &serde_json::json!({ "model": model, "key": format!("demo/champion/{model}") }),
+                )
+                .send()
+                .and_then(|r| r.error_for_status());
             if let Err(err) = response {
                 return Err(DemoError::Failed(format!(
                     "cannot start the run for {model}: {err}"
@@ -784,10 +792,11 @@ fn summarise(
 
 /// Dead letters so far, from the service's metrics.
 fn dead_letters(api: &str) -> u64 {
-    let Ok(response) = ureq::get(&format!("http://{api}/metrics")).call() else {
+    let answer = reqwest::blocking::get(format!("http://{api}/metrics"));
+    let Ok(response) = answer else {
         return 0;
     };
-    let text = response.into_string().unwrap_or_default();
+    let text = response.text().unwrap_or_default();
     text.lines()
         .filter(|line| line.starts_with("driftgate_dead_letters_total{"))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
