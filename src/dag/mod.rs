@@ -1,11 +1,12 @@
 //! Selective retraining DAGs: definitions ([`spec`]), planning which tasks a decision calls for
-//! ([`plan`]), what a run is asked to do ([`request`]), the local executor ([`executor`]) and the
+//! ([`plan`]), what a run is asked to do ([`request`]), the executor ([`executor`]: the dispatcher, and runs here in [`local`]) and the
 //! remote orchestrators ([`remote`]: Airflow, Argo, Kubeflow).
 
 pub mod airflow;
 pub mod argo;
 pub mod executor;
 pub mod kubeflow;
+pub mod local;
 pub mod plan;
 pub mod remote;
 pub mod request;
