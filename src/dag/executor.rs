@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::recorder::Recorder;
 use super::Dag;
 use crate::store::{RunRecord, RunRequest, RunStatus, Store};
 
@@ -61,7 +62,7 @@ pub fn run_dispatcher(
     if let Ok(interrupted) = store.runs_with_status(RunStatus::Running) {
         for run in interrupted {
             tracing::warn!(run = %run.id, "run interrupted by a restart; queued again");
-            let _ = store.set_run_status(&run.id, RunStatus::Queued, None, None);
+            Recorder::new(&store, &run.id, &run.dag).run_status(RunStatus::Queued, None, None);
         }
     }
     let mut threads: Vec<(String, std::thread::JoinHandle<()>)> = Vec::new();
@@ -81,8 +82,7 @@ pub fn run_dispatcher(
             let model_busy = threads.iter().any(|(model, _)| *model == run.model);
             if model_busy {
                 if !settings.queue_when_busy {
-                    let _ = store.set_run_status(
-                        &run.id,
+                    Recorder::new(&store, &run.id, &run.dag).run_status(
                         RunStatus::Skipped,
                         None,
                         Some("a run of this model was in flight (when_busy = skip)"),
@@ -91,8 +91,7 @@ pub fn run_dispatcher(
                 continue;
             }
             let Some(dag) = crate::locks::read(&catalog).dag(&run.dag).cloned() else {
-                let _ = store.set_run_status(
-                    &run.id,
+                Recorder::new(&store, &run.id, &run.dag).run_status(
                     RunStatus::Failed,
                     None,
                     Some(&format!("no DAG `{}`", run.dag)),
@@ -100,7 +99,7 @@ pub fn run_dispatcher(
                 continue;
             };
             crate::locks::lock(&busy).insert(run.model.clone());
-            let _ = store.set_run_status(&run.id, RunStatus::Running, None, None);
+            Recorder::new(&store, &run.id, &run.dag).run_status(RunStatus::Running, None, None);
             if let Ok(Some(record)) = store.run(&run.id) {
                 events(RunEvent::Started(record));
             }

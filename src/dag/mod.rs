@@ -8,6 +8,7 @@ pub mod executor;
 pub mod kubeflow;
 pub mod local;
 pub mod plan;
+mod recorder;
 pub mod remote;
 pub mod request;
 pub mod spec;

@@ -141,14 +141,15 @@ pub fn execute(
     let mut plan = remote.plan(request);
     plan["dag"] = json!(dag.name);
     plan["drifted"] = json!(request.drifted_features);
-    let _ = store.set_run_status(&request.id, RunStatus::Running, Some(&plan), None);
+    let recorder = super::recorder::Recorder::new(store, &request.id, &dag.name);
+    recorder.run_status(RunStatus::Running, Some(&plan), None);
     let conf = conf(request);
     let started = Instant::now();
     let mut delay = Duration::from_millis(500);
     let mut submitted = false;
     let outcome: Result<(), String> = loop {
         if stop.load(Ordering::SeqCst) {
-            let _ = store.set_run_status(&request.id, RunStatus::Queued, None, None);
+            recorder.run_status(RunStatus::Queued, None, None);
             return;
         }
         if started.elapsed() > timeout {
@@ -162,15 +163,7 @@ pub fn execute(
         } else {
             remote.submit(request, &conf).map(|how| {
                 tracing::info!(run = %request.id, task = %task, how = %how, "remote run submitted");
-                let _ = store.set_task(
-                    &request.id,
-                    &dag.name,
-                    &task,
-                    TaskStatus::Running,
-                    &how,
-                    None,
-                    None,
-                );
+                recorder.task(&task, TaskStatus::Running, &how, None, None);
                 submitted = true;
                 RemoteState::Running
             })
@@ -193,28 +186,13 @@ pub fn execute(
     };
     match outcome {
         Ok(()) => {
-            let _ = store.set_task(
-                &request.id,
-                &dag.name,
-                &task,
-                TaskStatus::Succeeded,
-                "the remote run succeeded",
-                None,
-                None,
-            );
-            let _ = store.set_run_status(&request.id, RunStatus::Succeeded, None, None);
+            let done = "the remote run succeeded";
+            recorder.task(&task, TaskStatus::Succeeded, done, None, None);
+            recorder.run_status(RunStatus::Succeeded, None, None);
         }
         Err(error) => {
-            let _ = store.set_task(
-                &request.id,
-                &dag.name,
-                &task,
-                TaskStatus::Failed,
-                &error,
-                None,
-                None,
-            );
-            let _ = store.set_run_status(&request.id, RunStatus::Failed, None, Some(&error));
+            recorder.task(&task, TaskStatus::Failed, &error, None, None);
+            recorder.run_status(RunStatus::Failed, None, Some(&error));
         }
     }
 }

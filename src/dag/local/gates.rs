@@ -7,7 +7,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::recorder::Recorder;
+use crate::dag::recorder::Recorder;
 use crate::dag::{Condition, Plan, Task};
 use crate::store::{Artifact, RunRequest};
 

@@ -8,7 +8,6 @@
 //! starts, polls and settles attempts.
 
 mod gates;
-mod recorder;
 mod task;
 
 pub use task::retry_delay;
@@ -19,7 +18,7 @@ use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use recorder::Recorder;
+use crate::dag::recorder::Recorder;
 
 use crate::dag::{plan, Dag, Plan};
 use crate::store::{Artifact, RunRequest, RunStatus, Store, TaskStatus};

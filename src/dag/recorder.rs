@@ -1,11 +1,11 @@
-//! Everything a local run writes to the store, in one place. A write that fails is logged with
+//! Everything a run writes to the store (local, remote, the dispatcher), in one place. A write that fails is logged with
 //! the run, the task and what was being recorded, never dropped silently: the run goes on (its
 //! processes are real whatever the store says), and the next write of the same row repairs it.
 
 use crate::store::{Artifact, RunStatus, Store, StoreError, TaskStatus};
 
 /// Writes one run's progress.
-pub(super) struct Recorder<'a> {
+pub(crate) struct Recorder<'a> {
     store: &'a Store,
     run: &'a str,
     dag: &'a str,
@@ -13,12 +13,12 @@ pub(super) struct Recorder<'a> {
 
 impl<'a> Recorder<'a> {
     /// A recorder for run `run` of DAG `dag`.
-    pub(super) fn new(store: &'a Store, run: &'a str, dag: &'a str) -> Recorder<'a> {
+    pub(crate) fn new(store: &'a Store, run: &'a str, dag: &'a str) -> Recorder<'a> {
         Recorder { store, run, dag }
     }
 
     /// The run's status (with its plan or error when given).
-    pub(super) fn run_status(
+    pub(crate) fn run_status(
         &self,
         status: RunStatus,
         plan: Option<&serde_json::Value>,
@@ -29,7 +29,7 @@ impl<'a> Recorder<'a> {
     }
 
     /// A task's status and reason (with its cache key and outputs when known).
-    pub(super) fn task(
+    pub(crate) fn task(
         &self,
         task: &str,
         status: TaskStatus,
@@ -44,7 +44,7 @@ impl<'a> Recorder<'a> {
     }
 
     /// An attempt starting (`ended` none) or ending with its exit code and error.
-    pub(super) fn attempt(
+    pub(crate) fn attempt(
         &self,
         task: &str,
         attempt: u32,
@@ -56,14 +56,14 @@ impl<'a> Recorder<'a> {
     }
 
     /// Whether someone asked to cancel the run (no, when the store cannot say).
-    pub(super) fn cancel_requested(&self) -> bool {
+    pub(crate) fn cancel_requested(&self) -> bool {
         let asked = self.store.cancel_requested(self.run);
         self.logged("", "whether the run is cancelled", asked)
             .unwrap_or(false)
     }
 
     /// The outputs an earlier run of `task` made with the same cache key, and that run's id.
-    pub(super) fn cached(&self, task: &str, key: &str) -> Option<(String, Vec<Artifact>)> {
+    pub(crate) fn cached(&self, task: &str, key: &str) -> Option<(String, Vec<Artifact>)> {
         let found = self.store.cached_outputs(self.dag, task, key);
         self.logged(task, "the task's cached outputs", found)
             .flatten()
