@@ -38,7 +38,7 @@ pub(super) struct Workers {
 }
 
 impl Workers {
-    /// Starts the executor, the sink workers and the API (which stops with `service_stop`).
+    /// Starts the API (which stops with `service_stop`), the executor and the sink workers.
     pub(super) fn start(
         config: &ServiceConfig,
         servers: &str,
@@ -46,12 +46,14 @@ impl Workers {
         api: ApiState,
         service_stop: &Arc<AtomicBool>,
     ) -> Result<Workers, ServiceError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let executor = start_executor(config, &shared, &stop)?;
-        let sinks = start_sinks(config, servers, &shared, &stop)?;
+        // The API listens before anything acts: what the executor and the sinks do can be
+        // looked at as soon as it happens.
         let (address, api) = crate::api::spawn(config.api_listen, api, Arc::clone(service_stop))
             .map_err(ServiceError::Api)?;
         tracing::info!(address = %address, "api listening");
+        let stop = Arc::new(AtomicBool::new(false));
+        let executor = start_executor(config, &shared, &stop)?;
+        let sinks = start_sinks(config, servers, &shared, &stop)?;
         Ok(Workers {
             stop,
             wake: Arc::clone(shared.wake),
