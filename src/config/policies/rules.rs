@@ -1,0 +1,541 @@
+//! A policy's `when`, checked and built into a [`Rule`]: one function per form (combinators,
+//! detectors, regret, schedules, performance, data-set and feature signals), each reporting
+//! every problem with its key path.
+
+use std::collections::BTreeMap;
+
+use super::params::{adwin_params, page_hinkley_params, regret_of};
+use super::raw::{RawRegret, RawRule};
+use super::{duration, ConfigProblem};
+use crate::decode::FeatureKind;
+use crate::policy::spec::{Applies, CronSchedule};
+use crate::policy::{Criterion, Metric, Model, Rule, Signal, Source};
+
+/// What a rule is checked against: its model and the kinds of the stream's features.
+pub(super) struct RuleContext<'a> {
+    /// The model the policy retrains.
+    pub(super) model: &'a Model,
+    /// The kind of each feature of the model's stream.
+    pub(super) kinds: BTreeMap<&'a str, FeatureKind>,
+}
+
+/// A rule; `"*"` signals at the top level combine with `any`.
+pub(super) fn rule(
+    raw: &RawRule,
+    key: &str,
+    context: &RuleContext<'_>,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Rule> {
+    let mut rules = rules_of(raw, key, context, problems)?;
+    if rules.len() == 1 {
+        rules.pop()
+    } else {
+        Some(Rule::Any(rules))
+    }
+}
+
+/// The rules one raw rule stands for: one, or one per model feature for `feature = "*"`.
+fn rules_of(
+    raw: &RawRule,
+    key: &str,
+    context: &RuleContext<'_>,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Vec<Rule>> {
+    let forms = [
+        raw.any.is_some(),
+        raw.all.is_some(),
+        raw.at_least.is_some() || raw.of.is_some(),
+        raw.feature.is_some(),
+        raw.dataset.is_some(),
+        raw.every.is_some(),
+        raw.every_records.is_some(),
+        raw.cron.is_some(),
+        raw.regret.is_some(),
+        raw.performance.is_some(),
+        raw.page_hinkley.is_some(),
+        raw.adwin.is_some(),
+    ];
+    if forms.iter().filter(|f| **f).count() != 1 {
+        problems.push(ConfigProblem::new(
+            key,
+            "set exactly one of `any`, `all`, `at_least` (with `of`), `feature`, `dataset`, \
+             `performance`, `page_hinkley`, `adwin`, `every`, `every_records`, `cron` or `regret`",
+        ));
+        return None;
+    }
+    if raw.any.is_some() || raw.all.is_some() || raw.at_least.is_some() || raw.of.is_some() {
+        return combinator(raw, key, context, problems).map(|rule| vec![rule]);
+    }
+    let single = if raw.page_hinkley.is_some() || raw.adwin.is_some() {
+        detector(raw, key, problems)
+    } else if let Some(regret) = &raw.regret {
+        regret_rule(raw, regret, key, problems)
+    } else if let Some(expression) = &raw.cron {
+        cron(raw, expression, key, problems)
+    } else if raw.every.is_some() || raw.every_records.is_some() {
+        schedule(raw, key, problems)
+    } else if let Some(metric) = &raw.performance {
+        performance(raw, metric, key, problems)
+    } else if let Some(metric) = &raw.dataset {
+        dataset(raw, metric, key, problems)
+    } else {
+        return features(raw, key, context, problems);
+    };
+    single.map(|signal| vec![Rule::Signal(signal)])
+}
+
+/// Whether `raw` sets a metric or a criterion (which `what` does not take); reports it.
+fn takes_no_criterion(
+    raw: &RawRule,
+    key: &str,
+    what: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> bool {
+    let set = raw.metric.is_some()
+        || raw.above.is_some()
+        || raw.below.is_some()
+        || raw.quantile.is_some()
+        || raw.rolling.is_some();
+    if set {
+        problems.push(ConfigProblem::new(key, what));
+    }
+    !set
+}
+
+/// `any`, `all`, or `at_least` of `of`.
+fn combinator(
+    raw: &RawRule,
+    key: &str,
+    context: &RuleContext<'_>,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Rule> {
+    let list = |items: &[RawRule], name: &str, problems: &mut Vec<ConfigProblem>| {
+        if items.is_empty() {
+            problems.push(ConfigProblem::new(format!("{key}.{name}"), "is empty"));
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match rules_of(item, &format!("{key}.{name}[{i}]"), context, problems) {
+                Some(rules) => out.extend(rules),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    };
+    if let Some(items) = &raw.any {
+        takes_no_criterion(
+            raw,
+            key,
+            "a combinator takes no metric or criterion",
+            problems,
+        );
+        return Some(Rule::Any(list(items, "any", problems)?));
+    }
+    if let Some(items) = &raw.all {
+        takes_no_criterion(
+            raw,
+            key,
+            "a combinator takes no metric or criterion",
+            problems,
+        );
+        return Some(Rule::All(list(items, "all", problems)?));
+    }
+    let (Some(n), Some(items)) = (raw.at_least, raw.of.as_deref()) else {
+        problems.push(ConfigProblem::new(key, "`at_least` and `of` go together"));
+        return None;
+    };
+    let of = list(items, "of", problems)?;
+    if n == 0 || n > of.len() {
+        problems.push(ConfigProblem::new(
+            format!("{key}.at_least"),
+            format!("must be between 1 and the {} rule(s) in `of`", of.len()),
+        ));
+        return None;
+    }
+    Some(Rule::AtLeast { n, of })
+}
+
+/// A change detector on the error stream (`page_hinkley` or `adwin`).
+fn detector(raw: &RawRule, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<Signal> {
+    if !takes_no_criterion(
+        raw,
+        key,
+        "a detector takes no metric or criterion",
+        problems,
+    ) {
+        return None;
+    }
+    let params = match (&raw.page_hinkley, &raw.adwin) {
+        (Some(ph), _) => page_hinkley_params(ph, key, problems),
+        (_, Some(adwin)) => adwin_params(adwin, key, problems),
+        (None, None) => None,
+    }?;
+    Some(Signal {
+        source: Source::Detector(params),
+        metric: Metric::Changes,
+        criterion: Criterion::AtLeast { threshold: 1.0 },
+    })
+}
+
+/// A cost-aware trigger: fires when the regret of waiting reaches the cost of a retrain.
+fn regret_rule(
+    raw: &RawRule,
+    regret: &RawRegret,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Signal> {
+    let what = "a regret trigger takes no metric or criterion: its threshold is the cost";
+    if !takes_no_criterion(raw, key, what, problems) {
+        return None;
+    }
+    let regret = regret_of(regret, &format!("{key}.regret"), problems)?;
+    Some(Signal {
+        source: Source::Regret(regret),
+        metric: Metric::Regret,
+        criterion: Criterion::AtLeast { threshold: 0.0 },
+    })
+}
+
+/// A cron schedule.
+fn cron(
+    raw: &RawRule,
+    expression: &str,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Signal> {
+    if !takes_no_criterion(
+        raw,
+        key,
+        "a schedule takes no metric or criterion",
+        problems,
+    ) {
+        return None;
+    }
+    match CronSchedule::parse(expression) {
+        Ok(cron) => Some(Signal {
+            source: Source::Cron(cron),
+            metric: Metric::Due,
+            criterion: Criterion::AtLeast { threshold: 1.0 },
+        }),
+        Err(why) => {
+            problems.push(ConfigProblem::new(
+                format!("{key}.cron"),
+                format!("{expression:?} is not a cron expression: {why}"),
+            ));
+            None
+        }
+    }
+}
+
+/// A schedule by time (`every`) or by records (`every_records`).
+fn schedule(raw: &RawRule, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<Signal> {
+    if !takes_no_criterion(
+        raw,
+        key,
+        "a schedule takes no metric or criterion",
+        problems,
+    ) {
+        return None;
+    }
+    let (metric, threshold) = match (&raw.every, raw.every_records) {
+        (Some(text), _) => {
+            let period = duration(text, &format!("{key}.every"), false, problems)?;
+            (Metric::ElapsedSeconds, period.as_secs_f64())
+        }
+        (None, Some(0)) => {
+            problems.push(ConfigProblem::new(
+                format!("{key}.every_records"),
+                "must be at least 1",
+            ));
+            return None;
+        }
+        (None, Some(records)) => (Metric::Records, records as f64),
+        (None, None) => unreachable!("one schedule form is set"),
+    };
+    Some(Signal {
+        source: Source::Schedule,
+        metric,
+        criterion: Criterion::AtLeast { threshold },
+    })
+}
+
+/// A signal on the model's labelled performance (`performance = "accuracy"`, …).
+fn performance(
+    raw: &RawRule,
+    metric_name: &str,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Signal> {
+    let criterion = criterion(raw, key, problems);
+    if raw.metric.is_some() {
+        problems.push(ConfigProblem::new(
+            format!("{key}.metric"),
+            "a performance signal names its metric in `performance` (accuracy, error_rate, labelled)",
+        ));
+    }
+    let metric = match Metric::parse(metric_name) {
+        Some((metric, Applies::Performance)) => metric,
+        _ => {
+            problems.push(ConfigProblem::new(
+                format!("{key}.performance"),
+                format!("{metric_name:?} is not a performance metric: use accuracy, error_rate or labelled"),
+            ));
+            return None;
+        }
+    };
+    let Some(criterion) = criterion? else {
+        problems.push(ConfigProblem::new(
+            key,
+            format!("{metric_name} needs a criterion: `above`, `below`, `quantile` or `rolling`"),
+        ));
+        return None;
+    };
+    Some(Signal {
+        source: Source::Performance,
+        metric,
+        criterion,
+    })
+}
+
+/// A signal on the whole data set (`dataset = "share"`, …).
+fn dataset(
+    raw: &RawRule,
+    metric_name: &str,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Signal> {
+    let criterion = criterion(raw, key, problems);
+    if raw.metric.is_some() {
+        problems.push(ConfigProblem::new(
+            format!("{key}.metric"),
+            "a dataset signal names its metric in `dataset` (share, drifted, detected)",
+        ));
+    }
+    let metric = match Metric::parse(metric_name) {
+        Some((metric, Applies::Dataset | Applies::Both)) => metric,
+        _ => {
+            problems.push(ConfigProblem::new(
+                format!("{key}.dataset"),
+                format!("{metric_name:?} is not a dataset metric: use share, drifted or detected"),
+            ));
+            return None;
+        }
+    };
+    let criterion = signal_criterion(metric, criterion?, key, problems)?;
+    Some(Signal {
+        source: Source::Dataset,
+        metric,
+        criterion,
+    })
+}
+
+/// A signal on one feature, or on each of the model's features for `feature = "*"`.
+fn features(
+    raw: &RawRule,
+    key: &str,
+    context: &RuleContext<'_>,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Vec<Rule>> {
+    let criterion = criterion(raw, key, problems);
+    let names = feature_names(
+        raw.feature.as_deref().unwrap_or("*"),
+        key,
+        context,
+        problems,
+    )?;
+    let metric_name = raw.metric.as_deref().unwrap_or("detected");
+    let Some((metric, applies)) = Metric::parse(metric_name) else {
+        problems.push(ConfigProblem::new(
+            format!("{key}.metric"),
+            format!(
+                "{metric_name:?} is not a metric; use one of {}",
+                Metric::names().join(", ")
+            ),
+        ));
+        return None;
+    };
+    let criterion = signal_criterion(metric, criterion?, key, problems)?;
+    let mut rules = Vec::new();
+    for name in names {
+        let kind = context.kinds.get(name).copied();
+        let fits = match applies {
+            Applies::Feature | Applies::Both => true,
+            Applies::Numeric => kind == Some(FeatureKind::Numeric),
+            Applies::Categorical => kind == Some(FeatureKind::Categorical),
+            Applies::Dataset | Applies::Schedule | Applies::Performance | Applies::Detector => {
+                false
+            }
+        };
+        if !fits {
+            problems.push(ConfigProblem::new(
+                format!("{key}.metric"),
+                format!(
+                    "{metric_name} does not exist for `{name}`, a {} feature",
+                    kind.map_or("unknown", FeatureKind::as_str)
+                ),
+            ));
+            return None;
+        }
+        rules.push(Rule::Signal(Signal {
+            source: Source::Feature(name.to_string()),
+            metric,
+            criterion,
+        }));
+    }
+    Some(rules)
+}
+
+/// The features `feature` names: the model's own, or all of them for `*`.
+fn feature_names<'a>(
+    feature: &'a str,
+    key: &str,
+    context: &'a RuleContext<'_>,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Vec<&'a str>> {
+    let model = context.model;
+    if feature == "*" {
+        return Some(model.features.iter().map(String::as_str).collect());
+    }
+    if model.features.iter().any(|f| f == feature) {
+        return Some(vec![feature]);
+    }
+    problems.push(ConfigProblem::new(
+        format!("{key}.feature"),
+        format!(
+            "`{feature}` is not a feature of model `{}` ({})",
+            model.name,
+            model.features.join(", ")
+        ),
+    ));
+    None
+}
+
+/// The criterion fields of a signal: at most one; `None` inside means none was given.
+fn criterion(
+    raw: &RawRule,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Option<Criterion>> {
+    let given = [
+        raw.above.is_some(),
+        raw.below.is_some(),
+        raw.quantile.is_some(),
+        raw.rolling.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        problems.push(ConfigProblem::new(
+            key,
+            "set one criterion: `above`, `below`, `quantile` or `rolling`",
+        ));
+        return None;
+    }
+    let finite = |value: f64, name: &str, problems: &mut Vec<ConfigProblem>| {
+        if value.is_finite() {
+            Some(value)
+        } else {
+            problems.push(ConfigProblem::new(
+                format!("{key}.{name}"),
+                "must be a finite number",
+            ));
+            None
+        }
+    };
+    if let Some(threshold) = raw.above {
+        return Some(Some(Criterion::Above {
+            threshold: finite(threshold, "above", problems)?,
+        }));
+    }
+    if let Some(threshold) = raw.below {
+        return Some(Some(Criterion::Below {
+            threshold: finite(threshold, "below", problems)?,
+        }));
+    }
+    if let Some(q) = &raw.quantile {
+        let warmup = q.warmup.unwrap_or(q.over);
+        let mut ok = true;
+        if !(q.q > 0.0 && q.q < 1.0) {
+            problems.push(ConfigProblem::new(
+                format!("{key}.quantile.q"),
+                "must be between 0 and 1",
+            ));
+            ok = false;
+        }
+        if q.over == 0 || q.over > 10_000 {
+            problems.push(ConfigProblem::new(
+                format!("{key}.quantile.over"),
+                "must be between 1 and 10000",
+            ));
+            ok = false;
+        }
+        if warmup == 0 || warmup > q.over {
+            problems.push(ConfigProblem::new(
+                format!("{key}.quantile.warmup"),
+                "must be between 1 and `over`",
+            ));
+            ok = false;
+        }
+        return ok.then_some(Some(Criterion::Quantile {
+            q: q.q,
+            over: q.over,
+            warmup,
+            side: q.side,
+        }));
+    }
+    if let Some(r) = &raw.rolling {
+        let warmup = r.warmup.unwrap_or(r.over);
+        let mut ok = true;
+        if !(r.deviations.is_finite() && r.deviations > 0.0) {
+            problems.push(ConfigProblem::new(
+                format!("{key}.rolling.deviations"),
+                "must be a positive number",
+            ));
+            ok = false;
+        }
+        if r.over < 2 || r.over > 10_000 {
+            problems.push(ConfigProblem::new(
+                format!("{key}.rolling.over"),
+                "must be between 2 and 10000",
+            ));
+            ok = false;
+        }
+        if warmup < 2 || warmup > r.over {
+            problems.push(ConfigProblem::new(
+                format!("{key}.rolling.warmup"),
+                "must be between 2 and `over`",
+            ));
+            ok = false;
+        }
+        return ok.then_some(Some(Criterion::Rolling {
+            deviations: r.deviations,
+            over: r.over,
+            warmup,
+            side: r.side,
+        }));
+    }
+    Some(None)
+}
+
+/// A signal's criterion: a verdict needs none; a number needs one.
+fn signal_criterion(
+    metric: Metric,
+    criterion: Option<Criterion>,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Criterion> {
+    match (metric, criterion) {
+        (_, Some(criterion)) => Some(criterion),
+        (Metric::Detected, None) => Some(Criterion::IsTrue),
+        (metric, None) => {
+            problems.push(ConfigProblem::new(
+                key,
+                format!(
+                    "{} needs a criterion: `above`, `below`, `quantile` or `rolling`",
+                    metric.name()
+                ),
+            ));
+            None
+        }
+    }
+}
