@@ -1,6 +1,7 @@
 //! Decoding: feature records (JSON objects or CSV rows) into typed columns.
 //!
-//! This is the stage between a source (a file today, Kafka later) and the drift detectors.
+//! This is the stage between a source (a Kafka message or a file) and the windows the drift
+//! detectors judge.
 //! Every value lands somewhere: a number or label in its column, or one of the counters in
 //! [`QualityCounts`] (missing, NaN, wrong type). Nothing is dropped silently, and nothing here
 //! panics on data.

@@ -1,10 +1,16 @@
 //! The SQLite store: the service's source of truth.
 //!
 //! It holds, per stream, the checkpoint (the open window's contents and the next offset to read
-//! per partition) and the closed windows' reports, plus dead letters when a stream has no
-//! dead-letter topic. A closed window's report and the checkpoint that follows it are written in
-//! one transaction, so after any crash the store holds either both or neither: a window is never
-//! lost and never reported twice. Offsets are committed to Kafka only after that transaction.
+//! per partition), the closed windows' reports and the policies' decisions on them, dead letters
+//! when a stream has no dead-letter topic, the alert outbox with each sink's deliveries, the
+//! retraining runs with their tasks and attempts, and the baseline versions runs rotated in.
+//! A closed window's report, its decisions, the alerts and runs it sets off and the checkpoint
+//! that follows are written in one transaction, so after any crash the store holds either all or
+//! none of them: a window is never lost and never reported twice, and a trigger never launches
+//! twice. Offsets are committed to Kafka only after that transaction.
+//!
+//! Files: `sqlite` (the connection, checkpoints, windows, dead letters), `decisions`, `outbox`,
+//! `runs` (runs, tasks, attempts, baselines), `status` (run and task states).
 
 mod decisions;
 mod outbox;
