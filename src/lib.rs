@@ -28,6 +28,7 @@
 //! * [`cli`]: the `driftgate` commands.
 //!
 //! Small shared pieces: [`wake`] (wake a waiting worker), [`locks`] (locks that outlive a panic),
+//! [`files`] (private files for production data),
 //! [`retry`], [`SplitMix64`].
 //!
 //! The statistics and decisions are pure functions of their inputs: no clock, no I/O.
@@ -43,6 +44,7 @@ pub mod dag;
 pub mod decode;
 pub mod demo;
 pub mod drift;
+pub mod files;
 pub mod locks;
 mod parallel;
 pub mod pipeline;

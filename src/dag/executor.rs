@@ -154,7 +154,7 @@ pub fn export_window(
     data: &crate::window::WindowData,
     dir: &Path,
 ) -> std::io::Result<(String, Option<String>)> {
-    std::fs::create_dir_all(dir)?;
+    crate::files::create_private_dir(dir)?;
     let columns = &data.columns;
     let features: serde_json::Map<String, serde_json::Value> = columns
         .schema
@@ -170,14 +170,14 @@ pub fn export_window(
         .collect();
     let document = serde_json::json!({ "records": columns.records, "features": features });
     let path = dir.join("window.json");
-    std::fs::write(
+    crate::files::write_private(
         &path,
         serde_json::to_vec(&document).expect("windows serialise"),
     )?;
     let records = match &data.records {
         Some(lines) => {
             let path = dir.join("window.jsonl");
-            std::fs::write(&path, lines)?;
+            crate::files::write_private(&path, lines)?;
             Some(path.display().to_string())
         }
         None => None,

@@ -111,7 +111,7 @@ impl Service {
             return Err(mismatches.join("; "));
         }
         let dir = self.runs.baselines_dir.join(&run.stream);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        crate::files::create_private_dir(&dir).map_err(|e| e.to_string())?;
         let kept = dir.join(format!("{}.json", baseline.id));
         std::fs::copy(path, &kept).map_err(|e| e.to_string())?;
         let previous = processor.settings().baseline.id.clone();

@@ -196,7 +196,12 @@ impl Store {
             message,
         };
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
+            crate::files::create_private_dir(dir).map_err(|e| open_error(e.to_string()))?;
+        }
+        // A new store is created 0600 (SQLite gives its journal files the same mode); an
+        // existing one keeps its mode.
+        if !path.exists() {
+            crate::files::create_private_file(path).map_err(|e| open_error(e.to_string()))?;
         }
         let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -412,6 +417,32 @@ mod tests {
     use crate::decode::{BatchDecoder, FeatureKind, FeatureSpec, RecordBatch, Schema};
     use crate::policy::Outcome;
     use crate::window::{RecordPosition, WindowSpec, Windower};
+
+    #[test]
+    fn issue_21_a_new_store_and_its_journal_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("var/driftgate.db");
+        let store = Store::open(&path).unwrap();
+        let letter = DeadLetter {
+            topic: "t".into(),
+            partition: 0,
+            offset: 1,
+            reason: "invalid_json".into(),
+            detail: "not JSON".into(),
+            payload: None,
+        };
+        store.add_dead_letter("s", &letter).unwrap();
+        assert_eq!(mode(&dir.path().join("var")), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("var/driftgate.db-wal")), 0o600);
+        // An existing store keeps the mode its owner gave it.
+        drop(store);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        drop(Store::open(&path).unwrap());
+        assert_eq!(mode(&path), 0o640);
+    }
 
     fn checkpoint(records: usize) -> Checkpoint {
         let schema = Schema {

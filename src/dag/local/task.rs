@@ -4,7 +4,6 @@
 //! backoff.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -195,7 +194,7 @@ impl LocalRun<'_> {
         let request = self.request;
         let artifacts = task_dir.join("artifacts");
         let context_path = task_dir.join("context.json");
-        std::fs::create_dir_all(&artifacts)?;
+        crate::files::create_private_dir(&artifacts)?;
         let upstream: BTreeMap<&String, BTreeMap<&String, &String>> = upstream
             .iter()
             .map(|(name, outputs)| (name, outputs.iter().map(|a| (&a.file, &a.path)).collect()))
@@ -215,8 +214,8 @@ impl LocalRun<'_> {
             "upstream": upstream,
         });
         let text = serde_json::to_vec_pretty(&context).expect("contexts serialise");
-        std::fs::write(&context_path, text)?;
-        let out = File::create(log)?;
+        crate::files::write_private(&context_path, text)?;
+        let out = crate::files::create_private_file(log)?;
         let err = out.try_clone()?;
         Command::new(program(&task.run[0])?)
             .args(&task.run[1..])
