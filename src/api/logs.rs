@@ -117,16 +117,7 @@ mod tests {
         store
             .queue_run(&crate::store::RunRequest {
                 id: "run-1".into(),
-                key: "manual-1".into(),
-                model: "m".into(),
-                dag: "dag".into(),
-                stream: "s".into(),
-                window: None,
-                baseline: None,
-                drifted_features: Vec::new(),
-                decision: serde_json::Value::Null,
-                window_file: None,
-                records_file: None,
+                ..crate::dag::request::manual("manual-1".into(), "m", "dag", "s", Vec::new(), None)
             })
             .unwrap();
         let runs = dir.path().join("runs");

@@ -219,8 +219,8 @@ async fn windows(
     Path(name): Path<String>,
     Params(query): Params<WindowsQuery>,
 ) -> Response {
-    if !state.streams.iter().any(|s| s.name == name) {
-        return json_error(StatusCode::NOT_FOUND, format!("no stream named `{name}`"));
+    if let Err(response) = stream(&state, &name) {
+        return response;
     }
     let limit = match params::limit(query.limit, DEFAULT_WINDOW_LIMIT, MAX_WINDOW_LIMIT) {
         Ok(limit) => limit,
@@ -394,13 +394,9 @@ async fn alerts(State(state): State<ApiState>, Params(query): Params<AlertsQuery
         (status = 404, description = "No such stream", body = ErrorBody),
         (status = 500, description = "The store could not be read", body = ErrorBody)))]
 async fn baselines(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
-    let Some(configured) = state
-        .streams
-        .iter()
-        .find(|s| s.name == name)
-        .map(|s| s.baseline_id.clone())
-    else {
-        return json_error(StatusCode::NOT_FOUND, format!("no stream named `{name}`"));
+    let configured = match stream(&state, &name) {
+        Ok(info) => info.baseline_id.clone(),
+        Err(response) => return response,
     };
     let path = state.store_path.clone();
     let stream = name.clone();
@@ -418,6 +414,16 @@ async fn baselines(State(state): State<ApiState>, Path(name): Path<String>) -> R
         }
         Err(response) => response,
     }
+}
+
+/// The configured stream named `name`, or the `404` that says there is none.
+#[allow(clippy::result_large_err)] // the error is the response itself
+fn stream<'a>(state: &'a ApiState, name: &str) -> Result<&'a StreamInfo, Response> {
+    state
+        .streams
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| json_error(StatusCode::NOT_FOUND, format!("no stream named `{name}`")))
 }
 
 pub(super) async fn blocking<T: Send + 'static>(

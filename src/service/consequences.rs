@@ -98,9 +98,10 @@ fn triggered_runs(
     runs
 }
 
-/// Writes a window's data into `dir` for run `id`; on failure the run starts without it.
-pub(super) fn export(dir: &Path, id: &str, data: &WindowData) -> WindowFiles {
-    match crate::dag::executor::export_window(data, dir) {
+/// Writes a window's data into run `id`'s directory under `runs_dir`; on failure the run
+/// starts without it.
+pub(super) fn export(runs_dir: &Path, id: &str, data: &WindowData) -> WindowFiles {
+    match crate::dag::executor::export_window(data, &runs_dir.join(id)) {
         Ok((window, records)) => WindowFiles {
             window: Some(window),
             records,

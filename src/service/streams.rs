@@ -175,7 +175,7 @@ impl Service {
         let runs_dir = &self.runs.dir;
         let counts = &mut self.streams.since_window[index];
         let out = consequences::of(&stream, closed, counts, |id, data| {
-            consequences::export(&runs_dir.join(id), id, data)
+            consequences::export(runs_dir, id, data)
         });
         self.store.commit_with_outbox(
             &settings.name,
