@@ -503,3 +503,98 @@ fn a_checkpoint_taken_while_a_report_is_made_holds_its_window() {
         "some checkpoint held a window whose report was being made"
     );
 }
+
+/// The bytes that leave the process for each closed window — the store's report row, the
+/// decisions as stored and the alerts as sent — equal a committed snapshot, so that changing
+/// how the report is carried inside the process cannot change them. Regenerate (after a change
+/// meant to alter them) with `DRIFTGATE_BLESS=1 cargo test --test pipeline`.
+#[test]
+fn window_outputs_match_the_snapshot() {
+    use driftgate::alert::{from_window, AlertSettings};
+    use driftgate::policy::{
+        Criterion, InFlight, Metric, Model, Policy, Rule, Signal, Source, WindowRule,
+    };
+    let model = Model {
+        name: "fraud".into(),
+        stream: "payments".into(),
+        features: vec!["amount".into(), "country".into()],
+        dag: None,
+    };
+    let policy = |name: &str, source: Source, metric: Metric, criterion: Criterion| Policy {
+        name: name.into(),
+        model: "fraud".into(),
+        when: Rule::Signal(Signal {
+            source,
+            metric,
+            criterion,
+        }),
+        windows: WindowRule::Consecutive { k: 1 },
+        min_records: 0,
+        cooldown: Duration::ZERO,
+        budget: None,
+        in_flight: InFlight::Suppress,
+    };
+    let policies = [
+        policy(
+            "ks",
+            Source::Feature("amount".into()),
+            Metric::KsPValue,
+            Criterion::Below { threshold: 0.01 },
+        ),
+        policy(
+            "share",
+            Source::Dataset,
+            Metric::Share,
+            Criterion::AtLeast { threshold: 0.5 },
+        ),
+        policy(
+            "quality",
+            Source::Performance,
+            Metric::ErrorRate,
+            Criterion::Above { threshold: 0.3 },
+        ),
+    ];
+    let mut processor = StreamProcessor::new(settings(), None).unwrap();
+    processor.set_policies(std::slice::from_ref(&model), &policies);
+    let mut payloads = payloads(24, 12, 1.0);
+    // Missing values and labelled records in the last window.
+    let extra: Vec<_> = (0..100)
+        .map(|i| serde_json::json!({"amount": if i % 4 == 0 { serde_json::Value::Null } else { (i as f64).into() }, "country": "DE", "prediction": i % 2, "label": i % 3 == 0}))
+        .collect();
+    payloads[23] = serde_json::to_vec(&serde_json::json!({ "records": extra })).unwrap();
+    let mut windows: Vec<StoredWindow> = Vec::new();
+    for (offset, payload) in payloads.iter().enumerate() {
+        windows.extend(processor.process(message(offset as i64, payload)).closed);
+    }
+    let alert_settings = AlertSettings {
+        link_base: "http://127.0.0.1:9464".into(),
+        missing_rate: 0.05,
+        dead_letter_rate: 0.01,
+        sinks: Vec::new(),
+    };
+    let mut lines = String::new();
+    for window in &windows {
+        lines.push_str(&window.report.to_string());
+        lines.push('\n');
+        lines.push_str(&serde_json::to_string(&window.decisions).unwrap());
+        lines.push('\n');
+        let mut alerts = from_window(&alert_settings, "payments", &[model.clone()], window, 4, 0);
+        for alert in &mut alerts {
+            alert.at = "2026-01-01T00:00:00.000Z".into();
+        }
+        lines.push_str(&serde_json::to_string(&alerts).unwrap());
+        lines.push('\n');
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/snapshots/window_outputs.jsonl");
+    if std::env::var_os("DRIFTGATE_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &lines).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (DRIFTGATE_BLESS=1 writes it)", path.display()));
+    for (i, (got, want)) in lines.lines().zip(expected.lines()).enumerate() {
+        assert_eq!(got, want, "line {} of {}", i + 1, path.display());
+    }
+    assert_eq!(lines.lines().count(), expected.lines().count());
+}
