@@ -8,8 +8,8 @@ use driftgate::baseline::{Baseline, BaselineSource, BuildSettings};
 use driftgate::config::StreamSettings;
 use driftgate::decode::{Column, Dataset, FeatureKind, FeatureSpec, Schema};
 use driftgate::drift::DriftSettings;
+use driftgate::pipeline::JudgedWindow;
 use driftgate::pipeline::{Message, StreamProcessor};
-use driftgate::store::StoredWindow;
 use driftgate::window::WindowSpec;
 use driftgate::SplitMix64;
 
@@ -84,13 +84,14 @@ fn message(offset: i64, payload: &[u8]) -> Message<'_> {
 fn windows_flag_exactly_the_shifted_ones() {
     let payloads = payloads(24, 12, 1.0);
     let mut processor = StreamProcessor::new(settings(), None).unwrap();
-    let mut windows: Vec<StoredWindow> = Vec::new();
+    let mut windows: Vec<JudgedWindow> = Vec::new();
     for (offset, payload) in payloads.iter().enumerate() {
         windows.extend(processor.process(message(offset as i64, payload)).closed);
     }
     assert_eq!(windows.len(), 6);
     for (i, window) in windows.iter().enumerate() {
-        let report = &window.report;
+        // The report as it leaves the process: its JSON contract.
+        let report = &serde_json::to_value(&window.report).unwrap();
         assert_eq!(report["stream"], "payments");
         assert_eq!(report["window"]["index"], i as u64);
         assert_eq!(report["window"]["records"], 400);
@@ -135,14 +136,14 @@ fn bad_messages_become_dead_letters_and_processing_goes_on() {
 fn replay_after_a_checkpoint_counts_nothing_twice() {
     let payloads = payloads(10, 99, 0.0);
     let mut straight = StreamProcessor::new(settings(), None).unwrap();
-    let expected: Vec<StoredWindow> = payloads
+    let expected: Vec<JudgedWindow> = payloads
         .iter()
         .enumerate()
         .flat_map(|(o, p)| straight.process(message(o as i64, p)).closed)
         .collect();
 
     let mut first = StreamProcessor::new(settings(), None).unwrap();
-    let mut windows: Vec<StoredWindow> = Vec::new();
+    let mut windows: Vec<JudgedWindow> = Vec::new();
     for (offset, payload) in payloads.iter().enumerate().take(6) {
         windows.extend(first.process(message(offset as i64, payload)).closed);
     }
@@ -190,7 +191,7 @@ fn labelled_records_give_each_window_its_accuracy_and_policies_can_judge_it() {
     // Window 0: 9 of 10 labelled records right (labels as strings, numbers and booleans);
     // window 1: half right. Records without both fields do not count.
     let record = |prediction: serde_json::Value, label: serde_json::Value| serde_json::json!({"amount": 0.1, "country": "DE", "prediction": prediction, "label": label});
-    let mut windows: Vec<StoredWindow> = Vec::new();
+    let mut windows: Vec<JudgedWindow> = Vec::new();
     for (right, wrong) in [(9, 1), (5, 5)] {
         let mut records = Vec::new();
         for i in 0..right {
@@ -213,11 +214,8 @@ fn labelled_records_give_each_window_its_accuracy_and_policies_can_judge_it() {
     let performance: Vec<_> = windows
         .iter()
         .map(|w| {
-            let p = &w.report["performance"];
-            (
-                p["labelled"].as_u64().unwrap(),
-                p["accuracy"].as_f64().unwrap(),
-            )
+            let p = &w.report.performance;
+            (p.labelled, p.accuracy.unwrap())
         })
         .collect();
     assert_eq!(performance, [(10, 0.9), (10, 0.5)]);
@@ -467,7 +465,7 @@ fn a_checkpoint_taken_while_a_report_is_made_holds_its_window() {
     // last record, so the checkpoint right after it finds the report still being made.
     let payloads = labelled_payloads(24, 100);
     let mut straight = judged_processor(page_hinkley(), None);
-    let mut expected: Vec<StoredWindow> = payloads
+    let mut expected: Vec<JudgedWindow> = payloads
         .iter()
         .enumerate()
         .flat_map(|(o, p)| straight.process(message(o as i64, p)).closed)
@@ -562,7 +560,7 @@ fn window_outputs_match_the_snapshot() {
         .map(|i| serde_json::json!({"amount": if i % 4 == 0 { serde_json::Value::Null } else { (i as f64).into() }, "country": "DE", "prediction": i % 2, "label": i % 3 == 0}))
         .collect();
     payloads[23] = serde_json::to_vec(&serde_json::json!({ "records": extra })).unwrap();
-    let mut windows: Vec<StoredWindow> = Vec::new();
+    let mut windows: Vec<JudgedWindow> = Vec::new();
     for (offset, payload) in payloads.iter().enumerate() {
         windows.extend(processor.process(message(offset as i64, payload)).closed);
     }
@@ -574,11 +572,18 @@ fn window_outputs_match_the_snapshot() {
     };
     let mut lines = String::new();
     for window in &windows {
-        lines.push_str(&window.report.to_string());
+        lines.push_str(&window.report.to_json());
         lines.push('\n');
         lines.push_str(&serde_json::to_string(&window.decisions).unwrap());
         lines.push('\n');
-        let mut alerts = from_window(&alert_settings, "payments", &[model.clone()], window, 4, 0);
+        let mut alerts = from_window(
+            &alert_settings,
+            "payments",
+            std::slice::from_ref(&model),
+            window,
+            4,
+            0,
+        );
         for alert in &mut alerts {
             alert.at = "2026-01-01T00:00:00.000Z".into();
         }

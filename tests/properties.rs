@@ -329,7 +329,7 @@ mod policies {
             let mut keys = HashSet::new();
             for (index, (hot, step_s)) in windows.into_iter().enumerate() {
                 at_ms += step_s * 1000;
-                let report = serde_json::json!({"dataset": {"share": if hot { 0.9 } else { 0.1 }}});
+                let report = crate::Share(if hot { 0.9 } else { 0.1 });
                 for decision in engine.evaluate(&WindowFacts {
                     stream: "s",
                     index: index as u64,
@@ -354,5 +354,32 @@ mod policies {
                 }
             }
         }
+    }
+}
+
+/// A window report reduced to the data set's drift share, all these policies read.
+#[derive(Debug)]
+struct Share(f64);
+
+impl driftgate::policy::Readings for Share {
+    fn value(
+        &self,
+        source: &driftgate::policy::Source,
+        metric: driftgate::policy::Metric,
+    ) -> Option<f64> {
+        use driftgate::policy::{Metric, Source};
+        matches!((source, metric), (Source::Dataset, Metric::Share)).then_some(self.0)
+    }
+
+    fn drifted(&self, _: &str) -> bool {
+        false
+    }
+
+    fn errors(&self) -> u64 {
+        0
+    }
+
+    fn span(&self) -> driftgate::policy::WindowSpan {
+        driftgate::policy::WindowSpan::default()
     }
 }

@@ -12,6 +12,8 @@ use crate::decode::Schema;
 use crate::drift::DriftSettings;
 use crate::window::WindowSpec;
 
+pub use crate::pipeline::StreamSettings;
+
 /// One problem in a configuration, at a key path such as `streams[0].window`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -83,31 +85,6 @@ pub struct RunSettings {
     pub queue_when_busy: bool,
     /// The bearer token for manual runs.
     pub token: Option<String>,
-}
-
-/// A validated stream.
-#[derive(Debug, Clone)]
-pub struct StreamSettings {
-    /// Unique name.
-    pub name: String,
-    /// Source topic.
-    pub topic: String,
-    /// Where the baseline was loaded from.
-    pub baseline_path: PathBuf,
-    /// The loaded, checked baseline.
-    pub baseline: Arc<Baseline>,
-    /// The monitored features.
-    pub schema: Schema,
-    /// How windows are cut.
-    pub window: WindowSpec,
-    /// Idle grace for duration windows.
-    pub grace: Duration,
-    /// Dead-letter topic, if any.
-    pub dead_letter_topic: Option<String>,
-    /// Drift decision settings.
-    pub drift: DriftSettings,
-    /// Keep windows' records for export; `None`: when a model of the stream has a DAG.
-    pub keep_records: Option<bool>,
 }
 
 /// librdkafka properties driftgate sets itself; setting them in `kafka.properties` is an error.

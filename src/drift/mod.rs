@@ -21,4 +21,6 @@ pub mod table;
 pub mod wasserstein;
 
 pub use decision::{Correction, DriftSettings, Method};
-pub use report::{compare, compare_on, DataInfo, DriftReport, Threads};
+pub use report::{
+    compare, compare_on, DataInfo, DatasetSummary, DriftReport, FeatureReport, Tests, Threads,
+};

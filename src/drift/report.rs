@@ -22,7 +22,7 @@ use crate::decode::{CategoricalColumn, Column, Dataset, FeatureKind, NumericColu
 use crate::rng::SplitMix64;
 
 /// A whole drift report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DriftReport {
     /// What the reference was.
     pub reference: DataInfo,
@@ -37,7 +37,7 @@ pub struct DriftReport {
 }
 
 /// Provenance of one side of the comparison.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DataInfo {
     /// The file given on the command line.
     pub source: Option<String>,
@@ -63,7 +63,7 @@ pub enum FeatureStatus {
 }
 
 /// One feature's results.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureReport {
     /// Feature name.
     pub name: String,
@@ -96,7 +96,7 @@ pub struct FeatureReport {
 }
 
 /// The statistics of one feature.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Tests {
     /// A numeric feature's statistics.
@@ -105,8 +105,34 @@ pub enum Tests {
     Categorical(CategoricalTests),
 }
 
+impl Tests {
+    /// PSI over the feature's bins.
+    pub fn psi(&self) -> PsiOut {
+        match self {
+            Tests::Numeric(t) => t.psi,
+            Tests::Categorical(t) => t.psi,
+        }
+    }
+
+    /// Jensen–Shannon distance over the feature's bins.
+    pub fn jensen_shannon(&self) -> DistanceOut {
+        match self {
+            Tests::Numeric(t) => t.jensen_shannon,
+            Tests::Categorical(t) => t.jensen_shannon,
+        }
+    }
+
+    /// Hellinger distance over the feature's bins.
+    pub fn hellinger(&self) -> DistanceOut {
+        match self {
+            Tests::Numeric(t) => t.hellinger,
+            Tests::Categorical(t) => t.hellinger,
+        }
+    }
+}
+
 /// Statistics of a numeric feature.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NumericTests {
     /// Two-sample KS.
     pub ks: KsOut,
@@ -121,7 +147,7 @@ pub struct NumericTests {
 }
 
 /// Statistics of a categorical feature.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CategoricalTests {
     /// Chi-square test of homogeneity.
     pub chi2: Chi2Result,
@@ -134,7 +160,7 @@ pub struct CategoricalTests {
 }
 
 /// KS output.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct KsOut {
     /// The statistic D.
     pub statistic: f64,
@@ -145,7 +171,7 @@ pub struct KsOut {
 }
 
 /// Wasserstein output.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct WassersteinOut {
     /// W1.
     pub distance: f64,
@@ -154,21 +180,21 @@ pub struct WassersteinOut {
 }
 
 /// PSI output.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct PsiOut {
     /// The index.
     pub value: f64,
 }
 
 /// A distance.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct DistanceOut {
     /// The distance.
     pub distance: f64,
 }
 
 /// A feature's decision.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DriftOutcome {
     /// The method decided on.
     pub method: Method,
@@ -185,7 +211,7 @@ pub struct DriftOutcome {
 }
 
 /// The dataset-level verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DatasetSummary {
     /// Features tested.
     pub features: usize,

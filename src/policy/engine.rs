@@ -22,13 +22,12 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::detectors::{Detector, DetectorParams};
+use super::readings::{Readings, WindowSpan};
 use super::spec::{
     Criterion, Metric, Model, Policy, RegretMeasure, RetrainCost, Rule, Side, Signal, Source,
 };
-use crate::window::OffsetRange;
 
 /// What a window offers the engine.
 #[derive(Debug, Clone, Copy)]
@@ -41,8 +40,8 @@ pub struct WindowFacts<'a> {
     pub records: u64,
     /// The decision time: the window's end, epoch milliseconds.
     pub at_ms: i64,
-    /// The window report (the `drift` report plus window metadata).
-    pub report: &'a Value,
+    /// What the window's report says.
+    pub report: &'a dyn Readings,
 }
 
 /// The outcome of one evaluation.
@@ -141,28 +140,6 @@ pub struct Decision {
     pub drifted_features: Vec<String>,
     /// Every signal the policy looked at.
     pub signals: Vec<SignalReading>,
-}
-
-/// The records a decision is about, copied from the window report's `window` object.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct WindowSpan {
-    /// Start, RFC 3339, when the records carry times.
-    pub start: Option<String>,
-    /// End, RFC 3339.
-    pub end: Option<String>,
-    /// First and last offset per `topic/partition`.
-    pub offsets: BTreeMap<String, OffsetRange>,
-}
-
-impl WindowSpan {
-    fn of(report: &Value) -> WindowSpan {
-        let window = &report["window"];
-        WindowSpan {
-            start: window["start"].as_str().map(str::to_string),
-            end: window["end"].as_str().map(str::to_string),
-            offsets: serde_json::from_value(window["offsets"].clone()).unwrap_or_default(),
-        }
-    }
 }
 
 /// One policy's memory.
@@ -409,7 +386,7 @@ fn judge(
         at_ms: window.at_ms,
         outcome: Outcome::NotTriggered,
         reason: String::new(),
-        span: WindowSpan::of(window.report),
+        span: window.report.span(),
         drifted_features: drifted_features(model, window.report),
         signals: Vec::new(),
     };
@@ -426,7 +403,7 @@ fn judge(
         state.drift_start_ms.get_or_insert(window.at_ms);
         state.drifted_records += window.records;
     }
-    state.period_errors += window_errors(window.report);
+    state.period_errors += window.report.errors();
     let schedule = Schedule {
         elapsed_seconds: (window.at_ms - state.period_start_ms.unwrap_or(window.at_ms)) as f64
             / 1000.0,
@@ -531,57 +508,13 @@ fn judge(
 }
 
 /// The model's features whose drift the report detected.
-fn drifted_features(model: &Model, report: &Value) -> Vec<String> {
+fn drifted_features(model: &Model, report: &dyn Readings) -> Vec<String> {
     model
         .features
         .iter()
-        .filter(|name| {
-            feature_report(report, name)
-                .and_then(|f| f.pointer("/drift/detected"))
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-        })
+        .filter(|name| report.drifted(name))
         .cloned()
         .collect()
-}
-
-fn feature_report<'r>(report: &'r Value, name: &str) -> Option<&'r Value> {
-    report
-        .get("features")?
-        .as_array()?
-        .iter()
-        .find(|f| f.get("name").and_then(Value::as_str) == Some(name))
-}
-
-/// The signal's value in a report: a number, or 1/0 for a verdict.
-pub fn read(signal: &Signal, report: &Value) -> Option<f64> {
-    let base = match &signal.source {
-        Source::Feature(name) => feature_report(report, name)?,
-        Source::Dataset => report.get("dataset")?,
-        Source::Schedule | Source::Cron(_) | Source::Regret(_) => return None,
-        Source::Performance => report.get("performance")?,
-        Source::Detector(_) => return None,
-    };
-    let pointer = match (&signal.source, signal.metric) {
-        (Source::Dataset, Metric::Detected) => "/detected",
-        (_, metric) => metric.pointer(),
-    };
-    match base.pointer(pointer)? {
-        Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        value => value.as_f64(),
-    }
-}
-
-/// Wrong predictions in a window's report (labelled minus correct).
-fn window_errors(report: &Value) -> u64 {
-    let count = |name: &str| {
-        report
-            .get("performance")
-            .and_then(|p| p.get(name))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
-    count("labelled").saturating_sub(count("correct"))
 }
 
 /// The policy's own counters, for schedule and regret signals.
@@ -646,7 +579,7 @@ impl Schedule<'_> {
 fn evaluate_rule(
     rule: &Rule,
     state: &mut PolicyState,
-    report: &Value,
+    report: &dyn Readings,
     schedule: Schedule<'_>,
     readings: &mut Vec<SignalReading>,
 ) -> bool {
@@ -679,7 +612,7 @@ fn evaluate_rule(
 fn evaluate_signal(
     signal: &Signal,
     state: &mut PolicyState,
-    report: &Value,
+    report: &dyn Readings,
     schedule: Schedule<'_>,
 ) -> SignalReading {
     let value = match (&signal.source, signal.metric) {
@@ -699,7 +632,7 @@ fn evaluate_signal(
                 .get_mut(&signal.series())
                 .map_or(0, |(_, changes)| std::mem::take(changes)) as f64,
         ),
-        _ => read(signal, report),
+        _ => report.value(&signal.source, signal.metric),
     };
     let subject = signal.subject();
     let metric = signal.metric.name();
@@ -915,6 +848,7 @@ fn human(ms: i64) -> String {
 mod tests {
     use super::*;
     use crate::policy::spec::{Budget, CronSchedule, InFlight, WindowRule};
+    use serde_json::Value;
     use std::time::Duration;
 
     const MINUTE: i64 = 60_000;

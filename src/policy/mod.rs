@@ -2,13 +2,15 @@
 //!
 //! [`spec`] holds validated models and policies (parsed from the service file and the policy
 //! files it includes, see [`crate::config`]); [`engine`] evaluates them on every closed window
-//! and explains each decision. Pure: no clock (times come from the windows), no I/O.
+//! and explains each decision, reading the window's report through [`readings`]. Pure: no clock (times come from the windows), no I/O.
 
 pub mod detectors;
 pub mod engine;
+pub mod readings;
 pub mod spec;
 
 pub use engine::{Decision, Engine, EngineState, Outcome, PolicyState, SignalReading, WindowFacts};
+pub use readings::{Readings, WindowSpan};
 pub use spec::{
     Budget, Criterion, CronSchedule, InFlight, Metric, Model, Policy, Regret, RegretMeasure,
     RetrainCost, Rule, Side, Signal, Source, WindowRule,

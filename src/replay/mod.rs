@@ -274,23 +274,15 @@ pub fn replay_topic(
 pub use crate::source::kafka::{OffsetBound, TopicRange};
 
 impl Replay {
-    fn add(&mut self, window: crate::store::StoredWindow) {
+    fn add(&mut self, window: crate::pipeline::JudgedWindow) {
         let report = &window.report;
-        let features = report["features"].as_array().cloned().unwrap_or_default();
-        let scores = features
+        let scores = report
+            .drift
+            .features
             .iter()
-            .filter_map(|f| {
-                Some((
-                    f["name"].as_str()?.to_string(),
-                    f["drift"]["score"].as_f64(),
-                ))
-            })
+            .map(|f| (f.name.clone(), f.drift.score.filter(|s| s.is_finite())))
             .collect();
-        let drifted = features
-            .iter()
-            .filter(|f| f["drift"]["detected"].as_bool() == Some(true))
-            .filter_map(|f| f["name"].as_str().map(str::to_string))
-            .collect();
+        let drifted = report.drifted_features().map(|f| f.name.clone()).collect();
         for decision in &window.decisions {
             if decision.outcome == Outcome::Triggered {
                 *self.triggers.entry(decision.policy.clone()).or_insert(0) += 1;
@@ -299,10 +291,10 @@ impl Replay {
         }
         self.windows.push(ReplayWindow {
             index: window.index,
-            records: report["window"]["records"].as_u64().unwrap_or(0),
-            start: report["window"]["start"].as_str().map(str::to_string),
-            end: report["window"]["end"].as_str().map(str::to_string),
-            drift_share: report["dataset"]["share"].as_f64().unwrap_or(0.0),
+            records: report.window.records,
+            start: report.window.start.clone(),
+            end: report.window.end.clone(),
+            drift_share: report.drift.dataset.share,
             scores,
             drifted,
             decisions: window.decisions,

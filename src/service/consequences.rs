@@ -7,8 +7,9 @@ use std::path::Path;
 use crate::alert::Routed;
 use crate::config::alerts::AlertSettings;
 use crate::dag::request::{self, WindowFiles};
+use crate::pipeline::JudgedWindow;
 use crate::policy::{Model, Outcome};
-use crate::store::{RunRequest, StoredWindow};
+use crate::store::RunRequest;
 use crate::window::WindowData;
 
 /// The stream the windows closed on, as their consequences need it.
@@ -52,7 +53,7 @@ impl Consequences {
 /// (`counts` is left at zero). `export` writes a window's data for a run and says where.
 pub(super) fn of(
     stream: &Stream<'_>,
-    closed: &[StoredWindow],
+    closed: &[JudgedWindow],
     counts: &mut Counts,
     mut export: impl FnMut(&str, &WindowData) -> WindowFiles,
 ) -> Consequences {
@@ -77,7 +78,7 @@ pub(super) fn of(
 /// One run per triggered decision whose model has a DAG, with the window's data exported
 /// when the window kept it.
 fn triggered_runs(
-    closed: &[StoredWindow],
+    closed: &[JudgedWindow],
     baseline_id: &str,
     export: &mut impl FnMut(&str, &WindowData) -> WindowFiles,
 ) -> Vec<RunRequest> {
@@ -126,10 +127,10 @@ mod tests {
         .unwrap()
     }
 
-    fn window(decisions: Vec<crate::policy::Decision>, data: bool) -> StoredWindow {
-        StoredWindow {
+    fn window(decisions: Vec<crate::policy::Decision>, data: bool) -> JudgedWindow {
+        JudgedWindow {
             index: 7,
-            report: serde_json::json!({"window": {"records": 10}, "features": []}),
+            report: crate::pipeline::report::fixture::report(10, Vec::new()),
             decisions,
             data: data.then(|| {
                 std::sync::Arc::new(WindowData {

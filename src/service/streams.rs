@@ -11,10 +11,11 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::{consequences, Service, ServiceError};
 use crate::config::ServiceConfig;
+use crate::pipeline::JudgedWindow;
 use crate::pipeline::{Message, StreamProcessor};
 use crate::policy::Outcome;
 use crate::source::kafka;
-use crate::store::{Store, StoredWindow};
+use crate::store::Store;
 
 /// A stream is idle (its open duration window may close by the clock) only after this long
 /// without a message, even with `grace = "0s"`.
@@ -163,7 +164,7 @@ impl Service {
     /// Commits closed windows of stream `index` with the checkpoint after them, the alerts
     /// they raise and the runs their triggers start, in one transaction; then wakes the sink
     /// workers and the executor.
-    fn commit_closed(&mut self, index: usize, closed: &[StoredWindow]) -> Result<(), ServiceError> {
+    fn commit_closed(&mut self, index: usize, closed: &[JudgedWindow]) -> Result<(), ServiceError> {
         let processor = &self.streams.processors[index];
         let settings = processor.settings();
         let stream = consequences::Stream {
@@ -192,11 +193,11 @@ impl Service {
     }
 
     /// Metrics and logs for a closed window and the decisions on it.
-    fn observe(&self, stream: &str, window: &StoredWindow) {
+    fn observe(&self, stream: &str, window: &JudgedWindow) {
         self.metrics.window(stream, &window.report);
         tracing::info!(stream = %stream, window = window.index,
-            drifted = %window.report["dataset"]["drifted"],
-            detected = %window.report["dataset"]["detected"], "window closed");
+            drifted = window.report.drift.dataset.drifted,
+            detected = window.report.drift.dataset.detected, "window closed");
         for decision in &window.decisions {
             self.metrics
                 .decision(&decision.model, &decision.policy, decision.outcome);

@@ -18,10 +18,11 @@ mod runs;
 mod sqlite;
 mod status;
 
+pub use crate::pipeline::Checkpoint;
 pub use decisions::{DecisionFilter, DecisionPage};
 pub use outbox::{AlertStatus, Delivery};
 pub use runs::{Artifact, AttemptRecord, BaselineVersion, RunRecord, RunRequest, TaskRecord};
-pub use sqlite::{now_ms, Checkpoint, DeadLetter, Store, StoredWindow};
+pub use sqlite::{now_ms, DeadLetter, Store, WindowRow};
 pub use status::{RunStatus, TaskStatus};
 
 use std::path::PathBuf;

@@ -1,15 +1,12 @@
 //! SQLite implementation of the store: one file, WAL journal, schema versioned by
 //! `PRAGMA user_version`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use crate::policy::{Decision, EngineState};
-use crate::window::OpenWindow;
+use crate::pipeline::{Checkpoint, JudgedWindow};
 
 /// The schema version this build creates and reads.
 const SCHEMA_VERSION: i64 = 3;
@@ -124,39 +121,13 @@ CREATE TABLE IF NOT EXISTS run_attempts (
 );
 ";
 
-/// A stream's checkpoint: its open window, per `topic/partition` the next offset to read, and
-/// the state of the policies judging the stream's windows; also a closed window whose report
-/// was still being made (with the errors seen after it, which the policies get once it is
-/// judged), so that it is reported after a restart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// The open window's full state.
-    pub open_window: OpenWindow,
-    /// Next offset to process per `topic/partition`; messages below it were already counted.
-    pub next_offsets: BTreeMap<String, i64>,
-    /// The policies' memory (recent outcomes, dynamic thresholds' histories, trigger times).
-    #[serde(default)]
-    pub policies: EngineState,
-    /// A closed window not reported yet (its report was being made off the ingest thread).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unreported_window: Option<OpenWindow>,
-    /// Prediction errors (`true` = wrong) of records after `unreported_window`, in order, for
-    /// the policies once that window is judged.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deferred_errors: Vec<bool>,
-}
-
-/// A closed window's report as stored, with the policies' decisions on it.
+/// A window report as read back from the store: the JSON its row holds, as the API serves it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredWindow {
+pub struct WindowRow {
     /// Window index in the stream.
     pub index: u64,
-    /// The report JSON.
+    /// The report, as stored.
     pub report: serde_json::Value,
-    /// One decision per policy judging the stream.
-    pub decisions: Vec<Decision>,
-    /// The window's data, kept only when a decision triggered (a run exports it); not stored.
-    pub data: Option<std::sync::Arc<crate::window::WindowData>>,
 }
 
 /// A message that could not be decoded, kept when the stream has no dead-letter topic.
@@ -267,7 +238,7 @@ impl Store {
     pub fn commit(
         &mut self,
         stream: &str,
-        closed: &[StoredWindow],
+        closed: &[JudgedWindow],
         checkpoint: &Checkpoint,
         keep_windows: u64,
     ) -> Result<(), StoreError> {
@@ -280,7 +251,7 @@ impl Store {
     pub fn commit_with_outbox(
         &mut self,
         stream: &str,
-        closed: &[StoredWindow],
+        closed: &[JudgedWindow],
         checkpoint: &Checkpoint,
         keep_windows: u64,
         alerts: &[crate::alert::Routed],
@@ -292,7 +263,7 @@ impl Store {
         for window in closed {
             tx.execute(
                 "INSERT INTO windows (stream, idx, report, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![stream, window.index as i64, window.report.to_string(), now],
+                params![stream, window.index as i64, window.report.to_json(), now],
             )?;
             for decision in &window.decisions {
                 let inserted = tx.execute(
@@ -345,11 +316,7 @@ impl Store {
     }
 
     /// The latest window reports of a stream, newest first.
-    pub fn latest_windows(
-        &self,
-        stream: &str,
-        limit: u64,
-    ) -> Result<Vec<StoredWindow>, StoreError> {
+    pub fn latest_windows(&self, stream: &str, limit: u64) -> Result<Vec<WindowRow>, StoreError> {
         let mut statement = self.conn.prepare_cached(
             "SELECT idx, report FROM windows WHERE stream = ?1 ORDER BY idx DESC LIMIT ?2",
         )?;
@@ -362,12 +329,9 @@ impl Store {
                 what: "window report",
                 message: e.to_string(),
             })?;
-            Ok(StoredWindow {
+            Ok(WindowRow {
                 index: index as u64,
                 report,
-                // Decisions are read with `latest_decisions`.
-                decisions: Vec::new(),
-                data: None,
             })
         })
         .collect()
@@ -413,9 +377,13 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::decode::{BatchDecoder, FeatureKind, FeatureSpec, RecordBatch, Schema};
+    use crate::pipeline::report::fixture;
     use crate::policy::Outcome;
+    use crate::policy::{Decision, EngineState};
     use crate::window::{RecordPosition, WindowSpec, Windower};
 
     #[test]
@@ -482,9 +450,9 @@ mod tests {
         {
             let mut store = Store::open(&path).unwrap();
             assert!(store.checkpoint("s").unwrap().is_none());
-            let window = StoredWindow {
+            let window = JudgedWindow {
                 index: 2,
-                report: serde_json::json!({"window": {"index": 2}}),
+                report: fixture::report(10, Vec::new()),
                 decisions: Vec::new(),
                 data: None,
             };
@@ -494,16 +462,17 @@ mod tests {
         assert_eq!(store.checkpoint("s").unwrap(), Some(checkpoint(5)));
         let windows = store.latest_windows("s", 10).unwrap();
         assert_eq!(windows.len(), 1);
-        assert_eq!(windows[0].report["window"]["index"], 2);
+        assert_eq!(windows[0].index, 2);
+        assert_eq!(windows[0].report["stream"], "payments");
     }
 
     #[test]
     fn a_window_index_is_stored_once_and_the_checkpoint_rolls_back_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
-        let window = StoredWindow {
+        let window = JudgedWindow {
             index: 0,
-            report: serde_json::json!({}),
+            report: fixture::report(0, Vec::new()),
             decisions: Vec::new(),
             data: None,
         };
@@ -520,9 +489,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         for index in 0..10 {
-            let window = StoredWindow {
+            let window = JudgedWindow {
                 index,
-                report: serde_json::json!({ "i": index }),
+                report: fixture::report(index, Vec::new()),
                 decisions: Vec::new(),
                 data: None,
             };
@@ -564,18 +533,18 @@ mod tests {
             } else {
                 Outcome::NotTriggered
             };
-            let window = StoredWindow {
+            let window = JudgedWindow {
                 index,
-                report: serde_json::json!({}),
+                report: fixture::report(0, Vec::new()),
                 decisions: vec![decision(index, outcome)],
                 data: None,
             };
             store.commit("s", &[window], &checkpoint(0), 3).unwrap();
         }
         // Window 1 again (a replay after a lost checkpoint): its trigger is not stored twice.
-        let again = StoredWindow {
+        let again = JudgedWindow {
             index: 1,
-            report: serde_json::json!({}),
+            report: fixture::report(0, Vec::new()),
             decisions: vec![decision(1, Outcome::Triggered)],
             data: None,
         };

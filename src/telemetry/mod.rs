@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use crate::drift::report::DriftOutcome;
+use crate::pipeline::WindowReport;
 use crate::store::RunStatus;
 
 /// Records decoded and windowed, by stream.
@@ -58,22 +60,16 @@ struct FeatureDrift {
     detected: bool,
 }
 
-/// Methods whose score is a distance rather than a p-value.
-const DISTANCE_METHODS: [&str; 4] = ["wasserstein", "psi", "jensen_shannon", "hellinger"];
-
 impl FeatureDrift {
-    /// From a report's `features[].drift` object.
-    fn of(drift: &serde_json::Value) -> FeatureDrift {
-        let method = drift["method"].as_str().unwrap_or_default().to_string();
-        let distance = DISTANCE_METHODS
-            .contains(&method.as_str())
-            .then(|| drift["score"].as_f64())
-            .flatten();
+    /// From a feature's decision in a window report; values that are not finite are left out.
+    fn of(drift: &DriftOutcome) -> FeatureDrift {
+        let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
         FeatureDrift {
-            p_value: drift["p_value"].as_f64(),
-            distance,
-            detected: drift["detected"].as_bool().unwrap_or(false),
-            method,
+            p_value: finite(drift.p_value),
+            // A test's score is its p-value; the other methods' score is a distance.
+            distance: finite(drift.score).filter(|_| !drift.method.is_test()),
+            detected: drift.detected,
+            method: drift.method.as_str().to_string(),
         }
     }
 }
@@ -231,20 +227,16 @@ impl Metrics {
     }
 
     /// Records a closed window's report.
-    pub fn window(&self, stream: &str, report: &serde_json::Value) {
+    pub fn window(&self, stream: &str, report: &WindowReport) {
         self.with(|v| {
             *v.windows.entry(stream.to_string()).or_insert(0) += 1;
-            v.dataset_drift.insert(
-                stream.to_string(),
-                report["dataset"]["detected"].as_bool().unwrap_or(false),
-            );
-            for feature in report["features"].as_array().into_iter().flatten() {
-                if let Some(name) = feature["name"].as_str() {
-                    v.feature_drift.insert(
-                        (stream.to_string(), name.to_string()),
-                        FeatureDrift::of(&feature["drift"]),
-                    );
-                }
+            v.dataset_drift
+                .insert(stream.to_string(), report.drift.dataset.detected);
+            for feature in &report.drift.features {
+                v.feature_drift.insert(
+                    (stream.to_string(), feature.name.clone()),
+                    FeatureDrift::of(&feature.drift),
+                );
             }
         });
     }
@@ -503,13 +495,17 @@ mod tests {
         metrics.records("payments", 5);
         metrics.dead_letter("payments", "invalid_json");
         metrics.lag("payments", 3, 7);
-        let report = serde_json::json!({
-            "dataset": {"detected": true},
-            "features": [
-                {"name": "amount", "drift": {"method": "psi", "score": 0.5, "detected": true}},
-                {"name": "country", "drift": {"method": "chi2", "score": 0.001, "p_value": 0.001}}
-            ]
-        });
+        let report = {
+            use crate::drift::Method;
+            use crate::pipeline::report::fixture::{feature, report};
+            report(
+                10,
+                vec![
+                    feature("amount", Method::Psi, 0.5, true),
+                    feature("country", Method::Chi2, 0.001, false),
+                ],
+            )
+        };
         metrics.register_policy("m", "p");
         metrics.decision("m", "p", crate::policy::Outcome::Triggered);
         metrics.window("payments", &report);

@@ -1,0 +1,94 @@
+//! The pipeline's checkpoint: everything needed to go on after a restart exactly where the
+//! last processed message left off.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::StreamProcessor;
+use crate::policy::{Engine, EngineState};
+use crate::window::{ClosedWindow, OpenWindow, WindowError, Windower};
+
+/// A stream's checkpoint: its open window, per `topic/partition` the next offset to read, and
+/// the state of the policies judging the stream's windows; also a closed window whose report
+/// was still being made (with the errors seen after it, which the policies get once it is
+/// judged), so that it is reported after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The open window's full state.
+    pub open_window: OpenWindow,
+    /// Next offset to process per `topic/partition`; messages below it were already counted.
+    pub next_offsets: BTreeMap<String, i64>,
+    /// The policies' memory (recent outcomes, dynamic thresholds' histories, trigger times).
+    #[serde(default)]
+    pub policies: EngineState,
+    /// A closed window not reported yet (its report was being made off the ingest thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreported_window: Option<OpenWindow>,
+    /// Prediction errors (`true` = wrong) of records after `unreported_window`, in order, for
+    /// the policies once that window is judged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred_errors: Vec<bool>,
+}
+
+/// A processor's state, fresh or restored from a checkpoint.
+pub(super) struct Restored {
+    pub(super) windower: Windower,
+    pub(super) next_offsets: BTreeMap<String, i64>,
+    pub(super) policies: Engine,
+    /// A window closed before the checkpoint but not reported.
+    pub(super) unreported: Option<ClosedWindow>,
+    pub(super) deferred_errors: Vec<bool>,
+}
+
+impl Restored {
+    /// The state a processor with these settings starts from.
+    pub(super) fn new(
+        settings: &super::StreamSettings,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<Restored, WindowError> {
+        let Some(checkpoint) = checkpoint else {
+            return Ok(Restored {
+                windower: Windower::new(settings.window, settings.schema.clone(), 0),
+                next_offsets: BTreeMap::new(),
+                policies: Engine::default(),
+                unreported: None,
+                deferred_errors: Vec::new(),
+            });
+        };
+        let mut policies = Engine::default();
+        policies.restore(checkpoint.policies);
+        let unreported = checkpoint
+            .unreported_window
+            .map(|state| ClosedWindow::restore(settings.schema.clone(), state))
+            .transpose()?;
+        let deferred_errors = match unreported {
+            Some(_) => checkpoint.deferred_errors,
+            None => Vec::new(),
+        };
+        Ok(Restored {
+            windower: Windower::restore(
+                settings.window,
+                settings.schema.clone(),
+                checkpoint.open_window,
+            )?,
+            next_offsets: checkpoint.next_offsets,
+            policies,
+            unreported,
+            deferred_errors,
+        })
+    }
+}
+
+impl StreamProcessor {
+    /// The state covering every message processed so far.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            open_window: self.windower.snapshot(),
+            next_offsets: self.next_offsets.clone(),
+            policies: self.policies.stream_state(&self.settings.name),
+            unreported_window: self.pending.as_ref().map(|p| p.window.snapshot()),
+            deferred_errors: self.deferred_errors.clone(),
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! One stream's processing, without I/O: message → records → window → drift report.
+//!
+//! The Kafka shell feeds messages in offset order per partition and writes what comes out to
+//! the store. Invariants:
+//! * a message below the partition's next offset was already counted (it is in a stored window
+//!   or in the checkpointed open window) and is skipped: re-reading after a crash or a lagging
+//!   Kafka commit never double-counts;
+//! * the [`Checkpoint`] taken after a message covers exactly the messages processed so far.
+//!
+//! Reports in the background ([`StreamProcessor::report_in_background`]): a closed window's
+//! report (its drift statistics, the expensive part) is made on a thread of its
+//! own while the next messages are decoded. The window is judged by the policies, and returned in
+//! an [`Outcome`], once its report is ready: at the next message that finds it done, when the
+//! next window closes, or at [`StreamProcessor::flush`]. Nothing else changes:
+//! * windows come out in index order, each once;
+//! * the policies see exactly what they see when reports are made inline: a window's
+//!   judgement, then the prediction errors of the records after it (those errors wait for it);
+//! * a checkpoint taken while a window's report is being made holds that window and the errors
+//!   waiting for it, and a processor restored from it reports the window again.
+//!
+//! A window is judged by the policies in force when its report is ready: after a reload that
+//! lands while it is being made, by the reloaded ones.
+
+//!
+//! Layout: [`output`] (what goes in and comes out), [`report`] (the typed window report and
+//! what policies read from it), [`checkpoint`], [`settings`], and the background reporter.
+
+mod background;
+pub mod checkpoint;
+pub mod output;
+pub mod report;
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::decode::{BatchDecoder, RecordBatch};
+use crate::drift;
+use crate::policy::{Engine, Model, Policy, WindowFacts};
+use crate::store::DeadLetter;
+use crate::window::{ClosedWindow, RecordPosition, WindowSpec, Windower};
+use background::{PendingReport, Reporter};
+use checkpoint::Restored;
+use report::ReportMaker;
+
+pub use checkpoint::Checkpoint;
+pub use output::{JudgedWindow, Message, Outcome};
+pub(crate) use report::rfc3339;
+pub use report::{Performance, WindowMeta, WindowReport};
+pub use settings::StreamSettings;
+
+/// One stream's processor.
+pub struct StreamProcessor {
+    settings: StreamSettings,
+    windower: Windower,
+    next_offsets: BTreeMap<String, i64>,
+    decoder: BatchDecoder,
+    /// The current message's records, reused from message to message.
+    batch: RecordBatch,
+    /// The policies judging this stream's windows.
+    policies: Engine,
+    /// Whether closed windows' reports are made on the report thread.
+    background: bool,
+    /// The closed window whose report is being made, when reports are in the background.
+    pending: Option<PendingReport>,
+    /// Prediction errors (`true` = wrong) seen since `pending` closed, in order: the policies
+    /// get them after judging it.
+    deferred_errors: Vec<bool>,
+    /// The thread making reports in the background, started with the first of them.
+    reporter: Option<Reporter>,
+}
+
+impl StreamProcessor {
+    /// Starts fresh or from a checkpoint.
+    pub fn new(
+        settings: StreamSettings,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<StreamProcessor, crate::window::WindowError> {
+        let restored = Restored::new(&settings, checkpoint)?;
+        let mut processor = StreamProcessor {
+            decoder: BatchDecoder::new(&settings.schema),
+            batch: RecordBatch::new(),
+            policies: restored.policies,
+            settings,
+            windower: restored.windower,
+            next_offsets: restored.next_offsets,
+            background: false,
+            pending: None,
+            deferred_errors: restored.deferred_errors,
+            reporter: None,
+        };
+        // A window closed before the checkpoint but not reported is reported first, once the
+        // policies and the baseline are set.
+        if let Some(window) = restored.unreported {
+            processor.pending = Some(PendingReport {
+                window: Arc::new(window),
+                report: None,
+            });
+        }
+        Ok(processor)
+    }
+
+    /// Makes closed windows' reports on a thread of their own, so that the next messages are
+    /// decoded meanwhile (see the module docs). Windows then come out of
+    /// [`process`](Self::process) later than the message that closed them;
+    /// [`flush`](Self::flush) waits for the last one.
+    pub fn report_in_background(&mut self) {
+        self.background = true;
+    }
+
+    /// Sets the models and policies; those on this stream judge its windows from now on.
+    /// Policies keep their state (recent windows, histories, trigger times) by name.
+    pub fn set_policies(&mut self, models: &[Model], policies: &[Policy]) {
+        let models: Vec<Model> = models
+            .iter()
+            .filter(|m| m.stream == self.settings.name)
+            .cloned()
+            .collect();
+        let policies = policies
+            .iter()
+            .filter(|p| models.iter().any(|m| m.name == p.model))
+            .cloned()
+            .collect();
+        let keep =
+            (self.settings.keep_records).unwrap_or_else(|| models.iter().any(|m| m.dag.is_some()));
+        self.windower.keep_records(keep);
+        self.decoder.keep_number_text(keep);
+        self.policies.replace(models, policies);
+    }
+
+    /// The policies judging this stream, to tell them about runs (in flight, durations).
+    pub fn policies_mut(&mut self) -> &mut Engine {
+        &mut self.policies
+    }
+
+    /// The policies judging this stream.
+    pub fn policies(&self) -> &Engine {
+        &self.policies
+    }
+
+    /// Switches the stream's detectors to another baseline (from the next window report on).
+    pub fn set_baseline(
+        &mut self,
+        path: std::path::PathBuf,
+        baseline: std::sync::Arc<crate::baseline::Baseline>,
+    ) {
+        self.settings.baseline_path = path;
+        self.settings.baseline = baseline;
+    }
+
+    /// The stream's settings.
+    pub fn settings(&self) -> &StreamSettings {
+        &self.settings
+    }
+
+    /// The next offset to read per `topic/partition`.
+    pub fn next_offsets(&self) -> &BTreeMap<String, i64> {
+        &self.next_offsets
+    }
+
+    /// Processes one message.
+    pub fn process(&mut self, message: Message<'_>) -> Outcome {
+        let key = format!("{}/{}", message.topic, message.partition);
+        if self
+            .next_offsets
+            .get(&key)
+            .is_some_and(|next| message.offset < *next)
+        {
+            return Outcome {
+                skipped: true,
+                ..Outcome::default()
+            };
+        }
+        self.next_offsets.insert(key, message.offset + 1);
+        let mut outcome = Outcome::default();
+        let payload = message.payload.unwrap_or_default();
+        if let Err(err) = self.decoder.decode(payload, &mut self.batch) {
+            outcome.dead_letter = Some(DeadLetter {
+                topic: message.topic.to_string(),
+                partition: message.partition,
+                offset: message.offset,
+                reason: err.reason().to_string(),
+                detail: err.to_string(),
+                payload: message.payload.map(<[u8]>::to_vec),
+            });
+            return outcome;
+        }
+        let position = RecordPosition {
+            topic: message.topic,
+            partition: message.partition,
+            offset: message.offset,
+            broker_time_ms: message.timestamp_ms,
+        };
+        // An unreadable `ts` falls back to the broker timestamp; the record still counts.
+        let watches_errors = self.policies.watches_errors();
+        // A record's error goes to the detectors while its own window is open: before the push
+        // that may close a count window with it, after the push that may close the previous
+        // duration window before it.
+        let after_push = matches!(self.settings.window, WindowSpec::DurationMs(_));
+        for i in 0..self.batch.len() {
+            let record = self.batch.record(i);
+            let wrong = watches_errors
+                .then(|| record.prediction_correct().map(|correct| !correct))
+                .flatten();
+            if let (Some(wrong), false) = (wrong, after_push) {
+                observe_error(
+                    self.pending.is_some(),
+                    &mut self.deferred_errors,
+                    &mut self.policies,
+                    wrong,
+                );
+            }
+            if let Some(closed) = self.windower.push(position, record) {
+                self.close(closed, &mut outcome.closed);
+            }
+            if let (Some(wrong), true) = (wrong, after_push) {
+                observe_error(
+                    self.pending.is_some(),
+                    &mut self.deferred_errors,
+                    &mut self.policies,
+                    wrong,
+                );
+            }
+        }
+        outcome.closed.extend(self.ready());
+        outcome.records = self.batch.len() as u64;
+        outcome
+    }
+
+    /// Waits for the window whose report is being made, if any, and returns it judged.
+    pub fn flush(&mut self) -> Vec<JudgedWindow> {
+        self.finish_pending().into_iter().collect()
+    }
+
+    /// For a quiet stream: waits for the window whose report is being made, then closes an idle
+    /// duration window by the wall clock.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<JudgedWindow> {
+        let grace = self.settings.grace.as_millis() as i64;
+        let mut closed = self.flush();
+        if let Some(window) = self.windower.tick(now_ms, grace) {
+            let report = self.report(&window);
+            closed.push(self.judge(window, report));
+        }
+        closed
+    }
+
+    /// A window closed: reported at once, or started in the background after the previous one
+    /// is judged.
+    fn close(&mut self, window: ClosedWindow, closed: &mut Vec<JudgedWindow>) {
+        closed.extend(self.finish_pending());
+        if self.background {
+            self.pending = Some(self.start_report(window));
+        } else {
+            let report = self.report(&window);
+            closed.push(self.judge(window, report));
+        }
+    }
+
+    /// What making a report needs, detached from the processor.
+    fn report_maker(&self) -> ReportMaker {
+        ReportMaker {
+            stream: self.settings.name.clone(),
+            topic: self.settings.topic.clone(),
+            baseline: Arc::clone(&self.settings.baseline),
+            baseline_source: self.settings.baseline_path.display().to_string(),
+            settings: self.settings.drift.clone(),
+            threads: drift::Threads::Spread,
+        }
+    }
+
+    fn report(&self, window: &ClosedWindow) -> WindowReport {
+        self.report_maker().report(window)
+    }
+
+    /// The policies' decisions on a window's report.
+    fn judge(&mut self, window: ClosedWindow, report: WindowReport) -> JudgedWindow {
+        let decisions = self.policies.evaluate(&WindowFacts {
+            stream: &self.settings.name,
+            index: window.index,
+            records: window.records,
+            // Windows carry event or broker time; without any, time-based limits count from 0.
+            at_ms: window.end_ms.or(window.start_ms).unwrap_or(0),
+            report: &report,
+        });
+        // A trigger starts a run, which gets the window's data.
+        let triggered = decisions
+            .iter()
+            .any(|d| d.outcome == crate::policy::Outcome::Triggered);
+        JudgedWindow {
+            index: window.index,
+            report,
+            decisions,
+            data: triggered.then(|| {
+                std::sync::Arc::new(crate::window::WindowData {
+                    columns: window.data,
+                    records: window.rows,
+                })
+            }),
+        }
+    }
+}
+
+/// Gives the policies a record's prediction error, or keeps it for them until the window being
+/// reported (`pending`) is judged.
+fn observe_error(pending: bool, deferred: &mut Vec<bool>, policies: &mut Engine, wrong: bool) {
+    if pending {
+        deferred.push(wrong);
+    } else {
+        policies.observe_error(wrong);
+    }
+}

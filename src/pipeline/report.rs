@@ -1,0 +1,431 @@
+//! The typed window report and how it is made; what policies read from it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::baseline::Baseline;
+use crate::drift::{self, DataInfo, DatasetSummary, DriftReport, FeatureReport, Tests};
+use crate::policy::{Metric, Readings, Source, WindowSpan};
+use crate::window::{ClosedWindow, OffsetRange};
+
+/// A closed window's report: the drift report plus the window's metadata and prediction
+/// quality. Owned and typed inside the process; serialised (its JSON shape is the contract in
+/// the README) only where it leaves: the store's row, the API, the CLI.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowReport {
+    /// The stream.
+    pub stream: String,
+    /// Which records the window holds.
+    pub window: WindowMeta,
+    /// How well the model predicted, from records carrying `prediction` and `label`.
+    pub performance: Performance,
+    /// The drift report, as `driftgate drift` prints it.
+    #[serde(flatten)]
+    pub drift: DriftReport,
+}
+
+/// Prediction quality in a window, from the records that carry both `prediction` and `label`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Performance {
+    /// Records with both.
+    pub labelled: u64,
+    /// Records whose prediction equals the label.
+    pub correct: u64,
+    /// `correct / labelled`; null without labelled records.
+    pub accuracy: Option<f64>,
+    /// `1 - accuracy`; null without labelled records.
+    pub error_rate: Option<f64>,
+}
+
+/// A window's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowMeta {
+    /// Index in the stream.
+    pub index: u64,
+    /// Records in it.
+    pub records: u64,
+    /// Records whose time was before the window's start.
+    pub late_records: u64,
+    /// Start, RFC 3339.
+    pub start: Option<String>,
+    /// End, RFC 3339.
+    pub end: Option<String>,
+    /// Offsets per `topic/partition`.
+    pub offsets: BTreeMap<String, OffsetRange>,
+}
+
+/// Everything a window's report is made from besides the window: the stream, its baseline and
+/// the drift settings.
+pub(super) struct ReportMaker {
+    pub(super) stream: String,
+    pub(super) topic: String,
+    pub(super) baseline: Arc<Baseline>,
+    pub(super) baseline_source: String,
+    pub(super) settings: drift::DriftSettings,
+    /// Inline reports spread the features over the cores; background reports keep to their
+    /// thread, beside the one decoding.
+    pub(super) threads: drift::Threads,
+}
+
+impl ReportMaker {
+    /// The window's report document: its drift statistics against the baseline (the pure,
+    /// expensive part), its metadata and its prediction quality.
+    pub(super) fn report(&self, window: &ClosedWindow) -> WindowReport {
+        let baseline = &self.baseline;
+        let reference = DataInfo {
+            source: Some(self.baseline_source.clone()),
+            baseline_id: Some(baseline.id.clone()),
+            records: baseline.source.records,
+            invalid_lines: baseline.source.invalid_lines,
+            unknown_fields: BTreeMap::new(),
+        };
+        let current = DataInfo {
+            source: Some(self.topic.clone()),
+            baseline_id: None,
+            records: window.records,
+            invalid_lines: 0,
+            unknown_fields: window.data.unknown_fields.clone(),
+        };
+        let drift = drift::compare_on(
+            self.threads,
+            baseline,
+            &window.data,
+            &self.settings,
+            reference,
+            current,
+        );
+        let accuracy =
+            (window.labelled > 0).then(|| window.correct as f64 / window.labelled as f64);
+        WindowReport {
+            stream: self.stream.clone(),
+            performance: Performance {
+                labelled: window.labelled,
+                correct: window.correct,
+                accuracy,
+                error_rate: accuracy.map(|a| 1.0 - a),
+            },
+            window: WindowMeta {
+                index: window.index,
+                records: window.records,
+                late_records: window.late_records,
+                start: window.start_ms.map(rfc3339),
+                end: window.end_ms.map(rfc3339),
+                offsets: window.offsets.clone(),
+            },
+            drift,
+        }
+    }
+}
+
+impl WindowReport {
+    /// The report of one feature, by name.
+    pub fn feature(&self, name: &str) -> Option<&FeatureReport> {
+        self.drift.features.iter().find(|f| f.name == name)
+    }
+
+    /// The features whose drift was detected, in report order.
+    pub fn drifted_features(&self) -> impl Iterator<Item = &FeatureReport> {
+        self.drift.features.iter().filter(|f| f.drift.detected)
+    }
+
+    /// The window's report as the JSON the store keeps and the API serves.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("reports serialise")
+    }
+}
+
+impl Readings for WindowReport {
+    fn value(&self, source: &Source, metric: Metric) -> Option<f64> {
+        let value = match source {
+            Source::Feature(name) => feature_value(self.feature(name)?, metric),
+            Source::Dataset => dataset_value(&self.drift.dataset, metric),
+            Source::Performance => performance_value(&self.performance, metric),
+            _ => None,
+        };
+        // JSON has no NaN or infinity: a statistic that is not finite reads as none.
+        value.filter(|v| v.is_finite())
+    }
+
+    fn drifted(&self, feature: &str) -> bool {
+        self.feature(feature).is_some_and(|f| f.drift.detected)
+    }
+
+    fn errors(&self) -> u64 {
+        self.performance
+            .labelled
+            .saturating_sub(self.performance.correct)
+    }
+
+    fn span(&self) -> WindowSpan {
+        WindowSpan {
+            start: self.window.start.clone(),
+            end: self.window.end.clone(),
+            offsets: self.window.offsets.clone(),
+        }
+    }
+}
+
+/// A verdict as a number.
+fn flag(detected: bool) -> Option<f64> {
+    Some(f64::from(u8::from(detected)))
+}
+
+/// A feature's value of a metric; `None` when the metric is not a feature's or not of its kind.
+fn feature_value(feature: &FeatureReport, metric: Metric) -> Option<f64> {
+    let drift = &feature.drift;
+    let tests = feature.tests.as_ref();
+    let numeric = match tests {
+        Some(Tests::Numeric(t)) => Some(t),
+        _ => None,
+    };
+    let categorical = match tests {
+        Some(Tests::Categorical(t)) => Some(t),
+        _ => None,
+    };
+    match metric {
+        Metric::Detected => flag(drift.detected),
+        Metric::Score => drift.score,
+        Metric::PValue => drift.p_value,
+        Metric::KsStatistic => numeric.map(|t| t.ks.statistic),
+        Metric::KsPValue => numeric.map(|t| t.ks.p_value),
+        Metric::Wasserstein => numeric.map(|t| t.wasserstein.distance),
+        Metric::WassersteinNormed => numeric.map(|t| t.wasserstein.normed),
+        Metric::Chi2Statistic => categorical.map(|t| t.chi2.statistic),
+        Metric::Chi2PValue => categorical.map(|t| t.chi2.p_value),
+        Metric::Psi => tests.map(|t| t.psi().value),
+        Metric::JensenShannon => tests.map(|t| t.jensen_shannon().distance),
+        Metric::Hellinger => tests.map(|t| t.hellinger().distance),
+        _ => None,
+    }
+}
+
+/// The data set's value of a metric.
+fn dataset_value(dataset: &DatasetSummary, metric: Metric) -> Option<f64> {
+    match metric {
+        Metric::Detected => flag(dataset.detected),
+        Metric::Share => Some(dataset.share),
+        Metric::Drifted => Some(dataset.drifted as f64),
+        _ => None,
+    }
+}
+
+/// The prediction quality's value of a metric.
+fn performance_value(performance: &Performance, metric: Metric) -> Option<f64> {
+    match metric {
+        Metric::Accuracy => performance.accuracy,
+        Metric::ErrorRate => performance.error_rate,
+        Metric::Labelled => Some(performance.labelled as f64),
+        _ => None,
+    }
+}
+
+/// Epoch milliseconds as RFC 3339 (UTC, milliseconds).
+pub(crate) fn rfc3339(ms: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// Hand-made reports for tests of what reads them.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::*;
+    use crate::decode::FeatureKind;
+    use crate::drift::report::{DriftOutcome, FeatureStatus};
+    use crate::drift::{Correction, DriftSettings, Method};
+
+    /// A tested feature decided by `method` with this score; `detected` as given.
+    pub(crate) fn feature(name: &str, method: Method, score: f64, detected: bool) -> FeatureReport {
+        let kind = if method.applies_to(true) {
+            FeatureKind::Numeric
+        } else {
+            FeatureKind::Categorical
+        };
+        FeatureReport {
+            name: name.into(),
+            kind,
+            status: FeatureStatus::Ok,
+            reason: None,
+            n_reference: 1000,
+            n_current: 1000,
+            missing_reference: 0,
+            missing_current: 0,
+            nan_current: 0,
+            invalid_current: 0,
+            reference_sampled: false,
+            tests: None,
+            drift: DriftOutcome {
+                method,
+                score: Some(score),
+                threshold: Some(0.05),
+                detected,
+                p_value: Some(score),
+                level: Some(0.05),
+            },
+        }
+    }
+
+    /// Window 7 of `payments` with these features and `records` records.
+    pub(crate) fn report(records: u64, features: Vec<FeatureReport>) -> WindowReport {
+        let drifted = features.iter().filter(|f| f.drift.detected).count();
+        let tested = features.len();
+        WindowReport {
+            stream: "payments".into(),
+            window: WindowMeta {
+                index: 7,
+                records,
+                late_records: 0,
+                start: Some("2026-11-23T08:00:00Z".into()),
+                end: Some("2026-11-23T08:05:00Z".into()),
+                offsets: BTreeMap::from([("t/0".into(), OffsetRange { first: 0, last: 9 })]),
+            },
+            performance: Performance {
+                labelled: 0,
+                correct: 0,
+                accuracy: None,
+                error_rate: None,
+            },
+            drift: DriftReport {
+                reference: DataInfo::default(),
+                current: DataInfo::default(),
+                settings: DriftSettings::default(),
+                features,
+                dataset: DatasetSummary {
+                    features: tested,
+                    drifted,
+                    share: drifted as f64 / tested.max(1) as f64,
+                    detected: drifted > 0,
+                    correction: Correction::None,
+                    alpha: 0.05,
+                    drift_share: None,
+                    insufficient_data: 0,
+                },
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::baseline::{BaselineSource, BuildSettings};
+    use crate::decode::{Dataset, FeatureKind, FeatureSpec, Schema};
+    use crate::rng::SplitMix64;
+
+    /// A real report of a numeric and a categorical feature, the second shifted.
+    fn real_report() -> WindowReport {
+        let schema = Schema {
+            features: vec![
+                FeatureSpec {
+                    name: "amount".into(),
+                    kind: FeatureKind::Numeric,
+                },
+                FeatureSpec {
+                    name: "country".into(),
+                    kind: FeatureKind::Categorical,
+                },
+            ],
+        };
+        let mut rng = SplitMix64::new(5);
+        // `skewed`: half the countries are DE; amounts keep their distribution.
+        let mut data = |n: usize, skewed: bool| {
+            let mut data = Dataset::new(schema.clone());
+            for _ in 0..n {
+                let uniform = ["DE", "FR", "US"][rng.below(3) as usize];
+                let country = if skewed && rng.below(2) == 0 {
+                    "DE"
+                } else {
+                    uniform
+                };
+                let record = serde_json::json!({"amount": rng.normal(), "country": country});
+                data.push_json_record(record.as_object().unwrap());
+            }
+            data
+        };
+        let reference = data(2000, false);
+        let current = data(300, true);
+        let baseline = Arc::new(
+            Baseline::build(
+                &reference,
+                BuildSettings::default(),
+                BaselineSource::default(),
+            )
+            .unwrap(),
+        );
+        let drift = drift::compare(
+            &baseline,
+            &current,
+            &drift::DriftSettings::default(),
+            DataInfo::default(),
+            DataInfo::default(),
+        );
+        let mut report = fixture::report(300, Vec::new());
+        report.drift = drift;
+        report.performance = Performance {
+            labelled: 10,
+            correct: 7,
+            accuracy: Some(0.7),
+            error_rate: Some(0.3),
+        };
+        report
+    }
+
+    /// Every metric of every source reads the same from the typed report as from its JSON by
+    /// the metric's JSON pointer: the typed accessors and the documented report shape agree.
+    #[test]
+    fn typed_readings_equal_the_json_pointers() {
+        use crate::policy::spec::Metric as M;
+        let report = real_report();
+        assert!(report.drifted("country") && !report.drifted("amount"));
+        let json = serde_json::to_value(&report).unwrap();
+        let metrics = [
+            M::Detected,
+            M::Score,
+            M::PValue,
+            M::KsStatistic,
+            M::KsPValue,
+            M::Wasserstein,
+            M::WassersteinNormed,
+            M::Chi2Statistic,
+            M::Chi2PValue,
+            M::Psi,
+            M::JensenShannon,
+            M::Hellinger,
+            M::Share,
+            M::Drifted,
+            M::Accuracy,
+            M::ErrorRate,
+            M::Labelled,
+        ];
+        let sources = [
+            Source::Feature("amount".into()),
+            Source::Feature("country".into()),
+            Source::Feature("absent".into()),
+            Source::Dataset,
+            Source::Performance,
+        ];
+        let mut read = 0;
+        for source in &sources {
+            for metric in metrics {
+                let typed = report.value(source, metric);
+                assert_eq!(typed, json.value(source, metric), "{source:?} {metric:?}");
+                read += usize::from(typed.is_some());
+            }
+            assert_eq!(report.drifted(&name(source)), json.drifted(&name(source)));
+        }
+        assert!(read >= 20, "only {read} values read");
+        assert_eq!(report.errors(), json.errors());
+        assert_eq!(report.errors(), 3);
+        assert_eq!(report.span(), json.span());
+    }
+
+    fn name(source: &Source) -> String {
+        match source {
+            Source::Feature(name) => name.clone(),
+            _ => String::new(),
+        }
+    }
+}
