@@ -4,14 +4,18 @@
 //! files it includes, see [`crate::config`]); [`engine`] evaluates them on every closed window
 //! and explains each decision, reading the window's report through [`readings`]. Pure: no clock (times come from the windows), no I/O.
 
+pub mod decision;
 pub mod detectors;
 pub mod engine;
 pub mod readings;
 pub mod spec;
+pub mod state;
 
-pub use engine::{Decision, Engine, EngineState, Outcome, PolicyState, SignalReading, WindowFacts};
+pub use decision::{Decision, Outcome, SignalReading};
+pub use engine::{Engine, WindowFacts};
 pub use readings::{Readings, WindowSpan};
 pub use spec::{
     Budget, Criterion, CronSchedule, InFlight, Metric, Model, Policy, Regret, RegretMeasure,
     RetrainCost, Rule, Side, Signal, Source, WindowRule,
 };
+pub use state::{EngineState, PolicyState};
