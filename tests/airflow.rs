@@ -92,7 +92,7 @@ airflow = {{ url = "{url}", dag_id = "driftgate_retrain", api = "{}", password_f
         api.password_file(home)
     ))
     .unwrap();
-    let mut problems = Vec::new();
+    let mut problems = driftgate::config::problems::Problems::default();
     let dags = validate(
         &[(String::new(), 0, file.dags[0].clone())],
         &BTreeSet::new(),

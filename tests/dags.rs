@@ -20,7 +20,7 @@ fn dag(toml_text: &str) -> Dag {
     }
     let file: File = toml::from_str(&toml_text.replace("TASK", TASK)).unwrap();
     let features: BTreeSet<String> = ["amount", "country", "age"].map(String::from).into();
-    let mut problems = Vec::new();
+    let mut problems = driftgate::config::problems::Problems::default();
     let dags = validate(
         &[(String::new(), 0, file.dags[0].clone())],
         &features,

@@ -21,7 +21,7 @@ fn dag(text: &str) -> Dag {
         dags: Vec<RawDag>,
     }
     let file: File = toml::from_str(text).unwrap();
-    let mut problems = Vec::new();
+    let mut problems = driftgate::config::problems::Problems::default();
     let dags = validate(
         &[(String::new(), 0, file.dags[0].clone())],
         &BTreeSet::new(),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ConfigProblem;
+use super::problems::Problems;
 use crate::alert::{AlertKind, SinkKind, SinkSettings};
 
 /// `[alerts]`
@@ -85,9 +85,9 @@ pub(super) fn validate(
     raw: &RawAlerts,
     api_listen: Option<std::net::SocketAddr>,
     models: &[String],
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> AlertSettings {
-    let mut add = |key: String, message: String| problems.push(ConfigProblem { key, message });
+    let mut add = |key: String, message: String| problems.add(key, message);
     let rate =
         |value: Option<f64>, default: f64, key: &str, add: &mut dyn FnMut(String, String)| {
             let value = value.unwrap_or(default);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ConfigProblem;
+use super::problems::Problems;
 use crate::dag::{Condition, Dag, Task};
 
 /// `[[dags]]`
@@ -184,9 +184,9 @@ pub struct RawCondition {
     pub equals: Option<toml::Value>,
 }
 
-fn duration(text: &str, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<Duration> {
+fn duration(text: &str, key: &str, problems: &mut Problems) -> Option<Duration> {
     super::duration(text, false)
-        .map_err(|message| problems.push(ConfigProblem::new(key, message)))
+        .map_err(|message| problems.add(key, message))
         .ok()
 }
 
@@ -195,19 +195,19 @@ fn duration(text: &str, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<
 pub fn validate(
     sources: &[(String, usize, RawDag)],
     known_features: &BTreeSet<String>,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> Vec<Dag> {
     let mut dags: Vec<Dag> = Vec::new();
     for (prefix, i, raw) in sources {
         let key = format!("{prefix}dags[{i}]");
         let before = problems.len();
         if raw.name.trim().is_empty() {
-            problems.push(ConfigProblem::new(format!("{key}.name"), "is empty"));
+            problems.add(format!("{key}.name"), "is empty");
         } else if dags.iter().any(|d| d.name == raw.name) {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.name"),
                 format!("DAG `{}` is defined twice", raw.name),
-            ));
+            );
         }
         let remotes = [
             raw.airflow.is_some(),
@@ -216,10 +216,7 @@ pub fn validate(
         ];
         let remote_count = remotes.iter().filter(|r| **r).count();
         if remote_count > 1 {
-            problems.push(ConfigProblem::new(
-                &key,
-                "set at most one of `airflow`, `argo` and `kubeflow`",
-            ));
+            problems.add(&key, "set at most one of `airflow`, `argo` and `kubeflow`");
         }
         let remote = if let Some(a) = &raw.airflow {
             airflow(a, &format!("{key}.airflow"), problems)
@@ -231,15 +228,12 @@ pub fn validate(
             None
         };
         if remote_count > 0 && !raw.tasks.is_empty() {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.tasks"),
                 "a DAG on an orchestrator has its tasks there: leave `tasks` out",
-            ));
+            );
         } else if remote_count == 0 && raw.tasks.is_empty() {
-            problems.push(ConfigProblem::new(
-                format!("{key}.tasks"),
-                "a DAG needs at least one task",
-            ));
+            problems.add(format!("{key}.tasks"), "a DAG needs at least one task");
         }
         let names: Vec<&str> = raw.tasks.iter().map(|t| t.name.as_str()).collect();
         let mut tasks = Vec::new();
@@ -247,10 +241,10 @@ pub fn validate(
             let key = format!("{key}.tasks[{j}]");
             if let Some(task) = validate_task(task, &key, &names, known_features, problems) {
                 if tasks.iter().any(|t: &Task| t.name == task.name) {
-                    problems.push(ConfigProblem::new(
+                    problems.add(
                         format!("{key}.name"),
                         format!("task `{}` is defined twice", task.name),
-                    ));
+                    );
                 }
                 tasks.push(task);
             }
@@ -265,34 +259,30 @@ pub fn validate(
                 max_parallel: raw.max_parallel.unwrap_or(4).max(1),
                 remote,
             }),
-            Err(cycle) => problems.push(ConfigProblem::new(
+            Err(cycle) => problems.add(
                 format!("{key}.tasks"),
                 format!("the tasks' `needs` form a cycle: {}", cycle.join(" → ")),
-            )),
+            ),
         }
     }
     dags
 }
 
-fn airflow(
-    raw: &RawAirflow,
-    key: &str,
-    problems: &mut Vec<ConfigProblem>,
-) -> Option<crate::dag::Remote> {
+fn airflow(raw: &RawAirflow, key: &str, problems: &mut Problems) -> Option<crate::dag::Remote> {
     use crate::dag::{Airflow, AirflowApi, Remote};
     let before = problems.len();
     url_ok(&raw.url, key, problems);
     if raw.dag_id.trim().is_empty() {
-        problems.push(ConfigProblem::new(format!("{key}.dag_id"), "is empty"));
+        problems.add(format!("{key}.dag_id"), "is empty");
     }
     let api = match raw.api.as_deref().unwrap_or("v2") {
         "v2" => AirflowApi::V2,
         "v1" => AirflowApi::V1,
         other => {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.api"),
                 format!("{other:?}: use v2 (Airflow 3) or v1 (Airflow 2)"),
-            ));
+            );
             AirflowApi::V2
         }
     };
@@ -302,27 +292,24 @@ fn airflow(
             .ok()
             .filter(|p| !p.is_empty())
             .or_else(|| {
-                problems.push(ConfigProblem::new(
+                problems.add(
                     format!("{key}.password_env"),
                     format!("environment variable {var} is not set"),
-                ));
+                );
                 None
             }),
         (None, Some(file)) => match std::fs::read_to_string(file) {
             Ok(text) => Some(password_from_file(&text, &username)),
             Err(err) => {
-                problems.push(ConfigProblem::new(
+                problems.add(
                     format!("{key}.password_file"),
                     format!("cannot read {file}: {err}"),
-                ));
+                );
                 None
             }
         },
         _ => {
-            problems.push(ConfigProblem::new(
-                key,
-                "set one of `password_env` or `password_file`",
-            ));
+            problems.add(key, "set one of `password_env` or `password_file`");
             None
         }
     };
@@ -346,7 +333,7 @@ fn poll_and_timeout(
     poll: &Option<String>,
     timeout: &Option<String>,
     key: &str,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> (Option<Duration>, Option<Duration>) {
     (
         duration(
@@ -362,32 +349,29 @@ fn poll_and_timeout(
     )
 }
 
-fn url_ok(url: &str, key: &str, problems: &mut Vec<ConfigProblem>) {
+fn url_ok(url: &str, key: &str, problems: &mut Problems) {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        problems.push(ConfigProblem::new(
-            format!("{key}.url"),
-            "must be an http:// or https:// URL",
-        ));
+        problems.add(format!("{key}.url"), "must be an http:// or https:// URL");
     }
 }
 
-fn token(var: &Option<String>, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<String> {
+fn token(var: &Option<String>, key: &str, problems: &mut Problems) -> Option<String> {
     let var = var.as_ref()?;
     let token = std::env::var(var).ok().filter(|t| !t.is_empty());
     if token.is_none() {
-        problems.push(ConfigProblem::new(
+        problems.add(
             format!("{key}.token_env"),
             format!("environment variable {var} is not set"),
-        ));
+        );
     }
     token
 }
 
-fn argo(raw: &RawArgo, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<crate::dag::Remote> {
+fn argo(raw: &RawArgo, key: &str, problems: &mut Problems) -> Option<crate::dag::Remote> {
     let before = problems.len();
     url_ok(&raw.url, key, problems);
     if raw.template.trim().is_empty() {
-        problems.push(ConfigProblem::new(format!("{key}.template"), "is empty"));
+        problems.add(format!("{key}.template"), "is empty");
     }
     let token = token(&raw.token_env, key, problems);
     let (poll, timeout) = poll_and_timeout(&raw.poll, &raw.timeout, key, problems);
@@ -404,11 +388,7 @@ fn argo(raw: &RawArgo, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<c
     }))
 }
 
-fn kubeflow(
-    raw: &RawKubeflow,
-    key: &str,
-    problems: &mut Vec<ConfigProblem>,
-) -> Option<crate::dag::Remote> {
+fn kubeflow(raw: &RawKubeflow, key: &str, problems: &mut Problems) -> Option<crate::dag::Remote> {
     let before = problems.len();
     url_ok(&raw.url, key, problems);
     for (field, value) in [
@@ -416,7 +396,7 @@ fn kubeflow(
         ("pipeline_version_id", &raw.pipeline_version_id),
     ] {
         if value.trim().is_empty() {
-            problems.push(ConfigProblem::new(format!("{key}.{field}"), "is empty"));
+            problems.add(format!("{key}.{field}"), "is empty");
         }
     }
     let token = token(&raw.token_env, key, problems);
@@ -449,40 +429,37 @@ fn validate_task(
     key: &str,
     names: &[&str],
     known_features: &BTreeSet<String>,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> Option<Task> {
     let before = problems.len();
     if raw.name.trim().is_empty() || raw.name.contains(['/', '\\']) || raw.name.starts_with('.') {
-        problems.push(ConfigProblem::new(
+        problems.add(
             format!("{key}.name"),
             "must be non-empty, without `/`, and not start with `.` (it names a directory)",
-        ));
+        );
     }
     if raw.run.is_empty() || raw.run[0].trim().is_empty() {
-        problems.push(ConfigProblem::new(
+        problems.add(
             format!("{key}.run"),
             "needs a program: [\"program\", \"arg\", ...]",
-        ));
+        );
     }
     for (k, need) in raw.needs.iter().enumerate() {
         if !names.contains(&need.as_str()) {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.needs[{k}]"),
                 format!("no task `{need}` in this DAG"),
-            ));
+            );
         } else if *need == raw.name {
-            problems.push(ConfigProblem::new(
-                format!("{key}.needs[{k}]"),
-                "a task cannot need itself",
-            ));
+            problems.add(format!("{key}.needs[{k}]"), "a task cannot need itself");
         }
     }
     for (k, feature) in raw.features.iter().enumerate() {
         if !known_features.contains(feature) {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.features[{k}]"),
                 format!("`{feature}` is not a feature of any stream"),
-            ));
+            );
         }
     }
     for (k, output) in raw.outputs.iter().enumerate() {
@@ -493,18 +470,18 @@ fn validate_task(
                 .components()
                 .any(|c| !matches!(c, std::path::Component::Normal(_)))
         {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.outputs[{k}]"),
                 "must be a relative path inside the artifacts directory",
-            ));
+            );
         }
     }
     if let Some(output) = &raw.baseline_output {
         if !raw.outputs.contains(output) {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.baseline_output"),
                 format!("`{output}` is not one of the task's outputs"),
-            ));
+            );
         }
     }
     let (initial, max) = match &raw.retry_backoff {
@@ -554,7 +531,7 @@ fn condition(
     task: &RawTask,
     key: &str,
     known_features: &BTreeSet<String>,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> Option<Condition> {
     let output_form =
         raw.task.is_some() || raw.file.is_some() || raw.pointer.is_some() || raw.equals.is_some();
@@ -562,10 +539,10 @@ fn condition(
         (Some(features), false) => {
             for (k, feature) in features.iter().enumerate() {
                 if !known_features.contains(feature) {
-                    problems.push(ConfigProblem::new(
+                    problems.add(
                         format!("{key}.drifted_any[{k}]"),
                         format!("`{feature}` is not a feature of any stream"),
-                    ));
+                    );
                 }
             }
             Some(Condition::DriftedAny(features.clone()))
@@ -573,24 +550,21 @@ fn condition(
         (None, true) => {
             let (Some(upstream), Some(file), Some(equals)) = (&raw.task, &raw.file, &raw.equals)
             else {
-                problems.push(ConfigProblem::new(
+                problems.add(
                     key,
                     "an output condition needs `task`, `file` and `equals` (and `pointer`)",
-                ));
+                );
                 return None;
             };
             if !task.needs.contains(upstream) {
-                problems.push(ConfigProblem::new(
+                problems.add(
                     format!("{key}.task"),
                     format!("`{upstream}` must be one of the task's `needs`"),
-                ));
+                );
             }
             let pointer = raw.pointer.clone().unwrap_or_default();
             if !(pointer.is_empty() || pointer.starts_with('/')) {
-                problems.push(ConfigProblem::new(
-                    format!("{key}.pointer"),
-                    "a JSON pointer starts with `/`",
-                ));
+                problems.add(format!("{key}.pointer"), "a JSON pointer starts with `/`");
             }
             let equals = serde_json::to_value(equals).unwrap_or(serde_json::Value::Null);
             Some(Condition::Output {
@@ -601,10 +575,10 @@ fn condition(
             })
         }
         _ => {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 key,
                 "set either `drifted_any` or an upstream output (`task`, `file`, `pointer`, `equals`)",
-            ));
+            );
             None
         }
     }

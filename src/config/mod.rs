@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod dags;
 pub mod policies;
+pub mod problems;
 pub mod raw;
 pub mod reload;
 pub mod toml_error;

@@ -12,32 +12,9 @@ use crate::decode::Schema;
 use crate::drift::DriftSettings;
 use crate::window::WindowSpec;
 
+pub use super::problems::ConfigProblem;
+use super::problems::Problems;
 pub use crate::pipeline::StreamSettings;
-
-/// One problem in a configuration, at a key path such as `streams[0].window`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// Where: a dotted key path.
-    pub key: String,
-    /// What is wrong, and how to fix it where that is not obvious.
-    pub message: String,
-}
-
-impl ConfigProblem {
-    /// A problem at `key`.
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> ConfigProblem {
-        ConfigProblem {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
 
 /// A validated service configuration.
 #[derive(Debug, Clone)]
@@ -101,22 +78,8 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
     ),
 ];
 
-struct Problems(Vec<ConfigProblem>);
-
-impl Problems {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigProblem::new(key, message));
-    }
-
-    fn duration(&mut self, key: &str, text: &str) -> Option<Duration> {
-        super::duration(text, false)
-            .map_err(|message| self.add(key, message))
-            .ok()
-    }
-}
-
 pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Vec<ConfigProblem>> {
-    let mut problems = Problems(Vec::new());
+    let mut problems = Problems::default();
 
     let servers = raw.kafka.bootstrap_servers.trim();
     if servers.is_empty() {
@@ -209,22 +172,22 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
     for (i, dag) in raw.dags.iter().enumerate() {
         sources.dags.push((String::new(), i, dag.clone()));
     }
-    super::policies::read_includes(&raw.include, &mut sources, &mut problems.0);
+    super::policies::read_includes(&raw.include, &mut sources, &mut problems);
     let named: Vec<&str> = raw.streams.iter().map(|s| s.name.as_str()).collect();
-    let (models, policies) = super::policies::validate(&sources, &streams, &named, &mut problems.0);
+    let (models, policies) = super::policies::validate(&sources, &streams, &named, &mut problems);
     // Sinks may name models from any file, valid or not: an unknown name is the only error.
     let model_names: Vec<String> = sources
         .models
         .iter()
         .map(|(_, _, m)| m.name.clone())
         .collect();
-    let alerts = super::alerts::validate(&raw.alerts, api_listen, &model_names, &mut problems.0);
+    let alerts = super::alerts::validate(&raw.alerts, api_listen, &model_names, &mut problems);
     let features: std::collections::BTreeSet<String> = raw
         .streams
         .iter()
         .flat_map(|s| s.features.iter().map(|f| f.name.clone()))
         .collect();
-    let dags = super::dags::validate(&sources.dags, &features, &mut problems.0);
+    let dags = super::dags::validate(&sources.dags, &features, &mut problems);
     for (prefix, i, model) in &sources.models {
         if let Some(dag) = &model.dag {
             let defined = sources.dags.iter().any(|(_, _, d)| &d.name == dag);
@@ -274,8 +237,8 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         },
     };
 
-    if !problems.0.is_empty() {
-        return Err(problems.0);
+    if !problems.is_empty() {
+        return Err(problems.into_list());
     }
     Ok(ServiceConfig {
         includes: raw.include.clone(),
@@ -301,7 +264,7 @@ fn validate_stream(
     key: &str,
     problems: &mut Problems,
 ) -> Option<StreamSettings> {
-    let before = problems.0.len();
+    let before = problems.len();
     let name_ok = !stream.name.is_empty()
         && stream
             .name
@@ -355,7 +318,7 @@ fn validate_stream(
             None
         }
     };
-    if problems.0.len() > before {
+    if problems.len() > before {
         return None;
     }
     Some(StreamSettings {

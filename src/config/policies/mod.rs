@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::validate::{ConfigProblem, StreamSettings};
+use super::problems::Problems;
+use super::validate::StreamSettings;
 use crate::decode::FeatureKind;
 use crate::policy::{Budget, Model, Policy, WindowRule};
 
@@ -33,23 +34,19 @@ pub struct PolicySources {
 
 /// Reads the files `include` names: paths, or a `*` pattern in the file name
 /// (`config/policies/*.toml`), relative to the working directory like every path in the file.
-pub fn read_includes(
-    patterns: &[String],
-    sources: &mut PolicySources,
-    problems: &mut Vec<ConfigProblem>,
-) {
+pub fn read_includes(patterns: &[String], sources: &mut PolicySources, problems: &mut Problems) {
     for (i, pattern) in patterns.iter().enumerate() {
         let files = match expand(pattern) {
             Ok(files) if files.is_empty() => {
-                problems.push(ConfigProblem::new(
+                problems.add(
                     format!("include[{i}]"),
                     format!("{pattern:?} matches no file"),
-                ));
+                );
                 continue;
             }
             Ok(files) => files,
             Err(message) => {
-                problems.push(ConfigProblem::new(format!("include[{i}]"), message));
+                problems.add(format!("include[{i}]"), message);
                 continue;
             }
         };
@@ -73,7 +70,7 @@ pub fn read_includes(
                         sources.dags.push((prefix.clone(), j, dag));
                     }
                 }
-                Err(err) => problems.push(ConfigProblem::new(err.place, err.message)),
+                Err(err) => problems.add(err.place, err.message),
             }
         }
     }
@@ -122,7 +119,7 @@ pub fn validate(
     sources: &PolicySources,
     streams: &[StreamSettings],
     named: &[&str],
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> (Vec<Model>, Vec<Policy>) {
     let mut models = Vec::new();
     let mut seen = HashSet::new();
@@ -135,23 +132,20 @@ pub fn validate(
                 // The stream itself is invalid and already reported; skip the model quietly.
                 continue;
             }
-            None => problems.push(ConfigProblem::new(
+            None => problems.add(
                 format!("{key}.stream"),
                 format!("no stream `{}` (streams: {})", raw.stream, named.join(", ")),
-            )),
+            ),
             Some(stream) => {
                 if raw.features.is_empty() {
-                    problems.push(ConfigProblem::new(
-                        format!("{key}.features"),
-                        "lists no feature",
-                    ));
+                    problems.add(format!("{key}.features"), "lists no feature");
                 }
                 for (j, feature) in raw.features.iter().enumerate() {
                     if !stream.schema.features.iter().any(|f| &f.name == feature) {
-                        problems.push(ConfigProblem::new(
+                        problems.add(
                             format!("{key}.features[{j}]"),
                             format!("`{feature}` is not a feature of stream `{}`", stream.name),
-                        ));
+                        );
                     }
                 }
             }
@@ -187,37 +181,28 @@ pub fn validate(
             }
             _ => {
                 if !sources.models.iter().any(|(_, _, m)| m.name == raw.model) {
-                    problems.push(ConfigProblem::new(
-                        format!("{key}.model"),
-                        format!("no model `{}`", raw.model),
-                    ));
+                    problems.add(format!("{key}.model"), format!("no model `{}`", raw.model));
                 }
                 None
             }
         };
         let windows = match (raw.consecutive, raw.k_of_n) {
             (Some(_), Some(_)) => {
-                problems.push(ConfigProblem::new(
-                    key.clone(),
-                    "set `consecutive` or `k_of_n`, not both",
-                ));
+                problems.add(key.clone(), "set `consecutive` or `k_of_n`, not both");
                 None
             }
             (Some(0), None) => {
-                problems.push(ConfigProblem::new(
-                    format!("{key}.consecutive"),
-                    "must be at least 1",
-                ));
+                problems.add(format!("{key}.consecutive"), "must be at least 1");
                 None
             }
             (Some(k), None) => Some(WindowRule::Consecutive { k }),
             (None, None) => Some(WindowRule::Consecutive { k: 1 }),
             (None, Some(RawKOfN { k, n })) => {
                 if k == 0 || n < k || n > 1000 {
-                    problems.push(ConfigProblem::new(
+                    problems.add(
                         format!("{key}.k_of_n"),
                         format!("needs 1 <= k <= n <= 1000, got k = {k}, n = {n}"),
-                    ));
+                    );
                     None
                 } else {
                     Some(WindowRule::KOfN { k, n })
@@ -227,10 +212,10 @@ pub fn validate(
         let cooldown = duration(&raw.cooldown, &format!("{key}.cooldown"), true, problems);
         let budget = raw.budget.as_ref().and_then(|b| {
             if b.max_runs == 0 {
-                problems.push(ConfigProblem::new(
+                problems.add(
                     format!("{key}.budget.max_runs"),
                     "must be at least 1 (remove the policy to never trigger)",
-                ));
+                );
             }
             let per = duration(&b.per, &format!("{key}.budget.per"), false, problems)?;
             (b.max_runs > 0).then_some(Budget {
@@ -264,33 +249,28 @@ fn check_name<'a>(
     what: &str,
     key: &str,
     seen: &mut HashSet<&'a str>,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) {
     let valid = !name.is_empty()
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !valid {
-        problems.push(ConfigProblem::new(
+        problems.add(
             format!("{key}.name"),
             format!("{name:?} must be non-empty letters, digits, '-', '_' or '.'"),
-        ));
+        );
     }
     if !seen.insert(name) {
-        problems.push(ConfigProblem::new(
+        problems.add(
             format!("{key}.name"),
             format!("{what} `{name}` is defined twice"),
-        ));
+        );
     }
 }
 
-fn duration(
-    text: &str,
-    key: &str,
-    zero_ok: bool,
-    problems: &mut Vec<ConfigProblem>,
-) -> Option<Duration> {
+fn duration(text: &str, key: &str, zero_ok: bool, problems: &mut Problems) -> Option<Duration> {
     super::duration(text, zero_ok)
-        .map_err(|message| problems.push(ConfigProblem::new(key, message)))
+        .map_err(|message| problems.add(key, message))
         .ok()
 }

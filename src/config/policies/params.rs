@@ -1,7 +1,8 @@
 //! The parameters of detector and regret rules (`page_hinkley`, `adwin`, `regret`), checked.
 
+use super::duration;
 use super::raw::{RawAdwin, RawPageHinkley, RawRegret};
-use super::{duration, ConfigProblem};
+use crate::config::problems::Problems;
 use crate::policy::detectors::{AdwinParams, DetectorParams, PageHinkleyParams};
 use crate::policy::{Regret, RegretMeasure, RetrainCost};
 
@@ -9,7 +10,7 @@ use crate::policy::{Regret, RegretMeasure, RetrainCost};
 pub(super) fn page_hinkley_params(
     raw: &RawPageHinkley,
     key: &str,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> Option<DetectorParams> {
     let defaults = PageHinkleyParams::default();
     let params = PageHinkleyParams {
@@ -48,7 +49,7 @@ pub(super) fn page_hinkley_params(
 pub(super) fn adwin_params(
     raw: &RawAdwin,
     key: &str,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> Option<DetectorParams> {
     let defaults = AdwinParams::default();
     let params = AdwinParams {
@@ -80,42 +81,32 @@ fn detector_checks(
     key: &str,
     detector: &str,
     checks: &[(&str, bool, &str)],
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> bool {
     for (field, ok, message) in checks {
         if !ok {
-            problems.push(ConfigProblem::new(
-                format!("{key}.{detector}.{field}"),
-                *message,
-            ));
+            problems.add(format!("{key}.{detector}.{field}"), *message);
         }
     }
     checks.iter().all(|(_, ok, _)| *ok)
 }
 
-pub(super) fn regret_of(
-    raw: &RawRegret,
-    key: &str,
-    problems: &mut Vec<ConfigProblem>,
-) -> Option<Regret> {
+pub(super) fn regret_of(raw: &RawRegret, key: &str, problems: &mut Problems) -> Option<Regret> {
     let measure = match raw.of.as_str() {
         "drifted_records" => Some(RegretMeasure::DriftedRecords),
         "errors" => Some(RegretMeasure::Errors),
         other => {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.of"),
                 format!("{other:?} is not a regret measure: use drifted_records or errors"),
-            ));
+            );
             None
         }
     };
-    let positive = |value: f64, field: &str, problems: &mut Vec<ConfigProblem>| {
+    let positive = |value: f64, field: &str, problems: &mut Problems| {
         let ok = value.is_finite() && value > 0.0;
         if !ok {
-            problems.push(ConfigProblem::new(
-                format!("{key}.{field}"),
-                "must be a positive number",
-            ));
+            problems.add(format!("{key}.{field}"), "must be a positive number");
         }
         ok.then_some(value)
     };
@@ -123,10 +114,10 @@ pub(super) fn regret_of(
     let cost = match (raw.cost, raw.cost_per_run_second) {
         (Some(cost), None) => {
             if forecast_fields {
-                problems.push(ConfigProblem::new(
+                problems.add(
                     key,
                     "`initial_run_time` and `over` go with `cost_per_run_second`, not `cost`",
-                ));
+                );
                 return None;
             }
             positive(cost, "cost", problems).map(RetrainCost::Fixed)
@@ -139,10 +130,7 @@ pub(super) fn regret_of(
             };
             let over = raw.over.unwrap_or(5);
             if over == 0 || over > 100 {
-                problems.push(ConfigProblem::new(
-                    format!("{key}.over"),
-                    "must be between 1 and 100",
-                ));
+                problems.add(format!("{key}.over"), "must be between 1 and 100");
             }
             match (per_run_second, initial) {
                 (Some(per_run_second), Some(initial)) if (1..=100).contains(&over) => {
@@ -156,10 +144,10 @@ pub(super) fn regret_of(
             }
         }
         _ => {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 key,
                 "set one of `cost` (fixed) or `cost_per_run_second` (forecast from past runs)",
-            ));
+            );
             None
         }
     };

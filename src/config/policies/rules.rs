@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use super::duration;
 use super::params::{adwin_params, page_hinkley_params, regret_of};
 use super::raw::{RawRegret, RawRule};
-use super::{duration, ConfigProblem};
+use crate::config::problems::Problems;
 use crate::decode::FeatureKind;
 use crate::policy::spec::{Applies, CronSchedule};
 use crate::policy::{Criterion, Metric, Model, Rule, Signal, Source};
@@ -24,7 +25,7 @@ pub(super) fn rule(
     raw: &RawRule,
     key: &str,
     context: &RuleContext<'_>,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> Option<Rule> {
     let mut rules = rules_of(raw, key, context, problems)?;
     if rules.len() == 1 {
@@ -39,7 +40,7 @@ fn rules_of(
     raw: &RawRule,
     key: &str,
     context: &RuleContext<'_>,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> Option<Vec<Rule>> {
     let forms = [
         raw.any.is_some(),
@@ -56,11 +57,11 @@ fn rules_of(
         raw.adwin.is_some(),
     ];
     if forms.iter().filter(|f| **f).count() != 1 {
-        problems.push(ConfigProblem::new(
+        problems.add(
             key,
             "set exactly one of `any`, `all`, `at_least` (with `of`), `feature`, `dataset`, \
              `performance`, `page_hinkley`, `adwin`, `every`, `every_records`, `cron` or `regret`",
-        ));
+        );
         return None;
     }
     if raw.any.is_some() || raw.all.is_some() || raw.at_least.is_some() || raw.of.is_some() {
@@ -85,19 +86,14 @@ fn rules_of(
 }
 
 /// Whether `raw` sets a metric or a criterion (which `what` does not take); reports it.
-fn takes_no_criterion(
-    raw: &RawRule,
-    key: &str,
-    what: &str,
-    problems: &mut Vec<ConfigProblem>,
-) -> bool {
+fn takes_no_criterion(raw: &RawRule, key: &str, what: &str, problems: &mut Problems) -> bool {
     let set = raw.metric.is_some()
         || raw.above.is_some()
         || raw.below.is_some()
         || raw.quantile.is_some()
         || raw.rolling.is_some();
     if set {
-        problems.push(ConfigProblem::new(key, what));
+        problems.add(key, what);
     }
     !set
 }
@@ -107,11 +103,11 @@ fn combinator(
     raw: &RawRule,
     key: &str,
     context: &RuleContext<'_>,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> Option<Rule> {
-    let list = |items: &[RawRule], name: &str, problems: &mut Vec<ConfigProblem>| {
+    let list = |items: &[RawRule], name: &str, problems: &mut Problems| {
         if items.is_empty() {
-            problems.push(ConfigProblem::new(format!("{key}.{name}"), "is empty"));
+            problems.add(format!("{key}.{name}"), "is empty");
             return None;
         }
         let mut out = Vec::new();
@@ -143,22 +139,22 @@ fn combinator(
         return Some(Rule::All(list(items, "all", problems)?));
     }
     let (Some(n), Some(items)) = (raw.at_least, raw.of.as_deref()) else {
-        problems.push(ConfigProblem::new(key, "`at_least` and `of` go together"));
+        problems.add(key, "`at_least` and `of` go together");
         return None;
     };
     let of = list(items, "of", problems)?;
     if n == 0 || n > of.len() {
-        problems.push(ConfigProblem::new(
+        problems.add(
             format!("{key}.at_least"),
             format!("must be between 1 and the {} rule(s) in `of`", of.len()),
-        ));
+        );
         return None;
     }
     Some(Rule::AtLeast { n, of })
 }
 
 /// A change detector on the error stream (`page_hinkley` or `adwin`).
-fn detector(raw: &RawRule, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<Signal> {
+fn detector(raw: &RawRule, key: &str, problems: &mut Problems) -> Option<Signal> {
     if !takes_no_criterion(
         raw,
         key,
@@ -184,7 +180,7 @@ fn regret_rule(
     raw: &RawRule,
     regret: &RawRegret,
     key: &str,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> Option<Signal> {
     let what = "a regret trigger takes no metric or criterion: its threshold is the cost";
     if !takes_no_criterion(raw, key, what, problems) {
@@ -199,12 +195,7 @@ fn regret_rule(
 }
 
 /// A cron schedule.
-fn cron(
-    raw: &RawRule,
-    expression: &str,
-    key: &str,
-    problems: &mut Vec<ConfigProblem>,
-) -> Option<Signal> {
+fn cron(raw: &RawRule, expression: &str, key: &str, problems: &mut Problems) -> Option<Signal> {
     if !takes_no_criterion(
         raw,
         key,
@@ -220,17 +211,17 @@ fn cron(
             criterion: Criterion::AtLeast { threshold: 1.0 },
         }),
         Err(why) => {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.cron"),
                 format!("{expression:?} is not a cron expression: {why}"),
-            ));
+            );
             None
         }
     }
 }
 
 /// A schedule by time (`every`) or by records (`every_records`).
-fn schedule(raw: &RawRule, key: &str, problems: &mut Vec<ConfigProblem>) -> Option<Signal> {
+fn schedule(raw: &RawRule, key: &str, problems: &mut Problems) -> Option<Signal> {
     if !takes_no_criterion(
         raw,
         key,
@@ -245,10 +236,7 @@ fn schedule(raw: &RawRule, key: &str, problems: &mut Vec<ConfigProblem>) -> Opti
             (Metric::ElapsedSeconds, period.as_secs_f64())
         }
         (None, Some(0)) => {
-            problems.push(ConfigProblem::new(
-                format!("{key}.every_records"),
-                "must be at least 1",
-            ));
+            problems.add(format!("{key}.every_records"), "must be at least 1");
             return None;
         }
         (None, Some(records)) => (Metric::Records, records as f64),
@@ -266,30 +254,30 @@ fn performance(
     raw: &RawRule,
     metric_name: &str,
     key: &str,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> Option<Signal> {
     let criterion = criterion(raw, key, problems);
     if raw.metric.is_some() {
-        problems.push(ConfigProblem::new(
+        problems.add(
             format!("{key}.metric"),
             "a performance signal names its metric in `performance` (accuracy, error_rate, labelled)",
-        ));
+        );
     }
     let metric = match Metric::parse(metric_name) {
         Some((metric, Applies::Performance)) => metric,
         _ => {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.performance"),
                 format!("{metric_name:?} is not a performance metric: use accuracy, error_rate or labelled"),
-            ));
+            );
             return None;
         }
     };
     let Some(criterion) = criterion? else {
-        problems.push(ConfigProblem::new(
+        problems.add(
             key,
             format!("{metric_name} needs a criterion: `above`, `below`, `quantile` or `rolling`"),
-        ));
+        );
         return None;
     };
     Some(Signal {
@@ -300,26 +288,21 @@ fn performance(
 }
 
 /// A signal on the whole data set (`dataset = "share"`, …).
-fn dataset(
-    raw: &RawRule,
-    metric_name: &str,
-    key: &str,
-    problems: &mut Vec<ConfigProblem>,
-) -> Option<Signal> {
+fn dataset(raw: &RawRule, metric_name: &str, key: &str, problems: &mut Problems) -> Option<Signal> {
     let criterion = criterion(raw, key, problems);
     if raw.metric.is_some() {
-        problems.push(ConfigProblem::new(
+        problems.add(
             format!("{key}.metric"),
             "a dataset signal names its metric in `dataset` (share, drifted, detected)",
-        ));
+        );
     }
     let metric = match Metric::parse(metric_name) {
         Some((metric, Applies::Dataset | Applies::Both)) => metric,
         _ => {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.dataset"),
                 format!("{metric_name:?} is not a dataset metric: use share, drifted or detected"),
-            ));
+            );
             return None;
         }
     };
@@ -336,7 +319,7 @@ fn features(
     raw: &RawRule,
     key: &str,
     context: &RuleContext<'_>,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> Option<Vec<Rule>> {
     let criterion = criterion(raw, key, problems);
     let names = feature_names(
@@ -347,13 +330,13 @@ fn features(
     )?;
     let metric_name = raw.metric.as_deref().unwrap_or("detected");
     let Some((metric, applies)) = Metric::parse(metric_name) else {
-        problems.push(ConfigProblem::new(
+        problems.add(
             format!("{key}.metric"),
             format!(
                 "{metric_name:?} is not a metric; use one of {}",
                 Metric::names().join(", ")
             ),
-        ));
+        );
         return None;
     };
     let criterion = signal_criterion(metric, criterion?, key, problems)?;
@@ -369,13 +352,13 @@ fn features(
             }
         };
         if !fits {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.metric"),
                 format!(
                     "{metric_name} does not exist for `{name}`, a {} feature",
                     kind.map_or("unknown", FeatureKind::as_str)
                 ),
-            ));
+            );
             return None;
         }
         rules.push(Rule::Signal(Signal {
@@ -392,7 +375,7 @@ fn feature_names<'a>(
     feature: &'a str,
     key: &str,
     context: &'a RuleContext<'_>,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> Option<Vec<&'a str>> {
     let model = context.model;
     if feature == "*" {
@@ -401,23 +384,19 @@ fn feature_names<'a>(
     if model.features.iter().any(|f| f == feature) {
         return Some(vec![feature]);
     }
-    problems.push(ConfigProblem::new(
+    problems.add(
         format!("{key}.feature"),
         format!(
             "`{feature}` is not a feature of model `{}` ({})",
             model.name,
             model.features.join(", ")
         ),
-    ));
+    );
     None
 }
 
 /// The criterion fields of a signal: at most one; `None` inside means none was given.
-fn criterion(
-    raw: &RawRule,
-    key: &str,
-    problems: &mut Vec<ConfigProblem>,
-) -> Option<Option<Criterion>> {
+fn criterion(raw: &RawRule, key: &str, problems: &mut Problems) -> Option<Option<Criterion>> {
     let given = [
         raw.above.is_some(),
         raw.below.is_some(),
@@ -425,20 +404,17 @@ fn criterion(
         raw.rolling.is_some(),
     ];
     if given.iter().filter(|g| **g).count() > 1 {
-        problems.push(ConfigProblem::new(
+        problems.add(
             key,
             "set one criterion: `above`, `below`, `quantile` or `rolling`",
-        ));
+        );
         return None;
     }
-    let finite = |value: f64, name: &str, problems: &mut Vec<ConfigProblem>| {
+    let finite = |value: f64, name: &str, problems: &mut Problems| {
         if value.is_finite() {
             Some(value)
         } else {
-            problems.push(ConfigProblem::new(
-                format!("{key}.{name}"),
-                "must be a finite number",
-            ));
+            problems.add(format!("{key}.{name}"), "must be a finite number");
             None
         }
     };
@@ -456,24 +432,21 @@ fn criterion(
         let warmup = q.warmup.unwrap_or(q.over);
         let mut ok = true;
         if !(q.q > 0.0 && q.q < 1.0) {
-            problems.push(ConfigProblem::new(
-                format!("{key}.quantile.q"),
-                "must be between 0 and 1",
-            ));
+            problems.add(format!("{key}.quantile.q"), "must be between 0 and 1");
             ok = false;
         }
         if q.over == 0 || q.over > 10_000 {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.quantile.over"),
                 "must be between 1 and 10000",
-            ));
+            );
             ok = false;
         }
         if warmup == 0 || warmup > q.over {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.quantile.warmup"),
                 "must be between 1 and `over`",
-            ));
+            );
             ok = false;
         }
         return ok.then_some(Some(Criterion::Quantile {
@@ -487,24 +460,21 @@ fn criterion(
         let warmup = r.warmup.unwrap_or(r.over);
         let mut ok = true;
         if !(r.deviations.is_finite() && r.deviations > 0.0) {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.rolling.deviations"),
                 "must be a positive number",
-            ));
+            );
             ok = false;
         }
         if r.over < 2 || r.over > 10_000 {
-            problems.push(ConfigProblem::new(
-                format!("{key}.rolling.over"),
-                "must be between 2 and 10000",
-            ));
+            problems.add(format!("{key}.rolling.over"), "must be between 2 and 10000");
             ok = false;
         }
         if warmup < 2 || warmup > r.over {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 format!("{key}.rolling.warmup"),
                 "must be between 2 and `over`",
-            ));
+            );
             ok = false;
         }
         return ok.then_some(Some(Criterion::Rolling {
@@ -522,19 +492,19 @@ fn signal_criterion(
     metric: Metric,
     criterion: Option<Criterion>,
     key: &str,
-    problems: &mut Vec<ConfigProblem>,
+    problems: &mut Problems,
 ) -> Option<Criterion> {
     match (metric, criterion) {
         (_, Some(criterion)) => Some(criterion),
         (Metric::Detected, None) => Some(Criterion::IsTrue),
         (metric, None) => {
-            problems.push(ConfigProblem::new(
+            problems.add(
                 key,
                 format!(
                     "{} needs a criterion: `above`, `below`, `quantile` or `rolling`",
                     metric.name()
                 ),
-            ));
+            );
             None
         }
     }
