@@ -87,20 +87,8 @@ pub(super) fn validate(
     models: &[String],
     problems: &mut Problems,
 ) -> AlertSettings {
-    let mut add = |key: String, message: String| problems.add(key, message);
-    let rate =
-        |value: Option<f64>, default: f64, key: &str, add: &mut dyn FnMut(String, String)| {
-            let value = value.unwrap_or(default);
-            if !(0.0..=1.0).contains(&value) {
-                add(
-                    format!("alerts.{key}"),
-                    "must be between 0 and 1".to_string(),
-                );
-            }
-            value
-        };
-    let missing_rate = rate(raw.missing_rate, 0.05, "missing_rate", &mut add);
-    let dead_letter_rate = rate(raw.dead_letter_rate, 0.01, "dead_letter_rate", &mut add);
+    let missing_rate = rate(raw.missing_rate, 0.05, "missing_rate", problems);
+    let dead_letter_rate = rate(raw.dead_letter_rate, 0.01, "dead_letter_rate", problems);
     let link_base = raw
         .link_base
         .clone()
@@ -109,140 +97,17 @@ pub(super) fn validate(
         .trim_end_matches('/')
         .to_string();
     let mut sinks: Vec<SinkSettings> = Vec::new();
-    for (i, sink) in raw.sinks.iter().enumerate() {
+    for (i, raw_sink) in raw.sinks.iter().enumerate() {
         let key = format!("alerts.sinks[{i}]");
-        if sink.name.trim().is_empty() {
-            add(format!("{key}.name"), "is empty".to_string());
-        } else if sinks.iter().any(|s| s.name == sink.name) {
-            add(
+        if raw_sink.name.trim().is_empty() {
+            problems.add(format!("{key}.name"), "is empty");
+        } else if sinks.iter().any(|s| s.name == raw_sink.name) {
+            problems.add(
                 format!("{key}.name"),
-                format!("sink `{}` is defined twice", sink.name),
+                format!("sink `{}` is defined twice", raw_sink.name),
             );
         }
-        let kind = match sink.kind.as_str() {
-            "webhook" | "slack" => {
-                let url = sink.url.clone().unwrap_or_default();
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    add(
-                        format!("{key}.url"),
-                        "a webhook or slack sink needs an http:// or https:// url".to_string(),
-                    );
-                }
-                let secret = match &sink.secret_env {
-                    Some(var) => match std::env::var(var) {
-                        Ok(secret) if !secret.is_empty() => Some(secret),
-                        _ => {
-                            add(
-                                format!("{key}.secret_env"),
-                                format!("environment variable {var} is not set"),
-                            );
-                            None
-                        }
-                    },
-                    None => None,
-                };
-                if sink.kind == "slack" {
-                    if sink.secret_env.is_some() {
-                        add(
-                            format!("{key}.secret_env"),
-                            "Slack incoming webhooks are not signed; the secret is in the URL"
-                                .to_string(),
-                        );
-                    }
-                    SinkKind::Slack { url }
-                } else {
-                    SinkKind::Webhook { url, secret }
-                }
-            }
-            "kafka" => match &sink.topic {
-                Some(topic) if !topic.trim().is_empty() => SinkKind::Kafka {
-                    topic: topic.clone(),
-                },
-                _ => {
-                    add(
-                        format!("{key}.topic"),
-                        "a kafka sink needs a topic".to_string(),
-                    );
-                    SinkKind::Log
-                }
-            },
-            "log" => SinkKind::Log,
-            other => {
-                add(
-                    format!("{key}.kind"),
-                    format!("{other:?} is not a sink kind: use webhook, slack, kafka or log"),
-                );
-                SinkKind::Log
-            }
-        };
-        if !matches!(sink.kind.as_str(), "webhook" | "slack") && sink.url.is_some() {
-            add(
-                format!("{key}.url"),
-                format!("a {} sink takes no url", sink.kind),
-            );
-        }
-        let kinds = sink.kinds.as_ref().map(|kinds| {
-            kinds
-                .iter()
-                .enumerate()
-                .filter_map(|(j, name)| match AlertKind::parse(name) {
-                    Some(kind) => Some(kind),
-                    None => {
-                        add(
-                            format!("{key}.kinds[{j}]"),
-                            format!(
-                                "{name:?} is not an alert kind ({})",
-                                AlertKind::ALL
-                                    .iter()
-                                    .map(|k| k.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        );
-                        None
-                    }
-                })
-                .collect()
-        });
-        if let Some(names) = &sink.models {
-            for (j, name) in names.iter().enumerate() {
-                if !models.contains(name) {
-                    add(format!("{key}.models[{j}]"), format!("no model `{name}`"));
-                }
-            }
-        }
-        let mut duration = |field: &str, text: &Option<String>, default: u64| {
-            let Some(text) = text else {
-                return Duration::from_secs(default);
-            };
-            match super::duration(text, false) {
-                Ok(d) => d,
-                Err(message) => {
-                    add(format!("{key}.{field}"), message);
-                    Duration::from_secs(default)
-                }
-            }
-        };
-        let timeout = duration("timeout", &sink.timeout, 10);
-        let backoff = duration("backoff", &sink.backoff, 1);
-        let max_backoff = duration("max_backoff", &sink.max_backoff, 300);
-        let max_attempts = sink.max_attempts.unwrap_or(10);
-        if max_attempts == 0 {
-            add(
-                format!("{key}.max_attempts"),
-                "must be at least 1".to_string(),
-            );
-        }
-        sinks.push(SinkSettings {
-            name: sink.name.clone(),
-            kind,
-            kinds,
-            models: sink.models.clone(),
-            timeout,
-            max_attempts: max_attempts.max(1),
-            backoff,
-            max_backoff: max_backoff.max(backoff),
-        });
+        sinks.push(sink(raw_sink, &key, models, problems));
     }
     AlertSettings {
         link_base,
@@ -250,4 +115,141 @@ pub(super) fn validate(
         dead_letter_rate,
         sinks,
     }
+}
+
+/// A share between 0 and 1, `default` when unset.
+fn rate(value: Option<f64>, default: f64, key: &str, problems: &mut Problems) -> f64 {
+    let value = value.unwrap_or(default);
+    if !(0.0..=1.0).contains(&value) {
+        problems.add(format!("alerts.{key}"), "must be between 0 and 1");
+    }
+    value
+}
+
+/// One sink: where, which alerts, and its delivery timing.
+fn sink(sink: &RawSink, key: &str, models: &[String], problems: &mut Problems) -> SinkSettings {
+    let kind = sink_kind(sink, key, problems);
+    if !matches!(sink.kind.as_str(), "webhook" | "slack") && sink.url.is_some() {
+        problems.add(
+            format!("{key}.url"),
+            format!("a {} sink takes no url", sink.kind),
+        );
+    }
+    let kinds = sink
+        .kinds
+        .as_ref()
+        .map(|names| alert_kinds(names, key, problems));
+    for (j, name) in sink.models.iter().flatten().enumerate() {
+        if !models.contains(name) {
+            problems.add(format!("{key}.models[{j}]"), format!("no model `{name}`"));
+        }
+    }
+    let mut duration = |field: &str, text: &Option<String>, default: u64| {
+        let default = Duration::from_secs(default);
+        text.as_deref().map_or(default, |text| {
+            problems
+                .duration(&format!("{key}.{field}"), text)
+                .unwrap_or(default)
+        })
+    };
+    let timeout = duration("timeout", &sink.timeout, 10);
+    let backoff = duration("backoff", &sink.backoff, 1);
+    let max_backoff = duration("max_backoff", &sink.max_backoff, 300);
+    let max_attempts = sink.max_attempts.unwrap_or(10);
+    if max_attempts == 0 {
+        problems.add(format!("{key}.max_attempts"), "must be at least 1");
+    }
+    SinkSettings {
+        name: sink.name.clone(),
+        kind,
+        kinds,
+        models: sink.models.clone(),
+        timeout,
+        max_attempts: max_attempts.max(1),
+        backoff,
+        max_backoff: max_backoff.max(backoff),
+    }
+}
+
+/// Where a sink delivers; a log sink stands in for a broken one (its problems are reported).
+fn sink_kind(sink: &RawSink, key: &str, problems: &mut Problems) -> SinkKind {
+    match sink.kind.as_str() {
+        "webhook" | "slack" => http_kind(sink, key, problems),
+        "kafka" => match &sink.topic {
+            Some(topic) if !topic.trim().is_empty() => SinkKind::Kafka {
+                topic: topic.clone(),
+            },
+            _ => {
+                problems.add(format!("{key}.topic"), "a kafka sink needs a topic");
+                SinkKind::Log
+            }
+        },
+        "log" => SinkKind::Log,
+        other => {
+            problems.add(
+                format!("{key}.kind"),
+                format!("{other:?} is not a sink kind: use webhook, slack, kafka or log"),
+            );
+            SinkKind::Log
+        }
+    }
+}
+
+/// A webhook (signed when it has a secret) or a Slack incoming webhook.
+fn http_kind(sink: &RawSink, key: &str, problems: &mut Problems) -> SinkKind {
+    let url = sink.url.clone().unwrap_or_default();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        problems.add(
+            format!("{key}.url"),
+            "a webhook or slack sink needs an http:// or https:// url",
+        );
+    }
+    let secret = sink
+        .secret_env
+        .as_ref()
+        .and_then(|var| match std::env::var(var) {
+            Ok(secret) if !secret.is_empty() => Some(secret),
+            _ => {
+                problems.add(
+                    format!("{key}.secret_env"),
+                    format!("environment variable {var} is not set"),
+                );
+                None
+            }
+        });
+    if sink.kind != "slack" {
+        return SinkKind::Webhook { url, secret };
+    }
+    if sink.secret_env.is_some() {
+        problems.add(
+            format!("{key}.secret_env"),
+            "Slack incoming webhooks are not signed; the secret is in the URL",
+        );
+    }
+    SinkKind::Slack { url }
+}
+
+/// The alert kinds a sink takes, by name.
+fn alert_kinds(names: &[String], key: &str, problems: &mut Problems) -> Vec<AlertKind> {
+    let known = || {
+        AlertKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    names
+        .iter()
+        .enumerate()
+        .filter_map(|(j, name)| {
+            let kind = AlertKind::parse(name);
+            if kind.is_none() {
+                problems.add(
+                    format!("{key}.kinds[{j}]"),
+                    format!("{name:?} is not an alert kind ({})", known()),
+                );
+            }
+            kind
+        })
+        .collect()
 }

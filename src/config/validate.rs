@@ -80,7 +80,6 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
 
 pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Vec<ConfigProblem>> {
     let mut problems = Problems::default();
-
     let servers = raw.kafka.bootstrap_servers.trim();
     if servers.is_empty() {
         problems.add("kafka.bootstrap_servers", "is empty");
@@ -88,25 +87,7 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
     if raw.kafka.group_id.trim().is_empty() {
         problems.add("kafka.group_id", "is empty");
     }
-    let mut kafka_properties = raw.kafka.properties.clone();
-    for (property, variable) in &raw.kafka.properties_env {
-        let key = format!("kafka.properties_env.\"{property}\"");
-        if kafka_properties.contains_key(property) {
-            problems.add(key, "is also set in kafka.properties: set it in one place");
-            continue;
-        }
-        match std::env::var(variable) {
-            Ok(value) if !value.is_empty() => {
-                kafka_properties.insert(property.clone(), value);
-            }
-            _ => problems.add(key, format!("environment variable {variable} is not set")),
-        }
-    }
-    for (property, advice) in OWNED_PROPERTIES {
-        if kafka_properties.contains_key(*property) {
-            problems.add(format!("kafka.properties.\"{property}\""), *advice);
-        }
-    }
+    let kafka_properties = kafka_properties(&raw, &mut problems);
     if raw.store.path.trim().is_empty() {
         problems.add("store.path", "is empty");
     }
@@ -115,23 +96,73 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
     if raw.store.keep_windows == 0 {
         problems.add("store.keep_windows", "must be at least 1");
     }
-    let api_listen = match raw.api.listen.parse::<SocketAddr>() {
-        Ok(addr) => Some(addr),
-        Err(_) => {
-            problems.add(
-                "api.listen",
-                format!(
-                    "{:?} is not an address like \"127.0.0.1:9464\"",
-                    raw.api.listen
-                ),
-            );
-            None
-        }
-    };
+    let api_listen = listen(&raw.api.listen, &mut problems);
     let shutdown_timeout =
         problems.duration("service.shutdown_timeout", &raw.service.shutdown_timeout);
+    let streams = streams(&raw.streams, &mut problems);
+    let files = policy_files(&raw, &streams, api_listen, &mut problems);
+    let runs = runs(&raw, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems.into_list());
+    }
+    Ok(ServiceConfig {
+        includes: raw.include.clone(),
+        models: files.models,
+        policies: files.policies,
+        bootstrap_servers: (servers != "embedded").then(|| servers.to_string()),
+        group_id: raw.kafka.group_id,
+        kafka_properties,
+        store_path: PathBuf::from(raw.store.path),
+        checkpoint_interval: checkpoint_interval.expect("validated"),
+        keep_windows: raw.store.keep_windows,
+        api_listen: api_listen.expect("validated"),
+        shutdown_timeout: shutdown_timeout.expect("validated"),
+        streams,
+        alerts: files.alerts,
+        dags: files.dags,
+        runs,
+    })
+}
 
-    if raw.streams.is_empty() {
+/// `kafka.properties` with `kafka.properties_env` resolved; driftgate's own properties refused.
+fn kafka_properties(raw: &RawConfig, problems: &mut Problems) -> BTreeMap<String, String> {
+    let mut properties = raw.kafka.properties.clone();
+    for (property, variable) in &raw.kafka.properties_env {
+        let key = format!("kafka.properties_env.\"{property}\"");
+        if properties.contains_key(property) {
+            problems.add(key, "is also set in kafka.properties: set it in one place");
+            continue;
+        }
+        match std::env::var(variable) {
+            Ok(value) if !value.is_empty() => {
+                properties.insert(property.clone(), value);
+            }
+            _ => problems.add(key, format!("environment variable {variable} is not set")),
+        }
+    }
+    for (property, advice) in OWNED_PROPERTIES {
+        if properties.contains_key(*property) {
+            problems.add(format!("kafka.properties.\"{property}\""), *advice);
+        }
+    }
+    properties
+}
+
+/// The API's listen address.
+fn listen(text: &str, problems: &mut Problems) -> Option<SocketAddr> {
+    let parsed = text.parse::<SocketAddr>().ok();
+    if parsed.is_none() {
+        problems.add(
+            "api.listen",
+            format!("{text:?} is not an address like \"127.0.0.1:9464\""),
+        );
+    }
+    parsed
+}
+
+/// The valid streams; names and topics must be unique.
+fn streams(raw: &[RawStream], problems: &mut Problems) -> Vec<StreamSettings> {
+    if raw.is_empty() {
         problems.add(
             "streams",
             "no stream is configured: add a [[streams]] table",
@@ -140,7 +171,7 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
     let mut names = HashSet::new();
     let mut topics: BTreeMap<&str, &str> = BTreeMap::new();
     let mut streams = Vec::new();
-    for (i, stream) in raw.streams.iter().enumerate() {
+    for (i, stream) in raw.iter().enumerate() {
         let key = format!("streams[{i}]");
         if !names.insert(stream.name.as_str()) {
             problems.add(
@@ -157,11 +188,28 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
                 ),
             );
         }
-        if let Some(settings) = validate_stream(stream, &key, &mut problems) {
+        if let Some(settings) = validate_stream(stream, &key, problems) {
             streams.push(settings);
         }
     }
+    streams
+}
 
+/// What the service file and the files it includes define besides streams.
+struct PolicyFiles {
+    models: Vec<crate::policy::Model>,
+    policies: Vec<crate::policy::Policy>,
+    alerts: super::alerts::AlertSettings,
+    dags: Vec<crate::dag::Dag>,
+}
+
+/// Models, policies, alert sinks and DAGs, from the service file and its includes.
+fn policy_files(
+    raw: &RawConfig,
+    streams: &[StreamSettings],
+    api_listen: Option<SocketAddr>,
+    problems: &mut Problems,
+) -> PolicyFiles {
     let mut sources = super::policies::PolicySources::default();
     for (i, model) in raw.models.iter().enumerate() {
         sources.models.push((String::new(), i, model.clone()));
@@ -172,91 +220,84 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
     for (i, dag) in raw.dags.iter().enumerate() {
         sources.dags.push((String::new(), i, dag.clone()));
     }
-    super::policies::read_includes(&raw.include, &mut sources, &mut problems);
+    super::policies::read_includes(&raw.include, &mut sources, problems);
     let named: Vec<&str> = raw.streams.iter().map(|s| s.name.as_str()).collect();
-    let (models, policies) = super::policies::validate(&sources, &streams, &named, &mut problems);
+    let (models, policies) = super::policies::validate(&sources, streams, &named, problems);
     // Sinks may name models from any file, valid or not: an unknown name is the only error.
     let model_names: Vec<String> = sources
         .models
         .iter()
         .map(|(_, _, m)| m.name.clone())
         .collect();
-    let alerts = super::alerts::validate(&raw.alerts, api_listen, &model_names, &mut problems);
+    let alerts = super::alerts::validate(&raw.alerts, api_listen, &model_names, problems);
     let features: std::collections::BTreeSet<String> = raw
         .streams
         .iter()
         .flat_map(|s| s.features.iter().map(|f| f.name.clone()))
         .collect();
-    let dags = super::dags::validate(&sources.dags, &features, &mut problems);
-    for (prefix, i, model) in &sources.models {
-        if let Some(dag) = &model.dag {
-            let defined = sources.dags.iter().any(|(_, _, d)| &d.name == dag);
-            if !defined {
-                problems.add(
-                    format!("{prefix}models[{i}].dag"),
-                    format!(
-                        "no DAG `{dag}` (DAGs: {})",
-                        if sources.dags.is_empty() {
-                            "none defined".to_string()
-                        } else {
-                            sources
-                                .dags
-                                .iter()
-                                .map(|(_, _, d)| d.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        }
-                    ),
-                );
-            }
-        }
-    }
-    let runs = RunSettings {
-        dir: PathBuf::from(&raw.runs.dir),
-        max_parallel: raw.runs.max_parallel.max(1),
-        queue_when_busy: match raw.runs.when_busy.as_str() {
-            "queue" => true,
-            "skip" => false,
-            other => {
-                problems.add("runs.when_busy", format!("{other:?}: use queue or skip"));
-                true
-            }
-        },
-        token: match &raw.runs.token_env {
-            Some(var) => match std::env::var(var) {
-                Ok(token) if !token.is_empty() => Some(token),
-                _ => {
-                    problems.add(
-                        "runs.token_env",
-                        format!("environment variable {var} is not set"),
-                    );
-                    None
-                }
-            },
-            None => None,
-        },
-    };
-
-    if !problems.is_empty() {
-        return Err(problems.into_list());
-    }
-    Ok(ServiceConfig {
-        includes: raw.include.clone(),
+    let dags = super::dags::validate(&sources.dags, &features, problems);
+    model_dags(&sources, problems);
+    PolicyFiles {
         models,
         policies,
-        bootstrap_servers: (servers != "embedded").then(|| servers.to_string()),
-        group_id: raw.kafka.group_id,
-        kafka_properties,
-        store_path: PathBuf::from(raw.store.path),
-        checkpoint_interval: checkpoint_interval.expect("validated"),
-        keep_windows: raw.store.keep_windows,
-        api_listen: api_listen.expect("validated"),
-        shutdown_timeout: shutdown_timeout.expect("validated"),
-        streams,
         alerts,
         dags,
-        runs,
-    })
+    }
+}
+
+/// Every model's DAG must be defined.
+fn model_dags(sources: &super::policies::PolicySources, problems: &mut Problems) {
+    let defined: Vec<&str> = sources
+        .dags
+        .iter()
+        .map(|(_, _, d)| d.name.as_str())
+        .collect();
+    for (prefix, i, model) in &sources.models {
+        let Some(dag) = &model.dag else { continue };
+        if !defined.contains(&dag.as_str()) {
+            let known = if defined.is_empty() {
+                "none defined".to_string()
+            } else {
+                defined.join(", ")
+            };
+            problems.add(
+                format!("{prefix}models[{i}].dag"),
+                format!("no DAG `{dag}` (DAGs: {known})"),
+            );
+        }
+    }
+}
+
+/// `[runs]`: where runs live, how many at once, what to do when busy, the manual-run token.
+fn runs(raw: &RawConfig, problems: &mut Problems) -> RunSettings {
+    let queue_when_busy = match raw.runs.when_busy.as_str() {
+        "queue" => true,
+        "skip" => false,
+        other => {
+            problems.add("runs.when_busy", format!("{other:?}: use queue or skip"));
+            true
+        }
+    };
+    let token = raw
+        .runs
+        .token_env
+        .as_ref()
+        .and_then(|var| match std::env::var(var) {
+            Ok(token) if !token.is_empty() => Some(token),
+            _ => {
+                problems.add(
+                    "runs.token_env",
+                    format!("environment variable {var} is not set"),
+                );
+                None
+            }
+        });
+    RunSettings {
+        dir: PathBuf::from(&raw.runs.dir),
+        max_parallel: raw.runs.max_parallel.max(1),
+        queue_when_busy,
+        token,
+    }
 }
 
 fn validate_stream(

@@ -128,27 +128,13 @@ pub fn validate(
         let before = problems.len();
         check_name(&raw.name, "model", &key, &mut seen, problems);
         match streams.iter().find(|s| s.name == raw.stream) {
-            None if named.contains(&raw.stream.as_str()) => {
-                // The stream itself is invalid and already reported; skip the model quietly.
-                continue;
-            }
+            // The stream itself is invalid and already reported; skip the model quietly.
+            None if named.contains(&raw.stream.as_str()) => continue,
             None => problems.add(
                 format!("{key}.stream"),
                 format!("no stream `{}` (streams: {})", raw.stream, named.join(", ")),
             ),
-            Some(stream) => {
-                if raw.features.is_empty() {
-                    problems.add(format!("{key}.features"), "lists no feature");
-                }
-                for (j, feature) in raw.features.iter().enumerate() {
-                    if !stream.schema.features.iter().any(|f| &f.name == feature) {
-                        problems.add(
-                            format!("{key}.features[{j}]"),
-                            format!("`{feature}` is not a feature of stream `{}`", stream.name),
-                        );
-                    }
-                }
-            }
+            Some(stream) => model_features(raw, stream, &key, problems),
         }
         if problems.len() == before {
             models.push(Model {
@@ -159,88 +145,115 @@ pub fn validate(
             });
         }
     }
-
     let mut policies = Vec::new();
     let mut seen = HashSet::new();
     for (prefix, i, raw) in &sources.policies {
         let key = format!("{prefix}policies[{i}]");
         let before = problems.len();
         check_name(&raw.name, "policy", &key, &mut seen, problems);
-        let model = models.iter().find(|m| m.name == raw.model);
-        let stream = model.and_then(|m| streams.iter().find(|s| s.name == m.stream));
-        let when = match (model, stream) {
-            (Some(model), Some(stream)) => {
-                let kinds: BTreeMap<&str, FeatureKind> = stream
-                    .schema
-                    .features
-                    .iter()
-                    .map(|f| (f.name.as_str(), f.kind))
-                    .collect();
-                let context = RuleContext { model, kinds };
-                rule(&raw.when, &format!("{key}.when"), &context, problems)
-            }
-            _ => {
-                if !sources.models.iter().any(|(_, _, m)| m.name == raw.model) {
-                    problems.add(format!("{key}.model"), format!("no model `{}`", raw.model));
-                }
-                None
-            }
-        };
-        let windows = match (raw.consecutive, raw.k_of_n) {
-            (Some(_), Some(_)) => {
-                problems.add(key.clone(), "set `consecutive` or `k_of_n`, not both");
-                None
-            }
-            (Some(0), None) => {
-                problems.add(format!("{key}.consecutive"), "must be at least 1");
-                None
-            }
-            (Some(k), None) => Some(WindowRule::Consecutive { k }),
-            (None, None) => Some(WindowRule::Consecutive { k: 1 }),
-            (None, Some(RawKOfN { k, n })) => {
-                if k == 0 || n < k || n > 1000 {
-                    problems.add(
-                        format!("{key}.k_of_n"),
-                        format!("needs 1 <= k <= n <= 1000, got k = {k}, n = {n}"),
-                    );
-                    None
-                } else {
-                    Some(WindowRule::KOfN { k, n })
-                }
-            }
-        };
-        let cooldown = duration(&raw.cooldown, &format!("{key}.cooldown"), true, problems);
-        let budget = raw.budget.as_ref().and_then(|b| {
-            if b.max_runs == 0 {
-                problems.add(
-                    format!("{key}.budget.max_runs"),
-                    "must be at least 1 (remove the policy to never trigger)",
-                );
-            }
-            let per = duration(&b.per, &format!("{key}.budget.per"), false, problems)?;
-            (b.max_runs > 0).then_some(Budget {
-                max_runs: b.max_runs,
-                per,
-            })
-        });
+        let checked = policy(raw, &key, sources, &models, streams, problems);
         // A policy of a model with problems of its own has no rule to keep (those problems
         // are reported with the model).
-        if let (true, Some(when), Some(windows), Some(cooldown)) =
-            (problems.len() == before, when, windows, cooldown)
-        {
-            policies.push(Policy {
-                name: raw.name.clone(),
-                model: raw.model.clone(),
-                when,
-                windows,
-                min_records: raw.min_records,
-                cooldown,
-                budget,
-                in_flight: raw.in_flight,
-            });
+        if let (true, Some(policy)) = (problems.len() == before, checked) {
+            policies.push(policy);
         }
     }
     (models, policies)
+}
+
+/// A model's features must exist in its stream.
+fn model_features(raw: &RawModel, stream: &StreamSettings, key: &str, problems: &mut Problems) {
+    if raw.features.is_empty() {
+        problems.add(format!("{key}.features"), "lists no feature");
+    }
+    for (j, feature) in raw.features.iter().enumerate() {
+        if !stream.schema.features.iter().any(|f| &f.name == feature) {
+            problems.add(
+                format!("{key}.features[{j}]"),
+                format!("`{feature}` is not a feature of stream `{}`", stream.name),
+            );
+        }
+    }
+}
+
+/// One policy, when every part of it is valid.
+fn policy(
+    raw: &RawPolicy,
+    key: &str,
+    sources: &PolicySources,
+    models: &[Model],
+    streams: &[StreamSettings],
+    problems: &mut Problems,
+) -> Option<Policy> {
+    let model = models.iter().find(|m| m.name == raw.model);
+    let stream = model.and_then(|m| streams.iter().find(|s| s.name == m.stream));
+    let when = match (model, stream) {
+        (Some(model), Some(stream)) => {
+            let kinds: BTreeMap<&str, FeatureKind> = stream
+                .schema
+                .features
+                .iter()
+                .map(|f| (f.name.as_str(), f.kind))
+                .collect();
+            let context = RuleContext { model, kinds };
+            rule(&raw.when, &format!("{key}.when"), &context, problems)
+        }
+        _ => {
+            if !sources.models.iter().any(|(_, _, m)| m.name == raw.model) {
+                problems.add(format!("{key}.model"), format!("no model `{}`", raw.model));
+            }
+            None
+        }
+    };
+    let windows = window_rule(raw, key, problems);
+    let cooldown = duration(&raw.cooldown, &format!("{key}.cooldown"), true, problems);
+    let budget = raw.budget.as_ref().and_then(|b| {
+        if b.max_runs == 0 {
+            problems.add(
+                format!("{key}.budget.max_runs"),
+                "must be at least 1 (remove the policy to never trigger)",
+            );
+        }
+        let per = duration(&b.per, &format!("{key}.budget.per"), false, problems)?;
+        (b.max_runs > 0).then_some(Budget {
+            max_runs: b.max_runs,
+            per,
+        })
+    });
+    Some(Policy {
+        name: raw.name.clone(),
+        model: raw.model.clone(),
+        when: when?,
+        windows: windows?,
+        min_records: raw.min_records,
+        cooldown: cooldown?,
+        budget,
+        in_flight: raw.in_flight,
+    })
+}
+
+/// `consecutive` or `k_of_n` (default: every window on its own).
+fn window_rule(raw: &RawPolicy, key: &str, problems: &mut Problems) -> Option<WindowRule> {
+    match (raw.consecutive, raw.k_of_n) {
+        (Some(_), Some(_)) => {
+            problems.add(key, "set `consecutive` or `k_of_n`, not both");
+            None
+        }
+        (Some(0), None) => {
+            problems.add(format!("{key}.consecutive"), "must be at least 1");
+            None
+        }
+        (Some(k), None) => Some(WindowRule::Consecutive { k }),
+        (None, None) => Some(WindowRule::Consecutive { k: 1 }),
+        (None, Some(RawKOfN { k, n })) if k == 0 || n < k || n > 1000 => {
+            problems.add(
+                format!("{key}.k_of_n"),
+                format!("needs 1 <= k <= n <= 1000, got k = {k}, n = {n}"),
+            );
+            None
+        }
+        (None, Some(RawKOfN { k, n })) => Some(WindowRule::KOfN { k, n }),
+    }
 }
 
 /// A model's or policy's name: valid characters, and unique among its kind.
