@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::duration;
 use super::params::{adwin_params, page_hinkley_params, regret_of};
-use super::raw::{RawRegret, RawRule};
+use super::raw::{RawQuantile, RawRegret, RawRolling, RawRule};
 use crate::config::problems::Problems;
 use crate::decode::FeatureKind;
 use crate::policy::spec::{Applies, CronSchedule};
@@ -429,62 +429,66 @@ fn criterion(raw: &RawRule, key: &str, problems: &mut Problems) -> Option<Option
         }));
     }
     if let Some(q) = &raw.quantile {
-        let warmup = q.warmup.unwrap_or(q.over);
-        let mut ok = true;
-        if !(q.q > 0.0 && q.q < 1.0) {
-            problems.add(format!("{key}.quantile.q"), "must be between 0 and 1");
-            ok = false;
-        }
-        if q.over == 0 || q.over > 10_000 {
-            problems.add(
-                format!("{key}.quantile.over"),
-                "must be between 1 and 10000",
-            );
-            ok = false;
-        }
-        if warmup == 0 || warmup > q.over {
-            problems.add(
-                format!("{key}.quantile.warmup"),
-                "must be between 1 and `over`",
-            );
-            ok = false;
-        }
-        return ok.then_some(Some(Criterion::Quantile {
-            q: q.q,
-            over: q.over,
-            warmup,
-            side: q.side,
-        }));
+        return quantile(q, key, problems).map(Some);
     }
     if let Some(r) = &raw.rolling {
-        let warmup = r.warmup.unwrap_or(r.over);
-        let mut ok = true;
-        if !(r.deviations.is_finite() && r.deviations > 0.0) {
-            problems.add(
-                format!("{key}.rolling.deviations"),
-                "must be a positive number",
-            );
-            ok = false;
-        }
-        if r.over < 2 || r.over > 10_000 {
-            problems.add(format!("{key}.rolling.over"), "must be between 2 and 10000");
-            ok = false;
-        }
-        if warmup < 2 || warmup > r.over {
-            problems.add(
-                format!("{key}.rolling.warmup"),
-                "must be between 2 and `over`",
-            );
-            ok = false;
-        }
-        return ok.then_some(Some(Criterion::Rolling {
-            deviations: r.deviations,
-            over: r.over,
-            warmup,
-            side: r.side,
-        }));
+        return rolling(r, key, problems).map(Some);
     }
     Some(None)
+}
+
+/// A threshold at a quantile of the signal's recent values.
+fn quantile(q: &RawQuantile, key: &str, problems: &mut Problems) -> Option<Criterion> {
+    let warmup = q.warmup.unwrap_or(q.over);
+    let before = problems.len();
+    if !(q.q > 0.0 && q.q < 1.0) {
+        problems.add(format!("{key}.quantile.q"), "must be between 0 and 1");
+    }
+    if q.over == 0 || q.over > 10_000 {
+        problems.add(
+            format!("{key}.quantile.over"),
+            "must be between 1 and 10000",
+        );
+    }
+    if warmup == 0 || warmup > q.over {
+        problems.add(
+            format!("{key}.quantile.warmup"),
+            "must be between 1 and `over`",
+        );
+    }
+    (problems.len() == before).then_some(Criterion::Quantile {
+        q: q.q,
+        over: q.over,
+        warmup,
+        side: q.side,
+    })
+}
+
+/// A threshold some standard deviations from the mean of the signal's recent values.
+fn rolling(r: &RawRolling, key: &str, problems: &mut Problems) -> Option<Criterion> {
+    let warmup = r.warmup.unwrap_or(r.over);
+    let before = problems.len();
+    if !(r.deviations.is_finite() && r.deviations > 0.0) {
+        problems.add(
+            format!("{key}.rolling.deviations"),
+            "must be a positive number",
+        );
+    }
+    if r.over < 2 || r.over > 10_000 {
+        problems.add(format!("{key}.rolling.over"), "must be between 2 and 10000");
+    }
+    if warmup < 2 || warmup > r.over {
+        problems.add(
+            format!("{key}.rolling.warmup"),
+            "must be between 2 and `over`",
+        );
+    }
+    (problems.len() == before).then_some(Criterion::Rolling {
+        deviations: r.deviations,
+        over: r.over,
+        warmup,
+        side: r.side,
+    })
 }
 
 /// A signal's criterion: a verdict needs none; a number needs one.
