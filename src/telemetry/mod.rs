@@ -262,165 +262,186 @@ impl Metrics {
     pub fn render(&self) -> String {
         self.with(|v| {
             let mut out = String::new();
-            family(
-                &mut out,
-                RECORDS_TOTAL,
-                "counter",
-                "Records decoded and windowed.",
-            );
-            for (stream, n) in &v.records {
-                let _ = writeln!(out, "{RECORDS_TOTAL}{{stream=\"{}\"}} {n}", escape(stream));
-            }
-            family(
-                &mut out,
-                WINDOWS_TOTAL,
-                "counter",
-                "Windows closed and reported.",
-            );
-            for (stream, n) in &v.windows {
-                let _ = writeln!(out, "{WINDOWS_TOTAL}{{stream=\"{}\"}} {n}", escape(stream));
-            }
-            family(
-                &mut out,
-                DEAD_LETTERS_TOTAL,
-                "counter",
-                "Messages that could not be decoded.",
-            );
-            for ((stream, reason), n) in &v.dead_letters {
-                let _ = writeln!(
-                    out,
-                    "{DEAD_LETTERS_TOTAL}{{stream=\"{}\",reason=\"{}\"}} {n}",
-                    escape(stream),
-                    escape(reason)
-                );
-            }
-            family(
-                &mut out,
-                CONSUMER_LAG,
-                "gauge",
-                "Messages not yet processed per partition.",
-            );
-            for ((stream, partition), lag) in &v.lag {
-                let _ = writeln!(
-                    out,
-                    "{CONSUMER_LAG}{{stream=\"{}\",partition=\"{partition}\"}} {lag}",
-                    escape(stream)
-                );
-            }
-            render_feature_drift(&mut out, &v.feature_drift);
-            family(
-                &mut out,
-                DATASET_DRIFT,
-                "gauge",
-                "Latest window showed dataset drift.",
-            );
-            for (stream, drift) in &v.dataset_drift {
-                let _ = writeln!(
-                    out,
-                    "{DATASET_DRIFT}{{stream=\"{}\"}} {}",
-                    escape(stream),
-                    u8::from(*drift)
-                );
-            }
-            family(
-                &mut out,
-                DECISIONS_TOTAL,
-                "counter",
-                "Policy decisions by model and outcome.",
-            );
-            for ((model, policy, outcome), n) in &v.decisions {
-                let _ = writeln!(
-                    out,
-                    "{DECISIONS_TOTAL}{{model=\"{}\",policy=\"{}\",outcome=\"{outcome}\"}} {n}",
-                    escape(model),
-                    escape(policy)
-                );
-            }
-            family(
-                &mut out,
-                CONFIG_RELOADS_TOTAL,
-                "counter",
-                "Reloads of models and policies by outcome.",
-            );
-            for outcome in ["applied", "refused"] {
-                let n = v.reloads.get(outcome).copied().unwrap_or(0);
-                let _ = writeln!(out, "{CONFIG_RELOADS_TOTAL}{{outcome=\"{outcome}\"}} {n}");
-            }
-            family(
-                &mut out,
-                ALERTS_TOTAL,
-                "counter",
-                "Alert delivery attempts by sink, kind and outcome.",
-            );
-            for ((sink, kind, outcome), n) in &v.alerts {
-                let _ = writeln!(
-                    out,
-                    "{ALERTS_TOTAL}{{sink=\"{}\",kind=\"{}\",outcome=\"{outcome}\"}} {n}",
-                    escape(sink),
-                    escape(kind)
-                );
-            }
-            family(
-                &mut out,
-                ALERT_DELIVERY_SECONDS,
-                "histogram",
-                "Seconds from an alert being raised to its delivery.",
-            );
-            for (sink, (buckets, sum, count)) in &v.delivery {
-                let sink = escape(sink);
-                for (n, bound) in buckets.iter().zip(DELIVERY_BUCKETS) {
-                    let _ = writeln!(
-                        out,
-                        "{ALERT_DELIVERY_SECONDS}_bucket{{sink=\"{sink}\",le=\"{bound}\"}} {n}"
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "{ALERT_DELIVERY_SECONDS}_bucket{{sink=\"{sink}\",le=\"+Inf\"}} {count}"
-                );
-                let _ = writeln!(out, "{ALERT_DELIVERY_SECONDS}_sum{{sink=\"{sink}\"}} {sum}");
-                let _ = writeln!(
-                    out,
-                    "{ALERT_DELIVERY_SECONDS}_count{{sink=\"{sink}\"}} {count}"
-                );
-            }
-            family(
-                &mut out,
-                RUNS_TOTAL,
-                "counter",
-                "Retraining runs finished, by model and status.",
-            );
-            for ((model, status), n) in &v.runs {
-                let _ = writeln!(
-                    out,
-                    "{RUNS_TOTAL}{{model=\"{}\",status=\"{}\"}} {n}",
-                    escape(model),
-                    escape(status)
-                );
-            }
-            family(
-                &mut out,
-                RUN_SECONDS,
-                "summary",
-                "Wall-clock seconds of succeeded retraining runs, by model.",
-            );
-            for (model, (sum, count)) in &v.run_seconds {
-                let model = escape(model);
-                let _ = writeln!(out, "{RUN_SECONDS}_sum{{model=\"{model}\"}} {sum}");
-                let _ = writeln!(out, "{RUN_SECONDS}_count{{model=\"{model}\"}} {count}");
-            }
-            family(
-                &mut out,
-                ALERTS_PENDING,
-                "gauge",
-                "Alerts waiting in the outbox per sink.",
-            );
-            for (sink, n) in &v.pending {
-                let _ = writeln!(out, "{ALERTS_PENDING}{{sink=\"{}\"}} {n}", escape(sink));
-            }
+            v.render_streams(&mut out);
+            v.render_decisions(&mut out);
+            v.render_alerts(&mut out);
+            v.render_runs(&mut out);
             process::render(&mut out);
             out
         })
+    }
+}
+impl Values {
+    /// Records, windows, dead letters, lag and drift per stream.
+    fn render_streams(&self, out: &mut String) {
+        family(
+            out,
+            RECORDS_TOTAL,
+            "counter",
+            "Records decoded and windowed.",
+        );
+        for (stream, n) in &self.records {
+            let _ = writeln!(out, "{RECORDS_TOTAL}{{stream=\"{}\"}} {n}", escape(stream));
+        }
+        family(
+            out,
+            WINDOWS_TOTAL,
+            "counter",
+            "Windows closed and reported.",
+        );
+        for (stream, n) in &self.windows {
+            let _ = writeln!(out, "{WINDOWS_TOTAL}{{stream=\"{}\"}} {n}", escape(stream));
+        }
+        family(
+            out,
+            DEAD_LETTERS_TOTAL,
+            "counter",
+            "Messages that could not be decoded.",
+        );
+        for ((stream, reason), n) in &self.dead_letters {
+            let _ = writeln!(
+                out,
+                "{DEAD_LETTERS_TOTAL}{{stream=\"{}\",reason=\"{}\"}} {n}",
+                escape(stream),
+                escape(reason)
+            );
+        }
+        family(
+            out,
+            CONSUMER_LAG,
+            "gauge",
+            "Messages not yet processed per partition.",
+        );
+        for ((stream, partition), lag) in &self.lag {
+            let _ = writeln!(
+                out,
+                "{CONSUMER_LAG}{{stream=\"{}\",partition=\"{partition}\"}} {lag}",
+                escape(stream)
+            );
+        }
+        render_feature_drift(out, &self.feature_drift);
+        family(
+            out,
+            DATASET_DRIFT,
+            "gauge",
+            "Latest window showed dataset drift.",
+        );
+        for (stream, drift) in &self.dataset_drift {
+            let _ = writeln!(
+                out,
+                "{DATASET_DRIFT}{{stream=\"{}\"}} {}",
+                escape(stream),
+                u8::from(*drift)
+            );
+        }
+    }
+
+    /// Policy decisions and configuration reloads.
+    fn render_decisions(&self, out: &mut String) {
+        family(
+            out,
+            DECISIONS_TOTAL,
+            "counter",
+            "Policy decisions by model and outcome.",
+        );
+        for ((model, policy, outcome), n) in &self.decisions {
+            let _ = writeln!(
+                out,
+                "{DECISIONS_TOTAL}{{model=\"{}\",policy=\"{}\",outcome=\"{outcome}\"}} {n}",
+                escape(model),
+                escape(policy)
+            );
+        }
+        family(
+            out,
+            CONFIG_RELOADS_TOTAL,
+            "counter",
+            "Reloads of models and policies by outcome.",
+        );
+        for outcome in ["applied", "refused"] {
+            let n = self.reloads.get(outcome).copied().unwrap_or(0);
+            let _ = writeln!(out, "{CONFIG_RELOADS_TOTAL}{{outcome=\"{outcome}\"}} {n}");
+        }
+    }
+
+    /// Alert deliveries, their latency and the outbox.
+    fn render_alerts(&self, out: &mut String) {
+        family(
+            out,
+            ALERTS_TOTAL,
+            "counter",
+            "Alert delivery attempts by sink, kind and outcome.",
+        );
+        for ((sink, kind, outcome), n) in &self.alerts {
+            let _ = writeln!(
+                out,
+                "{ALERTS_TOTAL}{{sink=\"{}\",kind=\"{}\",outcome=\"{outcome}\"}} {n}",
+                escape(sink),
+                escape(kind)
+            );
+        }
+        family(
+            out,
+            ALERT_DELIVERY_SECONDS,
+            "histogram",
+            "Seconds from an alert being raised to its delivery.",
+        );
+        for (sink, (buckets, sum, count)) in &self.delivery {
+            let sink = escape(sink);
+            for (n, bound) in buckets.iter().zip(DELIVERY_BUCKETS) {
+                let _ = writeln!(
+                    out,
+                    "{ALERT_DELIVERY_SECONDS}_bucket{{sink=\"{sink}\",le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{ALERT_DELIVERY_SECONDS}_bucket{{sink=\"{sink}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(out, "{ALERT_DELIVERY_SECONDS}_sum{{sink=\"{sink}\"}} {sum}");
+            let _ = writeln!(
+                out,
+                "{ALERT_DELIVERY_SECONDS}_count{{sink=\"{sink}\"}} {count}"
+            );
+        }
+        family(
+            out,
+            ALERTS_PENDING,
+            "gauge",
+            "Alerts waiting in the outbox per sink.",
+        );
+        for (sink, n) in &self.pending {
+            let _ = writeln!(out, "{ALERTS_PENDING}{{sink=\"{}\"}} {n}", escape(sink));
+        }
+    }
+
+    /// Retraining runs and their durations.
+    fn render_runs(&self, out: &mut String) {
+        family(
+            out,
+            RUNS_TOTAL,
+            "counter",
+            "Retraining runs finished, by model and status.",
+        );
+        for ((model, status), n) in &self.runs {
+            let _ = writeln!(
+                out,
+                "{RUNS_TOTAL}{{model=\"{}\",status=\"{}\"}} {n}",
+                escape(model),
+                escape(status)
+            );
+        }
+        family(
+            out,
+            RUN_SECONDS,
+            "summary",
+            "Wall-clock seconds of succeeded retraining runs, by model.",
+        );
+        for (model, (sum, count)) in &self.run_seconds {
+            let model = escape(model);
+            let _ = writeln!(out, "{RUN_SECONDS}_sum{{model=\"{model}\"}} {sum}");
+            let _ = writeln!(out, "{RUN_SECONDS}_count{{model=\"{model}\"}} {count}");
+        }
     }
 }
 
