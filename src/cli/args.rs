@@ -1,0 +1,184 @@
+//! The commands' arguments: every flag's doc comment is its `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::drift::{Correction, DriftSettings, Method};
+
+/// Arguments of `driftgate replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The service configuration file (TOML), with its models and policies.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Recorded data: JSONL (one message per line, as producers send them) or CSV.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "topic",
+        conflicts_with = "topic"
+    )]
+    pub input: Option<PathBuf>,
+    /// Instead of a file: read this topic (usually the stream's) from the configured brokers,
+    /// without joining the service's group or committing offsets.
+    #[arg(long, value_name = "NAME")]
+    pub topic: Option<String>,
+    /// With --topic: where to start, inclusive: `earliest` (default), an offset for every
+    /// partition, or `partition:offset` pairs (`0:1200,1:980`; other partitions start at the
+    /// earliest).
+    #[arg(long, value_name = "OFFSETS", requires = "topic")]
+    pub start: Option<String>,
+    /// With --topic: where to stop, exclusive: `latest` (default: the end when the replay
+    /// starts), an offset for every partition, or `partition:offset` pairs.
+    #[arg(long, value_name = "OFFSETS", requires = "topic")]
+    pub end: Option<String>,
+    /// The stream to replay through (needed when the configuration has several).
+    #[arg(long, value_name = "NAME")]
+    pub stream: Option<String>,
+    /// Output format [default: table on a terminal, json otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
+    /// Also draw the policies' signals against their thresholds, triggers marked, as SVG.
+    #[arg(long, value_name = "OUT.svg")]
+    pub chart: Option<PathBuf>,
+}
+
+/// `driftgate config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a service configuration (with `DRIFTGATE__…` overrides applied) and print every
+    /// problem with its key path; exit status 2 when it is invalid.
+    Check {
+        /// The service configuration file (TOML).
+        file: PathBuf,
+    },
+}
+
+/// Output format of the drift report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned table (default on a terminal).
+    Table,
+    /// The JSON report (default when piped).
+    Json,
+}
+
+/// Arguments of `driftgate drift`.
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// Reference: a JSONL/CSV data file or a baseline profile from `baseline build`.
+    #[arg(long, value_name = "FILE")]
+    pub reference: PathBuf,
+    /// Current data: a JSONL or CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub current: PathBuf,
+    /// Output format [default: table on a terminal, json otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
+    /// Schema file (TOML or JSON) fixing features and kinds; inferred from the reference if absent.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// Count and report malformed lines instead of stopping at the first one.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Exit with status 3 when dataset drift is detected.
+    #[arg(long)]
+    pub fail_on_drift: bool,
+    /// Decision settings.
+    #[command(flatten)]
+    pub decision: DecisionArgs,
+}
+
+/// Decision settings shared by commands that decide drift.
+#[derive(Debug, Args)]
+pub struct DecisionArgs {
+    /// Significance level (family-wise, before correction).
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Quantile bins for numeric binned metrics (PSI, Jensen–Shannon, Hellinger).
+    #[arg(long, default_value_t = crate::drift::bins::DEFAULT_BINS)]
+    pub bins: usize,
+    /// Method that decides numeric features.
+    #[arg(long, value_enum, default_value = "ks")]
+    pub numeric_method: Method,
+    /// Method that decides categorical features.
+    #[arg(long, value_enum, default_value = "chi2")]
+    pub categorical_method: Method,
+    /// A fixed threshold for distance methods (score >= threshold is drift), replacing the
+    /// sample-size-aware critical value.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Permutations for a permutation test on distance methods (0: chi-square approximation;
+    /// Wasserstein then uses 1000).
+    #[arg(long, default_value_t = 0)]
+    pub permutations: usize,
+    /// Seed for permutation tests.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Multiple-testing correction across features.
+    #[arg(long, value_enum, default_value = "benjamini_hochberg")]
+    pub correction: Correction,
+    /// Dataset drift when at least this share of features drifts (Evidently's rule), instead of
+    /// when any feature drifts after correction.
+    #[arg(long)]
+    pub drift_share: Option<f64>,
+    /// Features with fewer usable values on either side are not tested.
+    #[arg(long, default_value_t = 1)]
+    pub min_samples: u64,
+}
+
+impl DecisionArgs {
+    pub(super) fn settings(&self) -> DriftSettings {
+        DriftSettings {
+            alpha: self.alpha,
+            bins: self.bins,
+            numeric_method: self.numeric_method,
+            categorical_method: self.categorical_method,
+            threshold: self.threshold,
+            permutations: self.permutations,
+            seed: self.seed,
+            correction: self.correction,
+            drift_share: self.drift_share,
+            min_samples: self.min_samples,
+        }
+    }
+}
+
+/// `driftgate baseline …`
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Build a baseline profile from training data.
+    Build(BuildArgs),
+    /// Print a summary of a baseline profile (and check it).
+    Show {
+        /// The baseline file.
+        file: PathBuf,
+    },
+}
+
+/// Arguments of `driftgate baseline build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Training data: a JSONL or CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Where to write the profile.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Schema file (TOML or JSON); inferred from the data if absent.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// Quantile bins per numeric feature.
+    #[arg(long, default_value_t = crate::drift::bins::DEFAULT_BINS)]
+    pub bins: usize,
+    /// Values kept per numeric feature before reservoir sampling starts.
+    #[arg(long, default_value_t = crate::baseline::DEFAULT_SAMPLE_CAP)]
+    pub sample_cap: usize,
+    /// Seed of the reservoir sampler.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Count and report malformed lines instead of stopping at the first one.
+    #[arg(long)]
+    pub skip_invalid: bool,
+}

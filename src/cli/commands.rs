@@ -1,0 +1,247 @@
+//! `baseline build` and `show`, `run`, `replay` and `config check`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use super::{
+    fmt_opt, load_schema, write_stdout, BuildArgs, CliError, CommandOutcome, OutputFormat,
+    ReplayArgs,
+};
+use crate::baseline::{Baseline, BuildSettings};
+use crate::source::progress::FileProgress;
+use crate::source::ReadOptions;
+
+pub(super) fn run_build(args: &BuildArgs) -> Result<CommandOutcome, CliError> {
+    let progress = FileProgress::on_stderr();
+    let options = ReadOptions {
+        schema: load_schema(args.schema.as_deref())?,
+        skip_invalid: args.skip_invalid,
+        progress: Some(progress.clone()),
+    };
+    let settings = BuildSettings {
+        bins: args.bins,
+        sample_cap: args.sample_cap,
+        seed: args.seed,
+    };
+    let built = crate::baseline::build_from_file(&args.input, &options, settings, &args.output);
+    progress.finish();
+    let baseline = built?;
+    let dataset = &baseline.source;
+    let sampled = baseline
+        .features
+        .iter()
+        .filter(|f| matches!(f, crate::baseline::FeatureProfile::Numeric(p) if p.sampled))
+        .count();
+    let mut text = format!(
+        "wrote baseline {} to {}: {} records, {} features",
+        &baseline.id[..12],
+        args.output.display(),
+        dataset.records,
+        baseline.features.len()
+    );
+    if dataset.invalid_lines > 0 {
+        text.push_str(&format!(
+            ", {} malformed lines skipped",
+            dataset.invalid_lines
+        ));
+    }
+    if sampled > 0 {
+        text.push_str(&format!(
+            ", {sampled} numeric feature(s) over the sample cap of {} (tests will run on a seeded sample)",
+            args.sample_cap
+        ));
+    }
+    text.push('\n');
+    write_stdout(&text)?;
+    Ok(CommandOutcome::Done)
+}
+
+pub(super) fn run_show(path: &Path) -> Result<CommandOutcome, CliError> {
+    let baseline = Baseline::load(path)?;
+    let mut text = format!(
+        "baseline {}\n  format version {}, created {}\n  source {} ({} records)\n  bins {}, sample cap {}, seed {}\n",
+        baseline.id,
+        baseline.format_version,
+        baseline.created_at,
+        baseline.source.path.as_deref().unwrap_or("-"),
+        baseline.source.records,
+        baseline.settings.bins,
+        baseline.settings.sample_cap,
+        baseline.settings.seed,
+    );
+    for feature in &baseline.features {
+        let quality = feature.quality();
+        let detail = match feature {
+            crate::baseline::FeatureProfile::Numeric(p) => format!(
+                "mean {} std {} min {} max {}{}",
+                fmt_opt(p.mean),
+                fmt_opt(p.std),
+                fmt_opt(p.min),
+                fmt_opt(p.max),
+                if p.sampled { " (sampled)" } else { "" }
+            ),
+            crate::baseline::FeatureProfile::Categorical(p) => {
+                format!("{} categories", p.counts.len())
+            }
+        };
+        text.push_str(&format!(
+            "  {:<24} {:<11} n={:<9} missing={} nan={} invalid={}  {}\n",
+            feature.name(),
+            feature.kind().as_str(),
+            feature.count(),
+            quality.missing,
+            quality.nan,
+            quality.invalid,
+            detail
+        ));
+    }
+    write_stdout(&text)?;
+    Ok(CommandOutcome::Done)
+}
+
+pub(super) fn run_service(path: &Path) -> Result<CommandOutcome, CliError> {
+    let config = crate::config::load(path)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    crate::service::install_signal_handlers(&stop, config.shutdown_timeout)
+        .map_err(CliError::Output)?;
+    crate::service::run(config, path, stop)?;
+    Ok(CommandOutcome::Done)
+}
+
+pub(super) fn run_replay(args: &ReplayArgs) -> Result<CommandOutcome, CliError> {
+    let config = crate::config::load(&args.config)?;
+    // A progress bar on a terminal, for inputs big enough to wait for.
+    let bar = (std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(if args.input.is_some() {
+                "{spinner} replaying {bytes}/{total_bytes} [{bar:30}] {eta} left"
+            } else {
+                "{spinner} replaying {human_pos}/{human_len} messages [{bar:30}] {eta} left"
+            })
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    });
+    let progress = |read, total| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(read);
+        }
+    };
+    let replay = match (&args.input, &args.topic) {
+        (Some(input), _) => {
+            crate::replay::replay(&config, input, args.stream.as_deref(), progress)?
+        }
+        (None, Some(topic)) => {
+            use crate::replay::{OffsetBound, TopicRange};
+            let bound = |text: &Option<String>, default, flag: &str| match text {
+                Some(text) => TopicRange::parse_bound(text, default)
+                    .map_err(|message| CliError::Settings(vec![format!("--{flag}: {message}")])),
+                None => Ok((default, Default::default())),
+            };
+            let (start, start_at) = bound(&args.start, OffsetBound::Earliest, "start")?;
+            let (end, end_at) = bound(&args.end, OffsetBound::Latest, "end")?;
+            let range = TopicRange {
+                start,
+                start_at,
+                end,
+                end_at,
+            };
+            crate::replay::replay_topic(&config, args.stream.as_deref(), topic, &range, progress)?
+        }
+        (None, None) => unreachable!("clap requires --input or --topic"),
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if let Some(path) = &args.chart {
+        crate::replay::chart(&replay, path).map_err(|message| {
+            CliError::Output(std::io::Error::other(format!(
+                "chart {}: {message}",
+                path.display()
+            )))
+        })?;
+    }
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        OutputFormat::Table
+    } else {
+        OutputFormat::Json
+    });
+    let text = match format {
+        OutputFormat::Table => crate::replay::table(&replay),
+        OutputFormat::Json => {
+            let mut json = serde_json::to_string_pretty(&replay).expect("replays serialise");
+            json.push('\n');
+            json
+        }
+    };
+    write_stdout(&text)?;
+    Ok(CommandOutcome::Done)
+}
+
+pub(super) fn run_config_check(path: &Path) -> Result<CommandOutcome, CliError> {
+    let config = crate::config::load(path)?;
+    let mut text = format!(
+        "{} is valid: kafka {}, group {}, store {}, api {}\n",
+        path.display(),
+        config
+            .bootstrap_servers
+            .as_deref()
+            .unwrap_or("embedded (in-process, not durable)"),
+        config.group_id,
+        config.store_path.display(),
+        config.api_listen
+    );
+    for stream in &config.streams {
+        let window = match stream.window {
+            crate::window::WindowSpec::Records(n) => format!("{n} records"),
+            crate::window::WindowSpec::DurationMs(ms) => {
+                humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
+            }
+        };
+        text.push_str(&format!(
+            "  stream {}: topic {}, window {}, {} features, baseline {} ({})\n",
+            stream.name,
+            stream.topic,
+            window,
+            stream.schema.features.len(),
+            &stream.baseline.id[..12],
+            stream.baseline_path.display()
+        ));
+    }
+    for model in &config.models {
+        text.push_str(&format!(
+            "  model {}: stream {}, features {}, dag {}\n",
+            model.name,
+            model.stream,
+            model.features.join(", "),
+            model.dag.as_deref().unwrap_or("-")
+        ));
+    }
+    for policy in &config.policies {
+        text.push_str(&format!(
+            "  policy {}: model {}, {} signal(s), {}\n",
+            policy.name,
+            policy.model,
+            policy.when.signals().len(),
+            policy.windows.describe()
+        ));
+    }
+    for dag in &config.dags {
+        let order: Vec<&str> = dag.tasks.iter().map(|t| t.name.as_str()).collect();
+        text.push_str(&format!(
+            "  dag {}: {} task(s) in order {}, {} at once\n",
+            dag.name,
+            dag.tasks.len(),
+            order.join(", "),
+            dag.max_parallel
+        ));
+    }
+    for sink in &config.alerts.sinks {
+        text.push_str(&format!("  alert sink {}\n", sink.name));
+    }
+    write_stdout(&text)?;
+    Ok(CommandOutcome::Done)
+}

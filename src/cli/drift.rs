@@ -1,0 +1,154 @@
+//! `driftgate drift`: one data set against a reference (a baseline or a raw file).
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use super::{load_schema, write_stdout, CliError, CommandOutcome, DriftArgs, OutputFormat};
+use crate::baseline::{Baseline, BaselineSource, BuildSettings};
+use crate::decode::{Dataset, Schema};
+use crate::drift::{self, DataInfo, DriftReport, DriftSettings};
+use crate::source::progress::FileProgress;
+use crate::source::{read_dataset, ReadOptions};
+
+/// Refuses an input with fewer than `needed` usable records: a drift check on nothing would pass
+/// silently.
+fn require_records(path: &Path, records: u64, needed: u64, hint: &str) -> Result<(), CliError> {
+    let needed = needed.max(1);
+    if records >= needed {
+        return Ok(());
+    }
+    Err(CliError::TooFewRecords(format!(
+        "{}: {records} usable record(s), {needed} needed{hint}; nothing to compare",
+        path.display()
+    )))
+}
+
+pub(super) fn run_drift(args: &DriftArgs) -> Result<CommandOutcome, CliError> {
+    let settings = args.decision.settings();
+    settings.validate().map_err(CliError::Settings)?;
+    let schema = load_schema(args.schema.as_deref())?;
+    let started = std::time::Instant::now();
+    let progress = FileProgress::on_stderr();
+    let (reference, reference_info) = reference(args, &settings, schema.clone(), &progress)?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reference ready"
+    );
+    let current_schema = schema.unwrap_or_else(|| reference.schema());
+    let (current, current_info) = current(args, &settings, current_schema, &progress)?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "current data read"
+    );
+    let report = drift::compare(
+        &reference,
+        &current,
+        &settings,
+        reference_info,
+        current_info,
+    );
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "report computed"
+    );
+    write_stdout(&render(&report, args.format))?;
+    if args.fail_on_drift && report.dataset.detected {
+        return Ok(CommandOutcome::DriftDetected);
+    }
+    Ok(CommandOutcome::Done)
+}
+
+/// The reference: a saved baseline as it is, or a raw file profiled in full (no cap) with the
+/// requested bins, so that the results are those of the data itself.
+fn reference(
+    args: &DriftArgs,
+    settings: &DriftSettings,
+    schema: Option<Schema>,
+    progress: &FileProgress,
+) -> Result<(Baseline, DataInfo), CliError> {
+    let source = Some(args.reference.display().to_string());
+    if Baseline::sniff(&args.reference) {
+        let baseline = Baseline::load(&args.reference)?;
+        let info = DataInfo {
+            source,
+            baseline_id: Some(baseline.id.clone()),
+            records: baseline.source.records,
+            invalid_lines: baseline.source.invalid_lines,
+            ..DataInfo::default()
+        };
+        return Ok((baseline, info));
+    }
+    let options = ReadOptions {
+        schema,
+        skip_invalid: args.skip_invalid,
+        progress: Some(progress.clone()),
+    };
+    let dataset = read_dataset(&args.reference, &options)?;
+    require_records(&args.reference, dataset.records, 1, "")?;
+    let build = BuildSettings {
+        bins: settings.bins,
+        sample_cap: usize::MAX,
+        seed: 0,
+    };
+    let info = DataInfo {
+        source,
+        records: dataset.records,
+        invalid_lines: dataset.invalid_lines,
+        unknown_fields: dataset.unknown_fields.clone(),
+        ..DataInfo::default()
+    };
+    Ok((
+        Baseline::build(&dataset, build, BaselineSource::default())?,
+        info,
+    ))
+}
+
+/// The current data, read with the reference's schema; it needs `--min-samples` records.
+fn current(
+    args: &DriftArgs,
+    settings: &DriftSettings,
+    schema: Schema,
+    progress: &FileProgress,
+) -> Result<(Dataset, DataInfo), CliError> {
+    let options = ReadOptions {
+        schema: Some(schema),
+        skip_invalid: args.skip_invalid,
+        progress: Some(progress.clone()),
+    };
+    let current = read_dataset(&args.current, &options)?;
+    progress.finish();
+    for example in &current.invalid_examples {
+        tracing::warn!(line = %example, "skipped malformed line");
+    }
+    require_records(
+        &args.current,
+        current.records,
+        settings.min_samples,
+        " (--min-samples)",
+    )?;
+    let info = DataInfo {
+        source: Some(args.current.display().to_string()),
+        baseline_id: None,
+        records: current.records,
+        invalid_lines: current.invalid_lines,
+        unknown_fields: current.unknown_fields.clone(),
+    };
+    Ok((current, info))
+}
+
+/// The report as a table (on a terminal, unless told) or JSON.
+fn render(report: &DriftReport, format: Option<OutputFormat>) -> String {
+    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
+        OutputFormat::Table
+    } else {
+        OutputFormat::Json
+    });
+    match format {
+        OutputFormat::Table => drift::table::render(report),
+        OutputFormat::Json => {
+            let mut json = serde_json::to_string_pretty(report).expect("reports serialise");
+            json.push('\n');
+            json
+        }
+    }
+}
