@@ -254,7 +254,7 @@ pub fn replay_topic(
                 .to_string(),
         )
     })?;
-    crate::source::kafka::read_range(
+    crate::source::range::read_range(
         bootstrap,
         &config.kafka_properties,
         topic,
@@ -271,7 +271,7 @@ pub fn replay_topic(
     Ok(replayer.finish())
 }
 
-pub use crate::source::kafka::{OffsetBound, TopicRange};
+pub use crate::source::range::{OffsetBound, TopicRange};
 
 impl Replay {
     fn add(&mut self, window: crate::pipeline::JudgedWindow) {

@@ -4,6 +4,7 @@
 mod file;
 pub mod kafka;
 pub mod progress;
+pub mod range;
 pub mod readiness;
 
 pub use file::{read_dataset, DataFormat, ReadOptions};
