@@ -152,107 +152,131 @@ impl Context {
 pub fn run(command: &TaskCommand) -> Result<String, TaskError> {
     let context = Context::load()?;
     match command {
-        TaskCommand::Transform { features, data } => {
-            let (records, source) = load_records(&context, data)?;
-            let (train, _) = split(&records, data.holdout);
-            let transform = Transform::fit(features, train)?;
-            context.write("transform.json", &transform)?;
-            Ok(format!(
-                "fitted {} on {} records of {source}",
-                features.join(", "),
-                train.len()
-            ))
-        }
-        TaskCommand::Train { data } => {
-            let mut features = Vec::new();
-            for path in context.upstream("transform.json") {
-                features.extend(read_json::<Transform>(path)?.features);
-            }
-            if features.is_empty() {
-                return Err(TaskError::Context(
-                    "no upstream transform.json: `train` needs transform tasks".into(),
-                ));
-            }
-            let (records, source) = load_records(&context, data)?;
-            let (train, _) = split(&records, data.holdout);
-            let model = Classifier::train(
-                &context.run_id,
-                &context.model,
-                &data.label,
-                features,
-                train,
-            )?;
-            context.write("model.json", &model)?;
-            Ok(format!(
-                "trained {} on {} records of {source}: training accuracy {:.3}",
-                context.model,
-                train.len(),
-                model.accuracy(train)
-            ))
-        }
+        TaskCommand::Transform { features, data } => transform(&context, features, data),
+        TaskCommand::Train { data } => train(&context, data),
         TaskCommand::Evaluate {
             data,
             registry,
             min_gain,
-        } => {
-            let challenger = read_model(single(&context, "model.json")?)?;
-            let champion_path = registry.join(format!("{}.json", context.model));
-            let champion = champion_path
-                .exists()
-                .then(|| read_model(&champion_path))
-                .transpose()?;
-            let (records, source) = load_records(&context, data)?;
-            let (_, holdout) = split(&records, data.holdout);
-            let challenger_accuracy = challenger.accuracy(holdout);
-            let champion_accuracy = champion.as_ref().map(|c| c.accuracy(holdout));
-            let promote = champion_accuracy.is_none_or(|c| challenger_accuracy > c + min_gain);
-            context.write(
-                "metrics.json",
-                &serde_json::json!({
-                    "holdout_records": holdout.len(),
-                    "challenger_accuracy": challenger_accuracy,
-                    "champion_accuracy": champion_accuracy,
-                    "promote": promote,
-                }),
-            )?;
-            Ok(format!(
-                "on {} held-out records of {source}: challenger {challenger_accuracy:.3}, champion {}: {}",
-                holdout.len(),
-                champion_accuracy.map_or("none".to_string(), |a| format!("{a:.3}")),
-                if promote { "promote" } else { "keep the champion" }
-            ))
-        }
-        TaskCommand::Promote { registry } => {
-            let challenger = single(&context, "model.json")?;
-            std::fs::create_dir_all(registry).map_err(io(registry))?;
-            let target = registry.join(format!("{}.json", context.model));
-            let temporary = registry.join(format!(".{}.json.tmp", context.model));
-            std::fs::copy(challenger, &temporary).map_err(io(&temporary))?;
-            std::fs::rename(&temporary, &target).map_err(io(&target))?;
-            Ok(format!(
-                "promoted {} to {}",
-                challenger.display(),
-                target.display()
-            ))
-        }
-        TaskCommand::Baseline { data } => {
-            let path = data_path(&context, data)?;
-            let output = context.artifacts_dir.join("baseline.json");
-            let baseline = crate::baseline::build_from_file(
-                path,
-                &crate::source::ReadOptions::default(),
-                crate::baseline::BuildSettings::default(),
-                &output,
-            )
-            .map_err(|e| TaskError::Data(e.to_string()))?;
-            Ok(format!(
-                "baseline {} of {} records of {}",
-                &baseline.id[..12],
-                baseline.source.records,
-                path.display()
-            ))
-        }
+        } => evaluate(&context, data, registry, *min_gain),
+        TaskCommand::Promote { registry } => promote(&context, registry),
+        TaskCommand::Baseline { data } => baseline(&context, data),
     }
+}
+
+/// Fits the features' transform on the training part.
+fn transform(context: &Context, features: &[String], data: &DataArgs) -> Result<String, TaskError> {
+    let (records, source) = load_records(context, data)?;
+    let (train, _) = split(&records, data.holdout);
+    let transform = Transform::fit(features, train)?;
+    context.write("transform.json", &transform)?;
+    Ok(format!(
+        "fitted {} on {} records of {source}",
+        features.join(", "),
+        train.len()
+    ))
+}
+
+/// Trains the model on the upstream transforms' features.
+fn train(context: &Context, data: &DataArgs) -> Result<String, TaskError> {
+    let mut features = Vec::new();
+    for path in context.upstream("transform.json") {
+        features.extend(read_json::<Transform>(path)?.features);
+    }
+    if features.is_empty() {
+        return Err(TaskError::Context(
+            "no upstream transform.json: `train` needs transform tasks".into(),
+        ));
+    }
+    let (records, source) = load_records(context, data)?;
+    let (train, _) = split(&records, data.holdout);
+    let model = Classifier::train(
+        &context.run_id,
+        &context.model,
+        &data.label,
+        features,
+        train,
+    )?;
+    context.write("model.json", &model)?;
+    Ok(format!(
+        "trained {} on {} records of {source}: training accuracy {:.3}",
+        context.model,
+        train.len(),
+        model.accuracy(train)
+    ))
+}
+
+/// The challenger against the registry's champion on the holdout.
+fn evaluate(
+    context: &Context,
+    data: &DataArgs,
+    registry: &Path,
+    min_gain: f64,
+) -> Result<String, TaskError> {
+    let challenger = read_model(single(context, "model.json")?)?;
+    let champion_path = registry.join(format!("{}.json", context.model));
+    let champion = champion_path
+        .exists()
+        .then(|| read_model(&champion_path))
+        .transpose()?;
+    let (records, source) = load_records(context, data)?;
+    let (_, holdout) = split(&records, data.holdout);
+    let challenger_accuracy = challenger.accuracy(holdout);
+    let champion_accuracy = champion.as_ref().map(|c| c.accuracy(holdout));
+    let promote = champion_accuracy.is_none_or(|c| challenger_accuracy > c + min_gain);
+    context.write(
+        "metrics.json",
+        &serde_json::json!({
+            "holdout_records": holdout.len(),
+            "challenger_accuracy": challenger_accuracy,
+            "champion_accuracy": champion_accuracy,
+            "promote": promote,
+        }),
+    )?;
+    Ok(format!(
+        "on {} held-out records of {source}: challenger {challenger_accuracy:.3}, champion {}: {}",
+        holdout.len(),
+        champion_accuracy.map_or("none".to_string(), |a| format!("{a:.3}")),
+        if promote {
+            "promote"
+        } else {
+            "keep the champion"
+        }
+    ))
+}
+
+/// The challenger becomes the registry's champion (an atomic rename).
+fn promote(context: &Context, registry: &Path) -> Result<String, TaskError> {
+    let challenger = single(context, "model.json")?;
+    std::fs::create_dir_all(registry).map_err(io(registry))?;
+    let target = registry.join(format!("{}.json", context.model));
+    let temporary = registry.join(format!(".{}.json.tmp", context.model));
+    std::fs::copy(challenger, &temporary).map_err(io(&temporary))?;
+    std::fs::rename(&temporary, &target).map_err(io(&target))?;
+    Ok(format!(
+        "promoted {} to {}",
+        challenger.display(),
+        target.display()
+    ))
+}
+
+/// The next baseline, built from the run's data.
+fn baseline(context: &Context, data: &DataArgs) -> Result<String, TaskError> {
+    let path = data_path(context, data)?;
+    let output = context.artifacts_dir.join("baseline.json");
+    let baseline = crate::baseline::build_from_file(
+        path,
+        &crate::source::ReadOptions::default(),
+        crate::baseline::BuildSettings::default(),
+        &output,
+    )
+    .map_err(|e| TaskError::Data(e.to_string()))?;
+    Ok(format!(
+        "baseline {} of {} records of {}",
+        &baseline.id[..12],
+        baseline.source.records,
+        path.display()
+    ))
 }
 
 /// The one upstream output with this name.

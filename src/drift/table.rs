@@ -4,20 +4,30 @@ use std::fmt::Write;
 
 use super::report::{DriftReport, FeatureStatus};
 
+/// The table's columns; text aligns left, numbers right.
+const COLUMNS: [(&str, bool); 9] = [
+    ("feature", false),
+    ("kind", false),
+    ("n_ref", true),
+    ("n_cur", true),
+    ("missing", true),
+    ("method", false),
+    ("score", true),
+    ("threshold", true),
+    ("drift", false),
+];
+
 /// Renders a report as a table followed by a one-line verdict.
 pub fn render(report: &DriftReport) -> String {
-    let header = [
-        "feature",
-        "kind",
-        "n_ref",
-        "n_cur",
-        "missing",
-        "method",
-        "score",
-        "threshold",
-        "drift",
-    ];
-    let mut rows: Vec<[String; 9]> = Vec::new();
+    let mut out = aligned(&rows(report));
+    verdict(report, &mut out);
+    notes(report, &mut out);
+    out
+}
+
+/// One row per feature.
+fn rows(report: &DriftReport) -> Vec<[String; 9]> {
+    let mut rows = Vec::new();
     for feature in &report.features {
         let missing = feature.missing_current + feature.nan_current + feature.invalid_current;
         let (score, threshold, drift) = match feature.status {
@@ -44,34 +54,40 @@ pub fn render(report: &DriftReport) -> String {
             drift,
         ]);
     }
+    rows
+}
+
+/// The header and the rows, each column as wide as its widest cell.
+fn aligned(rows: &[[String; 9]]) -> String {
+    let header = COLUMNS.map(|(name, _)| name.to_string());
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    // Text columns align left, numbers right.
-    let numeric_column = [false, false, true, true, true, false, true, true, false];
     let mut out = String::new();
-    let mut line = |cells: &[String]| {
+    for cells in std::iter::once(&header).chain(rows) {
         let mut text = String::new();
         for (i, cell) in cells.iter().enumerate() {
             if i > 0 {
                 text.push_str("  ");
             }
-            if numeric_column[i] {
-                let _ = write!(text, "{cell:>width$}", width = widths[i]);
+            let width = widths[i];
+            if COLUMNS[i].1 {
+                let _ = write!(text, "{cell:>width$}");
             } else {
-                let _ = write!(text, "{cell:<width$}", width = widths[i]);
+                let _ = write!(text, "{cell:<width$}");
             }
         }
         out.push_str(text.trim_end());
         out.push('\n');
-    };
-    line(&header.map(String::from));
-    for row in &rows {
-        line(row);
     }
+    out
+}
+
+/// The data set's verdict in one line.
+fn verdict(report: &DriftReport, out: &mut String) {
     let dataset = &report.dataset;
     let rule = match dataset.drift_share {
         Some(share) => format!("share >= {share}"),
@@ -91,6 +107,10 @@ pub fn render(report: &DriftReport) -> String {
         rule,
         if dataset.detected { "YES" } else { "no" }
     );
+}
+
+/// Skipped lines, ignored fields and untested features.
+fn notes(report: &DriftReport, out: &mut String) {
     for (side, info) in [
         ("reference", &report.reference),
         ("current", &report.current),
@@ -111,14 +131,13 @@ pub fn render(report: &DriftReport) -> String {
             );
         }
     }
-    if dataset.insufficient_data > 0 {
+    if report.dataset.insufficient_data > 0 {
         let _ = writeln!(
             out,
             "{} feature(s) not tested for lack of data",
-            dataset.insufficient_data
+            report.dataset.insufficient_data
         );
     }
-    out
 }
 
 fn format_number(value: Option<f64>) -> String {
