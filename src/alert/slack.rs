@@ -8,7 +8,45 @@ use super::{Alert, AlertKind};
 
 /// The Slack message for `alert`.
 pub fn message(alert: &Alert) -> Value {
-    let title = match alert.kind {
+    let header = match &alert.model {
+        Some(model) => format!("{}: {model}", title(alert.kind)),
+        None => title(alert.kind).to_string(),
+    };
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": header}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": escape(&alert.summary)}}),
+    ];
+    let fields = fields(alert);
+    if !fields.is_empty() {
+        blocks.push(json!({"type": "section", "fields": fields}));
+    }
+    let mut lines = Vec::new();
+    if !alert.drifted_features.is_empty() {
+        lines.push(format!("*Drifted features*\n{}", drifted(alert).join("\n")));
+    }
+    if !alert.problems.is_empty() {
+        let problems: Vec<String> = alert
+            .problems
+            .iter()
+            .map(|p| format!("• {}", escape(p)))
+            .collect();
+        lines.push(problems.join("\n"));
+    }
+    for text in lines {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
+    }
+    let mut context =
+        vec![json!({"type": "mrkdwn", "text": format!("`{}` · {}", escape(&alert.id), alert.at)})];
+    if let Some(link) = &alert.link {
+        context.push(json!({"type": "mrkdwn", "text": format!("<{link}|details>")}));
+    }
+    blocks.push(json!({"type": "context", "elements": context}));
+    json!({ "text": alert.summary, "blocks": blocks })
+}
+
+/// The header's words for a kind of alert.
+fn title(kind: AlertKind) -> &'static str {
+    match kind {
         AlertKind::DriftDetected => "Drift detected",
         AlertKind::RetrainTriggered => "Retraining triggered",
         AlertKind::RetrainSuppressed => "Retraining suppressed",
@@ -18,93 +56,62 @@ pub fn message(alert: &Alert) -> Value {
         AlertKind::BaselineRotated => "Baseline rotated",
         AlertKind::DataQuality => "Data quality problem",
         AlertKind::ConfigReloadFailed => "Configuration reload refused",
-    };
-    let header = match &alert.model {
-        Some(model) => format!("{title}: {model}"),
-        None => title.to_string(),
-    };
-    let mut fields = Vec::new();
-    let mut field = |name: &str, value: String| {
-        fields.push(json!({"type": "mrkdwn", "text": format!("*{name}*\n{}", escape(&value))}));
-    };
+    }
+}
+
+/// The model, stream, window, decision, DAG and run, as far as the alert has them.
+fn fields(alert: &Alert) -> Vec<Value> {
+    let mut fields: Vec<(&str, String)> = Vec::new();
     if let Some(model) = &alert.model {
-        field("Model", model.clone());
+        fields.push(("Model", model.clone()));
     }
     if let Some(stream) = &alert.stream {
-        field("Stream", stream.clone());
+        fields.push(("Stream", stream.clone()));
     }
     if let Some(window) = &alert.window {
         let span = match (&window.start, &window.end) {
             (Some(start), Some(end)) => format!(" ({start} – {end})"),
             _ => String::new(),
         };
-        field(
-            "Window",
-            format!("#{}, {} records{span}", window.index, window.records),
-        );
+        let text = format!("#{}, {} records{span}", window.index, window.records);
+        fields.push(("Window", text));
     }
     if let Some(decision) = &alert.decision {
-        field(
-            "Decision",
-            format!(
-                "{} by policy {}",
-                decision.outcome.as_str(),
-                decision.policy
-            ),
+        let text = format!(
+            "{} by policy {}",
+            decision.outcome.as_str(),
+            decision.policy
         );
+        fields.push(("Decision", text));
         if let Some(dag) = &decision.dag {
-            field("DAG", dag.clone());
+            fields.push(("DAG", dag.clone()));
         }
     }
-    if let Some(run) = &alert.run {
-        if let Some(id) = run["id"].as_str() {
-            field("Run", id.to_string());
-        }
+    if let Some(id) = alert.run.as_ref().and_then(|run| run["id"].as_str()) {
+        fields.push(("Run", id.to_string()));
     }
-    let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": header}}),
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": escape(&alert.summary)}}),
-    ];
-    if !fields.is_empty() {
-        blocks.push(json!({"type": "section", "fields": fields}));
-    }
-    if !alert.drifted_features.is_empty() {
-        let lines: Vec<String> = alert
-            .drifted_features
-            .iter()
-            .map(|f| {
-                let method = f.drift["method"].as_str().unwrap_or("score");
-                let number =
-                    |v: &Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.3e}"));
-                format!(
-                    "• *{}*: {method} {} (threshold {})",
-                    escape(&f.name),
-                    number(&f.drift["score"]),
-                    number(&f.drift["threshold"])
-                )
-            })
-            .collect();
-        blocks.push(json!({
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": format!("*Drifted features*\n{}", lines.join("\n"))}
-        }));
-    }
-    if !alert.problems.is_empty() {
-        let lines: Vec<String> = alert
-            .problems
-            .iter()
-            .map(|p| format!("• {}", escape(p)))
-            .collect();
-        blocks
-            .push(json!({"type": "section", "text": {"type": "mrkdwn", "text": lines.join("\n")}}));
-    }
-    let mut context =
-        vec![json!({"type": "mrkdwn", "text": format!("`{}` · {}", escape(&alert.id), alert.at)})];
-    if let Some(link) = &alert.link {
-        context.push(json!({"type": "mrkdwn", "text": format!("<{link}|details>")}));
-    }
-    blocks.push(json!({"type": "context", "elements": context}));
-    json!({ "text": alert.summary, "blocks": blocks })
+    fields
+        .into_iter()
+        .map(|(name, value)| json!({"type": "mrkdwn", "text": format!("*{name}*\n{}", escape(&value))}))
+        .collect()
+}
+
+/// One line per drifted feature: its method, score and threshold.
+fn drifted(alert: &Alert) -> Vec<String> {
+    let number = |v: &Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.3e}"));
+    alert
+        .drifted_features
+        .iter()
+        .map(|f| {
+            format!(
+                "• *{}*: {} {} (threshold {})",
+                escape(&f.name),
+                f.drift["method"].as_str().unwrap_or("score"),
+                number(&f.drift["score"]),
+                number(&f.drift["threshold"])
+            )
+        })
+        .collect()
 }
 
 /// Slack's mrkdwn needs `&`, `<` and `>` escaped.

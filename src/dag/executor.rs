@@ -58,31 +58,67 @@ pub fn run_dispatcher(
             return;
         }
     };
-    // Runs a crash interrupted start again (finished tasks' outputs come back from the cache).
-    if let Ok(interrupted) = store.runs_with_status(RunStatus::Running) {
-        for run in interrupted {
-            tracing::warn!(run = %run.id, "run interrupted by a restart; queued again");
-            Recorder::new(&store, &run.id, &run.dag).run_status(RunStatus::Queued, None, None);
+    let mut dispatcher = Dispatcher {
+        settings,
+        catalog,
+        busy,
+        stop,
+        events,
+        store,
+        threads: Vec::new(),
+    };
+    dispatcher.requeue_interrupted();
+    let mut seen = 0;
+    while !dispatcher.stop.load(Ordering::SeqCst) {
+        dispatcher.dispatch_queued();
+        wake.wait_for(&mut seen, Duration::from_millis(500));
+    }
+    for (_, thread) in dispatcher.threads {
+        let _ = thread.join();
+    }
+}
+
+/// The dispatcher's state: its store connection and the runs it started, by model.
+struct Dispatcher {
+    settings: ExecutorSettings,
+    catalog: crate::config::reload::SharedCatalog,
+    busy: Busy,
+    stop: Arc<AtomicBool>,
+    events: Arc<dyn Fn(RunEvent) + Send + Sync>,
+    store: Store,
+    threads: Vec<(String, std::thread::JoinHandle<()>)>,
+}
+
+impl Dispatcher {
+    /// Runs a crash interrupted start again (finished tasks' outputs come back from the cache).
+    fn requeue_interrupted(&self) {
+        if let Ok(interrupted) = self.store.runs_with_status(RunStatus::Running) {
+            for run in interrupted {
+                tracing::warn!(run = %run.id, "run interrupted by a restart; queued again");
+                self.recorder(&run)
+                    .run_status(RunStatus::Queued, None, None);
+            }
         }
     }
-    let mut threads: Vec<(String, std::thread::JoinHandle<()>)> = Vec::new();
-    let mut seen = 0;
-    while !stop.load(Ordering::SeqCst) {
-        threads.retain(|(_, t)| !t.is_finished());
-        let queued = store
+
+    /// Starts queued runs, oldest first, while there is room; a busy model's run waits or is
+    /// skipped.
+    fn dispatch_queued(&mut self) {
+        self.threads.retain(|(_, t)| !t.is_finished());
+        let queued = self
+            .store
             .runs_with_status(RunStatus::Queued)
             .unwrap_or_else(|err| {
                 tracing::error!(error = %err, "cannot read queued runs");
                 Vec::new()
             });
         for run in queued {
-            if threads.len() >= settings.max_parallel {
+            if self.threads.len() >= self.settings.max_parallel {
                 break;
             }
-            let model_busy = threads.iter().any(|(model, _)| *model == run.model);
-            if model_busy {
-                if !settings.queue_when_busy {
-                    Recorder::new(&store, &run.id, &run.dag).run_status(
+            if self.threads.iter().any(|(model, _)| *model == run.model) {
+                if !self.settings.queue_when_busy {
+                    self.recorder(&run).run_status(
                         RunStatus::Skipped,
                         None,
                         Some("a run of this model was in flight (when_busy = skip)"),
@@ -90,55 +126,57 @@ pub fn run_dispatcher(
                 }
                 continue;
             }
-            let Some(dag) = crate::locks::read(&catalog).dag(&run.dag).cloned() else {
-                Recorder::new(&store, &run.id, &run.dag).run_status(
-                    RunStatus::Failed,
-                    None,
-                    Some(&format!("no DAG `{}`", run.dag)),
-                );
+            let Some(dag) = crate::locks::read(&self.catalog).dag(&run.dag).cloned() else {
+                let error = format!("no DAG `{}`", run.dag);
+                self.recorder(&run)
+                    .run_status(RunStatus::Failed, None, Some(&error));
                 continue;
             };
-            crate::locks::lock(&busy).insert(run.model.clone());
-            Recorder::new(&store, &run.id, &run.dag).run_status(RunStatus::Running, None, None);
-            if let Ok(Some(record)) = store.run(&run.id) {
-                events(RunEvent::Started(record));
-            }
-            let (settings, busy, events, stop) = (
-                settings.clone(),
-                Arc::clone(&busy),
-                Arc::clone(&events),
-                Arc::clone(&stop),
-            );
-            let model = run.model.clone();
-            let thread = std::thread::Builder::new()
-                .name(format!("run-{}", run.id))
-                .spawn(move || {
-                    let id = run.id.clone();
-                    let model = run.model.clone();
-                    match Store::open(&settings.store_path) {
-                        Ok(store) => {
-                            execute(&store, &settings.dir, &dag, &run.request, &stop);
-                            if let Ok(Some(record)) = store.run(&id) {
-                                if record.status != RunStatus::Running {
-                                    events(RunEvent::Finished(record));
-                                }
+            self.start(run, dag);
+        }
+    }
+
+    /// Marks the run running and executes it on a thread of its own.
+    fn start(&mut self, run: RunRecord, dag: Dag) {
+        crate::locks::lock(&self.busy).insert(run.model.clone());
+        self.recorder(&run)
+            .run_status(RunStatus::Running, None, None);
+        if let Ok(Some(record)) = self.store.run(&run.id) {
+            (self.events)(RunEvent::Started(record));
+        }
+        let (settings, busy, events, stop) = (
+            self.settings.clone(),
+            Arc::clone(&self.busy),
+            Arc::clone(&self.events),
+            Arc::clone(&self.stop),
+        );
+        let model = run.model.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("run-{}", run.id))
+            .spawn(move || {
+                match Store::open(&settings.store_path) {
+                    Ok(store) => {
+                        execute(&store, &settings.dir, &dag, &run.request, &stop);
+                        if let Ok(Some(record)) = store.run(&run.id) {
+                            if record.status != RunStatus::Running {
+                                events(RunEvent::Finished(record));
                             }
                         }
-                        Err(err) => {
-                            tracing::error!(run = %id, error = %err, "cannot open the store")
-                        }
                     }
-                    crate::locks::lock(&busy).remove(&model);
-                });
-            match thread {
-                Ok(thread) => threads.push((model, thread)),
-                Err(err) => tracing::error!(error = %err, "cannot start a run thread"),
-            }
+                    Err(err) => {
+                        tracing::error!(run = %run.id, error = %err, "cannot open the store")
+                    }
+                }
+                crate::locks::lock(&busy).remove(&run.model);
+            });
+        match thread {
+            Ok(thread) => self.threads.push((model, thread)),
+            Err(err) => tracing::error!(error = %err, "cannot start a run thread"),
         }
-        wake.wait_for(&mut seen, Duration::from_millis(500));
     }
-    for (_, thread) in threads {
-        let _ = thread.join();
+
+    fn recorder<'s>(&'s self, run: &'s RunRecord) -> Recorder<'s> {
+        Recorder::new(&self.store, &run.id, &run.dag)
     }
 }
 
