@@ -3,14 +3,18 @@
 //!
 //! Map of the crate, in data-flow order:
 //!
-//! * [`config`]: the service file, validated whole.
+//! * [`config`]: the service file, validated whole (one problem collector reports every
+//!   problem), and hot reload.
 //! * [`source`]: where records come from: Kafka (consumer and producer settings, dead letters,
 //!   readiness) and JSONL and CSV files.
 //! * [`decode`]: records → typed columns by a schema; unusable values counted by reason.
 //! * [`baseline`]: training baselines: build, save, load, check.
 //! * [`window`]: tumbling windows by count or duration, checkpointable.
-//! * [`pipeline`]: one stream's message → window → report processing, without I/O.
-//! * [`policy`]: models and trigger policies, evaluated on every window, decisions explained.
+//! * [`pipeline`]: one stream's message → window → report processing, without I/O; it owns the
+//!   typed window report (JSON only where it leaves the process), the checkpoint and the
+//!   stream settings it hands downstream.
+//! * [`policy`]: models and trigger policies, evaluated on every window (reading the report
+//!   through [`policy::Readings`]), decisions explained.
 //! * [`replay`]: the same windows, detectors and policies over recorded data, to tune policies.
 //! * [`drift`]: one module per statistic (KS, Wasserstein, chi-square, Jensen–Shannon, PSI,
 //!   Hellinger), all equal to scipy on the same data; decisions that scale with sample size;

@@ -1,8 +1,9 @@
 //! Service configuration: a TOML file plus `DRIFTGATE__SECTION__KEY` environment overrides.
 //!
 //! Parse → validate → use. [`raw`] holds the serde types exactly as users write them (unknown
-//! keys are errors: a typo must not silently fall back to a default). [`validate`] checks the
-//! whole file and reports every problem at once, each with its key path, and produces the typed
+//! keys are errors: a typo must not silently fall back to a default). `validate` checks the
+//! whole file and reports every problem at once, each with its key path (collected in
+//! [`problems`]), and produces the typed
 //! [`ServiceConfig`] the service runs on.
 
 pub mod alerts;

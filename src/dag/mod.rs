@@ -1,5 +1,5 @@
 //! Selective retraining DAGs: definitions ([`spec`]), planning which tasks a decision calls for
-//! ([`plan`]), what a run is asked to do ([`request`]), the executor ([`executor`]: the dispatcher, and runs here in [`local`]) and the
+//! ([`plan`](mod@plan)), what a run is asked to do ([`request`]), the executor ([`executor`]: the dispatcher, and runs here in [`local`]) and the
 //! remote orchestrators ([`remote`]: Airflow, Argo, Kubeflow).
 
 pub mod airflow;

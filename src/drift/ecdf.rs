@@ -42,7 +42,7 @@ pub fn sort_values(values: &mut [f64]) {
 /// The area's terms are never negative, so they are summed plainly within a run (the gaps from
 /// one distinct current value to the next, relative error at most the run's length times
 /// `f64::EPSILON`) and each run's total goes into a compensated sum: the inner loop carries one
-/// addition instead of a compensated one. [`RunSum`] is shared with
+/// addition instead of a compensated one. `RunSum` is shared with
 /// [`super::wasserstein::wasserstein_labelled`], which groups its terms the same way, so both
 /// give the same bits.
 pub fn compare_sorted(reference: &[f64], current: &[f64]) -> EcdfComparison {

@@ -1,7 +1,7 @@
 //! The running service: consume, process, checkpoint, commit.
 //!
 //! One thread polls the consumer (librdkafka's rebalance callbacks run inside `poll`, so a
-//! blocking loop is the simplest correct shell). The [`Service`] state — streams, store, runs —
+//! blocking loop is the simplest correct shell). The `Service` state — streams, store, runs —
 //! sits behind a mutex that the loop never holds across `poll`, so the revoke callback can lock
 //! it to checkpoint before partitions move. Beside the loop run the executor, one worker per
 //! alert sink and the API (`workers`).
