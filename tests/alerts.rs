@@ -47,6 +47,7 @@ fn sink(kind: SinkKind) -> SinkSettings {
         max_attempts: 1000,
         backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
+        max_age: Duration::from_secs(3600),
     }
 }
 
@@ -330,4 +331,102 @@ fn backoff_doubles_is_capped_jittered_and_honours_retry_after() {
         60.0,
         "still capped"
     );
+}
+
+/// Polls the store until `done` holds for the alert `id`'s delivery (the worker's progress is
+/// only visible there), or fails after 30 s.
+fn wait_for_delivery(path: &std::path::Path, id: &str, done: impl Fn(&str, u32) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let store = Store::open_read_only(path).unwrap();
+        let statuses = store.alert_statuses(None, Some("hook"), 10).unwrap();
+        if let Some(s) = statuses.iter().find(|s| s.id == id) {
+            if done(&s.status, s.attempts) {
+                return;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no progress on {id}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Issue 21: with the defaults, an alert was given up after 10 attempts (about 8 minutes). Now
+/// transient failures are retried until the alert is `max_age` old, however many attempts that
+/// takes: a receiver down for the length of 40 attempts (an hour of outage, time scaled down)
+/// still gets every alert once.
+#[test]
+fn issue_21_a_long_outage_loses_no_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let address = Receiver::start().stop();
+    let settings = SinkSettings {
+        max_attempts: u32::MAX,
+        backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        ..sink(SinkKind::Webhook {
+            url: format!("http://{address}/hook"),
+            secret: None,
+        })
+    };
+    enqueue(&path, &["c1", "c2"]);
+    let worker = Worker::start(&path, settings, Arc::new(Metrics::default()));
+    wait_for_delivery(&path, "c1", |status, attempts| {
+        status == "pending" && attempts >= 40
+    });
+    let receiver = Receiver::start_on(&address);
+    let requests = receiver.wait_for(2, Duration::from_secs(30));
+    worker.stop();
+    assert_eq!(ids(&requests), ["c1", "c2"]);
+    let statuses = hook_statuses(&Store::open_read_only(&path).unwrap());
+    assert_eq!(statuses[0].1, "delivered");
+    assert!(statuses[0].2 > 40, "{statuses:?}");
+}
+
+/// Issue 21: an alert still failing when it is `max_age` old is dead, and its error says why.
+#[test]
+fn issue_21_an_alert_older_than_max_age_is_given_up_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let address = Receiver::start().stop();
+    let settings = SinkSettings {
+        max_attempts: u32::MAX,
+        max_age: Duration::from_millis(300),
+        ..sink(SinkKind::Webhook {
+            url: format!("http://{address}/hook"),
+            secret: None,
+        })
+    };
+    enqueue(&path, &["d1"]);
+    let worker = Worker::start(&path, settings, Arc::new(Metrics::default()));
+    wait_for_delivery(&path, "d1", |status, _| status == "dead");
+    worker.stop();
+    let store = Store::open_read_only(&path).unwrap();
+    let dead = store.alert_statuses(Some("dead"), None, 10).unwrap();
+    let error = dead[0].last_error.clone().unwrap();
+    assert!(error.starts_with("given up after "), "{error}");
+    assert!(error.contains("(max_age 300ms)"), "{error}");
+}
+
+/// Issue 21: when the store cannot record a delivery, the worker used to send the same alert
+/// again at once, in a tight loop. It now holds the sink's queue back (1 s, doubling).
+#[test]
+fn issue_21_a_delivery_the_store_cannot_record_is_not_resent_in_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    enqueue(&path, &["e1"]);
+    // Every change to a delivery fails, as on a full disk; reading still works.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER full BEFORE UPDATE ON deliveries BEGIN SELECT RAISE(FAIL, 'disk full'); END;",
+        )
+        .unwrap();
+    let receiver = Receiver::start();
+    let worker = signed_webhook_worker(&path, &receiver, &Arc::new(Metrics::default()));
+    receiver.wait_for(1, Duration::from_secs(30));
+    // A window to count re-sends in: a tight loop sends hundreds in it.
+    std::thread::sleep(Duration::from_millis(1500));
+    worker.stop();
+    let sent = receiver.requests().len();
+    assert!(sent <= 2, "the alert was sent {sent} times in 1.5 s");
 }

@@ -35,6 +35,8 @@ fn the_shipped_configuration_is_valid_as_is() {
         "policy fraud-drift: model fraud, 4 signal(s), in 2 consecutive windows",
         "policy checkout-drift: model checkout-risk, 3 signal(s), in 2 of the last 3 windows",
         "dag retrain-fraud: 6 task(s) in order behaviour-features, geo-features, train, evaluate, promote, baseline",
+        // Issue 21: by default an alert is retried for a day, whatever the number of attempts.
+        "alert sink log: retried until 1day old (backoff 1s to 5m)\n",
     ] {
         assert!(
             stdout.contains(expected),

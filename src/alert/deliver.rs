@@ -281,7 +281,15 @@ pub fn run_worker(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64),
     );
+    // When the store cannot record an attempt, the delivery is held back this long (doubling
+    // while it keeps failing), rather than sent again at once.
+    let mut held: Option<(Instant, u32)> = None;
     while !stop.load(Ordering::Relaxed) {
+        if let Some((until, _)) = held.filter(|(until, _)| Instant::now() < *until) {
+            let wait = until.saturating_duration_since(Instant::now());
+            wake.wait_for(&mut seen, wait.min(Duration::from_secs(1)));
+            continue;
+        }
         let delivery = match store.next_delivery(&sink) {
             Ok(delivery) => delivery,
             Err(err) => {
@@ -300,24 +308,40 @@ pub fn run_worker(
             wake.wait_for(&mut seen, wait.min(Duration::from_secs(1)));
             continue;
         }
-        attempt(&store, &sender, &delivery, &metrics, &mut rng);
+        match attempt(&store, &sender, &delivery, &metrics, &mut rng) {
+            Ok(()) => held = None,
+            Err(err) => {
+                let failures = held.map_or(1, |(_, n)| n + 1);
+                let delay = crate::retry::delay(
+                    Duration::from_secs(1),
+                    Duration::from_secs(60),
+                    failures,
+                    rng.next_f64(),
+                );
+                tracing::error!(sink = %sink, error = %err, retry_in_ms = delay.as_millis() as u64,
+                    "cannot record an alert delivery; holding the sink's queue");
+                held = Some((Instant::now() + delay, failures));
+            }
+        }
     }
 }
 
+/// Sends one delivery and records what came of it; an error is the store's.
 fn attempt(
     store: &Store,
     sender: &Sender,
     delivery: &Delivery,
     metrics: &Metrics,
     rng: &mut crate::SplitMix64,
-) {
+) -> Result<(), crate::store::StoreError> {
     let settings = &sender.settings;
     let sink = settings.name.as_str();
     let kind = delivery.alert.kind.as_str();
     let attempts = delivery.attempts + 1;
     let started = Instant::now();
     let result = sender.send(&delivery.alert);
-    let written = match result {
+    let age = Duration::from_millis((crate::store::now_ms() - delivery.created_ms).max(0) as u64);
+    match result {
         Ok(()) => {
             metrics.alert(sink, kind, "delivered");
             let latency = (crate::store::now_ms() - delivery.created_ms).max(0) as f64 / 1000.0;
@@ -326,7 +350,9 @@ fn attempt(
                 took_ms = started.elapsed().as_millis() as u64, "alert delivered");
             store.delivered(delivery.id, attempts)
         }
-        Err(DeliveryFailure::Retry { error, after }) if attempts < settings.max_attempts => {
+        Err(DeliveryFailure::Retry { error, after })
+            if attempts < settings.max_attempts && age < settings.max_age =>
+        {
             metrics.alert(sink, kind, "retried");
             let delay = backoff(settings, attempts, after, rng.next_f64());
             tracing::warn!(sink, kind, id = %delivery.alert.id, attempts, error = %error,
@@ -338,15 +364,27 @@ fn attempt(
                 &error,
             )
         }
-        Err(DeliveryFailure::Retry { error, .. }) | Err(DeliveryFailure::Permanent(error)) => {
+        Err(DeliveryFailure::Retry { error, .. }) => {
+            let limit = if attempts >= settings.max_attempts {
+                format!("max_attempts {}", settings.max_attempts)
+            } else {
+                format!("max_age {}", humantime::format_duration(settings.max_age))
+            };
+            let error = format!(
+                "given up after {attempts} attempt(s) over {} ({limit}): {error}",
+                humantime::format_duration(Duration::from_secs(age.as_secs())),
+            );
             metrics.alert(sink, kind, "dead");
             tracing::error!(sink, kind, id = %delivery.alert.id, attempts, error = %error,
                 "alert delivery given up");
             store.dead(delivery.id, attempts, &error)
         }
-    };
-    if let Err(err) = written {
-        tracing::error!(sink, error = %err, "cannot record an alert delivery");
+        Err(DeliveryFailure::Permanent(error)) => {
+            metrics.alert(sink, kind, "dead");
+            tracing::error!(sink, kind, id = %delivery.alert.id, attempts, error = %error,
+                "alert delivery given up");
+            store.dead(delivery.id, attempts, &error)
+        }
     }
 }
 

@@ -180,12 +180,14 @@ pub struct SinkSettings {
     pub models: Option<Vec<String>>,
     /// Time for one attempt.
     pub timeout: Duration,
-    /// Attempts before an alert is dead.
+    /// Attempts before an alert is dead, whatever its age (`u32::MAX`: no limit).
     pub max_attempts: u32,
     /// First retry delay.
     pub backoff: Duration,
     /// Longest retry delay.
     pub max_backoff: Duration,
+    /// Transient failures are retried until the alert is this old.
+    pub max_age: Duration,
 }
 
 impl SinkSettings {
@@ -298,6 +300,7 @@ mod tests {
                 max_attempts: 1,
                 backoff: Duration::from_secs(1),
                 max_backoff: Duration::from_secs(1),
+                max_age: Duration::from_secs(60),
             };
         settings.sinks = vec![
             sink("all", None, None),

@@ -240,7 +240,17 @@ pub(super) fn run_config_check(path: &Path) -> Result<CommandOutcome, CliError> 
         ));
     }
     for sink in &config.alerts.sinks {
-        text.push_str(&format!("  alert sink {}\n", sink.name));
+        let attempts = match sink.max_attempts {
+            u32::MAX => String::new(),
+            n => format!(", at most {n} attempts"),
+        };
+        text.push_str(&format!(
+            "  alert sink {}: retried until {} old (backoff {} to {}{attempts})\n",
+            sink.name,
+            humantime::format_duration(sink.max_age),
+            humantime::format_duration(sink.backoff),
+            humantime::format_duration(sink.max_backoff),
+        ));
     }
     write_stdout(&text)?;
     Ok(CommandOutcome::Done)

@@ -57,7 +57,8 @@ pub struct RawSink {
     /// Time allowed for one delivery attempt (default `"10s"`).
     #[serde(default)]
     pub timeout: Option<String>,
-    /// Attempts before an alert is marked dead (default 10).
+    /// Attempts before an alert is marked dead even though it is not `max_age` old yet
+    /// (default: no limit; `max_age` decides).
     #[serde(default)]
     pub max_attempts: Option<u32>,
     /// The first retry's delay; each retry doubles it, with jitter (default `"1s"`).
@@ -66,6 +67,11 @@ pub struct RawSink {
     /// The longest delay between retries (default `"5m"`).
     #[serde(default)]
     pub max_backoff: Option<String>,
+    /// How long after it was raised an alert is still retried: transport errors, 3xx, 408, 429
+    /// and 5xx are retried until it is this old, then it is marked dead (default `"24h"`; an
+    /// outage shorter than this loses nothing). Any other 4xx marks it dead at once.
+    #[serde(default)]
+    pub max_age: Option<String>,
 }
 
 /// Validated `[alerts]`.
@@ -155,7 +161,8 @@ fn sink(sink: &RawSink, key: &str, models: &[String], problems: &mut Problems) -
     let timeout = duration("timeout", &sink.timeout, 10);
     let backoff = duration("backoff", &sink.backoff, 1);
     let max_backoff = duration("max_backoff", &sink.max_backoff, 300);
-    let max_attempts = sink.max_attempts.unwrap_or(10);
+    let max_age = duration("max_age", &sink.max_age, 24 * 3600);
+    let max_attempts = sink.max_attempts.unwrap_or(u32::MAX);
     if max_attempts == 0 {
         problems.add(format!("{key}.max_attempts"), "must be at least 1");
     }
@@ -168,6 +175,7 @@ fn sink(sink: &RawSink, key: &str, models: &[String], problems: &mut Problems) -
         max_attempts: max_attempts.max(1),
         backoff,
         max_backoff: max_backoff.max(backoff),
+        max_age,
     }
 }
 
