@@ -435,3 +435,97 @@ run = ["TASK"]
         "a finished run cannot be cancelled"
     );
 }
+
+/// Issue 21: a task inherited every variable of the service, its secrets included (webhook
+/// secret, API token, SASL password). It now starts from a clean environment: the base
+/// (`PATH`, `HOME`, locale …), its `DRIFTGATE_*` variables, and what its DAG and itself list in
+/// `env` and `pass_env`.
+#[test]
+fn issue_21_tasks_get_a_clean_environment_with_what_they_ask_for() {
+    // The service's secret, and a variable a task asks for by name.
+    std::env::set_var("DRIFTGATE_TEST_WEBHOOK_SECRET", "s3cret-never-shown");
+    std::env::set_var("DRIFTGATE_TEST_PASSED_ON", "passed");
+    std::env::set_var("TEST_PROFILE", "ml-prod");
+    let mut runs = Runs::new();
+    let dag = dag(r#"
+[[dags]]
+name = "env"
+env = { STAGE = "dag", SHARED = "dag" }
+pass_env = ["TEST_PROFILE"]
+[[dags.tasks]]
+name = "env"
+run = ["TASK", "--all-env", "env.json"]
+outputs = ["env.json"]
+env = { SHARED = "task" }
+"#);
+    let (status, tasks) = runs.run(&dag, "r1", &[]);
+    assert_eq!(status, RunStatus::Succeeded);
+    let text = std::fs::read_to_string(&tasks["env"].outputs[0].path).unwrap();
+    assert!(!text.contains("s3cret-never-shown"), "{text}");
+    let env: BTreeMap<String, String> = serde_json::from_str(&text).unwrap();
+    assert_eq!(env["STAGE"], "dag");
+    assert_eq!(env["SHARED"], "task", "the task's env wins");
+    assert_eq!(env["TEST_PROFILE"], "ml-prod");
+    assert!(env.contains_key("PATH") && env.contains_key("HOME"));
+    assert_eq!(env["DRIFTGATE_RUN_ID"], "r1");
+    let unexpected: Vec<&String> = env
+        .keys()
+        .filter(|k| !k.starts_with("DRIFTGATE_") && !k.starts_with("LC_"))
+        .filter(|k| {
+            ![
+                "PATH",
+                "HOME",
+                "TMPDIR",
+                "TZ",
+                "LANG",
+                "LANGUAGE",
+                "STAGE",
+                "SHARED",
+                "TEST_PROFILE",
+            ]
+            .contains(&k.as_str())
+        })
+        // What the interpreter (or a pyenv shim in front of it) sets itself.
+        .filter(|k| !["PWD", "SHLVL", "_", "LC_CTYPE"].contains(&k.as_str()))
+        .filter(|k| !k.trim_start_matches('_').starts_with("PYENV"))
+        .collect();
+    assert!(unexpected.is_empty(), "inherited: {unexpected:?}");
+    assert!(!env.contains_key("DRIFTGATE_TEST_PASSED_ON"));
+}
+
+/// `env` and `pass_env` take variable names, and never driftgate's own.
+#[test]
+fn issue_21_env_names_are_checked() {
+    #[derive(serde::Deserialize)]
+    struct File {
+        dags: Vec<RawDag>,
+    }
+    let file: File = toml::from_str(
+        &r#"
+[[dags]]
+name = "env"
+pass_env = ["DRIFTGATE_API_TOKEN"]
+[[dags.tasks]]
+name = "t"
+run = ["TASK"]
+env = { "BAD NAME" = "x", DRIFTGATE_RUN_ID = "forged" }
+"#
+        .replace("TASK", TASK),
+    )
+    .unwrap();
+    let mut problems = driftgate::config::problems::Problems::default();
+    validate(
+        &[(String::new(), 0, file.dags[0].clone())],
+        &BTreeSet::new(),
+        &mut problems,
+    );
+    let messages: Vec<String> = problems.into_list().iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        messages,
+        [
+            "dags[0].pass_env: DRIFTGATE_API_TOKEN: DRIFTGATE_* variables are driftgate's own",
+            "dags[0].tasks[0].env.BAD NAME: \"BAD NAME\" is not a variable name (letters, digits, _)",
+            "dags[0].tasks[0].env.DRIFTGATE_RUN_ID: DRIFTGATE_RUN_ID: DRIFTGATE_* variables are driftgate's own",
+        ]
+    );
+}

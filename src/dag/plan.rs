@@ -139,6 +139,8 @@ mod tests {
             timeout: Duration::from_secs(60),
             when: None,
             baseline_output: None,
+            env: Default::default(),
+            pass_env: Vec::new(),
         }
     }
 

@@ -131,6 +131,12 @@ pub struct Task {
     pub when: Option<Condition>,
     /// This output becomes the model's next baseline when the run succeeds.
     pub baseline_output: Option<String>,
+    /// Environment variables set for the task (its DAG's and its own).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// The service's environment variables passed on to the task.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pass_env: Vec<String>,
 }
 
 /// A task's gate.

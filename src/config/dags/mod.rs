@@ -41,6 +41,7 @@ pub fn validate(
             );
         }
         let (remote, remote_count) = remote_of(raw, &key, problems);
+        tasks::check_env_names(&raw.env, &raw.pass_env, &key, problems);
         if remote_count > 0 && !raw.tasks.is_empty() {
             problems.add(
                 format!("{key}.tasks"),
@@ -53,7 +54,9 @@ pub fn validate(
         let mut tasks = Vec::new();
         for (j, task) in raw.tasks.iter().enumerate() {
             let key = format!("{key}.tasks[{j}]");
-            if let Some(task) = tasks::validate_task(task, &key, &names, known_features, problems) {
+            if let Some(task) =
+                tasks::validate_task(task, raw, &key, &names, known_features, problems)
+            {
                 if tasks.iter().any(|t: &Task| t.name == task.name) {
                     problems.add(
                         format!("{key}.name"),

@@ -4,18 +4,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::duration;
-use super::raw::{RawCondition, RawTask};
+use super::raw::{RawCondition, RawDag, RawTask};
 use crate::config::problems::Problems;
 use crate::dag::{Condition, Task};
 
 pub(super) fn validate_task(
     raw: &RawTask,
+    dag: &RawDag,
     key: &str,
     names: &[&str],
     known_features: &BTreeSet<String>,
     problems: &mut Problems,
 ) -> Option<Task> {
     let before = problems.len();
+    let (env, pass_env) = environment(dag, raw, key, problems);
     check_shape(raw, key, names, problems);
     check_data(raw, key, known_features, problems);
     let timing = Timing::of(raw, key, problems);
@@ -40,7 +42,60 @@ pub(super) fn validate_task(
         timeout: timing.timeout?,
         when,
         baseline_output: raw.baseline_output.clone(),
+        env,
+        pass_env,
     })
+}
+
+/// The task's `env` over its DAG's (whose names the DAG's own check reports), and both
+/// `pass_env` lists.
+fn environment(
+    dag: &RawDag,
+    task: &RawTask,
+    key: &str,
+    problems: &mut Problems,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    check_env_names(&task.env, &task.pass_env, key, problems);
+    let mut env = dag.env.clone();
+    env.extend(task.env.clone());
+    let mut pass_env: Vec<String> = dag.pass_env.iter().chain(&task.pass_env).cloned().collect();
+    pass_env.sort();
+    pass_env.dedup();
+    (env, pass_env)
+}
+
+/// `env` and `pass_env` names must be plain and may not take driftgate's own `DRIFTGATE_*`
+/// variables.
+pub(super) fn check_env_names(
+    env: &BTreeMap<String, String>,
+    pass_env: &[String],
+    key: &str,
+    problems: &mut Problems,
+) {
+    let named = env
+        .keys()
+        .map(|name| (name, format!("{key}.env.{name}")))
+        .chain(
+            pass_env
+                .iter()
+                .map(|name| (name, format!("{key}.pass_env"))),
+        );
+    for (name, at) in named {
+        let plain = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !plain {
+            problems.add(
+                at,
+                format!("{name:?} is not a variable name (letters, digits, _)"),
+            );
+        } else if name.starts_with("DRIFTGATE_") {
+            problems.add(
+                at,
+                format!("{name}: DRIFTGATE_* variables are driftgate's own"),
+            );
+        }
+    }
 }
 
 /// The task's name (it names a directory), its command and what it needs.

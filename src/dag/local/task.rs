@@ -4,6 +4,7 @@
 //! backoff.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -219,6 +220,9 @@ impl LocalRun<'_> {
         let err = out.try_clone()?;
         Command::new(program(&task.run[0])?)
             .args(&task.run[1..])
+            // A clean environment: the service's secrets are not the task's.
+            .env_clear()
+            .envs(task_environment(task))
             .env("DRIFTGATE_RUN_ID", &request.id)
             .env("DRIFTGATE_MODEL", &request.model)
             .env(
@@ -235,6 +239,26 @@ impl LocalRun<'_> {
             .process_group(0)
             .spawn()
     }
+}
+
+/// The service's variables every task gets: where programs are, the home and temporary
+/// directories, the time zone and the locale (`LC_*` too).
+const BASE_ENV: [&str; 5] = ["PATH", "HOME", "TMPDIR", "TZ", "LANG"];
+
+/// A task's environment besides the `DRIFTGATE_*` variables: the base, `LANGUAGE` and `LC_*`,
+/// the names in `pass_env` (when set), then `env`.
+fn task_environment(task: &Task) -> Vec<(OsString, OsString)> {
+    let passed = |name: &str| {
+        BASE_ENV.contains(&name)
+            || name == "LANGUAGE"
+            || name.starts_with("LC_")
+            || task.pass_env.iter().any(|p| p == name)
+    };
+    let mut vars: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(name, _)| name.to_str().is_some_and(passed))
+        .collect();
+    vars.extend(task.env.iter().map(|(k, v)| (k.into(), v.into())));
+    vars
 }
 
 /// Whether an attempt has ended, killing it at its timeout: `None` while it runs, else its
