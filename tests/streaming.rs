@@ -1013,6 +1013,49 @@ fn undecodable_messages_go_to_the_dead_letter_topic_with_their_origin() {
     assert!(headers["driftgate.error"].contains("invalid JSON"));
 }
 
+/// Issue 21: with a dead-letter topic that does not exist, a dead letter was queued, failed
+/// unchecked later, and offsets were committed past it (it was lost); each window close waited
+/// for the producer. Now a dead letter stays in the store until its topic confirms it — this
+/// one never is — and is counted; windows close meanwhile.
+#[test]
+fn issue_21_a_missing_dead_letter_topic_loses_no_dead_letter() {
+    let Some(broker) = broker() else { return };
+    let setup = setup(broker, 1);
+    // Never created: tansu does not create topics on demand.
+    let missing = unique("missing-dlq");
+    let text = std::fs::read_to_string(&setup.config)
+        .unwrap()
+        .replace(
+            &format!("window = {{ records = {WINDOW_RECORDS} }}"),
+            &format!(
+                "window = {{ records = {WINDOW_RECORDS} }}\ndead_letter_topic = \"{missing}\""
+            ),
+        )
+        .replace(
+            "[kafka.properties]\n",
+            "[kafka.properties]\n\"message.timeout.ms\" = \"3000\"\n",
+        );
+    std::fs::write(&setup.config, text).unwrap();
+    produce(&setup, 0, 8, usize::MAX, Some(1));
+    let mut child = start(&setup);
+    wait_for(&setup.store, &mut child, "two windows", |s| {
+        s.latest_windows("payments", 10).is_ok_and(|w| w.len() == 2)
+    });
+    wait_for(&setup.store, &mut child, "the refused dead letter", |_| {
+        http_get(&setup.api, "/metrics")
+            .1
+            .contains("driftgate_dead_letters_kept_total 1")
+    });
+    assert!(terminate(&mut child).success());
+    let letters = Store::open_read_only(&setup.store)
+        .unwrap()
+        .dead_letters("payments")
+        .unwrap();
+    assert_eq!(letters.len(), 1, "kept in the store");
+    assert_eq!(letters[0].offset, 1);
+    assert_eq!(letters[0].payload.as_deref(), Some(&b"{not json"[..]));
+}
+
 /// Records counted by an instance: closed windows plus its open window.
 fn counted(store: &Store) -> u64 {
     let closed: u64 = store

@@ -83,11 +83,7 @@ impl ClientContext for Context {
     /// Connection failures are summarised by `error` (one line per interval); librdkafka's own
     /// lines about them, several per second, stay at `debug`.
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        if matches!(fac, "FAIL" | "BROKERFAIL" | "ERROR" | "CONNECT" | "RESOLVE") {
-            tracing::debug!(target: "librdkafka", fac, "{message}");
-        } else {
-            rdkafka::client::DefaultClientContext.log(level, fac, message);
-        }
+        kafka::log_quietly(level, fac, message);
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {

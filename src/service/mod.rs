@@ -128,6 +128,8 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
     poll(&consumer, &service, &reloads, path, &config, &stop)?;
 
     tracing::info!("stopping: final checkpoint");
+    // Dead letters in flight get a few seconds; those unconfirmed by then stay in the store.
+    lock(&service).settle_dead_letters(Duration::from_secs(5));
     let offsets = lock(&service).checkpoint()?;
     consumer::commit(&consumer, &offsets, CommitMode::Sync);
     drop(consumer);

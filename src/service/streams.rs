@@ -26,7 +26,11 @@ pub(super) struct Streams {
     /// One per configured stream, in configuration order.
     pub(super) processors: Vec<StreamProcessor>,
     by_topic: HashMap<String, usize>,
-    dead_letters: Option<BaseProducer>,
+    /// The dead-letter producer and its delivery reports, when a stream has a topic.
+    dead_letters: Option<(
+        BaseProducer<kafka::DeadLetterContext>,
+        kafka::DeadLetterReports,
+    )>,
     keep_windows: u64,
     /// When each stream last received a message (wall clock), for closing idle windows.
     last_message: Vec<Instant>,
@@ -49,7 +53,10 @@ impl Streams {
             processors.push(open_processor(config, stream, store)?);
         }
         let dead_letters = if config.streams.iter().any(|s| s.dead_letter_topic.is_some()) {
-            Some(kafka::producer_config(servers, &config.kafka_properties).create()?)
+            Some(kafka::dead_letter_producer(
+                servers,
+                &config.kafka_properties,
+            )?)
         } else {
             None
         };
@@ -130,13 +137,15 @@ impl Service {
         for window in &outcome.closed {
             self.observe(&stream, window);
         }
-        self.flush_dead_letters();
+        self.settle_dead_letters(Duration::ZERO);
         self.commit_closed(index, &outcome.closed)?;
         Ok(true)
     }
 
-    /// Sends an undecodable message to the stream's dead-letter topic, or keeps it in the store
-    /// when there is none or it is unavailable.
+    /// Keeps an undecodable message in the store and sends it to the stream's dead-letter
+    /// topic, if any; it is forgotten once the broker confirmed it (see
+    /// [`settle_dead_letters`](Self::settle_dead_letters)), so no offset is ever committed past
+    /// a dead letter that is neither on its topic nor in the store.
     fn dead_letter(
         &mut self,
         index: usize,
@@ -147,18 +156,45 @@ impl Service {
         self.metrics.dead_letter(stream, &letter.reason);
         tracing::warn!(stream = %stream, reason = %letter.reason, topic = %letter.topic,
             partition = letter.partition, offset = letter.offset, "dead letter");
-        if let (Some(topic), Some(producer)) =
+        let id = self.store.add_dead_letter(stream, letter)?;
+        if let (Some(topic), Some((producer, _))) =
             (&settings.dead_letter_topic, &self.streams.dead_letters)
         {
-            match kafka::send_dead_letter(producer, topic, letter) {
-                Ok(()) => return Ok(()),
+            if let Err(err) = kafka::send_dead_letter(producer, topic, letter, id) {
+                self.metrics.dead_letter_kept();
+                tracing::error!(stream = %stream, topic = %topic, error = %err,
+                    "cannot send a dead letter; it stays in the store");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the broker's answers about dead letters (waiting up to `wait` for those in
+    /// flight): a confirmed one leaves the store; a refused one stays there, counted and logged.
+    pub(super) fn settle_dead_letters(&self, wait: Duration) {
+        let Some((producer, reports)) = &self.streams.dead_letters else {
+            return;
+        };
+        if wait.is_zero() {
+            producer.poll(Duration::ZERO);
+        } else if let Err(err) = producer.flush(wait) {
+            tracing::warn!(error = %err, "dead letters still in flight stay in the store");
+        }
+        let answers = std::mem::take(&mut *crate::locks::lock(reports));
+        for (id, answer) in answers {
+            match answer {
+                Ok(()) => {
+                    if let Err(err) = self.store.forget_dead_letter(id) {
+                        tracing::warn!(error = %err, "a delivered dead letter stays in the store");
+                    }
+                }
                 Err(err) => {
-                    tracing::error!(stream = %stream, error = %err, "dead-letter topic unavailable, keeping it in the store")
+                    self.metrics.dead_letter_kept();
+                    tracing::error!(error = %err,
+                        "the dead-letter topic refused a dead letter; it stays in the store");
                 }
             }
         }
-        self.store.add_dead_letter(stream, letter)?;
-        Ok(())
     }
 
     /// Commits closed windows of stream `index` with the checkpoint after them, the alerts
@@ -239,7 +275,7 @@ impl Service {
 
     /// Checkpoints every stream and returns the offsets that may now be committed.
     pub(super) fn checkpoint(&mut self) -> Result<TopicPartitionList, ServiceError> {
-        self.flush_dead_letters();
+        self.settle_dead_letters(Duration::ZERO);
         match self.store.pending_alerts() {
             Ok(pending) => {
                 for sink in &self.alerts.sinks {
@@ -301,15 +337,6 @@ impl Service {
                     partition,
                     partition_stats.hi_offset - next,
                 );
-            }
-        }
-    }
-
-    /// Waits for the broker to confirm the dead letters sent so far.
-    fn flush_dead_letters(&self) {
-        if let Some(producer) = &self.streams.dead_letters {
-            if let Err(err) = producer.flush(Duration::from_secs(10)) {
-                tracing::error!(error = %err, "dead letters not confirmed by the broker");
             }
         }
     }

@@ -6,6 +6,7 @@
 //! checkpoint. A new group starts at the earliest offset so no record is missed.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -94,12 +95,56 @@ pub fn consumer_config(
     config
 }
 
-/// Sends a dead letter to its topic, keyed by its origin, with headers naming the reason and
-/// where it came from. Delivery is confirmed by `flush` before offsets are committed.
+/// The broker's answers about dead letters: per letter (by its id in the store), delivered or
+/// why not.
+pub type DeadLetterReports = Arc<Mutex<Vec<(i64, Result<(), String>)>>>;
+
+/// Collects the broker's delivery reports for dead letters.
+pub struct DeadLetterContext(DeadLetterReports);
+
+impl rdkafka::ClientContext for DeadLetterContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        log_quietly(level, fac, message);
+    }
+}
+
+/// librdkafka's log lines, with those about connection failures at `debug`: the consumer's
+/// readiness sums them up in one line per interval (see `source::readiness`).
+pub fn log_quietly(level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+    if matches!(fac, "FAIL" | "BROKERFAIL" | "ERROR" | "CONNECT" | "RESOLVE") {
+        tracing::debug!(target: "librdkafka", fac, "{message}");
+    } else {
+        rdkafka::ClientContext::log(&rdkafka::client::DefaultClientContext, level, fac, message);
+    }
+}
+
+impl rdkafka::producer::ProducerContext for DeadLetterContext {
+    type DeliveryOpaque = Box<i64>;
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, id: Box<i64>) {
+        let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string());
+        crate::locks::lock(&self.0).push((*id, outcome));
+    }
+}
+
+/// The dead-letter producer and where its delivery reports arrive.
+pub fn dead_letter_producer(
+    bootstrap_servers: &str,
+    properties: &BTreeMap<String, String>,
+) -> Result<(BaseProducer<DeadLetterContext>, DeadLetterReports), rdkafka::error::KafkaError> {
+    let reports = DeadLetterReports::default();
+    let producer = producer_config(bootstrap_servers, properties)
+        .create_with_context(DeadLetterContext(Arc::clone(&reports)))?;
+    Ok((producer, reports))
+}
+
+/// Sends a dead letter (`id` in the store) to its topic, keyed by its origin, with headers
+/// naming the reason and where it came from. The broker's answer arrives in the producer's
+/// reports; the letter stays in the store until it is a success.
 pub fn send_dead_letter(
-    producer: &BaseProducer,
+    producer: &BaseProducer<DeadLetterContext>,
     topic: &str,
     letter: &DeadLetter,
+    id: i64,
 ) -> Result<(), rdkafka::error::KafkaError> {
     let partition = letter.partition.to_string();
     let offset = letter.offset.to_string();
@@ -128,7 +173,7 @@ pub fn send_dead_letter(
     let payload = letter.payload.as_deref().unwrap_or_default();
     producer
         .send(
-            BaseRecord::to(topic)
+            BaseRecord::with_opaque_to(topic, Box::new(id))
                 .key(&key)
                 .payload(payload)
                 .headers(headers),

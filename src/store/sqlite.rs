@@ -337,8 +337,8 @@ impl Store {
         .collect()
     }
 
-    /// Keeps a dead letter.
-    pub fn add_dead_letter(&self, stream: &str, letter: &DeadLetter) -> Result<(), StoreError> {
+    /// Keeps a dead letter; returns its id (to forget it once its topic confirmed it).
+    pub fn add_dead_letter(&self, stream: &str, letter: &DeadLetter) -> Result<i64, StoreError> {
         self.conn.execute(
             "INSERT INTO dead_letters (stream, topic, partition, msg_offset, reason, detail, payload, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -353,6 +353,13 @@ impl Store {
                 now_ms()
             ],
         )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Forgets a dead letter its dead-letter topic confirmed.
+    pub fn forget_dead_letter(&self, id: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM dead_letters WHERE id = ?1", params![id])?;
         Ok(())
     }
 

@@ -20,6 +20,8 @@ pub const RECORDS_TOTAL: &str = "driftgate_records_total";
 pub const WINDOWS_TOTAL: &str = "driftgate_windows_total";
 /// Messages that could not be decoded, by stream and reason.
 pub const DEAD_LETTERS_TOTAL: &str = "driftgate_dead_letters_total";
+/// Dead letters their dead-letter topic did not take, kept in the store instead.
+pub const DEAD_LETTERS_KEPT_TOTAL: &str = "driftgate_dead_letters_kept_total";
 /// Messages between the partition's high watermark and the next one to process.
 pub const CONSUMER_LAG: &str = "driftgate_consumer_lag";
 /// The latest window's p-value per feature (tests: ks, chi2, and permutation tests), by method.
@@ -79,6 +81,7 @@ struct Values {
     records: BTreeMap<String, u64>,
     windows: BTreeMap<String, u64>,
     dead_letters: BTreeMap<(String, String), u64>,
+    dead_letters_kept: u64,
     lag: BTreeMap<(String, i32), i64>,
     /// Per (stream, feature): method, p-value, distance, detected.
     feature_drift: BTreeMap<(String, String), FeatureDrift>,
@@ -226,6 +229,11 @@ impl Metrics {
         });
     }
 
+    /// Counts a dead letter its topic did not take (it is kept in the store).
+    pub fn dead_letter_kept(&self) {
+        self.with(|v| v.dead_letters_kept += 1);
+    }
+
     /// Records a closed window's report.
     pub fn window(&self, stream: &str, report: &WindowReport) {
         self.with(|v| {
@@ -306,6 +314,13 @@ impl Values {
                 escape(reason)
             );
         }
+        family(
+            out,
+            DEAD_LETTERS_KEPT_TOTAL,
+            "counter",
+            "Dead letters their topic did not take, kept in the store.",
+        );
+        let _ = writeln!(out, "{DEAD_LETTERS_KEPT_TOTAL} {}", self.dead_letters_kept);
         family(
             out,
             CONSUMER_LAG,
