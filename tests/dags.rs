@@ -529,3 +529,90 @@ env = { "BAD NAME" = "x", DRIFTGATE_RUN_ID = "forged" }
         ]
     );
 }
+
+/// Starts `sleep 600` as an orphan in a process group of its own (its parent, a shell, exits at
+/// once), as a task attempt is after the service that started it was killed; returns its pid.
+fn orphan() -> u32 {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "setsid sleep 600 >/dev/null 2>&1 & echo $!"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A run the store shows running, with one attempt of `train` recorded as running in `pid`
+/// started at `start` (clock ticks since boot).
+fn interrupted_run(runs: &mut Runs, pid: u32, start: u64) {
+    let request = request("r1", "policy/fraud/payments/1", "retrain");
+    assert!(runs.store.queue_run(&request).unwrap());
+    runs.store
+        .set_run_status("r1", RunStatus::Running, None, None)
+        .unwrap();
+    runs.store
+        .set_task(
+            "r1",
+            "retrain",
+            "train",
+            TaskStatus::Running,
+            "",
+            None,
+            None,
+        )
+        .unwrap();
+    runs.store
+        .set_attempt("r1", "train", 1, "log", None)
+        .unwrap();
+    runs.store
+        .set_attempt_process("r1", "train", 1, pid, start)
+        .unwrap();
+}
+
+/// Issue 21: after a SIGKILL of the service, its task processes ran on while the restarted
+/// service ran the same tasks again (up to 3 at once). Now the restart stops what is left of
+/// an interrupted run's attempts before queuing the run again, and records them interrupted.
+#[test]
+fn issue_21_a_task_left_running_by_a_crash_is_stopped_before_its_run_starts_again() {
+    use driftgate::dag::local::orphans;
+    let mut runs = Runs::new();
+    let pid = orphan();
+    let start = orphans::start_ticks(pid).expect("the orphan runs");
+    interrupted_run(&mut runs, pid, start);
+    driftgate::dag::executor::recover_interrupted(&runs.store);
+    assert!(!orphans::running(pid), "the orphan was stopped");
+    assert_eq!(
+        runs.store.run("r1").unwrap().unwrap().status,
+        RunStatus::Queued
+    );
+    let tasks = runs.store.run_tasks("r1").unwrap();
+    let attempt = &tasks[0].attempts[0];
+    assert!(attempt.finished_at.is_some());
+    assert!(
+        attempt.error.as_deref().unwrap().contains("was stopped"),
+        "{:?}",
+        attempt.error
+    );
+}
+
+/// A recorded pid now held by a process that started at another time is not the attempt's:
+/// it is left alone.
+#[test]
+fn issue_21_a_reused_pid_is_never_signalled() {
+    use driftgate::dag::local::orphans;
+    let mut runs = Runs::new();
+    let pid = orphan();
+    let start = orphans::start_ticks(pid).unwrap();
+    interrupted_run(&mut runs, pid, start + 1);
+    driftgate::dag::executor::recover_interrupted(&runs.store);
+    assert!(
+        orphans::running(pid),
+        "someone else's process was signalled"
+    );
+    // SAFETY: the test's own orphan, cleaned up.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+}

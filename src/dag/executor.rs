@@ -67,7 +67,7 @@ pub fn run_dispatcher(
         store,
         threads: Vec::new(),
     };
-    dispatcher.requeue_interrupted();
+    recover_interrupted(&dispatcher.store);
     let mut seen = 0;
     while !dispatcher.stop.load(Ordering::SeqCst) {
         dispatcher.dispatch_queued();
@@ -75,6 +75,25 @@ pub fn run_dispatcher(
     }
     for (_, thread) in dispatcher.threads {
         let _ = thread.join();
+    }
+}
+
+/// Runs a crash interrupted start again (finished tasks' outputs come back from the cache),
+/// once what is left of their attempts has been stopped: a task never runs twice at once.
+pub fn recover_interrupted(store: &Store) {
+    let interrupted = match store.runs_with_status(RunStatus::Running) {
+        Ok(runs) => runs,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot read interrupted runs");
+            return;
+        }
+    };
+    for run in interrupted {
+        if let Err(err) = super::local::orphans::stop_orphans(store, &run.id) {
+            tracing::error!(run = %run.id, error = %err, "cannot check the run's attempts");
+        }
+        tracing::warn!(run = %run.id, "run interrupted by a restart; queued again");
+        Recorder::new(store, &run.id, &run.dag).run_status(RunStatus::Queued, None, None);
     }
 }
 
@@ -90,17 +109,6 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Runs a crash interrupted start again (finished tasks' outputs come back from the cache).
-    fn requeue_interrupted(&self) {
-        if let Ok(interrupted) = self.store.runs_with_status(RunStatus::Running) {
-            for run in interrupted {
-                tracing::warn!(run = %run.id, "run interrupted by a restart; queued again");
-                self.recorder(&run)
-                    .run_status(RunStatus::Queued, None, None);
-            }
-        }
-    }
-
     /// Starts queued runs, oldest first, while there is room; a busy model's run waits or is
     /// skipped.
     fn dispatch_queued(&mut self) {

@@ -55,6 +55,14 @@ impl<'a> Recorder<'a> {
         self.logged(task, "the attempt", written);
     }
 
+    /// The process an attempt runs in (see [`super::local::orphans`]).
+    pub(crate) fn attempt_process(&self, task: &str, attempt: u32, pid: u32, start: u64) {
+        let written = self
+            .store
+            .set_attempt_process(self.run, task, attempt, pid, start);
+        self.logged(task, "the attempt's process", written);
+    }
+
     /// Whether someone asked to cancel the run (no, when the store cannot say).
     pub(crate) fn cancel_requested(&self) -> bool {
         let asked = self.store.cancel_requested(self.run);

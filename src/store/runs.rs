@@ -319,6 +319,45 @@ impl Store {
         Ok(())
     }
 
+    /// Records the process (and group) an attempt runs in, with its start time (clock ticks
+    /// since boot), so that a restart can tell it from a later process with the same id.
+    pub fn set_attempt_process(
+        &self,
+        run: &str,
+        task: &str,
+        attempt: u32,
+        pid: u32,
+        start: u64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE run_attempts SET pid = ?4, pid_start = ?5
+             WHERE run_id = ?1 AND task = ?2 AND attempt = ?3",
+            params![run, task, attempt, pid, start as i64],
+        )?;
+        Ok(())
+    }
+
+    /// A run's attempts that never finished and whose process was recorded: `(task, attempt,
+    /// pid, start)`.
+    pub fn unfinished_attempts(
+        &self,
+        run: &str,
+    ) -> Result<Vec<(String, u32, u32, u64)>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT task, attempt, pid, pid_start FROM run_attempts
+             WHERE run_id = ?1 AND finished_at IS NULL AND pid IS NOT NULL",
+        )?;
+        let rows = statement.query_map(params![run], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get::<_, Option<i64>>(3)?.unwrap_or(-1) as u64,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The outputs of the latest successful run of `task` of `dag` with this cache key.
     pub fn cached_outputs(
         &self,

@@ -9,7 +9,7 @@ use super::StoreError;
 use crate::pipeline::{Checkpoint, JudgedWindow};
 
 /// The schema version this build creates and reads.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -117,9 +117,29 @@ CREATE TABLE IF NOT EXISTS run_attempts (
     log         TEXT NOT NULL,
     started_at  INTEGER NOT NULL,
     finished_at INTEGER,
+    pid         INTEGER,             -- the attempt's process (and group), while it may run
+    pid_start   INTEGER,             -- its start time in clock ticks since boot (/proc)
     PRIMARY KEY (run_id, task, attempt)
 );
 ";
+
+/// Brings tables an older version created up to this one (columns added since).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    // Version 4: the attempt's process, to stop what a crash left running.
+    for (column, kind) in [("pid", "INTEGER"), ("pid_start", "INTEGER")] {
+        let exists: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('run_attempts') WHERE name = ?1",
+            [column],
+            |row| row.get(0),
+        )?;
+        if !exists {
+            conn.execute_batch(&format!(
+                "ALTER TABLE run_attempts ADD COLUMN {column} {kind}"
+            ))?;
+        }
+    }
+    Ok(())
+}
 
 /// A window report as read back from the store: the JSON its row holds, as the API serves it.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,6 +213,7 @@ impl Store {
         }
         conn.execute_batch(SCHEMA)
             .map_err(|e| open_error(e.to_string()))?;
+        migrate(&conn).map_err(|e| open_error(e.to_string()))?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| open_error(e.to_string()))?;
         Ok(Store { conn })

@@ -8,6 +8,7 @@
 //! starts, polls and settles attempts.
 
 mod gates;
+pub mod orphans;
 mod task;
 
 pub use task::retry_delay;

@@ -172,6 +172,12 @@ impl LocalRun<'_> {
         let child = self.spawn(task, &task_dir, &log, upstream, attempt);
         self.recorder
             .attempt(&task.name, attempt, &log.display().to_string(), None);
+        if let Ok(child) = &child {
+            if let Some(start) = super::orphans::start_ticks(child.id()) {
+                self.recorder
+                    .attempt_process(&task.name, attempt, child.id(), start);
+            }
+        }
         if child.is_ok() {
             tracing::info!(run = %self.request.id, task = %task.name, attempt, "task started");
         }
