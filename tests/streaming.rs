@@ -1056,6 +1056,52 @@ fn issue_21_a_missing_dead_letter_topic_loses_no_dead_letter() {
     assert_eq!(letters[0].payload.as_deref(), Some(&b"{not json"[..]));
 }
 
+/// Issue 21: after a topic was re-created (the broker lost its data), the new records were
+/// skipped as already counted, with no log line and a lag of 0. Here the checkpoint is moved
+/// beyond the partition's end, as a re-created topic leaves it: the restarted service resumes
+/// from the earliest offset (the default rule), counts it and raises `offsets_reset`.
+#[test]
+fn issue_21_a_checkpoint_beyond_the_partition_end_resumes_and_alerts() {
+    let Some(broker) = broker() else { return };
+    let setup = setup(broker, 1);
+    produce(&setup, 0, 4, usize::MAX, None);
+    let mut child = start(&setup);
+    wait_for(&setup.store, &mut child, "the first window", |s| {
+        s.latest_windows("payments", 10).is_ok_and(|w| w.len() == 1)
+    });
+    assert!(terminate(&mut child).success());
+    // The log the checkpoint counted is gone; the partition ends far before it.
+    {
+        let mut store = Store::open(&setup.store).unwrap();
+        let mut checkpoint = store.checkpoint("payments").unwrap().unwrap();
+        let key = format!("{}/0", setup.topic);
+        *checkpoint.next_offsets.get_mut(&key).unwrap() += 100_000;
+        store.commit("payments", &[], &checkpoint, 100).unwrap();
+    }
+    produce(&setup, 4, 4, usize::MAX, None);
+    let mut child = start(&setup);
+    wait_for(
+        &setup.store,
+        &mut child,
+        "the windows after the reset",
+        |s| s.latest_windows("payments", 10).is_ok_and(|w| w.len() >= 2),
+    );
+    let (_, metrics) = http_get(&setup.api, "/metrics");
+    assert!(
+        metrics.contains("driftgate_offset_resets_total{stream=\"payments\"} 1"),
+        "{metrics}"
+    );
+    assert!(terminate(&mut child).success());
+    let store = Store::open_read_only(&setup.store).unwrap();
+    let resets = store.alert_statuses(None, None, 100).unwrap();
+    assert!(
+        resets
+            .iter()
+            .any(|a| a.id.starts_with("offsets_reset:payments:0:")),
+        "{resets:?}"
+    );
+}
+
 /// Records counted by an instance: closed windows plus its open window.
 fn counted(store: &Store) -> u64 {
     let closed: u64 = store

@@ -13,7 +13,7 @@ mod run;
 pub mod slack;
 mod window;
 
-pub use run::{baseline_rotated, reload_failed, run_alert};
+pub use run::{baseline_rotated, offsets_reset, reload_failed, run_alert};
 pub use window::from_window;
 
 use std::time::Duration;
@@ -51,11 +51,14 @@ pub enum AlertKind {
     DataQuality,
     /// A configuration reload was refused.
     ConfigReloadFailed,
+    /// A partition's checkpointed offset was beyond its end (the topic was re-created or the
+    /// broker lost data); consumption resumed as `kafka.on_offset_reset` says.
+    OffsetsReset,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 9] = [
+    pub const ALL: [AlertKind; 10] = [
         AlertKind::DriftDetected,
         AlertKind::RetrainTriggered,
         AlertKind::RetrainSuppressed,
@@ -65,6 +68,7 @@ impl AlertKind {
         AlertKind::BaselineRotated,
         AlertKind::DataQuality,
         AlertKind::ConfigReloadFailed,
+        AlertKind::OffsetsReset,
     ];
 
     /// The name in documents and configuration.
@@ -79,6 +83,7 @@ impl AlertKind {
             AlertKind::BaselineRotated => "baseline_rotated",
             AlertKind::DataQuality => "data_quality",
             AlertKind::ConfigReloadFailed => "config_reload_failed",
+            AlertKind::OffsetsReset => "offsets_reset",
         }
     }
 

@@ -79,6 +79,22 @@ pub fn baseline_rotated(
     alert
 }
 
+/// A partition whose checkpoint (`from`) was beyond its end (`high`), resumed at `to`.
+pub fn offsets_reset(stream: &str, partition: &str, from: i64, high: i64, to: i64) -> Alert {
+    let at = now_rfc3339();
+    let mut alert = blank(
+        AlertKind::OffsetsReset,
+        format!("offsets_reset:{stream}:{partition}:{at}"),
+        format!(
+            "Partition {partition} of stream {stream} ends at offset {high}, before the checkpoint's \
+             {from}: the topic was re-created or the broker lost data; resuming at offset {to}"
+        ),
+    );
+    alert.stream = Some(stream.to_string());
+    alert.error = Some(format!("checkpoint at {from}, partition end at {high}"));
+    alert
+}
+
 /// A refused reload. Its id names the moment, so every refusal is one alert.
 pub fn reload_failed(error: &str) -> Alert {
     let at = now_rfc3339();

@@ -56,6 +56,7 @@ fn title(kind: AlertKind) -> &'static str {
         AlertKind::BaselineRotated => "Baseline rotated",
         AlertKind::DataQuality => "Data quality problem",
         AlertKind::ConfigReloadFailed => "Configuration reload refused",
+        AlertKind::OffsetsReset => "Offsets reset",
     }
 }
 

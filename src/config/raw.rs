@@ -111,6 +111,27 @@ pub struct RawKafka {
     /// that is unset or empty is a configuration error.
     #[serde(default)]
     pub properties_env: BTreeMap<String, String>,
+    /// What to do when a partition's checkpointed offset is beyond its end (the topic was
+    /// re-created, or the broker lost data): `"earliest"` resumes from the earliest offset the
+    /// partition has (nothing it holds is skipped; the default), `"latest"` from its end (only
+    /// new data). Either way it is logged, counted in `driftgate_offset_resets_total` and
+    /// raises an `offsets_reset` alert.
+    #[serde(default = "default_offset_reset")]
+    pub on_offset_reset: OffsetReset,
+}
+
+/// Where a partition whose checkpoint is beyond its end resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OffsetReset {
+    /// From the earliest offset the partition has.
+    Earliest,
+    /// From its end: only new messages.
+    Latest,
+}
+
+fn default_offset_reset() -> OffsetReset {
+    OffsetReset::Earliest
 }
 
 /// One consumer group per deployment unless told otherwise.

@@ -23,6 +23,8 @@ pub struct ServiceConfig {
     pub bootstrap_servers: Option<String>,
     /// The consumer group.
     pub group_id: String,
+    /// Where a partition whose checkpoint is beyond its end resumes.
+    pub offset_reset: super::raw::OffsetReset,
     /// librdkafka properties passed through.
     pub kafka_properties: BTreeMap<String, String>,
     /// The SQLite file.
@@ -111,6 +113,7 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         policies: files.policies,
         bootstrap_servers: (servers != "embedded").then(|| servers.to_string()),
         group_id: raw.kafka.group_id,
+        offset_reset: raw.kafka.on_offset_reset,
         kafka_properties,
         store_path: PathBuf::from(raw.store.path),
         checkpoint_interval: checkpoint_interval.expect("validated"),

@@ -158,6 +158,12 @@ impl StreamProcessor {
         &self.next_offsets
     }
 
+    /// Resumes `topic/partition` at `offset`: messages from there on are processed, also below
+    /// the checkpoint (for a partition whose log was lost and begun again).
+    pub fn resume_partition_at(&mut self, key: &str, offset: i64) {
+        self.next_offsets.insert(key.to_string(), offset);
+    }
+
     /// Processes one message.
     pub fn process(&mut self, message: Message<'_>) -> Outcome {
         let key = format!("{}/{}", message.topic, message.partition);

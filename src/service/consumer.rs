@@ -112,6 +112,7 @@ impl ConsumerContext for Context {
             }
             Rebalance::Assign(partitions) => {
                 tracing::info!(partitions = partitions.count(), "partitions assigned");
+                lock(&self.service).check_positions(consumer, partitions);
                 // Baselines were loaded before the consumer started; an assignment (even an
                 // empty one, when there are more instances than partitions) means the group
                 // has taken this instance in.

@@ -87,6 +87,8 @@ struct Service {
     alerts: AlertSettings,
     /// Models and DAGs, shared with the API and the executor.
     catalog: SharedCatalog,
+    /// Where a partition whose checkpoint is beyond its end resumes.
+    offset_reset: crate::config::raw::OffsetReset,
 }
 
 /// Runs the service until `stop` is set, then checkpoints, commits and returns. `path` is the
@@ -122,6 +124,7 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
         runs,
         alerts: config.alerts.clone(),
         catalog,
+        offset_reset: config.offset_reset,
     }));
     let consumer =
         consumer::subscribe(&config, brokers.servers(), Arc::clone(&service), readiness)?;

@@ -10,6 +10,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{consequences, Service, ServiceError};
+use crate::config::raw::OffsetReset;
 use crate::config::ServiceConfig;
 use crate::pipeline::JudgedWindow;
 use crate::pipeline::{Message, StreamProcessor};
@@ -313,6 +314,86 @@ impl Service {
             }
         }
         list
+    }
+
+    /// For newly assigned partitions: a checkpoint beyond the partition's end means the topic
+    /// was re-created or the broker lost data. Without this, every message below the old
+    /// checkpoint would be skipped as already counted. The partition resumes as
+    /// `kafka.on_offset_reset` says; it is logged, counted and alerted.
+    pub(super) fn check_positions<C: rdkafka::consumer::ConsumerContext>(
+        &mut self,
+        consumer: &rdkafka::consumer::BaseConsumer<C>,
+        assigned: &TopicPartitionList,
+    ) {
+        use rdkafka::consumer::Consumer;
+        for element in assigned.elements() {
+            let (topic, partition) = (element.topic(), element.partition());
+            let Some(&index) = self.streams.by_topic.get(topic) else {
+                continue;
+            };
+            let key = format!("{topic}/{partition}");
+            let processor = &self.streams.processors[index];
+            let Some(&next) = processor.next_offsets().get(&key) else {
+                continue;
+            };
+            let (low, high) =
+                match consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
+                    Ok(marks) => marks,
+                    Err(err) => {
+                        tracing::warn!(partition = %key, error = %err,
+                            "cannot read the partition's offsets to check the checkpoint");
+                        continue;
+                    }
+                };
+            if next <= high {
+                continue;
+            }
+            let to = match self.offset_reset {
+                OffsetReset::Earliest => low,
+                OffsetReset::Latest => high,
+            };
+            self.resume_partition(index, &key, (next, high, to), consumer);
+        }
+    }
+
+    /// Resumes a partition at `to` (its checkpoint `next` was beyond its end `high`).
+    fn resume_partition<C: rdkafka::consumer::ConsumerContext>(
+        &mut self,
+        index: usize,
+        key: &str,
+        (next, high, to): (i64, i64, i64),
+        consumer: &rdkafka::consumer::BaseConsumer<C>,
+    ) {
+        use rdkafka::consumer::{CommitMode, Consumer};
+        let processor = &mut self.streams.processors[index];
+        let stream = processor.settings().name.clone();
+        tracing::error!(stream = %stream, partition = %key, checkpoint = next, end = high, resume_at = to,
+            "the partition ends before its checkpoint (re-created topic or lost data); resuming");
+        processor.resume_partition_at(key, to);
+        self.metrics.offset_reset(&stream);
+        // The group's committed offset is beyond the end as well: start from `to`, whatever
+        // `auto.offset.reset` says.
+        if let Some((topic, partition)) = key
+            .rsplit_once('/')
+            .and_then(|(t, p)| Some((t, p.parse().ok()?)))
+        {
+            let mut list = TopicPartitionList::new();
+            if list
+                .add_partition_offset(topic, partition, Offset::Offset(to))
+                .is_ok()
+            {
+                if let Err(err) = consumer.commit(&list, CommitMode::Sync) {
+                    tracing::warn!(partition = %key, error = %err, "cannot commit the resumed offset");
+                }
+            }
+        }
+        let partition = key.rsplit_once('/').map_or(key, |(_, p)| p);
+        let alert = crate::alert::offsets_reset(&stream, partition, next, high, to);
+        let routed = crate::alert::route(&self.alerts, vec![alert]);
+        match self.store.enqueue_alerts(&routed) {
+            Ok(()) => self.wake.notify(),
+            Err(err) => tracing::error!(error = %err, "cannot queue the offsets_reset alert"),
+        }
     }
 
     /// Lag per partition from librdkafka's statistics: its high watermark minus the next offset

@@ -20,6 +20,8 @@ pub const RECORDS_TOTAL: &str = "driftgate_records_total";
 pub const WINDOWS_TOTAL: &str = "driftgate_windows_total";
 /// Messages that could not be decoded, by stream and reason.
 pub const DEAD_LETTERS_TOTAL: &str = "driftgate_dead_letters_total";
+/// Partitions whose checkpoint was beyond their end, by stream.
+pub const OFFSET_RESETS_TOTAL: &str = "driftgate_offset_resets_total";
 /// Dead letters their dead-letter topic did not take, kept in the store instead.
 pub const DEAD_LETTERS_KEPT_TOTAL: &str = "driftgate_dead_letters_kept_total";
 /// Messages between the partition's high watermark and the next one to process.
@@ -82,6 +84,7 @@ struct Values {
     windows: BTreeMap<String, u64>,
     dead_letters: BTreeMap<(String, String), u64>,
     dead_letters_kept: u64,
+    offset_resets: BTreeMap<String, u64>,
     lag: BTreeMap<(String, i32), i64>,
     /// Per (stream, feature): method, p-value, distance, detected.
     feature_drift: BTreeMap<(String, String), FeatureDrift>,
@@ -229,6 +232,11 @@ impl Metrics {
         });
     }
 
+    /// Counts a partition of `stream` resumed because its checkpoint was beyond its end.
+    pub fn offset_reset(&self, stream: &str) {
+        self.with(|v| *v.offset_resets.entry(stream.to_string()).or_insert(0) += 1);
+    }
+
     /// Counts a dead letter its topic did not take (it is kept in the store).
     pub fn dead_letter_kept(&self) {
         self.with(|v| v.dead_letters_kept += 1);
@@ -321,6 +329,19 @@ impl Values {
             "Dead letters their topic did not take, kept in the store.",
         );
         let _ = writeln!(out, "{DEAD_LETTERS_KEPT_TOTAL} {}", self.dead_letters_kept);
+        family(
+            out,
+            OFFSET_RESETS_TOTAL,
+            "counter",
+            "Partitions resumed because their checkpoint was beyond their end.",
+        );
+        for (stream, n) in &self.offset_resets {
+            let _ = writeln!(
+                out,
+                "{OFFSET_RESETS_TOTAL}{{stream=\"{}\"}} {n}",
+                escape(stream)
+            );
+        }
         family(
             out,
             CONSUMER_LAG,
