@@ -27,14 +27,11 @@ pub struct RawDag {
     /// pipeline_version_id, experiment_id, token_env, poll, timeout }`.
     #[serde(default)]
     pub kubeflow: Option<RawKubeflow>,
-    /// Environment variables set for every task of this DAG (a task's own `env` wins) (e.g. `env = { MLFLOW_TRACKING_URI =
-    /// "http://mlflow:5000" }`). A task starts from a clean environment: `PATH`, `HOME`,
-    /// `TMPDIR`, `TZ`, `LANG`, `LANGUAGE`, `LC_*`, the `DRIFTGATE_*` task variables, and what
-    /// `env` and `pass_env` add; nothing else of the service's (its secrets stay its own).
+    /// Environment variables set for every task of this DAG; a task's own `env` wins (see
+    /// the task's `env` for the clean environment tasks start from).
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
-    /// Names of the service's environment variables passed on to every task of this DAG (a task's own `env` wins) as they are (e.g.
-    /// `pass_env = ["AWS_PROFILE"]`); unset ones are left out.
+    /// Names of the service's environment variables every task of this DAG gets, as they are.
     #[serde(default)]
     pub pass_env: Vec<String>,
 }
