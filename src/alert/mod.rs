@@ -283,7 +283,8 @@ pub(crate) fn blank(kind: AlertKind, id: String, summary: String) -> Alert {
 mod tests {
     use super::*;
 
-    fn settings() -> AlertSettings {
+    /// Alert settings with no sink, for the alert modules' tests.
+    pub(super) fn settings() -> AlertSettings {
         AlertSettings {
             link_base: "http://127.0.0.1:9464".into(),
             missing_rate: 0.05,

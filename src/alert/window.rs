@@ -228,16 +228,8 @@ fn alert_decision(decision: &Decision) -> AlertDecision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{AlertKind, AlertSettings};
-
-    fn settings() -> AlertSettings {
-        AlertSettings {
-            link_base: "http://127.0.0.1:9464".into(),
-            missing_rate: 0.05,
-            dead_letter_rate: 0.01,
-            sinks: Vec::new(),
-        }
-    }
+    use crate::alert::tests::settings;
+    use crate::alert::AlertKind;
 
     fn model(name: &str, features: &[&str]) -> Model {
         Model {
