@@ -2,6 +2,7 @@
 //! suppression, and data quality.
 
 use super::{blank, Alert, AlertDecision, AlertKind, AlertSettings, AlertWindow, DriftedFeature};
+use crate::drift::FeatureReport;
 use crate::pipeline::{JudgedWindow, WindowReport};
 use crate::policy::{Decision, Model, Outcome};
 
@@ -149,11 +150,19 @@ impl About<'_> {
     }
 }
 
-/// The features among `names` whose drift the report detected, with their numbers.
-fn drifted_of(report: &WindowReport, names: &[String]) -> Vec<DriftedFeature> {
+/// The features among `names` whose drift the report detected.
+fn drifted_among<'r>(
+    report: &'r WindowReport,
+    names: &'r [String],
+) -> impl Iterator<Item = &'r FeatureReport> {
     report
         .drifted_features()
-        .filter(|f| names.contains(&f.name))
+        .filter(move |f| names.contains(&f.name))
+}
+
+/// The features among `names` whose drift the report detected, with their numbers.
+fn drifted_of(report: &WindowReport, names: &[String]) -> Vec<DriftedFeature> {
+    drifted_among(report, names)
         .map(|f| DriftedFeature {
             name: f.name.clone(),
             // The alert carries the report's objects as they are (JSON leaves here).
@@ -165,9 +174,7 @@ fn drifted_of(report: &WindowReport, names: &[String]) -> Vec<DriftedFeature> {
 
 /// "amount (ks 1.000e-9), country (chi2 3.000e-4)".
 fn describe(report: &WindowReport, names: &[String]) -> String {
-    report
-        .drifted_features()
-        .filter(|f| names.contains(&f.name))
+    drifted_among(report, names)
         .map(|f| match f.drift.score.filter(|s| s.is_finite()) {
             Some(score) => format!("{} ({} {score:.3e})", f.name, f.drift.method.as_str()),
             None => f.name.clone(),

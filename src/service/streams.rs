@@ -352,7 +352,7 @@ impl Service {
                 OffsetReset::Earliest => low,
                 OffsetReset::Latest => high,
             };
-            self.resume_partition(index, &key, (next, high, to), consumer);
+            self.resume_partition(index, (topic, partition), (next, high, to), consumer);
         }
     }
 
@@ -360,35 +360,30 @@ impl Service {
     fn resume_partition<C: rdkafka::consumer::ConsumerContext>(
         &mut self,
         index: usize,
-        key: &str,
+        (topic, partition): (&str, i32),
         (next, high, to): (i64, i64, i64),
         consumer: &rdkafka::consumer::BaseConsumer<C>,
     ) {
         use rdkafka::consumer::{CommitMode, Consumer};
+        let key = format!("{topic}/{partition}");
         let processor = &mut self.streams.processors[index];
         let stream = processor.settings().name.clone();
         tracing::error!(stream = %stream, partition = %key, checkpoint = next, end = high, resume_at = to,
             "the partition ends before its checkpoint (re-created topic or lost data); resuming");
-        processor.resume_partition_at(key, to);
+        processor.resume_partition_at(&key, to);
         self.metrics.offset_reset(&stream);
         // The group's committed offset is beyond the end as well: start from `to`, whatever
         // `auto.offset.reset` says.
-        if let Some((topic, partition)) = key
-            .rsplit_once('/')
-            .and_then(|(t, p)| Some((t, p.parse().ok()?)))
+        let mut list = TopicPartitionList::new();
+        if list
+            .add_partition_offset(topic, partition, Offset::Offset(to))
+            .is_ok()
         {
-            let mut list = TopicPartitionList::new();
-            if list
-                .add_partition_offset(topic, partition, Offset::Offset(to))
-                .is_ok()
-            {
-                if let Err(err) = consumer.commit(&list, CommitMode::Sync) {
-                    tracing::warn!(partition = %key, error = %err, "cannot commit the resumed offset");
-                }
+            if let Err(err) = consumer.commit(&list, CommitMode::Sync) {
+                tracing::warn!(partition = %key, error = %err, "cannot commit the resumed offset");
             }
         }
-        let partition = key.rsplit_once('/').map_or(key, |(_, p)| p);
-        let alert = crate::alert::offsets_reset(&stream, partition, next, high, to);
+        let alert = crate::alert::offsets_reset(&stream, &partition.to_string(), next, high, to);
         let routed = crate::alert::route(&self.alerts, vec![alert]);
         match self.store.enqueue_alerts(&routed) {
             Ok(()) => self.wake.notify(),

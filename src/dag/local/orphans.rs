@@ -39,8 +39,8 @@ pub fn stop_orphans(store: &Store, run: &str) -> Result<usize, StoreError> {
         } else {
             "interrupted by a restart"
         };
-        let log = String::new();
-        store.set_attempt(run, &task, attempt, &log, Some((None, Some(error))))?;
+        // Finishing an attempt keeps the log path recorded at its start.
+        store.set_attempt(run, &task, attempt, "", Some((None, Some(error))))?;
     }
     Ok(stopped)
 }
