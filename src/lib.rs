@@ -53,6 +53,7 @@ pub mod locks;
 mod parallel;
 pub mod pipeline;
 pub mod policy;
+pub mod redact;
 pub mod replay;
 pub mod retry;
 mod rng;

@@ -29,6 +29,22 @@ pub enum DeliveryFailure {
     Permanent(String),
 }
 
+impl DeliveryFailure {
+    /// The failure with the secrets of any URL in its message masked (see [`crate::redact`]),
+    /// before it is logged or stored.
+    pub fn redacted(self) -> DeliveryFailure {
+        match self {
+            DeliveryFailure::Retry { error, after } => DeliveryFailure::Retry {
+                error: crate::redact::secrets(&error),
+                after,
+            },
+            DeliveryFailure::Permanent(error) => {
+                DeliveryFailure::Permanent(crate::redact::secrets(&error))
+            }
+        }
+    }
+}
+
 /// The headers of a signed webhook request: `X-Driftgate-Timestamp` (Unix seconds) and
 /// `X-Driftgate-Signature`: `v1=` and the hex HMAC-SHA256, keyed by the secret, of
 /// `"{timestamp}.{body}"`.
@@ -56,7 +72,11 @@ struct KafkaSink {
 /// Collects the broker's delivery reports for the Kafka sink.
 struct DeliveryReports(Arc<Mutex<Vec<Result<(), String>>>>);
 
-impl rdkafka::ClientContext for DeliveryReports {}
+impl rdkafka::ClientContext for DeliveryReports {
+    fn stats_raw(&self, statistics: &[u8]) {
+        crate::source::kafka::stats_quietly("alerts", statistics);
+    }
+}
 
 impl rdkafka::producer::ProducerContext for DeliveryReports {
     type DeliveryOpaque = ();
@@ -339,7 +359,9 @@ fn attempt(
     let kind = delivery.alert.kind.as_str();
     let attempts = delivery.attempts + 1;
     let started = Instant::now();
-    let result = sender.send(&delivery.alert);
+    let result = sender
+        .send(&delivery.alert)
+        .map_err(DeliveryFailure::redacted);
     let age = Duration::from_millis((crate::store::now_ms() - delivery.created_ms).max(0) as u64);
     match result {
         Ok(()) => {

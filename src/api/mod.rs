@@ -15,7 +15,10 @@ mod logs;
 mod openapi;
 mod params;
 mod runs;
+mod server;
 mod times;
+
+pub use server::Limits;
 
 use crate::telemetry::Metrics;
 use params::{json_error, Params};
@@ -125,12 +128,20 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `200 {"ready": true}`, or `503 {"ready": false, "reason": "…"}` saying why not.
+/// `200 {"ready": true, "checks": {…}}`, or `503 {"ready": false, "reason": "…", "checks": {…}}`
+/// saying why not: the consumer group, the brokers (a metadata probe) and the store.
 #[utoipa::path(get, path = "/readyz", tag = "service", responses(
     (status = 200, description = "The instance takes part in its consumer group", body = crate::source::readiness::ReadyStatus),
     (status = 503, description = "Not ready, and why", body = crate::source::readiness::ReadyStatus)))]
 async fn readyz(State(state): State<ApiState>) -> Response {
-    let status = state.readiness.status();
+    let path = state.store_path.clone();
+    let store = tokio::task::spawn_blocking(move || {
+        crate::store::Store::open_read_only(&path)?.reachable()
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|checked| checked.map_err(|e| e.to_string()));
+    let status = state.readiness.status(store);
     let code = if status.ready {
         StatusCode::OK
     } else {
@@ -496,13 +507,15 @@ async fn reload(State(state): State<ApiState>, headers: axum::http::HeaderMap) -
     }
 }
 
-/// Binds `listen` and serves the API on a background thread until `stop` is set. Returns the
-/// bound address (useful with port 0).
+/// Binds `listen` and serves the API within `limits` on a background thread until `stop` is
+/// set. Returns the bound address (useful with port 0).
 pub fn spawn(
     listen: SocketAddr,
+    limits: Limits,
     state: ApiState,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
+    server::ensure_open_files(limits.max_connections);
     let listener = std::net::TcpListener::bind(listen)?;
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
@@ -520,17 +533,12 @@ pub fn spawn(
                         return;
                     }
                 };
-                let shutdown = async move {
+                let stopped = async move {
                     while !stop.load(Ordering::SeqCst) {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 };
-                if let Err(err) = axum::serve(listener, router(state))
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    tracing::error!(error = %err, "api server failed");
-                }
+                server::serve(listener, router(state), &limits, stopped).await;
             });
         })?;
     Ok((address, handle))

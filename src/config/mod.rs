@@ -32,8 +32,13 @@ pub enum ConfigError {
     },
     /// The file, or an environment override, does not have the expected shape: the message
     /// names the place (`file:line:column`, or the variable) and the key path.
-    #[error("{0}")]
-    Shape(String),
+    #[error("{message}")]
+    Shape {
+        /// The whole message: place, key path and what is wrong.
+        message: String,
+        /// The place and key path alone (see [`ConfigError::public`]).
+        at: String,
+    },
     /// The file parsed, but some values are invalid; every problem is listed.
     #[error("{path}: {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid {
@@ -42,6 +47,34 @@ pub enum ConfigError {
         /// Every problem found.
         problems: Vec<ConfigProblem>,
     },
+}
+
+/// What the public form of a configuration error says instead of the values.
+const SEE_DETAILS: &str =
+    "the values are not repeated here; `driftgate config check FILE` says what is wrong";
+
+impl ConfigError {
+    /// The error as it may leave the host — in the reload API's answer, an alert, the alerts
+    /// API: files, lines and key paths, never a value or a line of a file (a file may hold
+    /// secrets, or be a symlink to one). The full message (`Display`) goes to the log and to
+    /// `driftgate check`, which only the file's reader sees.
+    pub fn public(&self) -> String {
+        match self {
+            ConfigError::Parse { path, message } => format!("{}: {message}", path.display()),
+            ConfigError::Shape { at, .. } => {
+                format!("{at}: not the expected shape ({SEE_DETAILS})")
+            }
+            ConfigError::Invalid { path, problems } => {
+                let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+                format!(
+                    "{}: {} problem(s) at {} ({SEE_DETAILS})",
+                    path.display(),
+                    problems.len(),
+                    keys.join(", ")
+                )
+            }
+        }
+    }
 }
 
 /// Parses a duration like `"30s"`, `"5m"` or `"1d"`; zero only when `zero_ok`. The error is

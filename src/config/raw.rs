@@ -31,6 +31,11 @@ pub struct RawConfig {
     /// (`"config/policies/*.toml"`).
     #[serde(default)]
     pub include: Vec<String>,
+    /// Streams that may be left without any model or policy by a reload. A reload that would
+    /// leave another stream that has some without any is refused (an emptied or half-written
+    /// policies file must not switch monitoring off); name the stream here to do it on purpose.
+    #[serde(default)]
+    pub unmonitored_streams: Vec<String>,
     /// Models: which features of which stream they read, and the DAG that retrains them.
     #[serde(default)]
     pub models: Vec<super::policies::RawModel>,
@@ -172,14 +177,64 @@ pub struct RawApi {
     /// Address the HTTP API listens on (`/healthz`, `/readyz`, `/metrics`, `/api/v1/*`).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// A client must send a request's headers within this time after connecting (or after its
+    /// previous answer, on a kept-alive connection), or the connection is closed, e.g. `"10s"`.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: String,
+    /// A request that has not been answered in this time gets `503` (waiting for a free slot
+    /// counts), e.g. `"30s"`.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: String,
+    /// Connections held at once; beyond it, new connections wait in the listen queue until one
+    /// closes. Keep it well under the process's open-file limit (the store needs files too).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// `/api/v1/*` requests served at once; others wait for a slot (within `request_timeout`).
+    /// `/healthz`, `/readyz` and `/metrics` never wait.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// The largest answer, in bytes: a bigger one is refused with `500` and a hint to ask for
+    /// less (`?limit=`), so one request cannot take the service's memory.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
 }
 
 impl Default for RawApi {
     fn default() -> Self {
         RawApi {
             listen: default_listen(),
+            header_timeout: default_header_timeout(),
+            request_timeout: default_request_timeout(),
+            max_connections: default_max_connections(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+            max_response_bytes: default_max_response_bytes(),
         }
     }
+}
+
+/// Long enough for a slow network, short enough that idle or stalled clients free their slot.
+fn default_header_timeout() -> String {
+    "10s".to_string()
+}
+
+/// Longer than any answer takes on a healthy store.
+fn default_request_timeout() -> String {
+    "30s".to_string()
+}
+
+/// Far more than dashboards and scrapers need, far less than the usual open-file limit.
+fn default_max_connections() -> usize {
+    512
+}
+
+/// Enough to keep both cores busy; bounds the memory of large answers.
+fn default_max_concurrent_requests() -> usize {
+    16
+}
+
+/// 32 MiB: a thousand large window reports fit.
+fn default_max_response_bytes() -> usize {
+    32 * 1024 * 1024
 }
 
 /// Loopback only by default: exposing the API is a deliberate choice.
@@ -350,14 +405,23 @@ impl RawConfig {
                 err.to_string()
             },
         })?;
-        let from_file = super::toml_error::parse::<RawConfig>(path, &text)
-            .map_err(|err| ConfigError::Shape(err.to_string()))?;
+        let from_file = super::toml_error::parse::<RawConfig>(path, &text).map_err(|err| {
+            ConfigError::Shape {
+                message: err.to_string(),
+                at: err.at(),
+            }
+        })?;
         let overrides = environment_overrides();
         if overrides.is_empty() {
             return Ok(from_file);
         }
-        with_overrides(path, &overrides)
-            .map_err(|_| ConfigError::Shape(describe_bad_overrides(path, &overrides)))
+        with_overrides(path, &overrides).map_err(|_| ConfigError::Shape {
+            message: describe_bad_overrides(path, &overrides),
+            at: format!(
+                "the environment overrides ({})",
+                overrides.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })
     }
 }
 

@@ -56,10 +56,20 @@ pub type ReloadRequest = SyncSender<ReloadResult>;
 /// last one before reloading, so a half-written file is not read.
 const SETTLE: Duration = Duration::from_millis(300);
 
+/// A file-triggered reload that was refused is read again this many times, [`RETRY_AFTER`]
+/// apart, before the refusal is reported: an editor or a deploy tool may truncate a file and
+/// write it later than [`SETTLE`].
+pub const FILE_ATTEMPTS: u32 = 4;
+
+/// The wait before reading refused files again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Collects reload requests from their three sources.
 pub struct Reloads {
     signal: Arc<AtomicBool>,
     last_file_event: Arc<Mutex<Option<Instant>>>,
+    /// A refused file reload to try again: when, and which attempt it will be.
+    retry: Mutex<Option<(Instant, u32)>>,
     api: Receiver<ReloadRequest>,
     /// Kept alive for as long as files are watched.
     _watcher: Option<notify::RecommendedWatcher>,
@@ -67,8 +77,14 @@ pub struct Reloads {
 
 /// Why a reload is due.
 pub enum Due {
-    /// SIGHUP or a file change: log the outcome.
+    /// SIGHUP: log the outcome.
     Quiet,
+    /// A file change: the `attempt`-th reading (from 1) of the changed files; a refusal before
+    /// [`FILE_ATTEMPTS`] is retried ([`Reloads::retry`]) rather than reported.
+    File {
+        /// Which reading this is.
+        attempt: u32,
+    },
     /// The API: answer on the channel.
     Answer(ReloadRequest),
 }
@@ -92,6 +108,7 @@ impl Reloads {
             Reloads {
                 signal,
                 last_file_event,
+                retry: Mutex::new(None),
                 api,
                 _watcher: watcher,
             },
@@ -111,10 +128,24 @@ impl Reloads {
         let mut last = crate::locks::lock(&self.last_file_event);
         if last.is_some_and(|at| at.elapsed() >= SETTLE) {
             *last = None;
+            *crate::locks::lock(&self.retry) = None;
             tracing::info!("configuration files changed: reloading models and policies");
-            return Some(Due::Quiet);
+            return Some(Due::File { attempt: 1 });
         }
-        None
+        let mut retry = crate::locks::lock(&self.retry);
+        match *retry {
+            Some((at, attempt)) if Instant::now() >= at => {
+                *retry = None;
+                Some(Due::File { attempt })
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads the files again after [`RETRY_AFTER`], as attempt `attempt + 1`, unless they
+    /// change before (which starts over).
+    pub fn retry(&self, attempt: u32) {
+        *crate::locks::lock(&self.retry) = Some((Instant::now() + RETRY_AFTER, attempt + 1));
     }
 }
 

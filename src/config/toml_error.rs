@@ -17,6 +17,27 @@ pub struct TomlError {
     pub place: String,
     /// The key path as written (`streams[0].window.records`) and what is wrong there.
     pub message: String,
+    /// The key path alone (empty when the problem is not at a key, e.g. a syntax error).
+    pub key: String,
+}
+
+impl TomlError {
+    /// Where: `file:line:column`, and the key path when there is one.
+    pub fn at(&self) -> String {
+        if self.key.is_empty() {
+            self.place.clone()
+        } else {
+            format!("{}: {}", self.place, self.key)
+        }
+    }
+
+    /// What is wrong, without the place and the key.
+    pub fn what(&self) -> &str {
+        self.message
+            .strip_prefix(&format!("{}: ", self.key))
+            .filter(|_| !self.key.is_empty())
+            .unwrap_or(&self.message)
+    }
 }
 
 /// Parses `text` (the contents of `file`) into `T`; the error is one line a user can act on.
@@ -33,12 +54,17 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, TomlErro
             None => file.display().to_string(),
         };
         let message = plain(inner.message(), &key);
-        let message = if key.is_empty() || key == "." {
+        let key = if key == "." { String::new() } else { key };
+        let message = if key.is_empty() {
             message
         } else {
             format!("{key}: {message}")
         };
-        TomlError { place, message }
+        TomlError {
+            place,
+            message,
+            key,
+        }
     })
 }
 

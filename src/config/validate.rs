@@ -35,12 +35,16 @@ pub struct ServiceConfig {
     pub keep_windows: u64,
     /// The API's address.
     pub api_listen: SocketAddr,
+    /// The API's timeouts and limits.
+    pub api_limits: crate::api::Limits,
     /// Time allowed for a graceful stop.
     pub shutdown_timeout: Duration,
     /// The streams, in file order.
     pub streams: Vec<StreamSettings>,
     /// The `include` patterns, for watching the files they name.
     pub includes: Vec<String>,
+    /// Streams a reload may leave without models or policies.
+    pub unmonitored_streams: Vec<String>,
     /// Models, from the service file then the included files.
     pub models: Vec<crate::policy::Model>,
     /// Trigger policies, in the same order.
@@ -99,9 +103,18 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         problems.add("store.keep_windows", "must be at least 1");
     }
     let api_listen = listen(&raw.api.listen, &mut problems);
+    let api_limits = api_limits(&raw.api, &mut problems);
     let shutdown_timeout =
         problems.duration("service.shutdown_timeout", &raw.service.shutdown_timeout);
     let streams = streams(&raw.streams, &mut problems);
+    for (i, name) in raw.unmonitored_streams.iter().enumerate() {
+        if !streams.iter().any(|s| &s.name == name) {
+            problems.add(
+                format!("unmonitored_streams[{i}]"),
+                "is not a stream's name",
+            );
+        }
+    }
     let files = policy_files(&raw, &streams, api_listen, &mut problems);
     let runs = runs(&raw, &mut problems);
     if !problems.is_empty() {
@@ -109,6 +122,7 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
     }
     Ok(ServiceConfig {
         includes: raw.include.clone(),
+        unmonitored_streams: raw.unmonitored_streams.clone(),
         models: files.models,
         policies: files.policies,
         bootstrap_servers: (servers != "embedded").then(|| servers.to_string()),
@@ -119,6 +133,7 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         checkpoint_interval: checkpoint_interval.expect("validated"),
         keep_windows: raw.store.keep_windows,
         api_listen: api_listen.expect("validated"),
+        api_limits: api_limits.expect("validated"),
         shutdown_timeout: shutdown_timeout.expect("validated"),
         streams,
         alerts: files.alerts,
@@ -149,6 +164,33 @@ fn kafka_properties(raw: &RawConfig, problems: &mut Problems) -> BTreeMap<String
         }
     }
     properties
+}
+
+/// The API's timeouts and limits.
+fn api_limits(raw: &super::raw::RawApi, problems: &mut Problems) -> Option<crate::api::Limits> {
+    let header_timeout = problems.duration("api.header_timeout", &raw.header_timeout);
+    let request_timeout = problems.duration("api.request_timeout", &raw.request_timeout);
+    let counts = [
+        ("api.max_connections", raw.max_connections, 1),
+        (
+            "api.max_concurrent_requests",
+            raw.max_concurrent_requests,
+            1,
+        ),
+        ("api.max_response_bytes", raw.max_response_bytes, 65_536),
+    ];
+    for (key, value, least) in counts {
+        if value < least {
+            problems.add(key, format!("must be at least {least}"));
+        }
+    }
+    Some(crate::api::Limits {
+        header_timeout: header_timeout?,
+        request_timeout: request_timeout?,
+        max_connections: raw.max_connections.max(1),
+        max_concurrent_requests: raw.max_concurrent_requests.max(1),
+        max_response_bytes: raw.max_response_bytes,
+    })
 }
 
 /// The API's listen address.

@@ -66,7 +66,7 @@ pub fn send(
 ) -> Result<reqwest::blocking::Response, HttpError> {
     let response = request.send().map_err(|e| HttpError {
         status: None,
-        message: e.to_string(),
+        message: crate::redact::secrets(&e.to_string()),
     })?;
     let status = response.status();
     if status.is_success() {
@@ -80,7 +80,7 @@ pub fn send(
         .collect();
     Err(HttpError {
         status: Some(status.as_u16()),
-        message: text.trim().to_string(),
+        message: crate::redact::secrets(text.trim()),
     })
 }
 
@@ -105,9 +105,10 @@ pub fn read(
     doing: &str,
 ) -> Result<Value, RemoteFailure> {
     let response = answer.map_err(|e| failure(e, doing))?;
-    response
-        .json()
-        .map_err(|e| RemoteFailure::Retry(format!("{doing}: unreadable answer: {e}")))
+    response.json().map_err(|e| {
+        let error = crate::redact::secrets(&e.to_string());
+        RemoteFailure::Retry(format!("{doing}: unreadable answer: {error}"))
+    })
 }
 
 /// What every orchestrator receives about the run: its parameters or `conf`.

@@ -2,8 +2,9 @@
 //! and its context (lag from statistics, a checkpoint before partitions are revoked, readiness),
 //! and offset commits.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, TopicPartitionList};
@@ -135,5 +136,34 @@ pub(super) fn commit(
     }
     if let Err(err) = consumer.commit(offsets, mode) {
         tracing::warn!(error = %err, "offset commit failed");
+    }
+}
+
+/// How often the brokers are probed for readiness.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a probe waits for the brokers' answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Until `stop`, asks the brokers for `topic`'s metadata every [`PROBE_INTERVAL`] and tells
+/// readiness whether they answered within [`PROBE_TIMEOUT`]. Runs beside the consumer loop (a
+/// paused broker blocks the probe, never the loop).
+pub(super) fn probe_brokers(consumer: &BaseConsumer<Context>, topic: &str, stop: &AtomicBool) {
+    let readiness = &consumer.context().readiness;
+    let mut next = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        if Instant::now() >= next {
+            let outcome = consumer
+                .fetch_metadata(Some(topic), PROBE_TIMEOUT)
+                .map(|_| ())
+                .map_err(|e| {
+                    format!(
+                        "the Kafka brokers at {} (kafka.bootstrap_servers) did not answer a metadata request within {PROBE_TIMEOUT:?}: {e}",
+                        readiness.bootstrap_servers()
+                    )
+                });
+            readiness.probed(outcome);
+            next = Instant::now() + PROBE_INTERVAL;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -33,7 +33,9 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::message::Message as _;
 
 use crate::config::alerts::AlertSettings;
-use crate::config::reload::{Catalog, Due, ReloadResult, ReloadSummary, Reloads, SharedCatalog};
+use crate::config::reload::{
+    Catalog, Due, ReloadResult, ReloadSummary, Reloads, SharedCatalog, FILE_ATTEMPTS,
+};
 use crate::config::ServiceConfig;
 use crate::locks::{lock, write};
 use crate::pipeline::Message;
@@ -128,7 +130,16 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
     }));
     let consumer =
         consumer::subscribe(&config, brokers.servers(), Arc::clone(&service), readiness)?;
-    poll(&consumer, &service, &reloads, path, &config, &stop)?;
+    let probe_stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let topic = config.streams.first().map(|s| s.topic.as_str());
+        if let Some(topic) = topic {
+            scope.spawn(|| consumer::probe_brokers(&consumer, topic, &probe_stop));
+        }
+        let polled = poll(&consumer, &service, &reloads, path, &config, &stop);
+        probe_stop.store(true, Ordering::SeqCst);
+        polled
+    })?;
 
     tracing::info!("stopping: final checkpoint");
     // Dead letters in flight get a few seconds; those unconfirmed by then stay in the store.
@@ -170,10 +181,7 @@ fn poll(
         commit_now |= lock(service).tick(crate::store::now_ms())?;
         lock(service).sync_runs();
         if let Some(due) = reloads.due() {
-            let result = lock(service).reload(path);
-            if let Due::Answer(reply) = due {
-                let _ = reply.send(result);
-            }
+            lock(service).reload(path, due, reloads);
         }
         if commit_now {
             let offsets = lock(service).committable();
@@ -189,14 +197,34 @@ fn poll(
 }
 
 impl Service {
-    /// Re-reads the configuration and swaps the models, policies and DAGs, or nothing when
-    /// anything in the file is invalid. Only models, policies and DAGs change; other settings
-    /// are read at start. The policies swap under the loop's lock and the catalog in one write.
-    fn reload(&mut self, path: &Path) -> ReloadResult {
-        let config = match crate::config::load(path) {
-            Ok(config) => config,
-            Err(err) => return Err(self.refuse_reload(&err.to_string())),
+    /// Performs a due reload: applied, refused (logged, counted, alerted, answered), or — for
+    /// a file change refused before its last attempt — read again a moment later, quietly.
+    fn reload(&mut self, path: &Path, due: Due, reloads: &Reloads) {
+        let result = self.try_reload(path);
+        let result = match (result, due) {
+            (Err(problems), Due::File { attempt }) if attempt < FILE_ATTEMPTS => {
+                tracing::info!(attempt, error = %problems,
+                    "the changed configuration is refused for now; reading it again (it may be half written)");
+                reloads.retry(attempt);
+                return;
+            }
+            (result, due) => (
+                result.map_err(|problems| self.refuse_reload(&problems)),
+                due,
+            ),
         };
+        if let (result, Due::Answer(reply)) = result {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Re-reads the configuration and swaps the models, policies and DAGs, or nothing when
+    /// anything in the file is invalid or it would leave a monitored stream without models or
+    /// policies ([`unmonitored`]). Only models, policies and DAGs change; other settings are
+    /// read at start. The policies swap under the loop's lock and the catalog in one write.
+    fn try_reload(&mut self, path: &Path) -> ReloadResult {
+        let config = crate::config::load(path).map_err(|err| err.public())?;
+        self.keeps_streams_monitored(&config)?;
         for model in &config.models {
             if self.streams.index_of(&model.stream).is_none() {
                 tracing::warn!(model = %model.name, stream = %model.stream,
@@ -226,7 +254,35 @@ impl Service {
         Ok(summary)
     }
 
-    /// Counts, logs and alerts a refused reload; returns the problems.
+    /// Refuses `config` when it would leave a stream that has models and policies without any,
+    /// unless the file names the stream in `unmonitored_streams`.
+    fn keeps_streams_monitored(&self, config: &ServiceConfig) -> Result<(), String> {
+        let models = &crate::locks::read(&self.catalog).models;
+        let emptied: Vec<&str> = (self.streams.processors.iter())
+            .map(|p| p.settings().name.as_str())
+            .filter(|name| !config.unmonitored_streams.iter().any(|s| s == name))
+            .filter(|name| {
+                let now = self
+                    .streams
+                    .index_of(name)
+                    .map(|i| &self.streams.processors[i]);
+                let policies = now.map_or(&[][..], |p| p.policies().policies());
+                !unmonitored(name, models, policies)
+                    && unmonitored(name, &config.models, &config.policies)
+            })
+            .collect();
+        if emptied.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "the new files leave stream(s) {} without any model or policy; if that is meant, list them in `unmonitored_streams` in the service file",
+            emptied.join(", ")
+        ))
+    }
+
+    /// Counts, logs and alerts a refused reload; returns why, for the API. `problems` name
+    /// files and keys, never values ([`crate::config::ConfigError::public`]): logs and alerts
+    /// travel further than the files' readers.
     fn refuse_reload(&mut self, problems: &str) -> String {
         self.metrics.reload(false);
         tracing::error!(error = %problems, "reload refused; the current models and policies stay in force");
@@ -238,6 +294,18 @@ impl Service {
         }
         problems.to_string()
     }
+}
+
+/// Whether `stream` has no model, or no policy for any of its models.
+fn unmonitored(
+    stream: &str,
+    models: &[crate::policy::Model],
+    policies: &[crate::policy::Policy],
+) -> bool {
+    !models
+        .iter()
+        .filter(|m| m.stream == stream)
+        .any(|m| policies.iter().any(|p| p.model == m.name))
 }
 
 /// The metrics, with every configured stream, model run and policy series present from the

@@ -48,8 +48,13 @@ impl Workers {
     ) -> Result<Workers, ServiceError> {
         // The API listens before anything acts: what the executor and the sinks do can be
         // looked at as soon as it happens.
-        let (address, api) = crate::api::spawn(config.api_listen, api, Arc::clone(service_stop))
-            .map_err(ServiceError::Api)?;
+        let (address, api) = crate::api::spawn(
+            config.api_listen,
+            config.api_limits.clone(),
+            api,
+            Arc::clone(service_stop),
+        )
+        .map_err(ServiceError::Api)?;
         tracing::info!(address = %address, "api listening");
         let stop = Arc::new(AtomicBool::new(false));
         let executor = start_executor(config, &shared, &stop)?;

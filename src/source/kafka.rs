@@ -106,6 +106,17 @@ impl rdkafka::ClientContext for DeadLetterContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         log_quietly(level, fac, message);
     }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        stats_quietly("dead letters", statistics);
+    }
+}
+
+/// A producer's statistics (sent when `statistics.interval.ms` is set for the consumer's lag):
+/// driftgate does not use them, so they stay at `debug` rather than filling the log with a
+/// line of kilobytes every interval.
+pub fn stats_quietly(producer: &str, statistics: &[u8]) {
+    tracing::debug!(target: "librdkafka", producer, bytes = statistics.len(), "producer statistics");
 }
 
 /// librdkafka's log lines, with those about connection failures at `debug`: the consumer's

@@ -25,6 +25,8 @@ pub struct Readiness {
     bootstrap_servers: String,
     ready: AtomicBool,
     problem: Mutex<Problem>,
+    /// Why the latest broker probe failed; `None` once one succeeds.
+    unanswered: Mutex<Option<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -40,12 +42,18 @@ struct Problem {
 /// What `/readyz` answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReadyStatus {
-    /// Whether the instance takes part in its consumer group.
+    /// Whether the instance takes part in its consumer group and reaches its brokers and its
+    /// store.
     pub ready: bool,
-    /// Why not, in words an operator can act on.
+    /// Why not, in words an operator can act on (the first failing check).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Each check, `"ok"` or why not: `consumer_group`, `kafka` and `store`.
+    pub checks: std::collections::BTreeMap<String, String>,
 }
+
+/// What a passing check says.
+const OK: &str = "ok";
 
 impl Readiness {
     /// Not ready yet, for brokers at `bootstrap_servers`.
@@ -54,7 +62,13 @@ impl Readiness {
             bootstrap_servers: bootstrap_servers.to_string(),
             ready: AtomicBool::new(false),
             problem: Mutex::new(Problem::default()),
+            unanswered: Mutex::new(None),
         }
+    }
+
+    /// The brokers this instance was configured with.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
     }
 
     /// The consumer group assigned partitions (possibly none): the instance is ready.
@@ -63,18 +77,60 @@ impl Readiness {
         self.problem().reason = None;
     }
 
-    /// What `/readyz` shows.
-    pub fn status(&self) -> ReadyStatus {
-        if self.ready.load(Ordering::SeqCst) {
-            return ReadyStatus {
-                ready: true,
-                reason: None,
-            };
+    /// The outcome of a broker probe (a metadata request made beside the consumer loop): an
+    /// unanswered probe makes the instance unready until one is answered. Logged when the
+    /// instance was in its group (before that, the unreachable-broker line says it already).
+    pub fn probed(&self, outcome: Result<(), String>) {
+        let in_group = self.ready.load(Ordering::SeqCst);
+        let mut unanswered = crate::locks::lock(&self.unanswered);
+        match outcome {
+            Err(reason) => {
+                if unanswered.is_none() && in_group {
+                    tracing::warn!(target: "driftgate::kafka", "{reason}; not ready until they answer");
+                }
+                *unanswered = Some(reason);
+            }
+            Ok(()) => {
+                if unanswered.take().is_some() && in_group {
+                    tracing::info!(target: "driftgate::kafka", "the Kafka brokers answer again");
+                }
+            }
         }
-        let reason = self.problem().reason.clone();
+    }
+
+    /// What `/readyz` shows, given the store check (`Err` says why it cannot be read).
+    pub fn status(&self, store: Result<(), String>) -> ReadyStatus {
+        let group = if self.ready.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(self
+                .problem()
+                .reason
+                .clone()
+                .unwrap_or_else(|| WAITING.to_string()))
+        };
+        let kafka = crate::locks::lock(&self.unanswered)
+            .clone()
+            .map_or(Ok(()), Err);
+        let store = store.map_err(|e| format!("the store cannot be read: {e}"));
+        let checks = [
+            ("consumer_group", group),
+            ("kafka", kafka),
+            ("store", store),
+        ];
+        let reason = checks.iter().find_map(|(_, c)| c.clone().err());
         ReadyStatus {
-            ready: false,
-            reason: Some(reason.unwrap_or_else(|| WAITING.to_string())),
+            ready: reason.is_none(),
+            reason,
+            checks: checks
+                .into_iter()
+                .map(|(name, check)| {
+                    (
+                        name.to_string(),
+                        check.err().unwrap_or_else(|| OK.to_string()),
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -145,9 +201,9 @@ mod tests {
     #[test]
     fn issue_14_broker_trouble_is_the_readiness_reason_until_assigned() {
         let readiness = Readiness::new("10.0.0.1:9092");
-        assert_eq!(readiness.status().reason.as_deref(), Some(WAITING));
+        assert_eq!(readiness.status(Ok(())).reason.as_deref(), Some(WAITING));
         readiness.on_error(&transport(), "Connection refused", Instant::now());
-        let status = readiness.status();
+        let status = readiness.status(Ok(()));
         assert!(!status.ready);
         let reason = status.reason.unwrap();
         assert!(
@@ -156,13 +212,29 @@ mod tests {
         );
         assert!(reason.ends_with("Connection refused"), "{reason}");
         readiness.assigned();
-        assert_eq!(
-            readiness.status(),
-            ReadyStatus {
-                ready: true,
-                reason: None
-            }
+        let status = readiness.status(Ok(()));
+        assert!(status.ready && status.reason.is_none(), "{status:?}");
+        assert!(status.checks.values().all(|c| c == OK), "{status:?}");
+    }
+
+    #[test]
+    fn issue_21_unanswered_probes_and_an_unreadable_store_make_it_unready() {
+        let readiness = Readiness::new("b:9092");
+        readiness.assigned();
+        readiness.probed(Err("no answer from b:9092".into()));
+        let status = readiness.status(Ok(()));
+        assert!(!status.ready);
+        assert_eq!(status.reason.as_deref(), Some("no answer from b:9092"));
+        assert_eq!(status.checks["consumer_group"], OK);
+        readiness.probed(Ok(()));
+        let status = readiness.status(Err("disk I/O error".into()));
+        assert!(!status.ready);
+        assert_eq!(status.checks["kafka"], OK);
+        assert!(
+            status.checks["store"].contains("disk I/O error"),
+            "{status:?}"
         );
+        assert!(readiness.status(Ok(())).ready);
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl Store {
         self.conn.execute(
             "UPDATE deliveries SET attempts = ?2, next_attempt_at = ?3, last_error = ?4
              WHERE id = ?1",
-            params![id, attempts, next_attempt_ms, error],
+            params![id, attempts, next_attempt_ms, crate::redact::secrets(error)],
         )?;
         Ok(())
     }
@@ -152,7 +152,7 @@ impl Store {
     pub fn dead(&self, id: i64, attempts: u32, error: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE deliveries SET status = 'dead', attempts = ?2, last_error = ?3 WHERE id = ?1",
-            params![id, attempts, error],
+            params![id, attempts, crate::redact::secrets(error)],
         )?;
         Ok(())
     }

@@ -235,7 +235,13 @@ impl Store {
                started_at = CASE WHEN ?2 = 'running' THEN ?5 ELSE started_at END,
                finished_at = CASE WHEN ?2 IN ('succeeded', 'failed', 'cancelled', 'skipped') THEN ?5 ELSE finished_at END
              WHERE id = ?1",
-            params![id, status, plan.map(|p| p.to_string()), error, now],
+            params![
+                id,
+                status,
+                plan.map(|p| p.to_string()),
+                error.map(crate::redact::secrets),
+                now
+            ],
         )?;
         Ok(())
     }
@@ -313,7 +319,14 @@ impl Store {
             Some((exit_code, error)) => self.conn.execute(
                 "UPDATE run_attempts SET exit_code = ?4, error = ?5, finished_at = ?6
                  WHERE run_id = ?1 AND task = ?2 AND attempt = ?3",
-                params![run, task, attempt, exit_code, error, now],
+                params![
+                    run,
+                    task,
+                    attempt,
+                    exit_code,
+                    error.map(crate::redact::secrets),
+                    now
+                ],
             )?,
         };
         Ok(())

@@ -233,6 +233,13 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// Whether the store answers a query (for readiness).
+    pub fn reachable(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// A stream's last checkpoint.
     pub fn checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, StoreError> {
         let state: Option<String> = self

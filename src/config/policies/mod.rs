@@ -56,6 +56,7 @@ pub fn read_includes(patterns: &[String], sources: &mut PolicySources, problems:
                 .map_err(|err| super::toml_error::TomlError {
                     place: file.display().to_string(),
                     message: err.to_string(),
+                    key: String::new(),
                 })
                 .and_then(|text| super::toml_error::parse::<RawPolicyFile>(&file, &text));
             match parsed {
@@ -70,7 +71,7 @@ pub fn read_includes(patterns: &[String], sources: &mut PolicySources, problems:
                         sources.dags.push((prefix.clone(), j, dag));
                     }
                 }
-                Err(err) => problems.add(err.place, err.message),
+                Err(err) => problems.add(err.at(), err.what()),
             }
         }
     }
