@@ -67,7 +67,7 @@ fn check(dir: &Path, file: &Path) {
         .args(["config", "check"])
         .arg(file)
         .env("DRIFTGATE_WEBHOOK_SECRET", "s")
-        .env("DRIFTGATE_RUN_TOKEN", "t")
+        .env("DRIFTGATE_RUN_TOKEN", "deploy-test-token-5d2e8f")
         .env("KAFKA_SASL_PASSWORD", "p")
         .output()
         .unwrap();
@@ -283,7 +283,7 @@ fn the_metrics_and_paths_the_deploy_files_use_are_served() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_driftgate"))
         .args(["run", "--config", "deploy/compose/driftgate.toml"])
         .env("DRIFTGATE_WEBHOOK_SECRET", "s")
-        .env("DRIFTGATE_RUN_TOKEN", "t")
+        .env("DRIFTGATE_RUN_TOKEN", "deploy-test-token-5d2e8f")
         .env("DRIFTGATE__KAFKA__BOOTSTRAP_SERVERS", "embedded")
         .env("DRIFTGATE__API__LISTEN", &address)
         .env("DRIFTGATE__STORE__PATH", dir.path().join("driftgate.db"))

@@ -26,7 +26,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 const RECORDS_PER_MESSAGE: usize = 100;
 const WINDOW_RECORDS: usize = 400;
 const ALERT_SECRET: &str = "test-secret";
-const RUN_TOKEN: &str = "test-token";
+const RUN_TOKEN: &str = "test-token-6c1f0e9a2b";
 
 fn broker() -> Option<String> {
     match std::env::var("DRIFTGATE_TEST_BROKER") {

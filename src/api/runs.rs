@@ -211,7 +211,8 @@ pub(super) struct CreateRun {
     /// The features to treat as drifted (default: all the model's features).
     #[serde(default)]
     drifted_features: Option<Vec<String>>,
-    /// An idempotency key: a second request with the same key queues nothing (`409`).
+    /// An idempotency key: a second request with the same key queues nothing (`409`). 1 to
+    /// 200 characters, none of them control characters.
     #[serde(default)]
     key: Option<String>,
 }
@@ -266,6 +267,9 @@ pub(super) async fn create_run(
             format!("`{unknown}` is not a feature of model `{}`", model.name),
         );
     }
+    if let Some(problem) = request.key.as_deref().and_then(key_problem) {
+        return json_error(StatusCode::BAD_REQUEST, problem);
+    }
     let key = request
         .key
         .unwrap_or_else(|| format!("manual/{}/{}", model.name, crate::store::now_ms()));
@@ -299,5 +303,35 @@ pub(super) async fn create_run(
             format!("a run for key `{}` exists: {}", run.key, run.id),
         ),
         Err(response) => response,
+    }
+}
+
+/// The longest idempotency key a manual run may have, in characters.
+const MAX_KEY_CHARS: usize = 200;
+
+/// What is wrong with a manual run's idempotency key, if anything.
+fn key_problem(key: &str) -> Option<String> {
+    if key.is_empty() {
+        Some("`key` is empty".into())
+    } else if key.chars().count() > MAX_KEY_CHARS {
+        Some(format!("`key` is longer than {MAX_KEY_CHARS} characters"))
+    } else if key.chars().any(char::is_control) {
+        Some("`key` holds control characters".into())
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_problem;
+
+    #[test]
+    fn issue_21_manual_run_keys_are_bounded() {
+        assert_eq!(key_problem("nightly/2026-11-30"), None);
+        assert_eq!(key_problem(&"k".repeat(200)), None);
+        for bad in [String::new(), "k".repeat(201), "a\nb".to_string()] {
+            assert!(key_problem(&bad).is_some(), "{bad:?}");
+        }
     }
 }

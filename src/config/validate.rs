@@ -328,8 +328,14 @@ fn runs(raw: &RawConfig, problems: &mut Problems) -> RunSettings {
         .token_env
         .as_ref()
         .and_then(|var| match std::env::var(var) {
-            Ok(token) if !token.is_empty() => Some(token),
-            _ => {
+            Ok(token) => match weak_token(&token) {
+                None => Some(token),
+                Some(why) => {
+                    problems.add("runs.token_env", format!("the token in {var} {why}"));
+                    None
+                }
+            },
+            Err(_) => {
                 problems.add(
                     "runs.token_env",
                     format!("environment variable {var} is not set"),
@@ -342,6 +348,38 @@ fn runs(raw: &RawConfig, problems: &mut Problems) -> RunSettings {
         max_parallel: raw.runs.max_parallel.max(1),
         queue_when_busy,
         token,
+    }
+}
+
+/// The fewest characters a bearer token may have.
+const MIN_TOKEN_CHARS: usize = 16;
+
+/// Why `token` cannot guard the API (empty, short, a placeholder), or `None` when it can.
+fn weak_token(token: &str) -> Option<String> {
+    let folded: String = token
+        .to_ascii_lowercase()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let placeholder = [
+        "changeme",
+        "replaceme",
+        "yourtoken",
+        "example",
+        "placeholder",
+    ]
+    .iter()
+    .any(|p| folded.contains(p));
+    if token.trim().is_empty() {
+        Some("is empty".into())
+    } else if placeholder {
+        Some("is a placeholder: set a random one, e.g. `openssl rand -hex 24`".into())
+    } else if token.chars().count() < MIN_TOKEN_CHARS {
+        Some(format!(
+            "has fewer than {MIN_TOKEN_CHARS} characters: set a random one, e.g. `openssl rand -hex 24`"
+        ))
+    } else {
+        None
     }
 }
 
@@ -468,5 +506,25 @@ fn drift_settings(raw: &RawDrift) -> DriftSettings {
         correction: raw.correction,
         drift_share: raw.drift_share,
         min_samples: raw.min_samples,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::weak_token;
+
+    #[test]
+    fn issue_21_empty_short_and_placeholder_tokens_are_refused() {
+        for weak in [
+            "",
+            "  ",
+            "t",
+            "test-token",
+            "changeme",
+            "CHANGE-ME-please-0123456789",
+        ] {
+            assert!(weak_token(weak).is_some(), "{weak:?} accepted");
+        }
+        assert_eq!(weak_token("3f9a1c0b7e2d48a6b5c4d3e2f1a0b9c8"), None);
     }
 }

@@ -462,6 +462,21 @@ mod tests {
     }
 
     #[test]
+    fn issue_21_a_number_out_of_range_is_one_wrong_value_not_a_lost_batch() {
+        let payload = b"[{\"x\": 1}, {\"x\": 1e400, \"c\": -1E+999}, {\"x\": 2}]";
+        let mut batch = RecordBatch::new();
+        decoder().decode(payload, &mut batch).unwrap();
+        assert_eq!(batch.len(), 3);
+        let cells: Vec<Vec<Cell<'_>>> = (0..3).map(|i| batch.record(i).cells().collect()).collect();
+        assert!(matches!(cells[0][0], Cell::Number { value, .. } if value == 1.0));
+        assert_eq!(cells[1][0], Cell::Text("1e400"), "a wrong-typed value");
+        assert_eq!(cells[1][1], Cell::Text("-1E+999"));
+        assert!(matches!(cells[2][0], Cell::Number { value, .. } if value == 2.0));
+        let records = crate::decode::decode_payload(payload).unwrap();
+        assert_eq!(records[1]["x"], "1e400", "the tree decoder agrees");
+    }
+
+    #[test]
     fn takes_the_common_shapes() {
         for payload in [
             r#"{"x": 1.5, "c": "a", "ts": 1700000000000}"#,

@@ -42,12 +42,78 @@ impl PayloadError {
     }
 }
 
+/// The most numbers out of `f64`'s range one payload may hold (each costs a parse).
+const MAX_HUGE_NUMBERS: usize = 16;
+
+/// `parse(payload)`, where a number out of `f64`'s range (`1e400`) is read as the string it is
+/// written as: one wrong-typed value in its record, not an unreadable payload. serde_json
+/// refuses such a number outright, so each one is quoted in a copy and the copy parsed again.
+pub(crate) fn with_huge_numbers_quoted<T>(
+    payload: &[u8],
+    mut parse: impl FnMut(&[u8]) -> Result<T, serde_json::Error>,
+) -> Result<T, serde_json::Error> {
+    let mut patched: Option<Vec<u8>> = None;
+    for _ in 0..=MAX_HUGE_NUMBERS {
+        let bytes = patched.as_deref().unwrap_or(payload);
+        let err = match parse(bytes) {
+            Ok(value) => return Ok(value),
+            Err(err) => err,
+        };
+        let Some(quoted) = quote_number_at(bytes, &err) else {
+            return Err(err);
+        };
+        patched = Some(quoted);
+    }
+    parse(patched.as_deref().unwrap_or(payload))
+}
+
+/// `bytes` with the out-of-range number `err` points at quoted, or `None` when `err` is
+/// another error.
+fn quote_number_at(bytes: &[u8], err: &serde_json::Error) -> Option<Vec<u8>> {
+    if !err.to_string().starts_with("number out of range") {
+        return None;
+    }
+    let line_start = match err.line() {
+        1 => 0,
+        n => {
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .nth(n - 2)?
+                .0
+                + 1
+        }
+    };
+    let at = (line_start + err.column()).min(bytes.len());
+    let number = |b: &u8| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E');
+    let start = bytes[..at]
+        .iter()
+        .rposition(|b| !number(b))
+        .map_or(0, |i| i + 1);
+    let end = at
+        + bytes[at..]
+            .iter()
+            .position(|b| !number(b))
+            .unwrap_or(bytes.len() - at);
+    if start >= end {
+        return None;
+    }
+    let mut quoted = Vec::with_capacity(bytes.len() + 2);
+    quoted.extend_from_slice(&bytes[..start]);
+    quoted.push(b'"');
+    quoted.extend_from_slice(&bytes[start..end]);
+    quoted.push(b'"');
+    quoted.extend_from_slice(&bytes[end..]);
+    Some(quoted)
+}
+
 /// Decodes a payload into its records, in order.
 pub fn decode_payload(payload: &[u8]) -> Result<Vec<Map<String, Value>>, PayloadError> {
     if payload.trim_ascii().is_empty() {
         return Err(PayloadError::Empty);
     }
-    let value: Value = serde_json::from_slice(payload)
+    let value: Value = with_huge_numbers_quoted(payload, |p| serde_json::from_slice(p))
         .map_err(|err| PayloadError::InvalidJson(err.to_string()))?;
     let records = match value {
         Value::Object(mut object) => match object.remove("records") {

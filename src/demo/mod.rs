@@ -101,9 +101,19 @@ pub fn run(args: &DemoArgs) -> Result<Option<Summary>, DemoError> {
     run_demo(args).map(Some)
 }
 
+/// A token of 32 random hex digits, for the demo's webhook secret and bearer token.
+fn random_token() -> Result<String, DemoError> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(fail("cannot read /dev/urandom for the demo's token"))?;
+    Ok(format!("demo-{}", hex::encode(bytes)))
+}
+
 fn run_demo(args: &DemoArgs) -> Result<Summary, DemoError> {
     let started = Instant::now();
-    let secret = format!("demo-{}", std::process::id());
+    let secret = random_token()?;
     // Set before any thread starts; the service reads them when it loads its configuration.
     std::env::set_var(SECRET_ENV, &secret);
     std::env::set_var(TOKEN_ENV, &secret);

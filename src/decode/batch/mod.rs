@@ -69,7 +69,11 @@ impl BatchDecoder {
             return Err(PayloadError::Empty);
         }
         let invalid = |err: serde_json::Error| PayloadError::InvalidJson(err.to_string());
-        let shape = visit::parse(self, payload, batch).map_err(invalid)?;
+        let shape = super::message::with_huge_numbers_quoted(payload, |p| {
+            batch.clear(self.names.len());
+            visit::parse(self, p, batch)
+        })
+        .map_err(invalid)?;
         match shape {
             Shape::Records => {}
             Shape::NotARecord(found) => return Err(PayloadError::NotARecord(found)),
