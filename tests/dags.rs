@@ -595,6 +595,27 @@ fn issue_21_a_task_left_running_by_a_crash_is_stopped_before_its_run_starts_agai
         "{:?}",
         attempt.error
     );
+    // Run again, its attempt numbers on: the interrupted one keeps its record, so processes
+    // started = attempts recorded.
+    let dag =
+        dag("[[dags]]\nname = \"retrain\"\n[[dags.tasks]]\nname = \"train\"\nrun = [\"true\"]\n");
+    let request = request("r1", "policy/fraud/payments/1", "retrain");
+    execute(
+        &runs.store,
+        &runs.path("runs"),
+        &dag,
+        &request,
+        &AtomicBool::new(false),
+    );
+    let tasks = runs.store.run_tasks("r1").unwrap();
+    let numbers: Vec<u32> = tasks[0].attempts.iter().map(|a| a.attempt).collect();
+    assert_eq!(numbers, [1, 2]);
+    assert!(tasks[0].attempts[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("was stopped"));
+    assert_eq!(tasks[0].attempts[1].exit_code, Some(0));
 }
 
 /// A recorded pid now held by a process that started at another time is not the attempt's:

@@ -79,19 +79,21 @@ pub fn baseline_rotated(
     alert
 }
 
-/// A partition whose checkpoint (`from`) was beyond its end (`high`), resumed at `to`.
-pub fn offsets_reset(stream: &str, partition: &str, from: i64, high: i64, to: i64) -> Alert {
+/// A partition whose checkpoint (`from`) the broker no longer has, resumed at `to`.
+pub fn offsets_reset(stream: &str, partition: &str, from: i64, to: i64) -> Alert {
     let at = now_rfc3339();
     let mut alert = blank(
         AlertKind::OffsetsReset,
         format!("offsets_reset:{stream}:{partition}:{at}"),
         format!(
-            "Partition {partition} of stream {stream} ends at offset {high}, before the checkpoint's \
-             {from}: the topic was re-created or the broker lost data; resuming at offset {to}"
+            "Partition {partition} of stream {stream} has no offset {from}, where its checkpoint \
+             resumes: the topic was re-created or the broker lost data; resuming at offset {to}"
         ),
     );
     alert.stream = Some(stream.to_string());
-    alert.error = Some(format!("checkpoint at {from}, partition end at {high}"));
+    alert.error = Some(format!(
+        "checkpoint at {from} is out of the partition's range; resumed at {to}"
+    ));
     alert
 }
 

@@ -55,6 +55,13 @@ impl<'a> Recorder<'a> {
         self.logged(task, "the attempt", written);
     }
 
+    /// The highest attempt recorded for `task` in this run (0: none; the store unreadable
+    /// counts as none).
+    pub(crate) fn last_attempt(&self, task: &str) -> u32 {
+        let last = self.store.last_attempt(self.run, task);
+        self.logged(task, "the task's attempts", last).unwrap_or(0)
+    }
+
     /// The process an attempt runs in (see [`super::local::orphans`]).
     pub(crate) fn attempt_process(&self, task: &str, attempt: u32, pid: u32, start: u64) {
         let written = self

@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::{Service, ServiceError};
@@ -93,6 +96,41 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
+    /// librdkafka's default handling (`pre_rebalance`, then take or give up the partitions),
+    /// except that assigned partitions are first positioned at their checkpoints (see
+    /// `positions`).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            lock(&self.service).position_at_checkpoints(consumer, tpl);
+            self.pre_rebalance(consumer, &Rebalance::Assign(tpl));
+            super::positions::assign(consumer, tpl);
+            return;
+        }
+        let rebalance = if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+            Rebalance::Revoke(tpl)
+        } else {
+            Rebalance::Error(rdkafka::error::KafkaError::Rebalance(err.into()))
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let given_up = if cooperative {
+            consumer.incremental_unassign(tpl)
+        } else {
+            consumer.unassign()
+        };
+        if let Err(err) = given_up {
+            tracing::error!(error = %err, "cannot give up the revoked partitions");
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(partitions) => {
@@ -113,7 +151,6 @@ impl ConsumerContext for Context {
             }
             Rebalance::Assign(partitions) => {
                 tracing::info!(partitions = partitions.count(), "partitions assigned");
-                lock(&self.service).check_positions(consumer, partitions);
                 // Baselines were loaded before the consumer started; an assignment (even an
                 // empty one, when there are more instances than partitions) means the group
                 // has taken this instance in.

@@ -17,6 +17,7 @@
 
 mod consequences;
 mod consumer;
+mod positions;
 mod runs;
 mod shutdown;
 mod streams;
@@ -91,6 +92,8 @@ struct Service {
     catalog: SharedCatalog,
     /// Where a partition whose checkpoint is beyond its end resumes.
     offset_reset: crate::config::raw::OffsetReset,
+    /// The brokers' client settings, for reading one offset outside the group.
+    probe: rdkafka::ClientConfig,
 }
 
 /// Runs the service until `stop` is set, then checkpoints, commits and returns. `path` is the
@@ -127,6 +130,7 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
         alerts: config.alerts.clone(),
         catalog,
         offset_reset: config.offset_reset,
+        probe: crate::source::kafka::client_config(brokers.servers(), &config.kafka_properties),
     }));
     let consumer =
         consumer::subscribe(&config, brokers.servers(), Arc::clone(&service), readiness)?;
@@ -173,7 +177,10 @@ fn poll(
                     timestamp_ms: message.timestamp().to_millis(),
                     payload: message.payload(),
                 };
-                commit_now |= lock(service).handle(view)?;
+                let end = |topic: &str, partition: i32| {
+                    positions::partition_end(consumer, topic, partition)
+                };
+                commit_now |= lock(service).handle(view, &end)?;
             }
             Some(Err(err)) => consumer.context().readiness.on_poll_error(&err),
             None => {}

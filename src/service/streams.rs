@@ -10,7 +10,6 @@ use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{consequences, Service, ServiceError};
-use crate::config::raw::OffsetReset;
 use crate::config::ServiceConfig;
 use crate::pipeline::JudgedWindow;
 use crate::pipeline::{Message, StreamProcessor};
@@ -26,7 +25,7 @@ const MIN_IDLE: Duration = Duration::from_secs(1);
 pub(super) struct Streams {
     /// One per configured stream, in configuration order.
     pub(super) processors: Vec<StreamProcessor>,
-    by_topic: HashMap<String, usize>,
+    pub(super) by_topic: HashMap<String, usize>,
     /// The dead-letter producer and its delivery reports, when a stream has a topic.
     dead_letters: Option<(
         BaseProducer<kafka::DeadLetterContext>,
@@ -37,6 +36,9 @@ pub(super) struct Streams {
     last_message: Vec<Instant>,
     /// Per stream: messages and dead letters since its last window closed.
     since_window: Vec<consequences::Counts>,
+    /// Partitions positioned at their checkpoint by the last assignment whose first message
+    /// has not come yet (see `positions`).
+    pub(super) positioned: std::collections::HashSet<String>,
 }
 
 impl Streams {
@@ -68,6 +70,7 @@ impl Streams {
             keep_windows: config.keep_windows,
             last_message: vec![Instant::now(); config.streams.len()],
             since_window: vec![consequences::Counts::default(); config.streams.len()],
+            positioned: std::collections::HashSet::new(),
         })
     }
 
@@ -117,10 +120,15 @@ fn open_processor(
 
 impl Service {
     /// Processes one message; true when a window closed (its offsets may be committed).
-    pub(super) fn handle(&mut self, message: Message<'_>) -> Result<bool, ServiceError> {
+    pub(super) fn handle(
+        &mut self,
+        message: Message<'_>,
+        end: super::positions::PartitionEnd<'_>,
+    ) -> Result<bool, ServiceError> {
         let Some(&index) = self.streams.by_topic.get(message.topic) else {
             return Ok(false);
         };
+        self.check_reset(index, &message, end);
         self.streams.last_message[index] = Instant::now();
         let processor = &mut self.streams.processors[index];
         let outcome = processor.process(message);
@@ -314,81 +322,6 @@ impl Service {
             }
         }
         list
-    }
-
-    /// For newly assigned partitions: a checkpoint beyond the partition's end means the topic
-    /// was re-created or the broker lost data. Without this, every message below the old
-    /// checkpoint would be skipped as already counted. The partition resumes as
-    /// `kafka.on_offset_reset` says; it is logged, counted and alerted.
-    pub(super) fn check_positions<C: rdkafka::consumer::ConsumerContext>(
-        &mut self,
-        consumer: &rdkafka::consumer::BaseConsumer<C>,
-        assigned: &TopicPartitionList,
-    ) {
-        use rdkafka::consumer::Consumer;
-        for element in assigned.elements() {
-            let (topic, partition) = (element.topic(), element.partition());
-            let Some(&index) = self.streams.by_topic.get(topic) else {
-                continue;
-            };
-            let key = format!("{topic}/{partition}");
-            let processor = &self.streams.processors[index];
-            let Some(&next) = processor.next_offsets().get(&key) else {
-                continue;
-            };
-            let (low, high) =
-                match consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
-                    Ok(marks) => marks,
-                    Err(err) => {
-                        tracing::warn!(partition = %key, error = %err,
-                            "cannot read the partition's offsets to check the checkpoint");
-                        continue;
-                    }
-                };
-            if next <= high {
-                continue;
-            }
-            let to = match self.offset_reset {
-                OffsetReset::Earliest => low,
-                OffsetReset::Latest => high,
-            };
-            self.resume_partition(index, (topic, partition), (next, high, to), consumer);
-        }
-    }
-
-    /// Resumes a partition at `to` (its checkpoint `next` was beyond its end `high`).
-    fn resume_partition<C: rdkafka::consumer::ConsumerContext>(
-        &mut self,
-        index: usize,
-        (topic, partition): (&str, i32),
-        (next, high, to): (i64, i64, i64),
-        consumer: &rdkafka::consumer::BaseConsumer<C>,
-    ) {
-        use rdkafka::consumer::{CommitMode, Consumer};
-        let key = format!("{topic}/{partition}");
-        let processor = &mut self.streams.processors[index];
-        let stream = processor.settings().name.clone();
-        tracing::error!(stream = %stream, partition = %key, checkpoint = next, end = high, resume_at = to,
-            "the partition ends before its checkpoint (re-created topic or lost data); resuming");
-        processor.resume_partition_at(&key, to);
-        self.metrics.offset_reset(&stream);
-        // The group's committed offset is beyond the end as well: start from `to`, whatever
-        // `auto.offset.reset` says.
-        let mut list = TopicPartitionList::new();
-        if list
-            .add_partition_offset(topic, partition, Offset::Offset(to))
-            .is_ok()
-        {
-            if let Err(err) = consumer.commit(&list, CommitMode::Sync) {
-                tracing::warn!(partition = %key, error = %err, "cannot commit the resumed offset");
-            }
-        }
-        let alert = crate::alert::offsets_reset(&stream, &partition.to_string(), next, high, to);
-        let routed = crate::alert::route(&self.alerts, vec![alert]);
-        match self.store.enqueue_alerts(&routed) {
-            Ok(()) => self.wake.notify(),
-            Err(err) => tracing::error!(error = %err, "cannot queue the offsets_reset alert"),
-        }
     }
 
     /// Lag per partition from librdkafka's statistics: its high watermark minus the next offset

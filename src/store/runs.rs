@@ -300,7 +300,17 @@ impl Store {
         Ok(())
     }
 
-    /// Records an attempt starting (exit code none) or finishing.
+    /// The highest attempt number recorded for `task` of `run` (0 when none).
+    pub fn last_attempt(&self, run: &str, task: &str) -> Result<u32, StoreError> {
+        let last: Option<u32> = self.conn.query_row(
+            "SELECT max(attempt) FROM run_attempts WHERE run_id = ?1 AND task = ?2",
+            params![run, task],
+            |row| row.get(0),
+        )?;
+        Ok(last.unwrap_or(0))
+    }
+
+    /// Records an attempt starting (`finished` none) or ending with its exit code and error.
     pub fn set_attempt(
         &self,
         run: &str,

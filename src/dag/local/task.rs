@@ -61,7 +61,9 @@ impl LocalRun<'_> {
                     return false;
                 }
                 *capacity -= 1;
-                self.launch(task, &upstream, 1, Some(&key));
+                // After an interrupted run, its attempts keep their records: number on.
+                let first = self.recorder.last_attempt(&task.name) + 1;
+                self.launch(task, &upstream, first, Some(&key));
             }
         }
         true
