@@ -52,8 +52,8 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_connections: 512,
-            max_concurrent_requests: 16,
-            max_response_bytes: 32 * 1024 * 1024,
+            max_concurrent_requests: 8,
+            max_response_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -227,14 +227,15 @@ fn default_max_connections() -> usize {
     512
 }
 
-/// Enough to keep both cores busy; bounds the memory of large answers.
+/// Enough to keep a few cores busy; with the answer cap, bounds the memory large answers
+/// take (8 × 16 MiB).
 fn default_max_concurrent_requests() -> usize {
-    16
+    8
 }
 
-/// 32 MiB: a thousand large window reports fit.
+/// 16 MiB: a thousand window reports of a few dozen features fit.
 fn default_max_response_bytes() -> usize {
-    32 * 1024 * 1024
+    16 * 1024 * 1024
 }
 
 /// Loopback only by default: exposing the API is a deliberate choice.
