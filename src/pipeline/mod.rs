@@ -233,6 +233,11 @@ impl StreamProcessor {
         outcome
     }
 
+    /// Whether a closed window's report is being made in the background.
+    pub fn report_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// Waits for the window whose report is being made, if any, and returns it judged.
     pub fn flush(&mut self) -> Vec<JudgedWindow> {
         self.finish_pending().into_iter().collect()

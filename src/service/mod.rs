@@ -156,6 +156,11 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
     Ok(())
 }
 
+/// How long the loop waits for a message when nothing else is due.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How long it waits while a window's report is being made.
+const REPORT_POLL: Duration = Duration::from_millis(2);
+
 /// The consumer loop, until `stop`: a message, the clock, runs, reloads, commits, checkpoints.
 fn poll(
     consumer: &BaseConsumer<consumer::Context>,
@@ -168,7 +173,14 @@ fn poll(
     let mut last_checkpoint = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let mut commit_now = false;
-        match consumer.poll(Duration::from_millis(100)) {
+        // A report being made in the background is stored as soon as it is ready, not at the
+        // next idle poll: the loop looks again every few milliseconds meanwhile.
+        let wait = if lock(service).streams.report_pending() {
+            REPORT_POLL
+        } else {
+            IDLE_POLL
+        };
+        match consumer.poll(wait) {
             Some(Ok(message)) => {
                 let view = Message {
                     topic: message.topic(),

@@ -42,6 +42,11 @@ pub(super) struct Streams {
 }
 
 impl Streams {
+    /// Whether any stream's closed window is having its report made.
+    pub(super) fn report_pending(&self) -> bool {
+        self.processors.iter().any(StreamProcessor::report_pending)
+    }
+
     /// The processors, resumed from their checkpoints and with the baselines runs rotated in,
     /// and the dead-letter producer when a stream has a dead-letter topic.
     pub(super) fn open(

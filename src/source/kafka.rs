@@ -83,6 +83,9 @@ pub fn consumer_config(
     for (key, value) in [
         ("auto.offset.reset", "earliest"),
         ("enable.partition.eof", "false"),
+        // Latency over idle requests: a broker that answers a fetch only when its wait is over
+        // (tansu) would otherwise add up to librdkafka's 500 ms to every window close.
+        ("fetch.wait.max.ms", "25"),
     ] {
         if config.get(key).is_none() {
             config.set(key, value);
@@ -216,5 +219,15 @@ mod tests {
         let consumer = consumer_config("127.0.0.1:9", "g", &properties)
             .create::<rdkafka::consumer::BaseConsumer>();
         assert!(consumer.is_ok(), "{:?}", consumer.err());
+    }
+
+    #[test]
+    fn issue_23_the_fetch_wait_favours_latency_unless_the_user_says_otherwise() {
+        let none = BTreeMap::new();
+        let config = consumer_config("127.0.0.1:9", "g", &none);
+        assert_eq!(config.get("fetch.wait.max.ms"), Some("25"));
+        let own = BTreeMap::from([("fetch.wait.max.ms".to_string(), "500".to_string())]);
+        let config = consumer_config("127.0.0.1:9", "g", &own);
+        assert_eq!(config.get("fetch.wait.max.ms"), Some("500"));
     }
 }
