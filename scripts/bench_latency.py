@@ -25,20 +25,14 @@ from confluent_kafka import Producer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_kafka import free_port, tansu_binary, wait_port  # noqa: E402
-from fault_campaign import Receiver, start_receiver  # noqa: E402
+from fault_campaign import Receiver, start_receiver, write_baseline  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WINDOW = 200
 
 
 def config(work, port, api, hook, properties):
-    rng = np.random.default_rng(3)
-    with open(f"{work}/reference.jsonl", "w") as f:
-        for x in rng.normal(0, 1, 5000):
-            f.write(json.dumps({"x": float(x)}) + "\n")
-    subprocess.run([f"{ROOT}/target/release/driftgate", "baseline", "build", "--input",
-                    f"{work}/reference.jsonl", "--output", f"{work}/baseline.json"],
-                   check=True, stderr=subprocess.DEVNULL)
+    write_baseline(work, 3)
     extra = "".join(f'"{k}" = "{v}"\n' for k, v in properties)
     text = f"""
 [kafka]

@@ -86,14 +86,19 @@ def start_receiver():
     return f"http://127.0.0.1:{server.server_address[1]}/hook"
 
 
-def write_files(work, port, hook, sink_extra, task_seconds):
-    rng = np.random.default_rng(7)
+def write_baseline(work, seed):
+    """`work`/baseline.json: 5,000 standard normal values of one numeric feature, `x`."""
+    rng = np.random.default_rng(seed)
     with open(f"{work}/reference.jsonl", "w") as f:
         for x in rng.normal(0, 1, 5000):
             f.write(json.dumps({"x": float(x)}) + "\n")
     subprocess.run([f"{ROOT}/target/release/driftgate", "baseline", "build", "--input",
                     f"{work}/reference.jsonl", "--output", f"{work}/baseline.json"],
                    check=True, stderr=subprocess.DEVNULL)
+
+
+def write_files(work, port, hook, sink_extra, task_seconds):
+    write_baseline(work, 7)
     task = json.dumps(["python3", "-c", TASK, f"{work}/tasks.log", str(task_seconds)])
     config = f"""
 [kafka]

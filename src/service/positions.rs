@@ -1,11 +1,12 @@
 //! Where each assigned partition resumes, and what a position that went backwards means.
 //!
 //! On assignment, every partition the store has a checkpoint for is positioned at the
-//! checkpoint's next offset (not at the group's committed offset, which may lag it). From then
-//! on, a message below that offset can only mean that the broker moved the position back: the
-//! checkpoint was out of the partition's range (the topic was re-created, or the broker lost
-//! data) and `auto.offset.reset` applied. The broker's answer to the fetch decides, never a
-//! comparison with a reported end (some brokers report an end behind the last batch).
+//! checkpoint's next offset (not at the group's committed offset, which may lag it). A
+//! checkpoint beyond the end the broker reports is only a suspicion (tansu reports an end behind
+//! its last batch): the partition is read from that end, and only when the checkpoint's last
+//! offset is not there was the topic re-created or its data lost. Later, a first message below
+//! the checkpoint can only mean that the broker moved the position back (`auto.offset.reset`
+//! after an out-of-range fetch): that counts as a loss too.
 //!
 //! Such a partition resumes as `kafka.on_offset_reset` says (`earliest`: where the broker put
 //! it; `latest`: at the partition's end), logged, counted and alerted; without this, every
@@ -17,6 +18,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtoc
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::Service;
+use crate::config::raw::OffsetReset;
+use crate::pipeline::Message;
 
 /// Reads a partition's end (high watermark) from the broker, for `on_offset_reset = "latest"`.
 pub(super) type PartitionEnd<'a> = &'a dyn Fn(&str, i32) -> Result<i64, rdkafka::error::KafkaError>;
@@ -31,8 +34,6 @@ pub(super) fn partition_end<C: ConsumerContext>(
         .fetch_watermarks(topic, partition, Duration::from_secs(5))
         .map(|(_, high)| high)
 }
-use crate::config::raw::OffsetReset;
-use crate::pipeline::Message;
 
 impl Service {
     /// Sets, in an assignment, the position of every partition with a checkpoint to the
