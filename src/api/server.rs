@@ -31,7 +31,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::params::json_error;
 
-/// The API's timeouts and limits (`[api]`).
+/// The API's timeouts and limits (`[api]`; the defaults are the configuration's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Time to send a request's headers.
@@ -44,18 +44,6 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// The largest answer, in bytes.
     pub max_response_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            header_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            max_connections: 512,
-            max_concurrent_requests: 8,
-            max_response_bytes: 16 * 1024 * 1024,
-        }
-    }
 }
 
 /// How long open connections get to finish when the service stops.
@@ -243,10 +231,11 @@ mod tests {
 
     fn limits() -> Limits {
         Limits {
+            header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_millis(200),
+            max_connections: 16,
             max_concurrent_requests: 1,
             max_response_bytes: 1000,
-            ..Limits::default()
         }
     }
 

@@ -278,17 +278,13 @@ impl Service {
     fn keeps_streams_monitored(&self, config: &ServiceConfig) -> Result<(), String> {
         let models = &crate::locks::read(&self.catalog).models;
         let emptied: Vec<&str> = (self.streams.processors.iter())
-            .map(|p| p.settings().name.as_str())
-            .filter(|name| !config.unmonitored_streams.iter().any(|s| s == name))
-            .filter(|name| {
-                let now = self
-                    .streams
-                    .index_of(name)
-                    .map(|i| &self.streams.processors[i]);
-                let policies = now.map_or(&[][..], |p| p.policies().policies());
-                !unmonitored(name, models, policies)
+            .filter(|p| {
+                let name = p.settings().name.as_str();
+                !config.unmonitored_streams.iter().any(|s| s == name)
+                    && !unmonitored(name, models, p.policies().policies())
                     && unmonitored(name, &config.models, &config.policies)
             })
+            .map(|p| p.settings().name.as_str())
             .collect();
         if emptied.is_empty() {
             return Ok(());

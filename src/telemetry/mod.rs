@@ -290,24 +290,10 @@ impl Metrics {
 impl Values {
     /// Records, windows, dead letters, lag and drift per stream.
     fn render_streams(&self, out: &mut String) {
-        family(
-            out,
-            RECORDS_TOTAL,
-            "counter",
-            "Records decoded and windowed.",
-        );
-        for (stream, n) in &self.records {
-            let _ = writeln!(out, "{RECORDS_TOTAL}{{stream=\"{}\"}} {n}", escape(stream));
-        }
-        family(
-            out,
-            WINDOWS_TOTAL,
-            "counter",
-            "Windows closed and reported.",
-        );
-        for (stream, n) in &self.windows {
-            let _ = writeln!(out, "{WINDOWS_TOTAL}{{stream=\"{}\"}} {n}", escape(stream));
-        }
+        let records = (RECORDS_TOTAL, "Records decoded and windowed.");
+        per_stream_counter(out, records, &self.records);
+        let windows = (WINDOWS_TOTAL, "Windows closed and reported.");
+        per_stream_counter(out, windows, &self.windows);
         family(
             out,
             DEAD_LETTERS_TOTAL,
@@ -329,19 +315,11 @@ impl Values {
             "Dead letters their topic did not take, kept in the store.",
         );
         let _ = writeln!(out, "{DEAD_LETTERS_KEPT_TOTAL} {}", self.dead_letters_kept);
-        family(
-            out,
+        let resets = (
             OFFSET_RESETS_TOTAL,
-            "counter",
-            "Partitions resumed because their checkpoint was beyond their end.",
+            "Partitions resumed because the broker no longer had their checkpoint.",
         );
-        for (stream, n) in &self.offset_resets {
-            let _ = writeln!(
-                out,
-                "{OFFSET_RESETS_TOTAL}{{stream=\"{}\"}} {n}",
-                escape(stream)
-            );
-        }
+        per_stream_counter(out, resets, &self.offset_resets);
         family(
             out,
             CONSUMER_LAG,
@@ -525,6 +503,18 @@ fn render_feature_drift(out: &mut String, drift: &BTreeMap<(String, String), Fea
             "{FEATURE_DRIFT_DETECTED}{{{labels}}} {}",
             u8::from(d.detected)
         );
+    }
+}
+
+/// A counter family with one series per stream: `(name, help)` and the values.
+fn per_stream_counter(
+    out: &mut String,
+    (name, help): (&str, &str),
+    values: &BTreeMap<String, u64>,
+) {
+    family(out, name, "counter", help);
+    for (stream, n) in values {
+        let _ = writeln!(out, "{name}{{stream=\"{}\"}} {n}", escape(stream));
     }
 }
 
