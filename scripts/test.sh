@@ -4,8 +4,10 @@
 #      tests that need it read DRIFTGATE_TEST_BROKER and fail (never skip) without it in CI
 #   2. real Airflows 3 and 2 (from PyPI into virtualenvs, once per machine) for the Airflow
 #      executor tests: DRIFTGATE_TEST_AIRFLOW(2) and DRIFTGATE_TEST_AIRFLOW(2)_HOME
-#   3. formatting and lints (OpenSSL headers installed first when missing: librdkafka links it)
-#   4. every test target (unit, integration, property, calibration; benches run once as tests)
+#   3. a real PostgreSQL (Debian's package, installed if missing; initdb in a temporary
+#      directory, a free port): DRIFTGATE_TEST_POSTGRES, for the store's tests on PostgreSQL
+#   4. formatting and lints (OpenSSL headers installed first when missing: librdkafka links it)
+#   5. every test target (unit, integration, property, calibration; benches run once as tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,17 +20,23 @@ fi
 
 source scripts/broker.sh
 source scripts/airflow.sh
+source scripts/postgres.sh
 ensure_tansu
+ensure_postgres
 ensure_airflow "$AIRFLOW3_VERSION"
 ensure_airflow "$AIRFLOW2_VERSION"
 work=$(mktemp -d)
-trap 'stop_airflow "$work/airflow"; stop_airflow "$work/airflow2"; stop_broker; rm -rf "$work"' EXIT
+trap 'stop_airflow "$work/airflow"; stop_airflow "$work/airflow2"; stop_broker; stop_postgres; rm -rf "$work"' EXIT
 port=$(free_port)
 start_broker "$port" "$work"
 export DRIFTGATE_TEST_BROKER="127.0.0.1:$port"
 # The broker answers Kafka admin requests, not just TCP: create a topic through it.
 "$TANSU" topic create driftgate-smoke --partitions 2 --broker "tcp://$DRIFTGATE_TEST_BROKER" >/dev/null
 echo "tansu broker ready at $DRIFTGATE_TEST_BROKER"
+pg_port=$(free_port)
+start_postgres "$pg_port" "$work"
+export DRIFTGATE_TEST_POSTGRES="postgres://driftgate@127.0.0.1:$pg_port"
+echo "PostgreSQL ready at $DRIFTGATE_TEST_POSTGRES"
 # The Airflows start in the background while the code builds and lints; the tests wait for them.
 export DRIFTGATE_TEST_AIRFLOW="http://127.0.0.1:$(free_port)"
 export DRIFTGATE_TEST_AIRFLOW_HOME="$work/airflow"

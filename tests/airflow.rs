@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use driftgate::config::dags::{validate, RawDag};
 use driftgate::dag::executor::execute;
 use driftgate::dag::run_id;
-use driftgate::store::{RunRequest, RunStatus, Store, TaskStatus};
+use driftgate::store::{RunRequest, RunStatus, Store, StoreUrl, TaskStatus};
 
 fn airflow(variable: &str) -> Option<(String, String)> {
     match (
@@ -102,7 +102,7 @@ airflow = {{ url = "{url}", dag_id = "driftgate_retrain", api = "{}", password_f
     let dag = &dags[0];
 
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&dir.path().join("store.db")).unwrap();
+    let mut store = Store::open(&StoreUrl::sqlite(dir.path().join("store.db"))).unwrap();
     let key = format!("fraud-drift/fraud/payments/{}", std::process::id());
     let request = RunRequest {
         id: run_id(&key),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::receiver::{Receiver, Request};
 use driftgate::alert::deliver::{run_worker, Sender};
 use driftgate::alert::{Alert, AlertKind, Routed, SinkKind, SinkSettings};
-use driftgate::store::Store;
+use driftgate::store::{Store, StoreUrl};
 use driftgate::telemetry::Metrics;
 use driftgate::wake::Wake;
 use hmac::{Hmac, Mac};
@@ -60,7 +60,7 @@ struct Worker {
 
 impl Worker {
     fn start(path: &std::path::Path, settings: SinkSettings, metrics: Arc<Metrics>) -> Worker {
-        let store = Store::open(path).unwrap();
+        let store = Store::open(&StoreUrl::sqlite(path)).unwrap();
         let sender = Sender::new(settings, None).unwrap();
         let (stop, wake) = (Arc::new(AtomicBool::new(false)), Arc::new(Wake::default()));
         let thread = {
@@ -85,7 +85,10 @@ fn enqueue(path: &std::path::Path, ids: &[&str]) {
             sinks: vec!["hook".into()],
         })
         .collect();
-    Store::open(path).unwrap().enqueue_alerts(&routed).unwrap();
+    Store::open(&StoreUrl::sqlite(path))
+        .unwrap()
+        .enqueue_alerts(&routed)
+        .unwrap();
 }
 
 /// A delivery worker for a signed webhook sink `hook` pointing at `receiver`.
@@ -155,7 +158,7 @@ fn signed_alerts_are_retried_on_5xx_and_given_up_on_4xx_in_order() {
         assert_eq!(request.json()["version"], 1);
     }
 
-    let store = Store::open_read_only(&path).unwrap();
+    let store = Store::open_read_only(&StoreUrl::sqlite(&path)).unwrap();
     assert_eq!(
         hook_statuses(&store),
         [
@@ -203,7 +206,7 @@ fn issue_21_a_redirecting_webhook_is_not_a_delivery() {
     assert_eq!(lines, ["POST /hook HTTP/1.1"; 5], "no redirect followed");
     assert_eq!(ids(&requests), ["a1", "a1", "a2", "a2", "a2"]);
     assert_eq!(
-        hook_statuses(&Store::open_read_only(&path).unwrap()),
+        hook_statuses(&Store::open_read_only(&StoreUrl::sqlite(&path)).unwrap()),
         [
             ("a1".into(), "delivered".into(), 2),
             ("a2".into(), "delivered".into(), 3),
@@ -232,7 +235,7 @@ fn a_receiver_down_then_up_gets_every_alert_once_in_order_across_a_restart() {
     // The first alert is being retried: connections are refused.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let store = Store::open_read_only(&path).unwrap();
+        let store = Store::open_read_only(&StoreUrl::sqlite(&path)).unwrap();
         let head = store.alert_statuses(Some("pending"), None, 10).unwrap();
         if head.iter().any(|s| s.id == "b1" && s.attempts >= 2) {
             assert!(head
@@ -255,7 +258,7 @@ fn a_receiver_down_then_up_gets_every_alert_once_in_order_across_a_restart() {
     second.stop();
     assert_eq!(ids(&receiver.requests()), names, "each once, in order");
     assert!(requests.iter().all(|r| r.status == 200));
-    let counts = Store::open_read_only(&path)
+    let counts = Store::open_read_only(&StoreUrl::sqlite(&path))
         .unwrap()
         .alert_counts(None)
         .unwrap();
@@ -277,7 +280,7 @@ fn slack_gets_a_readable_message_in_its_text_and_blocks_shape() {
         tests: serde_json::json!({}),
     }];
     drifted.link = Some("http://127.0.0.1:9464/api/v1/streams/payments/windows".into());
-    Store::open(&path)
+    Store::open(&StoreUrl::sqlite(&path))
         .unwrap()
         .enqueue_alerts(&[Routed {
             alert: drifted.clone(),
@@ -338,7 +341,7 @@ fn backoff_doubles_is_capped_jittered_and_honours_retry_after() {
 fn wait_for_delivery(path: &std::path::Path, id: &str, done: impl Fn(&str, u32) -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let store = Store::open_read_only(path).unwrap();
+        let store = Store::open_read_only(&StoreUrl::sqlite(path)).unwrap();
         let statuses = store.alert_statuses(None, Some("hook"), 10).unwrap();
         if let Some(s) = statuses.iter().find(|s| s.id == id) {
             if done(&s.status, s.attempts) {
@@ -377,7 +380,7 @@ fn issue_21_a_long_outage_loses_no_alert() {
     let requests = receiver.wait_for(2, Duration::from_secs(30));
     worker.stop();
     assert_eq!(ids(&requests), ["c1", "c2"]);
-    let statuses = hook_statuses(&Store::open_read_only(&path).unwrap());
+    let statuses = hook_statuses(&Store::open_read_only(&StoreUrl::sqlite(&path)).unwrap());
     assert_eq!(statuses[0].1, "delivered");
     assert!(statuses[0].2 > 40, "{statuses:?}");
 }
@@ -400,7 +403,7 @@ fn issue_21_an_alert_older_than_max_age_is_given_up_with_the_reason() {
     let worker = Worker::start(&path, settings, Arc::new(Metrics::default()));
     wait_for_delivery(&path, "d1", |status, _| status == "dead");
     worker.stop();
-    let store = Store::open_read_only(&path).unwrap();
+    let store = Store::open_read_only(&StoreUrl::sqlite(&path)).unwrap();
     let dead = store.alert_statuses(Some("dead"), None, 10).unwrap();
     let error = dead[0].last_error.clone().unwrap();
     assert!(error.starts_with("given up after "), "{error}");

@@ -371,3 +371,57 @@ fn unknown_keys_are_errors_not_silent_defaults() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no such file"));
 }
+
+#[test]
+fn issue_16_the_store_is_a_sqlite_path_or_a_postgres_url_and_its_password_is_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("store.toml");
+    let stream = format!(
+        "[[streams]]\nname = \"s\"\ntopic = \"t\"\nbaseline = \"{}/config/baselines/payments.json\"\nwindow = {{ records = 100 }}\nfeatures = [{{ name = \"amount\", kind = \"numeric\" }}]\n",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let write = |store: &str| {
+        std::fs::write(
+            &file,
+            format!("[kafka]\nbootstrap_servers = \"x:1\"\n[store]\n{store}\n{stream}"),
+        )
+        .unwrap()
+    };
+    for good in [
+        "url = \"sqlite:var/a.db\"",
+        "path = \"var/a.db\"",
+        "url = \"postgres://dg:hunter2@db.internal:5432/driftgate?sslmode=require\"",
+    ] {
+        write(good);
+        let out = check(&file, &[]);
+        assert!(out.status.success(), "{good}: {}", text(&out.stderr));
+        assert!(
+            !text(&out.stdout).contains("hunter2"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    for (bad, expected) in [
+        (
+            "url = \"sqlite:a.db\"\npath = \"a.db\"",
+            "store.url: give `store.url` or `store.path`, not both",
+        ),
+        ("checkpoint_interval = \"5s\"", "store.url: is missing"),
+        (
+            "url = \"mysql://u:hunter2@h/d\"",
+            "is not a store URL: use `sqlite:PATH` or `postgres://",
+        ),
+        ("url = \"sqlite:\"", "`sqlite:` needs a file path"),
+        (
+            "url = \"sqlite:a.db\"\nconnect_timeout = \"soon\"",
+            "store.connect_timeout",
+        ),
+    ] {
+        write(bad);
+        let out = check(&file, &[]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(expected), "{bad}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}

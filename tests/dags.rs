@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use driftgate::config::dags::{validate, RawDag};
 use driftgate::dag::executor::execute;
 use driftgate::dag::Dag;
-use driftgate::store::{RunRequest, RunStatus, Store, TaskRecord, TaskStatus};
+use driftgate::store::{RunRequest, RunStatus, Store, StoreUrl, TaskRecord, TaskStatus};
 
 const TASK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dag/task.py");
 
@@ -55,7 +55,7 @@ struct Runs {
 impl Runs {
     fn new() -> Runs {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store.db")).unwrap();
+        let store = Store::open(&StoreUrl::sqlite(dir.path().join("store.db"))).unwrap();
         Runs { dir, store }
     }
 
@@ -342,7 +342,7 @@ fn one_run_per_key_also_after_reopening_the_store() {
     };
     assert!(!runs.store.queue_run(&again).unwrap(), "same key refused");
     drop(runs.store);
-    let mut reopened = Store::open(&runs.dir.path().join("store.db")).unwrap();
+    let mut reopened = Store::open(&StoreUrl::sqlite(runs.dir.path().join("store.db"))).unwrap();
     assert!(!reopened.queue_run(&again).unwrap(), "also after a restart");
     assert_eq!(reopened.runs(None, 10).unwrap().len(), 1);
 }
@@ -397,16 +397,19 @@ run = ["TASK"]
     let request = request("r1", "k1", &dag.name);
     let path = runs.path("store.db");
     let runs_dir = runs.path("runs");
-    Store::open(&path).unwrap().queue_run(&request).unwrap();
+    Store::open(&StoreUrl::sqlite(&path))
+        .unwrap()
+        .queue_run(&request)
+        .unwrap();
     let started = std::time::Instant::now();
     let executor = {
         let (path, dag, request) = (path.clone(), dag.clone(), request.clone());
         std::thread::spawn(move || {
-            let store = Store::open(&path).unwrap();
+            let store = Store::open(&StoreUrl::sqlite(&path)).unwrap();
             execute(&store, &runs_dir, &dag, &request, &AtomicBool::new(false));
         })
     };
-    let store = Store::open(&path).unwrap();
+    let store = Store::open(&StoreUrl::sqlite(&path)).unwrap();
     // Cancel once the slow task is running.
     while !store
         .run_tasks("r1")

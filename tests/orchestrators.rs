@@ -12,7 +12,7 @@ use driftgate::config::dags::{validate, RawDag};
 use driftgate::dag::executor::execute;
 use driftgate::dag::run_id;
 use driftgate::dag::Dag;
-use driftgate::store::{RunRequest, RunStatus, Store};
+use driftgate::store::{RunRequest, RunStatus, Store, StoreUrl};
 use serde_json::json;
 
 fn dag(text: &str) -> Dag {
@@ -76,7 +76,7 @@ argo = {{ url = "{}", namespace = "ml", template = "retrain-fraud", poll = "10ms
     ));
     let request = request(&dag);
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+    let mut store = Store::open(&StoreUrl::sqlite(dir.path().join("s.db"))).unwrap();
     server.respond_json(&[
         (
             200,
@@ -144,7 +144,7 @@ kubeflow = {{ url = "{}", pipeline_id = "p-1", pipeline_version_id = "v-2", expe
     ));
     let request = request(&dag);
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+    let mut store = Store::open(&StoreUrl::sqlite(dir.path().join("s.db"))).unwrap();
     server.respond_json(&[
         (200, json!({})),
         (
@@ -216,7 +216,7 @@ airflow = {{ url = "{}", dag_id = "retrain_fraud", api = "v1", username = "ml", 
         password.display()
     ));
     let request = request(&dag);
-    let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+    let mut store = Store::open(&StoreUrl::sqlite(dir.path().join("s.db"))).unwrap();
     // Airflow 2's answers: the created DAG run, then its state while it runs and at its end.
     server.respond_json(&[
         (

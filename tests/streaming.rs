@@ -14,7 +14,7 @@ use common::http::{free_address, http, http_get, http_with};
 use driftgate::baseline::{Baseline, BaselineSource, BuildSettings};
 use driftgate::decode::{Dataset, FeatureKind, FeatureSpec, Schema};
 use driftgate::policy::{Decision, Outcome};
-use driftgate::store::{RunStatus, Store};
+use driftgate::store::{RunStatus, Store, StoreUrl};
 use driftgate::SplitMix64;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -333,7 +333,7 @@ fn wait_for(store: &Path, child: &mut Service, what: &str, done: impl Fn(&Store)
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if store.exists() {
-            if let Ok(opened) = Store::open_read_only(store) {
+            if let Ok(opened) = Store::open_read_only(&StoreUrl::sqlite(store)) {
                 if done(&opened) {
                     return;
                 }
@@ -348,7 +348,7 @@ fn wait_for(store: &Path, child: &mut Service, what: &str, done: impl Fn(&Store)
 }
 
 fn windows(store: &Path) -> Vec<serde_json::Value> {
-    let mut windows: Vec<_> = Store::open_read_only(store)
+    let mut windows: Vec<_> = Store::open_read_only(&StoreUrl::sqlite(store))
         .unwrap()
         .latest_windows("payments", 1000)
         .unwrap()
@@ -383,7 +383,7 @@ fn windows_on_tansu_flag_exactly_the_shifted_windows_and_features() {
 
     // Replaying the topic decides exactly as the service did.
     let live: Vec<Decision> = {
-        let mut all = Store::open_read_only(&setup.store)
+        let mut all = Store::open_read_only(&StoreUrl::sqlite(&setup.store))
             .unwrap()
             .latest_decisions(None, 1000)
             .unwrap();
@@ -810,7 +810,7 @@ baseline_output = "baseline.json"
         s.run(manual_id)
             .is_ok_and(|r| r.is_some_and(|r| r.status == RunStatus::Succeeded))
     });
-    let store = Store::open_read_only(&setup.store).unwrap();
+    let store = Store::open_read_only(&StoreUrl::sqlite(&setup.store)).unwrap();
     let statuses: Vec<String> = store
         .run_tasks(manual_id)
         .unwrap()
@@ -842,7 +842,7 @@ baseline_output = "baseline.json"
         s.runs(None, 10)
             .is_ok_and(|runs| runs.iter().all(|r| r.status == RunStatus::Succeeded))
     });
-    let before_restart = Store::open_read_only(&setup.store)
+    let before_restart = Store::open_read_only(&StoreUrl::sqlite(&setup.store))
         .unwrap()
         .runs(None, 10)
         .unwrap()
@@ -866,7 +866,7 @@ baseline_output = "baseline.json"
     });
     assert!(terminate(&mut child).success());
     assert_eq!(
-        Store::open_read_only(&setup.store)
+        Store::open_read_only(&StoreUrl::sqlite(&setup.store))
             .unwrap()
             .runs(None, 10)
             .unwrap()
@@ -935,7 +935,7 @@ fn a_sigkill_mid_stream_loses_and_repeats_nothing() {
         .map(|w| w["window"]["records"].as_u64().unwrap())
         .sum();
     assert_eq!(total, 2400, "every record counted exactly once");
-    let store = Store::open_read_only(&setup.store).unwrap();
+    let store = Store::open_read_only(&StoreUrl::sqlite(&setup.store)).unwrap();
     assert_eq!(
         store
             .checkpoint("payments")
@@ -973,7 +973,7 @@ fn undecodable_messages_go_to_the_dead_letter_topic_with_their_origin() {
         s.latest_windows("payments", 10).is_ok_and(|w| w.len() == 1)
     });
     assert!(terminate(&mut child).success());
-    let store = Store::open_read_only(&setup.store).unwrap();
+    let store = Store::open_read_only(&StoreUrl::sqlite(&setup.store)).unwrap();
     assert!(
         store.dead_letters("payments").unwrap().is_empty(),
         "sent to the topic instead"
@@ -1047,7 +1047,7 @@ fn issue_21_a_missing_dead_letter_topic_loses_no_dead_letter() {
             .contains("driftgate_dead_letters_kept_total 1")
     });
     assert!(terminate(&mut child).success());
-    let letters = Store::open_read_only(&setup.store)
+    let letters = Store::open_read_only(&StoreUrl::sqlite(&setup.store))
         .unwrap()
         .dead_letters("payments")
         .unwrap();
@@ -1072,7 +1072,7 @@ fn issue_21_a_checkpoint_beyond_the_partition_end_resumes_and_alerts() {
     assert!(terminate(&mut child).success());
     // The log the checkpoint counted is gone; the partition ends far before it.
     {
-        let mut store = Store::open(&setup.store).unwrap();
+        let mut store = Store::open(&StoreUrl::sqlite(&setup.store)).unwrap();
         let mut checkpoint = store.checkpoint("payments").unwrap().unwrap();
         let key = format!("{}/0", setup.topic);
         *checkpoint.next_offsets.get_mut(&key).unwrap() += 100_000;
@@ -1092,7 +1092,7 @@ fn issue_21_a_checkpoint_beyond_the_partition_end_resumes_and_alerts() {
         "{metrics}"
     );
     assert!(terminate(&mut child).success());
-    let store = Store::open_read_only(&setup.store).unwrap();
+    let store = Store::open_read_only(&StoreUrl::sqlite(&setup.store)).unwrap();
     let resets = store.alert_statuses(None, None, 100).unwrap();
     assert!(
         resets
@@ -1152,8 +1152,8 @@ fn two_instances_in_one_group_split_the_partitions_and_count_every_record_once()
     // count, and is caught below).
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let sum = Store::open_read_only(&first.store).map_or(0, |s| counted(&s))
-            + Store::open_read_only(&second_store).map_or(0, |s| counted(&s));
+        let sum = Store::open_read_only(&StoreUrl::sqlite(&first.store)).map_or(0, |s| counted(&s))
+            + Store::open_read_only(&StoreUrl::sqlite(&second_store)).map_or(0, |s| counted(&s));
         if sum >= total {
             break;
         }
@@ -1163,8 +1163,8 @@ fn two_instances_in_one_group_split_the_partitions_and_count_every_record_once()
     }
     assert!(terminate(&mut b).success());
     assert!(terminate(&mut a).success());
-    let a_count = counted(&Store::open_read_only(&first.store).unwrap());
-    let b_count = counted(&Store::open_read_only(&second_store).unwrap());
+    let a_count = counted(&Store::open_read_only(&StoreUrl::sqlite(&first.store)).unwrap());
+    let b_count = counted(&Store::open_read_only(&StoreUrl::sqlite(&second_store)).unwrap());
     assert_eq!(
         a_count + b_count,
         total,
@@ -1397,7 +1397,7 @@ fn the_embedded_broker_runs_the_whole_loop_with_nothing_installed() {
 
 /// The policy each window of the reload test was judged by.
 fn judged_by(store: &Path) -> Vec<(u64, String, String)> {
-    let mut judged: Vec<_> = Store::open_read_only(store)
+    let mut judged: Vec<_> = Store::open_read_only(&StoreUrl::sqlite(store))
         .unwrap()
         .latest_decisions(None, 100)
         .unwrap()
@@ -1577,7 +1577,7 @@ when = { feature = "*" }
     embedded.wait_for_windows(16);
     assert!(terminate(&mut embedded.service).success());
     let live: Vec<Decision> = {
-        let mut all = Store::open_read_only(&embedded.store)
+        let mut all = Store::open_read_only(&StoreUrl::sqlite(&embedded.store))
             .unwrap()
             .latest_decisions(None, 1000)
             .unwrap();
@@ -1780,7 +1780,7 @@ features = [{{ name = "amount", kind = "numeric" }}]
     assert_eq!(names, ["orders", "clicks"]);
     assert!(terminate(&mut child).success());
 
-    let opened = Store::open_read_only(&store).unwrap();
+    let opened = Store::open_read_only(&StoreUrl::sqlite(&store)).unwrap();
     let mut clicks_windows = opened.latest_windows("clicks", 10).unwrap();
     clicks_windows.reverse();
     let spans: Vec<(u64, &str, &str)> = clicks_windows

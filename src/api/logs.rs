@@ -113,7 +113,8 @@ mod tests {
 
     fn setup() -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("store.db")).unwrap();
+        let url = crate::store::StoreUrl::Sqlite(dir.path().join("store.db"));
+        let mut store = Store::open(&url).unwrap();
         store
             .queue_run(&crate::store::RunRequest {
                 id: "run-1".into(),

@@ -67,7 +67,7 @@ pub struct ApiState {
     /// until then, why not.
     pub readiness: Arc<crate::source::readiness::Readiness>,
     /// The store file, opened read-only per request.
-    pub store_path: PathBuf,
+    pub store: crate::store::StoreUrl,
     /// Where runs keep their task directories (task logs are served only from inside it).
     pub runs_dir: PathBuf,
     /// The configured streams.
@@ -134,7 +134,7 @@ async fn healthz() -> &'static str {
     (status = 200, description = "The instance takes part in its consumer group", body = crate::source::readiness::ReadyStatus),
     (status = 503, description = "Not ready, and why", body = crate::source::readiness::ReadyStatus)))]
 async fn readyz(State(state): State<ApiState>) -> Response {
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     let store = tokio::task::spawn_blocking(move || {
         crate::store::Store::open_read_only(&path)?.reachable()
     })
@@ -169,7 +169,7 @@ async fn metrics_text(State(state): State<ApiState>) -> Response {
     (status = 200, body = answers::Streams),
     (status = 500, description = "The store could not be read", body = ErrorBody)))]
 async fn streams(State(state): State<ApiState>) -> Response {
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     let names: Vec<String> = state.streams.iter().map(|s| s.name.clone()).collect();
     let active = blocking(move || {
         let store = crate::store::Store::open_read_only(&path)?;
@@ -237,7 +237,7 @@ async fn windows(
         Ok(limit) => limit,
         Err(response) => return response,
     };
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     match blocking(move || crate::store::Store::open_read_only(&path)?.latest_windows(&name, limit))
         .await
     {
@@ -289,7 +289,7 @@ async fn decisions(
         Ok(filter) => filter,
         Err(response) => return response,
     };
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     match blocking(move || crate::store::Store::open_read_only(&path)?.decisions(&filter)).await {
         Ok(page) => {
             let decisions = page
@@ -383,7 +383,7 @@ async fn alerts(State(state): State<ApiState>, Params(query): Params<AlertsQuery
         Ok(limit) => limit as usize,
         Err(response) => return response,
     };
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     let listed = blocking(move || {
         let store = crate::store::Store::open_read_only(&path)?;
         let alerts = store.alert_statuses(query.status.as_deref(), query.sink.as_deref(), limit)?;
@@ -409,7 +409,7 @@ async fn baselines(State(state): State<ApiState>, Path(name): Path<String>) -> R
         Ok(info) => info.baseline_id.clone(),
         Err(response) => return response,
     };
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     let stream = name.clone();
     match blocking(move || crate::store::Store::open_read_only(&path)?.baselines(&stream)).await {
         Ok(versions) => {

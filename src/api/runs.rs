@@ -34,7 +34,7 @@ pub(super) async fn runs(
         Ok(limit) => limit as usize,
         Err(response) => return response,
     };
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     match blocking(move || {
         crate::store::Store::open_read_only(&path)?.runs(query.model.as_deref(), limit)
     })
@@ -54,7 +54,7 @@ pub(super) async fn runs(
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 500, description = "The store could not be read", body = ErrorBody)))]
 pub(super) async fn run(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     let found = blocking(move || {
         let store = crate::store::Store::open_read_only(&path)?;
         let Some(run) = store.run(&id)? else {
@@ -109,9 +109,9 @@ pub(super) async fn attempt_log(
     let Ok(attempt) = attempt.parse::<u32>() else {
         return params::bad_request(format!("attempt `{attempt}` is not a number"));
     };
-    let (store_path, runs_dir) = (state.store_path.clone(), state.runs_dir.clone());
+    let (store_url, runs_dir) = (state.store.clone(), state.runs_dir.clone());
     let read = tokio::task::spawn_blocking(move || {
-        let store = crate::store::Store::open_read_only(&store_path)
+        let store = crate::store::Store::open_read_only(&store_url)
             .map_err(|e| logs::LogError::Failed(e.to_string()))?;
         logs::attempt_log(&store, &runs_dir, &id, &task, attempt, &query)
     })
@@ -182,7 +182,7 @@ pub(super) async fn cancel_run(
     if let Err(response) = authorized(&state, &headers) {
         return response;
     }
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     let asked = {
         let id = id.clone();
         blocking(move || crate::store::Store::open(&path)?.request_cancel(&id)).await
@@ -274,7 +274,7 @@ pub(super) async fn create_run(
         .key
         .unwrap_or_else(|| format!("manual/{}/{}", model.name, crate::store::now_ms()));
     // The baseline in use: the last one a run rotated in, else the configured one.
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     let stream = model.stream.clone();
     let rotated = blocking(move || {
         Ok(crate::store::Store::open_read_only(&path)?
@@ -288,7 +288,7 @@ pub(super) async fn create_run(
         Err(response) => return response,
     };
     let run = crate::dag::request::manual(key, &model.name, &dag, &model.stream, drifted, baseline);
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     let queued = {
         let run = run.clone();
         blocking(move || crate::store::Store::open(&path)?.queue_run(&run)).await

@@ -191,7 +191,7 @@ pub(super) fn run_config_check(path: &Path) -> Result<CommandOutcome, CliError> 
             .as_deref()
             .unwrap_or("embedded (in-process, not durable)"),
         config.group_id,
-        config.store_path.display(),
+        config.store,
         config.api_listen
     );
     for stream in &config.streams {

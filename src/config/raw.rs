@@ -148,8 +148,26 @@ fn default_group_id() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
-    /// The SQLite file holding checkpoints and window reports; created with its directory.
-    pub path: String,
+    /// Where the store is: `sqlite:PATH` (one instance; the file is created with its
+    /// directory) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require]`
+    /// (PostgreSQL 13+, shared by several instances). Give `url` or `path`, not both.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The SQLite file holding checkpoints and window reports (the same as
+    /// `url = "sqlite:PATH"`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// PostgreSQL: give up connecting after this long, e.g. `"5s"` (a `connect_timeout` in
+    /// the URL wins).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+    /// PostgreSQL: the server cancels a statement running longer than this, e.g. `"30s"`.
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout: String,
+    /// PostgreSQL: a PEM file of CA certificates trusted besides the system's, for servers
+    /// whose certificate a private CA signed (with `sslmode=require` in the URL).
+    #[serde(default)]
+    pub ca_file: Option<String>,
     /// How often open windows and offsets are checkpointed between window closes, e.g. `"5s"`.
     /// Offsets are committed to Kafka only after a checkpoint, so this bounds the records
     /// re-read after a crash.
@@ -158,6 +176,16 @@ pub struct RawStore {
     /// Window reports kept per stream; older ones are deleted.
     #[serde(default = "default_keep_windows")]
     pub keep_windows: u64,
+}
+
+/// A reachable database answers in well under a second.
+fn default_connect_timeout() -> String {
+    "5s".to_string()
+}
+
+/// Longer than any of the store's statements takes on a healthy database.
+fn default_statement_timeout() -> String {
+    "30s".to_string()
 }
 
 /// Five seconds: little re-reading after a crash, little write load.

@@ -27,8 +27,8 @@ pub struct ServiceConfig {
     pub offset_reset: super::raw::OffsetReset,
     /// librdkafka properties passed through.
     pub kafka_properties: BTreeMap<String, String>,
-    /// The SQLite file.
-    pub store_path: PathBuf,
+    /// Where the store is.
+    pub store: crate::store::StoreUrl,
     /// Interval between checkpoints.
     pub checkpoint_interval: Duration,
     /// Window reports kept per stream.
@@ -84,6 +84,39 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
     ),
 ];
 
+/// `store.url` or `store.path` (exactly one), with PostgreSQL's connection settings.
+fn store(raw: &super::raw::RawStore, problems: &mut Problems) -> Option<crate::store::StoreUrl> {
+    let connect_timeout = problems.duration("store.connect_timeout", &raw.connect_timeout);
+    let statement_timeout = problems.duration("store.statement_timeout", &raw.statement_timeout);
+    let settings = crate::store::PostgresSettings {
+        connect_timeout: connect_timeout?,
+        statement_timeout: statement_timeout?,
+        ca_file: raw.ca_file.as_ref().map(PathBuf::from),
+    };
+    let (key, text) = match (&raw.url, &raw.path) {
+        (Some(_), Some(_)) => {
+            problems.add("store.url", "give `store.url` or `store.path`, not both");
+            return None;
+        }
+        (None, None) => {
+            problems.add(
+                "store.url",
+                "is missing: e.g. `url = \"sqlite:var/driftgate.db\"`",
+            );
+            return None;
+        }
+        (Some(url), None) => ("store.url", url.trim().to_string()),
+        (None, Some(path)) if path.trim().is_empty() => {
+            problems.add("store.path", "is empty");
+            return None;
+        }
+        (None, Some(path)) => ("store.path", format!("sqlite:{}", path.trim())),
+    };
+    crate::store::StoreUrl::parse(&text, settings)
+        .map_err(|message| problems.add(key, message))
+        .ok()
+}
+
 pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Vec<ConfigProblem>> {
     let mut problems = Problems::default();
     let servers = raw.kafka.bootstrap_servers.trim();
@@ -94,9 +127,7 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         problems.add("kafka.group_id", "is empty");
     }
     let kafka_properties = kafka_properties(&raw, &mut problems);
-    if raw.store.path.trim().is_empty() {
-        problems.add("store.path", "is empty");
-    }
+    let store = store(&raw.store, &mut problems);
     let checkpoint_interval =
         problems.duration("store.checkpoint_interval", &raw.store.checkpoint_interval);
     if raw.store.keep_windows == 0 {
@@ -129,7 +160,7 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         group_id: raw.kafka.group_id,
         offset_reset: raw.kafka.on_offset_reset,
         kafka_properties,
-        store_path: PathBuf::from(raw.store.path),
+        store: store.expect("validated"),
         checkpoint_interval: checkpoint_interval.expect("validated"),
         keep_windows: raw.store.keep_windows,
         api_listen: api_listen.expect("validated"),

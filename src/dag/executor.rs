@@ -29,7 +29,7 @@ pub enum RunEvent {
 #[derive(Clone)]
 pub struct ExecutorSettings {
     /// The store file.
-    pub store_path: PathBuf,
+    pub store: crate::store::StoreUrl,
     /// Runs' directories go under this.
     pub dir: PathBuf,
     /// Runs at once.
@@ -51,7 +51,7 @@ pub fn run_dispatcher(
     wake: Arc<crate::wake::Wake>,
     events: Arc<dyn Fn(RunEvent) + Send + Sync>,
 ) {
-    let store = match Store::open(&settings.store_path) {
+    let store = match Store::open(&settings.store) {
         Ok(store) => store,
         Err(err) => {
             tracing::error!(error = %err, "the executor cannot open the store; no runs will start");
@@ -162,7 +162,7 @@ impl Dispatcher {
         let thread = std::thread::Builder::new()
             .name(format!("run-{}", run.id))
             .spawn(move || {
-                match Store::open(&settings.store_path) {
+                match Store::open(&settings.store) {
                     Ok(store) => {
                         execute(&store, &settings.dir, &dag, &run.request, &stop);
                         if let Ok(Some(record)) = store.run(&run.id) {

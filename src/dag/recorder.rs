@@ -118,10 +118,10 @@ mod tests {
     #[test]
     fn issue_20_a_write_the_store_refuses_is_logged_not_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.db");
-        drop(Store::open(&path).unwrap());
+        let url = crate::store::StoreUrl::Sqlite(dir.path().join("store.db"));
+        drop(Store::open(&url).unwrap());
         // A read-only connection: every write fails, as a full disk or a locked file would.
-        let store = Store::open_read_only(&path).unwrap();
+        let store = Store::open_read_only(&url).unwrap();
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()

@@ -188,7 +188,7 @@ impl Session<'_> {
             self.world.receiver.url
         );
         let store =
-            Store::open_read_only(&self.world.store_path).map_err(fail("cannot read the store"))?;
+            Store::open_read_only(&self.world.store).map_err(fail("cannot read the store"))?;
         let mut shown = std::collections::BTreeSet::new();
         self.train_champions(&http)?;
         summary::wait_for_runs(self.stop, &store, self.started, &mut shown)?;

@@ -1,7 +1,7 @@
 //! Setting the demo up: its training set and baseline, the broker, the receiver and the
 //! example configuration pointed at them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use super::{
@@ -133,7 +133,7 @@ pub(super) struct World {
     /// Records per window of the example stream.
     pub(super) window_records: u64,
     /// The service's store.
-    pub(super) store_path: PathBuf,
+    pub(super) store: crate::store::StoreUrl,
     /// The models with a DAG.
     pub(super) models: Vec<String>,
 }
@@ -177,7 +177,7 @@ impl World {
             cluster,
             receiver,
             api,
-            store_path: config.store_path.clone(),
+            store: config.store.clone(),
             stream,
             window_records,
             models,

@@ -100,7 +100,7 @@ struct Service {
 /// configuration file, re-read on reload.
 pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<(), ServiceError> {
     let brokers = consumer::Brokers::start(&config)?;
-    let store = Store::open(&config.store_path)?;
+    let store = Store::open(&config.store)?;
     banner(&config, path, brokers.servers());
     let streams = streams::Streams::open(&config, &store, brokers.servers())?;
     let metrics = Arc::new(metrics_for(&config));
@@ -355,7 +355,7 @@ fn banner(config: &ServiceConfig, path: &Path, servers: &str) {
         group = %config.group_id,
         streams = %streams.join(", "),
         api = %format!("http://{}", config.api_listen),
-        store = %config.store_path.display(),
+        store = %config.store,
         "driftgate starting"
     );
 }

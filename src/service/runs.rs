@@ -45,14 +45,22 @@ impl RunState {
     pub(super) fn new(config: &ServiceConfig) -> RunState {
         RunState {
             dir: config.runs.dir.clone(),
-            baselines_dir: config
-                .store_path
-                .parent()
-                .map_or_else(|| PathBuf::from("baselines"), |d| d.join("baselines")),
+            baselines_dir: baselines_dir(config),
             in_flight: BTreeSet::new(),
             busy: Arc::default(),
             finished: Arc::default(),
         }
+    }
+}
+
+/// Where rotated baselines are kept: beside a SQLite store; under the runs directory when the
+/// store is PostgreSQL.
+fn baselines_dir(config: &ServiceConfig) -> PathBuf {
+    match &config.store {
+        crate::store::StoreUrl::Sqlite(path) => path
+            .parent()
+            .map_or_else(|| PathBuf::from("baselines"), |d| d.join("baselines")),
+        crate::store::StoreUrl::Postgres { .. } => config.runs.dir.join("baselines"),
     }
 }
 
@@ -147,7 +155,7 @@ pub(super) fn run_events(
     finished: Arc<Mutex<Vec<FinishedRun>>>,
     catalog: SharedCatalog,
 ) -> Arc<dyn Fn(RunEvent) + Send + Sync> {
-    let (path, alerts) = (config.store_path.clone(), config.alerts.clone());
+    let (path, alerts) = (config.store.clone(), config.alerts.clone());
     Arc::new(move |event: RunEvent| {
         let (kind, run) = match event {
             RunEvent::Started(run) => (AlertKind::RunStarted, run),
@@ -179,7 +187,11 @@ pub(super) fn run_events(
 }
 
 /// A finished run as the loop needs it: a succeeded one's duration and produced baseline.
-fn finish(store_path: &Path, run: &RunRecord, catalog: &SharedCatalog) -> FinishedRun {
+fn finish(
+    store_url: &crate::store::StoreUrl,
+    run: &RunRecord,
+    catalog: &SharedCatalog,
+) -> FinishedRun {
     let succeeded = run.status == RunStatus::Succeeded;
     let seconds = match (run.started_at, run.finished_at) {
         (Some(start), Some(end)) if succeeded => Some((end - start).max(0) as f64 / 1000.0),
@@ -191,14 +203,14 @@ fn finish(store_path: &Path, run: &RunRecord, catalog: &SharedCatalog) -> Finish
         run_id: run.id.clone(),
         stream: run.request.stream.clone(),
         baseline: succeeded
-            .then(|| produced_baseline(store_path, run, catalog))
+            .then(|| produced_baseline(store_url, run, catalog))
             .flatten(),
     }
 }
 
 /// The file a succeeded run declared as the next baseline (a task's `baseline_output`).
 fn produced_baseline(
-    store_path: &Path,
+    store_url: &crate::store::StoreUrl,
     run: &RunRecord,
     catalog: &SharedCatalog,
 ) -> Option<PathBuf> {
@@ -208,7 +220,7 @@ fn produced_baseline(
         .iter()
         .filter_map(|t| t.baseline_output.clone().map(|o| (t.name.clone(), o)))
         .collect();
-    let tasks = Store::open_read_only(store_path)
+    let tasks = Store::open_read_only(store_url)
         .ok()?
         .run_tasks(&run.id)
         .ok()?;

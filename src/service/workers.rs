@@ -88,7 +88,7 @@ fn start_executor(
     stop: &Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, ServiceError> {
     let settings = crate::dag::executor::ExecutorSettings {
-        store_path: config.store_path.clone(),
+        store: config.store.clone(),
         dir: config.runs.dir.clone(),
         max_parallel: config.runs.max_parallel,
         queue_when_busy: config.runs.queue_when_busy,
@@ -134,7 +134,7 @@ fn start_sinks(
         };
         let sender = crate::alert::deliver::Sender::new(sink.clone(), Some(&kafka_client))
             .map_err(failed)?;
-        let store = Store::open(&config.store_path)?;
+        let store = Store::open(&config.store)?;
         let (wake, stop, metrics) = (
             Arc::clone(shared.wake),
             Arc::clone(stop),
@@ -159,7 +159,7 @@ pub(super) fn api_state(
     ApiState {
         metrics: Arc::clone(shared.metrics),
         readiness: Arc::clone(readiness),
-        store_path: config.store_path.clone(),
+        store: config.store.clone(),
         runs_dir: config.runs.dir.clone(),
         streams: Arc::new(config.streams.iter().map(stream_info).collect()),
         catalog: Arc::clone(shared.catalog),

@@ -1,4 +1,5 @@
-//! The SQLite store: the service's source of truth.
+//! The store: the service's source of truth, on SQLite (one instance, embedded) or PostgreSQL
+//! (several instances sharing it).
 //!
 //! It holds, per stream, the checkpoint (the open window's contents and the next offset to read
 //! per partition), the closed windows' reports and the policies' decisions on them, dead letters
@@ -9,39 +10,154 @@
 //! none of them: a window is never lost and never reported twice, and a trigger never launches
 //! twice. Offsets are committed to Kafka only after that transaction.
 //!
-//! Files: `sqlite` (the connection, checkpoints, windows, dead letters), `decisions`, `outbox`,
-//! `runs` (runs, tasks, attempts, baselines), `status` (run and task states).
+//! Files: `db` (the two databases behind one query interface), `schema` (tables and
+//! migrations), `connect` (PostgreSQL connections), `windows` (checkpoints, windows, dead
+//! letters), `decisions`, `outbox`, `runs` (runs, tasks, attempts, baselines), `status` (run
+//! and task states).
 
+mod connect;
+pub(crate) mod db;
 mod decisions;
 mod outbox;
 mod runs;
-mod sqlite;
+mod schema;
 mod status;
+#[cfg(test)]
+pub(crate) mod testing;
+mod windows;
 
 pub use crate::pipeline::Checkpoint;
+pub use connect::PostgresSettings;
 pub use decisions::{DecisionFilter, DecisionPage};
 pub use outbox::{AlertStatus, Delivery};
 pub use runs::{Artifact, AttemptRecord, BaselineVersion, RunRecord, RunRequest, TaskRecord};
-pub use sqlite::{now_ms, DeadLetter, Store, WindowRow};
 pub use status::{RunStatus, TaskStatus};
+pub use windows::{DeadLetter, WindowRow};
 
 use std::path::PathBuf;
+
+use db::Db;
+
+/// Where the store is: `store.url` (or `store.path`) in the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreUrl {
+    /// A SQLite file (`sqlite:PATH`), created with its directory.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://…`), shared by instances.
+    Postgres {
+        /// The connection URL (it may hold a password: shown only through `Display`).
+        url: String,
+        /// Timeouts and TLS.
+        settings: PostgresSettings,
+    },
+}
+
+impl StoreUrl {
+    /// A SQLite file.
+    pub fn sqlite(path: impl AsRef<std::path::Path>) -> StoreUrl {
+        StoreUrl::Sqlite(path.as_ref().to_path_buf())
+    }
+
+    /// Reads `sqlite:PATH`, `postgres://…` or `postgresql://…`; anything else is an error
+    /// naming the accepted forms.
+    pub fn parse(text: &str, settings: PostgresSettings) -> Result<StoreUrl, String> {
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err("`sqlite:` needs a file path, e.g. `sqlite:var/driftgate.db`".into());
+            }
+            return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(StoreUrl::Postgres {
+                url: text.to_string(),
+                settings,
+            });
+        }
+        Err(format!(
+            "`{}` is not a store URL: use `sqlite:PATH` or `postgres://USER@HOST:PORT/DATABASE`",
+            crate::redact::secrets(text)
+        ))
+    }
+
+    /// Whether several instances can share this store.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, StoreUrl::Postgres { .. })
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            StoreUrl::Postgres { url, .. } => f.write_str(&crate::redact::secrets(url)),
+        }
+    }
+}
+
+/// The store: one connection to its database.
+pub struct Store {
+    pub(crate) db: Db,
+}
+
+impl Store {
+    /// Opens the store, creating it (SQLite) or its tables (both) and migrating older schemas.
+    pub fn open(url: &StoreUrl) -> Result<Store, StoreError> {
+        let db = match url {
+            StoreUrl::Sqlite(path) => schema::open_sqlite(path)?,
+            StoreUrl::Postgres { url, settings } => schema::open_postgres(url, settings)?,
+        };
+        Ok(Store { db })
+    }
+
+    /// Opens an existing store for reading (the API's view while the service writes). On
+    /// PostgreSQL it is an ordinary connection; nothing in the API's read path writes.
+    pub fn open_read_only(url: &StoreUrl) -> Result<Store, StoreError> {
+        let db = match url {
+            StoreUrl::Sqlite(path) => schema::open_sqlite_read_only(path)?,
+            StoreUrl::Postgres { url, settings } => Db::Postgres(std::cell::RefCell::new(
+                connect::connect(url, settings).map_err(|message| StoreError::Open {
+                    location: crate::redact::secrets(url),
+                    message: crate::redact::secrets(&message),
+                })?,
+            )),
+        };
+        Ok(Store { db })
+    }
+
+    /// Whether the store answers a query (for readiness).
+    pub fn reachable(&self) -> Result<(), StoreError> {
+        use db::Sql;
+        self.db.query("SELECT 1", &[])?;
+        Ok(())
+    }
+}
+
+/// Wall-clock time, epoch milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// Why the store failed. Usually the disk or the file (permissions, full disk, a damaged or
 /// foreign file); retrying may help for a busy database, not otherwise.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be opened or created.
-    #[error("cannot open the store {path}: {message}")]
+    #[error("cannot open the store {location}: {message}")]
     Open {
-        /// The SQLite file.
-        path: PathBuf,
+        /// The SQLite file or the PostgreSQL URL (its password masked).
+        location: String,
         /// Why.
         message: String,
     },
     /// A query failed.
     #[error("store query failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL query failed or the connection broke.
+    #[error("store query failed: {0}")]
+    Postgres(#[from] postgres::Error),
     /// Stored JSON could not be read back (a damaged row).
     #[error("stored {what} is damaged: {message}")]
     Damaged {

@@ -1,10 +1,10 @@
 //! The alert outbox: alerts and their per-sink deliveries.
 
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
-use super::sqlite::{now_ms, Store};
-use super::StoreError;
+use super::db::{values, Row, Sql};
+use super::windows::parse_json;
+use super::{now_ms, Store, StoreError};
 use crate::alert::{Alert, Routed};
 
 /// A delivery waiting for its sink's worker.
@@ -49,16 +49,16 @@ pub struct AlertStatus {
     pub alert: serde_json::Value,
 }
 
-pub(super) fn insert(tx: &Transaction<'_>, alerts: &[Routed], now: i64) -> Result<(), StoreError> {
+pub(super) fn insert(tx: &impl Sql, alerts: &[Routed], now: i64) -> Result<(), StoreError> {
     for routed in alerts {
         let alert = &routed.alert;
         let inserted = tx.execute(
-            "INSERT OR IGNORE INTO alerts (id, kind, model, document, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                alert.id,
+            "INSERT INTO alerts (id, kind, model, document, created_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            values![
+                &alert.id,
                 alert.kind.as_str(),
-                alert.model,
+                &alert.model,
                 serde_json::to_string(alert).expect("alerts serialise"),
                 now
             ],
@@ -69,9 +69,9 @@ pub(super) fn insert(tx: &Transaction<'_>, alerts: &[Routed], now: i64) -> Resul
         }
         for sink in &routed.sinks {
             tx.execute(
-                "INSERT OR IGNORE INTO deliveries (alert_id, sink, status, next_attempt_at)
-                 VALUES (?1, ?2, 'pending', ?3)",
-                params![alert.id, sink, now],
+                "INSERT INTO deliveries (alert_id, sink, status, next_attempt_at)
+                 VALUES ($1, $2, 'pending', $3) ON CONFLICT DO NOTHING",
+                values![&alert.id, sink, now],
             )?;
         }
     }
@@ -81,42 +81,26 @@ pub(super) fn insert(tx: &Transaction<'_>, alerts: &[Routed], now: i64) -> Resul
 impl Store {
     /// Puts alerts in the outbox (those not raised with a window, e.g. a refused reload).
     pub fn enqueue_alerts(&mut self, alerts: &[Routed]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.db.transaction()?;
         insert(&tx, alerts, now_ms())?;
-        tx.commit()?;
-        Ok(())
+        tx.commit()
     }
 
     /// The sink's oldest pending delivery: the only one its worker may send (order).
     pub fn next_delivery(&self, sink: &str) -> Result<Option<Delivery>, StoreError> {
-        let row = self
-            .conn
-            .query_row(
-                "SELECT d.id, d.attempts, d.next_attempt_at, a.document, a.created_at
-                 FROM deliveries d JOIN alerts a ON a.id = d.alert_id
-                 WHERE d.sink = ?1 AND d.status = 'pending' ORDER BY d.id LIMIT 1",
-                params![sink],
-                |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, u32>(1)?,
-                        row.get::<_, i64>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, i64>(4)?,
-                    ))
-                },
-            )
-            .optional()?;
-        row.map(|(id, attempts, next_attempt_ms, document, created_ms)| {
+        let row = self.db.query_opt(
+            "SELECT d.id, d.attempts, d.next_attempt_at, a.document, a.created_at
+             FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+             WHERE d.sink = $1 AND d.status = 'pending' ORDER BY d.id LIMIT 1",
+            values![sink],
+        )?;
+        row.map(|row| {
             Ok(Delivery {
-                id,
-                alert: serde_json::from_str(&document).map_err(|e| StoreError::Damaged {
-                    what: "alert",
-                    message: e.to_string(),
-                })?,
-                attempts,
-                next_attempt_ms,
-                created_ms,
+                id: row.get(0)?,
+                attempts: row.get(1)?,
+                next_attempt_ms: row.get(2)?,
+                alert: parse_json("alert", &row.get::<String>(3)?)?,
+                created_ms: row.get(4)?,
             })
         })
         .transpose()
@@ -124,10 +108,10 @@ impl Store {
 
     /// Marks a delivery done: it is never sent again.
     pub fn delivered(&self, id: i64, attempts: u32) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE deliveries SET status = 'delivered', attempts = ?2, delivered_at = ?3,
-             last_error = NULL WHERE id = ?1",
-            params![id, attempts, now_ms()],
+        self.db.execute(
+            "UPDATE deliveries SET status = 'delivered', attempts = $2, delivered_at = $3,
+             last_error = NULL WHERE id = $1",
+            values![id, attempts, now_ms()],
         )?;
         Ok(())
     }
@@ -140,31 +124,32 @@ impl Store {
         next_attempt_ms: i64,
         error: &str,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE deliveries SET attempts = ?2, next_attempt_at = ?3, last_error = ?4
-             WHERE id = ?1",
-            params![id, attempts, next_attempt_ms, crate::redact::secrets(error)],
+        self.db.execute(
+            "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_error = $4
+             WHERE id = $1",
+            values![id, attempts, next_attempt_ms, crate::redact::secrets(error)],
         )?;
         Ok(())
     }
 
     /// Gives a delivery up.
     pub fn dead(&self, id: i64, attempts: u32, error: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE deliveries SET status = 'dead', attempts = ?2, last_error = ?3 WHERE id = ?1",
-            params![id, attempts, crate::redact::secrets(error)],
+        self.db.execute(
+            "UPDATE deliveries SET status = 'dead', attempts = $2, last_error = $3 WHERE id = $1",
+            values![id, attempts, crate::redact::secrets(error)],
         )?;
         Ok(())
     }
 
     /// Pending deliveries per sink.
     pub fn pending_alerts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let mut statement = self.conn.prepare(
+        let rows = self.db.query(
             "SELECT sink, COUNT(*) FROM deliveries WHERE status = 'pending' GROUP BY sink",
+            &[],
         )?;
-        let rows =
-            statement.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        rows.iter()
+            .map(|row| Ok((row.get(0)?, row.get(1)?)))
+            .collect()
     }
 
     /// Deliveries per status (`unrouted`: alerts no sink takes), optionally of one sink.
@@ -172,22 +157,19 @@ impl Store {
         &self,
         sink: Option<&str>,
     ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
-        let mut statement = self.conn.prepare(
+        let rows = self.db.query(
             "SELECT COALESCE(d.status, 'unrouted'), COUNT(*)
              FROM alerts a LEFT JOIN deliveries d ON d.alert_id = a.id
-             WHERE (?1 IS NULL OR d.sink = ?1) GROUP BY 1",
+             WHERE (CAST($1 AS TEXT) IS NULL OR d.sink = $1) GROUP BY 1",
+            values![sink],
         )?;
-        let rows = statement.query_map(params![sink], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
-        })?;
         let mut counts: std::collections::BTreeMap<String, u64> =
             ["pending", "delivered", "dead", "unrouted"]
                 .into_iter()
                 .map(|s| (s.to_string(), 0))
                 .collect();
         for row in rows {
-            let (status, n) = row?;
-            counts.insert(status, n);
+            counts.insert(row.get(0)?, row.get(1)?);
         }
         Ok(counts)
     }
@@ -199,32 +181,34 @@ impl Store {
         sink: Option<&str>,
         limit: usize,
     ) -> Result<Vec<AlertStatus>, StoreError> {
-        let mut statement = self.conn.prepare(
+        let rows = self.db.query(
             "SELECT a.id, a.kind, a.model, d.sink, COALESCE(d.status, 'unrouted'),
                     COALESCE(d.attempts, 0), d.last_error, a.created_at,
                     CASE WHEN d.status = 'pending' THEN d.next_attempt_at END, d.delivered_at,
                     a.document
              FROM alerts a LEFT JOIN deliveries d ON d.alert_id = a.id
-             WHERE (?1 IS NULL OR COALESCE(d.status, 'unrouted') = ?1)
-               AND (?2 IS NULL OR d.sink = ?2)
-             ORDER BY a.created_at DESC, a.rowid DESC, d.id DESC LIMIT ?3",
+             WHERE (CAST($1 AS TEXT) IS NULL OR COALESCE(d.status, 'unrouted') = $1)
+               AND (CAST($2 AS TEXT) IS NULL OR d.sink = $2)
+             ORDER BY a.created_at DESC, a.rowid DESC, d.id DESC LIMIT $3",
+            values![status, sink, limit],
         )?;
-        let rows = statement.query_map(params![status, sink, limit as i64], |row| {
-            Ok(AlertStatus {
-                id: row.get(0)?,
-                kind: row.get(1)?,
-                model: row.get(2)?,
-                sink: row.get(3)?,
-                status: row.get(4)?,
-                attempts: row.get(5)?,
-                last_error: row.get(6)?,
-                created_at: row.get(7)?,
-                next_attempt_at: row.get(8)?,
-                delivered_at: row.get(9)?,
-                alert: serde_json::from_str::<serde_json::Value>(&row.get::<_, String>(10)?)
-                    .unwrap_or(serde_json::Value::Null),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        rows.iter().map(alert_status).collect()
     }
+}
+
+fn alert_status(row: &Row) -> Result<AlertStatus, StoreError> {
+    Ok(AlertStatus {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        model: row.get(2)?,
+        sink: row.get(3)?,
+        status: row.get(4)?,
+        attempts: row.get(5)?,
+        last_error: row.get(6)?,
+        created_at: row.get(7)?,
+        next_attempt_at: row.get(8)?,
+        delivered_at: row.get(9)?,
+        alert: serde_json::from_str::<serde_json::Value>(&row.get::<String>(10)?)
+            .unwrap_or(serde_json::Value::Null),
+    })
 }

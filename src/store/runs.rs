@@ -1,11 +1,11 @@
 //! Retraining runs, their tasks and attempts: the executor's state and the lineage the API
 //! shows.
 
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
-use super::sqlite::{now_ms, Store};
-use super::{RunStatus, StoreError, TaskStatus};
+use super::db::{values, Row, Sql, Value};
+use super::windows::parse_json;
+use super::{now_ms, RunStatus, Store, StoreError, TaskStatus};
 
 /// What a run is asked to do: written with the decision that triggered it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -117,20 +117,20 @@ pub struct AttemptRecord {
 /// Queues runs in a transaction (with the window that triggered them). A key that already has a
 /// run is left alone: false for it.
 pub(super) fn insert_runs(
-    tx: &Transaction<'_>,
+    tx: &impl Sql,
     runs: &[RunRequest],
     now: i64,
 ) -> Result<Vec<bool>, StoreError> {
     let mut inserted = Vec::new();
     for run in runs {
         let n = tx.execute(
-            "INSERT OR IGNORE INTO runs (id, key, model, dag, status, request, created_at)
-             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
-            params![
-                run.id,
-                run.key,
-                run.model,
-                run.dag,
+            "INSERT INTO runs (id, key, model, dag, status, request, created_at)
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6) ON CONFLICT DO NOTHING",
+            values![
+                &run.id,
+                &run.key,
+                &run.model,
+                &run.dag,
                 serde_json::to_string(run).expect("requests serialise"),
                 now
             ],
@@ -146,7 +146,7 @@ const RUN_COLUMNS: &str =
 impl Store {
     /// Queues a run outside a window commit (a manual run). False when its key has a run.
     pub fn queue_run(&mut self, run: &RunRequest) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.db.transaction()?;
         let inserted = insert_runs(&tx, std::slice::from_ref(run), now_ms())?;
         tx.commit()?;
         Ok(inserted[0])
@@ -155,70 +155,31 @@ impl Store {
     /// Runs with this status, oldest first.
     pub fn runs_with_status(&self, status: RunStatus) -> Result<Vec<RunRecord>, StoreError> {
         self.select_runs(
-            "WHERE status = ?1 ORDER BY created_at, rowid",
-            params![status],
+            "WHERE status = $1 ORDER BY created_at, rowid",
+            values![status],
         )
     }
 
     /// The latest runs, newest first, of one model or all.
     pub fn runs(&self, model: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
         self.select_runs(
-            "WHERE (?1 IS NULL OR model = ?1) ORDER BY created_at DESC, rowid DESC LIMIT ?2",
-            params![model, limit as i64],
+            "WHERE (CAST($1 AS TEXT) IS NULL OR model = $1)
+             ORDER BY created_at DESC, rowid DESC LIMIT $2",
+            values![model, limit],
         )
     }
 
     /// One run.
     pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
-        Ok(self.select_runs("WHERE id = ?1", params![id])?.pop())
+        Ok(self.select_runs("WHERE id = $1", values![id])?.pop())
     }
 
     /// Runs matching `clause` (a WHERE with ORDER BY and LIMIT as needed).
-    fn select_runs(
-        &self,
-        clause: &str,
-        args: &[&dyn rusqlite::ToSql],
-    ) -> Result<Vec<RunRecord>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs {clause}"))?;
-        let rows = statement.query_map(args, |row| {
-            Ok((
-                row.get::<_, String>(5)?,
-                row.get::<_, Option<String>>(6)?,
-                [
-                    row.get::<_, String>(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                ],
-                row.get::<_, RunStatus>(4)?,
-                row.get::<_, Option<String>>(7)?,
-                [row.get::<_, Option<i64>>(8)?, row.get(9)?, row.get(10)?],
-            ))
-        })?;
-        let mut runs = Vec::new();
-        for row in rows {
-            let (request, plan, [id, key, model, dag], status, error, [created, started, finished]) =
-                row?;
-            runs.push(RunRecord {
-                id,
-                key,
-                model,
-                dag,
-                status,
-                request: serde_json::from_str(&request).map_err(|e| StoreError::Damaged {
-                    what: "run",
-                    message: e.to_string(),
-                })?,
-                plan: plan.and_then(|p| serde_json::from_str(&p).ok()),
-                error,
-                created_at: created.unwrap_or_default(),
-                started_at: started,
-                finished_at: finished,
-            });
-        }
-        Ok(runs)
+    fn select_runs(&self, clause: &str, args: &[Value]) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = self
+            .db
+            .query(&format!("SELECT {RUN_COLUMNS} FROM runs {clause}"), args)?;
+        rows.iter().map(run_record).collect()
     }
 
     /// Sets a run's status (and its plan, error and times as they come).
@@ -229,18 +190,18 @@ impl Store {
         plan: Option<&serde_json::Value>,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
-        self.conn.execute(
-            "UPDATE runs SET status = ?2, plan = COALESCE(?3, plan), error = COALESCE(?4, error),
-               started_at = CASE WHEN ?2 = 'running' THEN ?5 ELSE started_at END,
-               finished_at = CASE WHEN ?2 IN ('succeeded', 'failed', 'cancelled', 'skipped') THEN ?5 ELSE finished_at END
-             WHERE id = ?1",
-            params![
+        self.db.execute(
+            "UPDATE runs SET status = $2, plan = COALESCE($3, plan), error = COALESCE($4, error),
+               started_at = CASE WHEN $2 = 'running' THEN CAST($5 AS BIGINT) ELSE started_at END,
+               finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled', 'skipped')
+                 THEN CAST($5 AS BIGINT) ELSE finished_at END
+             WHERE id = $1",
+            values![
                 id,
                 status,
                 plan.map(|p| p.to_string()),
                 error.map(crate::redact::secrets),
-                now
+                now_ms()
             ],
         )?;
         Ok(())
@@ -250,28 +211,25 @@ impl Store {
     /// its executor next looks (within a fraction of a second). False when the run is finished
     /// or unknown.
     pub fn request_cancel(&self, id: &str) -> Result<bool, StoreError> {
-        let now = now_ms();
-        let queued = self.conn.execute(
-            "UPDATE runs SET status = 'cancelled', error = 'cancelled on request', finished_at = ?2
-             WHERE id = ?1 AND status = 'queued'",
-            params![id, now],
+        let queued = self.db.execute(
+            "UPDATE runs SET status = 'cancelled', error = 'cancelled on request', finished_at = $2
+             WHERE id = $1 AND status = 'queued'",
+            values![id, now_ms()],
         )?;
-        let running = self.conn.execute(
-            "UPDATE runs SET error = 'cancel requested' WHERE id = ?1 AND status = 'running'",
-            params![id],
+        let running = self.db.execute(
+            "UPDATE runs SET error = 'cancel requested' WHERE id = $1 AND status = 'running'",
+            values![id],
         )?;
         Ok(queued + running > 0)
     }
 
     /// Whether a cancellation of a running run was asked for.
     pub fn cancel_requested(&self, id: &str) -> Result<bool, StoreError> {
-        let error: Option<Option<String>> = self
-            .conn
-            .query_row("SELECT error FROM runs WHERE id = ?1", params![id], |row| {
-                row.get(0)
-            })
-            .optional()?;
-        Ok(matches!(error, Some(Some(e)) if e == "cancel requested"))
+        let row = self
+            .db
+            .query_opt("SELECT error FROM runs WHERE id = $1", values![id])?;
+        let error: Option<String> = row.map(|row| row.get(0)).transpose()?.flatten();
+        Ok(error.as_deref() == Some("cancel requested"))
     }
 
     /// Records a task's state.
@@ -286,27 +244,28 @@ impl Store {
         cache_key: Option<&str>,
         outputs: Option<&[Artifact]>,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
         let outputs = outputs.map(|o| serde_json::to_string(o).expect("artifacts serialise"));
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO run_tasks (run_id, dag, task, status, reason, cache_key, outputs, started_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?4 = 'running' THEN ?8 END)
-             ON CONFLICT (run_id, task) DO UPDATE SET status = ?4, reason = ?5,
-               cache_key = COALESCE(?6, cache_key), outputs = COALESCE(?7, outputs),
-               started_at = CASE WHEN ?4 = 'running' THEN COALESCE(started_at, ?8) ELSE started_at END,
-               finished_at = CASE WHEN ?4 IN ('succeeded', 'cached', 'skipped', 'failed', 'cancelled') THEN ?8 ELSE finished_at END",
-            params![run, dag, task, status, reason, cache_key, outputs, now],
+             VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $4 = 'running' THEN CAST($8 AS BIGINT) END)
+             ON CONFLICT (run_id, task) DO UPDATE SET status = $4, reason = $5,
+               cache_key = COALESCE($6, run_tasks.cache_key), outputs = COALESCE($7, run_tasks.outputs),
+               started_at = CASE WHEN $4 = 'running' THEN COALESCE(run_tasks.started_at, CAST($8 AS BIGINT))
+                 ELSE run_tasks.started_at END,
+               finished_at = CASE WHEN $4 IN ('succeeded', 'cached', 'skipped', 'failed', 'cancelled')
+                 THEN CAST($8 AS BIGINT) ELSE run_tasks.finished_at END",
+            values![run, dag, task, status, reason, cache_key, outputs, now_ms()],
         )?;
         Ok(())
     }
 
     /// The highest attempt number recorded for `task` of `run` (0 when none).
     pub fn last_attempt(&self, run: &str, task: &str) -> Result<u32, StoreError> {
-        let last: Option<u32> = self.conn.query_row(
-            "SELECT max(attempt) FROM run_attempts WHERE run_id = ?1 AND task = ?2",
-            params![run, task],
-            |row| row.get(0),
+        let row = self.db.query_opt(
+            "SELECT max(attempt) FROM run_attempts WHERE run_id = $1 AND task = $2",
+            values![run, task],
         )?;
+        let last: Option<u32> = row.map(|row| row.get(0)).transpose()?.flatten();
         Ok(last.unwrap_or(0))
     }
 
@@ -321,15 +280,18 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = now_ms();
         match finished {
-            None => self.conn.execute(
-                "INSERT OR REPLACE INTO run_attempts (run_id, task, attempt, log, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![run, task, attempt, log, now],
+            None => self.db.execute(
+                "INSERT INTO run_attempts (run_id, task, attempt, log, started_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (run_id, task, attempt) DO UPDATE SET log = excluded.log,
+                   started_at = excluded.started_at, exit_code = NULL, error = NULL,
+                   finished_at = NULL, pid = NULL, pid_start = NULL",
+                values![run, task, attempt, log, now],
             )?,
-            Some((exit_code, error)) => self.conn.execute(
-                "UPDATE run_attempts SET exit_code = ?4, error = ?5, finished_at = ?6
-                 WHERE run_id = ?1 AND task = ?2 AND attempt = ?3",
-                params![
+            Some((exit_code, error)) => self.db.execute(
+                "UPDATE run_attempts SET exit_code = $4, error = $5, finished_at = $6
+                 WHERE run_id = $1 AND task = $2 AND attempt = $3",
+                values![
                     run,
                     task,
                     attempt,
@@ -352,10 +314,10 @@ impl Store {
         pid: u32,
         start: u64,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE run_attempts SET pid = ?4, pid_start = ?5
-             WHERE run_id = ?1 AND task = ?2 AND attempt = ?3",
-            params![run, task, attempt, pid, start as i64],
+        self.db.execute(
+            "UPDATE run_attempts SET pid = $4, pid_start = $5
+             WHERE run_id = $1 AND task = $2 AND attempt = $3",
+            values![run, task, attempt, pid, start as i64],
         )?;
         Ok(())
     }
@@ -366,19 +328,22 @@ impl Store {
         &self,
         run: &str,
     ) -> Result<Vec<(String, u32, u32, u64)>, StoreError> {
-        let mut statement = self.conn.prepare(
+        let rows = self.db.query(
             "SELECT task, attempt, pid, pid_start FROM run_attempts
-             WHERE run_id = ?1 AND finished_at IS NULL AND pid IS NOT NULL",
+             WHERE run_id = $1 AND finished_at IS NULL AND pid IS NOT NULL",
+            values![run],
         )?;
-        let rows = statement.query_map(params![run], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get::<_, Option<i64>>(3)?.unwrap_or(-1) as u64,
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        rows.iter()
+            .map(|row| {
+                let start: Option<i64> = row.get(3)?;
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    start.unwrap_or(-1) as u64,
+                ))
+            })
+            .collect()
     }
 
     /// The outputs of the latest successful run of `task` of `dag` with this cache key.
@@ -388,66 +353,85 @@ impl Store {
         task: &str,
         cache_key: &str,
     ) -> Result<Option<(String, Vec<Artifact>)>, StoreError> {
-        let found: Option<(String, String)> = self
-            .conn
-            .query_row(
-                "SELECT run_id, outputs FROM run_tasks
-                 WHERE dag = ?1 AND task = ?2 AND cache_key = ?3 AND status = 'succeeded'
-                 ORDER BY finished_at DESC LIMIT 1",
-                params![dag, task, cache_key],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        Ok(found.map(|(run, outputs)| (run, serde_json::from_str(&outputs).unwrap_or_default())))
+        let row = self.db.query_opt(
+            "SELECT run_id, outputs FROM run_tasks
+             WHERE dag = $1 AND task = $2 AND cache_key = $3 AND status = 'succeeded'
+             ORDER BY finished_at DESC LIMIT 1",
+            values![dag, task, cache_key],
+        )?;
+        row.map(|row| {
+            let outputs: Option<String> = row.get(1)?;
+            let outputs = outputs
+                .and_then(|o| serde_json::from_str(&o).ok())
+                .unwrap_or_default();
+            Ok((row.get(0)?, outputs))
+        })
+        .transpose()
     }
 
     /// A run's tasks with their attempts, in the order they were recorded.
     pub fn run_tasks(&self, run: &str) -> Result<Vec<TaskRecord>, StoreError> {
-        let mut statement = self.conn.prepare(
+        let rows = self.db.query(
             "SELECT task, status, reason, cache_key, outputs, started_at, finished_at
-             FROM run_tasks WHERE run_id = ?1 ORDER BY rowid",
+             FROM run_tasks WHERE run_id = $1 ORDER BY rowid",
+            values![run],
         )?;
-        let rows = statement.query_map(params![run], |row| {
-            let outputs: Option<String> = row.get(4)?;
-            Ok(TaskRecord {
-                task: row.get(0)?,
-                status: row.get(1)?,
-                reason: row.get(2)?,
-                cache_key: row.get(3)?,
-                outputs: outputs
-                    .and_then(|o| serde_json::from_str(&o).ok())
-                    .unwrap_or_default(),
+        let mut tasks: Vec<TaskRecord> = rows.iter().map(task_record).collect::<Result<_, _>>()?;
+        let rows = self.db.query(
+            "SELECT task, attempt, exit_code, error, log, started_at, finished_at
+             FROM run_attempts WHERE run_id = $1 ORDER BY task, attempt",
+            values![run],
+        )?;
+        for row in rows {
+            let task: String = row.get(0)?;
+            let attempt = AttemptRecord {
+                attempt: row.get(1)?,
+                exit_code: row.get(2)?,
+                error: row.get(3)?,
+                log: row.get(4)?,
                 started_at: row.get(5)?,
                 finished_at: row.get(6)?,
-                attempts: Vec::new(),
-            })
-        })?;
-        let mut tasks: Vec<TaskRecord> = rows.collect::<Result<_, _>>()?;
-        let mut statement = self.conn.prepare(
-            "SELECT task, attempt, exit_code, error, log, started_at, finished_at
-             FROM run_attempts WHERE run_id = ?1 ORDER BY task, attempt",
-        )?;
-        let rows = statement.query_map(params![run], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                AttemptRecord {
-                    attempt: row.get(1)?,
-                    exit_code: row.get(2)?,
-                    error: row.get(3)?,
-                    log: row.get(4)?,
-                    started_at: row.get(5)?,
-                    finished_at: row.get(6)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (task, attempt) = row?;
+            };
             if let Some(t) = tasks.iter_mut().find(|t| t.task == task) {
                 t.attempts.push(attempt);
             }
         }
         Ok(tasks)
     }
+}
+
+fn run_record(row: &Row) -> Result<RunRecord, StoreError> {
+    let plan: Option<String> = row.get(6)?;
+    let created: Option<i64> = row.get(8)?;
+    Ok(RunRecord {
+        id: row.get(0)?,
+        key: row.get(1)?,
+        model: row.get(2)?,
+        dag: row.get(3)?,
+        status: row.get(4)?,
+        request: parse_json("run", &row.get::<String>(5)?)?,
+        plan: plan.and_then(|p| serde_json::from_str(&p).ok()),
+        error: row.get(7)?,
+        created_at: created.unwrap_or_default(),
+        started_at: row.get(9)?,
+        finished_at: row.get(10)?,
+    })
+}
+
+fn task_record(row: &Row) -> Result<TaskRecord, StoreError> {
+    let outputs: Option<String> = row.get(4)?;
+    Ok(TaskRecord {
+        task: row.get(0)?,
+        status: row.get(1)?,
+        reason: row.get(2)?,
+        cache_key: row.get(3)?,
+        outputs: outputs
+            .and_then(|o| serde_json::from_str(&o).ok())
+            .unwrap_or_default(),
+        started_at: row.get(5)?,
+        finished_at: row.get(6)?,
+        attempts: Vec::new(),
+    })
 }
 
 /// A baseline version of a stream.
@@ -475,41 +459,208 @@ impl Store {
         path: &str,
         run_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.db.transaction()?;
         tx.execute(
-            "UPDATE baselines SET active = 0 WHERE stream = ?1",
-            params![stream],
+            "UPDATE baselines SET active = 0 WHERE stream = $1",
+            values![stream],
         )?;
         tx.execute(
             "INSERT INTO baselines (stream, version, path, run_id, active, created_at)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5)
-             ON CONFLICT (stream, version) DO UPDATE SET active = 1, path = ?3, run_id = ?4",
-            params![stream, version, path, run_id, now_ms()],
+             VALUES ($1, $2, $3, $4, 1, $5)
+             ON CONFLICT (stream, version) DO UPDATE SET active = 1, path = $3, run_id = $4",
+            values![stream, version, path, run_id, now_ms()],
         )?;
-        tx.commit()?;
-        Ok(())
+        tx.commit()
     }
 
     /// The stream's baseline versions, newest first.
     pub fn baselines(&self, stream: &str) -> Result<Vec<BaselineVersion>, StoreError> {
-        let mut statement = self.conn.prepare(
+        let rows = self.db.query(
             "SELECT version, path, run_id, active, created_at FROM baselines
-             WHERE stream = ?1 ORDER BY created_at DESC, rowid DESC",
+             WHERE stream = $1 ORDER BY created_at DESC, rowid DESC",
+            values![stream],
         )?;
-        let rows = statement.query_map(params![stream], |row| {
-            Ok(BaselineVersion {
-                version: row.get(0)?,
-                path: row.get(1)?,
-                run_id: row.get(2)?,
-                active: row.get::<_, i64>(3)? == 1,
-                created_at: row.get(4)?,
+        rows.iter()
+            .map(|row| {
+                Ok(BaselineVersion {
+                    version: row.get(0)?,
+                    path: row.get(1)?,
+                    run_id: row.get(2)?,
+                    active: row.get(3)?,
+                    created_at: row.get(4)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     /// The version a run rotated in and the stream uses now; `None`: the configured baseline.
     pub fn active_baseline(&self, stream: &str) -> Result<Option<BaselineVersion>, StoreError> {
         Ok(self.baselines(stream)?.into_iter().find(|v| v.active))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{self, TestStore};
+
+    fn request(id: &str, key: &str) -> RunRequest {
+        RunRequest {
+            id: id.into(),
+            ..crate::dag::request::manual(key.into(), "m", "dag", "s", vec!["x".into()], None)
+        }
+    }
+
+    #[test]
+    fn a_run_its_tasks_attempts_and_baselines_round_trip_on_both_databases() {
+        for TestStore {
+            mut store, name, ..
+        } in testing::stores()
+        {
+            assert!(store.queue_run(&request("r1", "k1")).unwrap(), "{name}");
+            assert!(
+                !store.queue_run(&request("r2", "k1")).unwrap(),
+                "{name}: key reused"
+            );
+            store
+                .set_run_status(
+                    "r1",
+                    RunStatus::Running,
+                    Some(&serde_json::json!({"p": 1})),
+                    None,
+                )
+                .unwrap();
+            store
+                .set_task(
+                    "r1",
+                    "dag",
+                    "train",
+                    TaskStatus::Running,
+                    "drifted",
+                    Some("c1"),
+                    None,
+                )
+                .unwrap();
+            assert_eq!(store.last_attempt("r1", "train").unwrap(), 0, "{name}");
+            store.set_attempt("r1", "train", 1, "a1.log", None).unwrap();
+            store
+                .set_attempt_process("r1", "train", 1, 4242, 77)
+                .unwrap();
+            assert_eq!(
+                store.unfinished_attempts("r1").unwrap(),
+                vec![("train".to_string(), 1, 4242, 77)],
+                "{name}"
+            );
+            store
+                .set_attempt("r1", "train", 1, "a1.log", Some((Some(0), None)))
+                .unwrap();
+            let artifact = Artifact {
+                file: "model.bin".into(),
+                path: "/runs/r1/model.bin".into(),
+                sha256: "ab".into(),
+                bytes: 3,
+            };
+            let outputs = [artifact.clone()];
+            store
+                .set_task(
+                    "r1",
+                    "dag",
+                    "train",
+                    TaskStatus::Succeeded,
+                    "ok",
+                    None,
+                    Some(&outputs),
+                )
+                .unwrap();
+            store
+                .set_run_status("r1", RunStatus::Succeeded, None, None)
+                .unwrap();
+            let run = store.run("r1").unwrap().unwrap();
+            assert_eq!(run.status, RunStatus::Succeeded, "{name}");
+            assert!(
+                run.started_at.is_some() && run.finished_at.is_some(),
+                "{name}"
+            );
+            assert_eq!(run.plan, Some(serde_json::json!({"p": 1})));
+            let tasks = store.run_tasks("r1").unwrap();
+            assert_eq!(tasks[0].cache_key.as_deref(), Some("c1"), "{name}");
+            assert_eq!(tasks[0].outputs, outputs);
+            assert_eq!(tasks[0].attempts[0].exit_code, Some(0), "{name}");
+            assert_eq!(store.last_attempt("r1", "train").unwrap(), 1);
+            assert_eq!(
+                store.cached_outputs("dag", "train", "c1").unwrap(),
+                Some(("r1".to_string(), vec![artifact])),
+                "{name}"
+            );
+            assert_eq!(store.runs(Some("m"), 10).unwrap().len(), 1);
+            assert_eq!(
+                store.runs_with_status(RunStatus::Succeeded).unwrap().len(),
+                1
+            );
+            store.queue_run(&request("r3", "k3")).unwrap();
+            assert!(store.request_cancel("r3").unwrap(), "{name}");
+            assert!(!store.request_cancel("r1").unwrap(), "{name}: finished");
+            assert_eq!(
+                store.run("r3").unwrap().unwrap().status,
+                RunStatus::Cancelled
+            );
+
+            store
+                .rotate_baseline("s", "v1", "/b/v1.json", Some("r1"))
+                .unwrap();
+            store
+                .rotate_baseline("s", "v2", "/b/v2.json", None)
+                .unwrap();
+            let versions: Vec<(String, bool)> = store
+                .baselines("s")
+                .unwrap()
+                .into_iter()
+                .map(|v| (v.version, v.active))
+                .collect();
+            assert_eq!(
+                versions,
+                [("v2".to_string(), true), ("v1".to_string(), false)],
+                "{name}"
+            );
+            assert_eq!(store.active_baseline("s").unwrap().unwrap().version, "v2");
+        }
+    }
+
+    #[test]
+    fn an_alert_is_queued_once_per_sink_and_its_deliveries_move_on_both_databases() {
+        use crate::alert::{AlertKind, Routed};
+        for TestStore {
+            mut store, name, ..
+        } in testing::stores()
+        {
+            let alert = crate::alert::blank(AlertKind::RetrainTriggered, "a1".into(), "s".into());
+            let routed = Routed {
+                alert,
+                sinks: vec!["hook".into(), "slack".into()],
+            };
+            store.enqueue_alerts(std::slice::from_ref(&routed)).unwrap();
+            store.enqueue_alerts(std::slice::from_ref(&routed)).unwrap();
+            assert_eq!(
+                store.pending_alerts().unwrap(),
+                vec![("hook".to_string(), 1), ("slack".to_string(), 1)],
+                "{name}"
+            );
+            let delivery = store.next_delivery("hook").unwrap().unwrap();
+            assert_eq!(delivery.alert.id, "a1", "{name}");
+            store
+                .retry_later(delivery.id, 1, 0, "POST http://u:secret@h/x failed")
+                .unwrap();
+            store.delivered(delivery.id, 2).unwrap();
+            let slack = store.next_delivery("slack").unwrap().unwrap();
+            store.dead(slack.id, 5, "gone").unwrap();
+            assert!(store.next_delivery("hook").unwrap().is_none(), "{name}");
+            let counts = store.alert_counts(None).unwrap();
+            assert_eq!((counts["delivered"], counts["dead"]), (1, 1), "{name}");
+            assert_eq!(store.alert_counts(Some("hook")).unwrap()["delivered"], 1);
+            let statuses = store.alert_statuses(Some("dead"), None, 10).unwrap();
+            assert_eq!(statuses.len(), 1, "{name}");
+            assert_eq!(statuses[0].sink.as_deref(), Some("slack"));
+            assert_eq!(statuses[0].attempts, 5);
+        }
     }
 }

@@ -2,10 +2,10 @@
 //! (`queued`, `succeeded`, …), which the API, alerts and dashboards already know; in the code
 //! they are enums, so a misspelt state does not compile.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use super::db::{FromValue, Value};
 use serde::{Deserialize, Serialize};
 
-/// Defines a state enum with its names, its text conversions and its SQLite mapping.
+/// Defines a state enum with its names, its text conversions and its stored form.
 macro_rules! states {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal,)+ }) => {
         $(#[$doc])*
@@ -38,18 +38,17 @@ macro_rules! states {
             }
         }
 
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
+        impl From<$name> for Value {
+            fn from(state: $name) -> Value {
+                Value::from(state.as_str())
             }
         }
 
-        impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<$name> {
-                let text = value.as_str()?;
-                $name::parse(text).ok_or_else(|| {
-                    FromSqlError::Other(format!("`{text}` is not a {} state", stringify!($name)).into())
-                })
+        impl FromValue for $name {
+            fn from_value(value: Value) -> Result<$name, String> {
+                let text = String::from_value(value)?;
+                $name::parse(&text)
+                    .ok_or_else(|| format!("`{text}` is not a {} state", stringify!($name)))
             }
         }
     };
@@ -114,22 +113,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip_through_text_serde_and_sqlite() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
+    fn names_round_trip_through_text_serde_and_stored_values() {
         for status in RunStatus::ALL {
             assert_eq!(RunStatus::parse(status.as_str()), Some(*status));
             let json = serde_json::to_string(status).unwrap();
             assert_eq!(json, format!("\"{status}\""));
-            let back: RunStatus = conn.query_row("SELECT ?1", [status], |r| r.get(0)).unwrap();
+            let back = RunStatus::from_value(Value::from(*status)).unwrap();
             assert_eq!(back, *status);
         }
         for status in TaskStatus::ALL {
             assert_eq!(TaskStatus::parse(status.as_str()), Some(*status));
         }
-        let bad: rusqlite::Result<RunStatus> = conn.query_row("SELECT 'done'", [], |r| r.get(0));
-        assert!(bad
-            .unwrap_err()
-            .to_string()
-            .contains("`done` is not a RunStatus state"));
+        let bad = RunStatus::from_value(Value::from("done"));
+        assert_eq!(bad.unwrap_err(), "`done` is not a RunStatus state");
     }
 }

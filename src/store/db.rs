@@ -1,0 +1,435 @@
+//! The two databases the store runs on, behind one small interface: SQLite (embedded, one
+//! instance) and PostgreSQL (shared by several instances).
+//!
+//! Queries are written once, in the SQL both accept, with `$1`-style parameters (PostgreSQL's;
+//! they become `?1` for SQLite). Parameters and columns travel as [`Value`]s, so the store's
+//! code does not depend on either driver's type mapping.
+
+use std::cell::RefCell;
+
+use postgres::types::{private::BytesMut, IsNull, ToSql, Type};
+
+use super::StoreError;
+
+/// A parameter or a column value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// An integer (SQLite INTEGER, PostgreSQL BIGINT).
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// Bytes (SQLite BLOB, PostgreSQL BYTEA).
+    Blob(Vec<u8>),
+}
+
+/// Parameters as `&[Value]`: `values![a, b]`.
+macro_rules! values {
+    ($($value:expr),* $(,)?) => {
+        &[$($crate::store::db::Value::from($value)),*][..]
+    };
+}
+pub(super) use values;
+
+macro_rules! value_from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Value {
+                Value::Int(v as i64)
+            }
+        }
+    )*};
+}
+value_from_int!(i64, i32, u32, u64, usize);
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Value {
+        Value::Int(v as i64)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Value {
+        Value::Text(v.to_string())
+    }
+}
+
+impl From<&String> for Value {
+    fn from(v: &String) -> Value {
+        Value::Text(v.clone())
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Value {
+        Value::Text(v)
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(v: &[u8]) -> Value {
+        Value::Blob(v.to_vec())
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Value {
+        Value::Blob(v)
+    }
+}
+
+impl From<&Vec<u8>> for Value {
+    fn from(v: &Vec<u8>) -> Value {
+        Value::Blob(v.clone())
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Value {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+impl<T: Clone + Into<Value>> From<&Option<T>> for Value {
+    fn from(v: &Option<T>) -> Value {
+        v.clone().map_or(Value::Null, Into::into)
+    }
+}
+
+/// A column value read back as a Rust type.
+pub trait FromValue: Sized {
+    /// The value, or why it is not one.
+    fn from_value(value: Value) -> Result<Self, String>;
+}
+
+macro_rules! int_from_value {
+    ($($t:ty),*) => {$(
+        impl FromValue for $t {
+            fn from_value(value: Value) -> Result<$t, String> {
+                match value {
+                    Value::Int(v) => <$t>::try_from(v).map_err(|e| e.to_string()),
+                    other => Err(format!("expected an integer, found {other:?}")),
+                }
+            }
+        }
+    )*};
+}
+int_from_value!(i64, i32, u32, u64);
+
+impl FromValue for bool {
+    fn from_value(value: Value) -> Result<bool, String> {
+        Ok(i64::from_value(value)? != 0)
+    }
+}
+
+impl FromValue for String {
+    fn from_value(value: Value) -> Result<String, String> {
+        match value {
+            Value::Text(v) => Ok(v),
+            other => Err(format!("expected text, found {other:?}")),
+        }
+    }
+}
+
+impl FromValue for Vec<u8> {
+    fn from_value(value: Value) -> Result<Vec<u8>, String> {
+        match value {
+            Value::Blob(v) => Ok(v),
+            other => Err(format!("expected bytes, found {other:?}")),
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: Value) -> Result<Option<T>, String> {
+        match value {
+            Value::Null => Ok(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// One result row.
+#[derive(Debug, Clone)]
+pub struct Row(Vec<Value>);
+
+impl Row {
+    /// Column `i` as a `T`; a mismatch is a damaged row.
+    pub fn get<T: FromValue>(&self, i: usize) -> Result<T, StoreError> {
+        let value = self.0.get(i).cloned().unwrap_or(Value::Null);
+        T::from_value(value).map_err(|message| StoreError::Damaged {
+            what: "row",
+            message: format!("column {i}: {message}"),
+        })
+    }
+}
+
+/// What runs queries: the database itself or a transaction on it.
+pub trait Sql {
+    /// Runs a statement; the rows it changed.
+    fn execute(&self, sql: &str, args: &[Value]) -> Result<u64, StoreError>;
+    /// Runs a query; its rows.
+    fn query(&self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError>;
+    /// The first row, if any.
+    fn query_opt(&self, sql: &str, args: &[Value]) -> Result<Option<Row>, StoreError> {
+        Ok(self.query(sql, args)?.into_iter().next())
+    }
+}
+
+/// A connection to one of the two databases.
+pub enum Db {
+    /// SQLite.
+    Sqlite(rusqlite::Connection),
+    /// PostgreSQL (the client needs `&mut`; the store is used from one thread at a time).
+    Postgres(RefCell<postgres::Client>),
+}
+
+impl Db {
+    /// Starts a transaction; it rolls back unless committed.
+    pub fn transaction(&self) -> Result<Tx<'_>, StoreError> {
+        match self {
+            Db::Sqlite(conn) => Ok(Tx::Sqlite(Some(conn.unchecked_transaction()?))),
+            Db::Postgres(client) => {
+                borrow(client)?.batch_execute("BEGIN")?;
+                Ok(Tx::Postgres { client, open: true })
+            }
+        }
+    }
+}
+
+impl Sql for Db {
+    fn execute(&self, sql: &str, args: &[Value]) -> Result<u64, StoreError> {
+        match self {
+            Db::Sqlite(conn) => sqlite_execute(conn, sql, args),
+            Db::Postgres(client) => Ok(borrow(client)?.execute(sql, &pg_args(args))?),
+        }
+    }
+
+    fn query(&self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Db::Sqlite(conn) => sqlite_query(conn, sql, args),
+            Db::Postgres(client) => pg_query(&mut *borrow(client)?, sql, args),
+        }
+    }
+}
+
+/// A transaction: commit it, or it rolls back when dropped.
+pub enum Tx<'a> {
+    /// On SQLite (taken when committed).
+    Sqlite(Option<rusqlite::Transaction<'a>>),
+    /// On PostgreSQL.
+    Postgres {
+        /// The connection, inside `BEGIN`.
+        client: &'a RefCell<postgres::Client>,
+        /// Not yet committed or rolled back.
+        open: bool,
+    },
+}
+
+impl Tx<'_> {
+    /// Makes the transaction's writes durable and visible.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        match &mut self {
+            Tx::Sqlite(tx) => match tx.take() {
+                Some(tx) => Ok(tx.commit()?),
+                None => Ok(()),
+            },
+            Tx::Postgres { client, open } => {
+                *open = false;
+                borrow(client)?.batch_execute("COMMIT")?;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if let Tx::Postgres { client, open: true } = self {
+            // A failed rollback leaves the connection broken; its next use reports it.
+            if let Ok(mut client) = client.try_borrow_mut() {
+                let _ = client.batch_execute("ROLLBACK");
+            }
+        }
+    }
+}
+
+impl Sql for Tx<'_> {
+    fn execute(&self, sql: &str, args: &[Value]) -> Result<u64, StoreError> {
+        match self {
+            Tx::Sqlite(Some(tx)) => sqlite_execute(tx, sql, args),
+            Tx::Sqlite(None) => Err(committed()),
+            Tx::Postgres { client, .. } => Ok(borrow(client)?.execute(sql, &pg_args(args))?),
+        }
+    }
+
+    fn query(&self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Tx::Sqlite(Some(tx)) => sqlite_query(tx, sql, args),
+            Tx::Sqlite(None) => Err(committed()),
+            Tx::Postgres { client, .. } => pg_query(&mut *borrow(client)?, sql, args),
+        }
+    }
+}
+
+fn committed() -> StoreError {
+    StoreError::Damaged {
+        what: "transaction",
+        message: "used after its commit".into(),
+    }
+}
+
+fn borrow(
+    client: &RefCell<postgres::Client>,
+) -> Result<std::cell::RefMut<'_, postgres::Client>, StoreError> {
+    client.try_borrow_mut().map_err(|_| StoreError::Damaged {
+        what: "connection",
+        message: "the PostgreSQL connection is already in use".into(),
+    })
+}
+
+/// `$1` → `?1`: SQLite's numbered parameters.
+fn sqlite_sql(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn sqlite_execute(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[Value],
+) -> Result<u64, StoreError> {
+    let mut statement = conn.prepare_cached(&sqlite_sql(sql))?;
+    Ok(statement.execute(rusqlite::params_from_iter(args))? as u64)
+}
+
+fn sqlite_query(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[Value],
+) -> Result<Vec<Row>, StoreError> {
+    use rusqlite::types::ValueRef;
+    let mut statement = conn.prepare_cached(&sqlite_sql(sql))?;
+    let columns = statement.column_count();
+    let mut rows = statement.query(rusqlite::params_from_iter(args))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut values = Vec::with_capacity(columns);
+        for i in 0..columns {
+            values.push(match row.get_ref(i)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(v) => Value::Int(v),
+                ValueRef::Real(v) => Value::Int(v as i64),
+                ValueRef::Text(v) => Value::Text(String::from_utf8_lossy(v).into_owned()),
+                ValueRef::Blob(v) => Value::Blob(v.to_vec()),
+            });
+        }
+        out.push(Row(values));
+    }
+    Ok(out)
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(v) => ValueRef::Integer(*v),
+            Value::Text(v) => ValueRef::Text(v.as_bytes()),
+            Value::Blob(v) => ValueRef::Blob(v),
+        }))
+    }
+}
+
+fn pg_args(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()
+}
+
+fn pg_query(
+    client: &mut postgres::Client,
+    sql: &str,
+    args: &[Value],
+) -> Result<Vec<Row>, StoreError> {
+    let rows = client.query(sql, &pg_args(args))?;
+    rows.iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| pg_value(row, i))
+                .collect::<Result<_, _>>()
+                .map(Row)
+        })
+        .collect()
+}
+
+fn pg_value(row: &postgres::Row, i: usize) -> Result<Value, StoreError> {
+    let ty = row.columns()[i].type_().clone();
+    let value = match ty {
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(i)?
+            .map(|v| Value::Int(v.into())),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(i)?
+            .map(|v| Value::Int(v.into())),
+        Type::INT8 => row.try_get::<_, Option<i64>>(i)?.map(Value::Int),
+        Type::BOOL => row.try_get::<_, Option<bool>>(i)?.map(Value::from),
+        Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Blob),
+        _ => row.try_get::<_, Option<String>>(i)?.map(Value::Text),
+    };
+    Ok(value.unwrap_or(Value::Null))
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(v) => match *ty {
+                Type::INT2 => i16::try_from(*v)?.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
+                Type::INT8 => v.to_sql(ty, out),
+                Type::BOOL => (*v != 0).to_sql(ty, out),
+                _ => Err(format!("an integer cannot be stored as {ty}").into()),
+            },
+            Value::Text(v) => match *ty {
+                Type::BYTEA => Err(format!("text cannot be stored as {ty}").into()),
+                _ if <&str as ToSql>::accepts(ty) => v.as_str().to_sql(ty, out),
+                _ => Err(format!("text cannot be stored as {ty}").into()),
+            },
+            Value::Blob(v) => v.as_slice().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(
+            *ty,
+            Type::INT2 | Type::INT4 | Type::INT8 | Type::BOOL | Type::BYTEA
+        ) || <&str as ToSql>::accepts(ty)
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_parameters_become_sqlites() {
+        assert_eq!(
+            sqlite_sql("SELECT '$.at' WHERE a = $1 AND b = $12 AND c = $"),
+            "SELECT '$.at' WHERE a = ?1 AND b = ?12 AND c = $"
+        );
+    }
+}

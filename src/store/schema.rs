@@ -1,0 +1,374 @@
+//! The schema on both databases, created or brought up to date when a store opens.
+//!
+//! The tables and their keys are the same on SQLite and PostgreSQL; the DDL differs only where
+//! the dialects do (integer widths, auto-numbered ids, bytes). PostgreSQL tables that the
+//! queries order by insertion carry a `rowid` column, which SQLite has implicitly. SQLite keeps
+//! its version in `PRAGMA user_version`; PostgreSQL in the `driftgate_schema` table, updated
+//! under an advisory lock so that instances starting together migrate once.
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::db::Db;
+use super::StoreError;
+
+/// The schema version this build creates and reads.
+const SCHEMA_VERSION: i64 = 5;
+
+const SQLITE: &str = "
+CREATE TABLE IF NOT EXISTS checkpoints (
+    stream      TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,       -- JSON: Checkpoint
+    updated_at  INTEGER NOT NULL     -- epoch milliseconds
+);
+CREATE TABLE IF NOT EXISTS windows (
+    stream      TEXT NOT NULL,
+    idx         INTEGER NOT NULL,
+    report      TEXT NOT NULL,       -- JSON: the window report
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (stream, idx)
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream      TEXT NOT NULL,
+    topic       TEXT NOT NULL,
+    partition   INTEGER NOT NULL,
+    msg_offset  INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    payload     BLOB,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    key         TEXT NOT NULL,       -- idempotency key: policy/model/stream/window
+    policy      TEXT NOT NULL,
+    model       TEXT NOT NULL,
+    stream      TEXT NOT NULL,
+    window_idx  INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    decision    TEXT NOT NULL,       -- JSON: the whole decision
+    at_ms       INTEGER,             -- the decision's time (its window's end)
+    created_at  INTEGER NOT NULL
+);
+-- Never two triggered decisions for one key: a restart cannot trigger a window twice.
+CREATE UNIQUE INDEX IF NOT EXISTS decisions_triggered_once ON decisions (key)
+    WHERE outcome = 'triggered';
+CREATE INDEX IF NOT EXISTS decisions_by_model ON decisions (model, id);
+-- The alert outbox: every alert once (by id), and one delivery row per sink that takes it.
+CREATE TABLE IF NOT EXISTS alerts (
+    id          TEXT PRIMARY KEY,    -- the alert's idempotency id
+    kind        TEXT NOT NULL,
+    model       TEXT,
+    document    TEXT NOT NULL,       -- JSON: the alert
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,  -- delivery order within a sink
+    alert_id        TEXT NOT NULL REFERENCES alerts (id),
+    sink            TEXT NOT NULL,
+    status          TEXT NOT NULL,   -- pending, delivered, dead
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    delivered_at    INTEGER,
+    UNIQUE (alert_id, sink)
+);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, status, id);
+-- Retraining runs: at most one per idempotency key (a triggered decision's key), ever.
+CREATE TABLE IF NOT EXISTS runs (
+    id          TEXT PRIMARY KEY,
+    key         TEXT NOT NULL UNIQUE,
+    model       TEXT NOT NULL,
+    dag         TEXT NOT NULL,
+    status      TEXT NOT NULL,       -- queued, running, succeeded, failed, skipped
+    request     TEXT NOT NULL,       -- JSON: RunRequest (decision, drifted features, window file)
+    plan        TEXT,                -- JSON: the plan
+    error       TEXT,
+    created_at  INTEGER NOT NULL,
+    started_at  INTEGER,
+    finished_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_by_model ON runs (model, created_at);
+CREATE TABLE IF NOT EXISTS run_tasks (
+    run_id      TEXT NOT NULL REFERENCES runs (id),
+    dag         TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    status      TEXT NOT NULL,       -- pending, running, succeeded, cached, skipped, failed
+    reason      TEXT NOT NULL,
+    cache_key   TEXT,
+    outputs     TEXT,                -- JSON: [{file, path, sha256, bytes}]
+    started_at  INTEGER,
+    finished_at INTEGER,
+    PRIMARY KEY (run_id, task)
+);
+CREATE INDEX IF NOT EXISTS run_tasks_cache ON run_tasks (dag, task, cache_key, status);
+-- Baseline versions a run made current for a stream (the configured file is version zero).
+CREATE TABLE IF NOT EXISTS baselines (
+    stream      TEXT NOT NULL,
+    version     TEXT NOT NULL,       -- the baseline's content id
+    path        TEXT NOT NULL,
+    run_id      TEXT,
+    active      INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (stream, version)
+);
+CREATE TABLE IF NOT EXISTS run_attempts (
+    run_id      TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    exit_code   INTEGER,
+    error       TEXT,
+    log         TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    pid         INTEGER,             -- the attempt's process (and group), while it may run
+    pid_start   INTEGER,             -- its start time in clock ticks since boot (/proc)
+    PRIMARY KEY (run_id, task, attempt)
+);
+";
+
+/// Brings SQLite tables an older version created up to this one (columns added since).
+fn migrate_sqlite(conn: &Connection) -> rusqlite::Result<()> {
+    // Version 4: the attempt's process, to stop what a crash left running. Version 5: the
+    // decision's time as a column (both databases filter on it).
+    for (table, column, backfill) in [
+        ("run_attempts", "pid", None),
+        ("run_attempts", "pid_start", None),
+        (
+            "decisions",
+            "at_ms",
+            Some("json_extract(decision, '$.at_ms')"),
+        ),
+    ] {
+        let exists: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |row| row.get(0),
+        )?;
+        if !exists {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER"))?;
+            if let Some(value) = backfill {
+                conn.execute_batch(&format!("UPDATE {table} SET {column} = {value}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The same tables on PostgreSQL.
+const POSTGRES: &str = "
+CREATE TABLE IF NOT EXISTS driftgate_schema (version BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    stream      TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,
+    updated_at  BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS windows (
+    stream      TEXT NOT NULL,
+    idx         BIGINT NOT NULL,
+    report      TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (stream, idx)
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          BIGSERIAL PRIMARY KEY,
+    stream      TEXT NOT NULL,
+    topic       TEXT NOT NULL,
+    partition   BIGINT NOT NULL,
+    msg_offset  BIGINT NOT NULL,
+    reason      TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    payload     BYTEA,
+    created_at  BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id          BIGSERIAL PRIMARY KEY,
+    key         TEXT NOT NULL,
+    policy      TEXT NOT NULL,
+    model       TEXT NOT NULL,
+    stream      TEXT NOT NULL,
+    window_idx  BIGINT NOT NULL,
+    outcome     TEXT NOT NULL,
+    decision    TEXT NOT NULL,
+    at_ms       BIGINT,
+    created_at  BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS decisions_triggered_once ON decisions (key)
+    WHERE outcome = 'triggered';
+CREATE INDEX IF NOT EXISTS decisions_by_model ON decisions (model, id);
+CREATE TABLE IF NOT EXISTS alerts (
+    rowid       BIGSERIAL,
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    model       TEXT,
+    document    TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id              BIGSERIAL PRIMARY KEY,
+    alert_id        TEXT NOT NULL REFERENCES alerts (id),
+    sink            TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    last_error      TEXT,
+    delivered_at    BIGINT,
+    UNIQUE (alert_id, sink)
+);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, status, id);
+CREATE TABLE IF NOT EXISTS runs (
+    rowid       BIGSERIAL,
+    id          TEXT PRIMARY KEY,
+    key         TEXT NOT NULL UNIQUE,
+    model       TEXT NOT NULL,
+    dag         TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    request     TEXT NOT NULL,
+    plan        TEXT,
+    error       TEXT,
+    created_at  BIGINT NOT NULL,
+    started_at  BIGINT,
+    finished_at BIGINT
+);
+CREATE INDEX IF NOT EXISTS runs_by_model ON runs (model, created_at);
+CREATE TABLE IF NOT EXISTS run_tasks (
+    rowid       BIGSERIAL,
+    run_id      TEXT NOT NULL REFERENCES runs (id),
+    dag         TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    cache_key   TEXT,
+    outputs     TEXT,
+    started_at  BIGINT,
+    finished_at BIGINT,
+    PRIMARY KEY (run_id, task)
+);
+CREATE INDEX IF NOT EXISTS run_tasks_cache ON run_tasks (dag, task, cache_key, status);
+CREATE TABLE IF NOT EXISTS baselines (
+    rowid       BIGSERIAL,
+    stream      TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    run_id      TEXT,
+    active      BIGINT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (stream, version)
+);
+CREATE TABLE IF NOT EXISTS run_attempts (
+    run_id      TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    attempt     BIGINT NOT NULL,
+    exit_code   BIGINT,
+    error       TEXT,
+    log         TEXT NOT NULL,
+    started_at  BIGINT NOT NULL,
+    finished_at BIGINT,
+    pid         BIGINT,
+    pid_start   BIGINT,
+    PRIMARY KEY (run_id, task, attempt)
+);
+";
+
+/// The advisory lock instances take while migrating (any fixed number; "drif").
+const MIGRATION_LOCK: i64 = 0x6472_6966;
+
+/// Opens or creates a SQLite store (and its directory), brought up to this schema.
+pub(super) fn open_sqlite(path: &Path) -> Result<Db, StoreError> {
+    let open_error = |message: String| StoreError::Open {
+        location: path.display().to_string(),
+        message,
+    };
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::files::create_private_dir(dir).map_err(|e| open_error(e.to_string()))?;
+    }
+    // A new store is created 0600 (SQLite gives its journal files the same mode); an
+    // existing one keeps its mode.
+    if !path.exists() {
+        crate::files::create_private_file(path).map_err(|e| open_error(e.to_string()))?;
+    }
+    let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+    prepare_sqlite(&conn).map_err(open_error)?;
+    Ok(Db::Sqlite(conn))
+}
+
+fn prepare_sqlite(conn: &Connection) -> Result<(), String> {
+    let text = |e: rusqlite::Error| e.to_string();
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(text)?;
+    // FULL: a committed checkpoint survives power loss, which is what lets Kafka offsets
+    // be committed right after it.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(text)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(text)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(text)?;
+    check_version(version)?;
+    conn.execute_batch(SQLITE).map_err(text)?;
+    migrate_sqlite(conn).map_err(text)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(text)
+}
+
+fn check_version(version: i64) -> Result<(), String> {
+    if version > SCHEMA_VERSION {
+        return Err(format!(
+            "its schema version is {version}; this driftgate reads {SCHEMA_VERSION}"
+        ));
+    }
+    Ok(())
+}
+
+/// Opens an existing SQLite store for reading only (the API's view while the service writes).
+pub(super) fn open_sqlite_read_only(path: &Path) -> Result<Db, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::Open {
+        location: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(Db::Sqlite(conn))
+}
+
+/// Connects to a PostgreSQL store and brings its schema up to this version.
+pub(super) fn open_postgres(
+    url: &str,
+    settings: &super::PostgresSettings,
+) -> Result<Db, StoreError> {
+    let open_error = |message: String| StoreError::Open {
+        location: crate::redact::secrets(url),
+        message: crate::redact::secrets(&message),
+    };
+    let mut client = super::connect::connect(url, settings).map_err(open_error)?;
+    migrate_postgres(&mut client).map_err(open_error)?;
+    Ok(Db::Postgres(RefCell::new(client)))
+}
+
+fn migrate_postgres(client: &mut postgres::Client) -> Result<(), String> {
+    let text = |e: postgres::Error| e.to_string();
+    let mut tx = client.transaction().map_err(text)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(text)?;
+    tx.batch_execute(POSTGRES).map_err(text)?;
+    let version: Option<i64> = tx
+        .query_opt("SELECT max(version) FROM driftgate_schema", &[])
+        .map_err(text)?
+        .and_then(|row| row.get(0));
+    check_version(version.unwrap_or(0))?;
+    tx.execute("DELETE FROM driftgate_schema", &[])
+        .map_err(text)?;
+    tx.execute(
+        "INSERT INTO driftgate_schema (version) VALUES ($1)",
+        &[&SCHEMA_VERSION],
+    )
+    .map_err(text)?;
+    tx.commit().map_err(text)
+}
