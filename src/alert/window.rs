@@ -77,10 +77,10 @@ impl About<'_> {
         if drifted.is_empty() {
             return None;
         }
-        let (stream, index) = (self.stream, self.window.index);
+        let (stream, index, tag) = (self.stream, self.window.index, &self.window.tag);
         let mut alert = self.alert(
             AlertKind::DriftDetected,
-            format!("drift_detected:{stream}:{index}:{}", model.name),
+            format!("drift_detected:{stream}:{index}{tag}:{}", model.name),
             format!(
                 "Drift in window {index} of {stream} for model {}: {}",
                 model.name,
@@ -135,10 +135,10 @@ impl About<'_> {
         if problems.is_empty() {
             return None;
         }
-        let (stream, index) = (self.stream, self.window.index);
+        let (stream, index, tag) = (self.stream, self.window.index, &self.window.tag);
         let mut alert = self.alert(
             AlertKind::DataQuality,
-            format!("data_quality:{stream}:{index}"),
+            format!("data_quality:{stream}:{index}{tag}"),
             format!(
                 "Data quality in window {index} of {stream}: {}",
                 problems.join("; ")
@@ -266,6 +266,7 @@ mod tests {
         country.invalid_current = 10;
         JudgedWindow {
             index: 7,
+            tag: String::new(),
             report: report(
                 1000,
                 vec![feature("amount", Method::Ks, 1e-9, true), country],

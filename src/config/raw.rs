@@ -164,6 +164,11 @@ pub struct RawStore {
     /// PostgreSQL: the server cancels a statement running longer than this, e.g. `"30s"`.
     #[serde(default = "default_statement_timeout")]
     pub statement_timeout: String,
+    /// PostgreSQL: an instance that has not renewed its lease for this long counts as gone,
+    /// e.g. `"15s"`; it renews every third of it. A process that lost its lease (stopped,
+    /// cut off) stops when it notices, and writes nothing.
+    #[serde(default = "default_lease")]
+    pub lease: String,
     /// PostgreSQL: a PEM file of CA certificates trusted besides the system's, for servers
     /// whose certificate a private CA signed (with `sslmode=require` in the URL).
     #[serde(default)]
@@ -176,6 +181,12 @@ pub struct RawStore {
     /// Window reports kept per stream; older ones are deleted.
     #[serde(default = "default_keep_windows")]
     pub keep_windows: u64,
+}
+
+/// Three renewals in 15 s: a pause of a few seconds costs nothing; a dead instance's runs and
+/// alerts are taken over within 15 s.
+fn default_lease() -> String {
+    "15s".to_string()
 }
 
 /// A reachable database answers in well under a second.
@@ -279,12 +290,19 @@ pub struct RawService {
     /// `"10s"`. A second signal exits at once.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: String,
+    /// This instance's name among instances sharing a PostgreSQL store (letters, digits, `.`,
+    /// `_`, `-`; at most 63): its checkpoints and window numbering are kept under it, and it
+    /// tags window identities (`…/12@NAME`). A restarted instance with the same name takes its
+    /// windows over at once. Default: the host name (a StatefulSet's pod name is stable).
+    #[serde(default)]
+    pub instance: Option<String>,
 }
 
 impl Default for RawService {
     fn default() -> Self {
         RawService {
             shutdown_timeout: default_shutdown_timeout(),
+            instance: None,
         }
     }
 }

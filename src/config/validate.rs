@@ -29,6 +29,10 @@ pub struct ServiceConfig {
     pub kafka_properties: BTreeMap<String, String>,
     /// Where the store is.
     pub store: crate::store::StoreUrl,
+    /// This instance's name (its lineage in a shared store).
+    pub instance: String,
+    /// How long an instance's lease in a shared store lasts.
+    pub lease: Duration,
     /// Interval between checkpoints.
     pub checkpoint_interval: Duration,
     /// Window reports kept per stream.
@@ -84,6 +88,39 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
     ),
 ];
 
+/// `service.instance`, or the host name.
+fn instance(name: Option<&str>, problems: &mut Problems) -> Option<String> {
+    let name = match name {
+        Some(name) => name.to_string(),
+        None => host_name(),
+    };
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !valid {
+        problems.add(
+            "service.instance",
+            format!("`{name}` is not a name: letters, digits, `.`, `_` and `-`, at most 63"),
+        );
+        return None;
+    }
+    Some(name)
+}
+
+/// The host's name (`driftgate` when it has none).
+fn host_name() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is writable for its length; gethostname writes at most that much.
+    let ok = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0;
+    let end = buffer.iter().position(|&b| b == 0).unwrap_or(0);
+    match std::str::from_utf8(&buffer[..end]) {
+        Ok(name) if ok && !name.is_empty() => name.to_string(),
+        _ => "driftgate".to_string(),
+    }
+}
+
 /// `store.url` or `store.path` (exactly one), with PostgreSQL's connection settings.
 fn store(raw: &super::raw::RawStore, problems: &mut Problems) -> Option<crate::store::StoreUrl> {
     let connect_timeout = problems.duration("store.connect_timeout", &raw.connect_timeout);
@@ -128,6 +165,8 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
     }
     let kafka_properties = kafka_properties(&raw, &mut problems);
     let store = store(&raw.store, &mut problems);
+    let lease = problems.duration("store.lease", &raw.store.lease);
+    let instance = instance(raw.service.instance.as_deref(), &mut problems);
     let checkpoint_interval =
         problems.duration("store.checkpoint_interval", &raw.store.checkpoint_interval);
     if raw.store.keep_windows == 0 {
@@ -161,6 +200,8 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         offset_reset: raw.kafka.on_offset_reset,
         kafka_properties,
         store: store.expect("validated"),
+        instance: instance.expect("validated"),
+        lease: lease.expect("validated"),
         checkpoint_interval: checkpoint_interval.expect("validated"),
         keep_windows: raw.store.keep_windows,
         api_listen: api_listen.expect("validated"),

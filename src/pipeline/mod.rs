@@ -68,6 +68,8 @@ pub struct StreamProcessor {
     deferred_errors: Vec<bool>,
     /// The thread making reports in the background, started with the first of them.
     reporter: Option<Reporter>,
+    /// `@instance` when instances share the store: part of every window's identity.
+    tag: String,
 }
 
 impl StreamProcessor {
@@ -88,6 +90,7 @@ impl StreamProcessor {
             pending: None,
             deferred_errors: restored.deferred_errors,
             reporter: None,
+            tag: String::new(),
         };
         // A window closed before the checkpoint but not reported is reported first, once the
         // policies and the baseline are set.
@@ -156,6 +159,12 @@ impl StreamProcessor {
     /// The next offset to read per `topic/partition`.
     pub fn next_offsets(&self) -> &BTreeMap<String, i64> {
         &self.next_offsets
+    }
+
+    /// Makes `@instance` part of every later window's identity (decision keys, alert ids), for
+    /// instances sharing a store: each numbers its own windows.
+    pub fn set_tag(&mut self, tag: String) {
+        self.tag = tag;
     }
 
     /// Resumes `topic/partition` at `offset`: messages from there on are processed, also below
@@ -285,7 +294,7 @@ impl StreamProcessor {
 
     /// The policies' decisions on a window's report.
     fn judge(&mut self, window: ClosedWindow, report: WindowReport) -> JudgedWindow {
-        let decisions = self.policies.evaluate(&WindowFacts {
+        let mut decisions = self.policies.evaluate(&WindowFacts {
             stream: &self.settings.name,
             index: window.index,
             records: window.records,
@@ -297,8 +306,12 @@ impl StreamProcessor {
         let triggered = decisions
             .iter()
             .any(|d| d.outcome == crate::policy::Outcome::Triggered);
+        for decision in &mut decisions {
+            decision.key.push_str(&self.tag);
+        }
         JudgedWindow {
             index: window.index,
+            tag: self.tag.clone(),
             report,
             decisions,
             data: triggered.then(|| {

@@ -38,6 +38,9 @@ pub struct Outcome {
 pub struct JudgedWindow {
     /// Window index in the stream.
     pub index: u64,
+    /// `@instance` when instances share the store (each numbers its own windows), else empty:
+    /// the window's identity is its index and this tag.
+    pub tag: String,
     /// The report.
     pub report: WindowReport,
     /// One decision per policy judging the stream.

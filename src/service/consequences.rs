@@ -4,12 +4,11 @@
 
 use std::path::Path;
 
-use crate::alert::Routed;
 use crate::config::alerts::AlertSettings;
 use crate::dag::request::{self, WindowFiles};
 use crate::pipeline::JudgedWindow;
 use crate::policy::{Model, Outcome};
-use crate::store::RunRequest;
+use crate::store::{Outbox, RunRequest};
 use crate::window::WindowData;
 
 /// The stream the windows closed on, as their consequences need it.
@@ -33,22 +32,6 @@ pub(super) struct Counts {
     pub dead: u64,
 }
 
-/// The alerts and runs of a batch of closed windows.
-#[derive(Debug, Default)]
-pub(super) struct Consequences {
-    /// Alerts, routed to their sinks.
-    pub alerts: Vec<Routed>,
-    /// Runs to queue.
-    pub runs: Vec<RunRequest>,
-}
-
-impl Consequences {
-    /// Whether there is nothing to deliver or run.
-    pub fn is_empty(&self) -> bool {
-        self.alerts.is_empty() && self.runs.is_empty()
-    }
-}
-
 /// The consequences of `closed`. The message counts go with the first window and start again
 /// (`counts` is left at zero). `export` writes a window's data for a run and says where.
 pub(super) fn of(
@@ -56,7 +39,7 @@ pub(super) fn of(
     closed: &[JudgedWindow],
     counts: &mut Counts,
     mut export: impl FnMut(&str, &WindowData) -> WindowFiles,
-) -> Consequences {
+) -> Outbox {
     let mut alerts = Vec::new();
     for window in closed {
         let Counts { messages, dead } = std::mem::take(counts);
@@ -69,7 +52,7 @@ pub(super) fn of(
             dead,
         ));
     }
-    Consequences {
+    Outbox {
         alerts: crate::alert::route(stream.alerts, alerts),
         runs: triggered_runs(closed, stream.baseline_id, &mut export),
     }
@@ -130,6 +113,7 @@ mod tests {
     fn window(decisions: Vec<crate::policy::Decision>, data: bool) -> JudgedWindow {
         JudgedWindow {
             index: 7,
+            tag: String::new(),
             report: crate::pipeline::report::fixture::report(10, Vec::new()),
             decisions,
             data: data.then(|| {

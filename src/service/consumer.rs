@@ -110,7 +110,10 @@ impl ConsumerContext for Context {
             RebalanceProtocol::Cooperative
         );
         if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
-            lock(&self.service).position_at_checkpoints(consumer, tpl);
+            let mut service = lock(&self.service);
+            service.claim_assigned(tpl);
+            service.position_at_checkpoints(consumer, tpl);
+            drop(service);
             self.pre_rebalance(consumer, &Rebalance::Assign(tpl));
             super::positions::assign(consumer, tpl);
             return;
@@ -138,7 +141,15 @@ impl ConsumerContext for Context {
                     partitions = partitions.count(),
                     "partitions revoked, checkpointing"
                 );
-                let offsets = lock(&self.service).checkpoint();
+                let mut service = lock(&self.service);
+                let offsets = service.checkpoint();
+                if let Err(super::ServiceError::Store(crate::store::StoreError::Fenced(why))) =
+                    &offsets
+                {
+                    service.lose(why.clone());
+                }
+                service.release_revoked(partitions);
+                drop(service);
                 match offsets {
                     Ok(offsets) if offsets.count() > 0 => {
                         if let Err(err) = consumer.commit(&offsets, CommitMode::Sync) {

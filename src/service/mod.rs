@@ -19,6 +19,7 @@ mod consequences;
 mod consumer;
 mod positions;
 mod runs;
+mod shared;
 mod shutdown;
 mod streams;
 mod workers;
@@ -94,15 +95,22 @@ struct Service {
     offset_reset: crate::config::raw::OffsetReset,
     /// The brokers' client settings, for reading one offset outside the group.
     probe: rdkafka::ClientConfig,
+    /// Why this instance must stop (a shared store's lease or partition lost).
+    lost: shared::Lost,
 }
 
 /// Runs the service until `stop` is set, then checkpoints, commits and returns. `path` is the
 /// configuration file, re-read on reload.
 pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<(), ServiceError> {
     let brokers = consumer::Brokers::start(&config)?;
-    let store = Store::open(&config.store)?;
+    let mut store = Store::open(&config.store)?;
+    let fence = shared::join(&config, &mut store)?;
     banner(&config, path, brokers.servers());
-    let streams = streams::Streams::open(&config, &store, brokers.servers())?;
+    let mut streams = streams::Streams::open(&config, &store, brokers.servers())?;
+    if let Some(fence) = &fence {
+        streams.tag(&fence.tag());
+    }
+    let lost = shared::Lost::default();
     let metrics = Arc::new(metrics_for(&config));
     let wake = Arc::new(Wake::default());
     let catalog: SharedCatalog = Arc::new(std::sync::RwLock::new(Catalog {
@@ -131,6 +139,7 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
         catalog,
         offset_reset: config.offset_reset,
         probe: crate::source::kafka::client_config(brokers.servers(), &config.kafka_properties),
+        lost: Arc::clone(&lost),
     }));
     let consumer =
         consumer::subscribe(&config, brokers.servers(), Arc::clone(&service), readiness)?;
@@ -139,6 +148,9 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
         let topic = config.streams.first().map(|s| s.topic.as_str());
         if let Some(topic) = topic {
             scope.spawn(|| consumer::probe_brokers(&consumer, topic, &probe_stop));
+        }
+        if let Some(fence) = &fence {
+            scope.spawn(|| shared::heartbeat(&config, fence, &probe_stop, &lost));
         }
         let polled = poll(&consumer, &service, &reloads, path, &config, &stop);
         probe_stop.store(true, Ordering::SeqCst);
@@ -172,6 +184,7 @@ fn poll(
 ) -> Result<(), ServiceError> {
     let mut last_checkpoint = Instant::now();
     while !stop.load(Ordering::SeqCst) {
+        lock(service).lost()?;
         let mut commit_now = false;
         // A report being made in the background is stored as soon as it is ready, not at the
         // next idle poll: the loop looks again every few milliseconds meanwhile.

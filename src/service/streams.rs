@@ -79,6 +79,13 @@ impl Streams {
         })
     }
 
+    /// Tags every stream's window identities with `@instance` (a shared store).
+    pub(super) fn tag(&mut self, tag: &str) {
+        for processor in &mut self.processors {
+            processor.set_tag(tag.to_string());
+        }
+    }
+
     /// The index of the stream named `name`.
     pub(super) fn index_of(&self, name: &str) -> Option<usize> {
         self.processors
@@ -148,11 +155,8 @@ impl Service {
         if outcome.closed.is_empty() {
             return Ok(false);
         }
-        for window in &outcome.closed {
-            self.observe(&stream, window);
-        }
         self.settle_dead_letters(Duration::ZERO);
-        self.commit_closed(index, &outcome.closed)?;
+        self.commit_closed(index, outcome.closed)?;
         Ok(true)
     }
 
@@ -213,8 +217,13 @@ impl Service {
 
     /// Commits closed windows of stream `index` with the checkpoint after them, the alerts
     /// they raise and the runs their triggers start, in one transaction; then wakes the sink
-    /// workers and the executor.
-    fn commit_closed(&mut self, index: usize, closed: &[JudgedWindow]) -> Result<(), ServiceError> {
+    /// workers and the executor, and logs and counts the windows as committed (a shared store
+    /// may have turned a trigger into a suppression).
+    fn commit_closed(
+        &mut self,
+        index: usize,
+        mut closed: Vec<JudgedWindow>,
+    ) -> Result<(), ServiceError> {
         let processor = &self.streams.processors[index];
         let settings = processor.settings();
         let stream = consequences::Stream {
@@ -225,19 +234,24 @@ impl Service {
         };
         let runs_dir = &self.runs.dir;
         let counts = &mut self.streams.since_window[index];
-        let out = consequences::of(&stream, closed, counts, |id, data| {
-            consequences::export(runs_dir, id, data)
-        });
-        self.store.commit_with_outbox(
+        let out = self.store.commit_with_outbox(
             &settings.name,
-            closed,
+            &mut closed,
             &processor.checkpoint(),
             self.streams.keep_windows,
-            &out.alerts,
-            &out.runs,
+            processor.policies().policies(),
+            |closed| {
+                consequences::of(&stream, closed, counts, |id, data| {
+                    consequences::export(runs_dir, id, data)
+                })
+            },
         )?;
         if !out.is_empty() {
             self.wake.notify();
+        }
+        let name = settings.name.clone();
+        for window in &closed {
+            self.observe(&name, window);
         }
         Ok(())
     }
@@ -277,11 +291,7 @@ impl Service {
             if closed.is_empty() {
                 continue;
             }
-            let stream = processor.settings().name.clone();
-            for window in &closed {
-                self.observe(&stream, window);
-            }
-            self.commit_closed(i, &closed)?;
+            self.commit_closed(i, closed)?;
             closed_any = true;
         }
         Ok(closed_any)
@@ -318,7 +328,12 @@ impl Service {
     pub(super) fn committable(&self) -> TopicPartitionList {
         let mut list = TopicPartitionList::new();
         for processor in &self.streams.processors {
+            let stream = &processor.settings().name;
             for (key, next) in processor.next_offsets() {
+                // A partition another instance claimed is its to commit.
+                if !self.store.holds(stream, key) {
+                    continue;
+                }
                 if let Some((topic, partition)) = key.rsplit_once('/') {
                     if let Ok(partition) = partition.parse::<i32>() {
                         let _ = list.add_partition_offset(topic, partition, Offset::Offset(*next));

@@ -382,6 +382,7 @@ fn pg_value(row: &postgres::Row, i: usize) -> Result<Value, StoreError> {
         Type::INT8 => row.try_get::<_, Option<i64>>(i)?.map(Value::Int),
         Type::BOOL => row.try_get::<_, Option<bool>>(i)?.map(Value::from),
         Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Blob),
+        Type::VOID => None,
         _ => row.try_get::<_, Option<String>>(i)?.map(Value::Text),
     };
     Ok(value.unwrap_or(Value::Null))

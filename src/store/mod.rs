@@ -15,9 +15,11 @@
 //! letters), `decisions`, `outbox`, `runs` (runs, tasks, attempts, baselines), `status` (run
 //! and task states).
 
+mod arbiter;
 mod connect;
 pub(crate) mod db;
 mod decisions;
+mod fence;
 mod outbox;
 mod runs;
 mod schema;
@@ -29,10 +31,11 @@ mod windows;
 pub use crate::pipeline::Checkpoint;
 pub use connect::PostgresSettings;
 pub use decisions::{DecisionFilter, DecisionPage};
+pub use fence::Fence;
 pub use outbox::{AlertStatus, Delivery};
 pub use runs::{Artifact, AttemptRecord, BaselineVersion, RunRecord, RunRequest, TaskRecord};
 pub use status::{RunStatus, TaskStatus};
-pub use windows::{DeadLetter, WindowRow};
+pub use windows::{DeadLetter, Outbox, WindowRow};
 
 use std::path::PathBuf;
 
@@ -98,6 +101,8 @@ impl std::fmt::Display for StoreUrl {
 /// The store: one connection to its database.
 pub struct Store {
     pub(crate) db: Db,
+    /// What this connection's instance holds, when instances share the store.
+    fence: Option<Fence>,
 }
 
 impl Store {
@@ -107,7 +112,7 @@ impl Store {
             StoreUrl::Sqlite(path) => schema::open_sqlite(path)?,
             StoreUrl::Postgres { url, settings } => schema::open_postgres(url, settings)?,
         };
-        Ok(Store { db })
+        Ok(Store { db, fence: None })
     }
 
     /// Opens an existing store for reading (the API's view while the service writes). On
@@ -122,7 +127,7 @@ impl Store {
                 })?,
             )),
         };
-        Ok(Store { db })
+        Ok(Store { db, fence: None })
     }
 
     /// Whether the store answers a query (for readiness).
@@ -158,6 +163,10 @@ pub enum StoreError {
     /// A PostgreSQL query failed or the connection broke.
     #[error("store query failed: {0}")]
     Postgres(#[from] postgres::Error),
+    /// Another process holds this instance's lineage or one of its partitions now: what this
+    /// one was about to write is refused, and it must stop (its supervisor restarts it).
+    #[error("fenced: {0}")]
+    Fenced(String),
     /// Stored JSON could not be read back (a damaged row).
     #[error("stored {what} is damaged: {message}")]
     Damaged {

@@ -15,20 +15,39 @@ use super::db::Db;
 use super::StoreError;
 
 /// The schema version this build creates and reads.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SQLITE: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
-    stream      TEXT PRIMARY KEY,
+    stream      TEXT NOT NULL,
+    lineage     TEXT NOT NULL DEFAULT '',  -- the instance whose windows these are ('' alone)
     state       TEXT NOT NULL,       -- JSON: Checkpoint
-    updated_at  INTEGER NOT NULL     -- epoch milliseconds
+    updated_at  INTEGER NOT NULL,    -- epoch milliseconds
+    PRIMARY KEY (stream, lineage)
 );
 CREATE TABLE IF NOT EXISTS windows (
     stream      TEXT NOT NULL,
     idx         INTEGER NOT NULL,
+    tag         TEXT NOT NULL DEFAULT '',  -- '@instance' when instances share the store
     report      TEXT NOT NULL,       -- JSON: the window report
     created_at  INTEGER NOT NULL,
-    PRIMARY KEY (stream, idx)
+    PRIMARY KEY (stream, idx, tag)
+);
+-- Instances sharing the store: each holds its lineage (its checkpoints) under a lease, and
+-- the partitions it owns with an epoch; a commit by a former holder is refused.
+CREATE TABLE IF NOT EXISTS lineages (
+    name        TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,       -- the process holding it
+    epoch       INTEGER NOT NULL,
+    lease_until INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS partitions (
+    stream      TEXT NOT NULL,
+    part        TEXT NOT NULL,       -- topic/partition
+    lineage     TEXT NOT NULL,
+    epoch       INTEGER NOT NULL,
+    next_offset INTEGER,             -- where its next owner resumes
+    PRIMARY KEY (stream, part)
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -143,35 +162,82 @@ fn migrate_sqlite(conn: &Connection) -> rusqlite::Result<()> {
             Some("json_extract(decision, '$.at_ms')"),
         ),
     ] {
-        let exists: bool = conn.query_row(
-            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
-            [table, column],
-            |row| row.get(0),
-        )?;
-        if !exists {
+        if !has_column(conn, table, column)? {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER"))?;
             if let Some(value) = backfill {
                 conn.execute_batch(&format!("UPDATE {table} SET {column} = {value}"))?;
             }
         }
     }
+    // Version 6: checkpoints per lineage and windows per tag (instances sharing a store).
+    // SQLite cannot change a primary key in place: the two tables are copied.
+    for (table, column, columns) in [
+        ("checkpoints", "lineage", "stream, state, updated_at"),
+        ("windows", "tag", "stream, idx, report, created_at"),
+    ] {
+        if !has_column(conn, table, column)? {
+            let create = table_definition(table);
+            conn.execute_batch(&format!(
+                "BEGIN;
+                 ALTER TABLE {table} RENAME TO {table}_v5;
+                 {create};
+                 INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_v5;
+                 DROP TABLE {table}_v5;
+                 COMMIT;"
+            ))?;
+        }
+    }
     Ok(())
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |row| row.get(0),
+    )
+}
+
+/// The `CREATE TABLE` statement of `table` in [`SQLITE`].
+fn table_definition(table: &str) -> String {
+    let start = SQLITE
+        .find(&format!("CREATE TABLE IF NOT EXISTS {table} ("))
+        .expect("the table is in the schema");
+    let end = start + SQLITE[start..].find(");").expect("statements end") + 1;
+    SQLITE[start..end].to_string()
 }
 
 /// The same tables on PostgreSQL.
 const POSTGRES: &str = "
 CREATE TABLE IF NOT EXISTS driftgate_schema (version BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
-    stream      TEXT PRIMARY KEY,
+    stream      TEXT NOT NULL,
+    lineage     TEXT NOT NULL DEFAULT '',
     state       TEXT NOT NULL,
-    updated_at  BIGINT NOT NULL
+    updated_at  BIGINT NOT NULL,
+    PRIMARY KEY (stream, lineage)
 );
 CREATE TABLE IF NOT EXISTS windows (
     stream      TEXT NOT NULL,
     idx         BIGINT NOT NULL,
+    tag         TEXT NOT NULL DEFAULT '',
     report      TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
-    PRIMARY KEY (stream, idx)
+    PRIMARY KEY (stream, idx, tag)
+);
+CREATE TABLE IF NOT EXISTS lineages (
+    name        TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    epoch       BIGINT NOT NULL,
+    lease_until BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS partitions (
+    stream      TEXT NOT NULL,
+    part        TEXT NOT NULL,
+    lineage     TEXT NOT NULL,
+    epoch       BIGINT NOT NULL,
+    next_offset BIGINT,
+    PRIMARY KEY (stream, part)
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     id          BIGSERIAL PRIMARY KEY,
@@ -371,4 +437,61 @@ fn migrate_postgres(client: &mut postgres::Client) -> Result<(), String> {
     )
     .map_err(text)?;
     tx.commit().map_err(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::db::Sql;
+
+    #[test]
+    fn issue_16_an_older_sqlite_store_is_migrated_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let conn = Connection::open(&path).unwrap();
+        // Version 4's tables that later versions changed, with a row each.
+        conn.execute_batch(
+            "CREATE TABLE checkpoints (stream TEXT PRIMARY KEY, state TEXT NOT NULL,
+                 updated_at INTEGER NOT NULL);
+             CREATE TABLE windows (stream TEXT NOT NULL, idx INTEGER NOT NULL,
+                 report TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (stream, idx));
+             CREATE TABLE decisions (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL,
+                 policy TEXT NOT NULL, model TEXT NOT NULL, stream TEXT NOT NULL,
+                 window_idx INTEGER NOT NULL, outcome TEXT NOT NULL, decision TEXT NOT NULL,
+                 created_at INTEGER NOT NULL);
+             INSERT INTO checkpoints VALUES ('s', '{}', 1);
+             INSERT INTO windows VALUES ('s', 7, '{\"w\": 7}', 1);
+             INSERT INTO decisions (key, policy, model, stream, window_idx, outcome, decision,
+                 created_at) VALUES ('p/m/s/7', 'p', 'm', 's', 7, 'triggered',
+                 '{\"at_ms\": 4200}', 1);
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+        drop(conn);
+        let db = open_sqlite(&path).unwrap();
+        let row = db
+            .query_opt(
+                "SELECT c.lineage, c.state, w.tag, w.report, d.at_ms FROM checkpoints c, windows w,
+                 decisions d",
+                &[],
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.get::<String>(0).unwrap(), "");
+        assert_eq!(row.get::<String>(1).unwrap(), "{}");
+        assert_eq!(row.get::<String>(2).unwrap(), "");
+        assert_eq!(row.get::<String>(3).unwrap(), "{\"w\": 7}");
+        assert_eq!(row.get::<i64>(4).unwrap(), 4200);
+        drop(db);
+        // Opening again changes nothing; a newer store is refused.
+        let db = open_sqlite(&path).unwrap();
+        let Db::Sqlite(conn) = &db else {
+            unreachable!()
+        };
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(db);
+        let err = open_sqlite(&path).err().unwrap().to_string();
+        assert!(err.contains("this driftgate reads 6"), "{err}");
+    }
 }

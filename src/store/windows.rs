@@ -30,6 +30,23 @@ pub struct DeadLetter {
     pub payload: Option<Vec<u8>>,
 }
 
+/// What closed windows set off: their alerts (routed to sinks) and the runs their triggers
+/// start.
+#[derive(Debug, Clone, Default)]
+pub struct Outbox {
+    /// Alerts with the sinks that take them.
+    pub alerts: Vec<crate::alert::Routed>,
+    /// Runs to queue.
+    pub runs: Vec<super::RunRequest>,
+}
+
+impl Outbox {
+    /// Whether there is nothing to deliver or run.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.runs.is_empty()
+    }
+}
+
 /// Parses stored JSON; a failure is a damaged row.
 pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
     what: &'static str,
@@ -45,8 +62,8 @@ impl Store {
     /// A stream's last checkpoint.
     pub fn checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, StoreError> {
         let row = self.db.query_opt(
-            "SELECT state FROM checkpoints WHERE stream = $1",
-            values![stream],
+            "SELECT state FROM checkpoints WHERE stream = $1 AND lineage = $2",
+            values![stream, self.lineage()],
         )?;
         row.map(|row| parse_json("checkpoint", &row.get::<String>(0)?))
             .transpose()
@@ -62,48 +79,68 @@ impl Store {
         checkpoint: &Checkpoint,
         keep_windows: u64,
     ) -> Result<(), StoreError> {
-        self.commit_with_outbox(stream, closed, checkpoint, keep_windows, &[], &[])
+        let mut closed = closed.to_vec();
+        let nothing = |_: &[JudgedWindow]| Outbox::default();
+        self.commit_with_outbox(stream, &mut closed, checkpoint, keep_windows, &[], nothing)?;
+        Ok(())
     }
 
     /// [`commit`](Store::commit), with the alerts the windows raised put in the outbox and the
     /// runs their triggers start queued, in the same transaction: they exist exactly when the
-    /// windows do, and a key that already has a run gets no second one.
+    /// windows do, and a key that already has a run gets no second one. In a shared store the
+    /// windows' triggers are first confirmed against every instance's (see `arbiter`), which
+    /// may turn some into suppressions: `outbox` makes the alerts and runs of the windows as
+    /// confirmed. Returns them.
     pub fn commit_with_outbox(
         &mut self,
         stream: &str,
-        closed: &[JudgedWindow],
+        closed: &mut [JudgedWindow],
         checkpoint: &Checkpoint,
         keep_windows: u64,
-        alerts: &[crate::alert::Routed],
-        runs: &[super::RunRequest],
-    ) -> Result<(), StoreError> {
+        policies: &[crate::policy::Policy],
+        outbox: impl FnOnce(&[JudgedWindow]) -> Outbox,
+    ) -> Result<Outbox, StoreError> {
         let now = now_ms();
         let state = serde_json::to_string(checkpoint).expect("checkpoints serialise");
         let tx = self.db.transaction()?;
-        for window in closed {
+        if let Some(fence) = &self.fence {
+            super::fence::check(&tx, fence, stream, &checkpoint.next_offsets)?;
+            for window in closed.iter_mut() {
+                super::arbiter::arbitrate(&tx, &mut window.decisions, policies)?;
+            }
+        }
+        let out = outbox(closed);
+        for window in closed.iter() {
             insert_window(&tx, stream, window, now)?;
         }
         tx.execute(
-            "INSERT INTO checkpoints (stream, state, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-            values![stream, state, now],
+            "INSERT INTO checkpoints (stream, lineage, state, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (stream, lineage) DO UPDATE SET state = excluded.state,
+               updated_at = excluded.updated_at",
+            values![stream, self.lineage(), state, now],
         )?;
         if !closed.is_empty() {
             trim(&tx, stream, keep_windows)?;
         }
-        super::outbox::insert(&tx, alerts, now)?;
-        for (run, queued) in runs.iter().zip(super::runs::insert_runs(&tx, runs, now)?) {
+        super::outbox::insert(&tx, &out.alerts, now)?;
+        for (run, queued) in out
+            .runs
+            .iter()
+            .zip(super::runs::insert_runs(&tx, &out.runs, now)?)
+        {
             if !queued {
                 tracing::warn!(key = %run.key, "a run for this key exists; not starting another");
             }
         }
-        tx.commit()
+        tx.commit()?;
+        Ok(out)
     }
 
     /// The latest window reports of a stream, newest first.
     pub fn latest_windows(&self, stream: &str, limit: u64) -> Result<Vec<WindowRow>, StoreError> {
         let rows = self.db.query(
-            "SELECT idx, report FROM windows WHERE stream = $1 ORDER BY idx DESC LIMIT $2",
+            "SELECT idx, report FROM windows WHERE stream = $1
+             ORDER BY idx DESC, created_at DESC LIMIT $2",
             values![stream, limit],
         )?;
         rows.iter()
@@ -173,8 +210,14 @@ fn insert_window(
     now: i64,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO windows (stream, idx, report, created_at) VALUES ($1, $2, $3, $4)",
-        values![stream, window.index, window.report.to_json(), now],
+        "INSERT INTO windows (stream, idx, tag, report, created_at) VALUES ($1, $2, $3, $4, $5)",
+        values![
+            stream,
+            window.index,
+            &window.tag,
+            window.report.to_json(),
+            now
+        ],
     )?;
     for decision in &window.decisions {
         let inserted = tx.execute(
@@ -293,6 +336,7 @@ mod tests {
     fn window(index: u64, decisions: Vec<Decision>) -> JudgedWindow {
         JudgedWindow {
             index,
+            tag: String::new(),
             report: fixture::report(index, Vec::new()),
             decisions,
             data: None,

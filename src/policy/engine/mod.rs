@@ -27,7 +27,7 @@ mod judge;
 mod signals;
 #[cfg(test)]
 mod tests;
-mod words;
+pub(crate) mod words;
 
 use std::collections::BTreeSet;
 

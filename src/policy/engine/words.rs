@@ -21,7 +21,7 @@ pub(super) fn utc(ms: i64) -> String {
 }
 
 /// Milliseconds as "1h 30m", "45s".
-pub(super) fn human(ms: i64) -> String {
+pub(crate) fn human(ms: i64) -> String {
     let seconds = (ms.max(0) / 1000) as u64;
     humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string()
 }
