@@ -11,8 +11,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::http::{free_address, http, http_get, http_with};
-use driftgate::baseline::{Baseline, BaselineSource, BuildSettings};
-use driftgate::decode::{Dataset, FeatureKind, FeatureSpec, Schema};
+use common::kafka::{country, write_baseline};
 use driftgate::policy::{Decision, Outcome};
 use driftgate::store::{RunStatus, Store, StoreUrl};
 use driftgate::SplitMix64;
@@ -53,10 +52,6 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
-fn country(rng: &mut SplitMix64) -> &'static str {
-    ["DE", "FR", "US"][rng.below(3) as usize]
-}
-
 /// A test's files: baseline, configuration, store.
 struct Setup {
     dir: tempfile::TempDir,
@@ -80,32 +75,6 @@ fn create_topic(broker: &str, topic: &str, partitions: i32) {
     for result in results.expect("create_topics answered") {
         result.expect("topic created");
     }
-}
-
-/// A baseline of `records` unchanged records: amount ~ N(0, 1), country uniform over three.
-fn write_baseline(path: &Path, seed: u64, records: usize) {
-    let schema = Schema {
-        features: vec![
-            FeatureSpec {
-                name: "amount".into(),
-                kind: FeatureKind::Numeric,
-            },
-            FeatureSpec {
-                name: "country".into(),
-                kind: FeatureKind::Categorical,
-            },
-        ],
-    };
-    let mut rng = SplitMix64::new(seed);
-    let mut data = Dataset::new(schema);
-    for _ in 0..records {
-        let record = serde_json::json!({"amount": rng.normal(), "country": country(&mut rng)});
-        data.push_json_record(record.as_object().unwrap());
-    }
-    Baseline::build(&data, BuildSettings::default(), BaselineSource::default())
-        .unwrap()
-        .save(path)
-        .unwrap();
 }
 
 fn setup(broker: String, partitions: i32) -> Setup {

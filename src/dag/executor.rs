@@ -36,6 +36,8 @@ pub struct ExecutorSettings {
     pub max_parallel: usize,
     /// Queue (true) or skip (false) runs of a busy model.
     pub queue_when_busy: bool,
+    /// When instances share the store: the process runs are taken for, each under a lease.
+    pub holder: Option<crate::store::Holder>,
 }
 
 /// Models with a run in flight, shared with the consumer loop (policies' `in_flight`).
@@ -51,13 +53,19 @@ pub fn run_dispatcher(
     wake: Arc<crate::wake::Wake>,
     events: Arc<dyn Fn(RunEvent) + Send + Sync>,
 ) {
-    let store = match Store::open(&settings.store) {
+    let mut store = match Store::open(&settings.store) {
         Ok(store) => store,
         Err(err) => {
             tracing::error!(error = %err, "the executor cannot open the store; no runs will start");
             return;
         }
     };
+    if let Some(holder) = &settings.holder {
+        store.act_for(holder.clone());
+    }
+    // Alone, every run left running was this process's; shared, only those whose lease ran
+    // out are, and they are taken over as the loop finds them.
+    let shared = settings.holder.is_some();
     let mut dispatcher = Dispatcher {
         settings,
         catalog,
@@ -67,9 +75,14 @@ pub fn run_dispatcher(
         store,
         threads: Vec::new(),
     };
-    recover_interrupted(&dispatcher.store);
+    if !shared {
+        recover_interrupted(&dispatcher.store);
+    }
     let mut seen = 0;
     while !dispatcher.stop.load(Ordering::SeqCst) {
+        if shared {
+            dispatcher.take_over_orphans();
+        }
         dispatcher.dispatch_queued();
         wake.wait_for(&mut seen, Duration::from_millis(500));
     }
@@ -109,6 +122,48 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Queues again, under this process's lease, the runs whose instance stopped mid-run (their
+    /// lease ran out), once what is left of their attempts on this host has been stopped.
+    fn take_over_orphans(&self) {
+        let orphaned = self.store.orphaned_runs().unwrap_or_else(|err| {
+            tracing::error!(error = %err, "cannot read interrupted runs");
+            Vec::new()
+        });
+        for run in orphaned {
+            if !self
+                .store
+                .lease(&format!("run:{}", run.id))
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            if let Err(err) = super::local::orphans::stop_orphans(&self.store, &run.id) {
+                tracing::error!(run = %run.id, error = %err, "cannot check the run's attempts");
+            }
+            tracing::warn!(run = %run.id, "run interrupted: its instance stopped; queued again here");
+            self.recorder(&run)
+                .run_status(RunStatus::Queued, None, None);
+        }
+    }
+
+    /// Whether this process may start `run` now: alone, always; shared, when no instance runs
+    /// its model and this process took the run's lease.
+    fn may_start(&self, run: &RunRecord) -> bool {
+        if self.settings.holder.is_none() {
+            return true;
+        }
+        let busy = self.store.model_running(&run.model, &run.id);
+        if !matches!(busy, Ok(false)) {
+            return false;
+        }
+        self.store
+            .lease(&format!("run:{}", run.id))
+            .unwrap_or_else(|err| {
+                tracing::warn!(run = %run.id, error = %err, "cannot take the run's lease");
+                false
+            })
+    }
+
     /// Starts queued runs, oldest first, while there is room; a busy model's run waits or is
     /// skipped.
     fn dispatch_queued(&mut self) {
@@ -132,6 +187,9 @@ impl Dispatcher {
                         Some("a run of this model was in flight (when_busy = skip)"),
                     );
                 }
+                continue;
+            }
+            if !self.may_start(&run) {
                 continue;
             }
             let Some(dag) = crate::locks::read(&self.catalog).dag(&run.dag).cloned() else {
@@ -163,11 +221,15 @@ impl Dispatcher {
             .name(format!("run-{}", run.id))
             .spawn(move || {
                 match Store::open(&settings.store) {
-                    Ok(store) => {
+                    Ok(mut store) => {
+                        if let Some(holder) = &settings.holder {
+                            store.act_for(holder.clone());
+                        }
                         execute(&store, &settings.dir, &dag, &run.request, &stop);
                         if let Ok(Some(record)) = store.run(&run.id) {
                             if record.status != RunStatus::Running {
                                 events(RunEvent::Finished(record));
+                                let _ = store.release(&format!("run:{}", run.id));
                             }
                         }
                     }

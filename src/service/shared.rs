@@ -18,6 +18,18 @@ use crate::store::{Fence, Store, StoreError};
 /// Why this instance must stop, set by the lease's renewals or a failed partition claim.
 pub(super) type Lost = Arc<Mutex<Option<String>>>;
 
+/// The process the executor and sink workers take shared work for, with a shared store.
+pub(super) fn holder(
+    config: &ServiceConfig,
+    fence: Option<&Fence>,
+) -> Option<crate::store::Holder> {
+    fence.map(|fence| crate::store::Holder {
+        owner: fence.owner.clone(),
+        instance: config.instance.clone(),
+        lease_ms: fence.lease_ms,
+    })
+}
+
 /// Takes this instance's lineage when the store is shared; its window identities are tagged
 /// with it from then on.
 pub(super) fn join(config: &ServiceConfig, store: &mut Store) -> Result<Option<Fence>, StoreError> {
@@ -52,7 +64,10 @@ pub(super) fn heartbeat(config: &ServiceConfig, fence: &Fence, stop: &AtomicBool
                 .ok();
         }
         let Some(connection) = &store else { continue };
-        match connection.renew_lease(fence) {
+        let renewed = connection
+            .renew_lease(fence)
+            .and_then(|()| connection.renew_leases(&fence.owner, fence.lease_ms));
+        match renewed {
             Ok(()) => {}
             Err(StoreError::Fenced(why)) => {
                 *lock(lost) = Some(why);

@@ -26,6 +26,8 @@ pub(super) struct Shared<'a> {
     pub catalog: &'a SharedCatalog,
     /// Runs in flight and finished, for the loop.
     pub runs: &'a RunState,
+    /// With a shared store: the process runs and sink deliveries are taken for.
+    pub holder: Option<crate::store::Holder>,
 }
 
 /// The running workers.
@@ -92,6 +94,7 @@ fn start_executor(
         dir: config.runs.dir.clone(),
         max_parallel: config.runs.max_parallel,
         queue_when_busy: config.runs.queue_when_busy,
+        holder: shared.holder.clone(),
     };
     let events = run_events(
         config,
@@ -134,7 +137,10 @@ fn start_sinks(
         };
         let sender = crate::alert::deliver::Sender::new(sink.clone(), Some(&kafka_client))
             .map_err(failed)?;
-        let store = Store::open(&config.store)?;
+        let mut store = Store::open(&config.store)?;
+        if let Some(holder) = &shared.holder {
+            store.act_for(holder.clone());
+        }
         let (wake, stop, metrics) = (
             Arc::clone(shared.wake),
             Arc::clone(stop),

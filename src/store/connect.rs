@@ -40,7 +40,8 @@ pub(super) fn connect(url: &str, settings: &PostgresSettings) -> Result<postgres
     let mut client = config.connect(tls(settings)?).map_err(|e| e.to_string())?;
     client
         .batch_execute(&format!(
-            "SET statement_timeout = {}",
+            // Notices (`relation … already exists, skipping`) are not worth a log line.
+            "SET statement_timeout = {}; SET client_min_messages = warning",
             settings.statement_timeout.as_millis()
         ))
         .map_err(|e| e.to_string())?;

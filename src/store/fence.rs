@@ -91,11 +91,12 @@ impl Store {
         let mut claimed = Vec::new();
         for part in parts {
             let row = tx.query_opt(
-                "INSERT INTO partitions (stream, part, lineage, epoch) VALUES ($1, $2, $3, 1)
+                "INSERT INTO partitions (stream, part, lineage, epoch, claimed_at)
+                 VALUES ($1, $2, $3, 1, $4)
                  ON CONFLICT (stream, part) DO UPDATE SET lineage = $3,
-                   epoch = partitions.epoch + 1
+                   epoch = partitions.epoch + 1, claimed_at = $4
                  RETURNING epoch, next_offset",
-                values![stream, part, &lineage],
+                values![stream, part, &lineage, now_ms()],
             )?;
             let row = row.ok_or_else(|| StoreError::Damaged {
                 what: "partition claim",

@@ -20,6 +20,7 @@ mod connect;
 pub(crate) mod db;
 mod decisions;
 mod fence;
+mod leases;
 mod outbox;
 mod runs;
 mod schema;
@@ -32,6 +33,7 @@ pub use crate::pipeline::Checkpoint;
 pub use connect::PostgresSettings;
 pub use decisions::{DecisionFilter, DecisionPage};
 pub use fence::Fence;
+pub use leases::Holder;
 pub use outbox::{AlertStatus, Delivery};
 pub use runs::{Artifact, AttemptRecord, BaselineVersion, RunRecord, RunRequest, TaskRecord};
 pub use status::{RunStatus, TaskStatus};
@@ -103,6 +105,8 @@ pub struct Store {
     pub(crate) db: Db,
     /// What this connection's instance holds, when instances share the store.
     fence: Option<Fence>,
+    /// The process this connection takes shared work for (sinks, runs).
+    holder: Option<Holder>,
 }
 
 impl Store {
@@ -112,7 +116,11 @@ impl Store {
             StoreUrl::Sqlite(path) => schema::open_sqlite(path)?,
             StoreUrl::Postgres { url, settings } => schema::open_postgres(url, settings)?,
         };
-        Ok(Store { db, fence: None })
+        Ok(Store {
+            db,
+            fence: None,
+            holder: None,
+        })
     }
 
     /// Opens an existing store for reading (the API's view while the service writes). On
@@ -127,7 +135,11 @@ impl Store {
                 })?,
             )),
         };
-        Ok(Store { db, fence: None })
+        Ok(Store {
+            db,
+            fence: None,
+            holder: None,
+        })
     }
 
     /// Whether the store answers a query (for readiness).

@@ -87,7 +87,11 @@ impl Store {
     }
 
     /// The sink's oldest pending delivery: the only one its worker may send (order).
+    /// When instances share the store, only the one holding the sink's lease gets any.
     pub fn next_delivery(&self, sink: &str) -> Result<Option<Delivery>, StoreError> {
+        if !self.lease(&format!("sink:{sink}"))? {
+            return Ok(None);
+        }
         let row = self.db.query_opt(
             "SELECT d.id, d.attempts, d.next_attempt_at, a.document, a.created_at
              FROM deliveries d JOIN alerts a ON a.id = d.alert_id

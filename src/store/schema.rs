@@ -41,12 +41,19 @@ CREATE TABLE IF NOT EXISTS lineages (
     epoch       INTEGER NOT NULL,
     lease_until INTEGER NOT NULL
 );
+-- Work one live instance does at a time (a sink's deliveries, a run), held under a lease.
+CREATE TABLE IF NOT EXISTS leases (
+    name        TEXT PRIMARY KEY,    -- sink:NAME, run:ID
+    owner       TEXT NOT NULL,
+    until       INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS partitions (
     stream      TEXT NOT NULL,
     part        TEXT NOT NULL,       -- topic/partition
     lineage     TEXT NOT NULL,
     epoch       INTEGER NOT NULL,
     next_offset INTEGER,             -- where its next owner resumes
+    claimed_at  INTEGER NOT NULL,    -- when its owner took it, epoch milliseconds
     PRIMARY KEY (stream, part)
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -231,12 +238,18 @@ CREATE TABLE IF NOT EXISTS lineages (
     epoch       BIGINT NOT NULL,
     lease_until BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leases (
+    name        TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    until       BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS partitions (
     stream      TEXT NOT NULL,
     part        TEXT NOT NULL,
     lineage     TEXT NOT NULL,
     epoch       BIGINT NOT NULL,
     next_offset BIGINT,
+    claimed_at  BIGINT NOT NULL,
     PRIMARY KEY (stream, part)
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
