@@ -425,3 +425,61 @@ fn issue_16_the_store_is_a_sqlite_path_or_a_postgres_url_and_its_password_is_nev
         assert!(!stderr.contains("hunter2"), "{stderr}");
     }
 }
+
+#[test]
+fn issue_16_store_check_names_an_old_schema_and_store_migrate_brings_it_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("service.toml");
+    let mut stores = vec![format!("sqlite:{}", dir.path().join("s.db").display())];
+    if let Ok(server) = std::env::var("DRIFTGATE_TEST_POSTGRES") {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("cli_{}_{nanos}", std::process::id());
+        let mut admin =
+            postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        stores.push(format!("{server}/{name}"));
+    }
+    for store in stores {
+        std::fs::write(
+            &file,
+            format!(
+                "[kafka]\nbootstrap_servers = \"x:1\"\n[store]\nurl = \"{store}\"\n[[streams]]\nname = \"s\"\ntopic = \"t\"\nbaseline = \"{}/config/baselines/payments.json\"\nwindow = {{ records = 100 }}\nfeatures = [{{ name = \"amount\", kind = \"numeric\" }}]\n",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        )
+        .unwrap();
+        let run = |command: &str| {
+            Command::new(env!("CARGO_BIN_EXE_driftgate"))
+                .args(["store", command, "--config"])
+                .arg(&file)
+                .output()
+                .unwrap()
+        };
+        // A SQLite file not created yet cannot be opened (1); an empty database has no schema (2).
+        let out = run("check");
+        let stderr = text(&out.stderr);
+        match out.status.code() {
+            Some(1) => assert!(stderr.contains("cannot open the store"), "{stderr}"),
+            Some(2) => assert!(stderr.contains("run `driftgate store migrate"), "{stderr}"),
+            other => panic!("{store}: {other:?} {stderr}"),
+        }
+        let out = run("migrate");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("schema version 0 → 6"),
+            "{}",
+            text(&out.stdout)
+        );
+        let out = run("check");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains("reachable, schema version 6"), "{stdout}");
+        assert!(stdout.contains("runs: 0 queued, 0 running"), "{stdout}");
+        assert!(text(&run("migrate").stdout).contains("up to date"));
+    }
+}

@@ -55,6 +55,26 @@ pub enum ConfigCommand {
     },
 }
 
+/// `driftgate store …`
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create the store's tables or bring them up to this version (the service also does this
+    /// when it starts; run it first to migrate before rolling instances out).
+    Migrate {
+        /// The service configuration file (TOML) naming the store.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Connect to the store without changing it and print its schema version, the instances
+    /// sharing it, who owns which partition and the work waiting; exit status 1 when it cannot
+    /// be reached, 2 when its schema is not this version's.
+    Check {
+        /// The service configuration file (TOML) naming the store.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
 /// Output format of the drift report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {

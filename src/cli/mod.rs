@@ -9,6 +9,7 @@
 mod args;
 mod commands;
 mod drift;
+mod store;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ use crate::decode::{DecodeError, Schema};
 
 pub use args::{
     BaselineCommand, BuildArgs, ConfigCommand, DecisionArgs, DriftArgs, OutputFormat, ReplayArgs,
+    StoreCommand,
 };
 use commands::{run_build, run_config_check, run_replay, run_service, run_show};
 use drift::run_drift;
@@ -75,6 +77,9 @@ pub enum Command {
     /// Check service configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Migrate or check the store (SQLite or the PostgreSQL instances share).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Replay recorded data through a stream's windows, detectors and policies, and print when
     /// each policy would have triggered.
     Replay(ReplayArgs),
@@ -121,6 +126,12 @@ pub enum CliError {
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    /// The store could not be reached or migrated.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The store's schema is not this version's (`driftgate store migrate`).
+    #[error("{0}")]
+    Schema(String),
     /// An input has too few usable records to compare or profile.
     #[error("{0}")]
     TooFewRecords(String),
@@ -154,6 +165,7 @@ pub fn run(cli: Cli) -> Result<CommandOutcome, CliError> {
         Command::Baseline(BaselineCommand::Build(args)) => run_build(&args),
         Command::Baseline(BaselineCommand::Show { file }) => run_show(&file),
         Command::Config(ConfigCommand::Check { file }) => run_config_check(&file),
+        Command::Store(command) => store::run(&command),
         Command::Replay(args) => run_replay(&args),
         Command::Demo(args) => {
             crate::demo::run(&args)?;

@@ -221,6 +221,9 @@ fn poll(
             consumer::commit(consumer, &offsets, CommitMode::Async);
         }
         if last_checkpoint.elapsed() >= config.checkpoint_interval {
+            if config.store.is_shared() {
+                lock(service).follow_rotations();
+            }
             let offsets = lock(service).checkpoint()?;
             consumer::commit(consumer, &offsets, CommitMode::Async);
             last_checkpoint = Instant::now();

@@ -103,6 +103,39 @@ impl Service {
         }
     }
 
+    /// Switches every stream to the baseline the store says is active when another instance
+    /// rotated it in (its file is under `runs.dir`, which instances share). A version that
+    /// cannot be loaded or no longer fits is logged once per check, and the current one stays.
+    pub(super) fn follow_rotations(&mut self) {
+        for processor in &mut self.streams.processors {
+            let stream = processor.settings().name.clone();
+            let active = match self.store.active_baseline(&stream) {
+                Ok(Some(active)) if active.version != processor.settings().baseline.id => active,
+                Ok(_) => continue,
+                Err(err) => {
+                    tracing::warn!(stream = %stream, error = %err, "cannot read the active baseline");
+                    continue;
+                }
+            };
+            let path = std::path::PathBuf::from(&active.path);
+            match crate::baseline::Baseline::load(&path) {
+                Ok(baseline)
+                    if baseline
+                        .mismatches(&processor.settings().schema.features)
+                        .is_empty() =>
+                {
+                    tracing::info!(stream = %stream, version = %active.version,
+                        "switched to the baseline another instance rotated in");
+                    processor.set_baseline(path, std::sync::Arc::new(baseline));
+                }
+                Ok(_) => tracing::error!(stream = %stream, path = %active.path,
+                    "the rotated baseline does not fit the stream's features; the current one stays"),
+                Err(err) => tracing::error!(stream = %stream, error = %err,
+                    "cannot load the rotated baseline (is runs.dir shared?); the current one stays"),
+            }
+        }
+    }
+
     /// Gives up revoked partitions (after the revoke's checkpoint).
     pub(super) fn release_revoked(&mut self, revoked: &TopicPartitionList) {
         for (index, parts) in self.parts_by_stream(revoked) {

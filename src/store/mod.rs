@@ -23,8 +23,9 @@ mod fence;
 mod leases;
 mod outbox;
 mod runs;
-mod schema;
+pub mod schema;
 mod status;
+mod summary;
 #[cfg(test)]
 pub(crate) mod testing;
 mod windows;

@@ -417,6 +417,33 @@ pub(super) fn open_sqlite_read_only(path: &Path) -> Result<Db, StoreError> {
     Ok(Db::Sqlite(conn))
 }
 
+/// The schema version a store has (0: none yet), read without changing anything, and the one
+/// this build writes.
+pub fn versions(url: &super::StoreUrl) -> Result<(i64, i64), StoreError> {
+    let store = super::Store::open_read_only(url)?;
+    let version = match &store.db {
+        Db::Sqlite(conn) => conn.pragma_query_value(None, "user_version", |row| row.get(0))?,
+        Db::Postgres(_) => {
+            use super::db::Sql;
+            let exists = store.db.query_opt(
+                "SELECT 1 FROM information_schema.tables WHERE table_name = 'driftgate_schema'",
+                &[],
+            )?;
+            match exists {
+                Some(_) => store
+                    .db
+                    .query_opt("SELECT MAX(version) FROM driftgate_schema", &[])?
+                    .map(|row| row.get::<Option<i64>>(0))
+                    .transpose()?
+                    .flatten()
+                    .unwrap_or(0),
+                None => 0,
+            }
+        }
+    };
+    Ok((version, SCHEMA_VERSION))
+}
+
 /// Connects to a PostgreSQL store and brings its schema up to this version.
 pub(super) fn open_postgres(
     url: &str,
