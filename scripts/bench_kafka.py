@@ -5,7 +5,8 @@ decode -> window -> report -> checkpoint) beside an independent raw consumer tha
 with the messages (confluent-kafka, batch consume()): the broker's ceiling. Prints records/s,
 the ratio, and driftgate's peak memory.
 
-Run from the repository root:  python3 scripts/bench_kafka.py [--messages N]
+Run from the repository root:  python3 scripts/bench_kafka.py [--messages N] [--store URL]
+(`--store postgres://…` measures one instance on the shared PostgreSQL store.)
 Needs tansu (scripts/broker.sh installs it), numpy and confluent-kafka (pip install
 confluent-kafka); builds driftgate in release mode.
 
@@ -82,6 +83,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--store", default=None,
+                        help="the store URL (default: a SQLite file in a temporary directory); "
+                             "e.g. postgres://USER@HOST:PORT/DATABASE for the shared store")
     args = parser.parse_args()
     total_records = args.messages * 100
 
@@ -148,7 +152,7 @@ def main():
 bootstrap_servers = "{broker}"
 group_id = "driftgate-bench"
 [store]
-path = "{tmp}/bench.db"
+url = "{args.store or f'sqlite:{tmp}/bench.db'}"
 [api]
 listen = "{api}"
 [[streams]]
@@ -191,7 +195,8 @@ features = [{features}]
 
     raw_rate = total_records / raw_seconds
     rate = total_records / driftgate_seconds
-    print(f"{total_records:,} records in {args.messages:,} messages on tansu, {args.partitions} partitions")
+    store = "PostgreSQL" if args.store else "SQLite"
+    print(f"{total_records:,} records in {args.messages:,} messages on tansu, {args.partitions} partitions, store {store}")
     print(f"  raw confluent-kafka consumer  {raw_rate:12,.0f} records/s")
     print(f"  driftgate run                 {rate:12,.0f} records/s   {rate / raw_rate:.2f}x the raw consumer"
           f"   {windows:.0f} windows   peak RSS {rss:.0f} MiB")

@@ -167,7 +167,10 @@ fn every_yaml_and_json_file_parses_and_names_the_real_port_and_probes() {
 fn the_shipped_configurations_pass_config_check() {
     // Compose: paths are relative to /app, which holds config/ like the repository root.
     check(Path::new("."), Path::new("deploy/compose/driftgate.toml"));
-    check(Path::new("."), Path::new("deploy/compose/driftgate-shared.toml"));
+    check(
+        Path::new("."),
+        Path::new("deploy/compose/driftgate-shared.toml"),
+    );
 
     // Kubernetes: lay the image out (config/ baked in) with the ConfigMaps mounted over it.
     let documents = yaml_documents();

@@ -126,7 +126,7 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
         wake: &wake,
         catalog: &catalog,
         runs: &runs,
-        holder: shared::holder(&config, fence.as_ref()),
+        holder: shared::holder(fence.as_ref()),
     };
     let api = workers::api_state(&config, &shared, &readiness, reload_sender);
     let workers = workers::Workers::start(&config, brokers.servers(), shared, api, &stop)?;

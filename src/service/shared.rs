@@ -19,13 +19,9 @@ use crate::store::{Fence, Store, StoreError};
 pub(super) type Lost = Arc<Mutex<Option<String>>>;
 
 /// The process the executor and sink workers take shared work for, with a shared store.
-pub(super) fn holder(
-    config: &ServiceConfig,
-    fence: Option<&Fence>,
-) -> Option<crate::store::Holder> {
+pub(super) fn holder(fence: Option<&Fence>) -> Option<crate::store::Holder> {
     fence.map(|fence| crate::store::Holder {
         owner: fence.owner.clone(),
-        instance: config.instance.clone(),
         lease_ms: fence.lease_ms,
     })
 }

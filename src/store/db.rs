@@ -181,8 +181,65 @@ pub trait Sql {
 pub enum Db {
     /// SQLite.
     Sqlite(rusqlite::Connection),
-    /// PostgreSQL (the client needs `&mut`; the store is used from one thread at a time).
-    Postgres(RefCell<postgres::Client>),
+    /// PostgreSQL (boxed: the client and its statement cache are large).
+    Postgres(Box<Pg>),
+}
+
+/// A PostgreSQL connection and its prepared statements (each query is parsed once per
+/// connection, then only bound and run: one round trip instead of two). The client needs
+/// `&mut`; the store is used from one thread at a time.
+pub struct Pg {
+    client: RefCell<postgres::Client>,
+    statements: RefCell<std::collections::HashMap<String, postgres::Statement>>,
+}
+
+impl Pg {
+    /// Wraps a connected client.
+    pub fn new(client: postgres::Client) -> Box<Pg> {
+        Box::new(Pg {
+            client: RefCell::new(client),
+            statements: RefCell::default(),
+        })
+    }
+
+    fn execute(&self, sql: &str, args: &[Value]) -> Result<u64, StoreError> {
+        let mut client = borrow(&self.client)?;
+        let statement = self.prepared(&mut client, sql)?;
+        Ok(client.execute(&statement, &pg_args(args))?)
+    }
+
+    fn query(&self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let mut client = borrow(&self.client)?;
+        let statement = self.prepared(&mut client, sql)?;
+        let rows = client.query(&statement, &pg_args(args))?;
+        rows.iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| pg_value(row, i))
+                    .collect::<Result<_, _>>()
+                    .map(Row)
+            })
+            .collect()
+    }
+
+    fn prepared(
+        &self,
+        client: &mut postgres::Client,
+        sql: &str,
+    ) -> Result<postgres::Statement, StoreError> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(sql)?;
+        self.statements
+            .borrow_mut()
+            .insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        Ok(borrow(&self.client)?.batch_execute(sql)?)
+    }
 }
 
 impl Db {
@@ -190,9 +247,9 @@ impl Db {
     pub fn transaction(&self) -> Result<Tx<'_>, StoreError> {
         match self {
             Db::Sqlite(conn) => Ok(Tx::Sqlite(Some(conn.unchecked_transaction()?))),
-            Db::Postgres(client) => {
-                borrow(client)?.batch_execute("BEGIN")?;
-                Ok(Tx::Postgres { client, open: true })
+            Db::Postgres(pg) => {
+                pg.batch("BEGIN")?;
+                Ok(Tx::Postgres { pg, open: true })
             }
         }
     }
@@ -202,14 +259,14 @@ impl Sql for Db {
     fn execute(&self, sql: &str, args: &[Value]) -> Result<u64, StoreError> {
         match self {
             Db::Sqlite(conn) => sqlite_execute(conn, sql, args),
-            Db::Postgres(client) => Ok(borrow(client)?.execute(sql, &pg_args(args))?),
+            Db::Postgres(pg) => pg.execute(sql, args),
         }
     }
 
     fn query(&self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError> {
         match self {
             Db::Sqlite(conn) => sqlite_query(conn, sql, args),
-            Db::Postgres(client) => pg_query(&mut *borrow(client)?, sql, args),
+            Db::Postgres(pg) => pg.query(sql, args),
         }
     }
 }
@@ -221,7 +278,7 @@ pub enum Tx<'a> {
     /// On PostgreSQL.
     Postgres {
         /// The connection, inside `BEGIN`.
-        client: &'a RefCell<postgres::Client>,
+        pg: &'a Pg,
         /// Not yet committed or rolled back.
         open: bool,
     },
@@ -235,10 +292,9 @@ impl Tx<'_> {
                 Some(tx) => Ok(tx.commit()?),
                 None => Ok(()),
             },
-            Tx::Postgres { client, open } => {
+            Tx::Postgres { pg, open } => {
                 *open = false;
-                borrow(client)?.batch_execute("COMMIT")?;
-                Ok(())
+                pg.batch("COMMIT")
             }
         }
     }
@@ -246,11 +302,9 @@ impl Tx<'_> {
 
 impl Drop for Tx<'_> {
     fn drop(&mut self) {
-        if let Tx::Postgres { client, open: true } = self {
+        if let Tx::Postgres { pg, open: true } = self {
             // A failed rollback leaves the connection broken; its next use reports it.
-            if let Ok(mut client) = client.try_borrow_mut() {
-                let _ = client.batch_execute("ROLLBACK");
-            }
+            let _ = pg.batch("ROLLBACK");
         }
     }
 }
@@ -260,7 +314,7 @@ impl Sql for Tx<'_> {
         match self {
             Tx::Sqlite(Some(tx)) => sqlite_execute(tx, sql, args),
             Tx::Sqlite(None) => Err(committed()),
-            Tx::Postgres { client, .. } => Ok(borrow(client)?.execute(sql, &pg_args(args))?),
+            Tx::Postgres { pg, .. } => pg.execute(sql, args),
         }
     }
 
@@ -268,7 +322,7 @@ impl Sql for Tx<'_> {
         match self {
             Tx::Sqlite(Some(tx)) => sqlite_query(tx, sql, args),
             Tx::Sqlite(None) => Err(committed()),
-            Tx::Postgres { client, .. } => pg_query(&mut *borrow(client)?, sql, args),
+            Tx::Postgres { pg, .. } => pg.query(sql, args),
         }
     }
 }
@@ -352,22 +406,6 @@ impl rusqlite::ToSql for Value {
 
 fn pg_args(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
     args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()
-}
-
-fn pg_query(
-    client: &mut postgres::Client,
-    sql: &str,
-    args: &[Value],
-) -> Result<Vec<Row>, StoreError> {
-    let rows = client.query(sql, &pg_args(args))?;
-    rows.iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| pg_value(row, i))
-                .collect::<Result<_, _>>()
-                .map(Row)
-        })
-        .collect()
 }
 
 fn pg_value(row: &postgres::Row, i: usize) -> Result<Value, StoreError> {

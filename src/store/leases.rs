@@ -12,8 +12,6 @@ use super::{now_ms, RunRecord, RunStatus, Store, StoreError};
 pub struct Holder {
     /// The process (as in [`super::Fence::owner`]).
     pub owner: String,
-    /// The instance it is (orphaned task processes are stopped only by the same instance).
-    pub instance: String,
     /// Lease length, milliseconds.
     pub lease_ms: i64,
 }
@@ -100,7 +98,6 @@ mod tests {
     fn holder(owner: &str, lease_ms: i64) -> Holder {
         Holder {
             owner: owner.into(),
-            instance: owner.into(),
             lease_ms,
         }
     }

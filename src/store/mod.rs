@@ -129,7 +129,7 @@ impl Store {
     pub fn open_read_only(url: &StoreUrl) -> Result<Store, StoreError> {
         let db = match url {
             StoreUrl::Sqlite(path) => schema::open_sqlite_read_only(path)?,
-            StoreUrl::Postgres { url, settings } => Db::Postgres(std::cell::RefCell::new(
+            StoreUrl::Postgres { url, settings } => Db::Postgres(db::Pg::new(
                 connect::connect(url, settings).map_err(|message| StoreError::Open {
                     location: crate::redact::secrets(url),
                     message: crate::redact::secrets(&message),

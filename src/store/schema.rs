@@ -6,7 +6,6 @@
 //! its version in `PRAGMA user_version`; PostgreSQL in the `driftgate_schema` table, updated
 //! under an advisory lock so that instances starting together migrate once.
 
-use std::cell::RefCell;
 use std::path::Path;
 
 use rusqlite::Connection;
@@ -455,7 +454,7 @@ pub(super) fn open_postgres(
     };
     let mut client = super::connect::connect(url, settings).map_err(open_error)?;
     migrate_postgres(&mut client).map_err(open_error)?;
-    Ok(Db::Postgres(RefCell::new(client)))
+    Ok(Db::Postgres(super::db::Pg::new(client)))
 }
 
 fn migrate_postgres(client: &mut postgres::Client) -> Result<(), String> {
