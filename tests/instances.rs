@@ -204,6 +204,24 @@ impl Instances {
         assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
     }
 
+    /// The last lines of instance `i`'s latest log, for failure messages.
+    fn log_tail(&self, i: usize) -> String {
+        let mut latest = None;
+        for entry in std::fs::read_dir(&self.logs).unwrap() {
+            let file = entry.unwrap().file_name().into_string().unwrap();
+            if let Some(n) = file.strip_prefix(&format!("i{i}-")) {
+                let n: usize = n.trim_end_matches(".log").parse().unwrap();
+                latest = latest.max(Some(n));
+            }
+        }
+        let Some(n) = latest else {
+            return String::new();
+        };
+        let text = std::fs::read_to_string(self.logs.join(format!("i{i}-{n}.log"))).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
     fn kill(&mut self, i: usize) {
         self.signal(i, libc::SIGKILL);
         self.children[i].take().unwrap().wait().unwrap();
@@ -438,18 +456,7 @@ fn scenario(broker: &str, topic: &str, server: &str, kills: usize, stop: bool) {
             !status.success(),
             "the woken instance stopped with an error"
         );
-        let log = std::fs::read_to_string(instances.logs.join(format!("i{stopped}-{}.log", {
-            // Its log is the last one it was started with.
-            let mut latest = 0;
-            for entry in std::fs::read_dir(&instances.logs).unwrap() {
-                let file = entry.unwrap().file_name().into_string().unwrap();
-                if let Some(n) = file.strip_prefix(&format!("i{stopped}-")) {
-                    latest = latest.max(n.trim_end_matches(".log").parse::<usize>().unwrap());
-                }
-            }
-            latest
-        })))
-        .unwrap();
+        let log = instances.log_tail(stopped);
         assert!(log.contains("fenced"), "{log}");
         instances.children[stopped] = None;
         instances.start(stopped);
@@ -479,10 +486,17 @@ fn scenario(broker: &str, topic: &str, server: &str, kills: usize, stop: bool) {
             open == 0
         },
     );
+    // All three stop together, as a rollout or a scale-to-zero stops them.
     for i in 0..3 {
         instances.signal(i, libc::SIGTERM);
+    }
+    for i in 0..3 {
         let status = instances.children[i].take().unwrap().wait().unwrap();
-        assert!(status.success(), "i{i} stopped cleanly");
+        assert!(
+            status.success(),
+            "i{i} stopped cleanly:\n{}",
+            instances.log_tail(i)
+        );
     }
     stop_watch.store(true, Ordering::SeqCst);
     backwards_seen

@@ -161,7 +161,16 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
     tracing::info!("stopping: final checkpoint");
     // Dead letters in flight get a few seconds; those unconfirmed by then stay in the store.
     lock(&service).settle_dead_letters(Duration::from_secs(5));
-    let offsets = lock(&service).checkpoint()?;
+    let offsets = match lock(&service).checkpoint() {
+        Ok(offsets) => offsets,
+        // Stopping while the group moves partitions on: their new owner resumes from the last
+        // checkpoint this instance made, so nothing is lost by not making another.
+        Err(ServiceError::Store(StoreError::Fenced(why))) => {
+            tracing::warn!(reason = %why, "the final checkpoint was refused; the partitions' new owner resumes from the previous one");
+            rdkafka::TopicPartitionList::new()
+        }
+        Err(err) => return Err(err),
+    };
     consumer::commit(&consumer, &offsets, CommitMode::Sync);
     drop(consumer);
     workers.stop();
