@@ -625,42 +625,4 @@ mod tests {
             assert_eq!(store.active_baseline("s").unwrap().unwrap().version, "v2");
         }
     }
-
-    #[test]
-    fn an_alert_is_queued_once_per_sink_and_its_deliveries_move_on_both_databases() {
-        use crate::alert::{AlertKind, Routed};
-        for TestStore {
-            mut store, name, ..
-        } in testing::stores()
-        {
-            let alert = crate::alert::blank(AlertKind::RetrainTriggered, "a1".into(), "s".into());
-            let routed = Routed {
-                alert,
-                sinks: vec!["hook".into(), "slack".into()],
-            };
-            store.enqueue_alerts(std::slice::from_ref(&routed)).unwrap();
-            store.enqueue_alerts(std::slice::from_ref(&routed)).unwrap();
-            assert_eq!(
-                store.pending_alerts().unwrap(),
-                vec![("hook".to_string(), 1), ("slack".to_string(), 1)],
-                "{name}"
-            );
-            let delivery = store.next_delivery("hook").unwrap().unwrap();
-            assert_eq!(delivery.alert.id, "a1", "{name}");
-            store
-                .retry_later(delivery.id, 1, 0, "POST http://u:secret@h/x failed")
-                .unwrap();
-            store.delivered(delivery.id, 2).unwrap();
-            let slack = store.next_delivery("slack").unwrap().unwrap();
-            store.dead(slack.id, 5, "gone").unwrap();
-            assert!(store.next_delivery("hook").unwrap().is_none(), "{name}");
-            let counts = store.alert_counts(None).unwrap();
-            assert_eq!((counts["delivered"], counts["dead"]), (1, 1), "{name}");
-            assert_eq!(store.alert_counts(Some("hook")).unwrap()["delivered"], 1);
-            let statuses = store.alert_statuses(Some("dead"), None, 10).unwrap();
-            assert_eq!(statuses.len(), 1, "{name}");
-            assert_eq!(statuses[0].sink.as_deref(), Some("slack"));
-            assert_eq!(statuses[0].attempts, 5);
-        }
-    }
 }
