@@ -459,7 +459,20 @@ fn scenario(broker: &str, topic: &str, server: &str, kills: usize, stop: bool) {
         let log = instances.log_tail(stopped);
         assert!(log.contains("fenced"), "{log}");
         instances.children[stopped] = None;
+        let epoch = |db: &mut postgres::Client| -> i64 {
+            db.query_one("SELECT epoch FROM lineages WHERE name = $1", &[&name])
+                .map_or(0, |row| row.get(0))
+        };
+        let before = epoch(&mut db);
         instances.start(stopped);
+        // Restarted, it takes its name back (after installing its signal handlers): a SIGTERM
+        // from the end of the test must find a running service, not a starting process.
+        wait_until(
+            "the restarted instance to take its name back",
+            Duration::from_secs(60),
+            &mut instances,
+            |_| epoch(&mut db) > before,
+        );
     }
 
     producer.join().unwrap();
