@@ -5,7 +5,7 @@
 //! instance, SQLite), every lease is granted.
 
 use super::db::{values, Sql};
-use super::{now_ms, RunRecord, RunStatus, Store, StoreError};
+use super::{now_ms, RunRecord, Store, StoreError};
 
 /// The process a connection acts for, and how long its leases last.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,18 +61,12 @@ impl Store {
     /// Runs marked running whose process is gone (no live lease): interrupted, to be run again
     /// by whoever takes their lease.
     pub fn orphaned_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let running = self.runs_with_status(RunStatus::Running)?;
-        let mut orphaned = Vec::new();
-        for run in running {
-            let held = self.db.query_opt(
-                "SELECT owner FROM leases WHERE name = $1 AND until >= $2",
-                values![format!("run:{}", run.id), now_ms()],
-            )?;
-            if held.is_none() {
-                orphaned.push(run);
-            }
-        }
-        Ok(orphaned)
+        self.select_runs(
+            "WHERE status = 'running' AND NOT EXISTS (SELECT 1 FROM leases
+               WHERE leases.name = 'run:' || runs.id AND leases.until >= $1)
+             ORDER BY created_at, rowid",
+            values![now_ms()],
+        )
     }
 
     /// Whether a run of `model` other than `run` is running (on any instance).

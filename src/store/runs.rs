@@ -175,7 +175,11 @@ impl Store {
     }
 
     /// Runs matching `clause` (a WHERE with ORDER BY and LIMIT as needed).
-    fn select_runs(&self, clause: &str, args: &[Value]) -> Result<Vec<RunRecord>, StoreError> {
+    pub(super) fn select_runs(
+        &self,
+        clause: &str,
+        args: &[Value],
+    ) -> Result<Vec<RunRecord>, StoreError> {
         let rows = self
             .db
             .query(&format!("SELECT {RUN_COLUMNS} FROM runs {clause}"), args)?;
