@@ -142,6 +142,9 @@ impl ConsumerContext for Context {
                     "partitions revoked, checkpointing"
                 );
                 let mut service = lock(&self.service);
+                if service.paused() && service.shared {
+                    service.lose("partitions were revoked while the store could not be reached; their new owner resumes from the store's checkpoint".into());
+                }
                 let offsets = service.checkpoint();
                 if let Err(super::ServiceError::Store(crate::store::StoreError::Fenced(why))) =
                     &offsets
@@ -184,6 +187,34 @@ pub(super) fn commit(
     }
     if let Err(err) = consumer.commit(offsets, mode) {
         tracing::warn!(error = %err, "offset commit failed");
+    }
+}
+
+/// Pauses every assigned partition while `pause` (again on each call: an assignment made
+/// meanwhile is paused too) and resumes them once it is over; returns whether they are paused.
+/// A paused partition resumes at the message after the last one polled.
+pub(super) fn pause_while(consumer: &BaseConsumer<Context>, pause: bool, paused: bool) -> bool {
+    if !pause && !paused {
+        return false;
+    }
+    let assignment = match consumer.assignment() {
+        Ok(assignment) => assignment,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the assignment to pause or resume it");
+            return paused;
+        }
+    };
+    let done = if pause {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
+    match done {
+        Ok(()) => pause,
+        Err(err) => {
+            tracing::warn!(error = %err, pause, "cannot pause or resume the partitions");
+            paused
+        }
     }
 }
 

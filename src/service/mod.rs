@@ -17,6 +17,7 @@
 
 mod consequences;
 mod consumer;
+mod outage;
 mod positions;
 mod runs;
 mod shared;
@@ -97,6 +98,12 @@ struct Service {
     probe: rdkafka::ClientConfig,
     /// Why this instance must stop (a shared store's lease or partition lost).
     lost: shared::Lost,
+    /// While the store cannot be reached: what waits for it (ingestion is paused).
+    outage: Option<outage::Outage>,
+    /// What `/readyz` answers; told when ingestion pauses and resumes.
+    readiness: Arc<Readiness>,
+    /// Whether instances share the store.
+    shared: bool,
 }
 
 /// Runs the service until `stop` is set, then checkpoints, commits and returns. `path` is the
@@ -141,6 +148,9 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
         offset_reset: config.offset_reset,
         probe: crate::source::kafka::client_config(brokers.servers(), &config.kafka_properties),
         lost: Arc::clone(&lost),
+        outage: None,
+        readiness: Arc::clone(&readiness),
+        shared: config.store.is_shared(),
     }));
     let consumer =
         consumer::subscribe(&config, brokers.servers(), Arc::clone(&service), readiness)?;
@@ -193,8 +203,12 @@ fn poll(
     stop: &AtomicBool,
 ) -> Result<(), ServiceError> {
     let mut last_checkpoint = Instant::now();
+    let mut paused = false;
     while !stop.load(Ordering::SeqCst) {
         lock(service).lost()?;
+        // After an outage, a checkpoint at once: the held windows are stored, the rest not yet.
+        let resumed = paused && !lock(service).ride_out()?;
+        paused = consumer::pause_while(consumer, lock(service).paused(), paused);
         let mut commit_now = false;
         // A report being made in the background is stored as soon as it is ready, not at the
         // next idle poll: the loop looks again every few milliseconds meanwhile.
@@ -229,7 +243,7 @@ fn poll(
             let offsets = lock(service).committable();
             consumer::commit(consumer, &offsets, CommitMode::Async);
         }
-        if last_checkpoint.elapsed() >= config.checkpoint_interval {
+        if resumed || last_checkpoint.elapsed() >= config.checkpoint_interval {
             if config.store.is_shared() {
                 lock(service).follow_rotations();
             }

@@ -83,6 +83,10 @@ impl Service {
             self.runs.in_flight = now.clone();
         }
         drop(now);
+        if self.paused() {
+            // Rotations are recorded in the store: they wait for it.
+            return;
+        }
         let done = std::mem::take(&mut *lock(&self.runs.finished));
         for run in done {
             if let Some(seconds) = run.seconds {

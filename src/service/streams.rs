@@ -156,24 +156,41 @@ impl Service {
             return Ok(false);
         }
         self.settle_dead_letters(Duration::ZERO);
-        self.commit_closed(index, outcome.closed)?;
-        Ok(true)
+        self.commit_closed(index, outcome.closed)
     }
 
     /// Keeps an undecodable message in the store and sends it to the stream's dead-letter
     /// topic, if any; it is forgotten once the broker confirmed it (see
     /// [`settle_dead_letters`](Self::settle_dead_letters)), so no offset is ever committed past
-    /// a dead letter that is neither on its topic nor in the store.
+    /// a dead letter that is neither on its topic nor in the store. While the store cannot be
+    /// reached it is held in memory ([`super::outage`]).
     fn dead_letter(
         &mut self,
         index: usize,
         letter: &crate::store::DeadLetter,
     ) -> Result<(), ServiceError> {
-        let settings = self.streams.processors[index].settings();
-        let stream = &settings.name;
+        let stream = &self.streams.processors[index].settings().name;
         self.metrics.dead_letter(stream, &letter.reason);
         tracing::warn!(stream = %stream, reason = %letter.reason, topic = %letter.topic,
             partition = letter.partition, offset = letter.offset, "dead letter");
+        if let Some(outage) = &mut self.outage {
+            outage.hold_letter(index, letter.clone());
+            return Ok(());
+        }
+        if let Err(err) = self.store_letter(index, letter) {
+            self.unreachable(err)?.hold_letter(index, letter.clone());
+        }
+        Ok(())
+    }
+
+    /// Stores a dead letter of stream `index` and sends it to the stream's topic, if any.
+    pub(super) fn store_letter(
+        &mut self,
+        index: usize,
+        letter: &crate::store::DeadLetter,
+    ) -> Result<(), crate::store::StoreError> {
+        let settings = self.streams.processors[index].settings();
+        let stream = &settings.name;
         let id = self.store.add_dead_letter(stream, letter)?;
         if let (Some(topic), Some((producer, _))) =
             (&settings.dead_letter_topic, &self.streams.dead_letters)
@@ -215,15 +232,37 @@ impl Service {
         }
     }
 
-    /// Commits closed windows of stream `index` with the checkpoint after them, the alerts
-    /// they raise and the runs their triggers start, in one transaction; then wakes the sink
-    /// workers and the executor, and logs and counts the windows as committed (a shared store
-    /// may have turned a trigger into a suppression).
+    /// Commits closed windows of stream `index` ([`store_closed`](Self::store_closed)), or
+    /// holds them while the store cannot be reached; true when they were stored (their offsets
+    /// may be committed).
     fn commit_closed(
         &mut self,
         index: usize,
+        closed: Vec<JudgedWindow>,
+    ) -> Result<bool, ServiceError> {
+        if let Some(outage) = &mut self.outage {
+            outage.hold_windows(index, closed);
+            return Ok(false);
+        }
+        match self.store_closed(index, closed) {
+            Ok(()) => Ok(true),
+            Err((err, closed)) => {
+                self.unreachable(err)?.hold_windows(index, closed);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Stores closed windows of stream `index` with the checkpoint after them, the alerts
+    /// they raise and the runs their triggers start, in one transaction; then wakes the sink
+    /// workers and the executor, and logs and counts the windows as committed (a shared store
+    /// may have turned a trigger into a suppression). On failure the windows come back, to be
+    /// tried again.
+    pub(super) fn store_closed(
+        &mut self,
+        index: usize,
         mut closed: Vec<JudgedWindow>,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(), (crate::store::StoreError, Vec<JudgedWindow>)> {
         let processor = &self.streams.processors[index];
         let settings = processor.settings();
         let stream = consequences::Stream {
@@ -234,6 +273,8 @@ impl Service {
         };
         let runs_dir = &self.runs.dir;
         let counts = &mut self.streams.since_window[index];
+        // The message counts go with the first window stored; a failed attempt gives them back.
+        let before = *counts;
         let out = self.store.commit_with_outbox(
             &settings.name,
             &mut closed,
@@ -245,7 +286,14 @@ impl Service {
                     consequences::export(runs_dir, id, data)
                 })
             },
-        )?;
+        );
+        let out = match out {
+            Ok(out) => out,
+            Err(err) => {
+                self.streams.since_window[index] = before;
+                return Err((err, closed));
+            }
+        };
         if !out.is_empty() {
             self.wake.notify();
         }
@@ -291,14 +339,17 @@ impl Service {
             if closed.is_empty() {
                 continue;
             }
-            self.commit_closed(i, closed)?;
-            closed_any = true;
+            closed_any |= self.commit_closed(i, closed)?;
         }
         Ok(closed_any)
     }
 
-    /// Checkpoints every stream and returns the offsets that may now be committed.
+    /// Checkpoints every stream and returns the offsets that may now be committed: none while
+    /// the store cannot be reached.
     pub(super) fn checkpoint(&mut self) -> Result<TopicPartitionList, ServiceError> {
+        if self.paused() {
+            return Ok(TopicPartitionList::new());
+        }
         self.settle_dead_letters(Duration::ZERO);
         match self.store.pending_alerts() {
             Ok(pending) => {
@@ -314,12 +365,16 @@ impl Service {
         }
         for processor in &self.streams.processors {
             let stream = &processor.settings().name;
-            self.store.commit(
+            let stored = self.store.commit(
                 stream,
                 &[],
                 &processor.checkpoint(),
                 self.streams.keep_windows,
-            )?;
+            );
+            if let Err(err) = stored {
+                self.unreachable(err)?;
+                return Ok(TopicPartitionList::new());
+            }
         }
         Ok(self.committable())
     }

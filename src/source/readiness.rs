@@ -27,6 +27,8 @@ pub struct Readiness {
     problem: Mutex<Problem>,
     /// Why the latest broker probe failed; `None` once one succeeds.
     unanswered: Mutex<Option<String>>,
+    /// Why ingestion is paused (the store cannot be written); `None` while it runs.
+    paused: Mutex<Option<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -48,7 +50,8 @@ pub struct ReadyStatus {
     /// Why not, in words an operator can act on (the first failing check).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Each check, `"ok"` or why not: `consumer_group`, `kafka` and `store`.
+    /// Each check, `"ok"` or why not: `consumer_group`, `kafka`, `store` and `ingestion`
+    /// (paused while the store cannot be written).
     pub checks: std::collections::BTreeMap<String, String>,
 }
 
@@ -63,7 +66,13 @@ impl Readiness {
             ready: AtomicBool::new(false),
             problem: Mutex::new(Problem::default()),
             unanswered: Mutex::new(None),
+            paused: Mutex::new(None),
         }
+    }
+
+    /// Ingestion paused (`Some(why)`) or running (`None`).
+    pub fn ingestion(&self, paused: Option<String>) {
+        *crate::locks::lock(&self.paused) = paused;
     }
 
     /// The brokers this instance was configured with.
@@ -113,10 +122,12 @@ impl Readiness {
             .clone()
             .map_or(Ok(()), Err);
         let store = store.map_err(|e| format!("the store cannot be read: {e}"));
+        let ingestion = crate::locks::lock(&self.paused).clone().map_or(Ok(()), Err);
         let checks = [
             ("consumer_group", group),
             ("kafka", kafka),
             ("store", store),
+            ("ingestion", ingestion),
         ];
         let reason = checks.iter().find_map(|(_, c)| c.clone().err());
         ReadyStatus {

@@ -5,7 +5,7 @@
 //! they become `?1` for SQLite). Parameters and columns travel as [`Value`]s, so the store's
 //! code does not depend on either driver's type mapping.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use postgres::types::{private::BytesMut, IsNull, ToSql, Type};
 
@@ -188,28 +188,52 @@ pub enum Db {
 /// A PostgreSQL connection and its prepared statements (each query is parsed once per
 /// connection, then only bound and run: one round trip instead of two). The client needs
 /// `&mut`; the store is used from one thread at a time.
+///
+/// A connection the server or the network broke is replaced on its next use outside a
+/// transaction (a transaction's statements never move to another connection: it fails, rolls
+/// back, and the caller tries it again), so a store outlives a database restart.
 pub struct Pg {
     client: RefCell<postgres::Client>,
     statements: RefCell<std::collections::HashMap<String, postgres::Statement>>,
+    /// How to connect again.
+    url: String,
+    settings: super::PostgresSettings,
+    /// Inside `BEGIN`: the connection must not be replaced.
+    in_transaction: Cell<bool>,
 }
 
 impl Pg {
-    /// Wraps a connected client.
-    pub fn new(client: postgres::Client) -> Box<Pg> {
+    /// Wraps a client connected to `url` with `settings` (used again to reconnect).
+    pub fn new(client: postgres::Client, url: &str, settings: &super::PostgresSettings) -> Box<Pg> {
         Box::new(Pg {
             client: RefCell::new(client),
             statements: RefCell::default(),
+            url: url.to_string(),
+            settings: settings.clone(),
+            in_transaction: Cell::new(false),
         })
     }
 
-    fn execute(&self, sql: &str, args: &[Value]) -> Result<u64, StoreError> {
+    /// The client, connected again first if its connection broke (outside a transaction).
+    fn client(&self) -> Result<std::cell::RefMut<'_, postgres::Client>, StoreError> {
         let mut client = borrow(&self.client)?;
+        if client.is_closed() && !self.in_transaction.get() {
+            *client = super::connect::connect(&self.url, &self.settings)
+                .map_err(|message| StoreError::Unreachable(crate::redact::secrets(&message)))?;
+            self.statements.borrow_mut().clear();
+            tracing::info!(store = %crate::redact::secrets(&self.url), "connected to the store again");
+        }
+        Ok(client)
+    }
+
+    fn execute(&self, sql: &str, args: &[Value]) -> Result<u64, StoreError> {
+        let mut client = self.client()?;
         let statement = self.prepared(&mut client, sql)?;
         Ok(client.execute(&statement, &pg_args(args))?)
     }
 
     fn query(&self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError> {
-        let mut client = borrow(&self.client)?;
+        let mut client = self.client()?;
         let statement = self.prepared(&mut client, sql)?;
         let rows = client.query(&statement, &pg_args(args))?;
         rows.iter()
@@ -238,7 +262,21 @@ impl Pg {
     }
 
     fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        Ok(borrow(&self.client)?.batch_execute(sql)?)
+        Ok(self.client()?.batch_execute(sql)?)
+    }
+
+    /// `BEGIN`, on a working connection.
+    fn begin(&self) -> Result<(), StoreError> {
+        self.batch("BEGIN")?;
+        self.in_transaction.set(true);
+        Ok(())
+    }
+
+    /// `COMMIT` or `ROLLBACK`; the transaction is over either way.
+    fn end(&self, sql: &str) -> Result<(), StoreError> {
+        let ended = borrow(&self.client)?.batch_execute(sql);
+        self.in_transaction.set(false);
+        Ok(ended?)
     }
 }
 
@@ -248,7 +286,7 @@ impl Db {
         match self {
             Db::Sqlite(conn) => Ok(Tx::Sqlite(Some(conn.unchecked_transaction()?))),
             Db::Postgres(pg) => {
-                pg.batch("BEGIN")?;
+                pg.begin()?;
                 Ok(Tx::Postgres { pg, open: true })
             }
         }
@@ -294,7 +332,7 @@ impl Tx<'_> {
             },
             Tx::Postgres { pg, open } => {
                 *open = false;
-                pg.batch("COMMIT")
+                pg.end("COMMIT")
             }
         }
     }
@@ -304,7 +342,7 @@ impl Drop for Tx<'_> {
     fn drop(&mut self) {
         if let Tx::Postgres { pg, open: true } = self {
             // A failed rollback leaves the connection broken; its next use reports it.
-            let _ = pg.batch("ROLLBACK");
+            let _ = pg.end("ROLLBACK");
         }
     }
 }

@@ -134,6 +134,8 @@ impl Store {
                     location: crate::redact::secrets(url),
                     message: crate::redact::secrets(&message),
                 })?,
+                url,
+                settings,
             )),
         };
         Ok(Store {
@@ -149,6 +151,48 @@ impl Store {
         self.db.query("SELECT 1", &[])?;
         Ok(())
     }
+}
+
+impl StoreError {
+    /// Whether the database is out of reach for now (a broken or refused connection, a server
+    /// shutting down or restarting, too many connections, a cancelled statement, a busy SQLite
+    /// file): what failed can be tried again later unchanged. Anything else (a damaged row, a
+    /// full disk, a fenced write) would fail again.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unreachable(_) => true,
+            StoreError::Postgres(err) => postgres_unavailable(err),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(err, _)) => matches!(
+                err.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// A closed connection, an I/O error, or a server answer of SQLSTATE class 08 (connection
+/// exception), 53 (insufficient resources), 57 (operator intervention: shutdown, cancelled
+/// statement) or a serialization failure or deadlock (class 40).
+fn postgres_unavailable(err: &postgres::Error) -> bool {
+    if err.is_closed() {
+        return true;
+    }
+    if let Some(code) = err.code() {
+        return ["08", "53", "57", "40"]
+            .iter()
+            .any(|class| code.code().starts_with(class));
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    // Timeouts and failed connects carry no cause.
+    let text = err.to_string();
+    text.starts_with("timeout") || text.starts_with("error connecting")
 }
 
 /// Wall-clock time, epoch milliseconds.
@@ -176,6 +220,9 @@ pub enum StoreError {
     /// A PostgreSQL query failed or the connection broke.
     #[error("store query failed: {0}")]
     Postgres(#[from] postgres::Error),
+    /// The connection broke and connecting again failed.
+    #[error("the store cannot be reached: {0}")]
+    Unreachable(String),
     /// Another process holds this instance's lineage or one of its partitions now: what this
     /// one was about to write is refused, and it must stop (its supervisor restarts it).
     #[error("fenced: {0}")]

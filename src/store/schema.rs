@@ -454,7 +454,7 @@ pub(super) fn open_postgres(
     };
     let mut client = super::connect::connect(url, settings).map_err(open_error)?;
     migrate_postgres(&mut client).map_err(open_error)?;
-    Ok(Db::Postgres(super::db::Pg::new(client)))
+    Ok(Db::Postgres(super::db::Pg::new(client, url, settings)))
 }
 
 fn migrate_postgres(client: &mut postgres::Client) -> Result<(), String> {

@@ -24,6 +24,8 @@ pub const DEAD_LETTERS_TOTAL: &str = "driftgate_dead_letters_total";
 pub const OFFSET_RESETS_TOTAL: &str = "driftgate_offset_resets_total";
 /// Dead letters their dead-letter topic did not take, kept in the store instead.
 pub const DEAD_LETTERS_KEPT_TOTAL: &str = "driftgate_dead_letters_kept_total";
+/// Whether ingestion is paused because the store cannot be reached (1) or not (0).
+pub const INGESTION_PAUSED: &str = "driftgate_ingestion_paused";
 /// Messages between the partition's high watermark and the next one to process.
 pub const CONSUMER_LAG: &str = "driftgate_consumer_lag";
 /// The latest window's p-value per feature (tests: ks, chi2, and permutation tests), by method.
@@ -84,6 +86,7 @@ struct Values {
     windows: BTreeMap<String, u64>,
     dead_letters: BTreeMap<(String, String), u64>,
     dead_letters_kept: u64,
+    ingestion_paused: bool,
     offset_resets: BTreeMap<String, u64>,
     lag: BTreeMap<(String, i32), i64>,
     /// Per (stream, feature): method, p-value, distance, detected.
@@ -242,6 +245,11 @@ impl Metrics {
         self.with(|v| v.dead_letters_kept += 1);
     }
 
+    /// Ingestion paused (the store cannot be reached) or resumed.
+    pub fn ingestion_paused(&self, paused: bool) {
+        self.with(|v| v.ingestion_paused = paused);
+    }
+
     /// Records a closed window's report.
     pub fn window(&self, stream: &str, report: &WindowReport) {
         self.with(|v| {
@@ -315,6 +323,17 @@ impl Values {
             "Dead letters their topic did not take, kept in the store.",
         );
         let _ = writeln!(out, "{DEAD_LETTERS_KEPT_TOTAL} {}", self.dead_letters_kept);
+        family(
+            out,
+            INGESTION_PAUSED,
+            "gauge",
+            "1 while ingestion is paused because the store cannot be reached.",
+        );
+        let _ = writeln!(
+            out,
+            "{INGESTION_PAUSED} {}",
+            u8::from(self.ingestion_paused)
+        );
         let resets = (
             OFFSET_RESETS_TOTAL,
             "Partitions resumed because the broker no longer had their checkpoint.",

@@ -3,4 +3,5 @@
 pub mod http;
 pub mod kafka;
 pub mod openapi;
+pub mod proxy;
 pub mod receiver;
