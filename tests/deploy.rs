@@ -436,3 +436,51 @@ fn kubernetes_manual_runs_have_their_training_file() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to replace"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
 }
+
+#[test]
+fn issue_16_the_shared_statefulset_runs_the_deployments_container_on_a_shared_store() {
+    let documents = yaml_documents();
+    let deployment = kind(&documents, "Deployment")[0];
+    let set = kind(&documents, "StatefulSet")[0];
+    assert!(set["spec"]["replicas"].as_u64().unwrap() >= 2);
+    let pod = |d: &serde_yaml::Value| d["spec"]["template"]["spec"].clone();
+    let (single, shared) = (pod(deployment), pod(set));
+    let (one, many) = (&single["containers"][0], &shared["containers"][0]);
+    for key in [
+        "image",
+        "args",
+        "ports",
+        "livenessProbe",
+        "readinessProbe",
+        "volumeMounts",
+    ] {
+        assert_eq!(one[key], many[key], "{key} differs from the Deployment's");
+    }
+    // The store's URL comes from a key the Secret has; var/ is shared by every pod.
+    let url = many["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "DRIFTGATE__STORE__URL")
+        .expect("the store URL is set");
+    let key = url["valueFrom"]["secretKeyRef"]["key"].as_str().unwrap();
+    let secret = kind(&documents, "Secret")[0];
+    let stored = secret["stringData"][key].as_str().unwrap();
+    assert!(stored.starts_with("postgres://"), "{stored}");
+    let claim = shared["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "var")
+        .unwrap()["persistentVolumeClaim"]["claimName"]
+        .clone();
+    let volume = kind(&documents, "PersistentVolumeClaim")
+        .into_iter()
+        .find(|c| c["metadata"]["name"] == claim)
+        .expect("the claim is defined");
+    assert_eq!(volume["spec"]["accessModes"][0], "ReadWriteMany");
+    let governing = set["spec"]["serviceName"].as_str().unwrap();
+    assert!(kind(&documents, "Service")
+        .iter()
+        .any(|s| s["metadata"]["name"] == governing && s["spec"]["clusterIP"] == "None"));
+}

@@ -66,8 +66,8 @@ pub struct ApiState {
     /// Ready once partitions are assigned (baselines are loaded before the service starts);
     /// until then, why not.
     pub readiness: Arc<crate::source::readiness::Readiness>,
-    /// The store file, opened read-only per request.
-    pub store: crate::store::StoreUrl,
+    /// The store's connections for requests (reads; the rare writes open their own).
+    pub store: crate::store::Pool,
     /// Where runs keep their task directories (task logs are served only from inside it).
     pub runs_dir: PathBuf,
     /// The configured streams.
@@ -135,12 +135,10 @@ async fn healthz() -> &'static str {
     (status = 503, description = "Not ready, and why", body = crate::source::readiness::ReadyStatus)))]
 async fn readyz(State(state): State<ApiState>) -> Response {
     let path = state.store.clone();
-    let store = tokio::task::spawn_blocking(move || {
-        crate::store::Store::open_read_only(&path)?.reachable()
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|checked| checked.map_err(|e| e.to_string()));
+    let store = tokio::task::spawn_blocking(move || path.reachable())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|checked| checked.map_err(|e| e.to_string()));
     let status = state.readiness.status(store);
     let code = if status.ready {
         StatusCode::OK
@@ -172,7 +170,7 @@ async fn streams(State(state): State<ApiState>) -> Response {
     let path = state.store.clone();
     let names: Vec<String> = state.streams.iter().map(|s| s.name.clone()).collect();
     let active = blocking(move || {
-        let store = crate::store::Store::open_read_only(&path)?;
+        let store = path.get()?;
         names
             .iter()
             .map(|name| store.active_baseline(name))
@@ -238,9 +236,7 @@ async fn windows(
         Err(response) => return response,
     };
     let path = state.store.clone();
-    match blocking(move || crate::store::Store::open_read_only(&path)?.latest_windows(&name, limit))
-        .await
-    {
+    match blocking(move || path.get()?.latest_windows(&name, limit)).await {
         Ok(windows) => {
             let windows = windows.into_iter().map(|w| w.report).collect();
             Json(answers::Windows { windows }).into_response()
@@ -290,7 +286,7 @@ async fn decisions(
         Err(response) => return response,
     };
     let path = state.store.clone();
-    match blocking(move || crate::store::Store::open_read_only(&path)?.decisions(&filter)).await {
+    match blocking(move || path.get()?.decisions(&filter)).await {
         Ok(page) => {
             let decisions = page
                 .decisions
@@ -385,7 +381,7 @@ async fn alerts(State(state): State<ApiState>, Params(query): Params<AlertsQuery
     };
     let path = state.store.clone();
     let listed = blocking(move || {
-        let store = crate::store::Store::open_read_only(&path)?;
+        let store = path.get()?;
         let alerts = store.alert_statuses(query.status.as_deref(), query.sink.as_deref(), limit)?;
         Ok((alerts, store.alert_counts(query.sink.as_deref())?))
     })
@@ -411,7 +407,7 @@ async fn baselines(State(state): State<ApiState>, Path(name): Path<String>) -> R
     };
     let path = state.store.clone();
     let stream = name.clone();
-    match blocking(move || crate::store::Store::open_read_only(&path)?.baselines(&stream)).await {
+    match blocking(move || path.get()?.baselines(&stream)).await {
         Ok(versions) => {
             let rotated = versions.iter().any(|v| v.active);
             answer(&answers::Baselines {

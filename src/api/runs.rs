@@ -35,11 +35,7 @@ pub(super) async fn runs(
         Err(response) => return response,
     };
     let path = state.store.clone();
-    match blocking(move || {
-        crate::store::Store::open_read_only(&path)?.runs(query.model.as_deref(), limit)
-    })
-    .await
-    {
+    match blocking(move || path.get()?.runs(query.model.as_deref(), limit)).await {
         Ok(runs) => answer(&answers::Runs { runs }),
         Err(response) => response,
     }
@@ -56,7 +52,7 @@ pub(super) async fn runs(
 pub(super) async fn run(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
     let path = state.store.clone();
     let found = blocking(move || {
-        let store = crate::store::Store::open_read_only(&path)?;
+        let store = path.get()?;
         let Some(run) = store.run(&id)? else {
             return Ok(None);
         };
@@ -111,7 +107,8 @@ pub(super) async fn attempt_log(
     };
     let (store_url, runs_dir) = (state.store.clone(), state.runs_dir.clone());
     let read = tokio::task::spawn_blocking(move || {
-        let store = crate::store::Store::open_read_only(&store_url)
+        let store = store_url
+            .get()
             .map_err(|e| logs::LogError::Failed(e.to_string()))?;
         logs::attempt_log(&store, &runs_dir, &id, &task, attempt, &query)
     })
@@ -185,7 +182,7 @@ pub(super) async fn cancel_run(
     let path = state.store.clone();
     let asked = {
         let id = id.clone();
-        blocking(move || crate::store::Store::open(&path)?.request_cancel(&id)).await
+        blocking(move || crate::store::Store::open(path.url())?.request_cancel(&id)).await
     };
     match asked {
         Ok(true) => answer_with(
@@ -276,12 +273,8 @@ pub(super) async fn create_run(
     // The baseline in use: the last one a run rotated in, else the configured one.
     let path = state.store.clone();
     let stream = model.stream.clone();
-    let rotated = blocking(move || {
-        Ok(crate::store::Store::open_read_only(&path)?
-            .active_baseline(&stream)?
-            .map(|v| v.version))
-    })
-    .await;
+    let rotated =
+        blocking(move || Ok(path.get()?.active_baseline(&stream)?.map(|v| v.version))).await;
     let baseline = match rotated {
         Ok(Some(version)) => Some(version),
         Ok(None) => state.baselines.get(&model.stream).cloned(),
@@ -291,7 +284,7 @@ pub(super) async fn create_run(
     let path = state.store.clone();
     let queued = {
         let run = run.clone();
-        blocking(move || crate::store::Store::open(&path)?.queue_run(&run)).await
+        blocking(move || crate::store::Store::open(path.url())?.queue_run(&run)).await
     };
     match queued {
         Ok(true) => {

@@ -181,6 +181,15 @@ pub struct RawStore {
     /// Window reports kept per stream; older ones are deleted.
     #[serde(default = "default_keep_windows")]
     pub keep_windows: u64,
+    /// Connections the API keeps to the store for its requests (opened when needed, closed
+    /// after a minute unused); a request waits up to `connect_timeout` for a free one.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+}
+
+/// Enough for a dashboard and a few scripts polling at once.
+fn default_pool_size() -> u32 {
+    4
 }
 
 /// Three renewals in 15 s: a pause of a few seconds costs nothing; a dead instance's runs and

@@ -37,6 +37,8 @@ pub struct ServiceConfig {
     pub checkpoint_interval: Duration,
     /// Window reports kept per stream.
     pub keep_windows: u64,
+    /// The API's connections to the store.
+    pub pool_size: u32,
     /// The API's address.
     pub api_listen: SocketAddr,
     /// The API's timeouts and limits.
@@ -172,6 +174,9 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
     if raw.store.keep_windows == 0 {
         problems.add("store.keep_windows", "must be at least 1");
     }
+    if raw.store.pool_size == 0 {
+        problems.add("store.pool_size", "must be at least 1");
+    }
     let api_listen = listen(&raw.api.listen, &mut problems);
     let api_limits = api_limits(&raw.api, &mut problems);
     let shutdown_timeout =
@@ -204,6 +209,7 @@ pub(super) fn validate(raw: RawConfig, _path: &Path) -> Result<ServiceConfig, Ve
         lease: lease.expect("validated"),
         checkpoint_interval: checkpoint_interval.expect("validated"),
         keep_windows: raw.store.keep_windows,
+        pool_size: raw.store.pool_size,
         api_listen: api_listen.expect("validated"),
         api_limits: api_limits.expect("validated"),
         shutdown_timeout: shutdown_timeout.expect("validated"),

@@ -13,7 +13,8 @@
 //!
 //! Files: `streams` processes messages and checkpoints; `consequences` decides what closed
 //! windows set off; `runs` follows runs and rotates baselines; `workers` starts the threads
-//! beside the loop; `consumer` is the Kafka side; `shutdown` the signals.
+//! beside the loop; `consumer` is the Kafka side; `shared` the place in a shared store;
+//! `outage` holds what waits for an unreachable store; `shutdown` the signals.
 
 mod consequences;
 mod consumer;

@@ -165,7 +165,7 @@ pub(super) fn api_state(
     ApiState {
         metrics: Arc::clone(shared.metrics),
         readiness: Arc::clone(readiness),
-        store: config.store.clone(),
+        store: crate::store::Pool::new(&config.store, config.pool_size),
         runs_dir: config.runs.dir.clone(),
         streams: Arc::new(config.streams.iter().map(stream_info).collect()),
         catalog: Arc::clone(shared.catalog),

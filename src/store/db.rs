@@ -200,6 +200,8 @@ pub struct Pg {
     settings: super::PostgresSettings,
     /// Inside `BEGIN`: the connection must not be replaced.
     in_transaction: Cell<bool>,
+    /// A statement failed in a way that leaves the connection unusable.
+    broken: Cell<bool>,
 }
 
 impl Pg {
@@ -211,15 +213,17 @@ impl Pg {
             url: url.to_string(),
             settings: settings.clone(),
             in_transaction: Cell::new(false),
+            broken: Cell::new(false),
         })
     }
 
     /// The client, connected again first if its connection broke (outside a transaction).
     fn client(&self) -> Result<std::cell::RefMut<'_, postgres::Client>, StoreError> {
         let mut client = borrow(&self.client)?;
-        if client.is_closed() && !self.in_transaction.get() {
+        if (self.broken.get() || client.is_closed()) && !self.in_transaction.get() {
             *client = super::connect::connect(&self.url, &self.settings)
                 .map_err(|message| StoreError::Unreachable(crate::redact::secrets(&message)))?;
+            self.broken.set(false);
             self.statements.borrow_mut().clear();
             tracing::info!(store = %crate::redact::secrets(&self.url), "connected to the store again");
         }
@@ -229,13 +233,25 @@ impl Pg {
     fn execute(&self, sql: &str, args: &[Value]) -> Result<u64, StoreError> {
         let mut client = self.client()?;
         let statement = self.prepared(&mut client, sql)?;
-        Ok(client.execute(&statement, &pg_args(args))?)
+        let done = client.execute(&statement, &pg_args(args));
+        Ok(self.watched(done)?)
+    }
+
+    /// `result`, noting an error that leaves the connection unusable (it is replaced on the
+    /// next use outside a transaction).
+    fn watched<T>(&self, result: Result<T, postgres::Error>) -> Result<T, postgres::Error> {
+        if let Err(err) = &result {
+            if super::breaks_connection(err) {
+                self.broken.set(true);
+            }
+        }
+        result
     }
 
     fn query(&self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError> {
         let mut client = self.client()?;
         let statement = self.prepared(&mut client, sql)?;
-        let rows = client.query(&statement, &pg_args(args))?;
+        let rows = self.watched(client.query(&statement, &pg_args(args)))?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -254,7 +270,7 @@ impl Pg {
         if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
         }
-        let statement = client.prepare(sql)?;
+        let statement = self.watched(client.prepare(sql))?;
         self.statements
             .borrow_mut()
             .insert(sql.to_string(), statement.clone());
@@ -262,7 +278,8 @@ impl Pg {
     }
 
     fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        Ok(self.client()?.batch_execute(sql)?)
+        let done = self.client()?.batch_execute(sql);
+        Ok(self.watched(done)?)
     }
 
     /// `BEGIN`, on a working connection.
@@ -275,6 +292,7 @@ impl Pg {
     /// `COMMIT` or `ROLLBACK`; the transaction is over either way.
     fn end(&self, sql: &str) -> Result<(), StoreError> {
         let ended = borrow(&self.client)?.batch_execute(sql);
+        let ended = self.watched(ended);
         self.in_transaction.set(false);
         Ok(ended?)
     }

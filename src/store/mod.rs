@@ -13,7 +13,9 @@
 //! Files: `db` (the two databases behind one query interface), `schema` (tables and
 //! migrations), `connect` (PostgreSQL connections), `windows` (checkpoints, windows, dead
 //! letters), `decisions`, `outbox`, `runs` (runs, tasks, attempts, baselines), `status` (run
-//! and task states).
+//! and task states), `pool` (the API's connections); for instances sharing a store, `fence`
+//! (lineages and partitions), `arbiter` (triggers confirmed across instances), `leases` (work
+//! one instance does at a time), `summary` (`store check`).
 
 mod arbiter;
 mod connect;
@@ -22,6 +24,7 @@ mod decisions;
 mod fence;
 mod leases;
 mod outbox;
+mod pool;
 mod runs;
 pub mod schema;
 mod status;
@@ -36,6 +39,7 @@ pub use decisions::{DecisionFilter, DecisionPage};
 pub use fence::Fence;
 pub use leases::Holder;
 pub use outbox::{AlertStatus, Delivery};
+pub use pool::{Pool, Pooled};
 pub use runs::{Artifact, AttemptRecord, BaselineVersion, RunRecord, RunRequest, TaskRecord};
 pub use status::{RunStatus, TaskStatus};
 pub use windows::{DeadLetter, Outbox, WindowRow};
@@ -193,6 +197,16 @@ fn postgres_unavailable(err: &postgres::Error) -> bool {
     // Timeouts and failed connects carry no cause.
     let text = err.to_string();
     text.starts_with("timeout") || text.starts_with("error connecting")
+}
+
+/// Whether `err` leaves its connection unusable: no answer from the server (a broken or closed
+/// connection, a timeout) or an answer of class 08 (connection exception) or 57P0x (the server
+/// is shutting down or cannot take connections).
+fn breaks_connection(err: &postgres::Error) -> bool {
+    match err.code() {
+        Some(code) => code.code().starts_with("08") || code.code().starts_with("57P0"),
+        None => postgres_unavailable(err),
+    }
 }
 
 /// Wall-clock time, epoch milliseconds.
