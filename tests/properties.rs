@@ -383,3 +383,98 @@ impl driftgate::policy::Readings for Share {
         driftgate::policy::WindowSpan::default()
     }
 }
+
+/// Issue 17: a window summarised on the reference's points gives the raw values' statistics.
+mod summaries {
+    use driftgate::drift::bins::QuantileBins;
+    use driftgate::drift::ecdf::compare_sorted;
+    use driftgate::drift::ks::ks_test;
+    use driftgate::drift::summary::{compare, histogram, Layout};
+    use proptest::prelude::*;
+
+    use super::{sample, sorted};
+
+    /// A window that overlaps the reference, ties with it, and spills past both ends.
+    fn window() -> impl Strategy<Value = Vec<f64>> {
+        prop::collection::vec(
+            prop_oneof![
+                (-1200i32..1200).prop_map(|v| f64::from(v) / 8.0),
+                (-1200i32..1200).prop_map(|v| f64::from(v) / 8.0 + 0.0625),
+                -2e6f64..2e6
+            ],
+            1..400,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn summaries_give_the_raw_ks_bins_and_wasserstein(
+            reference in sample(), current in window(), bins in 1usize..12,
+        ) {
+            let reference = sorted(reference);
+            let current = sorted(current);
+            let bins = QuantileBins::from_sorted(&reference, bins).unwrap();
+            let layout = Layout::new(&reference, &bins.edges);
+            let summary = layout.summarise(&current);
+            let raw = compare_sorted(&reference, &current);
+            let merged = compare(&layout, &summary);
+            prop_assert_eq!(merged.ks_statistic.to_bits(), raw.ks_statistic.to_bits());
+            let (n1, n2) = (reference.len() as u64, current.len() as u64);
+            let (a, b) = (ks_test(n1, n2, raw.ks_statistic), ks_test(n1, n2, merged.ks_statistic));
+            prop_assert_eq!(a.p_value.to_bits(), b.p_value.to_bits());
+            prop_assert_eq!(histogram(&layout, &summary, &bins), bins.histogram_sorted(&current));
+            let error = (merged.wasserstein - raw.wasserstein).abs();
+            let rounding = 1e-9 * raw.wasserstein.max(1e-300);
+            prop_assert!(
+                error <= merged.wasserstein_bound + rounding,
+                "W1 {} vs {} (bound {})", merged.wasserstein, raw.wasserstein, merged.wasserstein_bound
+            );
+        }
+
+        #[test]
+        fn summaries_merge_in_any_order(
+            reference in sample(), parts in prop::collection::vec(window(), 1..5),
+        ) {
+            let reference = sorted(reference);
+            let layout = Layout::new(&reference, &[]);
+            let summaries: Vec<_> = parts.iter().map(|p| layout.summarise(p)).collect();
+            let whole = layout.summarise(&parts.concat());
+            let mut forward = layout.empty();
+            for s in &summaries {
+                forward.merge(s);
+            }
+            let mut backward = layout.empty();
+            for s in summaries.iter().rev() {
+                backward.merge(s);
+            }
+            let (f, b, w) = (
+                compare(&layout, &forward),
+                compare(&layout, &backward),
+                compare(&layout, &whole),
+            );
+            prop_assert_eq!(forward.len(), whole.len());
+            prop_assert_eq!(f.ks_statistic.to_bits(), w.ks_statistic.to_bits());
+            prop_assert_eq!(b.ks_statistic.to_bits(), w.ks_statistic.to_bits());
+            for other in [f, b] {
+                let scale = w.wasserstein.max(1e-300);
+                prop_assert!((other.wasserstein - w.wasserstein).abs() <= 1e-9 * scale);
+            }
+        }
+    }
+
+    #[test]
+    fn a_gap_the_ecdfs_cross_inside_is_bounded_and_the_others_are_exact() {
+        // Reference 0 and 10; current 1, 2 and 9 all in the inner gap: after the point 0 the
+        // difference is +3 (×n1·n2 units), it crosses zero inside the gap.
+        let layout = Layout::new(&[0.0, 10.0], &[]);
+        let crossing = compare(&layout, &layout.summarise(&[1.0, 2.0, 9.0]));
+        let raw = compare_sorted(&[0.0, 10.0], &[1.0, 2.0, 9.0]);
+        assert!(crossing.wasserstein_bound > 0.0);
+        assert!((crossing.wasserstein - raw.wasserstein).abs() <= crossing.wasserstein_bound);
+        // All current values below the reference: no crossing, exact.
+        let below = compare(&layout, &layout.summarise(&[-3.0, -1.0]));
+        let raw = compare_sorted(&[0.0, 10.0], &[-3.0, -1.0]);
+        assert_eq!(below.wasserstein_bound, 0.0);
+        assert!((below.wasserstein - raw.wasserstein).abs() <= 1e-12 * raw.wasserstein);
+    }
+}

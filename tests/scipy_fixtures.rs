@@ -264,3 +264,67 @@ fn kolmogorov_distribution_equals_scipy_kstwo() {
     }
     report_worst("kolmogorov_distribution_equals_scipy_kstwo");
 }
+
+/// Issue 17: a window summarised on the reference's points (counts per point and gap) gives
+/// scipy's KS (the same bits as the raw values) and bins; Wasserstein-1 within its bound.
+#[test]
+fn numeric_statistics_from_window_summaries_equal_scipy() {
+    use driftgate::drift::ecdf::compare_sorted;
+    use driftgate::drift::ks::ks_test;
+    use driftgate::drift::summary::{compare, histogram, Layout};
+    let fixtures = load("scipy_stats.json");
+    let bins = fixtures["bins"].as_u64().unwrap() as usize;
+    let (mut cases, mut exact_w1, mut worst_bound) = (0, 0, 0.0f64);
+    for case in fixtures["numeric"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let reference = sorted(floats(&case["reference"]));
+        let current = sorted(floats(&case["current"]));
+        let edges = QuantileBins::from_sorted(&reference, bins).unwrap();
+        let layout = Layout::new(&reference, &edges.edges);
+        let summary = layout.summarise(&current);
+        let merged = compare(&layout, &summary);
+        let raw = compare_sorted(&reference, &current);
+        assert_eq!(
+            merged.ks_statistic.to_bits(),
+            raw.ks_statistic.to_bits(),
+            "{name}: D"
+        );
+        let (n1, n2) = (reference.len() as u64, current.len() as u64);
+        let ks = ks_test(n1, n2, merged.ks_statistic);
+        assert_statistic(
+            name,
+            "ks statistic",
+            ks.statistic,
+            case["ks"]["statistic"].as_f64().unwrap(),
+        );
+        assert_p_value(
+            name,
+            "ks p-value",
+            ks.p_value,
+            case["ks"]["p_value"].as_f64().unwrap(),
+        );
+        assert_eq!(
+            histogram(&layout, &summary, &edges),
+            counts(&case["bins"]["current"]),
+            "{name}: current bins"
+        );
+        let scipy = case["wasserstein"]["distance"].as_f64().unwrap();
+        let error = (merged.wasserstein - scipy).abs();
+        assert!(
+            error <= merged.wasserstein_bound + STATISTIC_RELATIVE * scipy,
+            "{name}: W1 {} vs scipy {scipy}, bound {}",
+            merged.wasserstein,
+            merged.wasserstein_bound
+        );
+        if merged.wasserstein_bound == 0.0 {
+            assert_statistic(name, "wasserstein (summary)", merged.wasserstein, scipy);
+            exact_w1 += 1;
+        }
+        worst_bound = worst_bound.max(merged.wasserstein_bound / scipy.max(f64::MIN_POSITIVE));
+        cases += 1;
+    }
+    eprintln!(
+        "summaries: {cases} cases, KS bit-identical, bins identical; W1 exact in {exact_w1}, worst bound {worst_bound:.1e} of W1"
+    );
+    report_worst("numeric_statistics_from_window_summaries_equal_scipy");
+}

@@ -17,6 +17,7 @@ pub mod permutation;
 pub mod psi;
 pub mod report;
 pub mod sum;
+pub mod summary;
 pub mod table;
 pub mod wasserstein;
 
