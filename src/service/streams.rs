@@ -39,6 +39,10 @@ pub(super) struct Streams {
     /// Partitions positioned at their checkpoint by the last assignment whose first message
     /// has not come yet (see `positions`).
     pub(super) positioned: std::collections::HashSet<String>,
+    /// Per stream: the next offsets of its last checkpoint the store holds, the only ones that
+    /// may be committed to Kafka (a partition the store has no checkpoint for resumes from the
+    /// group's committed offset).
+    durable: Vec<std::collections::BTreeMap<String, i64>>,
 }
 
 impl Streams {
@@ -60,6 +64,10 @@ impl Streams {
             by_topic.insert(stream.topic.clone(), processors.len());
             processors.push(open_processor(config, stream, store)?);
         }
+        let durable = processors
+            .iter()
+            .map(|p| p.next_offsets().clone())
+            .collect();
         let dead_letters = if config.streams.iter().any(|s| s.dead_letter_topic.is_some()) {
             Some(kafka::dead_letter_producer(
                 servers,
@@ -76,6 +84,7 @@ impl Streams {
             last_message: vec![Instant::now(); config.streams.len()],
             since_window: vec![consequences::Counts::default(); config.streams.len()],
             positioned: std::collections::HashSet::new(),
+            durable,
         })
     }
 
@@ -275,10 +284,11 @@ impl Service {
         let counts = &mut self.streams.since_window[index];
         // The message counts go with the first window stored; a failed attempt gives them back.
         let before = *counts;
+        let checkpoint = processor.checkpoint();
         let out = self.store.commit_with_outbox(
             &settings.name,
             &mut closed,
-            &processor.checkpoint(),
+            &checkpoint,
             self.streams.keep_windows,
             processor.policies().policies(),
             |closed| {
@@ -294,6 +304,7 @@ impl Service {
                 return Err((err, closed));
             }
         };
+        self.streams.durable[index] = checkpoint.next_offsets;
         if !out.is_empty() {
             self.wake.notify();
         }
@@ -363,28 +374,30 @@ impl Service {
             }
             Err(err) => tracing::warn!(error = %err, "cannot count pending alerts"),
         }
-        for processor in &self.streams.processors {
+        for (index, processor) in self.streams.processors.iter().enumerate() {
             let stream = &processor.settings().name;
-            let stored = self.store.commit(
-                stream,
-                &[],
-                &processor.checkpoint(),
-                self.streams.keep_windows,
-            );
-            if let Err(err) = stored {
-                self.unreachable(err)?;
-                return Ok(TopicPartitionList::new());
+            let checkpoint = processor.checkpoint();
+            let stored = self
+                .store
+                .commit(stream, &[], &checkpoint, self.streams.keep_windows);
+            match stored {
+                Ok(()) => self.streams.durable[index] = checkpoint.next_offsets,
+                Err(err) => {
+                    self.unreachable(err)?;
+                    return Ok(TopicPartitionList::new());
+                }
             }
         }
         Ok(self.committable())
     }
 
-    /// The next offset of every partition, as far as the store has made them durable.
+    /// The next offset of every partition in the checkpoints the store holds: never one only
+    /// this process's memory holds.
     pub(super) fn committable(&self) -> TopicPartitionList {
         let mut list = TopicPartitionList::new();
-        for processor in &self.streams.processors {
+        for (processor, durable) in self.streams.processors.iter().zip(&self.streams.durable) {
             let stream = &processor.settings().name;
-            for (key, next) in processor.next_offsets() {
+            for (key, next) in durable {
                 // A partition another instance claimed is its to commit.
                 if !self.store.holds(stream, key) {
                     continue;
