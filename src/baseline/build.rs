@@ -39,7 +39,8 @@ pub fn build_from_file(
         records: dataset.records,
         invalid_lines: dataset.invalid_lines,
     };
-    let baseline = Baseline::build(&dataset, settings, source)?;
+    // The id comes from the bytes written.
+    let mut baseline = Baseline::profile(&dataset, settings, source)?;
     baseline.save(output)?;
     Ok(baseline)
 }

@@ -8,13 +8,15 @@
 //! profile under the cap gives exactly the results of the data it was built from.
 
 mod build;
+mod file;
 mod profile;
 mod reservoir;
 
 pub use build::{build_from_file, BuildError};
+pub use file::file_sha256;
 pub use profile::{
-    file_sha256, Baseline, BaselineSource, BuildSettings, CategoricalProfile, FeatureProfile,
-    NumericProfile, DEFAULT_SAMPLE_CAP, FORMAT, FORMAT_VERSION,
+    Baseline, BaselineSource, BuildSettings, CategoricalProfile, FeatureProfile, NumericProfile,
+    DEFAULT_SAMPLE_CAP, FORMAT, FORMAT_VERSION,
 };
 pub use reservoir::Reservoir;
 

@@ -1,11 +1,8 @@
 //! The baseline file format (version 1) and building a profile from data.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{BaselineError, Reservoir};
 use crate::decode::{Column, Dataset, FeatureKind, FeatureSpec, QualityCounts, Schema};
@@ -167,17 +164,22 @@ pub struct Baseline {
     pub features: Vec<FeatureProfile>,
 }
 
-/// The hashed part of a baseline.
-#[derive(Serialize)]
-struct Content<'a> {
-    format_version: u32,
-    settings: &'a BuildSettings,
-    features: &'a [FeatureProfile],
-}
-
 impl Baseline {
-    /// Builds a profile from a decoded data set.
+    /// Builds a profile from a decoded data set, with its id.
     pub fn build(
+        dataset: &Dataset,
+        settings: BuildSettings,
+        source: BaselineSource,
+    ) -> Result<Baseline, BaselineError> {
+        let mut baseline = Baseline::profile(dataset, settings, source)?;
+        baseline.id = baseline.content_id();
+        Ok(baseline)
+    }
+
+    /// Builds a profile from a decoded data set without hashing it: its `id` is empty until
+    /// [`save`](Self::save) sets it from the bytes written. For a reference that is compared
+    /// and dropped (`drift` on a raw file), hashing would be wasted work.
+    pub fn profile(
         dataset: &Dataset,
         settings: BuildSettings,
         source: BaselineSource,
@@ -199,7 +201,7 @@ impl Baseline {
         let features = crate::parallel::map_in_order(&pairs, |(spec, column)| {
             profile_feature(spec, column, &settings)
         });
-        let mut baseline = Baseline {
+        Ok(Baseline {
             format: FORMAT.to_string(),
             format_version: FORMAT_VERSION,
             id: String::new(),
@@ -207,9 +209,7 @@ impl Baseline {
             source,
             settings,
             features,
-        };
-        baseline.id = baseline.content_id();
-        Ok(baseline)
+        })
     }
 
     /// The schema the profile describes.
@@ -224,37 +224,6 @@ impl Baseline {
                 })
                 .collect(),
         }
-    }
-
-    /// SHA-256 over the canonical JSON of the settings and features.
-    pub fn content_id(&self) -> String {
-        let content = Content {
-            format_version: self.format_version,
-            settings: &self.settings,
-            features: &self.features,
-        };
-        // Stream the canonical JSON into the hash rather than building it in memory.
-        let mut hasher = HashWriter(Sha256::new());
-        serde_json::to_writer(&mut hasher, &content).expect("a baseline always serialises");
-        hex(&hasher.0.finalize())
-    }
-
-    /// Writes the profile as compact JSON (samples run to millions of values; `baseline show`
-    /// is the readable view).
-    pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
-        let io = |source| BaselineError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        let mut json = serde_json::to_vec(self).expect("a baseline always serialises");
-        // Write then rename, so a crash never leaves half a baseline under the final name.
-        json.push(b'\n');
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
     }
 
     /// What keeps this baseline from serving a stream with these features: each one missing
@@ -276,78 +245,11 @@ impl Baseline {
             )
             .collect()
     }
-
-    /// Reads and checks a profile: format tag, version, content hash and internal consistency.
-    pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
-        let bytes = std::fs::read(path).map_err(|source| BaselineError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let parse_error = |message: String| BaselineError::Parse {
-            path: path.to_path_buf(),
-            message,
-        };
-        // Check the header first, so a newer version gives a version error, not a shape error.
-        #[derive(Deserialize)]
-        struct Header {
-            format: Option<String>,
-            format_version: Option<u32>,
-        }
-        let header: Header =
-            serde_json::from_slice(&bytes).map_err(|err| parse_error(err.to_string()))?;
-        if header.format.as_deref() != Some(FORMAT) {
-            return Err(parse_error(format!(
-                "the `format` field is not \"{FORMAT}\""
-            )));
-        }
-        match header.format_version {
-            Some(FORMAT_VERSION) => {}
-            Some(found) => {
-                return Err(BaselineError::Version {
-                    path: path.to_path_buf(),
-                    found,
-                    supported: FORMAT_VERSION,
-                })
-            }
-            None => return Err(parse_error("the `format_version` field is missing".into())),
-        }
-        let baseline: Baseline =
-            serde_json::from_slice(&bytes).map_err(|err| parse_error(err.to_string()))?;
-        let actual = baseline.content_id();
-        if actual != baseline.id {
-            return Err(BaselineError::Checksum {
-                path: path.to_path_buf(),
-                expected: baseline.id,
-                actual,
-            });
-        }
-        for feature in &baseline.features {
-            feature.check().map_err(|message| BaselineError::Invalid {
-                path: path.to_path_buf(),
-                feature: feature.name().to_string(),
-                message,
-            })?;
-        }
-        Ok(baseline)
-    }
-
-    /// True when the file looks like a baseline (its first bytes carry the format tag), so
-    /// `--reference` can take either a baseline or a data file.
-    pub fn sniff(path: &Path) -> bool {
-        let mut head = [0u8; 512];
-        let Ok(mut file) = std::fs::File::open(path) else {
-            return false;
-        };
-        let Ok(read) = file.read(&mut head) else {
-            return false;
-        };
-        let head = String::from_utf8_lossy(&head[..read]);
-        head.trim_start().starts_with('{') && head.contains(&format!("\"{FORMAT}\""))
-    }
 }
 
 impl FeatureProfile {
-    fn check(&self) -> Result<(), String> {
+    /// Checks a loaded profile's internal consistency; why not, in words.
+    pub(super) fn check(&self) -> Result<(), String> {
         let FeatureProfile::Numeric(p) = self else {
             return Ok(());
         };
@@ -465,39 +367,6 @@ fn mean_and_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
     let mean = sum::sum(values.iter().copied()) / n;
     let variance = sum::sum(values.iter().map(|v| (v - mean) * (v - mean))) / n;
     (Some(mean), Some(variance.sqrt()))
-}
-
-/// An `io::Write` that feeds a SHA-256.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Lowercase hexadecimal.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// SHA-256 of a file's bytes, hex.
-pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex(&hasher.finalize()))
 }
 
 /// Serde adapter: `Vec<f64>` as base64 of little-endian doubles.

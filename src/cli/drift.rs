@@ -98,7 +98,7 @@ fn reference(
         ..DataInfo::default()
     };
     Ok((
-        Baseline::build(&dataset, build, BaselineSource::default())?,
+        Baseline::profile(&dataset, build, BaselineSource::default())?,
         info,
     ))
 }

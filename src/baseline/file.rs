@@ -1,0 +1,265 @@
+//! The baseline file: written once, read and checked at every start and rotation.
+//!
+//! A baseline's id is the SHA-256 of its canonical content, the compact JSON
+//! `{"format_version":V,"settings":S,"features":F}`. The file holds `S` and `F` as exactly
+//! those bytes, so the id is computed on the bytes as they are written and checked on the bytes
+//! as they are read: nothing is serialised again. A file whose JSON was re-formatted (another
+//! tool pretty-printed it) still loads: its id is then checked the slow way, on the parsed
+//! content serialised again.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use super::{Baseline, BaselineError, BaselineSource, FORMAT, FORMAT_VERSION};
+
+/// SHA-256 of the canonical content from the compact JSON of the settings and the features.
+fn content_hash(format_version: u32, settings: &[u8], features: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"{\"format_version\":");
+    hasher.update(format_version.to_string().as_bytes());
+    hasher.update(b",\"settings\":");
+    hasher.update(settings);
+    hasher.update(b",\"features\":");
+    hasher.update(features);
+    hasher.update(b"}");
+    hex(&hasher.finalize())
+}
+
+/// The fields before the content, in the order the file has them.
+#[derive(Serialize)]
+struct Header<'a> {
+    format: &'a str,
+    format_version: u32,
+    id: &'a str,
+    created_at: &'a str,
+    source: &'a BaselineSource,
+}
+
+/// What the first pass over a file reads: the header, and the content as raw bytes.
+#[derive(Deserialize)]
+struct Raw<'a> {
+    format: Option<String>,
+    format_version: Option<u32>,
+    #[serde(borrow)]
+    settings: Option<&'a RawValue>,
+    #[serde(borrow)]
+    features: Option<&'a RawValue>,
+}
+
+impl Baseline {
+    /// SHA-256 of the canonical content, serialising it.
+    pub fn content_id(&self) -> String {
+        let settings = serde_json::to_vec(&self.settings).expect("settings serialise");
+        let features = serde_json::to_vec(&self.features).expect("a baseline serialises");
+        content_hash(self.format_version, &settings, &features)
+    }
+
+    /// Writes the profile as compact JSON (samples run to millions of values; `baseline show`
+    /// is the readable view), setting its id from the content bytes written.
+    pub fn save(&mut self, path: &Path) -> Result<(), BaselineError> {
+        let io = |source| BaselineError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let settings = serde_json::to_vec(&self.settings).expect("settings serialise");
+        let features = serde_json::to_vec(&self.features).expect("a baseline serialises");
+        self.id = content_hash(self.format_version, &settings, &features);
+        let header = Header {
+            format: &self.format,
+            format_version: self.format_version,
+            id: &self.id,
+            created_at: &self.created_at,
+            source: &self.source,
+        };
+        let mut json = serde_json::to_vec(&header).expect("a header serialises");
+        json.pop(); // its closing brace: the content follows
+        json.reserve(settings.len() + features.len() + 32);
+        json.extend_from_slice(b",\"settings\":");
+        json.extend_from_slice(&settings);
+        json.extend_from_slice(b",\"features\":");
+        json.extend_from_slice(&features);
+        json.extend_from_slice(b"}\n");
+        // Write then rename, so a crash never leaves half a baseline under the final name.
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Reads and checks a profile: format tag, version, content hash and internal consistency.
+    pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
+        let bytes = std::fs::read(path).map_err(|source| BaselineError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let parse_error = |message: String| BaselineError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        // The header first, so a newer version gives a version error, not a shape error.
+        let raw: Raw =
+            serde_json::from_slice(&bytes).map_err(|err| parse_error(err.to_string()))?;
+        if raw.format.as_deref() != Some(FORMAT) {
+            return Err(parse_error(format!(
+                "the `format` field is not \"{FORMAT}\""
+            )));
+        }
+        match raw.format_version {
+            Some(FORMAT_VERSION) => {}
+            Some(found) => {
+                return Err(BaselineError::Version {
+                    path: path.to_path_buf(),
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            None => return Err(parse_error("the `format_version` field is missing".into())),
+        }
+        // The content's bytes are hashed on another core while the file is parsed.
+        let (as_read, parsed) = std::thread::scope(|scope| {
+            let hash = scope.spawn(|| match (raw.settings, raw.features) {
+                (Some(s), Some(f)) => Some(content_hash(
+                    FORMAT_VERSION,
+                    s.get().as_bytes(),
+                    f.get().as_bytes(),
+                )),
+                _ => None,
+            });
+            let parsed = serde_json::from_slice::<Baseline>(&bytes);
+            (hash.join().unwrap_or(None), parsed)
+        });
+        let baseline = parsed.map_err(|err| parse_error(err.to_string()))?;
+        if as_read.as_deref() != Some(baseline.id.as_str()) {
+            let actual = baseline.content_id();
+            if actual != baseline.id {
+                return Err(BaselineError::Checksum {
+                    path: path.to_path_buf(),
+                    expected: baseline.id,
+                    actual,
+                });
+            }
+        }
+        for feature in &baseline.features {
+            feature.check().map_err(|message| BaselineError::Invalid {
+                path: path.to_path_buf(),
+                feature: feature.name().to_string(),
+                message,
+            })?;
+        }
+        Ok(baseline)
+    }
+
+    /// True when the file looks like a baseline (its first bytes carry the format tag), so
+    /// `--reference` can take either a baseline or a data file.
+    pub fn sniff(path: &Path) -> bool {
+        let mut head = [0u8; 512];
+        let Ok(mut file) = std::fs::File::open(path) else {
+            return false;
+        };
+        let Ok(read) = file.read(&mut head) else {
+            return false;
+        };
+        let head = String::from_utf8_lossy(&head[..read]);
+        head.trim_start().starts_with('{') && head.contains(&format!("\"{FORMAT}\""))
+    }
+}
+
+/// Lowercase hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// SHA-256 of a file's bytes, hex.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hex(&hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::BuildSettings;
+    use crate::decode::{Dataset, FeatureKind, FeatureSpec, Schema};
+
+    fn baseline() -> Baseline {
+        let schema = Schema {
+            features: vec![
+                FeatureSpec {
+                    name: "amount".into(),
+                    kind: FeatureKind::Numeric,
+                },
+                FeatureSpec {
+                    name: "country".into(),
+                    kind: FeatureKind::Categorical,
+                },
+            ],
+        };
+        let mut data = Dataset::new(schema);
+        let mut rng = crate::rng::SplitMix64::new(3);
+        for i in 0..500 {
+            let country = ["FR", "DE"][i % 2];
+            let record = serde_json::json!({"amount": rng.normal(), "country": country});
+            data.push_json_record(record.as_object().unwrap());
+        }
+        Baseline::profile(&data, BuildSettings::default(), BaselineSource::default()).unwrap()
+    }
+
+    #[test]
+    fn issue_23_the_id_is_the_hash_of_the_bytes_written_and_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.json");
+        let mut written = baseline();
+        assert!(written.id.is_empty(), "a profile is not hashed until saved");
+        written.save(&path).unwrap();
+        assert_eq!(
+            written.id,
+            written.content_id(),
+            "the canonical content's hash"
+        );
+        let bytes = std::fs::read(&path).unwrap();
+        let raw: Raw = serde_json::from_slice(&bytes).unwrap();
+        let as_read = content_hash(
+            FORMAT_VERSION,
+            raw.settings.unwrap().get().as_bytes(),
+            raw.features.unwrap().get().as_bytes(),
+        );
+        assert_eq!(as_read, written.id);
+        assert_eq!(Baseline::load(&path).unwrap(), written);
+    }
+
+    #[test]
+    fn issue_23_a_reformatted_file_loads_and_a_changed_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.json");
+        let mut written = baseline();
+        written.save(&path).unwrap();
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+        assert_eq!(
+            Baseline::load(&path).unwrap().id,
+            written.id,
+            "pretty-printed"
+        );
+        value["features"][1]["counts"]["FR"] = serde_json::json!(1);
+        std::fs::write(&path, serde_json::to_vec(&value).unwrap()).unwrap();
+        match Baseline::load(&path) {
+            Err(BaselineError::Checksum { expected, .. }) => assert_eq!(expected, written.id),
+            other => panic!("a changed count must be refused: {other:?}"),
+        }
+    }
+}
