@@ -170,6 +170,7 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
     })?;
 
     tracing::info!("stopping: final checkpoint");
+    lock(&service).stopping();
     // Dead letters in flight get a few seconds; those unconfirmed by then stay in the store.
     lock(&service).settle_dead_letters(Duration::from_secs(5));
     let offsets = match lock(&service).checkpoint() {
