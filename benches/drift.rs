@@ -1,6 +1,7 @@
-//! Criterion benchmarks: each statistic at 1k, 10k and 100k values per sample, and a whole
-//! 50-feature report (100,000 reference × 10,000 current rows). Inputs are built outside the
-//! timed loop. Run: `cargo bench --bench drift`.
+//! Criterion benchmarks: each statistic at 1k, 10k and 100k values per sample, a whole
+//! 50-feature report (100,000 reference × 10,000 current rows), and window summaries on a
+//! 100,000-value reference. Inputs are built outside the timed loop. Run:
+//! `cargo bench --bench drift`.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use driftgate::baseline::{Baseline, BaselineSource, BuildSettings};
@@ -138,5 +139,50 @@ fn report(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, statistics, report);
+/// Window summaries (issue 17) against a 100,000-value reference: counting a window into one,
+/// merging two, and KS with Wasserstein from one, beside the same statistics from raw values.
+fn summaries(c: &mut Criterion) {
+    use driftgate::drift::summary::{compare as compare_summary, Layout};
+    let mut rng = SplitMix64::new(3);
+    let reference = sorted_sample(&mut rng, 100_000, 0.0);
+    let bins = QuantileBins::from_sorted(&reference, 10).unwrap();
+    let layout = Layout::new(&reference, &bins.edges);
+    let mut group = c.benchmark_group("summary");
+    group.sample_size(20);
+    for &n in &SIZES {
+        let current: Vec<f64> = (0..n).map(|_| rng.normal() + 0.05).collect();
+        let summary = layout.summarise(&current);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("summarise", n), &n, |b, _| {
+            b.iter(|| layout.summarise(black_box(&current)))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("ks_wasserstein_from_summary", n),
+            &n,
+            |b, _| b.iter(|| compare_summary(&layout, black_box(&summary))),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("ks_wasserstein_from_raw", n),
+            &n,
+            |b, _| {
+                b.iter(|| {
+                    let mut sorted = black_box(&current).clone();
+                    driftgate::drift::ecdf::sort_values(&mut sorted);
+                    compare_sorted(&reference, &sorted)
+                })
+            },
+        );
+        let other = layout.summarise(&current);
+        group.bench_with_input(BenchmarkId::new("merge", n), &n, |b, _| {
+            b.iter(|| {
+                let mut merged = summary.clone();
+                merged.merge(black_box(&other));
+                merged
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, statistics, report, summaries);
 criterion_main!(benches);
