@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::http::free_address;
 use common::receiver::Receiver;
+use common::servers::{create_database, required, unique};
 use driftgate::SplitMix64;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -25,19 +26,8 @@ const PARTITIONS: i32 = 6;
 const MESSAGES: usize = 150;
 const RECORDS_PER_MESSAGE: usize = 100;
 const KILLS: usize = 5;
-
-fn required(variable: &str) -> Option<String> {
-    match std::env::var(variable) {
-        Ok(value) => Some(value),
-        Err(_) if std::env::var_os("CI").is_some() => {
-            panic!("{variable} is not set under CI: run the tests through scripts/test.sh")
-        }
-        Err(_) => {
-            eprintln!("{variable} is not set: multi-instance test not run (use scripts/test.sh)");
-            None
-        }
-    }
-}
+/// What is not run without the servers.
+const WHAT: &str = "multi-instance test";
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -46,23 +36,9 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
-
 /// A fresh database on the test server; its URL.
 fn database(server: &str) -> String {
-    let name = unique("instances");
-    let mut admin = postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls)
-        .expect("the test PostgreSQL server answers");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    format!("{server}/{name}")
+    format!("{server}/{}", create_database(server, "instances"))
 }
 
 fn create_topic(topic: &str) {
@@ -591,7 +567,7 @@ fn issue_16_three_instances_killed_and_stopped_trigger_run_and_alert_once() {
     // librdkafka's mock cluster, hosted by this test on real ports: a group coordinator that
     // gives up on dead members as Apache Kafka does. (tansu 0.6's can keep a member killed
     // during a rebalance in the group, with its partitions, for good.)
-    let Some(server) = required("DRIFTGATE_TEST_POSTGRES") else {
+    let Some(server) = required("DRIFTGATE_TEST_POSTGRES", WHAT) else {
         return;
     };
     let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
@@ -603,8 +579,8 @@ fn issue_16_three_instances_killed_and_stopped_trigger_run_and_alert_once() {
 #[test]
 fn issue_16_three_instances_on_tansu_share_one_budget_and_count_every_record_once() {
     let (Some(broker), Some(server)) = (
-        required("DRIFTGATE_TEST_BROKER"),
-        required("DRIFTGATE_TEST_POSTGRES"),
+        required("DRIFTGATE_TEST_BROKER", WHAT),
+        required("DRIFTGATE_TEST_POSTGRES", WHAT),
     ) else {
         return;
     };

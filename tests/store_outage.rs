@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{free_address, http_get};
 use common::proxy::Proxy;
+use common::servers::{create_database, required, unique};
 use driftgate::SplitMix64;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -19,38 +20,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 const RECORDS_PER_MESSAGE: usize = 100;
 /// Records per window: four messages.
 const WINDOW: usize = 400;
-
-fn required(variable: &str) -> Option<String> {
-    match std::env::var(variable) {
-        Ok(value) => Some(value),
-        Err(_) if std::env::var_os("CI").is_some() => {
-            panic!("{variable} is not set under CI: run the tests through scripts/test.sh")
-        }
-        Err(_) => {
-            eprintln!("{variable} is not set: store outage test not run (use scripts/test.sh)");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
-
-/// A fresh database on `server` (`postgres://USER@HOST:PORT`); its name.
-fn database(server: &str) -> String {
-    let name = unique("outage");
-    let mut admin = postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls)
-        .expect("the test PostgreSQL server answers");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    name
-}
 
 fn create_topic(broker: &str, topic: &str) {
     let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
@@ -167,14 +136,14 @@ fn ingestion(api: &str) -> String {
 #[test]
 fn issue_16_an_unreachable_store_pauses_ingestion_and_loses_nothing() {
     let (Some(broker), Some(server)) = (
-        required("DRIFTGATE_TEST_BROKER"),
-        required("DRIFTGATE_TEST_POSTGRES"),
+        required("DRIFTGATE_TEST_BROKER", "store outage test"),
+        required("DRIFTGATE_TEST_POSTGRES", "store outage test"),
     ) else {
         return;
     };
     let topic = unique("outage");
     create_topic(&broker, &topic);
-    let name = database(&server);
+    let name = create_database(&server, "outage");
     let (user, host) = server
         .trim_start_matches("postgres://")
         .split_once('@')

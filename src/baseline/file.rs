@@ -193,21 +193,13 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
 mod tests {
     use super::*;
     use crate::baseline::BuildSettings;
-    use crate::decode::{Dataset, FeatureKind, FeatureSpec, Schema};
+    use crate::decode::{Dataset, Schema};
 
     fn baseline() -> Baseline {
-        let schema = Schema {
-            features: vec![
-                FeatureSpec {
-                    name: "amount".into(),
-                    kind: FeatureKind::Numeric,
-                },
-                FeatureSpec {
-                    name: "country".into(),
-                    kind: FeatureKind::Categorical,
-                },
-            ],
-        };
+        let schema: Schema = serde_json::from_value(serde_json::json!({"features": [
+            {"name": "amount", "kind": "numeric"}, {"name": "country", "kind": "categorical"},
+        ]}))
+        .unwrap();
         let mut data = Dataset::new(schema);
         let mut rng = crate::rng::SplitMix64::new(3);
         for i in 0..500 {

@@ -5,3 +5,4 @@ pub mod kafka;
 pub mod openapi;
 pub mod proxy;
 pub mod receiver;
+pub mod servers;
