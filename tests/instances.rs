@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::http::free_address;
 use common::receiver::Receiver;
-use common::servers::{create_database, required, unique};
+use common::servers::{create_database, create_topic, required, unique};
 use driftgate::SplitMix64;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -39,19 +39,6 @@ fn now_ms() -> i64 {
 /// A fresh database on the test server; its URL.
 fn database(server: &str) -> String {
     format!("{server}/{}", create_database(server, "instances"))
-}
-
-fn create_topic(topic: &str) {
-    let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
-    let broker = std::env::var("DRIFTGATE_TEST_BROKER").unwrap();
-    let status = Command::new(tansu)
-        .args(["topic", "create", topic, "--partitions"])
-        .arg(PARTITIONS.to_string())
-        .args(["--broker", &format!("tcp://{broker}")])
-        .stdout(Stdio::null())
-        .status()
-        .expect("tansu runs");
-    assert!(status.success(), "topic created");
 }
 
 fn write_config(dir: &Path, broker: &str, store: &str, topic: &str, hook: &str) -> String {
@@ -585,6 +572,6 @@ fn issue_16_three_instances_on_tansu_share_one_budget_and_count_every_record_onc
         return;
     };
     let topic = unique("instances");
-    create_topic(&topic);
+    create_topic(&broker, &topic, PARTITIONS);
     scenario(&broker, &topic, &server, 0, false);
 }

@@ -87,6 +87,23 @@ fn assert_p_value(case: &str, what: &str, ours: f64, scipy: f64) {
     );
 }
 
+/// KS's statistic and p-value against scipy's for a fixture case.
+fn assert_ks(name: &str, case: &Value, statistic: f64, p_value: f64) {
+    let scipy = &case["ks"];
+    assert_statistic(
+        name,
+        "ks statistic",
+        statistic,
+        scipy["statistic"].as_f64().unwrap(),
+    );
+    assert_p_value(
+        name,
+        "ks p-value",
+        p_value,
+        scipy["p_value"].as_f64().unwrap(),
+    );
+}
+
 fn sorted(mut values: Vec<f64>) -> Vec<f64> {
     values.sort_by(f64::total_cmp);
     values
@@ -105,18 +122,7 @@ fn numeric_statistics_equal_scipy() {
         let current = sorted(floats(&case["current"]));
 
         let ks = ks_2samp(&reference, &current).unwrap();
-        assert_statistic(
-            name,
-            "ks statistic",
-            ks.statistic,
-            case["ks"]["statistic"].as_f64().unwrap(),
-        );
-        assert_p_value(
-            name,
-            "ks p-value",
-            ks.p_value,
-            case["ks"]["p_value"].as_f64().unwrap(),
-        );
+        assert_ks(name, case, ks.statistic, ks.p_value);
 
         let w = wasserstein_distance(&reference, &current);
         assert_statistic(
@@ -291,18 +297,7 @@ fn numeric_statistics_from_window_summaries_equal_scipy() {
         );
         let (n1, n2) = (reference.len() as u64, current.len() as u64);
         let ks = ks_test(n1, n2, merged.ks_statistic);
-        assert_statistic(
-            name,
-            "ks statistic",
-            ks.statistic,
-            case["ks"]["statistic"].as_f64().unwrap(),
-        );
-        assert_p_value(
-            name,
-            "ks p-value",
-            ks.p_value,
-            case["ks"]["p_value"].as_f64().unwrap(),
-        );
+        assert_ks(name, case, ks.statistic, ks.p_value);
         assert_eq!(
             histogram(&layout, &summary, &edges),
             counts(&case["bins"]["current"]),

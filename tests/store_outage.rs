@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{free_address, http_get};
 use common::proxy::Proxy;
-use common::servers::{create_database, required, unique};
+use common::servers::{create_database, create_topic, required, unique};
 use driftgate::SplitMix64;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -20,17 +20,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 const RECORDS_PER_MESSAGE: usize = 100;
 /// Records per window: four messages.
 const WINDOW: usize = 400;
-
-fn create_topic(broker: &str, topic: &str) {
-    let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
-    let status = Command::new(tansu)
-        .args(["topic", "create", topic, "--partitions", "2"])
-        .args(["--broker", &format!("tcp://{broker}")])
-        .stdout(Stdio::null())
-        .status()
-        .expect("tansu runs");
-    assert!(status.success(), "topic created");
-}
 
 fn write_config(dir: &Path, broker: &str, store: &str, topic: &str) -> std::path::PathBuf {
     let baseline = dir.join("baseline.json");
@@ -142,7 +131,7 @@ fn issue_16_an_unreachable_store_pauses_ingestion_and_loses_nothing() {
         return;
     };
     let topic = unique("outage");
-    create_topic(&broker, &topic);
+    create_topic(&broker, &topic, 2);
     let name = create_database(&server, "outage");
     let (user, host) = server
         .trim_start_matches("postgres://")

@@ -33,7 +33,8 @@ pub fn write_baseline(path: &Path, seed: u64, records: usize) {
         let record = serde_json::json!({"amount": rng.normal(), "country": country(&mut rng)});
         data.push_json_record(record.as_object().unwrap());
     }
-    Baseline::build(&data, BuildSettings::default(), BaselineSource::default())
+    // No id yet: saving sets it from the bytes written.
+    Baseline::profile(&data, BuildSettings::default(), BaselineSource::default())
         .unwrap()
         .save(path)
         .unwrap();

@@ -39,3 +39,17 @@ pub fn create_database(server: &str, prefix: &str) -> String {
         .unwrap();
     name
 }
+
+/// Creates `topic` with `partitions` partitions on the tansu broker at `broker` (`TANSU` names
+/// the binary; tansu creates no topic on its own).
+pub fn create_topic(broker: &str, topic: &str, partitions: i32) {
+    let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
+    let status = std::process::Command::new(tansu)
+        .args(["topic", "create", topic, "--partitions"])
+        .arg(partitions.to_string())
+        .args(["--broker", &format!("tcp://{broker}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("tansu runs");
+    assert!(status.success(), "topic created");
+}
