@@ -142,7 +142,8 @@ fn report(c: &mut Criterion) {
 /// Window summaries (issue 17) against a 100,000-value reference: counting a window into one,
 /// merging two, and KS with Wasserstein from one, beside the same statistics from raw values.
 fn summaries(c: &mut Criterion) {
-    use driftgate::drift::summary::{compare as compare_summary, Layout};
+    use driftgate::drift::summary::compare as compare_summary;
+    use driftgate::window::summary::Layout;
     let mut rng = SplitMix64::new(3);
     let reference = sorted_sample(&mut rng, 100_000, 0.0);
     let bins = QuantileBins::from_sorted(&reference, 10).unwrap();

@@ -389,7 +389,8 @@ mod summaries {
     use driftgate::drift::bins::QuantileBins;
     use driftgate::drift::ecdf::compare_sorted;
     use driftgate::drift::ks::ks_test;
-    use driftgate::drift::summary::{compare, histogram, Layout};
+    use driftgate::drift::summary::{compare, histogram};
+    use driftgate::window::summary::Layout;
     use proptest::prelude::*;
 
     use super::{sample, sorted};

@@ -277,7 +277,8 @@ fn kolmogorov_distribution_equals_scipy_kstwo() {
 fn numeric_statistics_from_window_summaries_equal_scipy() {
     use driftgate::drift::ecdf::compare_sorted;
     use driftgate::drift::ks::ks_test;
-    use driftgate::drift::summary::{compare, histogram, Layout};
+    use driftgate::drift::summary::{compare, histogram};
+    use driftgate::window::summary::Layout;
     let fixtures = load("scipy_stats.json");
     let bins = fixtures["bins"].as_u64().unwrap() as usize;
     let (mut cases, mut exact_w1, mut worst_bound) = (0, 0, 0.0f64);

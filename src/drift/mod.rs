@@ -9,6 +9,7 @@ pub mod bins;
 pub mod chi2;
 pub mod decision;
 pub mod ecdf;
+mod feature;
 pub mod hellinger;
 pub mod jensen_shannon;
 pub mod kolmogorov;

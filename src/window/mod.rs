@@ -15,6 +15,7 @@
 //! counted in the open window and in its `late_records`. Windows are never reopened, so nothing
 //! is reported twice.
 
+pub mod summary;
 mod tumbling;
 
 pub use tumbling::{
