@@ -70,6 +70,7 @@ fn main() {
         dead_letter_topic: None,
         drift: DriftSettings::default(),
         keep_records: None,
+        summarise_after: None,
     };
     let mut processor = StreamProcessor::new(settings, None).expect("processor");
     // As the service runs it: window statistics computed while the next messages are decoded.

@@ -50,6 +50,7 @@ fn settings() -> StreamSettings {
         dead_letter_topic: None,
         drift: DriftSettings::default(),
         keep_records: None,
+        summarise_after: None,
     }
 }
 

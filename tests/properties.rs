@@ -478,4 +478,71 @@ mod summaries {
         assert_eq!(below.wasserstein_bound, 0.0);
         assert!((below.wasserstein - raw.wasserstein).abs() <= 1e-12 * raw.wasserstein);
     }
+
+    /// A one-feature data set of `values` named `x`.
+    fn dataset(values: &[f64]) -> driftgate::decode::Dataset {
+        let schema = driftgate::decode::Schema {
+            features: vec![driftgate::decode::FeatureSpec {
+                name: "x".into(),
+                kind: driftgate::decode::FeatureKind::Numeric,
+            }],
+        };
+        let mut data = driftgate::decode::Dataset::new(schema);
+        for value in values {
+            data.push_json_record(serde_json::json!({ "x": value }).as_object().unwrap());
+        }
+        data
+    }
+
+    /// The report as JSON with each feature's Wasserstein entry taken out and returned apart.
+    fn without_wasserstein(
+        report: &driftgate::drift::DriftReport,
+    ) -> (serde_json::Value, serde_json::Value) {
+        let mut report = serde_json::to_value(report).unwrap();
+        let w1 = report["features"][0]["tests"]
+            .as_object_mut()
+            .and_then(|t| t.remove("wasserstein"))
+            .unwrap_or_default();
+        (report, w1)
+    }
+
+    proptest! {
+        #[test]
+        fn reports_of_folded_windows_equal_reports_of_raw_ones(
+            reference in sample(), current in window(), fold_at in 1usize..60,
+            method in prop_oneof![
+                Just(driftgate::drift::Method::Ks),
+                Just(driftgate::drift::Method::Psi),
+                Just(driftgate::drift::Method::Hellinger),
+            ],
+        ) {
+            use driftgate::baseline::{Baseline, BaselineSource, BuildSettings};
+            use driftgate::drift::{compare_on, compare_window, DriftSettings, Folded, Threads};
+            use driftgate::window::summary::Layouts;
+            let baseline = std::sync::Arc::new(
+                Baseline::build(&dataset(&reference), BuildSettings::default(), BaselineSource::default()).unwrap(),
+            );
+            let settings = DriftSettings { numeric_method: method, ..DriftSettings::default() };
+            let raw = dataset(&current);
+            let layouts = Layouts::new(baseline.clone(), &raw.schema, settings.bins).folding_at(fold_at);
+            // Fold every whole multiple of `fold_at` values, in parts, as a window does.
+            let mut tail = raw.clone();
+            let mut summaries = layouts.start();
+            let driftgate::decode::Column::Numeric(column) = &mut tail.columns[0] else { unreachable!() };
+            let folded = current.len() / fold_at * fold_at;
+            for part in current[..folded].chunks(fold_at) {
+                summaries.fold(&layouts, 0, &mut part.to_vec());
+            }
+            column.values.drain(..folded);
+            let info = driftgate::drift::DataInfo::default;
+            let expected = compare_on(Threads::Caller, &baseline, &raw, &settings, info(), info());
+            let folded = Folded { summaries: &summaries, layouts: Some(&layouts) };
+            let got = compare_window(Threads::Caller, &baseline, &tail, Some(folded), &settings, info(), info());
+            let ((expected, exact), (got, bounded)) = (without_wasserstein(&expected), without_wasserstein(&got));
+            prop_assert_eq!(got, expected);
+            let bound = bounded["bound"].as_f64().unwrap_or(0.0);
+            let error = (bounded["distance"].as_f64().unwrap() - exact["distance"].as_f64().unwrap()).abs();
+            prop_assert!(error <= bound + 1e-9 * exact["distance"].as_f64().unwrap().max(1e-300));
+        }
+    }
 }

@@ -306,6 +306,25 @@ fn profile_feature(
 }
 
 impl NumericProfile {
+    /// Quantile bins of `bins` bins and the reference's counts in them: the stored ones when
+    /// the profile was built with that many (`profile_bins`), otherwise computed from the
+    /// sample (which must not be empty).
+    pub fn reference_histogram(
+        &self,
+        profile_bins: usize,
+        bins: usize,
+    ) -> (QuantileBins, Vec<u64>) {
+        if bins == profile_bins {
+            if let Some(stored) = &self.bins {
+                return (stored.clone(), self.bin_counts.clone());
+            }
+        }
+        let edges = QuantileBins::from_sorted(&self.sample, bins)
+            .expect("a tested feature has a non-empty sample");
+        let counts = edges.histogram(&self.sample);
+        (edges, counts)
+    }
+
     /// Profiles numeric values given in arrival order (the reservoir depends on the order).
     pub fn from_values(
         name: &str,

@@ -344,6 +344,15 @@ pub struct RawStream {
     /// a DAG. Costs memory and checkpoint size in proportion to the window.
     #[serde(default)]
     pub keep_records: Option<bool>,
+    /// Usable values a window holds per numeric feature before it folds them into a summary
+    /// on the baseline's sample: counts per reference value and per gap between two, exact for
+    /// KS, PSI, Jensen–Shannon and Hellinger (Wasserstein within the bound its report gives),
+    /// after which the window's memory stops growing. Unset: where the summary becomes the
+    /// smaller, about three times the baseline sample's size. `0`: never summarise. Windows are
+    /// never summarised under the `wasserstein` method or a permutation test, which need the
+    /// values.
+    #[serde(default)]
+    pub summarise_after: Option<u64>,
     /// How drift is decided for this stream's windows.
     #[serde(default)]
     pub drift: RawDrift,

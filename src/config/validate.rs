@@ -534,6 +534,7 @@ fn validate_stream(
         dead_letter_topic: stream.dead_letter_topic.clone(),
         drift,
         keep_records: stream.keep_records,
+        summarise_after: stream.summarise_after,
     })
 }
 

@@ -255,7 +255,9 @@ impl Dispatcher {
 ///
 /// * `window.json`: `{"records": N, "features": {name: column}}`, a numeric column as
 ///   `{"kind": "numeric", "values": [...]}` (usable values in arrival order), a categorical
-///   one as `{"kind": "categorical", "counts": {...}}`, each with its quality counts;
+///   one as `{"kind": "categorical", "counts": {...}}`, each with its quality counts; a
+///   numeric column whose values were folded into a summary also has `"summarised": N`, the
+///   count of values not in `values` (kept only as counts on the baseline's sample);
 /// * `window.jsonl`, when the stream keeps records: one JSON object per record, in arrival
 ///   order, with `ts` (epoch milliseconds), the features it carried, `prediction` and `label`.
 pub fn export_window(
@@ -269,11 +271,14 @@ pub fn export_window(
         .features
         .iter()
         .zip(&columns.columns)
-        .map(|(spec, column)| {
-            (
-                spec.name.clone(),
-                serde_json::to_value(column).unwrap_or(serde_json::Value::Null),
-            )
+        .enumerate()
+        .map(|(at, (spec, column))| {
+            let mut value = serde_json::to_value(column).unwrap_or(serde_json::Value::Null);
+            let summarised = data.summaries.as_ref().map_or(0, |s| s.count(at));
+            if let (Some(object), true) = (value.as_object_mut(), summarised > 0) {
+                object.insert("summarised".into(), summarised.into());
+            }
+            (spec.name.clone(), value)
         })
         .collect();
     let document = serde_json::json!({ "records": columns.records, "features": features });

@@ -128,6 +128,20 @@ impl Default for DriftSettings {
 }
 
 impl DriftSettings {
+    /// Whether numeric decisions under these settings come out of a window's summary exactly as
+    /// out of its values: KS, or a binned metric with a fixed threshold or the chi-square
+    /// approximation. Wasserstein (its distance is bounded, not exact, from a summary) and
+    /// permutation tests (which relabel the values) need the values themselves.
+    pub fn exact_from_summaries(&self) -> bool {
+        match self.numeric_method {
+            Method::Ks => true,
+            Method::Psi | Method::JensenShannon | Method::Hellinger => {
+                self.threshold.is_some() || self.permutations == 0
+            }
+            _ => false,
+        }
+    }
+
     /// Checks every setting and reports all problems at once.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();

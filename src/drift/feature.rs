@@ -1,34 +1,79 @@
 //! One feature's statistics and its evidence for a decision: numeric against the reference
 //! sample, categorical against the reference counts.
 
-use super::bins::{categorical_histograms, union_histograms, QuantileBins};
+use super::bins::{categorical_histograms, union_histograms};
 use super::chi2::chi2_homogeneity;
-use super::decision::{DriftSettings, Evidence, Method, DEFAULT_WASSERSTEIN_PERMUTATIONS};
-use super::ecdf::compare_sorted;
+use super::decision::{DriftSettings, Evidence, Method};
 use super::hellinger::hellinger_distance;
 use super::jensen_shannon::jensen_shannon_distance;
-use super::ks::ks_test;
+use super::numeric::{numeric, NumericCurrent};
 use super::permutation::{permutation_test, split_counts};
 use super::psi::psi;
 use super::report::{
-    CategoricalTests, DistanceOut, DriftOutcome, FeatureReport, FeatureStatus, KsOut, NumericTests,
-    PsiOut, Tests, WassersteinOut,
+    CategoricalTests, DistanceOut, DriftOutcome, FeatureReport, FeatureStatus, PsiOut, Tests,
 };
-use super::wasserstein::{normed, pooled, wasserstein_labelled};
-use crate::baseline::{CategoricalProfile, FeatureProfile, NumericProfile};
-use crate::decode::{CategoricalColumn, Column, FeatureKind, NumericColumn};
+use crate::baseline::{CategoricalProfile, FeatureProfile};
+use crate::decode::{CategoricalColumn, Column, FeatureKind};
 use crate::rng::SplitMix64;
+use crate::window::summary::{Layout, NumericSummary};
+
+/// The window's side of one feature.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FeatureCurrent<'a> {
+    /// Its column (numeric: the values after the last fold into the summary).
+    pub(super) column: Option<&'a Column>,
+    /// Its summary, when values were folded into one.
+    pub(super) summary: Option<FeatureSummary<'a>>,
+}
+
+/// A numeric column's summary in a window.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum FeatureSummary<'a> {
+    /// On its layout, with the bin count whose edges are points of it.
+    On {
+        layout: &'a Layout,
+        summary: &'a NumericSummary,
+        bins: usize,
+    },
+    /// On the layout of a baseline that is not loaded.
+    Unresolved { baseline: &'a str, count: u64 },
+}
+
+impl FeatureSummary<'_> {
+    /// Values counted in the summary.
+    fn count(&self) -> u64 {
+        match self {
+            FeatureSummary::On { summary, .. } => summary.len(),
+            FeatureSummary::Unresolved { count, .. } => *count,
+        }
+    }
+
+    /// Why the feature cannot be tested from this summary, if it cannot.
+    fn unusable(&self, settings: &DriftSettings) -> Option<String> {
+        match self {
+            FeatureSummary::Unresolved { baseline, count } => Some(format!(
+                "{count} of this window's values were summarised on baseline {baseline}, which is not loaded"
+            )),
+            FeatureSummary::On { .. } if !settings.exact_from_summaries() => Some(format!(
+                "this window's values were summarised, and the `{}` method needs the values themselves",
+                settings.numeric_method.as_str()
+            )),
+            FeatureSummary::On { .. } => None,
+        }
+    }
+}
 
 /// A feature's report (its decision still open) and the evidence to decide it by; no evidence
 /// when it could not be tested.
 pub(super) fn analyse_feature(
     profile: &FeatureProfile,
-    column: Option<&Column>,
+    current: FeatureCurrent<'_>,
     profile_bins: usize,
     settings: &DriftSettings,
 ) -> (FeatureReport, Option<Evidence>) {
+    let column = current.column;
     let quality = column.map(Column::quality).unwrap_or_default();
-    let n_current = column.map_or(0, Column::len);
+    let n_current = column.map_or(0, Column::len) + current.summary.map_or(0, |s| s.count());
     let method = match profile.kind() {
         FeatureKind::Numeric => settings.numeric_method,
         FeatureKind::Categorical => settings.categorical_method,
@@ -64,10 +109,28 @@ pub(super) fn analyse_feature(
         ));
         return (report, None);
     }
+    if let Some(why) = current.summary.and_then(|s| s.unusable(settings)) {
+        report.status = FeatureStatus::InsufficientData;
+        report.reason = Some(why);
+        return (report, None);
+    }
     let mut rng = SplitMix64::for_name(settings.seed, profile.name());
     let (tests, evidence) = match (profile, column) {
         (FeatureProfile::Numeric(p), Some(Column::Numeric(c))) => {
-            numeric(p, c, profile_bins, settings, &mut rng)
+            let values = match current.summary {
+                Some(FeatureSummary::On {
+                    layout,
+                    summary,
+                    bins,
+                }) => NumericCurrent::Summarised {
+                    layout,
+                    summary,
+                    tail: &c.values,
+                    bins,
+                },
+                _ => NumericCurrent::Raw(&c.values),
+            };
+            numeric(p, values, profile_bins, settings, &mut rng)
         }
         (FeatureProfile::Categorical(p), Some(Column::Categorical(c))) => {
             categorical(p, c, settings, &mut rng)
@@ -76,24 +139,6 @@ pub(super) fn analyse_feature(
     };
     report.tests = Some(tests);
     (report, Some(evidence))
-}
-
-/// Bins and reference counts for the requested bin count: the stored ones when they match,
-/// otherwise recomputed from the reference sample.
-fn reference_histogram(
-    profile: &NumericProfile,
-    profile_bins: usize,
-    bins: usize,
-) -> (QuantileBins, Vec<u64>) {
-    if bins == profile_bins {
-        if let Some(stored) = &profile.bins {
-            return (stored.clone(), profile.bin_counts.clone());
-        }
-    }
-    let edges = QuantileBins::from_sorted(&profile.sample, bins)
-        .expect("a tested feature has a non-empty sample");
-    let counts = edges.histogram(&profile.sample);
-    (edges, counts)
 }
 
 /// Degrees of freedom for the chi-square approximation: bins non-empty on either side, minus one.
@@ -106,7 +151,7 @@ fn binned_dof(reference: &[u64], current: &[u64]) -> f64 {
     (used.saturating_sub(1)).max(1) as f64
 }
 
-fn binned_metric(method: Method, reference: &[u64], current: &[u64]) -> f64 {
+pub(super) fn binned_metric(method: Method, reference: &[u64], current: &[u64]) -> f64 {
     match method {
         Method::Psi => psi(reference, current),
         Method::JensenShannon => jensen_shannon_distance(reference, current),
@@ -116,7 +161,7 @@ fn binned_metric(method: Method, reference: &[u64], current: &[u64]) -> f64 {
 }
 
 /// Evidence for a binned distance: fixed threshold, permutation test, or chi-square approximation.
-fn binned_evidence(
+pub(super) fn binned_evidence(
     method: Method,
     score: f64,
     reference: &[u64],
@@ -156,88 +201,6 @@ fn binned_evidence(
         scale,
         squared,
     }
-}
-
-fn numeric(
-    profile: &NumericProfile,
-    column: &NumericColumn,
-    profile_bins: usize,
-    settings: &DriftSettings,
-    rng: &mut SplitMix64,
-) -> (Tests, Evidence) {
-    let reference = &profile.sample;
-    let mut current = column.values.clone();
-    super::ecdf::sort_values(&mut current);
-
-    // One merge of the two samples serves KS and Wasserstein.
-    let walk = compare_sorted(reference, &current);
-    let ks = ks_test(
-        reference.len() as u64,
-        current.len() as u64,
-        walk.ks_statistic,
-    );
-    let distance = walk.wasserstein;
-    let (bins, reference_counts) = reference_histogram(profile, profile_bins, settings.bins);
-    let current_counts = bins.histogram_sorted(&current);
-    let tests = NumericTests {
-        ks: KsOut {
-            statistic: ks.statistic,
-            p_value: ks.p_value,
-            mode: ks.method,
-        },
-        wasserstein: WassersteinOut {
-            distance,
-            normed: normed(distance, profile.std.unwrap_or(0.0)),
-        },
-        psi: PsiOut {
-            value: psi(&reference_counts, &current_counts),
-        },
-        jensen_shannon: DistanceOut {
-            distance: jensen_shannon_distance(&reference_counts, &current_counts),
-        },
-        hellinger: DistanceOut {
-            distance: hellinger_distance(&reference_counts, &current_counts),
-        },
-    };
-    // The pool for permutation tests: the reference sample and the current values, merged.
-    let pool = || pooled(reference, &current);
-    let evidence = match settings.numeric_method {
-        Method::Ks => Evidence::Test {
-            p_value: ks.p_value,
-        },
-        Method::Wasserstein => {
-            let score = tests.wasserstein.distance;
-            if let Some(threshold) = settings.threshold {
-                Evidence::Fixed { score, threshold }
-            } else {
-                let permutations = if settings.permutations > 0 {
-                    settings.permutations
-                } else {
-                    DEFAULT_WASSERSTEIN_PERMUTATIONS
-                };
-                let (values, labels): (Vec<f64>, Vec<bool>) = pool().into_iter().unzip();
-                let n_reference = reference.len();
-                let outcome = permutation_test(&labels, permutations, rng, |labels| {
-                    wasserstein_labelled(&values, labels, n_reference)
-                });
-                Evidence::Permutation {
-                    score: outcome.observed,
-                    p_value: outcome.p_value,
-                    permuted: outcome.permuted,
-                }
-            }
-        }
-        method => binned_evidence(
-            method,
-            binned_metric(method, &reference_counts, &current_counts),
-            &reference_counts,
-            &current_counts,
-            || pool().into_iter().map(|(v, l)| (bins.slot(v), l)).unzip(),
-            settings,
-            rng,
-        ),
-    };
-    (Tests::Numeric(tests), evidence)
 }
 
 fn categorical(

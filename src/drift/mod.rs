@@ -14,6 +14,7 @@ pub mod hellinger;
 pub mod jensen_shannon;
 pub mod kolmogorov;
 pub mod ks;
+mod numeric;
 pub mod permutation;
 pub mod psi;
 pub mod report;
@@ -24,5 +25,6 @@ pub mod wasserstein;
 
 pub use decision::{Correction, DriftSettings, Method};
 pub use report::{
-    compare, compare_on, DataInfo, DatasetSummary, DriftReport, FeatureReport, Tests, Threads,
+    compare, compare_on, compare_window, DataInfo, DatasetSummary, DriftReport, FeatureReport,
+    Folded, Tests, Threads,
 };

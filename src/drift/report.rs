@@ -7,10 +7,11 @@ use serde::Serialize;
 
 use super::chi2::Chi2Result;
 use super::decision::{corrected_level, DriftSettings, Evidence, Method};
-use super::feature::analyse_feature;
+use super::feature::{analyse_feature, FeatureCurrent, FeatureSummary};
 use super::ks::KsMethod;
 use crate::baseline::{Baseline, FeatureProfile};
 use crate::decode::{Dataset, FeatureKind};
+use crate::window::summary::{Layouts, WindowSummaries};
 
 /// A whole drift report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -168,6 +169,11 @@ pub struct WassersteinOut {
     pub distance: f64,
     /// W1 / max(std(reference), 0.001).
     pub normed: f64,
+    /// Present when the window's values were summarised: how far the exact W1 can be from
+    /// `distance` (0 unless the two ECDFs cross between two neighbouring reference values
+    /// that window values fall between).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<f64>,
 }
 
 /// PSI output.
@@ -262,9 +268,45 @@ pub fn compare_on(
     reference_info: DataInfo,
     current_info: DataInfo,
 ) -> DriftReport {
+    compare_window(
+        threads,
+        reference,
+        current,
+        None,
+        settings,
+        reference_info,
+        current_info,
+    )
+}
+
+/// A window's numeric summaries and the layouts they were counted on: `None` when the
+/// baseline they are on is not loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct Folded<'a> {
+    /// The summaries.
+    pub summaries: &'a WindowSummaries,
+    /// Their layouts.
+    pub layouts: Option<&'a Layouts>,
+}
+
+/// [`compare_on`] for a window whose numeric columns may be partly folded into summaries
+/// (`current` then holds the values after the last fold).
+pub fn compare_window(
+    threads: Threads,
+    reference: &Baseline,
+    current: &Dataset,
+    folded: Option<Folded<'_>>,
+    settings: &DriftSettings,
+    reference_info: DataInfo,
+    current_info: DataInfo,
+) -> DriftReport {
     let analyse = |profile: &FeatureProfile| {
-        let column = current.feature(profile.name()).map(|(_, c)| c);
-        analyse_feature(profile, column, reference.settings.bins, settings)
+        let position = current.position(profile.name());
+        let side = FeatureCurrent {
+            column: position.map(|at| &current.columns[at]),
+            summary: position.and_then(|at| summary_of(folded, at)),
+        };
+        analyse_feature(profile, side, reference.settings.bins, settings)
     };
     let analyses: Vec<(FeatureReport, Option<Evidence>)> = match threads {
         Threads::Spread => crate::parallel::map_in_order(&reference.features, analyse),
@@ -320,4 +362,23 @@ pub fn compare_on(
         },
         features,
     }
+}
+
+/// Window column `column`'s summary, when some of its values were folded into one.
+fn summary_of(folded: Option<Folded<'_>>, column: usize) -> Option<FeatureSummary<'_>> {
+    let folded = folded?;
+    let summary = folded.summaries.columns.get(column)?.as_ref()?;
+    Some(
+        match folded.layouts.and_then(|l| Some((l.layout(column)?, l))) {
+            Some((layout, layouts)) if layouts.fit(folded.summaries) => FeatureSummary::On {
+                layout,
+                summary,
+                bins: folded.summaries.bins,
+            },
+            _ => FeatureSummary::Unresolved {
+                baseline: &folded.summaries.baseline,
+                count: summary.len(),
+            },
+        },
+    )
 }

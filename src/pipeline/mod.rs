@@ -38,6 +38,7 @@ use crate::decode::{BatchDecoder, RecordBatch};
 use crate::drift;
 use crate::policy::{Engine, Model, Policy, WindowFacts};
 use crate::store::DeadLetter;
+use crate::window::summary::Layouts;
 use crate::window::{ClosedWindow, RecordPosition, WindowSpec, Windower};
 use background::{PendingReport, Reporter};
 use checkpoint::Restored;
@@ -100,6 +101,7 @@ impl StreamProcessor {
                 report: None,
             });
         }
+        processor.summarise();
         Ok(processor)
     }
 
@@ -149,6 +151,60 @@ impl StreamProcessor {
     ) {
         self.settings.baseline_path = path;
         self.settings.baseline = baseline;
+        self.summarise();
+    }
+
+    /// Folds big windows' numeric columns into summaries on the current baseline, when the
+    /// drift settings decide the same from a summary as from the values.
+    fn summarise(&mut self) {
+        let wanted =
+            self.settings.drift.exact_from_summaries() && self.settings.summarise_after != Some(0);
+        let layouts = wanted.then(|| self.layouts_of(Arc::clone(&self.settings.baseline)));
+        if let Some(layouts) = &layouts {
+            self.attach(layouts);
+        }
+        self.windower.summarise_on(layouts);
+    }
+
+    fn layouts_of(&self, baseline: Arc<crate::baseline::Baseline>) -> Arc<Layouts> {
+        let layouts = Layouts::new(baseline, &self.settings.schema, self.settings.drift.bins);
+        Arc::new(match self.settings.summarise_after {
+            Some(values) => layouts.folding_at(values as usize),
+            None => layouts,
+        })
+    }
+
+    /// Gives restored windows whose values were summarised on `layouts` their layouts.
+    fn attach(&mut self, layouts: &Arc<Layouts>) {
+        self.windower.attach(layouts);
+        if let Some(window) = self
+            .pending
+            .as_mut()
+            .and_then(|p| Arc::get_mut(&mut p.window))
+        {
+            window.attach(layouts);
+        }
+    }
+
+    /// The ids of earlier baselines that restored windows' summaries are on and that are not
+    /// loaded: give them with [`provide_baseline`](Self::provide_baseline), or those windows'
+    /// summarised features are reported untested.
+    pub fn wanted_baselines(&self) -> Vec<String> {
+        let pending = self
+            .pending
+            .as_ref()
+            .and_then(|p| p.window.wants_baseline());
+        let open = self.windower.wants_baseline();
+        let mut wanted: Vec<String> = pending.into_iter().chain(open).map(String::from).collect();
+        wanted.dedup();
+        wanted
+    }
+
+    /// An earlier baseline that restored windows' summaries are on (see
+    /// [`wanted_baselines`](Self::wanted_baselines)).
+    pub fn provide_baseline(&mut self, baseline: Arc<crate::baseline::Baseline>) {
+        let layouts = self.layouts_of(baseline);
+        self.attach(&layouts);
     }
 
     /// The stream's settings.
@@ -318,6 +374,7 @@ impl StreamProcessor {
                 std::sync::Arc::new(crate::window::WindowData {
                     columns: window.data,
                     records: window.rows,
+                    summaries: window.summaries,
                 })
             }),
         }

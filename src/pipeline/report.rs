@@ -72,10 +72,22 @@ pub(super) struct ReportMaker {
 impl ReportMaker {
     /// The window's report document: its drift statistics against the baseline (the pure,
     /// expensive part), its metadata and its prediction quality.
+    ///
+    /// A window whose values were folded into summaries on an earlier baseline's layouts (a
+    /// rotation while it was open) is compared with that baseline: its values are not there
+    /// to compare with the new one.
     pub(super) fn report(&self, window: &ClosedWindow) -> WindowReport {
-        let baseline = &self.baseline;
+        let baseline = match (&window.summaries, &window.layouts) {
+            (Some(_), Some(layouts)) => layouts.baseline(),
+            _ => &self.baseline,
+        };
+        let source = if baseline.id == self.baseline.id {
+            self.baseline_source.clone()
+        } else {
+            format!("baseline {}", baseline.id)
+        };
         let reference = DataInfo {
-            source: Some(self.baseline_source.clone()),
+            source: Some(source),
             baseline_id: Some(baseline.id.clone()),
             records: baseline.source.records,
             invalid_lines: baseline.source.invalid_lines,
@@ -88,10 +100,15 @@ impl ReportMaker {
             invalid_lines: 0,
             unknown_fields: window.data.unknown_fields.clone(),
         };
-        let drift = drift::compare_on(
+        let folded = window.summaries.as_ref().map(|summaries| drift::Folded {
+            summaries,
+            layouts: window.layouts.as_deref(),
+        });
+        let drift = drift::compare_window(
             self.threads,
             baseline,
             &window.data,
+            folded,
             &self.settings,
             reference,
             current,

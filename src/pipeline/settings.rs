@@ -32,4 +32,7 @@ pub struct StreamSettings {
     pub drift: DriftSettings,
     /// Keep windows' records for export; `None`: when a model of the stream has a DAG.
     pub keep_records: Option<bool>,
+    /// Values per numeric feature a window holds before folding them into a summary; `None`:
+    /// where the summary is the smaller; `Some(0)`: never.
+    pub summarise_after: Option<u64>,
 }

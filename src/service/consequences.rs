@@ -120,6 +120,7 @@ mod tests {
                 std::sync::Arc::new(WindowData {
                     columns: crate::decode::Dataset::new(Default::default()),
                     records: None,
+                    summaries: None,
                 })
             }),
         }

@@ -136,7 +136,36 @@ fn open_processor(
                 "cannot load the rotated baseline; using the configured one"),
         }
     }
+    for id in processor.wanted_baselines() {
+        provide_earlier_baseline(&mut processor, stream, store, &id)?;
+    }
     Ok(processor)
+}
+
+/// Loads baseline `id` (the configured one, or a version a run rotated in) for a restored
+/// window whose values were summarised on it before a rotation.
+fn provide_earlier_baseline(
+    processor: &mut StreamProcessor,
+    stream: &crate::config::StreamSettings,
+    store: &Store,
+    id: &str,
+) -> Result<(), ServiceError> {
+    if stream.baseline.id == id {
+        processor.provide_baseline(Arc::clone(&stream.baseline));
+        return Ok(());
+    }
+    let kept = store.baselines(&stream.name)?;
+    let loaded = kept
+        .iter()
+        .filter(|version| version.version == id)
+        .find_map(|version| crate::baseline::Baseline::load(Path::new(&version.path)).ok());
+    match loaded {
+        Some(baseline) => processor.provide_baseline(Arc::new(baseline)),
+        None => tracing::error!(stream = %stream.name, baseline = %id,
+            "the restored window's values were summarised on a baseline that cannot be loaded; \
+             its summarised features are reported untested"),
+    }
+    Ok(())
 }
 
 impl Service {

@@ -11,16 +11,21 @@
 //! * the open window's whole state is [`OpenWindow`], which serialises: checkpointing it with the
 //!   consumed offsets, and restoring it after a crash, continues indices and counts exactly.
 //!
+//! Big windows: a numeric column that grows past the size where an exact summary on the
+//! baseline's sample is smaller ([`summary`]) is folded into it, so a window's memory stops
+//! growing with its record count while its report stays the raw values' (see
+//! [`Windower::summarise_on`]).
+//!
 //! Late records (duration windows): a record whose time is before the open window's start is
 //! counted in the open window and in its `late_records`. Windows are never reopened, so nothing
 //! is reported twice.
 
+mod state;
 pub mod summary;
 mod tumbling;
 
-pub use tumbling::{
-    ClosedWindow, OffsetRange, OpenWindow, RecordPosition, WindowError, WindowSpec, Windower,
-};
+pub use state::{ClosedWindow, OffsetRange, OpenWindow, WindowError};
+pub use tumbling::{RecordPosition, WindowSpec, Windower};
 
 /// A closed window's data, kept for the run its decision triggers.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,4 +34,6 @@ pub struct WindowData {
     pub columns: crate::decode::Dataset,
     /// Every record as one line of JSON, when the stream keeps records.
     pub records: Option<String>,
+    /// The numeric values folded into summaries (the columns hold the rest).
+    pub summaries: Option<summary::WindowSummaries>,
 }

@@ -122,6 +122,11 @@ impl NumericSummary {
         self.n == 0
     }
 
+    /// The bytes its counters and sums take.
+    pub fn size_bytes(&self) -> usize {
+        8 * (self.counts.len() + self.offsets.len())
+    }
+
     /// Adds `other` (a summary on the same layout) into this one.
     pub fn merge(&mut self, other: &NumericSummary) {
         debug_assert_eq!(self.counts.len(), other.counts.len());
@@ -132,5 +137,163 @@ impl NumericSummary {
             *mine += theirs;
         }
         self.n += other.n;
+    }
+}
+
+/// Values a numeric column holds raw before they are folded into its summary, per point of the
+/// layout: a summary costs about three words per point (two counters and a sum), a raw value
+/// one word, so past this many values the summary is the smaller.
+const WORDS_PER_POINT: usize = 3;
+
+/// The layouts one baseline gives a stream's numeric features, each built the first time a
+/// window's column grows past the size where its summary is smaller than its values.
+#[derive(Debug)]
+pub struct Layouts {
+    baseline: std::sync::Arc<crate::baseline::Baseline>,
+    /// The bin count the layouts hold the edges of (the report's `bins`).
+    bins: usize,
+    /// Per window column (schema order): the feature's layout, when it is numeric and the
+    /// baseline has a sample for it.
+    features: Vec<Option<LazyLayout>>,
+}
+
+#[derive(Debug)]
+struct LazyLayout {
+    /// The feature's position among the baseline's profiles.
+    profile: usize,
+    /// Raw values past which the column is summarised.
+    fold_at: usize,
+    layout: std::sync::OnceLock<Layout>,
+}
+
+impl Layouts {
+    /// The layouts of `baseline` for windows of `schema`, with the edges of `bins` quantile bins
+    /// as points (the bins the report's binned metrics use).
+    pub fn new(
+        baseline: std::sync::Arc<crate::baseline::Baseline>,
+        schema: &crate::decode::Schema,
+        bins: usize,
+    ) -> Layouts {
+        let features = schema
+            .features
+            .iter()
+            .map(|spec| {
+                let profile = baseline
+                    .features
+                    .iter()
+                    .position(|p| p.name() == spec.name)?;
+                match &baseline.features[profile] {
+                    crate::baseline::FeatureProfile::Numeric(p) if !p.sample.is_empty() => {
+                        Some(LazyLayout {
+                            profile,
+                            fold_at: WORDS_PER_POINT * (p.sample.len() + bins + 1),
+                            layout: std::sync::OnceLock::new(),
+                        })
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        Layouts {
+            baseline,
+            bins,
+            features,
+        }
+    }
+
+    /// Folds every summarised column once it holds `values` raw values, instead of at the size
+    /// where the summary is smaller: for tests and benchmarks that want small windows summarised.
+    pub fn folding_at(mut self, values: usize) -> Layouts {
+        for feature in self.features.iter_mut().flatten() {
+            feature.fold_at = values.max(1);
+        }
+        self
+    }
+
+    /// The baseline the layouts are of.
+    pub fn baseline(&self) -> &std::sync::Arc<crate::baseline::Baseline> {
+        &self.baseline
+    }
+
+    /// The bin count whose edges are points.
+    pub fn bins(&self) -> usize {
+        self.bins
+    }
+
+    /// Whether summaries of these layouts are what `summaries` were counted on.
+    pub fn fit(&self, summaries: &WindowSummaries) -> bool {
+        summaries.baseline == self.baseline.id
+            && summaries.bins == self.bins
+            && summaries.columns.len() == self.features.len()
+    }
+
+    /// Raw values past which window column `column` is folded into a summary; `None` when it
+    /// is never summarised.
+    pub fn fold_at(&self, column: usize) -> Option<usize> {
+        self.features.get(column)?.as_ref().map(|f| f.fold_at)
+    }
+
+    /// Window column `column`'s layout, built on first use; `None` when it is never summarised.
+    pub fn layout(&self, column: usize) -> Option<&Layout> {
+        let feature = self.features.get(column)?.as_ref()?;
+        Some(feature.layout.get_or_init(|| {
+            let crate::baseline::FeatureProfile::Numeric(profile) =
+                &self.baseline.features[feature.profile]
+            else {
+                unreachable!("only numeric profiles get layouts");
+            };
+            let (bins, _) = profile.reference_histogram(self.baseline.settings.bins, self.bins);
+            Layout::new(&profile.sample, &bins.edges)
+        }))
+    }
+
+    /// An empty set of summaries for a window of these layouts.
+    pub fn start(&self) -> WindowSummaries {
+        WindowSummaries {
+            baseline: self.baseline.id.clone(),
+            bins: self.bins,
+            columns: vec![None; self.features.len()],
+        }
+    }
+}
+
+impl PartialEq for Layouts {
+    /// Layouts are equal when they are of the same baseline and bin count.
+    fn eq(&self, other: &Layouts) -> bool {
+        self.baseline.id == other.baseline.id && self.bins == other.bins
+    }
+}
+
+/// The summarised part of a window's numeric columns: which baseline's layouts they are counted
+/// on, and per window column the summary of the values folded so far (the rest are still raw
+/// in the window's data set).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowSummaries {
+    /// The id of the baseline whose layouts the summaries are on.
+    pub baseline: String,
+    /// The bin count whose edges are points of those layouts.
+    pub bins: usize,
+    /// Per window column: its summary, when some of its values were folded.
+    pub columns: Vec<Option<NumericSummary>>,
+}
+
+impl WindowSummaries {
+    /// Folds column `column`'s raw `values` into its summary, leaving `values` empty.
+    pub fn fold(&mut self, layouts: &Layouts, column: usize, values: &mut Vec<f64>) {
+        let Some(layout) = layouts.layout(column) else {
+            return;
+        };
+        let summary = self.columns[column].get_or_insert_with(|| layout.empty());
+        for value in values.drain(..) {
+            layout.add(summary, value);
+        }
+    }
+
+    /// Values counted in column `column`'s summary.
+    pub fn count(&self, column: usize) -> u64 {
+        self.columns
+            .get(column)
+            .and_then(Option::as_ref)
+            .map_or(0, NumericSummary::len)
     }
 }

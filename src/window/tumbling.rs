@@ -1,9 +1,11 @@
 //! Tumbling windows by record count or by duration.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::state::{dataset_of, empty_state, ClosedWindow, OffsetRange, OpenWindow, WindowError};
+use super::summary::Layouts;
 use crate::decode::{Column, Dataset, RecordView, Schema};
 
 /// How a stream is cut into windows.
@@ -29,144 +31,6 @@ pub struct RecordPosition<'a> {
     pub broker_time_ms: Option<i64>,
 }
 
-/// The offsets a window covers in one partition (inclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct OffsetRange {
-    /// First offset.
-    pub first: i64,
-    /// Last offset.
-    pub last: i64,
-}
-
-/// The open window: everything needed to continue it after a restart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OpenWindow {
-    /// This window's index in the stream.
-    pub index: u64,
-    /// Records so far.
-    pub records: u64,
-    /// Records whose time was before the window's start.
-    pub late_records: u64,
-    /// Records with both a `prediction` and a `label`.
-    #[serde(default)]
-    pub labelled: u64,
-    /// Of those, the ones whose prediction equals the label.
-    #[serde(default)]
-    pub correct: u64,
-    /// Start time (duration windows: the aligned start; count windows: the earliest record).
-    pub start_ms: Option<i64>,
-    /// End time (duration windows: the aligned end, exclusive; count windows: the latest record).
-    pub end_ms: Option<i64>,
-    /// Offsets covered, per `topic/partition`.
-    pub offsets: BTreeMap<String, OffsetRange>,
-    /// The feature columns so far, in schema order.
-    pub columns: Vec<Column>,
-    /// Fields seen that are not features, with counts.
-    pub unknown_fields: BTreeMap<String, u64>,
-    /// The records themselves as JSON lines, when the stream keeps them for export (see
-    /// [`Windower::keep_records`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rows: Option<String>,
-}
-
-/// A window that is complete, ready for its drift report.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClosedWindow {
-    /// Index in the stream.
-    pub index: u64,
-    /// Records in it.
-    pub records: u64,
-    /// Late records in it.
-    pub late_records: u64,
-    /// Records with both a `prediction` and a `label`.
-    pub labelled: u64,
-    /// Of those, correctly predicted.
-    pub correct: u64,
-    /// Start time, epoch milliseconds.
-    pub start_ms: Option<i64>,
-    /// End time, epoch milliseconds.
-    pub end_ms: Option<i64>,
-    /// Offsets covered, per `topic/partition`.
-    pub offsets: BTreeMap<String, OffsetRange>,
-    /// The data, decoded by the stream's schema.
-    pub data: Dataset,
-    /// Every record as one line of JSON, when the window kept them all.
-    pub rows: Option<String>,
-}
-
-impl ClosedWindow {
-    /// The window's whole state, for a checkpoint taken before its report is made.
-    pub fn snapshot(&self) -> OpenWindow {
-        OpenWindow {
-            index: self.index,
-            records: self.records,
-            late_records: self.late_records,
-            labelled: self.labelled,
-            correct: self.correct,
-            start_ms: self.start_ms,
-            end_ms: self.end_ms,
-            offsets: self.offsets.clone(),
-            columns: self.data.columns.clone(),
-            unknown_fields: self.data.unknown_fields.clone(),
-            rows: self.rows.clone(),
-        }
-    }
-
-    /// The closed window a [`snapshot`](Self::snapshot) was taken of, checked against the
-    /// stream's schema.
-    pub fn restore(schema: Schema, state: OpenWindow) -> Result<ClosedWindow, WindowError> {
-        let data = dataset_of(schema, &state)?;
-        Ok(ClosedWindow::of(state, data))
-    }
-
-    /// The closed window of a window's state and its data.
-    fn of(state: OpenWindow, data: Dataset) -> ClosedWindow {
-        ClosedWindow {
-            index: state.index,
-            records: data.records,
-            late_records: state.late_records,
-            labelled: state.labelled,
-            correct: state.correct,
-            start_ms: state.start_ms,
-            end_ms: state.end_ms,
-            offsets: state.offsets,
-            data,
-            rows: state.rows,
-        }
-    }
-}
-
-/// A window's columns as a data set of the schema, when they fit it.
-fn dataset_of(schema: Schema, state: &OpenWindow) -> Result<Dataset, WindowError> {
-    if state.columns.len() != schema.features.len() {
-        return Err(WindowError(format!(
-            "{} columns for {} features",
-            state.columns.len(),
-            schema.features.len()
-        )));
-    }
-    for (column, feature) in state.columns.iter().zip(&schema.features) {
-        if column.kind() != feature.kind {
-            return Err(WindowError(format!(
-                "feature `{}` is {} now but was {}",
-                feature.name,
-                feature.kind.as_str(),
-                column.kind().as_str()
-            )));
-        }
-    }
-    let mut data = Dataset::new(schema);
-    data.columns = state.columns.clone();
-    data.records = state.records;
-    data.unknown_fields = state.unknown_fields.clone();
-    Ok(data)
-}
-
-/// A checkpoint that does not fit the stream's current schema.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the checkpointed window does not match the stream's schema: {0}")]
-pub struct WindowError(String);
-
 /// Cuts one stream's records into tumbling windows.
 #[derive(Debug, Clone)]
 pub struct Windower {
@@ -182,7 +46,16 @@ pub struct Windower {
     keep_records: bool,
     /// The features' names written as JSON strings, for those lines.
     row_names: Vec<String>,
+    /// The layouts the open window's numeric columns are folded on.
+    layouts: Option<Arc<Layouts>>,
+    /// Layouts waiting for the open window to close, whose summaries are on others.
+    next_layouts: Option<Option<Arc<Layouts>>>,
+    /// The record count at which the open window's columns are next looked at for folding.
+    fold_check: u64,
 }
+
+/// Records between two looks at whether a column has grown enough to be folded.
+const FOLD_CHECK_EVERY: u64 = 1024;
 
 impl Windower {
     /// A windower whose first window has index `first_index`.
@@ -197,6 +70,9 @@ impl Windower {
             key: String::new(),
             last_position: None,
             keep_records: false,
+            layouts: None,
+            next_layouts: None,
+            fold_check: FOLD_CHECK_EVERY,
         }
     }
 
@@ -215,7 +91,53 @@ impl Windower {
             state,
             key: String::new(),
             last_position: None,
+            layouts: None,
+            next_layouts: None,
+            fold_check: 0,
         })
+    }
+
+    /// Folds the numeric columns of windows into summaries on `layouts` once they grow past
+    /// the size where a summary is the smaller ([`Layouts::fold_at`]), so a window's memory
+    /// stops growing with its record count; `None` keeps every value. A window already folded
+    /// on other layouts keeps them until it closes.
+    pub fn summarise_on(&mut self, layouts: Option<Arc<Layouts>>) {
+        let fits = match (&self.state.summaries, &layouts) {
+            (None, _) => true,
+            (Some(summaries), Some(layouts)) => layouts.fit(summaries),
+            (Some(_), None) => false,
+        };
+        if fits {
+            self.layouts = layouts;
+            self.next_layouts = None;
+            self.fold_check = 0;
+        } else {
+            self.next_layouts = Some(layouts);
+        }
+    }
+
+    /// Gives the open window the layouts its restored summaries are on (see
+    /// [`wants_baseline`](Self::wants_baseline)), when they fit them.
+    pub fn attach(&mut self, layouts: &Arc<Layouts>) {
+        if self
+            .state
+            .summaries
+            .as_ref()
+            .is_some_and(|s| layouts.fit(s))
+        {
+            self.layouts = Some(Arc::clone(layouts));
+            self.fold_check = 0;
+        }
+    }
+
+    /// The id of the baseline the open window's summaries are on, when its layouts are not
+    /// loaded: a window restored from a checkpoint taken under an earlier baseline.
+    pub fn wants_baseline(&self) -> Option<&str> {
+        let summaries = self.state.summaries.as_ref()?;
+        match &self.layouts {
+            Some(layouts) if layouts.fit(summaries) => None,
+            _ => Some(&summaries.baseline),
+        }
     }
 
     /// The open window's state, for a checkpoint.
@@ -300,6 +222,9 @@ impl Windower {
 
     fn add(&mut self, position: RecordPosition<'_>, time: Option<i64>, record: RecordView<'_>) {
         self.open.push_record(record);
+        if self.open.records >= self.fold_check {
+            self.fold();
+        }
         if let Some(rows) = &mut self.state.rows {
             record.write_json_line(&self.row_names, time, rows);
         }
@@ -365,23 +290,35 @@ impl Windower {
             next_state.rows = Some(String::with_capacity(capacity + capacity / 8));
         }
         let state = std::mem::replace(&mut self.state, next_state);
-        Some(ClosedWindow::of(state, data))
+        let mut closed = ClosedWindow::of(state, data);
+        if closed.summaries.is_some() {
+            closed.layouts = self.layouts.clone();
+        }
+        if let Some(next) = self.next_layouts.take() {
+            self.layouts = next;
+        }
+        self.fold_check = 0;
+        Some(closed)
     }
-}
 
-fn empty_state(index: u64, open: &Dataset) -> OpenWindow {
-    OpenWindow {
-        index,
-        records: 0,
-        late_records: 0,
-        labelled: 0,
-        correct: 0,
-        start_ms: None,
-        end_ms: None,
-        offsets: BTreeMap::new(),
-        columns: open.columns.clone(),
-        unknown_fields: BTreeMap::new(),
-        rows: None,
+    /// Folds every numeric column that has grown past its layout's size into its summary.
+    fn fold(&mut self) {
+        let Some(layouts) = &self.layouts else {
+            self.fold_check = u64::MAX;
+            return;
+        };
+        let mut next = FOLD_CHECK_EVERY;
+        for (at, column) in self.open.columns.iter_mut().enumerate() {
+            let (Column::Numeric(column), Some(limit)) = (column, layouts.fold_at(at)) else {
+                continue;
+            };
+            if column.values.len() >= limit {
+                let summaries = self.state.summaries.get_or_insert_with(|| layouts.start());
+                summaries.fold(layouts, at, &mut column.values);
+            }
+            next = next.min(limit.saturating_sub(column.values.len()) as u64);
+        }
+        self.fold_check = self.open.records + next.max(1);
     }
 }
 

@@ -1,0 +1,190 @@
+//! A numeric feature's statistics against the reference sample, from the window's raw values
+//! or from its summary ([`crate::window::summary`]): the same numbers either way, except
+//! Wasserstein-1 where a summary's ECDFs cross inside a gap (its report then gives the bound).
+
+use super::decision::{DriftSettings, Evidence, Method, DEFAULT_WASSERSTEIN_PERMUTATIONS};
+use super::ecdf::compare_sorted;
+use super::feature::{binned_evidence, binned_metric};
+use super::hellinger::hellinger_distance;
+use super::jensen_shannon::jensen_shannon_distance;
+use super::ks::ks_test;
+use super::permutation::permutation_test;
+use super::psi::psi;
+use super::report::{DistanceOut, KsOut, NumericTests, PsiOut, Tests, WassersteinOut};
+use super::wasserstein::{normed, pooled, wasserstein_labelled};
+use crate::baseline::NumericProfile;
+use crate::rng::SplitMix64;
+use crate::window::summary::{Layout, NumericSummary};
+
+/// A window's usable values of one numeric feature.
+pub(super) enum NumericCurrent<'a> {
+    /// Every value, raw.
+    Raw(&'a [f64]),
+    /// Values folded into `summary` on `layout` (whose points include the edges of `bins`
+    /// quantile bins), and the `tail` that came after the last fold.
+    Summarised {
+        layout: &'a Layout,
+        summary: &'a NumericSummary,
+        tail: &'a [f64],
+        bins: usize,
+    },
+}
+
+/// What the tests are computed from, whichever way the values came.
+struct Walk {
+    ks_statistic: f64,
+    wasserstein: f64,
+    wasserstein_bound: Option<f64>,
+    n_current: u64,
+    reference_counts: Vec<u64>,
+    current_counts: Vec<u64>,
+}
+
+/// The feature's statistics and the evidence for its decision.
+pub(super) fn numeric(
+    profile: &NumericProfile,
+    current: NumericCurrent<'_>,
+    profile_bins: usize,
+    settings: &DriftSettings,
+    rng: &mut SplitMix64,
+) -> (Tests, Evidence) {
+    match current {
+        NumericCurrent::Raw(values) => raw(profile, values, profile_bins, settings, rng),
+        NumericCurrent::Summarised {
+            layout,
+            summary,
+            tail,
+            bins,
+        } => {
+            let mut whole = summary.clone();
+            for &value in tail {
+                layout.add(&mut whole, value);
+            }
+            let comparison = crate::drift::summary::compare(layout, &whole);
+            let (edges, reference_counts) = profile.reference_histogram(profile_bins, bins);
+            let walk = Walk {
+                ks_statistic: comparison.ks_statistic,
+                wasserstein: comparison.wasserstein,
+                wasserstein_bound: Some(comparison.wasserstein_bound),
+                n_current: whole.len(),
+                current_counts: crate::drift::summary::histogram(layout, &whole, &edges),
+                reference_counts,
+            };
+            let tests = tests(profile, &walk);
+            let evidence = summarised_evidence(&tests, &walk, settings);
+            (Tests::Numeric(tests), evidence)
+        }
+    }
+}
+
+fn raw(
+    profile: &NumericProfile,
+    values: &[f64],
+    profile_bins: usize,
+    settings: &DriftSettings,
+    rng: &mut SplitMix64,
+) -> (Tests, Evidence) {
+    let reference = &profile.sample;
+    let mut current = values.to_vec();
+    super::ecdf::sort_values(&mut current);
+    // One merge of the two samples serves KS and Wasserstein.
+    let merged = compare_sorted(reference, &current);
+    let (bins, reference_counts) = profile.reference_histogram(profile_bins, settings.bins);
+    let walk = Walk {
+        ks_statistic: merged.ks_statistic,
+        wasserstein: merged.wasserstein,
+        wasserstein_bound: None,
+        n_current: current.len() as u64,
+        current_counts: bins.histogram_sorted(&current),
+        reference_counts,
+    };
+    let tests = tests(profile, &walk);
+    // The pool for permutation tests: the reference sample and the current values, merged.
+    let pool = || pooled(reference, &current);
+    let evidence = match settings.numeric_method {
+        Method::Ks => Evidence::Test {
+            p_value: tests.ks.p_value,
+        },
+        Method::Wasserstein => {
+            let score = tests.wasserstein.distance;
+            if let Some(threshold) = settings.threshold {
+                Evidence::Fixed { score, threshold }
+            } else {
+                let permutations = if settings.permutations > 0 {
+                    settings.permutations
+                } else {
+                    DEFAULT_WASSERSTEIN_PERMUTATIONS
+                };
+                let (values, labels): (Vec<f64>, Vec<bool>) = pool().into_iter().unzip();
+                let n_reference = reference.len();
+                let outcome = permutation_test(&labels, permutations, rng, |labels| {
+                    wasserstein_labelled(&values, labels, n_reference)
+                });
+                Evidence::Permutation {
+                    score: outcome.observed,
+                    p_value: outcome.p_value,
+                    permuted: outcome.permuted,
+                }
+            }
+        }
+        method => binned_evidence(
+            method,
+            binned_metric(method, &walk.reference_counts, &walk.current_counts),
+            &walk.reference_counts,
+            &walk.current_counts,
+            || pool().into_iter().map(|(v, l)| (bins.slot(v), l)).unzip(),
+            settings,
+            rng,
+        ),
+    };
+    (Tests::Numeric(tests), evidence)
+}
+
+/// The evidence from a summary, for the settings that do not need the values
+/// ([`DriftSettings::exact_from_summaries`]; the caller checks).
+fn summarised_evidence(tests: &NumericTests, walk: &Walk, settings: &DriftSettings) -> Evidence {
+    match settings.numeric_method {
+        Method::Ks => Evidence::Test {
+            p_value: tests.ks.p_value,
+        },
+        method => binned_evidence(
+            method,
+            binned_metric(method, &walk.reference_counts, &walk.current_counts),
+            &walk.reference_counts,
+            &walk.current_counts,
+            || unreachable!("summaries are only taken when no permutation test needs values"),
+            settings,
+            &mut SplitMix64::new(0),
+        ),
+    }
+}
+
+fn tests(profile: &NumericProfile, walk: &Walk) -> NumericTests {
+    let ks = ks_test(
+        profile.sample.len() as u64,
+        walk.n_current,
+        walk.ks_statistic,
+    );
+    let (reference, current) = (&walk.reference_counts, &walk.current_counts);
+    NumericTests {
+        ks: KsOut {
+            statistic: ks.statistic,
+            p_value: ks.p_value,
+            mode: ks.method,
+        },
+        wasserstein: WassersteinOut {
+            distance: walk.wasserstein,
+            normed: normed(walk.wasserstein, profile.std.unwrap_or(0.0)),
+            bound: walk.wasserstein_bound,
+        },
+        psi: PsiOut {
+            value: psi(reference, current),
+        },
+        jensen_shannon: DistanceOut {
+            distance: jensen_shannon_distance(reference, current),
+        },
+        hellinger: DistanceOut {
+            distance: hellinger_distance(reference, current),
+        },
+    }
+}
