@@ -20,6 +20,63 @@ pub struct Layout {
     pub(crate) points: Vec<f64>,
     pub(crate) reference: Vec<u64>,
     pub(crate) n_reference: u64,
+    guide: Guide,
+}
+
+/// A guide table over the points, so that placing a value costs a few comparisons instead of
+/// a binary search over every point: the line from the first point to the last is cut into
+/// equal buckets, and `starts[b]` is the number of points in buckets before `b`. The bucket of
+/// a value is a non-decreasing function of it, so every point of an earlier bucket is below the
+/// value and every point of a later one above: only the value's own bucket is searched.
+#[derive(Debug, Clone, PartialEq)]
+struct Guide {
+    low: f64,
+    scale: f64,
+    starts: Vec<u32>,
+}
+
+impl Guide {
+    fn new(points: &[f64]) -> Guide {
+        let buckets = points.len().max(1);
+        let (low, high) = match (points.first(), points.last()) {
+            (Some(low), Some(high)) => (*low, *high),
+            _ => (0.0, 0.0),
+        };
+        let scale = if high > low {
+            buckets as f64 / (high - low)
+        } else {
+            0.0
+        };
+        let mut guide = Guide {
+            low,
+            scale,
+            starts: vec![0; buckets + 1],
+        };
+        for &point in points {
+            let bucket = guide.bucket(point);
+            guide.starts[bucket + 1] += 1;
+        }
+        for b in 1..guide.starts.len() {
+            guide.starts[b] += guide.starts[b - 1];
+        }
+        guide
+    }
+
+    /// The value's bucket: non-decreasing in `value` (every step is monotone, the cast
+    /// saturates).
+    fn bucket(&self, value: f64) -> usize {
+        (((value - self.low) * self.scale) as usize).min(self.starts.len() - 2)
+    }
+
+    /// The number of points below `value`, as `points.partition_point(|p| *p < value)`.
+    fn below(&self, points: &[f64], value: f64) -> usize {
+        let bucket = self.bucket(value);
+        let (start, end) = (
+            self.starts[bucket] as usize,
+            self.starts[bucket + 1] as usize,
+        );
+        start + points[start..end].partition_point(|p| *p < value)
+    }
 }
 
 impl Layout {
@@ -45,6 +102,7 @@ impl Layout {
             }
         }
         Layout {
+            guide: Guide::new(&points),
             points,
             reference,
             n_reference: sorted_reference.len() as u64,
@@ -76,7 +134,7 @@ impl Layout {
 
     /// Counts one finite value into `summary`.
     pub fn add(&self, summary: &mut NumericSummary, value: f64) {
-        let at = self.points.partition_point(|p| *p < value);
+        let at = self.guide.below(&self.points, value);
         summary.n += 1;
         if self.points.get(at) == Some(&value) {
             summary.counts[2 * at + 1] += 1;
@@ -295,5 +353,38 @@ impl WindowSummaries {
             .get(column)
             .and_then(Option::as_ref)
             .map_or(0, NumericSummary::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guide_places_every_value_as_a_binary_search_does() {
+        let mut rng = crate::rng::SplitMix64::new(4);
+        // Clustered points (a dense centre, sparse tails) and a single point.
+        let mut points: Vec<f64> = (0..5000)
+            .map(|_| (rng.normal() * 50.0).round() / 7.0)
+            .collect();
+        points.sort_by(f64::total_cmp);
+        points.dedup();
+        for points in [points, vec![3.0]] {
+            let guide = Guide::new(&points);
+            let mut values: Vec<f64> = (0..20_000).map(|_| rng.normal() * 30.0).collect();
+            values.extend(&points);
+            values.extend([
+                f64::MIN,
+                -1e300,
+                1e300,
+                f64::MAX,
+                points[0],
+                points[points.len() - 1],
+            ]);
+            for value in values {
+                let expected = points.partition_point(|p| *p < value);
+                assert_eq!(guide.below(&points, value), expected, "value {value}");
+            }
+        }
     }
 }
