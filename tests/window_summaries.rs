@@ -301,3 +301,22 @@ fn a_restored_window_asks_for_the_earlier_baseline_its_summaries_are_on() {
         }
     }
 }
+
+#[test]
+fn a_window_restored_under_other_bins_gets_layouts_with_its_own_bins() {
+    let payloads = payloads(6, 99);
+    let settings = settings(97, Method::Ks);
+    let mut first = StreamProcessor::new(settings.clone(), None).unwrap();
+    run(&mut first, &payloads, 0..2);
+    let mut rebinned = settings.clone();
+    rebinned.drift.bins = 7;
+    let mut restarted = StreamProcessor::new(rebinned, Some(first.checkpoint())).unwrap();
+    assert_eq!(
+        restarted.wanted_baselines(),
+        std::slice::from_ref(&settings.baseline.id)
+    );
+    restarted.provide_baseline(Arc::clone(&settings.baseline));
+    assert!(restarted.wanted_baselines().is_empty());
+    let windows = run(&mut restarted, &payloads, 2..4);
+    assert!(windows[0].report.drift.features[0].tests.is_some());
+}

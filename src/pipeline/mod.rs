@@ -38,7 +38,7 @@ use crate::decode::{BatchDecoder, RecordBatch};
 use crate::drift;
 use crate::policy::{Engine, Model, Policy, WindowFacts};
 use crate::store::DeadLetter;
-use crate::window::summary::Layouts;
+use crate::window::summary::{Layouts, WindowSummaries};
 use crate::window::{ClosedWindow, RecordPosition, WindowSpec, Windower};
 use background::{PendingReport, Reporter};
 use checkpoint::Restored;
@@ -159,15 +159,17 @@ impl StreamProcessor {
     fn summarise(&mut self) {
         let wanted =
             self.settings.drift.exact_from_summaries() && self.settings.summarise_after != Some(0);
-        let layouts = wanted.then(|| self.layouts_of(Arc::clone(&self.settings.baseline)));
+        let bins = self.settings.drift.bins;
+        let layouts = wanted.then(|| self.layouts_of(Arc::clone(&self.settings.baseline), bins));
         if let Some(layouts) = &layouts {
             self.attach(layouts);
         }
         self.windower.summarise_on(layouts);
     }
 
-    fn layouts_of(&self, baseline: Arc<crate::baseline::Baseline>) -> Arc<Layouts> {
-        let layouts = Layouts::new(baseline, &self.settings.schema, self.settings.drift.bins);
+    /// Layouts of `baseline` with the edges of `bins` bins.
+    fn layouts_of(&self, baseline: Arc<crate::baseline::Baseline>, bins: usize) -> Arc<Layouts> {
+        let layouts = Layouts::new(baseline, &self.settings.schema, bins);
         Arc::new(match self.settings.summarise_after {
             Some(values) => layouts.folding_at(values as usize),
             None => layouts,
@@ -186,25 +188,34 @@ impl StreamProcessor {
         }
     }
 
-    /// The ids of earlier baselines that restored windows' summaries are on and that are not
-    /// loaded: give them with [`provide_baseline`](Self::provide_baseline), or those windows'
-    /// summarised features are reported untested.
+    /// Restored windows' summaries whose layouts are not loaded.
+    fn unresolved(&self) -> impl Iterator<Item = &WindowSummaries> {
+        let pending = self.pending.as_ref().and_then(|p| p.window.unresolved());
+        pending.into_iter().chain(self.windower.unresolved())
+    }
+
+    /// The ids of the baselines that restored windows' summaries are on and whose layouts are
+    /// not loaded (an earlier baseline, or the current one under other bins): give them with
+    /// [`provide_baseline`](Self::provide_baseline), or those windows' summarised features
+    /// are reported untested.
     pub fn wanted_baselines(&self) -> Vec<String> {
-        let pending = self
-            .pending
-            .as_ref()
-            .and_then(|p| p.window.wants_baseline());
-        let open = self.windower.wants_baseline();
-        let mut wanted: Vec<String> = pending.into_iter().chain(open).map(String::from).collect();
+        let mut wanted: Vec<String> = self.unresolved().map(|s| s.baseline.clone()).collect();
         wanted.dedup();
         wanted
     }
 
-    /// An earlier baseline that restored windows' summaries are on (see
+    /// A baseline that restored windows' summaries are on (see
     /// [`wanted_baselines`](Self::wanted_baselines)).
     pub fn provide_baseline(&mut self, baseline: Arc<crate::baseline::Baseline>) {
-        let layouts = self.layouts_of(baseline);
-        self.attach(&layouts);
+        let bins: Vec<usize> = self
+            .unresolved()
+            .filter(|s| s.baseline == baseline.id)
+            .map(|s| s.bins)
+            .collect();
+        for bins in bins {
+            let layouts = self.layouts_of(Arc::clone(&baseline), bins);
+            self.attach(&layouts);
+        }
     }
 
     /// The stream's settings.

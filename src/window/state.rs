@@ -133,10 +133,10 @@ impl ClosedWindow {
         }
     }
 
-    /// The id of the baseline the window's summaries are on, when they have no layouts yet.
-    pub fn wants_baseline(&self) -> Option<&str> {
+    /// The window's summaries, when they have no layouts yet (their baseline says which).
+    pub fn unresolved(&self) -> Option<&WindowSummaries> {
         match (&self.summaries, &self.layouts) {
-            (Some(summaries), None) => Some(&summaries.baseline),
+            (Some(summaries), None) => Some(summaries),
             _ => None,
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::state::{dataset_of, empty_state, ClosedWindow, OffsetRange, OpenWindow, WindowError};
-use super::summary::Layouts;
+use super::summary::{Layouts, WindowSummaries};
 use crate::decode::{Column, Dataset, RecordView, Schema};
 
 /// How a stream is cut into windows.
@@ -117,7 +117,7 @@ impl Windower {
     }
 
     /// Gives the open window the layouts its restored summaries are on (see
-    /// [`wants_baseline`](Self::wants_baseline)), when they fit them.
+    /// [`unresolved`](Self::unresolved)), when they fit them.
     pub fn attach(&mut self, layouts: &Arc<Layouts>) {
         if self
             .state
@@ -130,13 +130,13 @@ impl Windower {
         }
     }
 
-    /// The id of the baseline the open window's summaries are on, when its layouts are not
-    /// loaded: a window restored from a checkpoint taken under an earlier baseline.
-    pub fn wants_baseline(&self) -> Option<&str> {
+    /// The open window's summaries, when their layouts are not loaded: a window restored from
+    /// a checkpoint taken under an earlier baseline (or other bins).
+    pub fn unresolved(&self) -> Option<&WindowSummaries> {
         let summaries = self.state.summaries.as_ref()?;
         match &self.layouts {
             Some(layouts) if layouts.fit(summaries) => None,
-            _ => Some(&summaries.baseline),
+            _ => Some(summaries),
         }
     }
 
