@@ -20,10 +20,12 @@
 //! counted in the open window and in its `late_records`. Windows are never reopened, so nothing
 //! is reported twice.
 
+mod merge;
 mod state;
 pub mod summary;
 mod tumbling;
 
+pub use merge::{merge_parts, MergeError};
 pub use state::{ClosedWindow, OffsetRange, OpenWindow, WindowError};
 pub use tumbling::{RecordPosition, WindowSpec, Windower};
 
