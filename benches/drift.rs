@@ -185,5 +185,48 @@ fn summaries(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, statistics, report, summaries);
+/// Wasserstein-1's permutation test on a 100,000 × 10,000 pool, 20 relabellings (no early
+/// stop): a full shuffle and walk of the pool per relabelling beside drawing the smaller sample
+/// and summing stretches from prefix sums.
+fn wasserstein_permutations(c: &mut Criterion) {
+    use driftgate::drift::permutation::permutation_test;
+    use driftgate::drift::wasserstein::{pooled, wasserstein_labelled};
+    use driftgate::drift::wasserstein_null::WassersteinNull;
+    let mut rng = SplitMix64::new(8);
+    let reference = sorted_sample(&mut rng, 100_000, 0.0);
+    let current = sorted_sample(&mut rng, 10_000, 0.0);
+    let pool = pooled(&reference, &current);
+    let (values, labels): (Vec<f64>, Vec<bool>) = pool.into_iter().unzip();
+    let mut group = c.benchmark_group("wasserstein_permutation");
+    group.sample_size(10);
+    group.bench_function("shuffle_and_walk_20", |b| {
+        b.iter(|| {
+            let mut rng = SplitMix64::new(1);
+            permutation_test(&labels, 20, &mut rng, |labels| {
+                wasserstein_labelled(&values, labels, reference.len())
+            })
+        })
+    });
+    group.bench_function("draw_and_stretches_20", |b| {
+        b.iter(|| {
+            let null = WassersteinNull::new(black_box(&values), current.len());
+            let positions = labels
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| !**r)
+                .map(|(k, _)| k);
+            let observed = null.statistic(positions);
+            null.test(observed, 20, None, &mut SplitMix64::new(1))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    statistics,
+    report,
+    summaries,
+    wasserstein_permutations
+);
 criterion_main!(benches);

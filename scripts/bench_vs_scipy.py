@@ -83,6 +83,9 @@ def main():
     parser.add_argument("--reference-rows", type=int, default=100_000)
     parser.add_argument("--current-rows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--numeric-method", default="ks",
+                        help="driftgate's decision method for numeric features (e.g. wasserstein, "
+                             "whose permutation test the scipy loop does not run)")
     args = parser.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
@@ -103,7 +106,8 @@ def main():
 
         def driftgate(reference):
             subprocess.run([binary, "drift", "--reference", reference, "--current", cur_csv,
-                            "--format", "json"], check=True, stdout=subprocess.DEVNULL)
+                            "--numeric-method", args.numeric_method, "--format", "json"],
+                           check=True, stdout=subprocess.DEVNULL)
 
         t_scipy = best_of(args.repeat, lambda: scipy_report(ref, cur))
         t_raw = best_of(args.repeat, lambda: driftgate(ref_csv))

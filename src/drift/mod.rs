@@ -22,6 +22,7 @@ pub mod sum;
 pub mod summary;
 pub mod table;
 pub mod wasserstein;
+pub mod wasserstein_null;
 
 pub use decision::{Correction, DriftSettings, Method};
 pub use report::{

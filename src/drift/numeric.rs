@@ -8,10 +8,10 @@ use super::feature::{binned_evidence, binned_metric};
 use super::hellinger::hellinger_distance;
 use super::jensen_shannon::jensen_shannon_distance;
 use super::ks::ks_test;
-use super::permutation::permutation_test;
 use super::psi::psi;
 use super::report::{DistanceOut, KsOut, NumericTests, PsiOut, Tests, WassersteinOut};
-use super::wasserstein::{normed, pooled, wasserstein_labelled};
+use super::wasserstein::{normed, pooled};
+use super::wasserstein_null::WassersteinNull;
 use crate::baseline::NumericProfile;
 use crate::rng::SplitMix64;
 use crate::window::summary::{Layout, NumericSummary};
@@ -115,13 +115,10 @@ fn raw(
                 } else {
                     DEFAULT_WASSERSTEIN_PERMUTATIONS
                 };
-                let (values, labels): (Vec<f64>, Vec<bool>) = pool().into_iter().unzip();
-                let n_reference = reference.len();
-                let outcome = permutation_test(&labels, permutations, rng, |labels| {
-                    wasserstein_labelled(&values, labels, n_reference)
-                });
+                let outcome =
+                    wasserstein_permutations(reference, &current, permutations, settings, rng);
                 Evidence::Permutation {
-                    score: outcome.observed,
+                    score,
                     p_value: outcome.p_value,
                     permuted: outcome.permuted,
                 }
@@ -138,6 +135,31 @@ fn raw(
         ),
     };
     (Tests::Numeric(tests), evidence)
+}
+
+/// Wasserstein-1's permutation test ([`super::wasserstein_null`]): the smaller sample is
+/// drawn again at random from the pool, stopping once the p-value is settled above `alpha`
+/// ([`super::permutation::stop_at`]).
+fn wasserstein_permutations(
+    reference: &[f64],
+    current: &[f64],
+    permutations: usize,
+    settings: &DriftSettings,
+    rng: &mut SplitMix64,
+) -> super::permutation::PermutationOutcome {
+    let pool = pooled(reference, current);
+    let values: Vec<f64> = pool.iter().map(|(v, _)| *v).collect();
+    let null = WassersteinNull::new(&values, current.len());
+    // The smaller group is the one drawn; W1 is symmetric in the two.
+    let drawn_is_reference = reference.len() < current.len();
+    let observed = null.statistic(
+        pool.iter()
+            .enumerate()
+            .filter(|(_, (_, is_reference))| *is_reference == drawn_is_reference)
+            .map(|(k, _)| k),
+    );
+    let stop = super::permutation::stop_at(settings.alpha, permutations);
+    null.test(observed, permutations, Some(stop), rng)
 }
 
 /// The evidence from a summary, for the settings that do not need the values

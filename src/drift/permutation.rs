@@ -28,24 +28,48 @@ pub fn permutation_test(
 ) -> PermutationOutcome {
     let observed = statistic(labels);
     let mut shuffled = labels.to_vec();
-    let mut permuted = Vec::with_capacity(permutations);
-    for _ in 0..permutations {
+    sequential(observed, permutations, None, || {
         rng.shuffle(&mut shuffled);
-        permuted.push(statistic(&shuffled));
-    }
-    permuted.sort_by(f64::total_cmp);
+        statistic(&shuffled)
+    })
+}
+
+/// Up to `permutations` permuted statistics from `permuted`, compared with `observed`;
+/// stops once `stop_at` of them were at least as extreme (see [`stop_at`]).
+pub(crate) fn sequential(
+    observed: f64,
+    permutations: usize,
+    stop_at: Option<usize>,
+    mut permuted: impl FnMut() -> f64,
+) -> PermutationOutcome {
     // A relative tolerance, so an identical split that rounds differently still counts as "as
     // extreme" (otherwise p-values for no drift would be biased low).
     let tolerance = observed.abs() * 1e-12;
-    let as_extreme = permuted
-        .iter()
-        .filter(|p| **p >= observed - tolerance)
-        .count();
+    let mut values = Vec::with_capacity(permutations);
+    let mut as_extreme = 0usize;
+    for _ in 0..permutations {
+        let value = permuted();
+        as_extreme += usize::from(value >= observed - tolerance);
+        values.push(value);
+        if stop_at.is_some_and(|stop| as_extreme >= stop) {
+            break;
+        }
+    }
+    values.sort_by(f64::total_cmp);
     PermutationOutcome {
         observed,
-        p_value: (1 + as_extreme) as f64 / (1 + permutations) as f64,
-        permuted,
+        p_value: (1 + as_extreme) as f64 / (1 + values.len()) as f64,
+        permuted: values,
     }
+}
+
+/// How many permuted statistics at least as extreme as the observed one settle a test of
+/// `permutations` relabellings at significance `alpha`: with that many, the full test's p-value
+/// `(1 + count) / (1 + permutations)` is above `alpha` whatever the rest give, and so is the
+/// estimate `(1 + count) / (1 + done)` reported instead. Every corrected level is at most
+/// `alpha`, so stopping there never changes a decision.
+pub fn stop_at(alpha: f64, permutations: usize) -> usize {
+    ((alpha * (permutations + 1) as f64).floor() as usize).max(1)
 }
 
 /// Counts pooled items per slot for each label.
