@@ -18,6 +18,7 @@ pub use profile::{
     Baseline, BaselineSource, BuildSettings, CategoricalProfile, FeatureProfile, NumericProfile,
     DEFAULT_SAMPLE_CAP, FORMAT, FORMAT_VERSION,
 };
+pub(crate) use profile::f64_base64;
 pub use reservoir::Reservoir;
 
 use std::path::PathBuf;

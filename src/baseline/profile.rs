@@ -389,7 +389,7 @@ fn mean_and_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
 }
 
 /// Serde adapter: `Vec<f64>` as base64 of little-endian doubles.
-mod f64_base64 {
+pub(crate) mod f64_base64 {
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
     use serde::{de::Error, Deserialize, Deserializer, Serializer};

@@ -163,7 +163,10 @@ pub struct NumericSummary {
     /// Slot `2g`: values in gap `g` (below point `g`, above point `g - 1`); slot `2p + 1`:
     /// values equal to point `p`.
     pub(crate) counts: Vec<u64>,
-    /// Per gap: the sum of its values' offsets from the gap's anchor.
+    /// Per gap: the sum of its values' offsets from the gap's anchor. Serialised as base64 of
+    /// little-endian doubles, as a baseline's sample is: exact, and quick to write at every
+    /// checkpoint.
+    #[serde(with = "crate::baseline::f64_base64")]
     pub(crate) offsets: Vec<f64>,
     /// Values counted.
     pub(crate) n: u64,
