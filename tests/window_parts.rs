@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use driftgate::baseline::{Baseline, BaselineSource, BuildSettings};
-use driftgate::decode::{BatchDecoder, Dataset, FeatureKind, FeatureSpec, RecordBatch, Schema};
+use driftgate::decode::{BatchDecoder, Dataset, FeatureKind, RecordBatch, Schema};
 use driftgate::drift::{compare_window, DataInfo, DriftReport, DriftSettings, Folded, Threads};
 use driftgate::window::summary::Layouts;
 use driftgate::window::{merge_parts, ClosedWindow, RecordPosition, WindowSpec, Windower};
@@ -15,16 +15,10 @@ const PARTITIONS: i32 = 3;
 const INTERVAL_MS: i64 = 1000;
 
 fn schema() -> Schema {
-    let feature = |name: &str, kind| FeatureSpec {
-        name: name.into(),
-        kind,
-    };
-    Schema {
-        features: vec![
-            feature("amount", FeatureKind::Numeric),
-            feature("country", FeatureKind::Categorical),
-        ],
-    }
+    Schema::of(&[
+        ("amount", FeatureKind::Numeric),
+        ("country", FeatureKind::Categorical),
+    ])
 }
 
 /// A record keyed by country: each country's amounts have their own mean, so each partition's

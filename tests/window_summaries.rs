@@ -7,24 +7,18 @@ use std::time::Duration;
 
 use driftgate::baseline::{Baseline, BaselineSource, BuildSettings};
 use driftgate::config::StreamSettings;
-use driftgate::decode::{Dataset, FeatureKind, FeatureSpec, Schema};
+use driftgate::decode::{Dataset, FeatureKind, Schema};
 use driftgate::drift::{DriftSettings, Method};
 use driftgate::pipeline::{JudgedWindow, Message, StreamProcessor};
 use driftgate::window::WindowSpec;
 use driftgate::SplitMix64;
 
 fn schema() -> Schema {
-    let feature = |name: &str, kind| FeatureSpec {
-        name: name.into(),
-        kind,
-    };
-    Schema {
-        features: vec![
-            feature("amount", FeatureKind::Numeric),
-            feature("age", FeatureKind::Numeric),
-            feature("country", FeatureKind::Categorical),
-        ],
-    }
+    Schema::of(&[
+        ("amount", FeatureKind::Numeric),
+        ("age", FeatureKind::Numeric),
+        ("country", FeatureKind::Categorical),
+    ])
 }
 
 /// A record whose `amount` is on a coarse grid (ties with the baseline) shifted by `shift`, and

@@ -14,11 +14,11 @@ mod reservoir;
 
 pub use build::{build_from_file, BuildError};
 pub use file::file_sha256;
+pub(crate) use profile::f64_base64;
 pub use profile::{
     Baseline, BaselineSource, BuildSettings, CategoricalProfile, FeatureProfile, NumericProfile,
     DEFAULT_SAMPLE_CAP, FORMAT, FORMAT_VERSION,
 };
-pub(crate) use profile::f64_base64;
 pub use reservoir::Reservoir;
 
 use std::path::PathBuf;

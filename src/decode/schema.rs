@@ -48,6 +48,19 @@ pub struct Schema {
 }
 
 impl Schema {
+    /// A schema of the named features with their kinds, in order.
+    pub fn of(features: &[(&str, FeatureKind)]) -> Schema {
+        Schema {
+            features: features
+                .iter()
+                .map(|&(name, kind)| FeatureSpec {
+                    name: name.to_string(),
+                    kind,
+                })
+                .collect(),
+        }
+    }
+
     /// Reads a schema from a `.toml` or `.json` file and validates it.
     pub fn load(path: &Path) -> Result<Schema, DecodeError> {
         let text = std::fs::read_to_string(path).map_err(|source| DecodeError::Io {
