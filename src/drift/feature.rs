@@ -170,10 +170,7 @@ pub(super) fn binned_evidence(
     settings: &DriftSettings,
     rng: &mut SplitMix64,
 ) -> Evidence {
-    if let Some(threshold) = settings.threshold {
-        return Evidence::Fixed { score, threshold };
-    }
-    if settings.permutations > 0 {
+    if settings.threshold.is_none() && settings.permutations > 0 {
         let (slots, labels) = pooled_slots();
         let slot_count = reference.len();
         let outcome = permutation_test(&labels, settings.permutations, rng, |labels| {
@@ -185,6 +182,21 @@ pub(super) fn binned_evidence(
             p_value: outcome.p_value,
             permuted: outcome.permuted,
         };
+    }
+    binned_from_counts(method, score, reference, current, settings)
+}
+
+/// Evidence for a binned distance from its counts alone: the fixed threshold, or the chi-square
+/// approximation (every setting but a permutation test, which [`binned_evidence`] runs).
+pub(super) fn binned_from_counts(
+    method: Method,
+    score: f64,
+    reference: &[u64],
+    current: &[u64],
+    settings: &DriftSettings,
+) -> Evidence {
+    if let Some(threshold) = settings.threshold {
+        return Evidence::Fixed { score, threshold };
     }
     let n1: u64 = reference.iter().sum();
     let n2: u64 = current.iter().sum();

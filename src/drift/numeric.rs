@@ -4,7 +4,7 @@
 
 use super::decision::{DriftSettings, Evidence, Method, DEFAULT_WASSERSTEIN_PERMUTATIONS};
 use super::ecdf::compare_sorted;
-use super::feature::{binned_evidence, binned_metric};
+use super::feature::{binned_evidence, binned_from_counts, binned_metric};
 use super::hellinger::hellinger_distance;
 use super::jensen_shannon::jensen_shannon_distance;
 use super::ks::ks_test;
@@ -169,14 +169,12 @@ fn summarised_evidence(tests: &NumericTests, walk: &Walk, settings: &DriftSettin
         Method::Ks => Evidence::Test {
             p_value: tests.ks.p_value,
         },
-        method => binned_evidence(
+        method => binned_from_counts(
             method,
             binned_metric(method, &walk.reference_counts, &walk.current_counts),
             &walk.reference_counts,
             &walk.current_counts,
-            || unreachable!("summaries are only taken when no permutation test needs values"),
             settings,
-            &mut SplitMix64::new(0),
         ),
     }
 }

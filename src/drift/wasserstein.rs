@@ -32,7 +32,8 @@ pub fn pooled(reference: &[f64], current: &[f64]) -> Vec<(f64, bool)> {
 }
 
 /// W1 between the two groups of a pooled sorted sample split by labels (`true` = reference).
-/// Used by the permutation test, which relabels the pooled values instead of re-sorting them.
+/// The walk a labelling of the whole pool costs; the permutation test draws relabellings more
+/// cheaply ([`super::wasserstein_null`]), and is checked against this.
 pub fn wasserstein_labelled(
     pooled_sorted: &[f64],
     is_reference: &[bool],

@@ -21,17 +21,16 @@ pub struct MergeError(String);
 /// non-empty, of the same interval and schema, and cover different partitions; summarised
 /// parts must be on the same baseline and bins.
 pub fn merge_parts(index: u64, parts: Vec<ClosedWindow>) -> Result<ClosedWindow, MergeError> {
+    let several = parts.len() > 1;
     let mut parts = parts.into_iter();
     let Some(mut merged) = parts.next() else {
         return Err(MergeError("no parts to merge".into()));
     };
     merged.index = index;
-    let mut joined = false;
     for part in parts {
         absorb(&mut merged, part)?;
-        joined = true;
     }
-    if let (Some(rows), true) = (&merged.rows, joined) {
+    if let (Some(rows), true) = (&merged.rows, several) {
         merged.rows = Some(in_time_order(rows));
     }
     Ok(merged)
