@@ -545,4 +545,43 @@ mod summaries {
             prop_assert!(error <= bound + 1e-9 * exact["distance"].as_f64().unwrap().max(1e-300));
         }
     }
+
+    /// Values on a grid of `step`: a reference with many ties.
+    fn tied(step: f64) -> impl Strategy<Value = Vec<f64>> {
+        prop::collection::vec((-40i32..40).prop_map(move |v| f64::from(v) * step), 1..600)
+    }
+
+    proptest! {
+        #[test]
+        fn a_reference_stored_with_counts_reports_what_every_value_reports(
+            reference in tied(0.25), current in tied(0.125), bins in 1usize..14, seed in 0u64..4,
+            method in prop_oneof![
+                Just(driftgate::drift::Method::Ks),
+                Just(driftgate::drift::Method::Wasserstein),
+                Just(driftgate::drift::Method::Psi),
+                Just(driftgate::drift::Method::JensenShannon),
+            ],
+        ) {
+            use driftgate::baseline::{Baseline, BaselineSource, BuildSettings, FeatureProfile};
+            use driftgate::drift::{compare_on, DriftSettings, Threads};
+            // A cap below the row count but above the distinct values: exact, with counts.
+            let build = BuildSettings { sample_cap: 100, ..BuildSettings::default() };
+            let compact = Baseline::build(&dataset(&reference), build, BaselineSource::default()).unwrap();
+            let mut listed = compact.clone();
+            let FeatureProfile::Numeric(p) = &mut listed.features[0] else { unreachable!() };
+            prop_assert!(!p.sampled);
+            prop_assert_eq!(p.reference_len(), reference.len() as u64);
+            p.sample = p.expanded_sample().into_owned();
+            p.sample_counts.clear();
+            let settings = DriftSettings {
+                numeric_method: method, bins, permutations: 50, seed, ..DriftSettings::default()
+            };
+            let current = dataset(&current);
+            let info = driftgate::drift::DataInfo::default;
+            let report = |baseline: &Baseline| serde_json::to_value(compare_on(
+                Threads::Caller, baseline, &current, &settings, info(), info(),
+            )).unwrap();
+            prop_assert_eq!(report(&compact), report(&listed));
+        }
+    }
 }

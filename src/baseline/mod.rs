@@ -3,7 +3,9 @@
 //! `driftgate baseline build` turns training data into a versioned JSON file; the drift stage
 //! compares each window of production data against it. A profile keeps, per numeric feature,
 //! summary statistics, the quantile bins with their counts, and the reference sample (every value
-//! up to a cap, then a seeded uniform reservoir); per categorical feature, the category counts.
+//! while the feature has at most a cap of distinct values, as distinct values with counts when
+//! that is smaller; above the cap, a seeded uniform reservoir); per categorical feature, the
+//! category counts.
 //! A raw data file used as a reference goes through the same code with no cap, which is why a
 //! profile under the cap gives exactly the results of the data it was built from.
 
@@ -11,15 +13,16 @@ mod build;
 mod file;
 mod profile;
 mod reservoir;
+mod sample;
 
 pub use build::{build_from_file, BuildError};
 pub use file::file_sha256;
-pub(crate) use profile::f64_base64;
 pub use profile::{
     Baseline, BaselineSource, BuildSettings, CategoricalProfile, FeatureProfile, NumericProfile,
     DEFAULT_SAMPLE_CAP, FORMAT, FORMAT_VERSION,
 };
 pub use reservoir::Reservoir;
+pub(crate) use sample::f64_base64;
 
 use std::path::PathBuf;
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::sample::{compact, distinct_values, f64_base64, u64_base64};
 use super::{BaselineError, Reservoir};
 use crate::decode::{Column, Dataset, FeatureKind, FeatureSpec, QualityCounts, Schema};
 use crate::drift::bins::QuantileBins;
@@ -24,7 +25,8 @@ pub const DEFAULT_SAMPLE_CAP: usize = 100_000;
 pub struct BuildSettings {
     /// Quantile bins per numeric feature.
     pub bins: usize,
-    /// Values kept per numeric feature before reservoir sampling starts.
+    /// Distinct values kept per numeric feature: a feature with at most this many is stored
+    /// exactly, above it as a seeded reservoir sample of this many values.
     pub sample_cap: usize,
     /// Seed of the reservoir sampler.
     pub seed: u64,
@@ -76,12 +78,20 @@ pub struct NumericProfile {
     pub bins: Option<QuantileBins>,
     /// Counts per histogram slot: underflow, the interior bins, overflow.
     pub bin_counts: Vec<u64>,
-    /// The reference sample, sorted ascending. Stored as base64 of little-endian IEEE-754
-    /// doubles: exact, and loads without parsing millions of decimal numbers
-    /// (`numpy.frombuffer(base64.b64decode(s), "<f8")` reads it in Python).
+    /// The reference sample, sorted ascending; distinct values when `sample_counts` is given.
+    /// Stored as base64 of little-endian IEEE-754 doubles: exact, and loads without parsing
+    /// millions of decimal numbers (`numpy.frombuffer(base64.b64decode(s), "<f8")` reads it in
+    /// Python).
     #[serde(with = "f64_base64")]
     pub sample: Vec<f64>,
-    /// True when `count` exceeded the cap and `sample` is a reservoir sample.
+    /// How many times each `sample` value occurs, when the sample is stored as distinct values
+    /// with counts (the smaller form for data with many repeated values); empty, and absent
+    /// from the file, when each value is listed once. Base64 of little-endian unsigned 64-bit
+    /// integers: `numpy.repeat(sample, numpy.frombuffer(base64.b64decode(c), "<u8"))` expands it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "u64_base64")]
+    pub sample_counts: Vec<u64>,
+    /// True when the feature had more distinct values than the cap and `sample` is a reservoir
+    /// sample; false when it holds every value.
     pub sampled: bool,
 }
 
@@ -259,7 +269,8 @@ impl FeatureProfile {
         if !p.sample.is_sorted() {
             return Err("the sample is not sorted".into());
         }
-        let sample_len = p.sample.len() as u64;
+        p.check_counts()?;
+        let sample_len = p.reference_len();
         if sample_len > p.count
             || (!p.sampled && sample_len != p.count)
             || (p.count > 0 && sample_len == 0)
@@ -306,25 +317,6 @@ fn profile_feature(
 }
 
 impl NumericProfile {
-    /// Quantile bins of `bins` bins and the reference's counts in them: the stored ones when
-    /// the profile was built with that many (`profile_bins`), otherwise computed from the
-    /// sample (which must not be empty).
-    pub fn reference_histogram(
-        &self,
-        profile_bins: usize,
-        bins: usize,
-    ) -> (QuantileBins, Vec<u64>) {
-        if bins == profile_bins {
-            if let Some(stored) = &self.bins {
-                return (stored.clone(), self.bin_counts.clone());
-            }
-        }
-        let edges = QuantileBins::from_sorted(&self.sample, bins)
-            .expect("a tested feature has a non-empty sample");
-        let counts = edges.histogram(&self.sample);
-        (edges, counts)
-    }
-
     /// Profiles numeric values given in arrival order (the reservoir depends on the order).
     pub fn from_values(
         name: &str,
@@ -350,8 +342,10 @@ fn profile_numeric(
         .as_ref()
         .map(|b| b.histogram(&sorted))
         .unwrap_or_default();
-    let (sample, sampled) = if values.len() <= settings.sample_cap {
-        (sorted.clone(), false)
+    let min = sorted.first().copied();
+    let max = sorted.last().copied();
+    let (sample, sampled) = if distinct_values(&sorted) <= settings.sample_cap {
+        (sorted, false)
     } else {
         let mut reservoir = Reservoir::new(
             settings.sample_cap,
@@ -362,17 +356,19 @@ fn profile_numeric(
         sample.sort_unstable_by(f64::total_cmp);
         (sample, true)
     };
+    let (sample, sample_counts) = compact(sample);
     NumericProfile {
         name: name.to_string(),
         count: values.len() as u64,
         quality,
-        min: sorted.first().copied(),
-        max: sorted.last().copied(),
+        min,
+        max,
         mean,
         std,
         bins,
         bin_counts,
         sample,
+        sample_counts,
         sampled,
     }
 }
@@ -386,32 +382,4 @@ fn mean_and_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
     let mean = sum::sum(values.iter().copied()) / n;
     let variance = sum::sum(values.iter().map(|v| (v - mean) * (v - mean))) / n;
     (Some(mean), Some(variance.sqrt()))
-}
-
-/// Serde adapter: `Vec<f64>` as base64 of little-endian doubles.
-pub(crate) mod f64_base64 {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine;
-    use serde::{de::Error, Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(values: &[f64], serializer: S) -> Result<S::Ok, S::Error> {
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        serializer.serialize_str(&STANDARD.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f64>, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        let bytes = STANDARD
-            .decode(text.as_bytes())
-            .map_err(|err| D::Error::custom(format!("sample is not valid base64: {err}")))?;
-        if bytes.len() % 8 != 0 {
-            return Err(D::Error::custom(
-                "sample length is not a multiple of 8 bytes",
-            ));
-        }
-        Ok(bytes
-            .chunks_exact(8)
-            .map(|chunk| f64::from_le_bytes(chunk.try_into().expect("8 bytes")))
-            .collect())
-    }
 }

@@ -192,7 +192,9 @@ pub struct BuildArgs {
     /// Quantile bins per numeric feature.
     #[arg(long, default_value_t = crate::drift::bins::DEFAULT_BINS)]
     pub bins: usize,
-    /// Values kept per numeric feature before reservoir sampling starts.
+    /// Distinct values kept per numeric feature: a feature with at most this many is kept
+    /// exactly (as distinct values with counts when that is smaller), above it as a seeded
+    /// reservoir sample of this many values.
     #[arg(long, default_value_t = crate::baseline::DEFAULT_SAMPLE_CAP)]
     pub sample_cap: usize,
     /// Seed of the reservoir sampler.

@@ -47,7 +47,7 @@ pub(super) fn run_build(args: &BuildArgs) -> Result<CommandOutcome, CliError> {
     }
     if sampled > 0 {
         text.push_str(&format!(
-            ", {sampled} numeric feature(s) over the sample cap of {} (tests will run on a seeded sample)",
+            ", {sampled} numeric feature(s) with more distinct values than the sample cap of {} (tests will run on a seeded sample)",
             args.sample_cap
         ));
     }
@@ -78,7 +78,7 @@ pub(super) fn run_show(path: &Path) -> Result<CommandOutcome, CliError> {
                 fmt_opt(p.std),
                 fmt_opt(p.min),
                 fmt_opt(p.max),
-                if p.sampled { " (sampled)" } else { "" }
+                sample_note(p)
             ),
             crate::baseline::FeatureProfile::Categorical(p) => {
                 format!("{} categories", p.counts.len())
@@ -254,4 +254,18 @@ pub(super) fn run_config_check(path: &Path) -> Result<CommandOutcome, CliError> 
     }
     write_stdout(&text)?;
     Ok(CommandOutcome::Done)
+}
+
+/// How a numeric feature's reference sample is kept, for `baseline show`.
+fn sample_note(profile: &crate::baseline::NumericProfile) -> String {
+    if profile.sampled {
+        format!(" (sampled: {} values)", profile.reference_len())
+    } else if !profile.sample_counts.is_empty() {
+        format!(
+            " (exact: {} distinct values with counts)",
+            profile.sample.len()
+        )
+    } else {
+        String::new()
+    }
 }

@@ -29,16 +29,38 @@ impl QuantileBins {
     /// Edges for `count` bins from a sorted, non-empty sample. `None` when the sample is empty
     /// or `count` is zero.
     pub fn from_sorted(sorted: &[f64], count: usize) -> Option<QuantileBins> {
-        if sorted.is_empty() || count == 0 {
+        debug_assert!(sorted.is_sorted());
+        Self::from_ranks(sorted.len(), |rank| sorted[rank], count)
+    }
+
+    /// [`from_sorted`](Self::from_sorted) for sorted distinct values with their multiplicities
+    /// (an empty `counts` means once each): the edges of the expanded sample.
+    pub fn from_weighted(values: &[f64], counts: &[u64], count: usize) -> Option<QuantileBins> {
+        if counts.is_empty() {
+            return Self::from_sorted(values, count);
+        }
+        let ends = running_totals(counts);
+        let len = ends.last().copied().unwrap_or(0) as usize;
+        let value_at = |rank: usize| values[ends.partition_point(|end| *end <= rank as u64)];
+        Self::from_ranks(len, value_at, count)
+    }
+
+    /// Edges at ranks `floor(i·(len-1)/count)` of a sorted sample of `len` values, each read
+    /// with `value_at`.
+    fn from_ranks(
+        len: usize,
+        value_at: impl Fn(usize) -> f64,
+        count: usize,
+    ) -> Option<QuantileBins> {
+        if len == 0 || count == 0 {
             return None;
         }
-        debug_assert!(sorted.is_sorted());
-        let last = sorted.len() - 1;
+        let last = len - 1;
         let mut edges: Vec<f64> = Vec::with_capacity(count + 1);
         for i in 0..=count {
             // u128: i·(n-1) may exceed u64 for absurd bin counts; never silently wrap.
             let rank = (i as u128 * last as u128 / count as u128) as usize;
-            let edge = sorted[rank];
+            let edge = value_at(rank);
             if edges.last() != Some(&edge) {
                 edges.push(edge);
             }
@@ -99,25 +121,58 @@ impl QuantileBins {
     /// ascending order: a slot's values are one run of them, so this finds each slot's end by
     /// binary search instead of placing every value.
     pub fn histogram_sorted(&self, sorted: &[f64]) -> Vec<u64> {
+        let mut start = 0;
+        self.slot_ends(sorted)
+            .map(|end| {
+                let count = (end - start) as u64;
+                start = end;
+                count
+            })
+            .collect()
+    }
+
+    /// [`histogram_sorted`](Self::histogram_sorted) for sorted values with their
+    /// multiplicities (an empty `counts` means once each).
+    pub fn histogram_weighted(&self, sorted: &[f64], counts: &[u64]) -> Vec<u64> {
+        if counts.is_empty() {
+            return self.histogram_sorted(sorted);
+        }
+        let mut start = 0;
+        self.slot_ends(sorted)
+            .map(|end| {
+                let count = counts[start..end].iter().sum();
+                start = end;
+                count
+            })
+            .collect()
+    }
+
+    /// Where each slot's run of sorted values ends.
+    fn slot_ends<'a>(&'a self, sorted: &'a [f64]) -> impl Iterator<Item = usize> + 'a {
         debug_assert!(sorted.is_sorted());
         let interior = self.interior();
-        let mut counts = Vec::with_capacity(self.slots());
-        let mut start = 0;
-        let mut close_slot = |end: usize| {
-            counts.push((end - start) as u64);
-            start = end;
-        };
+        let top = self.edges[self.edges.len() - 1];
         // Underflow ends at the first edge; interior bin j (1-based) ends at edge j, except the
         // last, which holds its top edge; overflow takes the rest.
-        close_slot(sorted.partition_point(|v| *v < self.edges[0]));
-        for edge in &self.edges[1..interior] {
-            close_slot(sorted.partition_point(|v| v < edge));
-        }
-        let top = self.edges[self.edges.len() - 1];
-        close_slot(sorted.partition_point(|v| *v <= top));
-        close_slot(sorted.len());
-        counts
+        std::iter::once(sorted.partition_point(|v| *v < self.edges[0]))
+            .chain(
+                self.edges[1..interior]
+                    .iter()
+                    .map(|edge| sorted.partition_point(|v| v < edge)),
+            )
+            .chain([sorted.partition_point(|v| *v <= top), sorted.len()])
     }
+}
+
+/// The running totals of `counts`: entry `k` is the sum of the first `k + 1`.
+fn running_totals(counts: &[u64]) -> Vec<u64> {
+    counts
+        .iter()
+        .scan(0u64, |total, count| {
+            *total += count;
+            Some(*total)
+        })
+        .collect()
 }
 
 /// Aligned count vectors for a categorical feature: the reference categories in sorted order,
@@ -203,6 +258,29 @@ mod tests {
         let constant = QuantileBins { edges: vec![3.0] };
         let values = [1.0, 3.0, 3.0, 4.0];
         assert_eq!(constant.histogram_sorted(&values), vec![1, 2, 1]);
+    }
+
+    #[test]
+    fn weighted_edges_and_histograms_are_those_of_the_expanded_sample() {
+        let mut rng = crate::rng::SplitMix64::new(11);
+        let values: Vec<f64> = (0..40).map(|v| f64::from(v) / 2.0).collect();
+        let counts: Vec<u64> = (0..40).map(|_| 1 + rng.below(9)).collect();
+        let expanded: Vec<f64> = values
+            .iter()
+            .zip(&counts)
+            .flat_map(|(v, c)| std::iter::repeat_n(*v, *c as usize))
+            .collect();
+        for bin_count in [1, 3, 10, 39, 200] {
+            let bins = QuantileBins::from_weighted(&values, &counts, bin_count).unwrap();
+            assert_eq!(
+                Some(&bins),
+                QuantileBins::from_sorted(&expanded, bin_count).as_ref()
+            );
+            assert_eq!(
+                bins.histogram_weighted(&values, &counts),
+                bins.histogram_sorted(&expanded)
+            );
+        }
     }
 
     #[test]

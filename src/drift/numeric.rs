@@ -3,7 +3,7 @@
 //! Wasserstein-1 where a summary's ECDFs cross inside a gap (its report then gives the bound).
 
 use super::decision::{DriftSettings, Evidence, Method, DEFAULT_WASSERSTEIN_PERMUTATIONS};
-use super::ecdf::compare_sorted;
+use super::ecdf::compare_weighted;
 use super::feature::{binned_evidence, binned_from_counts, binned_metric};
 use super::hellinger::hellinger_distance;
 use super::jensen_shannon::jensen_shannon_distance;
@@ -84,11 +84,10 @@ fn raw(
     settings: &DriftSettings,
     rng: &mut SplitMix64,
 ) -> (Tests, Evidence) {
-    let reference = &profile.sample;
     let mut current = values.to_vec();
     super::ecdf::sort_values(&mut current);
     // One merge of the two samples serves KS and Wasserstein.
-    let merged = compare_sorted(reference, &current);
+    let merged = compare_weighted(&profile.sample, &profile.sample_counts, &current);
     let (bins, reference_counts) = profile.reference_histogram(profile_bins, settings.bins);
     let walk = Walk {
         ks_statistic: merged.ks_statistic,
@@ -99,8 +98,9 @@ fn raw(
         reference_counts,
     };
     let tests = tests(profile, &walk);
-    // The pool for permutation tests: the reference sample and the current values, merged.
-    let pool = || pooled(reference, &current);
+    // The pool for permutation tests: the reference sample, value by value, and the current
+    // values, merged.
+    let pool = || pooled(&profile.expanded_sample(), &current);
     let evidence = match settings.numeric_method {
         Method::Ks => Evidence::Test {
             p_value: tests.ks.p_value,
@@ -115,8 +115,9 @@ fn raw(
                 } else {
                     DEFAULT_WASSERSTEIN_PERMUTATIONS
                 };
+                let reference = profile.expanded_sample();
                 let outcome =
-                    wasserstein_permutations(reference, &current, permutations, settings, rng);
+                    wasserstein_permutations(&reference, &current, permutations, settings, rng);
                 Evidence::Permutation {
                     score,
                     p_value: outcome.p_value,
@@ -180,11 +181,7 @@ fn summarised_evidence(tests: &NumericTests, walk: &Walk, settings: &DriftSettin
 }
 
 fn tests(profile: &NumericProfile, walk: &Walk) -> NumericTests {
-    let ks = ks_test(
-        profile.sample.len() as u64,
-        walk.n_current,
-        walk.ks_statistic,
-    );
+    let ks = ks_test(profile.reference_len(), walk.n_current, walk.ks_statistic);
     let (reference, current) = (&walk.reference_counts, &walk.current_counts);
     NumericTests {
         ks: KsOut {

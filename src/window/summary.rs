@@ -83,17 +83,26 @@ impl Layout {
     /// The layout of a sorted, non-empty reference sample of finite values, with `edges` (bin
     /// edges; any finite values) as points too.
     pub fn new(sorted_reference: &[f64], edges: &[f64]) -> Layout {
+        Layout::weighted(sorted_reference, &[], edges)
+    }
+
+    /// [`new`](Self::new) for a reference stored as sorted values with their multiplicities
+    /// (an empty `counts` means once each).
+    pub fn weighted(sorted_reference: &[f64], counts: &[u64], edges: &[f64]) -> Layout {
         debug_assert!(sorted_reference.is_sorted());
+        debug_assert!(counts.is_empty() || counts.len() == sorted_reference.len());
         let mut points: Vec<f64> = Vec::new();
         let mut reference: Vec<u64> = Vec::new();
-        for &value in sorted_reference {
+        for (k, &value) in sorted_reference.iter().enumerate() {
+            let count = counts.get(k).copied().unwrap_or(1);
             if points.last() == Some(&value) {
-                *reference.last_mut().expect("a point was pushed") += 1;
+                *reference.last_mut().expect("a point was pushed") += count;
             } else {
                 points.push(value);
-                reference.push(1);
+                reference.push(count);
             }
         }
+        let n_reference = reference.iter().sum();
         for &edge in edges {
             let at = points.partition_point(|p| *p < edge);
             if points.get(at) != Some(&edge) {
@@ -105,7 +114,7 @@ impl Layout {
             guide: Guide::new(&points),
             points,
             reference,
-            n_reference: sorted_reference.len() as u64,
+            n_reference,
         }
     }
 
@@ -304,7 +313,7 @@ impl Layouts {
                 unreachable!("only numeric profiles get layouts");
             };
             let (bins, _) = profile.reference_histogram(self.baseline.settings.bins, self.bins);
-            Layout::new(&profile.sample, &bins.edges)
+            Layout::weighted(&profile.sample, &profile.sample_counts, &bins.edges)
         }))
     }
 
