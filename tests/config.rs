@@ -471,14 +471,14 @@ fn issue_16_store_check_names_an_old_schema_and_store_migrate_brings_it_up() {
         let out = run("migrate");
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(
-            text(&out.stdout).contains("schema version 0 → 6"),
+            text(&out.stdout).contains("schema version 0 → 7"),
             "{}",
             text(&out.stdout)
         );
         let out = run("check");
         assert!(out.status.success(), "{}", text(&out.stderr));
         let stdout = text(&out.stdout);
-        assert!(stdout.contains("reachable, schema version 6"), "{stdout}");
+        assert!(stdout.contains("reachable, schema version 7"), "{stdout}");
         assert!(stdout.contains("runs: 0 queued, 0 running"), "{stdout}");
         assert!(text(&run("migrate").stdout).contains("up to date"));
     }

@@ -29,6 +29,10 @@ pub struct Checkpoint {
     /// the policies once that window is judged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deferred_errors: Vec<bool>,
+    /// In part mode (see [`super::parts`]): the open window's prediction errors with their
+    /// times; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_errors: Option<Vec<(i64, bool)>>,
 }
 
 /// A processor's state, fresh or restored from a checkpoint.
@@ -39,6 +43,7 @@ pub(super) struct Restored {
     /// A window closed before the checkpoint but not reported.
     pub(super) unreported: Option<ClosedWindow>,
     pub(super) deferred_errors: Vec<bool>,
+    pub(super) open_errors: Option<Vec<(i64, bool)>>,
 }
 
 impl Restored {
@@ -54,6 +59,7 @@ impl Restored {
                 policies: Engine::default(),
                 unreported: None,
                 deferred_errors: Vec::new(),
+                open_errors: None,
             });
         };
         let mut policies = Engine::default();
@@ -76,6 +82,7 @@ impl Restored {
             policies,
             unreported,
             deferred_errors,
+            open_errors: checkpoint.open_errors,
         })
     }
 }
@@ -89,6 +96,7 @@ impl StreamProcessor {
             policies: self.policies.stream_state(&self.settings.name),
             unreported_window: self.pending.as_ref().map(|p| p.window.snapshot()),
             deferred_errors: self.deferred_errors.clone(),
+            open_errors: self.open_errors.clone(),
         }
     }
 }

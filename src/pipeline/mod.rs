@@ -28,6 +28,7 @@
 mod background;
 pub mod checkpoint;
 pub mod output;
+pub mod parts;
 pub mod report;
 pub mod settings;
 
@@ -46,6 +47,7 @@ use report::ReportMaker;
 
 pub use checkpoint::Checkpoint;
 pub use output::{JudgedWindow, Message, Outcome};
+pub use parts::WindowPart;
 pub(crate) use report::rfc3339;
 pub use report::{Performance, WindowMeta, WindowReport};
 pub use settings::StreamSettings;
@@ -71,6 +73,9 @@ pub struct StreamProcessor {
     reporter: Option<Reporter>,
     /// `@instance` when instances share the store: part of every window's identity.
     tag: String,
+    /// In part mode ([`parts`]): the open window's prediction errors with their times, for its
+    /// part.
+    open_errors: Option<Vec<(i64, bool)>>,
 }
 
 impl StreamProcessor {
@@ -92,6 +97,7 @@ impl StreamProcessor {
             deferred_errors: restored.deferred_errors,
             reporter: None,
             tag: String::new(),
+            open_errors: restored.open_errors,
         };
         // A window closed before the checkpoint but not reported is reported first, once the
         // policies and the baseline are set.
@@ -285,23 +291,21 @@ impl StreamProcessor {
                 .then(|| record.prediction_correct().map(|correct| !correct))
                 .flatten();
             if let (Some(wrong), false) = (wrong, after_push) {
-                observe_error(
-                    self.pending.is_some(),
-                    &mut self.deferred_errors,
-                    &mut self.policies,
-                    wrong,
-                );
+                let pending = self.pending.is_some();
+                let errors = (&mut self.deferred_errors, &mut self.policies);
+                observe_error(&mut self.open_errors, pending, errors, wrong, None);
             }
+            // Parts keep each error's time, for the merge to order them.
+            let time = (wrong.is_some() && self.open_errors.is_some())
+                .then(|| record.event_time_ms().or(position.broker_time_ms))
+                .flatten();
             if let Some(closed) = self.windower.push(position, record) {
-                self.close(closed, &mut outcome.closed);
+                self.close(closed, &mut outcome);
             }
             if let (Some(wrong), true) = (wrong, after_push) {
-                observe_error(
-                    self.pending.is_some(),
-                    &mut self.deferred_errors,
-                    &mut self.policies,
-                    wrong,
-                );
+                let pending = self.pending.is_some();
+                let errors = (&mut self.deferred_errors, &mut self.policies);
+                observe_error(&mut self.open_errors, pending, errors, wrong, time);
             }
         }
         outcome.closed.extend(self.ready());
@@ -320,8 +324,12 @@ impl StreamProcessor {
     }
 
     /// For a quiet stream: waits for the window whose report is being made, then closes an idle
-    /// duration window by the wall clock.
+    /// duration window by the wall clock. In part mode, nothing: see
+    /// [`tick_parts`](Self::tick_parts).
     pub fn tick(&mut self, now_ms: i64) -> Vec<JudgedWindow> {
+        if self.cuts_parts() {
+            return Vec::new();
+        }
         let grace = self.settings.grace.as_millis() as i64;
         let mut closed = self.flush();
         if let Some(window) = self.windower.tick(now_ms, grace) {
@@ -331,9 +339,15 @@ impl StreamProcessor {
         closed
     }
 
-    /// A window closed: reported at once, or started in the background after the previous one
-    /// is judged.
-    fn close(&mut self, window: ClosedWindow, closed: &mut Vec<JudgedWindow>) {
+    /// A window closed: a part in part mode; else reported at once, or started in the
+    /// background after the previous one is judged.
+    fn close(&mut self, window: ClosedWindow, outcome: &mut Outcome) {
+        if self.open_errors.is_some() {
+            let part = self.part_of(window);
+            outcome.parts.push(part);
+            return;
+        }
+        let closed = &mut outcome.closed;
         closed.extend(self.finish_pending());
         if self.background {
             self.pending = Some(self.start_report(window));
@@ -392,10 +406,19 @@ impl StreamProcessor {
     }
 }
 
-/// Gives the policies a record's prediction error, or keeps it for them until the window being
-/// reported (`pending`) is judged.
-fn observe_error(pending: bool, deferred: &mut Vec<bool>, policies: &mut Engine, wrong: bool) {
-    if pending {
+/// Gives the policies a record's prediction error, or keeps it for them (`deferred`) until the
+/// window being reported (`pending`) is judged; in part mode (`open` is some), keeps it with its
+/// time for the open window's part.
+fn observe_error(
+    open: &mut Option<Vec<(i64, bool)>>,
+    pending: bool,
+    (deferred, policies): (&mut Vec<bool>, &mut Engine),
+    wrong: bool,
+    time: Option<i64>,
+) {
+    if let Some(errors) = open {
+        errors.push((time.unwrap_or(0), wrong));
+    } else if pending {
         deferred.push(wrong);
     } else {
         policies.observe_error(wrong);

@@ -27,6 +27,8 @@ pub struct Outcome {
     pub records: u64,
     /// Windows closed by this message, with their reports.
     pub closed: Vec<JudgedWindow>,
+    /// In part mode, the parts closed by this message instead (see [`super::parts`]).
+    pub parts: Vec<super::WindowPart>,
     /// The message, when it could not be decoded.
     pub dead_letter: Option<DeadLetter>,
     /// True when the message was below the checkpoint and skipped.

@@ -174,7 +174,7 @@ pub(super) fn check(
     Ok(())
 }
 
-fn renew(db: &impl Sql, fence: &Fence) -> Result<(), StoreError> {
+pub(super) fn renew(db: &impl Sql, fence: &Fence) -> Result<(), StoreError> {
     let renewed = db.execute(
         "UPDATE lineages SET lease_until = $1 WHERE name = $2 AND owner = $3 AND epoch = $4",
         values![
@@ -212,6 +212,7 @@ mod tests {
             policies: Default::default(),
             unreported_window: None,
             deferred_errors: Vec::new(),
+            open_errors: None,
         }
     }
 

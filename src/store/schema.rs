@@ -14,7 +14,7 @@ use super::db::Db;
 use super::StoreError;
 
 /// The schema version this build creates and reads.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SQLITE: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -53,7 +53,32 @@ CREATE TABLE IF NOT EXISTS partitions (
     epoch       INTEGER NOT NULL,
     next_offset INTEGER,             -- where its next owner resumes
     claimed_at  INTEGER NOT NULL,    -- when its owner took it, epoch milliseconds
+    open_state  TEXT,                -- JSON: the partition's Checkpoint, windows spanning instances
+    open_start  INTEGER,             -- its open interval's start (NULL: none open)
     PRIMARY KEY (stream, part)
+);
+-- Windows spanning instances: each partition's closed parts of stream-wide intervals, waiting
+-- to be merged.
+CREATE TABLE IF NOT EXISTS window_parts (
+    stream       TEXT NOT NULL,
+    part         TEXT NOT NULL,      -- topic/partition
+    first_offset INTEGER NOT NULL,   -- the part's first offset: unique in its partition
+    start_ms     INTEGER NOT NULL,
+    end_ms       INTEGER NOT NULL,
+    payload      TEXT NOT NULL,      -- JSON: WindowPart
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (stream, part, first_offset)
+);
+-- The one instance per stream that merges parts and judges the stream's windows, and the
+-- stream's window numbering and policy state it carries.
+CREATE TABLE IF NOT EXISTS stream_mergers (
+    stream       TEXT PRIMARY KEY,
+    owner        TEXT NOT NULL,
+    epoch        INTEGER NOT NULL,
+    lease_until  INTEGER NOT NULL,
+    next_index   INTEGER NOT NULL DEFAULT 0,
+    merged_until INTEGER,            -- the end of the last merged interval
+    policies     TEXT                -- JSON: the policies' state
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -175,6 +200,14 @@ fn migrate_sqlite(conn: &Connection) -> rusqlite::Result<()> {
             }
         }
     }
+    // Version 7: a partition's own state, for windows spanning instances.
+    for (column, kind) in [("open_state", "TEXT"), ("open_start", "INTEGER")] {
+        if !has_column(conn, "partitions", column)? {
+            conn.execute_batch(&format!(
+                "ALTER TABLE partitions ADD COLUMN {column} {kind}"
+            ))?;
+        }
+    }
     // Version 6: checkpoints per lineage and windows per tag (instances sharing a store).
     // SQLite cannot change a primary key in place: the two tables are copied.
     for (table, column, columns) in [
@@ -250,6 +283,27 @@ CREATE TABLE IF NOT EXISTS partitions (
     next_offset BIGINT,
     claimed_at  BIGINT NOT NULL,
     PRIMARY KEY (stream, part)
+);
+ALTER TABLE partitions ADD COLUMN IF NOT EXISTS open_state TEXT;
+ALTER TABLE partitions ADD COLUMN IF NOT EXISTS open_start BIGINT;
+CREATE TABLE IF NOT EXISTS window_parts (
+    stream       TEXT NOT NULL,
+    part         TEXT NOT NULL,
+    first_offset BIGINT NOT NULL,
+    start_ms     BIGINT NOT NULL,
+    end_ms       BIGINT NOT NULL,
+    payload      TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    PRIMARY KEY (stream, part, first_offset)
+);
+CREATE TABLE IF NOT EXISTS stream_mergers (
+    stream       TEXT PRIMARY KEY,
+    owner        TEXT NOT NULL,
+    epoch        BIGINT NOT NULL,
+    lease_until  BIGINT NOT NULL,
+    next_index   BIGINT NOT NULL DEFAULT 0,
+    merged_until BIGINT,
+    policies     TEXT
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     id          BIGSERIAL PRIMARY KEY,
@@ -498,6 +552,10 @@ mod tests {
                  policy TEXT NOT NULL, model TEXT NOT NULL, stream TEXT NOT NULL,
                  window_idx INTEGER NOT NULL, outcome TEXT NOT NULL, decision TEXT NOT NULL,
                  created_at INTEGER NOT NULL);
+             CREATE TABLE partitions (stream TEXT NOT NULL, part TEXT NOT NULL,
+                 lineage TEXT NOT NULL, epoch INTEGER NOT NULL, next_offset INTEGER,
+                 claimed_at INTEGER NOT NULL, PRIMARY KEY (stream, part));
+             INSERT INTO partitions VALUES ('s', 't/0', 'a', 1, 5, 1);
              INSERT INTO checkpoints VALUES ('s', '{}', 1);
              INSERT INTO windows VALUES ('s', 7, '{\"w\": 7}', 1);
              INSERT INTO decisions (key, policy, model, stream, window_idx, outcome, decision,
@@ -521,6 +579,17 @@ mod tests {
         assert_eq!(row.get::<String>(2).unwrap(), "");
         assert_eq!(row.get::<String>(3).unwrap(), "{\"w\": 7}");
         assert_eq!(row.get::<i64>(4).unwrap(), 4200);
+        // Version 7: a partition's own state, empty for the rows before.
+        let row = db
+            .query_opt(
+                "SELECT next_offset, open_state, open_start FROM partitions",
+                &[],
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.get::<i64>(0).unwrap(), 5);
+        assert_eq!(row.get::<Option<String>>(1).unwrap(), None);
+        assert_eq!(row.get::<Option<i64>>(2).unwrap(), None);
         drop(db);
         // Opening again changes nothing; a newer store is refused.
         let db = open_sqlite(&path).unwrap();
@@ -531,6 +600,9 @@ mod tests {
             .unwrap();
         drop(db);
         let err = open_sqlite(&path).err().unwrap().to_string();
-        assert!(err.contains("this driftgate reads 6"), "{err}");
+        assert!(
+            err.contains(&format!("this driftgate reads {SCHEMA_VERSION}")),
+            "{err}"
+        );
     }
 }

@@ -110,28 +110,13 @@ impl Store {
             }
         }
         let out = outbox(closed);
-        for window in closed.iter() {
-            insert_window(&tx, stream, window, now)?;
-        }
         tx.execute(
             "INSERT INTO checkpoints (stream, lineage, state, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (stream, lineage) DO UPDATE SET state = excluded.state,
                updated_at = excluded.updated_at",
             values![stream, self.lineage(), state, now],
         )?;
-        if !closed.is_empty() {
-            trim(&tx, stream, keep_windows)?;
-        }
-        super::outbox::insert(&tx, &out.alerts, now)?;
-        for (run, queued) in out
-            .runs
-            .iter()
-            .zip(super::runs::insert_runs(&tx, &out.runs, now)?)
-        {
-            if !queued {
-                tracing::warn!(key = %run.key, "a run for this key exists; not starting another");
-            }
-        }
+        write_windows(&tx, stream, closed, keep_windows, &out, now)?;
         tx.commit()?;
         Ok(out)
     }
@@ -199,6 +184,35 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Closed windows' reports and decisions, the alerts and runs they set off, and the trimming
+/// of old reports.
+pub(super) fn write_windows(
+    tx: &impl Sql,
+    stream: &str,
+    closed: &[JudgedWindow],
+    keep_windows: u64,
+    out: &Outbox,
+    now: i64,
+) -> Result<(), StoreError> {
+    for window in closed {
+        insert_window(tx, stream, window, now)?;
+    }
+    if !closed.is_empty() {
+        trim(tx, stream, keep_windows)?;
+    }
+    super::outbox::insert(tx, &out.alerts, now)?;
+    for (run, queued) in out
+        .runs
+        .iter()
+        .zip(super::runs::insert_runs(tx, &out.runs, now)?)
+    {
+        if !queued {
+            tracing::warn!(key = %run.key, "a run for this key exists; not starting another");
+        }
+    }
+    Ok(())
 }
 
 /// One closed window's report and its decisions; a triggered key already stored is kept as it
@@ -330,6 +344,7 @@ mod tests {
             policies: EngineState::default(),
             unreported_window: None,
             deferred_errors: Vec::new(),
+            open_errors: None,
         }
     }
 

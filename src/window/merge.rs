@@ -17,6 +17,13 @@ use crate::decode::Column;
 #[error("cannot merge window parts: {0}")]
 pub struct MergeError(String);
 
+impl MergeError {
+    /// An error in words.
+    pub fn new(message: String) -> MergeError {
+        MergeError(message)
+    }
+}
+
 /// Merges the parts of one interval into window `index` of the stream. `parts` must be
 /// non-empty, of the same interval and schema, and cover different partitions; summarised
 /// parts must be on the same baseline and bins.
@@ -62,10 +69,14 @@ fn absorb(merged: &mut ClosedWindow, part: ClosedWindow) -> Result<(), MergeErro
             merged.start_ms, merged.end_ms, part.start_ms, part.end_ms
         )));
     }
+    // Two parts of one partition: only a wholly late one (of an interval merged before, see
+    // `WindowPart::late_into`) may join the partition's part; its offsets widen the range.
+    let late = part.records > 0 && part.late_records == part.records;
     if let Some(key) = part
         .offsets
         .keys()
         .find(|k| merged.offsets.contains_key(*k))
+        .filter(|_| !late)
     {
         return Err(MergeError(format!("two parts of partition {key}")));
     }
@@ -87,7 +98,11 @@ fn absorb(merged: &mut ClosedWindow, part: ClosedWindow) -> Result<(), MergeErro
     merged.late_records += part.late_records;
     merged.labelled += part.labelled;
     merged.correct += part.correct;
-    merged.offsets.extend(part.offsets);
+    for (key, range) in part.offsets {
+        let span = merged.offsets.entry(key).or_insert(range);
+        span.first = span.first.min(range.first);
+        span.last = span.last.max(range.last);
+    }
     merged.rows = match (merged.rows.take(), part.rows) {
         (Some(mut rows), Some(more)) => {
             rows.push_str(&more);

@@ -130,6 +130,11 @@ impl Windower {
         }
     }
 
+    /// The layouts the open window's numeric columns are folded on, if any.
+    pub fn layouts(&self) -> Option<&Arc<Layouts>> {
+        self.layouts.as_ref()
+    }
+
     /// The open window's summaries, when their layouts are not loaded: a window restored from
     /// a checkpoint taken under an earlier baseline (or other bins).
     pub fn unresolved(&self) -> Option<&WindowSummaries> {
