@@ -23,6 +23,7 @@ mod positions;
 mod runs;
 mod shared;
 mod shutdown;
+mod spanning;
 mod streams;
 mod workers;
 
@@ -113,6 +114,10 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
     let brokers = consumer::Brokers::start(&config)?;
     let mut store = Store::open(&config.store)?;
     let fence = shared::join(&config, &mut store)?;
+    // The merging of a stream whose windows span instances is held under this process's name.
+    if let Some(holder) = shared::holder(fence.as_ref()) {
+        store.act_for(holder);
+    }
     banner(&config, path, brokers.servers());
     let mut streams = streams::Streams::open(&config, &store, brokers.servers())?;
     if let Some(fence) = &fence {
@@ -236,7 +241,8 @@ fn poll(
             Some(Err(err)) => consumer.context().readiness.on_poll_error(&err),
             None => {}
         }
-        commit_now |= lock(service).tick(crate::store::now_ms())?;
+        let ends = |topic: &str, partition: i32| positions::cached_ends(consumer, topic, partition);
+        commit_now |= lock(service).tick(crate::store::now_ms(), &ends)?;
         lock(service).sync_runs();
         if let Some(due) = reloads.due() {
             lock(service).reload(path, due, reloads);
@@ -295,7 +301,7 @@ impl Service {
         for policy in &config.policies {
             self.metrics.register_policy(&policy.model, &policy.name);
         }
-        for processor in &mut self.streams.processors {
+        for processor in self.streams.all_processors() {
             processor.set_policies(&config.models, &config.policies);
         }
         let summary = ReloadSummary {

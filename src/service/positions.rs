@@ -24,6 +24,39 @@ use crate::pipeline::Message;
 /// Reads a partition's end (high watermark) from the broker, for `on_offset_reset = "latest"`.
 pub(super) type PartitionEnd<'a> = &'a dyn Fn(&str, i32) -> Result<i64, rdkafka::error::KafkaError>;
 
+/// A partition's offsets as the consumer last heard them (`(low, high)`, each -1 while
+/// unknown), without asking the broker: the high watermark comes with every fetch, the low one
+/// with the statistics.
+pub(super) type CachedEnds<'a> = &'a dyn Fn(&str, i32) -> (i64, i64);
+
+/// [`CachedEnds`] through `consumer`.
+pub(super) fn cached_ends<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> (i64, i64) {
+    let Ok(topic) = std::ffi::CString::new(topic) else {
+        return (-1, -1);
+    };
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle lives as long as `consumer`, which outlives the call; the topic
+    // is a NUL-terminated string and the outputs point to live locals. librdkafka only reads its
+    // own cached values.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        return (-1, -1);
+    }
+    (low, high)
+}
+
 /// [`PartitionEnd`] through `consumer`.
 pub(super) fn partition_end<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
@@ -51,7 +84,12 @@ impl Service {
                 continue;
             };
             let key = format!("{topic}/{partition}");
-            if let Some(&next) = self.streams.processors[index].next_offsets().get(&key) {
+            if let Some(&next) = self
+                .streams
+                .processor_for(index, &key)
+                .next_offsets()
+                .get(&key)
+            {
                 positions.push((index, topic.to_string(), partition, next, key));
             }
         }
@@ -113,7 +151,7 @@ impl Service {
         if !self.streams.positioned.remove(&key) {
             return;
         }
-        let processor = &self.streams.processors[index];
+        let processor = self.streams.processor_for(index, &key);
         let Some(&next) = processor.next_offsets().get(&key) else {
             return;
         };
@@ -140,7 +178,7 @@ impl Service {
         next: i64,
         to: i64,
     ) {
-        let processor = &mut self.streams.processors[index];
+        let processor = self.streams.processor_for(index, key);
         let stream = processor.settings().name.clone();
         tracing::error!(stream = %stream, partition = %key, checkpoint = next, resume_at = to,
             "the broker has no offset {next} in the partition (re-created topic or lost data); resuming");

@@ -132,7 +132,7 @@ impl Service {
             .rotate_baseline(&run.stream, &baseline.id, &kept_text, Some(&run.run_id))
             .map_err(|e| e.to_string())?;
         let version = baseline.id.clone();
-        processor.set_baseline(kept, Arc::new(baseline));
+        self.set_baseline(index, kept, Arc::new(baseline));
         tracing::info!(stream = %run.stream, from = %previous, to = %version, run = %run.run_id, "baseline rotated");
         let alert = crate::alert::baseline_rotated(
             &self.alerts,

@@ -92,8 +92,18 @@ impl Service {
                 }
             };
             for (part, next) in claimed {
+                if self.streams.spanning[index].is_some() {
+                    if let Err(err) = self.open_slot(index, &part) {
+                        self.lose(format!(
+                            "cannot read the state of partition {part} of {stream}: {err}"
+                        ));
+                        return;
+                    }
+                }
                 if let Some(next) = next {
-                    self.streams.processors[index].resume_partition_at(&part, next);
+                    self.streams
+                        .processor_for(index, &part)
+                        .resume_partition_at(&part, next);
                 }
             }
         }
@@ -103,7 +113,8 @@ impl Service {
     /// rotated it in (its file is under `runs.dir`, which instances share). A version that
     /// cannot be loaded or no longer fits is logged once per check, and the current one stays.
     pub(super) fn follow_rotations(&mut self) {
-        for processor in &mut self.streams.processors {
+        for index in 0..self.streams.processors.len() {
+            let processor = &self.streams.processors[index];
             let stream = processor.settings().name.clone();
             let active = match self.store.active_baseline(&stream) {
                 Ok(Some(active)) if active.version != processor.settings().baseline.id => active,
@@ -117,12 +128,12 @@ impl Service {
             match crate::baseline::Baseline::load(&path) {
                 Ok(baseline)
                     if baseline
-                        .mismatches(&processor.settings().schema.features)
+                        .mismatches(&self.streams.processors[index].settings().schema.features)
                         .is_empty() =>
                 {
                     tracing::info!(stream = %stream, version = %active.version,
                         "switched to the baseline another instance rotated in");
-                    processor.set_baseline(path, std::sync::Arc::new(baseline));
+                    self.set_baseline(index, path, std::sync::Arc::new(baseline));
                 }
                 Ok(_) => tracing::error!(stream = %stream, path = %active.path,
                     "the rotated baseline does not fit the stream's features; the current one stays"),
@@ -137,6 +148,7 @@ impl Service {
         for (index, parts) in self.parts_by_stream(revoked) {
             let stream = self.streams.processors[index].settings().name.clone();
             self.store.release_partitions(&stream, &parts);
+            self.close_slots(index, &parts);
         }
     }
 

@@ -19,7 +19,7 @@ use crate::store::Store;
 
 /// A stream is idle (its open duration window may close by the clock) only after this long
 /// without a message, even with `grace = "0s"`.
-const MIN_IDLE: Duration = Duration::from_secs(1);
+pub(super) const MIN_IDLE: Duration = Duration::from_secs(1);
 
 /// The streams' processors and what the loop tracks about each.
 pub(super) struct Streams {
@@ -31,7 +31,7 @@ pub(super) struct Streams {
         BaseProducer<kafka::DeadLetterContext>,
         kafka::DeadLetterReports,
     )>,
-    keep_windows: u64,
+    pub(super) keep_windows: u64,
     /// When each stream last received a message (wall clock), for closing idle windows.
     last_message: Vec<Instant>,
     /// Per stream: messages and dead letters since its last window closed.
@@ -43,6 +43,9 @@ pub(super) struct Streams {
     /// may be committed to Kafka (a partition the store has no checkpoint for resumes from the
     /// group's committed offset).
     durable: Vec<std::collections::BTreeMap<String, i64>>,
+    /// Per stream: its partitions' processors when its windows span instances
+    /// ([`super::spanning`]).
+    pub(super) spanning: Vec<Option<super::spanning::Spanning>>,
 }
 
 impl Streams {
@@ -60,9 +63,12 @@ impl Streams {
     ) -> Result<Streams, ServiceError> {
         let mut processors = Vec::new();
         let mut by_topic = HashMap::new();
+        let mut spanning = Vec::new();
         for stream in &config.streams {
             by_topic.insert(stream.topic.clone(), processors.len());
-            processors.push(open_processor(config, stream, store)?);
+            let spans = spans_instances(config, stream);
+            processors.push(open_processor(config, stream, store, spans)?);
+            spanning.push(spans.then(super::spanning::Spanning::default));
         }
         let durable = processors
             .iter()
@@ -85,14 +91,40 @@ impl Streams {
             since_window: vec![consequences::Counts::default(); config.streams.len()],
             positioned: std::collections::HashSet::new(),
             durable,
+            spanning,
         })
     }
 
-    /// Tags every stream's window identities with `@instance` (a shared store).
+    /// Tags the window identities of every stream whose windows are this instance's own with
+    /// `@instance` (a shared store); windows spanning instances are the stream's.
     pub(super) fn tag(&mut self, tag: &str) {
-        for processor in &mut self.processors {
-            processor.set_tag(tag.to_string());
+        for (processor, spanning) in self.processors.iter_mut().zip(&self.spanning) {
+            if spanning.is_none() {
+                processor.set_tag(tag.to_string());
+            }
         }
+    }
+
+    /// The processor that reads partition `key` of stream `index`: the partition's own when
+    /// the stream's windows span instances and it is held, else the stream's.
+    pub(super) fn processor_for(&mut self, index: usize, key: &str) -> &mut StreamProcessor {
+        match self.spanning[index]
+            .as_mut()
+            .and_then(|s| s.slots.get_mut(key))
+        {
+            Some(slot) => &mut slot.processor,
+            None => &mut self.processors[index],
+        }
+    }
+
+    /// Every processor: the streams' and their partitions'.
+    pub(super) fn all_processors(&mut self) -> impl Iterator<Item = &mut StreamProcessor> {
+        let slots = self
+            .spanning
+            .iter_mut()
+            .flatten()
+            .flat_map(|s| s.slots.values_mut().map(|slot| &mut slot.processor));
+        self.processors.iter_mut().chain(slots)
     }
 
     /// The index of the stream named `name`.
@@ -103,14 +135,27 @@ impl Streams {
     }
 }
 
+/// Whether a stream's windows span instances: duration windows on a shared store. (Count
+/// windows stay each instance's own, tagged `@instance`: a count of records has no meaning
+/// across partitions read at different speeds.)
+fn spans_instances(config: &ServiceConfig, stream: &crate::config::StreamSettings) -> bool {
+    config.store.is_shared() && matches!(stream.window, crate::window::WindowSpec::DurationMs(_))
+}
+
 /// One stream's processor, resumed from its checkpoint, reporting in the background, with the
 /// configured policies and the baseline a run rotated in (which outlives restarts).
 fn open_processor(
     config: &ServiceConfig,
     stream: &crate::config::StreamSettings,
     store: &Store,
+    spans: bool,
 ) -> Result<StreamProcessor, ServiceError> {
-    let checkpoint = store.checkpoint(&stream.name)?;
+    // A stream spanning instances keeps its state per partition and with its merger.
+    let checkpoint = if spans {
+        None
+    } else {
+        store.checkpoint(&stream.name)?
+    };
     if let Some(checkpoint) = &checkpoint {
         tracing::info!(stream = %stream.name, window = checkpoint.open_window.index,
             records = checkpoint.open_window.records, "resuming from checkpoint");
@@ -180,15 +225,21 @@ impl Service {
         };
         self.check_reset(index, &message, end);
         self.streams.last_message[index] = Instant::now();
-        let processor = &mut self.streams.processors[index];
-        let outcome = processor.process(message);
+        let (outcome, published) = if self.streams.spanning[index].is_some() {
+            self.process_spanning(index, message)?
+        } else {
+            (self.streams.processors[index].process(message), false)
+        };
         let counts = &mut self.streams.since_window[index];
         counts.messages += 1;
         counts.dead += u64::from(outcome.dead_letter.is_some());
-        let stream = processor.settings().name.clone();
+        let stream = self.streams.processors[index].settings().name.clone();
         self.metrics.records(&stream, outcome.records);
         if let Some(letter) = &outcome.dead_letter {
             self.dead_letter(index, letter)?;
+        }
+        if published {
+            return Ok(true);
         }
         if outcome.closed.is_empty() {
             return Ok(false);
@@ -345,7 +396,7 @@ impl Service {
     }
 
     /// Metrics and logs for a closed window and the decisions on it.
-    fn observe(&self, stream: &str, window: &JudgedWindow) {
+    pub(super) fn observe(&self, stream: &str, window: &JudgedWindow) {
         self.metrics.window(stream, &window.report);
         tracing::info!(stream = %stream, window = window.index,
             drifted = window.report.drift.dataset.drifted,
@@ -363,9 +414,17 @@ impl Service {
 
     /// Closes what the clock closes and commits reports finished in the background; true when a
     /// window closed.
-    pub(super) fn tick(&mut self, now_ms: i64) -> Result<bool, ServiceError> {
+    pub(super) fn tick(
+        &mut self,
+        now_ms: i64,
+        ends: super::positions::CachedEnds<'_>,
+    ) -> Result<bool, ServiceError> {
         let mut closed_any = false;
         for i in 0..self.streams.processors.len() {
+            if self.streams.spanning[i].is_some() {
+                closed_any |= self.tick_spanning(i, now_ms, ends)?;
+                continue;
+            }
             // A stream still receiving records is not idle, whatever its event times say (a
             // backfill of old data must not close a window per message). A window reported in
             // the background is committed once its report is ready, waited for when idle.
@@ -403,7 +462,14 @@ impl Service {
             }
             Err(err) => tracing::warn!(error = %err, "cannot count pending alerts"),
         }
-        for (index, processor) in self.streams.processors.iter().enumerate() {
+        for index in 0..self.streams.processors.len() {
+            if self.streams.spanning[index].is_some() {
+                if !self.checkpoint_spanning(index)? {
+                    return Ok(TopicPartitionList::new());
+                }
+                continue;
+            }
+            let processor = &self.streams.processors[index];
             let stream = &processor.settings().name;
             let checkpoint = processor.checkpoint();
             let stored = self
@@ -424,16 +490,21 @@ impl Service {
     /// this process's memory holds.
     pub(super) fn committable(&self) -> TopicPartitionList {
         let mut list = TopicPartitionList::new();
-        for (processor, durable) in self.streams.processors.iter().zip(&self.streams.durable) {
+        let streams = self.streams.processors.iter().zip(&self.streams.durable);
+        for ((processor, durable), spanning) in streams.zip(&self.streams.spanning) {
             let stream = &processor.settings().name;
-            for (key, next) in durable {
+            let held: Vec<(&String, i64)> = match spanning {
+                Some(spanning) => spanning.durable().collect(),
+                None => durable.iter().map(|(key, next)| (key, *next)).collect(),
+            };
+            for (key, next) in held {
                 // A partition another instance claimed is its to commit.
                 if !self.store.holds(stream, key) {
                     continue;
                 }
                 if let Some((topic, partition)) = key.rsplit_once('/') {
                     if let Ok(partition) = partition.parse::<i32>() {
-                        let _ = list.add_partition_offset(topic, partition, Offset::Offset(*next));
+                        let _ = list.add_partition_offset(topic, partition, Offset::Offset(next));
                     }
                 }
             }
@@ -449,13 +520,17 @@ impl Service {
                 continue;
             };
             let processor = &self.streams.processors[index];
+            let spanning = self.streams.spanning[index].as_ref();
             for (&partition, partition_stats) in &stats.partitions {
                 // librdkafka reports an internal "unassigned" partition as -1.
                 if partition < 0 || partition_stats.hi_offset < 0 {
                     continue;
                 }
                 let key = format!("{topic}/{partition}");
-                let Some(&next) = processor.next_offsets().get(&key) else {
+                let reader = spanning
+                    .and_then(|s| s.slots.get(&key))
+                    .map_or(processor, |slot| &slot.processor);
+                let Some(&next) = reader.next_offsets().get(&key) else {
                     continue;
                 };
                 self.metrics.lag(

@@ -8,7 +8,7 @@
 //! * The merger of a stream holds a lease row with an epoch; a dead holder's lease expires and
 //!   another instance takes it over, with the stream's window numbering and policy state,
 //!   which live in that row.
-//! * An interval is ready once no partition has an open part that starts before its end. The
+//! * An interval is ready once every partition's watermark is at or past its end. The
 //!   merger commits the merged window, its decisions and what they set off, the parts it
 //!   consumed and its own state in one transaction fenced by its epoch.
 
@@ -59,13 +59,15 @@ pub struct ReadyInterval {
 }
 
 impl Store {
-    /// Commits a partition's state and the parts it closed, fenced: `Fenced` when this lineage
-    /// lost the partition or its lease.
+    /// Commits a partition's state, its watermark (the event time before which its records are
+    /// all in its parts or its open part; `None`: not known yet) and the parts it closed,
+    /// fenced: `Fenced` when this lineage lost the partition or its lease.
     pub fn commit_partition(
         &mut self,
         stream: &str,
         part: &str,
         checkpoint: &Checkpoint,
+        watermark: Option<i64>,
         parts: &[WindowPart],
     ) -> Result<(), StoreError> {
         let fence = self
@@ -86,17 +88,9 @@ impl Store {
         let state = serde_json::to_string(checkpoint).expect("checkpoints serialise");
         let next = checkpoint.next_offsets.get(part).copied();
         let moved = tx.execute(
-            "UPDATE partitions SET next_offset = $1, open_state = $2, open_start = $3
+            "UPDATE partitions SET next_offset = $1, open_state = $2, watermark = $3
              WHERE stream = $4 AND part = $5 AND lineage = $6 AND epoch = $7",
-            values![
-                next,
-                state,
-                checkpoint.open_window.start_ms,
-                stream,
-                part,
-                &fence.lineage,
-                epoch
-            ],
+            values![next, state, watermark, stream, part, &fence.lineage, epoch],
         )?;
         if moved == 0 {
             return Err(StoreError::Fenced(format!(
@@ -169,8 +163,8 @@ impl Store {
         }))
     }
 
-    /// The earliest interval of `stream` whose parts are all in: no partition's open part
-    /// starts before its end. `None` when there is none yet.
+    /// The earliest interval of `stream` whose parts are all in: every partition's watermark is
+    /// at or past its end. `None` when there is none yet.
     pub fn ready_interval(&self, merger: &Merger) -> Result<Option<ReadyInterval>, StoreError> {
         let stream = merger.stream.as_str();
         let after = merger.merged_until.unwrap_or(i64::MIN);
@@ -182,7 +176,8 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let (start_ms, end_ms): (i64, i64) = (row.get(0)?, row.get(1)?);
         let holding = self.db.query_opt(
-            "SELECT part FROM partitions WHERE stream = $1 AND open_start < $2 LIMIT 1",
+            "SELECT part FROM partitions
+             WHERE stream = $1 AND (watermark IS NULL OR watermark < $2) LIMIT 1",
             values![stream, end_ms],
         )?;
         if holding.is_some() {
@@ -367,6 +362,11 @@ mod tests {
         store
     }
 
+    /// A partition's watermark while it has a window open: the window's start.
+    fn start(processor: &StreamProcessor) -> Option<i64> {
+        processor.checkpoint().open_window.start_ms
+    }
+
     fn fenced<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool {
         matches!(result, Err(StoreError::Fenced(_)))
     }
@@ -381,10 +381,10 @@ mod tests {
         a.claim_partitions("s", &parts).unwrap();
         let (p0, closed) = cut(0, &[1000, 1500, 2100]);
         assert_eq!(closed.len(), 1);
-        a.commit_partition("s", "t/0", &p0.checkpoint(), &closed)
+        a.commit_partition("s", "t/0", &p0.checkpoint(), start(&p0), &closed)
             .unwrap();
         let (p1, _) = cut(1, &[1200]);
-        a.commit_partition("s", "t/1", &p1.checkpoint(), &[])
+        a.commit_partition("s", "t/1", &p1.checkpoint(), start(&p1), &[])
             .unwrap();
         // t/1 moves to b mid-interval: b resumes from a's state, and a can write it no more.
         let claimed = b.claim_partitions("s", &parts[1..]).unwrap();
@@ -395,6 +395,7 @@ mod tests {
             "s",
             "t/1",
             &p1.checkpoint(),
+            None,
             &[]
         )));
         assert_eq!(
@@ -417,10 +418,10 @@ mod tests {
             .expect("nobody merges yet");
         assert_eq!((merger.epoch, merger.next_index), (1, 0));
         let (p0, closed0) = cut(0, &[1000, 1500, 2100]);
-        a.commit_partition("s", "t/0", &p0.checkpoint(), &closed0)
+        a.commit_partition("s", "t/0", &p0.checkpoint(), start(&p0), &closed0)
             .unwrap();
         let (p1, _) = cut(1, &[1200]);
-        a.commit_partition("s", "t/1", &p1.checkpoint(), &[])
+        a.commit_partition("s", "t/1", &p1.checkpoint(), start(&p1), &[])
             .unwrap();
         assert_eq!(
             a.ready_interval(&merger).unwrap(),
@@ -428,12 +429,19 @@ mod tests {
             "t/1 is inside the interval"
         );
         let (p1, closed1) = cut(1, &[1200, 2300]);
-        a.commit_partition("s", "t/1", &p1.checkpoint(), &closed1)
+        a.commit_partition("s", "t/1", &p1.checkpoint(), start(&p1), &closed1)
             .unwrap();
-        let ready = a
-            .ready_interval(&merger)
-            .unwrap()
-            .expect("both are past it");
+        // A partition whose watermark is not known yet holds every interval back.
+        a.claim_partitions("s", &["t/2".to_string()]).unwrap();
+        assert_eq!(
+            a.ready_interval(&merger).unwrap(),
+            None,
+            "t/2 is not known yet"
+        );
+        let idle = StreamProcessor::new(settings(), None).unwrap();
+        a.commit_partition("s", "t/2", &idle.checkpoint(), Some(5000), &[])
+            .unwrap();
+        let ready = a.ready_interval(&merger).unwrap().expect("all are past it");
         assert_eq!((ready.start_ms, ready.end_ms), (1000, 2000));
         let names: Vec<&str> = ready.parts.iter().map(|p| p.part.as_str()).collect();
         assert_eq!(names, ["t/0", "t/1"]);
@@ -484,10 +492,10 @@ mod tests {
 
         // A part of the merged interval published late goes into the next one.
         let (p0, late) = cut(0, &[1800, 3200]);
-        a.commit_partition("s", "t/0", &p0.checkpoint(), &late)
+        a.commit_partition("s", "t/0", &p0.checkpoint(), start(&p0), &late)
             .unwrap();
         let (p1, next) = cut(1, &[2300, 3100]);
-        a.commit_partition("s", "t/1", &p1.checkpoint(), &next)
+        a.commit_partition("s", "t/1", &p1.checkpoint(), start(&p1), &next)
             .unwrap();
         let ready = b
             .ready_interval(&taken)

@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS partitions (
     next_offset INTEGER,             -- where its next owner resumes
     claimed_at  INTEGER NOT NULL,    -- when its owner took it, epoch milliseconds
     open_state  TEXT,                -- JSON: the partition's Checkpoint, windows spanning instances
-    open_start  INTEGER,             -- its open interval's start (NULL: none open)
+    watermark   INTEGER,             -- event time before which its records are all in parts
+                                     -- or its open part (NULL: not known yet)
     PRIMARY KEY (stream, part)
 );
 -- Windows spanning instances: each partition's closed parts of stream-wide intervals, waiting
@@ -201,7 +202,7 @@ fn migrate_sqlite(conn: &Connection) -> rusqlite::Result<()> {
         }
     }
     // Version 7: a partition's own state, for windows spanning instances.
-    for (column, kind) in [("open_state", "TEXT"), ("open_start", "INTEGER")] {
+    for (column, kind) in [("open_state", "TEXT"), ("watermark", "INTEGER")] {
         if !has_column(conn, "partitions", column)? {
             conn.execute_batch(&format!(
                 "ALTER TABLE partitions ADD COLUMN {column} {kind}"
@@ -285,7 +286,7 @@ CREATE TABLE IF NOT EXISTS partitions (
     PRIMARY KEY (stream, part)
 );
 ALTER TABLE partitions ADD COLUMN IF NOT EXISTS open_state TEXT;
-ALTER TABLE partitions ADD COLUMN IF NOT EXISTS open_start BIGINT;
+ALTER TABLE partitions ADD COLUMN IF NOT EXISTS watermark BIGINT;
 CREATE TABLE IF NOT EXISTS window_parts (
     stream       TEXT NOT NULL,
     part         TEXT NOT NULL,
@@ -582,7 +583,7 @@ mod tests {
         // Version 7: a partition's own state, empty for the rows before.
         let row = db
             .query_opt(
-                "SELECT next_offset, open_state, open_start FROM partitions",
+                "SELECT next_offset, open_state, watermark FROM partitions",
                 &[],
             )
             .unwrap()

@@ -25,14 +25,36 @@ impl Store {
             ));
         }
         for row in self.db.query(
-            "SELECT stream, part, lineage, next_offset FROM partitions ORDER BY stream, part",
+            "SELECT stream, part, lineage, next_offset, watermark FROM partitions
+             ORDER BY stream, part",
             &[],
         )? {
             let (stream, part, lineage, next): (String, String, String, Option<i64>) =
                 (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
             let next = next.map_or("no offset yet".to_string(), |n| format!("next offset {n}"));
+            let watermark = row.get::<Option<i64>>(4)?.map_or(String::new(), |w| {
+                format!(", watermark {}", crate::pipeline::rfc3339(w))
+            });
             lines.push(format!(
-                "partition {part} of {stream}: instance {lineage}, {next}"
+                "partition {part} of {stream}: instance {lineage}, {next}{watermark}"
+            ));
+        }
+        for row in self.db.query(
+            "SELECT stream, owner, epoch, lease_until, next_index,
+               (SELECT COUNT(*) FROM window_parts p WHERE p.stream = m.stream)
+             FROM stream_mergers m ORDER BY stream",
+            &[],
+        )? {
+            let (stream, owner, epoch, until): (String, String, i64, i64) =
+                (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+            let (next, parts): (i64, i64) = (row.get(4)?, row.get(5)?);
+            let state = if until >= now {
+                "live"
+            } else {
+                "lease expired"
+            };
+            lines.push(format!(
+                "windows of {stream}: merged by {owner} ({state}, epoch {epoch}), next window {next}, {parts} part(s) waiting"
             ));
         }
         let count = |sql: &str| -> Result<i64, StoreError> {
