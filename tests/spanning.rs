@@ -333,6 +333,11 @@ fn scenario(broker: &str, topic: &str, server: &str, kills: usize) {
         assert!(status.success(), "i{i} stopped cleanly");
     }
 
+    let lease: i64 = db
+        .query_one("SELECT lease_until FROM stream_mergers", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(lease, 0, "the merger gave its lease up when it stopped");
     let windows = stored(&mut db);
     assert_eq!(windows.len(), expected.len(), "one window per interval");
     let (mut max_d, mut max_p) = (0f64, 0f64);

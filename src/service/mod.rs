@@ -188,6 +188,7 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
         }
         Err(err) => return Err(err),
     };
+    lock(&service).release_mergers();
     consumer::commit(&consumer, &offsets, CommitMode::Sync);
     drop(consumer);
     workers.stop();

@@ -397,6 +397,22 @@ impl Service {
 }
 
 impl Service {
+    /// Gives up the merging of every stream this instance merges (it is stopping), so another
+    /// instance takes it over at once instead of when the lease runs out.
+    pub(super) fn release_mergers(&mut self) {
+        for spanning in self.streams.spanning.iter_mut().flatten() {
+            if let Some(merger) = spanning.merger.take() {
+                match self.store.release_merger(&merger) {
+                    Ok(()) => {
+                        tracing::info!(stream = %merger.stream, "gave the merging of the stream's windows up")
+                    }
+                    Err(err) => tracing::warn!(stream = %merger.stream, error = %err,
+                        "cannot give the merging up; another instance takes it when the lease runs out"),
+                }
+            }
+        }
+    }
+
     /// Switches stream `index` to another baseline: its processor and, when its windows span
     /// instances, its partitions' (their next intervals fold on it).
     pub(super) fn set_baseline(

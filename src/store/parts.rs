@@ -163,6 +163,22 @@ impl Store {
         }))
     }
 
+    /// Gives up the merging `merger` holds (the process is stopping): its lease ends now, so
+    /// another instance takes over at once; the stream's state stays for it.
+    pub fn release_merger(&self, merger: &Merger) -> Result<(), StoreError> {
+        let owner = self
+            .holder
+            .as_ref()
+            .map(|h| h.owner.clone())
+            .unwrap_or_default();
+        self.db.execute(
+            "UPDATE stream_mergers SET lease_until = 0
+             WHERE stream = $1 AND owner = $2 AND epoch = $3",
+            values![&merger.stream, owner, merger.epoch],
+        )?;
+        Ok(())
+    }
+
     /// The earliest interval of `stream` whose parts are all in: every partition's watermark is
     /// at or past its end. `None` when there is none yet.
     pub fn ready_interval(&self, merger: &Merger) -> Result<Option<ReadyInterval>, StoreError> {
@@ -489,6 +505,11 @@ mod tests {
             Some(taken.clone())
         );
         assert_eq!(a.claim_merger("s", Some(&after)).unwrap(), None);
+        // b stops and gives the merging up: a takes it at once, with the stream's state.
+        b.release_merger(&taken).unwrap();
+        let back = a.claim_merger("s", None).unwrap().expect("released");
+        assert_eq!((back.epoch, back.next_index), (3, 1));
+        assert!(b.claim_merger("s", Some(&taken)).unwrap().is_none());
 
         // A part of the merged interval published late goes into the next one.
         let (p0, late) = cut(0, &[1800, 3200]);
