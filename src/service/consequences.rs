@@ -23,6 +23,22 @@ pub(super) struct Stream<'a> {
     pub baseline_id: &'a str,
 }
 
+impl<'a> Stream<'a> {
+    /// The stream `processor` judges, alerting through `alerts`.
+    pub(super) fn of(
+        alerts: &'a AlertSettings,
+        processor: &'a crate::pipeline::StreamProcessor,
+    ) -> Stream<'a> {
+        let settings = processor.settings();
+        Stream {
+            alerts,
+            name: &settings.name,
+            models: processor.policies().models(),
+            baseline_id: &settings.baseline.id,
+        }
+    }
+}
+
 /// Messages and dead letters since the stream's last window closed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Counts {

@@ -368,13 +368,7 @@ impl Service {
         consumed: &[crate::store::StoredPart],
     ) -> Result<(), StoreError> {
         let processor = &self.streams.processors[index];
-        let settings = processor.settings();
-        let stream = consequences::Stream {
-            alerts: &self.alerts,
-            name: &settings.name,
-            models: processor.policies().models(),
-            baseline_id: &settings.baseline.id,
-        };
+        let stream = consequences::Stream::of(&self.alerts, processor);
         let runs_dir = &self.runs.dir;
         let mut counts = consequences::Counts::default();
         let out = self.store.commit_merged(

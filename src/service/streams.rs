@@ -354,12 +354,7 @@ impl Service {
     ) -> Result<(), (crate::store::StoreError, Vec<JudgedWindow>)> {
         let processor = &self.streams.processors[index];
         let settings = processor.settings();
-        let stream = consequences::Stream {
-            alerts: &self.alerts,
-            name: &settings.name,
-            models: processor.policies().models(),
-            baseline_id: &settings.baseline.id,
-        };
+        let stream = consequences::Stream::of(&self.alerts, processor);
         let runs_dir = &self.runs.dir;
         let counts = &mut self.streams.since_window[index];
         // The message counts go with the first window stored; a failed attempt gives them back.
