@@ -24,6 +24,17 @@ pub struct WindowPart {
     /// Kept only when a policy watches errors.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<(i64, bool)>,
+    /// Messages the partition's reader took while the part was open, for the window's
+    /// dead-letter rate (set by the service, which sees the messages).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub messages: u64,
+    /// Of those, the ones that went to the dead letters.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dead_letters: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 impl WindowPart {
@@ -77,6 +88,8 @@ impl StreamProcessor {
         WindowPart {
             window: window.snapshot(),
             errors: errors.unwrap_or_default(),
+            messages: 0,
+            dead_letters: 0,
         }
     }
 

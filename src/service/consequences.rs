@@ -48,6 +48,15 @@ pub(super) struct Counts {
     pub dead: u64,
 }
 
+impl Counts {
+    /// Moves the counts into a part that closed (they start again at zero).
+    pub(super) fn give_to(&mut self, part: &mut crate::pipeline::WindowPart) {
+        let Counts { messages, dead } = std::mem::take(self);
+        part.messages = messages;
+        part.dead_letters = dead;
+    }
+}
+
 /// The consequences of `closed`. The message counts go with the first window and start again
 /// (`counts` is left at zero). `export` writes a window's data for a run and says where.
 pub(super) fn of(

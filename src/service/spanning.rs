@@ -40,6 +40,8 @@ pub(super) struct Slot {
     watermark: Option<i64>,
     /// Whether it has been read to the end the consumer last heard of.
     caught_up: bool,
+    /// Messages and dead letters since its open part began.
+    counts: consequences::Counts,
 }
 
 impl Spanning {
@@ -122,6 +124,7 @@ impl Service {
             durable,
             watermark: None,
             caught_up: false,
+            counts: consequences::Counts::default(),
         };
         if let Some(spanning) = self.streams.spanning[index].as_mut() {
             spanning.slots.insert(key.to_string(), slot);
@@ -161,6 +164,13 @@ impl Service {
         };
         slot.last_message = Instant::now();
         let mut outcome = slot.processor.process(message);
+        // The messages before this one go with the part it closed, this one with the next: a
+        // dead letter, which has no time, counts in the part its partition has open.
+        if let Some(closed) = outcome.parts.first_mut() {
+            slot.counts.give_to(closed);
+        }
+        slot.counts.messages += 1;
+        slot.counts.dead += u64::from(outcome.dead_letter.is_some());
         slot.unpublished.append(&mut outcome.parts);
         if slot.unpublished.is_empty() {
             return Ok((outcome, false));
@@ -240,7 +250,8 @@ impl Service {
                 if !slot.caught_up || slot.last_message.elapsed() < idle {
                     continue;
                 }
-                if let Some(part) = slot.processor.tick_parts(now_ms) {
+                if let Some(mut part) = slot.processor.tick_parts(now_ms) {
+                    slot.counts.give_to(&mut part);
                     slot.unpublished.push(part);
                     closed.push(key.clone());
                 }
@@ -370,7 +381,10 @@ impl Service {
         let processor = &self.streams.processors[index];
         let stream = consequences::Stream::of(&self.alerts, processor);
         let runs_dir = &self.runs.dir;
-        let mut counts = consequences::Counts::default();
+        let mut counts = consequences::Counts {
+            messages: consumed.iter().map(|p| p.part_data.messages).sum(),
+            dead: consumed.iter().map(|p| p.part_data.dead_letters).sum(),
+        };
         let out = self.store.commit_merged(
             merger,
             window,
