@@ -112,9 +112,8 @@ impl Service {
             .expect("spanning streams have duration windows");
         processor.set_policies(main.policies().models(), main.policies().policies());
         for id in processor.wanted_baselines() {
-            if id == main.settings().baseline.id {
-                processor.provide_baseline(Arc::clone(&main.settings().baseline));
-            }
+            let settings = main.settings();
+            super::streams::provide_earlier_baseline(&mut processor, settings, &self.store, &id)?;
         }
         let durable = processor.next_offsets().get(key).copied();
         let slot = Slot {

@@ -189,12 +189,12 @@ fn open_processor(
 
 /// Loads baseline `id` (the configured one, or a version a run rotated in) for a restored
 /// window whose values were summarised on it before a rotation.
-fn provide_earlier_baseline(
+pub(super) fn provide_earlier_baseline(
     processor: &mut StreamProcessor,
     stream: &crate::config::StreamSettings,
     store: &Store,
     id: &str,
-) -> Result<(), ServiceError> {
+) -> Result<(), crate::store::StoreError> {
     if stream.baseline.id == id {
         processor.provide_baseline(Arc::clone(&stream.baseline));
         return Ok(());
