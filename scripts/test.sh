@@ -6,8 +6,10 @@
 #      executor tests: DRIFTGATE_TEST_AIRFLOW(2) and DRIFTGATE_TEST_AIRFLOW(2)_HOME
 #   3. a real PostgreSQL (Debian's package, installed if missing; initdb in a temporary
 #      directory, a free port): DRIFTGATE_TEST_POSTGRES, for the store's tests on PostgreSQL
-#   4. formatting and lints (OpenSSL headers installed first when missing: librdkafka links it)
-#   5. every test target (unit, integration, property, calibration; benches run once as tests)
+#   4. a real browser (Debian's chromium, installed if missing) for the dashboard's tests:
+#      DRIFTGATE_TEST_BROWSER
+#   5. formatting and lints (OpenSSL headers installed first when missing: librdkafka links it)
+#   6. every test target (unit, integration, property, calibration; benches run once as tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +23,10 @@ fi
 source scripts/broker.sh
 source scripts/airflow.sh
 source scripts/postgres.sh
+source scripts/browser.sh
 ensure_tansu
+ensure_chromium
+echo "browser: $DRIFTGATE_TEST_BROWSER"
 ensure_postgres
 ensure_airflow "$AIRFLOW3_VERSION"
 ensure_airflow "$AIRFLOW2_VERSION"

@@ -23,7 +23,8 @@
 //!   runs and baseline versions.
 //! * [`service`]: the running service: the consumer loop (consume, process, checkpoint,
 //!   commit) and the threads beside it (executor, alert sinks, API).
-//! * [`api`]: the HTTP API and its OpenAPI document; [`telemetry`]: Prometheus metrics.
+//! * [`api`]: the HTTP API, its OpenAPI document and the dashboard (`api::pages`);
+//!   [`telemetry`]: Prometheus metrics.
 //! * [`dag`]: retraining DAGs: spec, selective planning, run requests, the local executor,
 //!   remote orchestrators.
 //! * [`alert`]: the alert outbox and its sinks.

@@ -279,7 +279,7 @@ fn slack_gets_a_readable_message_in_its_text_and_blocks_shape() {
         drift: serde_json::json!({"method": "ks", "score": 1.2e-9, "threshold": 0.05, "detected": true}),
         tests: serde_json::json!({}),
     }];
-    drifted.link = Some("http://127.0.0.1:9464/api/v1/streams/payments/windows".into());
+    drifted.link = Some("http://127.0.0.1:9464/streams/payments/windows/7".into());
     Store::open(&StoreUrl::sqlite(&path))
         .unwrap()
         .enqueue_alerts(&[Routed {
@@ -306,7 +306,7 @@ fn slack_gets_a_readable_message_in_its_text_and_blocks_shape() {
         texts.contains("• *amount*: ks 1.200e-9 (threshold 5.000e-2)"),
         "{texts}"
     );
-    assert!(texts.contains("<http://127.0.0.1:9464/api/v1/streams/payments/windows|details>"));
+    assert!(texts.contains("<http://127.0.0.1:9464/streams/payments/windows/7|details>"));
     assert_eq!(blocks.last().unwrap()["type"], "context");
 }
 

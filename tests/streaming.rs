@@ -556,7 +556,7 @@ topic = "{alert_topic}"
     assert_eq!(triggered["drifted_features"][0]["name"], "amount");
     assert_eq!(
         triggered["link"],
-        "http://driftgate.test/api/v1/decisions?model=fraud"
+        "http://driftgate.test/streams/payments/windows/4#decision-fraud-amount"
     );
 
     // The topic: the same alerts, keyed by model, once (nothing sent again after the crash).

@@ -49,7 +49,11 @@ pub fn run_alert(
             "task": t.task, "status": t.status, "reason": t.reason,
         })).collect::<Vec<_>>(),
     }));
-    alert.link = Some(format!("{}/api/v1/runs/{}", settings.link_base, run.id));
+    alert.link = Some(format!(
+        "{}{}",
+        settings.link_base,
+        crate::api::pages::run_href(&run.id)
+    ));
     alert
 }
 
@@ -73,8 +77,9 @@ pub fn baseline_rotated(
     alert.model = Some(model.to_string());
     alert.run = Some(serde_json::json!({"id": run_id, "baseline": {"from": from, "to": to}}));
     alert.link = Some(format!(
-        "{}/api/v1/streams/{stream}/baselines",
-        settings.link_base
+        "{}{}#baselines",
+        settings.link_base,
+        crate::api::pages::stream_href(stream)
     ));
     alert
 }

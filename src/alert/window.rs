@@ -86,7 +86,7 @@ impl About<'_> {
                 model.name,
                 describe(&self.window.report, &model.features)
             ),
-            format!("/api/v1/streams/{stream}/windows"),
+            crate::api::pages::window_href(stream, index),
         );
         alert.model = Some(model.name.clone());
         alert.drifted_features = drifted;
@@ -122,7 +122,7 @@ impl About<'_> {
             kind,
             format!("{}:{}", kind.as_str(), decision.key),
             summary,
-            format!("/api/v1/decisions?model={}", decision.model),
+            crate::api::pages::decision_href(stream, index, &decision.policy),
         );
         alert.model = Some(decision.model.clone());
         alert.drifted_features = drifted_of(&self.window.report, features);
@@ -143,7 +143,7 @@ impl About<'_> {
                 "Data quality in window {index} of {stream}: {}",
                 problems.join("; ")
             ),
-            format!("/api/v1/streams/{stream}/windows"),
+            crate::api::pages::window_href(stream, index),
         );
         alert.problems = problems;
         Some(alert)
@@ -323,7 +323,7 @@ mod tests {
         );
         assert_eq!(
             triggered.link.as_deref(),
-            Some("http://127.0.0.1:9464/api/v1/decisions?model=fraud")
+            Some("http://127.0.0.1:9464/streams/payments/windows/7#decision-p1")
         );
         assert_eq!(
             alerts[0].summary,

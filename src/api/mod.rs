@@ -13,6 +13,7 @@
 pub mod answers;
 mod logs;
 mod openapi;
+pub mod pages;
 mod params;
 mod runs;
 mod server;
@@ -116,6 +117,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/openapi.json",
             get(move || async move { Json(document.as_ref().clone()) }),
         )
+        .merge(pages::routes())
         .fallback(params::not_found)
         .method_not_allowed_fallback(params::method_not_allowed)
         .with_state(state)

@@ -82,6 +82,9 @@ pub enum OutputFormat {
     Table,
     /// The JSON report (default when piped).
     Json,
+    /// One self-contained HTML page, the dashboard's views of the report: styles inline, charts
+    /// as SVG, nothing fetched when it is opened.
+    Html,
 }
 
 /// Arguments of `driftgate drift`.

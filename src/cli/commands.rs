@@ -171,6 +171,7 @@ pub(super) fn run_replay(args: &ReplayArgs) -> Result<CommandOutcome, CliError> 
     });
     let text = match format {
         OutputFormat::Table => crate::replay::table(&replay),
+        OutputFormat::Html => crate::api::pages::report::replay_html(&replay),
         OutputFormat::Json => {
             let mut json = serde_json::to_string_pretty(&replay).expect("replays serialise");
             json.push('\n');

@@ -145,6 +145,9 @@ fn render(report: &DriftReport, format: Option<OutputFormat>) -> String {
     });
     match format {
         OutputFormat::Table => drift::table::render(report),
+        OutputFormat::Html => crate::api::pages::report::drift_html(
+            &serde_json::to_value(report).expect("reports serialise"),
+        ),
         OutputFormat::Json => {
             let mut json = serde_json::to_string_pretty(report).expect("reports serialise");
             json.push('\n');

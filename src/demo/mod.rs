@@ -126,7 +126,7 @@ fn run_demo(args: &DemoArgs) -> Result<Summary, DemoError> {
     );
     let mut payments = data::Payments::new(SEED);
     setup::training_and_baseline(&mut payments, started)?;
-    let (world, config) = setup::World::start(&secret, started)?;
+    let (world, config) = setup::World::start(&secret, started, args.keep_running)?;
     let stop = Arc::new(AtomicBool::new(false));
     crate::service::install_signal_handlers(&stop, config.shutdown_timeout)
         .map_err(fail("cannot install signal handlers"))?;
@@ -248,8 +248,8 @@ impl Session<'_> {
     fn keep_running(&self) {
         let api = &self.world.api;
         println!(
-            "\nThe service keeps running: http://{api}/api/v1/streams/{}/windows, \
-             http://{api}/api/v1/runs, http://{api}/metrics. Ctrl-C stops it.",
+            "\nThe service keeps running. Dashboard: http://{api}/ (API: http://{api}/api/v1/streams/{}/windows, \
+             http://{api}/api/v1/runs; metrics: http://{api}/metrics). Ctrl-C stops it.",
             self.world.stream.name
         );
         while !self.stop.load(Ordering::SeqCst) {

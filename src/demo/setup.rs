@@ -66,6 +66,7 @@ pub(super) fn configure(bootstrap: &str, api: &str, receiver: &str) -> Result<()
     runs.insert("token_env".into(), TOKEN_ENV.into());
     config.insert("runs".into(), runs.into());
     let mut alerts = table(&mut config, "alerts");
+    alerts.insert("link_base".into(), format!("http://{api}").into());
     // The receiver prints every alert; the example's log sink would print them twice.
     let mut sinks: Vec<toml::Value> = match alerts.remove("sinks") {
         Some(toml::Value::Array(sinks)) => sinks
@@ -84,6 +85,17 @@ pub(super) fn configure(bootstrap: &str, api: &str, receiver: &str) -> Result<()
     config.insert("alerts".into(), alerts.into());
     std::fs::write(path, config.to_string()).map_err(fail("cannot write the config"))
 }
+
+/// The dashboard's usual address, `127.0.0.1:9464`, when it is free; any free port otherwise.
+fn dashboard_address() -> Result<String, DemoError> {
+    match std::net::TcpListener::bind(DASHBOARD) {
+        Ok(_) => Ok(DASHBOARD.to_string()),
+        Err(_) => free_address(),
+    }
+}
+
+/// Where the demo serves its API and dashboard when it can.
+const DASHBOARD: &str = "127.0.0.1:9464";
 
 pub(super) fn free_address() -> Result<String, DemoError> {
     let listener =
@@ -140,16 +152,22 @@ pub(super) struct World {
 
 impl World {
     /// Starts the broker and the receiver, points the example configuration at them and loads
-    /// it; returns the world and the configuration for the service.
+    /// it; returns the world and the configuration for the service. A demo that keeps running
+    /// serves its dashboard on the usual port when it is free.
     pub(super) fn start(
         secret: &str,
         started: Instant,
+        keep_running: bool,
     ) -> Result<(World, ServiceConfig), DemoError> {
         let cluster = rdkafka::mocking::MockCluster::new(1)
             .map_err(fail("cannot start the embedded broker"))?;
         let receiver = receiver::Receiver::start(secret, started)
             .map_err(fail("cannot start the webhook receiver"))?;
-        let api = free_address()?;
+        let api = if keep_running {
+            dashboard_address()?
+        } else {
+            free_address()?
+        };
         configure(&cluster.bootstrap_servers(), &api, &receiver.url)?;
         let config =
             crate::config::load(Path::new(CONFIG)).map_err(fail("the example configuration"))?;

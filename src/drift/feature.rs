@@ -10,7 +10,8 @@ use super::numeric::{numeric, NumericCurrent};
 use super::permutation::{permutation_test, split_counts};
 use super::psi::psi;
 use super::report::{
-    CategoricalTests, DistanceOut, DriftOutcome, FeatureReport, FeatureStatus, PsiOut, Tests,
+    CategoricalTests, DistanceOut, DriftOutcome, FeatureReport, FeatureStatus, Histogram, PsiOut,
+    Tests, HISTOGRAM_CATEGORIES,
 };
 use crate::baseline::{CategoricalProfile, FeatureProfile};
 use crate::decode::{CategoricalColumn, Column, FeatureKind};
@@ -91,6 +92,7 @@ pub(super) fn analyse_feature(
         invalid_current: quality.invalid,
         reference_sampled: matches!(profile, FeatureProfile::Numeric(p) if p.sampled),
         tests: None,
+        histogram: None,
         drift: DriftOutcome {
             method,
             score: None,
@@ -115,7 +117,7 @@ pub(super) fn analyse_feature(
         return (report, None);
     }
     let mut rng = SplitMix64::for_name(settings.seed, profile.name());
-    let (tests, evidence) = match (profile, column) {
+    let (tests, evidence, histogram) = match (profile, column) {
         (FeatureProfile::Numeric(p), Some(Column::Numeric(c))) => {
             let values = match current.summary {
                 Some(FeatureSummary::On {
@@ -138,6 +140,7 @@ pub(super) fn analyse_feature(
         _ => unreachable!("current data is decoded with the reference schema"),
     };
     report.tests = Some(tests);
+    report.histogram = Some(histogram);
     (report, Some(evidence))
 }
 
@@ -220,7 +223,7 @@ fn categorical(
     column: &CategoricalColumn,
     settings: &DriftSettings,
     rng: &mut SplitMix64,
-) -> (Tests, Evidence) {
+) -> (Tests, Evidence, Histogram) {
     let (union_reference, union_current) = union_histograms(&profile.counts, &column.counts);
     let chi2 = chi2_homogeneity(&union_reference, &union_current).expect("both sides non-empty");
     let (reference_counts, current_counts) =
@@ -251,7 +254,46 @@ fn categorical(
             rng,
         ),
     };
-    (Tests::Categorical(tests), evidence)
+    let histogram = categorical_histogram(profile, reference_counts, current_counts);
+    (Tests::Categorical(tests), evidence, histogram)
+}
+
+/// The categorical histogram a report shows: the reference categories (the largest
+/// [`HISTOGRAM_CATEGORIES`], the rest as `(other)`), then `(unseen)`.
+fn categorical_histogram(
+    profile: &CategoricalProfile,
+    mut reference: Vec<u64>,
+    mut current: Vec<u64>,
+) -> Histogram {
+    let mut labels: Vec<String> = profile.counts.keys().cloned().collect();
+    if labels.len() > HISTOGRAM_CATEGORIES {
+        let mut order: Vec<usize> = (0..labels.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(reference[i]));
+        let mut kept: Vec<usize> = order[..HISTOGRAM_CATEGORIES].to_vec();
+        kept.sort_unstable();
+        let other = |counts: &[u64]| -> u64 {
+            order[HISTOGRAM_CATEGORIES..]
+                .iter()
+                .map(|&i| counts[i])
+                .sum()
+        };
+        let pick = |counts: &[u64]| -> Vec<u64> {
+            let mut picked: Vec<u64> = kept.iter().map(|&i| counts[i]).collect();
+            picked.push(other(counts));
+            picked.push(counts[counts.len() - 1]);
+            picked
+        };
+        labels = kept.iter().map(|&i| labels[i].clone()).collect();
+        labels.push("(other)".into());
+        (reference, current) = (pick(&reference), pick(&current));
+    }
+    labels.push("(unseen)".into());
+    Histogram {
+        edges: None,
+        labels: Some(labels),
+        reference,
+        current,
+    }
 }
 
 /// One pooled item per counted value: its slot and whether it is from the reference.

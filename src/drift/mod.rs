@@ -27,5 +27,5 @@ pub mod wasserstein_null;
 pub use decision::{Correction, DriftSettings, Method};
 pub use report::{
     compare, compare_on, compare_window, DataInfo, DatasetSummary, DriftReport, FeatureReport,
-    Folded, Tests, Threads,
+    Folded, Histogram, Tests, Threads,
 };

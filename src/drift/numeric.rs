@@ -2,6 +2,7 @@
 //! or from its summary ([`crate::window::summary`]): the same numbers either way, except
 //! Wasserstein-1 where a summary's ECDFs cross inside a gap (its report then gives the bound).
 
+use super::bins::QuantileBins;
 use super::decision::{DriftSettings, Evidence, Method, DEFAULT_WASSERSTEIN_PERMUTATIONS};
 use super::ecdf::compare_weighted;
 use super::feature::{binned_evidence, binned_from_counts, binned_metric};
@@ -9,7 +10,7 @@ use super::hellinger::hellinger_distance;
 use super::jensen_shannon::jensen_shannon_distance;
 use super::ks::ks_test;
 use super::psi::psi;
-use super::report::{DistanceOut, KsOut, NumericTests, PsiOut, Tests, WassersteinOut};
+use super::report::{DistanceOut, Histogram, KsOut, NumericTests, PsiOut, Tests, WassersteinOut};
 use super::wasserstein::{normed, pooled};
 use super::wasserstein_null::WassersteinNull;
 use crate::baseline::NumericProfile;
@@ -47,7 +48,7 @@ pub(super) fn numeric(
     profile_bins: usize,
     settings: &DriftSettings,
     rng: &mut SplitMix64,
-) -> (Tests, Evidence) {
+) -> (Tests, Evidence, Histogram) {
     match current {
         NumericCurrent::Raw(values) => raw(profile, values, profile_bins, settings, rng),
         NumericCurrent::Summarised {
@@ -72,7 +73,7 @@ pub(super) fn numeric(
             };
             let tests = tests(profile, &walk);
             let evidence = summarised_evidence(&tests, &walk, settings);
-            (Tests::Numeric(tests), evidence)
+            (Tests::Numeric(tests), evidence, walk.histogram(edges))
         }
     }
 }
@@ -83,7 +84,7 @@ fn raw(
     profile_bins: usize,
     settings: &DriftSettings,
     rng: &mut SplitMix64,
-) -> (Tests, Evidence) {
+) -> (Tests, Evidence, Histogram) {
     let mut current = values.to_vec();
     super::ecdf::sort_values(&mut current);
     // One merge of the two samples serves KS and Wasserstein.
@@ -135,7 +136,19 @@ fn raw(
             rng,
         ),
     };
-    (Tests::Numeric(tests), evidence)
+    (Tests::Numeric(tests), evidence, walk.histogram(bins))
+}
+
+impl Walk {
+    /// Both sides' counts on the quantile bins, for the report.
+    fn histogram(self, bins: QuantileBins) -> Histogram {
+        Histogram {
+            edges: Some(bins.edges),
+            labels: None,
+            reference: self.reference_counts,
+            current: self.current_counts,
+        }
+    }
 }
 
 /// Wasserstein-1's permutation test ([`super::wasserstein_null`]): the smaller sample is

@@ -83,9 +83,37 @@ pub struct FeatureReport {
     pub reference_sampled: bool,
     /// Every statistic; absent when the feature was not tested.
     pub tests: Option<Tests>,
+    /// Both sides' distributions over the bins the binned statistics use (what the dashboard
+    /// and HTML reports draw); absent when the feature was not tested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<Histogram>,
     /// The decision.
     pub drift: DriftOutcome,
 }
+
+/// A feature's distribution on each side over the same bins.
+///
+/// Numeric: `edges` are the reference's quantile bin edges, and the counts' slots are the values
+/// below the first edge, each bin between neighbouring edges (the last one closed), and the
+/// values above the last edge. Categorical: `labels` name the slots (the reference categories
+/// in order, at most [`HISTOGRAM_CATEGORIES`] of them by reference count, the rest summed into
+/// `(other)`, then `(unseen)` for categories the reference never had).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Histogram {
+    /// Numeric: the bin edges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edges: Option<Vec<f64>>,
+    /// Categorical: the slots' labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    /// Reference values per slot.
+    pub reference: Vec<u64>,
+    /// Current values per slot.
+    pub current: Vec<u64>,
+}
+
+/// The most categories a report's histogram names; the rest are summed into `(other)`.
+pub const HISTOGRAM_CATEGORIES: usize = 40;
 
 /// The statistics of one feature.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -272,6 +272,7 @@ pub(crate) mod fixture {
             invalid_current: 0,
             reference_sampled: false,
             tests: None,
+            histogram: None,
             drift: DriftOutcome {
                 method,
                 score: Some(score),

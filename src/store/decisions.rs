@@ -75,6 +75,17 @@ impl Store {
         })
     }
 
+    /// Every policy's decisions on one window of a stream, in the order they were taken.
+    pub fn window_decisions(&self, stream: &str, index: u64) -> Result<Vec<Decision>, StoreError> {
+        let rows = self.db.query(
+            "SELECT decision FROM decisions WHERE stream = $1 AND window_idx = $2 ORDER BY id",
+            values![stream, index],
+        )?;
+        rows.iter()
+            .map(|row| parse_json("decision", &row.get::<String>(0)?))
+            .collect()
+    }
+
     /// The latest decisions, newest first, of one model or of all.
     pub fn latest_decisions(
         &self,

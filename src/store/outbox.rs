@@ -1,6 +1,7 @@
 //! The alert outbox: alerts and their per-sink deliveries.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 use super::db::{values, Row, Sql};
 use super::windows::parse_json;
@@ -174,6 +175,26 @@ impl Store {
                 .collect();
         for row in rows {
             counts.insert(row.get(0)?, row.get(1)?);
+        }
+        Ok(counts)
+    }
+
+    /// Deliveries per sink and status; alerts no sink took are under the empty sink name.
+    pub fn alert_counts_by_sink(
+        &self,
+    ) -> Result<BTreeMap<String, BTreeMap<String, u64>>, StoreError> {
+        let rows = self.db.query(
+            "SELECT COALESCE(d.sink, ''), COALESCE(d.status, 'unrouted'), COUNT(*)
+             FROM alerts a LEFT JOIN deliveries d ON d.alert_id = a.id GROUP BY 1, 2",
+            values![],
+        )?;
+        let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for row in rows {
+            let sink: String = row.get(0)?;
+            counts
+                .entry(sink)
+                .or_default()
+                .insert(row.get(1)?, row.get(2)?);
         }
         Ok(counts)
     }

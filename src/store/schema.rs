@@ -108,6 +108,7 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE UNIQUE INDEX IF NOT EXISTS decisions_triggered_once ON decisions (key)
     WHERE outcome = 'triggered';
 CREATE INDEX IF NOT EXISTS decisions_by_model ON decisions (model, id);
+CREATE INDEX IF NOT EXISTS decisions_by_window ON decisions (stream, window_idx);
 -- The alert outbox: every alert once (by id), and one delivery row per sink that takes it.
 CREATE TABLE IF NOT EXISTS alerts (
     id          TEXT PRIMARY KEY,    -- the alert's idempotency id
@@ -332,6 +333,7 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE UNIQUE INDEX IF NOT EXISTS decisions_triggered_once ON decisions (key)
     WHERE outcome = 'triggered';
 CREATE INDEX IF NOT EXISTS decisions_by_model ON decisions (model, id);
+CREATE INDEX IF NOT EXISTS decisions_by_window ON decisions (stream, window_idx);
 CREATE TABLE IF NOT EXISTS alerts (
     rowid       BIGSERIAL,
     id          TEXT PRIMARY KEY,

@@ -138,6 +138,31 @@ impl Store {
             .collect()
     }
 
+    /// The latest window reports of a stream as stored (JSON text), newest first: for readers
+    /// that parse only what they show.
+    pub fn latest_window_documents(
+        &self,
+        stream: &str,
+        limit: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = self.db.query(
+            "SELECT report FROM windows WHERE stream = $1
+             ORDER BY idx DESC, created_at DESC LIMIT $2",
+            values![stream, limit],
+        )?;
+        rows.iter().map(|row| row.get::<String>(0)).collect()
+    }
+
+    /// One window's reports as stored (one per instance tag; one on a single node), newest
+    /// first.
+    pub fn window_documents(&self, stream: &str, index: u64) -> Result<Vec<String>, StoreError> {
+        let rows = self.db.query(
+            "SELECT report FROM windows WHERE stream = $1 AND idx = $2 ORDER BY created_at DESC",
+            values![stream, index],
+        )?;
+        rows.iter().map(|row| row.get::<String>(0)).collect()
+    }
+
     /// Keeps a dead letter; returns its id (to forget it once its topic confirmed it).
     pub fn add_dead_letter(&self, stream: &str, letter: &DeadLetter) -> Result<i64, StoreError> {
         let row = self.db.query_opt(

@@ -277,6 +277,17 @@ impl Metrics {
         self.with(|v| v.records.get(stream).copied().unwrap_or(0))
     }
 
+    /// Dead letters so far for a stream, every reason.
+    pub fn dead_letters_of(&self, stream: &str) -> u64 {
+        self.with(|v| {
+            v.dead_letters
+                .iter()
+                .filter(|((s, _), _)| s == stream)
+                .map(|(_, count)| count)
+                .sum()
+        })
+    }
+
     /// Windows reported so far for a stream.
     pub fn windows_of(&self, stream: &str) -> u64 {
         self.with(|v| v.windows.get(stream).copied().unwrap_or(0))

@@ -1,0 +1,169 @@
+//! A window: what it held, the decisions taken on it, and per feature the reference and
+//! current distributions with the statistic, its threshold and the data quality counts.
+//! [`body`] is shared with the offline HTML report.
+
+use std::collections::BTreeMap;
+
+use maud::{html, Markup};
+
+use super::charts::distribution;
+use super::layout::{num, opt, page, percent, pill, segment, short, time_text, Assets};
+use super::view::{Feature, Report};
+use super::{model_href, run_href, stream_href, PageError};
+use crate::api::ApiState;
+use crate::policy::Decision;
+
+pub(super) struct WindowPage {
+    report: Report,
+    decisions: Vec<Decision>,
+    /// Run ids by decision key.
+    runs: BTreeMap<String, String>,
+}
+
+pub(super) fn load(state: &ApiState, stream: &str, index: u64) -> Result<WindowPage, PageError> {
+    if !state.streams.iter().any(|s| s.name == stream) {
+        return Err(PageError::NotFound(format!("no stream named `{stream}`")));
+    }
+    let store = state.store.get()?;
+    let report = store
+        .window_documents(stream, index)?
+        .first()
+        .and_then(|text| Report::from_text(text))
+        .ok_or_else(|| PageError::NotFound(format!("stream `{stream}` keeps no window {index}")))?;
+    let decisions = store.window_decisions(stream, index)?;
+    let mut runs = BTreeMap::new();
+    for decision in decisions
+        .iter()
+        .filter(|d| d.outcome == crate::policy::Outcome::Triggered)
+    {
+        if let Some(run) = store
+            .runs(Some(&decision.model), 200)?
+            .into_iter()
+            .find(|r| r.key == decision.key)
+        {
+            runs.insert(decision.key.clone(), run.id);
+        }
+    }
+    Ok(WindowPage {
+        report,
+        decisions,
+        runs,
+    })
+}
+
+pub(super) fn draw(window: WindowPage) -> Markup {
+    let stream = window.report.stream.clone();
+    let title = format!("Window {} of {stream}", window.report.window.index);
+    let trail = [
+        ("Overview", "/".to_string()),
+        (stream.as_str(), stream_href(&stream)),
+    ];
+    let body = body(&window.report, &window.decisions, &window.runs, true);
+    page(&title, &trail, false, Assets::Linked, body)
+}
+
+/// The window's facts, its decisions and its features. `links`: whether to link to other
+/// dashboard pages (not in an offline report).
+pub fn body(
+    report: &Report,
+    decisions: &[Decision],
+    runs: &BTreeMap<String, String>,
+    links: bool,
+) -> Markup {
+    html! {
+        (facts(report))
+        @if !decisions.is_empty() {
+            h2 { "Decisions" }
+            (decision_table(decisions, runs, links))
+        }
+        h2 { "Features" }
+        div.legend { span { span.swatch.ref {} "reference" } span { span.swatch.cur {} "current window" } }
+        div.features { @for feature in ordered(&report.features) { (feature_card(feature)) } }
+    }
+}
+
+fn facts(report: &Report) -> Markup {
+    let meta = &report.window;
+    html! {
+        div.facts {
+            @if meta.end.is_some() || meta.records > 0 {
+                div { b { (meta.records) } span { "records" } }
+                div { b { (meta.late_records) } span { "late records" } }
+                div { b { (meta.start.as_deref().map(time_text).unwrap_or_else(|| "–".into())) } span { "start" } }
+                div { b { (meta.end.as_deref().map(time_text).unwrap_or_else(|| "–".into())) } span { "end" } }
+            } @else {
+                div { b { (report.current.records) } span { "current records" } }
+                div { b { (report.reference.records) } span { "reference records" } }
+            }
+            div { b { (report.dataset.drifted) " of " (report.dataset.features) } span { "features drifted" } }
+            @if let Some(accuracy) = report.performance.accuracy {
+                div { b { (percent(accuracy)) } span { "accuracy (" (report.performance.labelled) " labelled)" } }
+            }
+            div { b { code title=(report.reference.baseline_id.clone().unwrap_or_default()) {
+                (report.reference.baseline_id.as_deref().map(short).or(report.reference.source.as_deref()).unwrap_or("–")) } }
+                span { "reference" } }
+        }
+        @if !meta.offsets.is_empty() {
+            p.muted { "Offsets: "
+                @for (partition, range) in &meta.offsets { code { (partition) " " (range.first) "–" (range.last) } " " } }
+        }
+        p.muted { "Methods: " (report.settings.numeric_method) " (numeric), " (report.settings.categorical_method)
+            " (categorical); alpha " (num(report.settings.alpha)) ", correction " (report.settings.correction) "." }
+    }
+}
+
+fn decision_table(decisions: &[Decision], runs: &BTreeMap<String, String>, links: bool) -> Markup {
+    html! {
+        div.scroll { table.stack {
+            thead { tr { th { "Policy" } th { "Model" } th { "Outcome" } th { "Why" } th { "Run" } } }
+            tbody { @for decision in decisions {
+                tr id={ "decision-" (segment(&decision.policy)) } {
+                    td { (decision.policy) }
+                    td { @if links { a href=(model_href(&decision.model)) { (decision.model) } } @else { (decision.model) } }
+                    td { (pill(decision.outcome.as_str())) }
+                    td.wide { (decision.reason) }
+                    td { @match runs.get(&decision.key) {
+                        Some(run) if links => a href=(run_href(run)) { (run) },
+                        Some(run) => (run),
+                        None => "–",
+                    } }
+                }
+            } }
+        } }
+    }
+}
+
+/// Drifted features first, then the rest, each group in report order.
+fn ordered(features: &[Feature]) -> Vec<&Feature> {
+    let (mut drifted, rest): (Vec<&Feature>, Vec<&Feature>) =
+        features.iter().partition(|f| f.drift.detected);
+    drifted.extend(rest);
+    drifted
+}
+
+fn feature_card(feature: &Feature) -> Markup {
+    let outcome = &feature.drift;
+    html! {
+        div.card.feature.(if outcome.detected { "drift" } else { "" }) id={ "feature-" (segment(&feature.name)) } data-drift=(outcome.detected) {
+            h3 { span { (feature.name) " " span.muted { (feature.kind) } }
+                @if outcome.detected { (pill("drift")) } @else if feature.status == "ok" { (pill("ok")) } @else { (pill("insufficient data")) } }
+            @if let Some(reason) = &feature.reason { p.reason { (reason) } }
+            @if let Some(histogram) = feature.histogram() { (distribution(&histogram)) }
+            table {
+                tr { th { (outcome.method) @if outcome.is_test() { " p-value" } @else { " score" } } td.num { (opt(outcome.score)) }
+                     th { "threshold" } td.num { (opt(outcome.threshold)) } }
+                @if !outcome.is_test() && outcome.p_value.is_some() {
+                    tr { th { "p-value" } td.num { (opt(outcome.p_value)) } th {} td {} }
+                }
+                tr { th { "reference n" } td.num { (feature.n_reference) } th { "current n" } td.num { (feature.n_current) } }
+                tr { th { "missing" } td.num { (feature.missing_current) } th { "NaN / invalid" } td.num { (feature.nan_current) " / " (feature.invalid_current) } }
+            }
+            @let statistics = feature.statistics();
+            @if !statistics.is_empty() {
+                details { summary { "All statistics" }
+                    table { @for (name, value) in &statistics { tr { th { (name) } td.num { (num(*value)) } } } }
+                }
+            }
+        }
+    }
+}
