@@ -8,6 +8,7 @@ pub mod decision;
 pub mod detectors;
 pub mod engine;
 pub mod readings;
+pub mod series;
 pub mod spec;
 pub mod state;
 

@@ -8,7 +8,6 @@
 //! without a single finite value (a feature missing from the data) gets a panel that says so.
 //! The drawing's size depends on the number of windows and signals only, never on the values.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use plotters::coord::ranged1d::Ranged;
@@ -17,7 +16,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::Replay;
-use crate::policy::{Outcome, SignalReading};
+use crate::policy::SignalReading;
 
 /// The lowest value a log panel shows; smaller ones (0 included) are drawn on it.
 pub const P_VALUE_FLOOR: f64 = 1e-16;
@@ -47,7 +46,7 @@ impl Panel {
         }
     }
 
-    /// Adds one window's reading (the first one, if a policy reads the signal twice).
+    /// Adds one window's reading.
     fn add(&mut self, window: f64, reading: &SignalReading, triggered: bool) {
         let shown = |value: Option<f64>| {
             let value = value.filter(|v| v.is_finite())?;
@@ -57,19 +56,14 @@ impl Panel {
                 value
             })
         };
-        let first = |points: &Vec<(f64, f64)>| points.last().is_none_or(|(x, _)| *x != window);
         if let Some(value) = shown(reading.value) {
-            if first(&self.values) {
-                self.values.push((window, value));
-                if triggered {
-                    self.triggers.push((window, value));
-                }
+            self.values.push((window, value));
+            if triggered {
+                self.triggers.push((window, value));
             }
         }
         if let Some(threshold) = shown(reading.threshold) {
-            if first(&self.thresholds) {
-                self.thresholds.push((window, threshold));
-            }
+            self.thresholds.push((window, threshold));
         }
     }
 
@@ -86,27 +80,17 @@ impl Panel {
 
 /// The panels, in the order their signals first appear.
 fn panels(replay: &Replay) -> Vec<Panel> {
-    let mut panels: Vec<Panel> = Vec::new();
-    let mut index: HashMap<(String, String, String), usize> = HashMap::new();
-    for window in &replay.windows {
-        let x = window.index as f64;
-        for decision in &window.decisions {
-            let triggered = decision.outcome == Outcome::Triggered;
-            for reading in &decision.signals {
-                let key = (
-                    decision.policy.clone(),
-                    reading.subject.clone(),
-                    reading.metric.clone(),
-                );
-                let at = *index.entry(key).or_insert_with(|| {
-                    panels.push(Panel::new(&decision.policy, reading));
-                    panels.len() - 1
-                });
-                panels[at].add(x, reading, triggered);
+    let decisions = replay.windows.iter().flat_map(|w| &w.decisions);
+    crate::policy::series::series(decisions)
+        .into_iter()
+        .map(|series| {
+            let mut panel = Panel::new(series.policy, series.readings[0].1);
+            for (window, reading, triggered) in series.readings {
+                panel.add(window as f64, reading, triggered);
             }
-        }
-    }
-    panels
+            panel
+        })
+        .collect()
 }
 
 /// Draws every policy signal of `replay` into an SVG file at `path`.

@@ -1,8 +1,6 @@
 //! A model: each policy's signals over the recent windows against their thresholds, with the
 //! windows it triggered on marked; its triggers and suppressions with their reasons; its runs.
 
-use std::collections::BTreeMap;
-
 use maud::{html, Markup};
 
 use super::charts::{signal, Point};
@@ -53,38 +51,25 @@ struct Panel {
 
 /// The panels, one per policy and signal, in the order first seen.
 fn panels(decisions: &[Decision]) -> Vec<Panel> {
-    let mut panels: Vec<Panel> = Vec::new();
-    let mut index: BTreeMap<(String, String, String), usize> = BTreeMap::new();
-    for decision in decisions {
-        for reading in &decision.signals {
-            let key = (
-                decision.policy.clone(),
-                reading.subject.clone(),
-                reading.metric.clone(),
-            );
-            let at = *index.entry(key).or_insert_with(|| {
-                panels.push(Panel {
-                    policy: decision.policy.clone(),
-                    subject: reading.subject.clone(),
-                    metric: reading.metric.clone(),
-                    points: Vec::new(),
-                });
-                panels.len() - 1
-            });
-            let points = &mut panels[at].points;
-            if points.last().is_some_and(|p| p.window == decision.window) {
-                continue;
-            }
-            points.push(Point {
-                window: decision.window,
-                value: reading.value,
-                threshold: reading.threshold,
-                triggered: decision.outcome == Outcome::Triggered,
-                hit: reading.hit,
-            });
-        }
-    }
-    panels
+    crate::policy::series::series(decisions)
+        .into_iter()
+        .map(|series| Panel {
+            policy: series.policy.to_string(),
+            subject: series.subject.to_string(),
+            metric: series.metric.to_string(),
+            points: series
+                .readings
+                .iter()
+                .map(|(window, reading, triggered)| Point {
+                    window: *window,
+                    value: reading.value,
+                    threshold: reading.threshold,
+                    triggered: *triggered,
+                    hit: reading.hit,
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// One chart per policy and signal: the values read over the windows against the threshold.
