@@ -1,7 +1,9 @@
 //! JSONL and CSV files of feature records.
 //!
-//! A JSONL file holds one JSON object per line (blank lines are ignored); a CSV file has a header
-//! row naming the fields. When no schema is given, the first [`INFERENCE_RECORDS`] records are
+//! A JSONL file holds one record per line, a JSON object (blank lines are ignored), or a batch
+//! as a Kafka message may hold one (an array of records, or `{"records": [...]}`); it is decoded
+//! by the service's own decoder, straight into columns. A CSV file has a header row naming the
+//! fields. When no schema is given, the first [`INFERENCE_RECORDS`] records are
 //! read once to infer each feature's kind (numbers only → numeric, any string or boolean →
 //! categorical), then the whole file is decoded with that schema. A label that turns up later in
 //! a column inferred as numeric is counted as `invalid` for that feature, never dropped silently;
@@ -18,8 +20,8 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::decode::{
-    json_type_name, record_features, Cell, Dataset, DecodeError, FeatureSpec, KindTally, Schema,
-    RESERVED_FIELDS,
+    record_features, BatchDecoder, Cell, Dataset, DecodeError, FeatureSpec, KindTally, RecordBatch,
+    Schema, RESERVED_FIELDS,
 };
 
 /// Records read to infer feature kinds when no schema is given.
@@ -72,19 +74,16 @@ pub fn read_dataset(path: &Path, options: &ReadOptions) -> Result<Dataset, Decod
     let mut dataset = Dataset::new(schema);
     // CSV headers are fixed per file: resolve each column to its feature once.
     let mut csv_targets: Option<Vec<Target>> = None;
-    let mut sink = |record: Record<'_>| {
-        match record {
-            Record::Json(object) => dataset.push_json_record(object),
-            Record::Csv { headers, row } => {
-                let targets = csv_targets.get_or_insert_with(|| resolve_headers(headers, &dataset));
-                push_csv_row(&mut dataset, targets, headers, row);
-            }
+    let mut csv_rows = |record: Record<'_>| {
+        if let Record::Csv { headers, row } = record {
+            let targets = csv_targets.get_or_insert_with(|| resolve_headers(headers, &dataset));
+            push_csv_row(&mut dataset, targets, headers, row);
         }
         Flow::Continue
     };
     let skipped = match format {
-        DataFormat::JsonLines => scan_jsonl(path, options, "reading", &mut sink)?,
-        DataFormat::Csv => scan_csv(path, options, "reading", &mut sink)?,
+        DataFormat::Csv => scan_csv(path, options, "reading", &mut csv_rows)?,
+        DataFormat::JsonLines => decode_jsonl(path, options, &mut dataset)?,
     };
     dataset.invalid_lines = skipped.count;
     dataset.invalid_examples = skipped.examples;
@@ -256,15 +255,15 @@ fn open(path: &Path, options: &ReadOptions, what: &str) -> Result<Box<dyn Read>,
     })
 }
 
-fn scan_jsonl(
+/// Each line of a JSONL file, as the non-blank line's number and its bytes, to `visit`; stops
+/// when `visit` says so.
+fn each_line(
     path: &Path,
     options: &ReadOptions,
     what: &str,
-    sink: &mut dyn FnMut(Record<'_>) -> Flow,
-) -> Result<Skipped, DecodeError> {
-    let skip_invalid = options.skip_invalid;
-    let mut reader = BufReader::with_capacity(1 << 16, open(path, options, what)?);
-    let mut skipped = Skipped::default();
+    mut visit: impl FnMut(u64, &[u8]) -> Result<Flow, DecodeError>,
+) -> Result<(), DecodeError> {
+    let mut reader = BufReader::with_capacity(1 << 20, open(path, options, what)?);
     let mut buffer = Vec::new();
     let mut line_number = 0u64;
     loop {
@@ -276,33 +275,62 @@ fn scan_jsonl(
                 source,
             })?;
         if read == 0 {
-            break;
+            return Ok(());
         }
         line_number += 1;
         let line = trim_ascii(&buffer);
-        if line.is_empty() {
-            continue;
-        }
-        match serde_json::from_slice::<Value>(line) {
-            Ok(Value::Object(object)) => {
-                if sink(Record::Json(&object)) == Flow::Stop {
-                    break;
-                }
-            }
-            Ok(other) => skipped.handle(
-                skip_invalid,
-                path,
-                line_number,
-                format!("expected a JSON object, found {}", json_type_name(&other)),
-            )?,
-            Err(err) => skipped.handle(
-                skip_invalid,
-                path,
-                line_number,
-                format!("invalid JSON: {err}"),
-            )?,
+        if !line.is_empty() && visit(line_number, line)? == Flow::Stop {
+            return Ok(());
         }
     }
+}
+
+/// Decodes a JSONL file into `dataset` with the service's decoder ([`BatchDecoder`]): values go
+/// straight into the columns, no JSON tree per line. A line holds a record, or a batch as a
+/// Kafka message may (an array of records, or `{"records": [...]}`).
+fn decode_jsonl(
+    path: &Path,
+    options: &ReadOptions,
+    dataset: &mut Dataset,
+) -> Result<Skipped, DecodeError> {
+    let decoder = BatchDecoder::new(&dataset.schema);
+    let mut batch = RecordBatch::new();
+    let mut skipped = Skipped::default();
+    each_line(path, options, "reading", |line_number, line| {
+        match decoder.decode(line, &mut batch) {
+            Ok(()) => {
+                for i in 0..batch.len() {
+                    dataset.push_record(batch.record(i));
+                }
+            }
+            Err(err) => skipped.handle(options.skip_invalid, path, line_number, err.to_string())?,
+        }
+        Ok(Flow::Continue)
+    })?;
+    Ok(skipped)
+}
+
+fn scan_jsonl(
+    path: &Path,
+    options: &ReadOptions,
+    what: &str,
+    sink: &mut dyn FnMut(Record<'_>) -> Flow,
+) -> Result<Skipped, DecodeError> {
+    let skip_invalid = options.skip_invalid;
+    let mut skipped = Skipped::default();
+    each_line(path, options, what, |line_number, line| {
+        match crate::decode::decode_payload(line) {
+            Ok(records) => {
+                for record in &records {
+                    if sink(Record::Json(record)) == Flow::Stop {
+                        return Ok(Flow::Stop);
+                    }
+                }
+            }
+            Err(err) => skipped.handle(skip_invalid, path, line_number, err.to_string())?,
+        }
+        Ok(Flow::Continue)
+    })?;
     Ok(skipped)
 }
 
