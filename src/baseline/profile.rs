@@ -340,7 +340,7 @@ fn profile_numeric(
     let bins = QuantileBins::from_sorted(&sorted, settings.bins);
     let bin_counts = bins
         .as_ref()
-        .map(|b| b.histogram(&sorted))
+        .map(|b| b.histogram_sorted(&sorted))
         .unwrap_or_default();
     let min = sorted.first().copied();
     let max = sorted.last().copied();
