@@ -310,6 +310,8 @@ fn decode_jsonl(
     Ok(skipped)
 }
 
+/// A JSONL file's records as JSON trees, for the schema inference (which must see every field
+/// before the fields are known; reading with a schema is [`decode_jsonl`]).
 fn scan_jsonl(
     path: &Path,
     options: &ReadOptions,
