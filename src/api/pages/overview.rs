@@ -50,7 +50,7 @@ pub(super) fn load(state: &ApiState) -> Result<Overview, PageError> {
         streams.push(StreamRow {
             records: state.metrics.records_of(&info.name),
             dead_letters: state.metrics.dead_letters_of(&info.name),
-            rate: records_per_second(&reports),
+            rate: super::view::records_per_second(&reports),
             latest: reports.into_iter().next(),
             info: info.clone(),
         });
@@ -74,24 +74,6 @@ pub(super) fn load(state: &ApiState) -> Result<Overview, PageError> {
         models,
         sinks: store.alert_counts_by_sink()?,
     })
-}
-
-/// Records per second of event time over the given windows (newest first).
-fn records_per_second(reports: &[Report]) -> Option<f64> {
-    let newest = reports
-        .first()?
-        .window
-        .end
-        .as_deref()
-        .and_then(super::view::epoch_ms)?;
-    let oldest = reports
-        .last()?
-        .window
-        .start
-        .as_deref()
-        .and_then(super::view::epoch_ms)?;
-    let records: u64 = reports.iter().map(|r| r.window.records).sum();
-    (newest > oldest).then(|| records as f64 * 1000.0 / (newest - oldest) as f64)
 }
 
 pub(super) fn draw(overview: Overview) -> Markup {

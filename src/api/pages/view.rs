@@ -41,10 +41,17 @@ impl Report {
 
     /// Records per second of event time, when the window has a time span.
     pub fn records_per_second(&self) -> Option<f64> {
-        let start = self.window.start.as_deref().and_then(epoch_ms)?;
-        let end = self.window.end.as_deref().and_then(epoch_ms)?;
-        (end > start).then(|| self.window.records as f64 * 1000.0 / (end - start) as f64)
+        records_per_second(std::slice::from_ref(self))
     }
+}
+
+/// Records per second of event time over consecutive windows, newest first: their records
+/// over the time from the oldest one's start to the newest one's end.
+pub fn records_per_second(reports: &[Report]) -> Option<f64> {
+    let end = reports.first()?.window.end.as_deref().and_then(epoch_ms)?;
+    let start = reports.last()?.window.start.as_deref().and_then(epoch_ms)?;
+    let records: u64 = reports.iter().map(|r| r.window.records).sum();
+    (end > start).then(|| records as f64 * 1000.0 / (end - start) as f64)
 }
 
 /// A window's metadata.
