@@ -865,8 +865,9 @@ baseline_output = "baseline.json"
 fn a_sigkill_mid_stream_loses_and_repeats_nothing() {
     let Some(broker) = broker() else { return };
     let setup = setup(broker, 3);
-    // First 10 messages: two full windows and 200 records in the open one. One bad message.
-    produce(&setup, 0, 10, usize::MAX, Some(5));
+    // First 10 messages: two full windows and 200 records in the open one. One bad message,
+    // in the open window: its count must outlive the crash with the checkpoint.
+    produce(&setup, 0, 10, usize::MAX, Some(8));
     let mut child = start(&setup);
     wait_for(
         &setup.store,
@@ -917,6 +918,15 @@ fn a_sigkill_mid_stream_loses_and_repeats_nothing() {
     let letters = store.dead_letters("payments").unwrap();
     assert_eq!(letters.len(), 1, "the bad message is kept once");
     assert_eq!(letters[0].reason, "invalid_json");
+    // One dead letter in window 2's five messages is over the 1% dead-letter rate.
+    let quality: Vec<String> = store
+        .alert_statuses(None, None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.kind == "data_quality")
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(quality, ["data_quality:payments:2"]);
     // Every window judged once by each policy, across the crash.
     let mut judged: Vec<(String, u64)> = store
         .latest_decisions(None, 100)

@@ -33,6 +33,39 @@ pub struct Checkpoint {
     /// times; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_errors: Option<Vec<(i64, bool)>>,
+    /// Messages read since the last window (in part mode: part) closed, so that a restart
+    /// after this checkpoint still counts them into that window's dead-letter rate.
+    #[serde(default, skip_serializing_if = "MessageCounts::is_empty")]
+    pub messages: MessageCounts,
+}
+
+/// Messages read and dead letters among them, since a window (or part) opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageCounts {
+    /// Messages read.
+    pub messages: u64,
+    /// Of which dead letters.
+    pub dead: u64,
+}
+
+impl MessageCounts {
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        *self == MessageCounts::default()
+    }
+
+    /// Counts one message, a dead letter or not.
+    pub fn count(&mut self, dead_letter: bool) {
+        self.messages += 1;
+        self.dead += u64::from(dead_letter);
+    }
+
+    /// Moves the counts into a part that closed (they start again at zero).
+    pub fn give_to(&mut self, part: &mut super::WindowPart) {
+        let MessageCounts { messages, dead } = std::mem::take(self);
+        part.messages = messages;
+        part.dead_letters = dead;
+    }
 }
 
 /// A processor's state, fresh or restored from a checkpoint.
@@ -97,6 +130,7 @@ impl StreamProcessor {
             unreported_window: self.pending.as_ref().map(|p| p.window.snapshot()),
             deferred_errors: self.deferred_errors.clone(),
             open_errors: self.open_errors.clone(),
+            messages: MessageCounts::default(),
         }
     }
 }

@@ -45,7 +45,7 @@ use background::{PendingReport, Reporter};
 use checkpoint::Restored;
 use report::ReportMaker;
 
-pub use checkpoint::Checkpoint;
+pub use checkpoint::{Checkpoint, MessageCounts};
 pub use output::{JudgedWindow, Message, Outcome};
 pub use parts::WindowPart;
 pub(crate) use report::rfc3339;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::config::alerts::AlertSettings;
 use crate::dag::request::{self, WindowFiles};
-use crate::pipeline::JudgedWindow;
+use crate::pipeline::{JudgedWindow, MessageCounts};
 use crate::policy::{Model, Outcome};
 use crate::store::{Outbox, RunRequest};
 use crate::window::WindowData;
@@ -39,35 +39,17 @@ impl<'a> Stream<'a> {
     }
 }
 
-/// Messages and dead letters since the stream's last window closed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Counts {
-    /// Messages read.
-    pub messages: u64,
-    /// Of which dead letters.
-    pub dead: u64,
-}
-
-impl Counts {
-    /// Moves the counts into a part that closed (they start again at zero).
-    pub(super) fn give_to(&mut self, part: &mut crate::pipeline::WindowPart) {
-        let Counts { messages, dead } = std::mem::take(self);
-        part.messages = messages;
-        part.dead_letters = dead;
-    }
-}
-
 /// The consequences of `closed`. The message counts go with the first window and start again
 /// (`counts` is left at zero). `export` writes a window's data for a run and says where.
 pub(super) fn of(
     stream: &Stream<'_>,
     closed: &[JudgedWindow],
-    counts: &mut Counts,
+    counts: &mut MessageCounts,
     mut export: impl FnMut(&str, &WindowData) -> WindowFiles,
 ) -> Outbox {
     let mut alerts = Vec::new();
     for window in closed {
-        let Counts { messages, dead } = std::mem::take(counts);
+        let MessageCounts { messages, dead } = std::mem::take(counts);
         alerts.extend(crate::alert::from_window(
             stream.alerts,
             stream.name,
@@ -182,7 +164,7 @@ mod tests {
             window(vec![decision("e", "triggered", Some("retrain"))], false),
         ];
         let mut exported = Vec::new();
-        let mut counts = Counts {
+        let mut counts = MessageCounts {
             messages: 5,
             dead: 1,
         };
@@ -193,7 +175,7 @@ mod tests {
                 records: None,
             }
         });
-        assert_eq!(counts, Counts::default(), "the counts start again");
+        assert_eq!(counts, MessageCounts::default(), "the counts start again");
         let keys: Vec<&str> = out.runs.iter().map(|r| r.key.as_str()).collect();
         assert_eq!(keys, ["a", "e"]);
         let first = &out.runs[0];

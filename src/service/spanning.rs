@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{consequences, Service, ServiceError};
-use crate::pipeline::{JudgedWindow, Message, Outcome, StreamProcessor, WindowPart};
+use crate::pipeline::{JudgedWindow, Message, MessageCounts, Outcome, StreamProcessor, WindowPart};
 use crate::store::{Merger, ReadyInterval, StoreError};
 
 /// How often the merger looks for ready intervals (and renews its lease).
@@ -41,7 +41,7 @@ pub(super) struct Slot {
     /// Whether it has been read to the end the consumer last heard of.
     caught_up: bool,
     /// Messages and dead letters since its open part began.
-    counts: consequences::Counts,
+    counts: MessageCounts,
 }
 
 impl Spanning {
@@ -99,6 +99,9 @@ impl Service {
         let main = &self.streams.processors[index];
         let stream = main.settings().name.clone();
         let checkpoint = self.store.partition_state(&stream, key)?;
+        let counts = checkpoint
+            .as_ref()
+            .map_or_else(MessageCounts::default, |c| c.messages);
         let mut processor = match StreamProcessor::new(main.settings().clone(), checkpoint) {
             Ok(processor) => processor,
             Err(err) => {
@@ -123,7 +126,7 @@ impl Service {
             durable,
             watermark: None,
             caught_up: false,
-            counts: consequences::Counts::default(),
+            counts,
         };
         if let Some(spanning) = self.streams.spanning[index].as_mut() {
             spanning.slots.insert(key.to_string(), slot);
@@ -168,8 +171,7 @@ impl Service {
         if let Some(closed) = outcome.parts.first_mut() {
             slot.counts.give_to(closed);
         }
-        slot.counts.messages += 1;
-        slot.counts.dead += u64::from(outcome.dead_letter.is_some());
+        slot.counts.count(outcome.dead_letter.is_some());
         slot.unpublished.append(&mut outcome.parts);
         if slot.unpublished.is_empty() {
             return Ok((outcome, false));
@@ -190,7 +192,8 @@ impl Service {
         else {
             return Ok(false);
         };
-        let checkpoint = slot.processor.checkpoint();
+        let mut checkpoint = slot.processor.checkpoint();
+        checkpoint.messages = slot.counts;
         slot.watermark = watermark(slot, &checkpoint, idle);
         let parts = slot.unpublished.len();
         match self.store.commit_partition(
@@ -380,7 +383,7 @@ impl Service {
         let processor = &self.streams.processors[index];
         let stream = consequences::Stream::of(&self.alerts, processor);
         let runs_dir = &self.runs.dir;
-        let mut counts = consequences::Counts {
+        let mut counts = MessageCounts {
             messages: consumed.iter().map(|p| p.part_data.messages).sum(),
             dead: consumed.iter().map(|p| p.part_data.dead_letters).sum(),
         };

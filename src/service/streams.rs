@@ -12,7 +12,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::{consequences, Service, ServiceError};
 use crate::config::ServiceConfig;
 use crate::pipeline::JudgedWindow;
-use crate::pipeline::{Message, StreamProcessor};
+use crate::pipeline::{Message, MessageCounts, StreamProcessor};
 use crate::policy::Outcome;
 use crate::source::kafka;
 use crate::store::Store;
@@ -35,7 +35,7 @@ pub(super) struct Streams {
     /// When each stream last received a message (wall clock), for closing idle windows.
     last_message: Vec<Instant>,
     /// Per stream: messages and dead letters since its last window closed.
-    since_window: Vec<consequences::Counts>,
+    since_window: Vec<MessageCounts>,
     /// Partitions positioned at their checkpoint by the last assignment whose first message
     /// has not come yet (see `positions`).
     pub(super) positioned: std::collections::HashSet<String>,
@@ -64,10 +64,13 @@ impl Streams {
         let mut processors = Vec::new();
         let mut by_topic = HashMap::new();
         let mut spanning = Vec::new();
+        let mut since_window = Vec::new();
         for stream in &config.streams {
             by_topic.insert(stream.topic.clone(), processors.len());
             let spans = spans_instances(config, stream);
-            processors.push(open_processor(config, stream, store, spans)?);
+            let (processor, counts) = open_processor(config, stream, store, spans)?;
+            processors.push(processor);
+            since_window.push(counts);
             spanning.push(spans.then(super::spanning::Spanning::default));
         }
         let durable = processors
@@ -88,7 +91,7 @@ impl Streams {
             dead_letters,
             keep_windows: config.keep_windows,
             last_message: vec![Instant::now(); config.streams.len()],
-            since_window: vec![consequences::Counts::default(); config.streams.len()],
+            since_window,
             positioned: std::collections::HashSet::new(),
             durable,
             spanning,
@@ -143,13 +146,14 @@ fn spans_instances(config: &ServiceConfig, stream: &crate::config::StreamSetting
 }
 
 /// One stream's processor, resumed from its checkpoint, reporting in the background, with the
-/// configured policies and the baseline a run rotated in (which outlives restarts).
+/// configured policies and the baseline a run rotated in (which outlives restarts); with the
+/// messages its checkpoint counted since the last window closed.
 fn open_processor(
     config: &ServiceConfig,
     stream: &crate::config::StreamSettings,
     store: &Store,
     spans: bool,
-) -> Result<StreamProcessor, ServiceError> {
+) -> Result<(StreamProcessor, MessageCounts), ServiceError> {
     // A stream spanning instances keeps its state per partition and with its merger.
     let checkpoint = if spans {
         None
@@ -160,6 +164,9 @@ fn open_processor(
         tracing::info!(stream = %stream.name, window = checkpoint.open_window.index,
             records = checkpoint.open_window.records, "resuming from checkpoint");
     }
+    let counts = checkpoint
+        .as_ref()
+        .map_or_else(MessageCounts::default, |c| c.messages);
     let mut processor = StreamProcessor::new(stream.clone(), checkpoint).map_err(|source| {
         ServiceError::Checkpoint {
             stream: stream.name.clone(),
@@ -184,7 +191,7 @@ fn open_processor(
     for id in processor.wanted_baselines() {
         provide_earlier_baseline(&mut processor, stream, store, &id)?;
     }
-    Ok(processor)
+    Ok((processor, counts))
 }
 
 /// Loads baseline `id` (the configured one, or a version a run rotated in) for a restored
@@ -230,9 +237,7 @@ impl Service {
         } else {
             (self.streams.processors[index].process(message), false)
         };
-        let counts = &mut self.streams.since_window[index];
-        counts.messages += 1;
-        counts.dead += u64::from(outcome.dead_letter.is_some());
+        self.streams.since_window[index].count(outcome.dead_letter.is_some());
         let stream = self.streams.processors[index].settings().name.clone();
         self.metrics.records(&stream, outcome.records);
         if let Some(letter) = &outcome.dead_letter {
@@ -466,7 +471,8 @@ impl Service {
             }
             let processor = &self.streams.processors[index];
             let stream = &processor.settings().name;
-            let checkpoint = processor.checkpoint();
+            let mut checkpoint = processor.checkpoint();
+            checkpoint.messages = self.streams.since_window[index];
             let stored = self
                 .store
                 .commit(stream, &[], &checkpoint, self.streams.keep_windows);

@@ -213,6 +213,7 @@ mod tests {
             unreported_window: None,
             deferred_errors: Vec::new(),
             open_errors: None,
+            messages: Default::default(),
         }
     }
 
