@@ -14,7 +14,7 @@
 //! * `evaluate --registry DIR`: the challenger (`model.json` upstream) against the champion
 //!   (`DIR/<model>.json`) on the holdout → `metrics.json` with `"promote": true|false`;
 //! * `promote --registry DIR`: the challenger becomes the champion (written atomically);
-//! * `baseline`: a baseline profile of the records (`baseline build`'s code) → `baseline.json`.
+//! * `baseline`: a baseline profile of the records (`baseline build`'s code) → `baseline.npz`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -263,7 +263,7 @@ fn promote(context: &Context, registry: &Path) -> Result<String, TaskError> {
 /// The next baseline, built from the run's data.
 fn baseline(context: &Context, data: &DataArgs) -> Result<String, TaskError> {
     let path = data_path(context, data)?;
-    let output = context.artifacts_dir.join("baseline.json");
+    let output = context.artifacts_dir.join("baseline.npz");
     let baseline = crate::baseline::build_from_file(
         path,
         &crate::source::ReadOptions::default(),

@@ -622,7 +622,7 @@ fn issue_14_a_closed_stdout_stops_commands_quietly() {
     let commands: [&[&str]; 4] = [
         &["completions", "bash"],
         &["--help"],
-        &["baseline", "show", "config/baselines/payments.json"],
+        &["baseline", "show", "config/baselines/payments.npz"],
         &[
             "drift",
             "--reference",

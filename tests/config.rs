@@ -62,7 +62,7 @@ path = "x.db"
 [[streams]]
 name = "payments"
 topic = "t"
-baseline = "{root}/config/baselines/payments.json"
+baseline = "{root}/config/baselines/payments.npz"
 window = {{ records = 100 }}
 features = [{{ name = "ghost", kind = "numeric" }}]
 
@@ -107,7 +107,7 @@ path = "x.db"
 [[streams]]
 name = "payments"
 topic = "t"
-baseline = "{root}/config/baselines/payments.json"
+baseline = "{root}/config/baselines/payments.npz"
 window = {{ records = 100 }}
 features = [{{ name = "amount", kind = "numeric" }}, {{ name = "country", kind = "categorical" }}]
 
@@ -288,7 +288,7 @@ listen = "localhost"
 [[streams]]
 name = "payments"
 topic = "payments.features"
-baseline = "config/baselines/payments.json"
+baseline = "config/baselines/payments.npz"
 window = { records = 100, duration = "5m" }
 features = [
   { name = "amount", kind = "categorical" },
@@ -377,7 +377,7 @@ fn issue_16_the_store_is_a_sqlite_path_or_a_postgres_url_and_its_password_is_nev
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("store.toml");
     let stream = format!(
-        "[[streams]]\nname = \"s\"\ntopic = \"t\"\nbaseline = \"{}/config/baselines/payments.json\"\nwindow = {{ records = 100 }}\nfeatures = [{{ name = \"amount\", kind = \"numeric\" }}]\n",
+        "[[streams]]\nname = \"s\"\ntopic = \"t\"\nbaseline = \"{}/config/baselines/payments.npz\"\nwindow = {{ records = 100 }}\nfeatures = [{{ name = \"amount\", kind = \"numeric\" }}]\n",
         env!("CARGO_MANIFEST_DIR")
     );
     let write = |store: &str| {
@@ -448,7 +448,7 @@ fn issue_16_store_check_names_an_old_schema_and_store_migrate_brings_it_up() {
         std::fs::write(
             &file,
             format!(
-                "[kafka]\nbootstrap_servers = \"x:1\"\n[store]\nurl = \"{store}\"\n[[streams]]\nname = \"s\"\ntopic = \"t\"\nbaseline = \"{}/config/baselines/payments.json\"\nwindow = {{ records = 100 }}\nfeatures = [{{ name = \"amount\", kind = \"numeric\" }}]\n",
+                "[kafka]\nbootstrap_servers = \"x:1\"\n[store]\nurl = \"{store}\"\n[[streams]]\nname = \"s\"\ntopic = \"t\"\nbaseline = \"{}/config/baselines/payments.npz\"\nwindow = {{ records = 100 }}\nfeatures = [{{ name = \"amount\", kind = \"numeric\" }}]\n",
                 env!("CARGO_MANIFEST_DIR")
             ),
         )

@@ -50,24 +50,62 @@ struct Raw<'a> {
     features: Option<&'a RawValue>,
 }
 
+/// A hasher taking serialised bytes as they are written, so that hashing a baseline needs no
+/// copy of its JSON.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Baseline {
-    /// SHA-256 of the canonical content, serialising it.
+    /// SHA-256 of the canonical content, serialising it (into the hasher, not into memory).
     pub fn content_id(&self) -> String {
-        let settings = serde_json::to_vec(&self.settings).expect("settings serialise");
-        let features = serde_json::to_vec(&self.features).expect("a baseline serialises");
-        content_hash(self.format_version, &settings, &features)
+        let mut hasher = HashWriter(Sha256::new());
+        hasher.0.update(b"{\"format_version\":");
+        hasher.0.update(self.format_version.to_string().as_bytes());
+        hasher.0.update(b",\"settings\":");
+        serde_json::to_writer(&mut hasher, &self.settings).expect("settings serialise");
+        hasher.0.update(b",\"features\":");
+        serde_json::to_writer(&mut hasher, &self.features).expect("a baseline serialises");
+        hasher.0.update(b"}");
+        hex(&hasher.0.finalize())
+    }
+
+    /// Writes the profile, setting its id from its content: as compact JSON when `path` ends
+    /// in `.json`, otherwise in the binary NPZ layout (see [`super::npz`]), which loads
+    /// without parsing text.
+    pub fn save(&mut self, path: &Path) -> Result<(), BaselineError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| BaselineError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            return self.save_json(path);
+        }
+        self.id = self.content_id();
+        super::npz::save(self, path)
     }
 
     /// Writes the profile as compact JSON (samples run to millions of values; `baseline show`
     /// is the readable view), setting its id from the content bytes written.
-    pub fn save(&mut self, path: &Path) -> Result<(), BaselineError> {
+    fn save_json(&mut self, path: &Path) -> Result<(), BaselineError> {
         let io = |source| BaselineError::Io {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
         let settings = serde_json::to_vec(&self.settings).expect("settings serialise");
         let features = serde_json::to_vec(&self.features).expect("a baseline serialises");
         self.id = content_hash(self.format_version, &settings, &features);
@@ -92,59 +130,15 @@ impl Baseline {
         std::fs::rename(&tmp, path).map_err(io)
     }
 
-    /// Reads and checks a profile: format tag, version, content hash and internal consistency.
+    /// Reads and checks a profile, JSON or NPZ (told apart by their first bytes): format tag,
+    /// version, integrity (the JSON file's content hash, the NPZ entries' CRC-32s) and internal
+    /// consistency.
     pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
-        let bytes = std::fs::read(path).map_err(|source| BaselineError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let parse_error = |message: String| BaselineError::Parse {
-            path: path.to_path_buf(),
-            message,
+        let baseline = if super::npz::is_npz(&head(path)) {
+            super::npz::load(path)?
+        } else {
+            load_json(path)?
         };
-        // The header first, so a newer version gives a version error, not a shape error.
-        let raw: Raw =
-            serde_json::from_slice(&bytes).map_err(|err| parse_error(err.to_string()))?;
-        if raw.format.as_deref() != Some(FORMAT) {
-            return Err(parse_error(format!(
-                "the `format` field is not \"{FORMAT}\""
-            )));
-        }
-        match raw.format_version {
-            Some(FORMAT_VERSION) => {}
-            Some(found) => {
-                return Err(BaselineError::Version {
-                    path: path.to_path_buf(),
-                    found,
-                    supported: FORMAT_VERSION,
-                })
-            }
-            None => return Err(parse_error("the `format_version` field is missing".into())),
-        }
-        // The content's bytes are hashed on another core while the file is parsed.
-        let (as_read, parsed) = std::thread::scope(|scope| {
-            let hash = scope.spawn(|| match (raw.settings, raw.features) {
-                (Some(s), Some(f)) => Some(content_hash(
-                    FORMAT_VERSION,
-                    s.get().as_bytes(),
-                    f.get().as_bytes(),
-                )),
-                _ => None,
-            });
-            let parsed = serde_json::from_slice::<Baseline>(&bytes);
-            (hash.join().unwrap_or(None), parsed)
-        });
-        let baseline = parsed.map_err(|err| parse_error(err.to_string()))?;
-        if as_read.as_deref() != Some(baseline.id.as_str()) {
-            let actual = baseline.content_id();
-            if actual != baseline.id {
-                return Err(BaselineError::Checksum {
-                    path: path.to_path_buf(),
-                    expected: baseline.id,
-                    actual,
-                });
-            }
-        }
         for feature in &baseline.features {
             feature.check().map_err(|message| BaselineError::Invalid {
                 path: path.to_path_buf(),
@@ -155,19 +149,85 @@ impl Baseline {
         Ok(baseline)
     }
 
-    /// True when the file looks like a baseline (its first bytes carry the format tag), so
-    /// `--reference` can take either a baseline or a data file.
+    /// True when the file looks like a baseline (an NPZ archive, or JSON whose first bytes
+    /// carry the format tag), so `--reference` can take either a baseline or a data file.
     pub fn sniff(path: &Path) -> bool {
-        let mut head = [0u8; 512];
-        let Ok(mut file) = std::fs::File::open(path) else {
-            return false;
-        };
-        let Ok(read) = file.read(&mut head) else {
-            return false;
-        };
-        let head = String::from_utf8_lossy(&head[..read]);
+        let head = head(path);
+        if super::npz::is_npz(&head) {
+            return true;
+        }
+        let head = String::from_utf8_lossy(&head);
         head.trim_start().starts_with('{') && head.contains(&format!("\"{FORMAT}\""))
     }
+}
+
+/// Whether the file at `path` is in the NPZ layout (by its first bytes).
+pub fn is_npz_file(path: &Path) -> bool {
+    super::npz::is_npz(&head(path))
+}
+
+/// A file's first bytes (fewer when it is shorter or cannot be read).
+fn head(path: &Path) -> Vec<u8> {
+    let mut head = Vec::with_capacity(512);
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = file.take(512).read_to_end(&mut head);
+    }
+    head
+}
+
+/// Reads a JSON profile and checks its content hash.
+fn load_json(path: &Path) -> Result<Baseline, BaselineError> {
+    let bytes = std::fs::read(path).map_err(|source| BaselineError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let parse_error = |message: String| BaselineError::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
+    // The header first, so a newer version gives a version error, not a shape error.
+    let raw: Raw = serde_json::from_slice(&bytes).map_err(|err| parse_error(err.to_string()))?;
+    if raw.format.as_deref() != Some(FORMAT) {
+        return Err(parse_error(format!(
+            "the `format` field is not \"{FORMAT}\""
+        )));
+    }
+    match raw.format_version {
+        Some(FORMAT_VERSION) => {}
+        Some(found) => {
+            return Err(BaselineError::Version {
+                path: path.to_path_buf(),
+                found,
+                supported: FORMAT_VERSION,
+            })
+        }
+        None => return Err(parse_error("the `format_version` field is missing".into())),
+    }
+    // The content's bytes are hashed on another core while the file is parsed.
+    let (as_read, parsed) = std::thread::scope(|scope| {
+        let hash = scope.spawn(|| match (raw.settings, raw.features) {
+            (Some(s), Some(f)) => Some(content_hash(
+                FORMAT_VERSION,
+                s.get().as_bytes(),
+                f.get().as_bytes(),
+            )),
+            _ => None,
+        });
+        let parsed = serde_json::from_slice::<Baseline>(&bytes);
+        (hash.join().unwrap_or(None), parsed)
+    });
+    let baseline = parsed.map_err(|err| parse_error(err.to_string()))?;
+    if as_read.as_deref() != Some(baseline.id.as_str()) {
+        let actual = baseline.content_id();
+        if actual != baseline.id {
+            return Err(BaselineError::Checksum {
+                path: path.to_path_buf(),
+                expected: baseline.id,
+                actual,
+            });
+        }
+    }
+    Ok(baseline)
 }
 
 /// Lowercase hexadecimal.

@@ -11,12 +11,13 @@
 
 mod build;
 mod file;
+mod npz;
 mod profile;
 mod reservoir;
 mod sample;
 
 pub use build::{build_from_file, BuildError};
-pub use file::file_sha256;
+pub use file::{file_sha256, is_npz_file};
 pub use profile::{
     Baseline, BaselineSource, BuildSettings, CategoricalProfile, FeatureProfile, NumericProfile,
     DEFAULT_SAMPLE_CAP, FORMAT, FORMAT_VERSION,

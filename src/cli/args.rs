@@ -173,10 +173,18 @@ impl DecisionArgs {
 pub enum BaselineCommand {
     /// Build a baseline profile from training data.
     Build(BuildArgs),
-    /// Print a summary of a baseline profile (and check it).
+    /// Print a summary of a baseline profile (and check it, its id included).
     Show {
-        /// The baseline file.
+        /// The baseline file (NPZ or JSON).
         file: PathBuf,
+    },
+    /// Rewrite a baseline in the other layout; its id stays the same.
+    Convert {
+        /// The baseline file (NPZ or JSON).
+        input: PathBuf,
+        /// Where to write it: JSON when the name ends in `.json`, NPZ otherwise. Refused when
+        /// the file exists.
+        output: PathBuf,
     },
 }
 
@@ -186,7 +194,8 @@ pub struct BuildArgs {
     /// Training data: a JSONL or CSV file.
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
-    /// Where to write the profile.
+    /// Where to write the profile: the binary NPZ layout, or JSON when the name ends in
+    /// `.json`.
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
     /// Schema file (TOML or JSON); inferred from the data if absent.

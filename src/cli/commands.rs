@@ -1,4 +1,4 @@
-//! `baseline build` and `show`, `run`, `replay` and `config check`.
+//! `baseline build`, `show` and `convert`, `run`, `replay` and `config check`.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -58,8 +58,22 @@ pub(super) fn run_build(args: &BuildArgs) -> Result<CommandOutcome, CliError> {
 
 pub(super) fn run_show(path: &Path) -> Result<CommandOutcome, CliError> {
     let baseline = Baseline::load(path)?;
+    let actual = baseline.content_id();
+    if actual != baseline.id {
+        return Err(crate::baseline::BaselineError::Checksum {
+            path: path.to_path_buf(),
+            expected: baseline.id,
+            actual,
+        }
+        .into());
+    }
+    let layout = if crate::baseline::is_npz_file(path) {
+        "NPZ"
+    } else {
+        "JSON"
+    };
     let mut text = format!(
-        "baseline {}\n  format version {}, created {}\n  source {} ({} records)\n  bins {}, sample cap {}, seed {}\n",
+        "baseline {} (id verified)\n  {layout}, format version {}, created {}\n  source {} ({} records)\n  bins {}, sample cap {}, seed {}\n",
         baseline.id,
         baseline.format_version,
         baseline.created_at,
@@ -96,6 +110,27 @@ pub(super) fn run_show(path: &Path) -> Result<CommandOutcome, CliError> {
         ));
     }
     write_stdout(&text)?;
+    Ok(CommandOutcome::Done)
+}
+
+/// `baseline convert`: loads (and checks) a baseline and writes it in the layout `output`'s
+/// name chooses, never over an existing file.
+pub(super) fn run_convert(input: &Path, output: &Path) -> Result<CommandOutcome, CliError> {
+    let mut baseline = Baseline::load(input)?;
+    if output.exists() {
+        return Err(CliError::Settings(vec![format!(
+            "{} exists; convert writes only a new file",
+            output.display()
+        )]));
+    }
+    let id = baseline.id.clone();
+    baseline.save(output)?;
+    debug_assert_eq!(id, baseline.id, "the content, hence the id, is unchanged");
+    write_stdout(&format!(
+        "wrote baseline {} to {}\n",
+        &baseline.id[..12],
+        output.display()
+    ))?;
     Ok(CommandOutcome::Done)
 }
 

@@ -22,7 +22,7 @@ pub use args::{
     BaselineCommand, BuildArgs, ConfigCommand, DecisionArgs, DriftArgs, OutputFormat, ReplayArgs,
     StoreCommand,
 };
-use commands::{run_build, run_config_check, run_replay, run_service, run_show};
+use commands::{run_build, run_config_check, run_convert, run_replay, run_service, run_show};
 use drift::run_drift;
 
 /// driftgate: drift detection on ML feature data, and retraining triggers.
@@ -164,6 +164,9 @@ pub fn run(cli: Cli) -> Result<CommandOutcome, CliError> {
         Command::Drift(args) => run_drift(&args),
         Command::Baseline(BaselineCommand::Build(args)) => run_build(&args),
         Command::Baseline(BaselineCommand::Show { file }) => run_show(&file),
+        Command::Baseline(BaselineCommand::Convert { input, output }) => {
+            run_convert(&input, &output)
+        }
         Command::Config(ConfigCommand::Check { file }) => run_config_check(&file),
         Command::Store(command) => store::run(&command),
         Command::Replay(args) => run_replay(&args),

@@ -118,7 +118,7 @@ pub(super) fn training_and_baseline(
         training,
         &crate::source::ReadOptions::default(),
         crate::baseline::BuildSettings::default(),
-        Path::new("config/baselines/payments.json"),
+        Path::new("config/baselines/payments.npz"),
     )
     .map_err(fail("cannot build the baseline"))?;
     println!(

@@ -124,7 +124,9 @@ impl Service {
         }
         let dir = self.runs.baselines_dir.join(&run.stream);
         crate::files::create_private_dir(&dir).map_err(|e| e.to_string())?;
-        let kept = dir.join(format!("{}.json", baseline.id));
+        // Kept in the run's layout (NPZ or JSON), under its id.
+        let layout = path.extension().and_then(|e| e.to_str()).unwrap_or("npz");
+        let kept = dir.join(format!("{}.{layout}", baseline.id));
         std::fs::copy(path, &kept).map_err(|e| e.to_string())?;
         let previous = processor.settings().baseline.id.clone();
         let kept_text = kept.display().to_string();
