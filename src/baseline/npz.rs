@@ -103,17 +103,30 @@ pub(super) fn load(path: &Path) -> Result<Baseline, BaselineError> {
         .map_err(|err| parse_error(format!("entry `meta`: {err}")))?;
     let mut baseline = parse_meta(path, &meta.into_raw_vec_and_offset().0)?;
     let names = npz.names().map_err(|err| parse_error(err.to_string()))?;
-    for (i, feature) in baseline.features.iter_mut().enumerate() {
-        let FeatureProfile::Numeric(p) = feature else {
-            continue;
-        };
-        p.sample = entry(&mut npz, &format!("sample_{i}"), &parse_error)?;
+    let numeric: Vec<usize> = (0..baseline.features.len())
+        .filter(|&i| matches!(baseline.features[i], FeatureProfile::Numeric(_)))
+        .collect();
+    // The samples are read on every core, each entry through its own handle on the file.
+    let samples = crate::parallel::map_in_order(&numeric, |&i| {
+        let file = File::open(path).map_err(|err| parse_error(err.to_string()))?;
+        let mut npz = NpzReader::new(file).map_err(|err| parse_error(err.to_string()))?;
+        let sample = entry(&mut npz, &format!("sample_{i}"), &parse_error)?;
         let counts = format!("sample_counts_{i}");
-        if names
+        let counts = if names
             .iter()
-            .any(|n| n == &counts || *n == format!("{counts}.npy"))
+            .any(|n| *n == counts || *n == format!("{counts}.npy"))
         {
-            p.sample_counts = entry(&mut npz, &counts, &parse_error)?;
+            entry(&mut npz, &counts, &parse_error)?
+        } else {
+            Vec::new()
+        };
+        Ok((sample, counts))
+    });
+    for (i, read) in numeric.into_iter().zip(samples) {
+        let (sample, counts) = read?;
+        if let FeatureProfile::Numeric(p) = &mut baseline.features[i] {
+            p.sample = sample;
+            p.sample_counts = counts;
         }
     }
     Ok(baseline)
