@@ -57,7 +57,9 @@ pub(super) fn run_build(args: &BuildArgs) -> Result<CommandOutcome, CliError> {
 }
 
 pub(super) fn run_show(path: &Path) -> Result<CommandOutcome, CliError> {
+    let started = std::time::Instant::now();
     let baseline = Baseline::load(path)?;
+    let loaded = started.elapsed();
     let actual = baseline.content_id();
     if actual != baseline.id {
         return Err(crate::baseline::BaselineError::Checksum {
@@ -73,10 +75,11 @@ pub(super) fn run_show(path: &Path) -> Result<CommandOutcome, CliError> {
         "JSON"
     };
     let mut text = format!(
-        "baseline {} (id verified)\n  {layout}, format version {}, created {}\n  source {} ({} records)\n  bins {}, sample cap {}, seed {}\n",
+        "baseline {} (id verified)\n  {layout}, format version {}, created {}, loaded in {:.1} ms\n  source {} ({} records)\n  bins {}, sample cap {}, seed {}\n",
         baseline.id,
         baseline.format_version,
         baseline.created_at,
+        loaded.as_secs_f64() * 1000.0,
         baseline.source.path.as_deref().unwrap_or("-"),
         baseline.source.records,
         baseline.settings.bins,
