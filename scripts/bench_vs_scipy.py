@@ -1,125 +1,207 @@
 #!/usr/bin/env python3
-"""Time a 50-feature drift report (100,000 reference x 10,000 current rows): driftgate against a
-scipy loop on the same data, and print the ratio.
+"""A drift report from files, side by side: driftgate, a scipy loop, NannyML and Evidently on the
+same data, each timed as a whole process (start, reading the files, computing, exiting) with its
+peak RSS, best of --repeat runs.
 
-Run from the repository root:  python3 scripts/bench_vs_scipy.py
-Needs numpy and scipy, and builds driftgate in release mode first.
+Run from the repository root:
+    python3 scripts/bench_vs_scipy.py                       # 50 features, 100,000 x 10,000 rows
+    python3 scripts/bench_vs_scipy.py --reference-rows 1000000 --current-rows 100000 --repeat 1
+    python3 scripts/bench_vs_scipy.py --numeric 1000 --categorical 0 --only-load
+Needs numpy (and pandas + scipy for the scipy loop; nannyml, evidently for theirs: a peer that
+does not import is reported as missing). Builds driftgate in release mode first.
 
-The scipy side is timed on arrays already in memory (loading excluded), computing what one
-driftgate report holds per feature: ks_2samp, wasserstein_distance, quantile bins, and Jensen-
-Shannon, PSI and Hellinger over them. The driftgate side is timed end to end as a user runs it,
-process start and CSV parsing included: once with the raw reference file, once with a baseline
-profile built beforehand (the production path: the reference is profiled at training time).
-Each side is timed best of --repeat runs.
+Data: --numeric normal features rounded to 6 decimals (every fifth shifted by 0.1 in the current
+rows) and --categorical features of 5 to 30 levels with skewed frequencies (every third with its
+frequencies perturbed in the current rows), written as CSV and as JSONL.
+
+What each side computes per feature: the scipy loop runs ks_2samp, wasserstein_distance and
+chi2_contingency (categorical); NannyML its UnivariateDriftCalculator (KS/chi2) on one chunk;
+Evidently its DataDriftPreset; driftgate its default report (KS, Wasserstein, quantile-bin
+distances, chi-square). "compute" is the time inside the process after the data was read,
+reported by the Python workers themselves; for `baseline show`, the time loading the baseline.
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 
-import numpy as np
-from scipy import stats
-from scipy.spatial.distance import jensenshannon
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def quantile_edges(ref_sorted, k=10):
-    n = len(ref_sorted)
-    idx = (np.arange(k + 1) * (n - 1)) // k
-    return np.unique(ref_sorted[idx])
+def generate(args, out_dir):
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    numeric = [f"n{j:03d}" for j in range(args.numeric)]
+    categorical = [f"c{j:02d}" for j in range(args.categorical)]
+
+    def rows(n, current):
+        cols = {}
+        for j, name in enumerate(numeric):
+            shift = 0.1 if current and j % 5 == 0 else 0.0
+            cols[name] = np.round(rng.normal(shift, 1.0, n), 6)
+        for j, name in enumerate(categorical):
+            levels = 5 + (j * 7) % 26
+            weights = 1.0 / np.arange(1, levels + 1)
+            if current and j % 3 == 0:
+                weights = weights[::-1]
+            weights /= weights.sum()
+            cols[name] = rng.choice([f"L{k}" for k in range(levels)], size=n, p=weights)
+        return cols
+
+    paths = {}
+    for kind, n in (("ref", args.reference_rows), ("cur", args.current_rows)):
+        cols = rows(n, kind == "cur")
+        names = numeric + categorical
+        text_cols = [np.char.mod("%.6f", cols[c]) if c in numeric else cols[c] for c in names]
+        csv_path = os.path.join(out_dir, f"{kind}.csv")
+        with open(csv_path, "w") as f:
+            f.write(",".join(names) + "\n")
+            for i in range(0, n, 10_000):
+                block = [col[i:i + 10_000] for col in text_cols]
+                f.write("\n".join(",".join(r) for r in zip(*block)) + "\n")
+        jsonl_path = os.path.join(out_dir, f"{kind}.jsonl")
+        with open(jsonl_path, "w") as f:
+            for i in range(0, n, 10_000):
+                block = [col[i:i + 10_000] for col in text_cols]
+                lines = []
+                for r in zip(*block):
+                    fields = [f'"{c}":{v}' if c in numeric else f'"{c}":"{v}"'
+                              for c, v in zip(names, r)]
+                    lines.append("{" + ",".join(fields) + "}")
+                f.write("\n".join(lines) + "\n")
+        paths[kind] = (csv_path, jsonl_path)
+    return paths
 
 
-def binned(ref, cur, edges):
-    interior = max(len(edges) - 1, 1)
-
-    def hist(x):
-        slot = np.searchsorted(edges, x, side="right")
-        slot = np.minimum(slot, interior)
-        slot[x < edges[0]] = 0
-        slot[x > edges[-1]] = interior + 1
-        return np.bincount(slot, minlength=interior + 2).astype(float)
-
-    r, c = hist(ref), hist(cur)
-    p, q = r / r.sum(), c / c.sum()
-    js = jensenshannon(r, c, base=2)
-    p0, q0 = np.where(p == 0, 1e-4, p), np.where(q == 0, 1e-4, q)
-    psi = np.sum((q0 - p0) * np.log(q0 / p0))
-    hellinger = np.sqrt(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2) / 2)
-    return js, psi, hellinger
+def run_measured(cmd):
+    """Runs cmd; returns (seconds, peak RSS in MB, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]} failed: {err.decode()[-2000:]}")
+    return elapsed, usage.ru_maxrss / 1024, out
 
 
-def scipy_report(ref, cur):
-    out = []
-    for j in range(ref.shape[1]):
-        r, c = ref[:, j], cur[:, j]
-        ks = stats.ks_2samp(r, c)
-        w = stats.wasserstein_distance(r, c)
-        normed = w / max(np.std(r), 0.001)
-        edges = quantile_edges(np.sort(r))
-        out.append((ks.statistic, ks.pvalue, w, normed) + binned(r, c, edges))
-    return out
+def best(repeat, cmd):
+    runs = [run_measured(cmd) for _ in range(repeat)]
+    return min(runs, key=lambda r: r[0])
 
 
-def best_of(repeat, fn):
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+# --- the Python workers, each run as its own process -------------------------------------
+
+def worker(tool, ref_csv, cur_csv):
+    import pandas as pd
+
+    ref, cur = pd.read_csv(ref_csv), pd.read_csv(cur_csv)
+    numeric = [c for c in ref.columns if c.startswith("n")]
+    categorical = [c for c in ref.columns if c.startswith("c")]
+    start = time.perf_counter()
+    if tool == "scipy":
+        import numpy as np
+        from scipy import stats
+
+        for c in numeric:
+            r, k = ref[c].to_numpy(), cur[c].to_numpy()
+            stats.ks_2samp(r, k)
+            stats.wasserstein_distance(r, k)
+        for c in categorical:
+            counts = pd.concat([ref[c].value_counts(), cur[c].value_counts()], axis=1).fillna(0)
+            stats.chi2_contingency(np.asarray(counts).T)
+    elif tool == "nannyml":
+        import nannyml
+
+        calc = nannyml.UnivariateDriftCalculator(
+            column_names=numeric + categorical, chunk_number=1,
+            continuous_methods=["kolmogorov_smirnov"], categorical_methods=["chi2"])
+        calc.fit(ref)
+        calc.calculate(cur)
+    elif tool == "evidently":
+        from evidently import Report
+        from evidently.presets import DataDriftPreset
+
+        Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref)
+    print(json.dumps({"compute": time.perf_counter() - start}))
 
 
-def write_csv(path, data):
-    header = ",".join(f"f{j:02d}" for j in range(data.shape[1]))
-    np.savetxt(path, data, delimiter=",", header=header, comments="", fmt="%.6f")
+def python_side(args, tool, ref_csv, cur_csv):
+    cmd = [args.python, os.path.abspath(__file__), "--worker", tool, ref_csv, cur_csv]
+    try:
+        seconds, rss, out = best(args.repeat, cmd)
+    except RuntimeError as err:
+        print(f"  {tool}: not measured ({str(err).strip().splitlines()[-1]})", file=sys.stderr)
+        return None
+    return seconds, rss, json.loads(out)["compute"]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--features", type=int, default=50)
+    parser.add_argument("--numeric", type=int, default=40)
+    parser.add_argument("--categorical", type=int, default=10)
     parser.add_argument("--reference-rows", type=int, default=100_000)
     parser.add_argument("--current-rows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--numeric-method", default="ks",
-                        help="driftgate's decision method for numeric features (e.g. wasserstein, "
-                             "whose permutation test the scipy loop does not run)")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter with scipy/nannyml/evidently")
+    parser.add_argument("--peers", default="scipy,nannyml,evidently")
+    parser.add_argument("--only-load", action="store_true",
+                        help="only time loading a baseline (baseline show) in each layout")
+    parser.add_argument("--data", help="keep the generated files in this directory")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        return worker(*args.worker)
 
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     binary = os.path.join(ROOT, "target", "release", "driftgate")
-
-    rng = np.random.default_rng(7)
-    ref = np.round(rng.normal(0, 1, (args.reference_rows, args.features)), 6)
-    cur = np.round(rng.normal(0, 1, (args.current_rows, args.features)), 6)
-    cur[:, ::5] += 0.1  # drift in every fifth feature
-
     with tempfile.TemporaryDirectory() as tmp:
-        ref_csv, cur_csv = os.path.join(tmp, "reference.csv"), os.path.join(tmp, "current.csv")
-        baseline = os.path.join(tmp, "baseline.json")
-        write_csv(ref_csv, ref)
-        write_csv(cur_csv, cur)
-        subprocess.run([binary, "baseline", "build", "--input", ref_csv, "--output", baseline],
-                       check=True, stdout=subprocess.DEVNULL)
-
-        def driftgate(reference):
-            subprocess.run([binary, "drift", "--reference", reference, "--current", cur_csv,
-                            "--numeric-method", args.numeric_method, "--format", "json"],
+        out_dir = args.data or tmp
+        os.makedirs(out_dir, exist_ok=True)
+        paths = generate(args, out_dir)
+        (ref_csv, ref_jsonl), (cur_csv, cur_jsonl) = paths["ref"], paths["cur"]
+        npz, json_baseline = os.path.join(out_dir, "b.npz"), os.path.join(out_dir, "b.json")
+        for output in (npz, json_baseline):
+            subprocess.run([binary, "baseline", "build", "--input", ref_csv, "--output", output],
                            check=True, stdout=subprocess.DEVNULL)
-
-        t_scipy = best_of(args.repeat, lambda: scipy_report(ref, cur))
-        t_raw = best_of(args.repeat, lambda: driftgate(ref_csv))
-        t_baseline = best_of(args.repeat, lambda: driftgate(baseline))
-
-    shape = f"{args.features} features, {args.reference_rows:,} x {args.current_rows:,} rows"
-    print(f"{shape}, best of {args.repeat}")
-    print(f"  scipy loop (data in memory)                     {t_scipy * 1000:9.1f} ms")
-    print(f"  driftgate drift, raw CSV reference (end to end) {t_raw * 1000:9.1f} ms"
-          f"   {t_scipy / t_raw:5.1f}x faster")
-    print(f"  driftgate drift, baseline profile (end to end)  {t_baseline * 1000:9.1f} ms"
-          f"   {t_scipy / t_baseline:5.1f}x faster")
+        shape = (f"{args.numeric} numeric + {args.categorical} categorical features, "
+                 f"{args.reference_rows:,} x {args.current_rows:,} rows, best of {args.repeat}")
+        print(shape)
+        rows = []
+        for name, path in (("NPZ", npz), ("JSON", json_baseline)):
+            seconds, rss, out = best(args.repeat, [binary, "baseline", "show", path])
+            size = os.path.getsize(path) / 1e6
+            loaded = float(out.decode().split("loaded in ")[1].split(" ms")[0]) / 1000
+            rows.append((f"driftgate baseline show, {name} ({size:.0f} MB): load, then verify id",
+                         seconds, loaded, rss))
+        if not args.only_load:
+            def drift(reference, current):
+                return [binary, "drift", "--reference", reference, "--current", current,
+                        "--format", "json"]
+            for label, cmd in (("driftgate drift, raw CSV", drift(ref_csv, cur_csv)),
+                               ("driftgate drift, raw JSONL", drift(ref_jsonl, cur_jsonl)),
+                               ("driftgate drift, NPZ baseline + CSV", drift(npz, cur_csv)),
+                               ("driftgate drift, JSON baseline + CSV",
+                                drift(json_baseline, cur_csv))):
+                seconds, rss, _ = best(args.repeat, cmd)
+                rows.append((label, seconds, None, rss))
+            for tool in filter(None, args.peers.split(",")):
+                measured = python_side(args, tool, ref_csv, cur_csv)
+                if measured:
+                    rows.append((f"{tool} (pandas.read_csv)", measured[0], measured[2],
+                                 measured[1]))
+    print(f"| | whole process | compute only | peak RSS |")
+    print(f"|---|---|---|---|")
+    for label, seconds, compute, rss in rows:
+        compute = f"{compute:.2f} s" if compute is not None else ""
+        print(f"| {label} | {seconds:.3f} s | {compute} | {rss:.0f} MB |")
 
 
 if __name__ == "__main__":

@@ -244,6 +244,31 @@ impl Dataset {
         }
     }
 
+    /// Appends the records of `later`, a data set of the same schema read after this one's:
+    /// values keep their order, counts add up.
+    pub(crate) fn append(&mut self, later: Dataset) {
+        debug_assert_eq!(self.schema, later.schema, "parts of one read");
+        for (column, more) in self.columns.iter_mut().zip(later.columns) {
+            match (column, more) {
+                (Column::Numeric(to), Column::Numeric(from)) => {
+                    to.values.extend_from_slice(&from.values);
+                    to.quality.add(from.quality);
+                }
+                (Column::Categorical(to), Column::Categorical(from)) => {
+                    for (label, n) in from.counts {
+                        *to.counts.entry(label).or_insert(0) += n;
+                    }
+                    to.quality.add(from.quality);
+                }
+                _ => unreachable!("columns follow one schema"),
+            }
+        }
+        self.records += later.records;
+        for (name, n) in later.unknown_fields {
+            *self.unknown_fields.entry(name).or_insert(0) += n;
+        }
+    }
+
     /// A feature a record did not carry is a missing value of that feature.
     pub(crate) fn count_absent_as_missing(&mut self, seen: &[bool]) {
         for (column, _) in self

@@ -71,6 +71,24 @@ pub fn read_dataset(path: &Path, options: &ReadOptions) -> Result<Dataset, Decod
         Some(schema) => schema.clone(),
         None => infer_schema(path, format, options)?,
     };
+    if format == DataFormat::Csv {
+        // The common file goes through the block reader; the rest through the `csv` crate's.
+        let input = open(path, options, "reading")?;
+        if let Some(dataset) = super::csv_blocks::read(path, input, Dataset::new(schema.clone()))? {
+            return Ok(dataset);
+        }
+    }
+    read_records(path, format, schema, options)
+}
+
+/// Reads a file record by record: JSONL through the service's decoder, CSV through the `csv`
+/// crate's reader.
+pub(super) fn read_records(
+    path: &Path,
+    format: DataFormat,
+    schema: Schema,
+    options: &ReadOptions,
+) -> Result<Dataset, DecodeError> {
     let mut dataset = Dataset::new(schema);
     // CSV headers are fixed per file: resolve each column to its feature once.
     let mut csv_targets: Option<Vec<Target>> = None;

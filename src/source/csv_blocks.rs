@@ -1,0 +1,320 @@
+//! CSV files read in large blocks, each block's lines parsed on all cores at once.
+//!
+//! This path takes the common file: no quotes, lines ending in `\n` or `\r\n`, valid UTF-8,
+//! every line with the header's number of fields. It reads the file in blocks of
+//! [`BLOCK_BYTES`], cuts each at its last line end, splits the lines among the cores, decodes
+//! each share into columns of its own (every cell through the same [`Cell::from_csv`] and
+//! [`Column::push`](crate::decode::Column::push) the `csv` crate path uses) and appends the
+//! shares in file order, so the result is the other path's, value for value and in the same
+//! order. Anything else in a block — a quote, a lone `\r`, a short row, bytes that are not UTF-8 —
+//! gives the file back to the `csv` crate's reader, which also names the line at fault.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::decode::{Cell, Dataset, DecodeError, RESERVED_FIELDS};
+
+/// Bytes read at a time (a block's lines are split among the cores).
+const BLOCK_BYTES: usize = 8 << 20;
+
+/// Blocks smaller than this are parsed on the calling thread alone.
+const PARALLEL_BYTES: usize = 1 << 20;
+
+/// The block sizes (smaller in tests, to cross many block boundaries).
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    block: usize,
+    parallel: usize,
+}
+
+const SIZES: Sizes = Sizes {
+    block: BLOCK_BYTES,
+    parallel: PARALLEL_BYTES,
+};
+
+/// Where a column goes.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Feature(usize),
+    Unknown,
+    Reserved,
+}
+
+/// The file decoded into `empty`'s columns, or `None` when it needs the `csv` crate's reader.
+pub(super) fn read(
+    path: &Path,
+    input: impl Read,
+    empty: Dataset,
+) -> Result<Option<Dataset>, DecodeError> {
+    read_in(path, input, empty, SIZES)
+}
+
+fn read_in(
+    path: &Path,
+    mut input: impl Read,
+    empty: Dataset,
+    sizes: Sizes,
+) -> Result<Option<Dataset>, DecodeError> {
+    let io = |source| DecodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut buffer = Vec::with_capacity(sizes.block + (1 << 16));
+    let mut end = fill(&mut input, &mut buffer, sizes.block).map_err(io)?;
+    // The header line may be longer than a block.
+    while !end && !buffer.contains(&b'\n') && buffer.len() < (1 << 20) {
+        end = fill(&mut input, &mut buffer, sizes.block).map_err(io)?;
+    }
+    let Some((header, names)) = header(&buffer, end) else {
+        return Ok(None);
+    };
+    let targets = targets(&names, &empty);
+    let mut dataset = empty;
+    buffer.drain(..header);
+    loop {
+        let cut = if end {
+            buffer.len()
+        } else {
+            match buffer.iter().rposition(|b| *b == b'\n') {
+                Some(last) => last + 1,
+                // A line of more than 4 blocks (or a megabyte) is not the common file.
+                None if buffer.len() > (sizes.block * 4).max(1 << 20) => return Ok(None),
+                None => 0,
+            }
+        };
+        if !decode_block(&buffer[..cut], &targets, &names, &mut dataset, sizes) {
+            return Ok(None);
+        }
+        buffer.drain(..cut);
+        if end {
+            return Ok(Some(dataset));
+        }
+        end = fill(&mut input, &mut buffer, sizes.block).map_err(io)?;
+    }
+}
+
+/// Reads up to a block more into `buffer`; true at the end of the input.
+fn fill(input: &mut impl Read, buffer: &mut Vec<u8>, block: usize) -> std::io::Result<bool> {
+    let want = buffer.len() + block;
+    while buffer.len() < want {
+        let read = input
+            .by_ref()
+            .take((want - buffer.len()) as u64)
+            .read_to_end(buffer)?;
+        if read == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The header line's length (with its line end) and its names, read by the `csv` crate (which
+/// also drops a byte-order mark); `None` for a header this path does not take. `whole`: the
+/// buffer holds the whole file.
+fn header(buffer: &[u8], whole: bool) -> Option<(usize, Vec<String>)> {
+    let end = match buffer.iter().position(|b| *b == b'\n') {
+        Some(at) => at + 1,
+        None if whole && !buffer.is_empty() => buffer.len(),
+        None => return None,
+    };
+    let line = &buffer[..end];
+    if line.contains(&b'"') {
+        return None;
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(line);
+    let names = reader.headers().ok()?.iter().map(str::to_string).collect();
+    Some((end, names))
+}
+
+fn targets(names: &[String], dataset: &Dataset) -> Vec<Target> {
+    names
+        .iter()
+        .map(|name| {
+            if RESERVED_FIELDS.contains(&name.as_str()) {
+                Target::Reserved
+            } else {
+                dataset
+                    .position(name)
+                    .map_or(Target::Unknown, Target::Feature)
+            }
+        })
+        .collect()
+}
+
+/// Decodes whole lines into `dataset`, split among the cores; false when a line needs the
+/// `csv` crate's reader.
+fn decode_block(
+    block: &[u8],
+    targets: &[Target],
+    names: &[String],
+    dataset: &mut Dataset,
+    sizes: Sizes,
+) -> bool {
+    let Ok(text) = std::str::from_utf8(block) else {
+        return false;
+    };
+    if text.contains('"') {
+        return false;
+    }
+    let shares = split_lines(text, threads(text.len(), sizes.parallel));
+    let empty = || Dataset::new(dataset.schema.clone());
+    let parts = crate::parallel::map_in_order(&shares, |share| {
+        let mut part = empty();
+        decode_lines(share, targets, names, &mut part).then_some(part)
+    });
+    for part in parts {
+        let Some(part) = part else {
+            return false;
+        };
+        dataset.append(part);
+    }
+    true
+}
+
+fn threads(bytes: usize, parallel: usize) -> usize {
+    if bytes < parallel {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// `text` in `n` pieces of about equal size, each cut after a line end.
+fn split_lines(text: &str, n: usize) -> Vec<&str> {
+    let mut shares = Vec::with_capacity(n);
+    let mut rest = text;
+    for left in (1..n).rev() {
+        let at = rest.len() / (left + 1);
+        // Searched as bytes: `at` may fall inside a character, a line end never does.
+        let cut = rest.as_bytes()[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(rest.len(), |i| at + i + 1);
+        let (share, tail) = rest.split_at(cut);
+        shares.push(share);
+        rest = tail;
+    }
+    shares.push(rest);
+    shares
+}
+
+/// Decodes `text`'s lines into `part`; false at a line this path does not take.
+fn decode_lines(text: &str, targets: &[Target], names: &[String], part: &mut Dataset) -> bool {
+    let absent: Vec<usize> = (0..part.columns.len())
+        .filter(|i| {
+            !targets
+                .iter()
+                .any(|t| matches!(t, Target::Feature(f) if f == i))
+        })
+        .collect();
+    let mut rows = 0u64;
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        if line.contains('\r') {
+            return false;
+        }
+        let mut fields = line.split(',');
+        for target in targets {
+            let Some(field) = fields.next() else {
+                return false;
+            };
+            if let Target::Feature(i) = *target {
+                part.columns[i].push(Cell::from_csv(field));
+            }
+        }
+        if fields.next().is_some() {
+            return false;
+        }
+        rows += 1;
+    }
+    part.records = rows;
+    for i in absent {
+        for _ in 0..rows {
+            part.columns[i].push(Cell::Missing);
+        }
+    }
+    for (target, name) in targets.iter().zip(names) {
+        if matches!(target, Target::Unknown) && rows > 0 {
+            *part.unknown_fields.entry(name.clone()).or_insert(0) += rows;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::file::read_records;
+    use crate::source::{DataFormat, ReadOptions};
+    use proptest::prelude::*;
+
+    fn schema() -> crate::decode::Schema {
+        serde_json::from_value(serde_json::json!({"features": [
+            {"name": "x", "kind": "numeric"},
+            {"name": "c", "kind": "categorical"},
+            {"name": "absent", "kind": "numeric"},
+        ]}))
+        .unwrap()
+    }
+
+    fn cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => (-1e6f64..1e6).prop_map(|v| format!("{v}")),
+            2 => (-99i32..99).prop_map(|v| format!(" {v} ")),
+            1 => Just(String::new()),
+            1 => Just("NaN".to_string()),
+            1 => Just("inf".to_string()),
+            1 => Just("1e400".to_string()),
+            2 => "[a-c]{1,3}".prop_map(|s| s),
+            1 => Just("é".to_string()),
+        ]
+    }
+
+    /// A CSV text: header `x,ts,c,extra`, rows of cells; some blank lines, CRLF line ends, and
+    /// now and then a row the block reader leaves to the `csv` crate.
+    fn text() -> impl Strategy<Value = String> {
+        let row = (cell(), cell(), cell(), 0u8..40);
+        let shape = (any::<bool>(), any::<bool>());
+        (prop::collection::vec(row, 0..120), shape).prop_map(|(rows, (crlf, open_end))| {
+            let end = if crlf { "\r\n" } else { "\n" };
+            let mut text = format!("x,ts,c,extra{end}");
+            for (x, c, extra, odd) in rows {
+                match odd {
+                    0 => text.push_str(end),
+                    1 => text.push_str(&format!("{x},1,\"{c}\",{extra}{end}")),
+                    2 => text.push_str(&format!("{x},1,{c}{end}")),
+                    _ => text.push_str(&format!("{x},1,{c},{extra}{end}")),
+                }
+            }
+            if open_end {
+                // No line end after the last line.
+                text.truncate(text.trim_end_matches(['\r', '\n']).len());
+            }
+            text
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn blocks_read_what_the_csv_crate_reads(text in text(), block in 8usize..200) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("d.csv");
+            std::fs::write(&path, &text).unwrap();
+            let options = ReadOptions { skip_invalid: true, ..Default::default() };
+            let expected = read_records(&path, DataFormat::Csv, schema(), &options).unwrap();
+            let sizes = Sizes { block, parallel: 0 };
+            let read = read_in(&path, text.as_bytes(), Dataset::new(schema()), sizes).unwrap();
+            let plain = !text.contains('"') && expected.invalid_lines == 0;
+            match read {
+                Some(read) => prop_assert_eq!(read, expected),
+                None => prop_assert!(!plain, "a plain file is read by blocks"),
+            }
+        }
+    }
+}
