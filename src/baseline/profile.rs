@@ -335,7 +335,7 @@ fn profile_numeric(
     settings: &BuildSettings,
 ) -> NumericProfile {
     let mut sorted = values.to_vec();
-    sorted.sort_unstable_by(f64::total_cmp);
+    crate::drift::ecdf::sort_values(&mut sorted);
     let (mean, std) = mean_and_std(values);
     let bins = QuantileBins::from_sorted(&sorted, settings.bins);
     let bin_counts = bins
@@ -353,7 +353,7 @@ fn profile_numeric(
         );
         values.iter().for_each(|v| reservoir.push(*v));
         let mut sample = reservoir.into_sample();
-        sample.sort_unstable_by(f64::total_cmp);
+        crate::drift::ecdf::sort_values(&mut sample);
         (sample, true)
     };
     let (sample, sample_counts) = compact(sample);

@@ -131,6 +131,26 @@ impl Column {
     }
 }
 
+impl Column {
+    /// Adds a CSV field: what `push(Cell::from_csv(field))` does, without building the cell for
+    /// a numeric column (the CSV reader's inner loop).
+    pub fn push_csv(&mut self, field: &str) {
+        match self {
+            Column::Numeric(col) => {
+                let trimmed = field.trim();
+                if trimmed.is_empty() {
+                    col.quality.missing += 1;
+                } else if let Ok(value) = trimmed.parse::<f64>() {
+                    push_number(col, value);
+                } else {
+                    col.quality.invalid += 1;
+                }
+            }
+            Column::Categorical(_) => self.push(Cell::from_csv(field)),
+        }
+    }
+}
+
 fn push_number(col: &mut NumericColumn, value: f64) {
     if value.is_finite() {
         col.values.push(value);

@@ -19,14 +19,14 @@ pub struct EcdfComparison {
     pub wasserstein: f64,
 }
 
-/// Sorts values in `f64::total_cmp` order, by sorting their bits as integers (about twice as
-/// fast as comparing floats).
+/// Sorts values in `f64::total_cmp` order, by radix-sorting their bits as integers (several
+/// times faster than comparing floats).
 pub fn sort_values(values: &mut [f64]) {
     // Order-preserving map to u64: negative numbers have all bits flipped, others the sign bit.
     let to_key = |bits: u64| bits ^ ((((bits as i64) >> 63) as u64) | (1 << 63));
     let from_key = |key: u64| key ^ (((!key as i64 >> 63) as u64) | (1 << 63));
     let mut keys: Vec<u64> = values.iter().map(|v| to_key(v.to_bits())).collect();
-    keys.sort_unstable();
+    radsort::sort(&mut keys);
     for (value, key) in values.iter_mut().zip(keys) {
         *value = f64::from_bits(from_key(key));
     }
@@ -190,6 +190,20 @@ mod tests {
         sort_values(&mut values);
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&values), bits(&expected));
+        // Many values, as a reference has: the radix passes, not a small-slice sort.
+        let mut rng = crate::rng::SplitMix64::new(9);
+        let mut many: Vec<f64> = (0..50_000)
+            .map(|i| match i % 4 {
+                0 => rng.normal() * 1e6,
+                1 => -0.0,
+                2 => (rng.below(100) as f64) - 50.0,
+                _ => rng.normal() * 1e-300,
+            })
+            .collect();
+        let mut expected = many.clone();
+        expected.sort_by(f64::total_cmp);
+        sort_values(&mut many);
+        assert_eq!(bits(&many), bits(&expected));
     }
 
     #[test]

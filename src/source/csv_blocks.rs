@@ -3,8 +3,8 @@
 //! This path takes the common file: no quotes, lines ending in `\n` or `\r\n`, valid UTF-8,
 //! every line with the header's number of fields. It reads the file in blocks of
 //! [`BLOCK_BYTES`], cuts each at its last line end, splits the lines among the cores, decodes
-//! each share into columns of its own (every cell through the same [`Cell::from_csv`] and
-//! [`Column::push`](crate::decode::Column::push) the `csv` crate path uses) and appends the
+//! each share into columns of its own (every cell as [`Cell::from_csv`] and
+//! [`Column::push`](crate::decode::Column::push) take it on the `csv` crate path) and appends the
 //! shares in file order, so the result is the other path's, value for value and in the same
 //! order. Anything else in a block — a quote, a lone `\r`, a short row, bytes that are not UTF-8 —
 //! gives the file back to the `csv` crate's reader, which also names the line at fault.
@@ -155,7 +155,9 @@ fn decode_block(
     let Ok(text) = std::str::from_utf8(block) else {
         return false;
     };
-    if text.contains('"') {
+    // A carriage return only as part of a CRLF line end.
+    let lone_cr = || text.matches('\r').count() != text.matches("\r\n").count();
+    if text.contains('"') || (text.contains('\r') && lone_cr()) {
         return false;
     }
     let shares = split_lines(text, threads(text.len(), sizes.parallel));
@@ -214,16 +216,13 @@ fn decode_lines(text: &str, targets: &[Target], names: &[String], part: &mut Dat
         if line.is_empty() {
             continue;
         }
-        if line.contains('\r') {
-            return false;
-        }
         let mut fields = line.split(',');
         for target in targets {
             let Some(field) = fields.next() else {
                 return false;
             };
             if let Target::Feature(i) = *target {
-                part.columns[i].push(Cell::from_csv(field));
+                part.columns[i].push_csv(field);
             }
         }
         if fields.next().is_some() {

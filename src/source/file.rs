@@ -124,11 +124,15 @@ fn infer_schema(
             return Flow::Stop;
         }
         record.for_each_cell(|name, cell| {
-            let tally = tallies.entry(name.to_string()).or_insert_with(|| {
-                order.push(name.to_string());
-                KindTally::default()
-            });
+            // Looked up before inserting: a name is new once, seen again on every record.
+            if let Some(tally) = tallies.get_mut(name) {
+                tally.observe(&cell);
+                return;
+            }
+            order.push(name.to_string());
+            let mut tally = KindTally::default();
             tally.observe(&cell);
+            tallies.insert(name.to_string(), tally);
         });
         Flow::Continue
     };
