@@ -7,8 +7,11 @@ Run from the repository root:
     python3 scripts/bench_vs_scipy.py                       # 50 features, 100,000 x 10,000 rows
     python3 scripts/bench_vs_scipy.py --reference-rows 1000000 --current-rows 100000 --repeat 1
     python3 scripts/bench_vs_scipy.py --numeric 1000 --categorical 0 --only-load
-Needs numpy (and pandas + scipy for the scipy loop; nannyml, evidently for theirs: a peer that
-does not import is reported as missing). Builds driftgate in release mode first.
+Needs numpy and GNU time (/usr/bin/time, Debian's `time` package), pandas + scipy for the scipy
+loop, nannyml and evidently for theirs (a peer that does not import is reported as missing):
+    python3 -m venv /tmp/peers && /tmp/peers/bin/pip install nannyml==0.13.* evidently==0.7.* \
+        "pandas<2.2" && /tmp/peers/bin/python scripts/bench_vs_scipy.py
+Builds driftgate in release mode first.
 
 Data: --numeric normal features rounded to 6 decimals (every fifth shifted by 0.1 in the current
 rows) and --categorical features of 5 to 30 levels with skewed frequencies (every third with its
@@ -78,17 +81,17 @@ def generate(args, out_dir):
 
 
 def run_measured(cmd):
-    """Runs cmd; returns (seconds, peak RSS in MB, stdout)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[:3]} failed: {err.decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024, out
+    """Runs cmd under GNU time; returns (seconds, peak RSS in MB, stdout). (A child's own
+    rusage would start from this interpreter's size at the fork.)"""
+    with tempfile.NamedTemporaryFile("r") as rss:
+        start = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name] + cmd,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd[:3]} failed: {proc.stderr.decode()[-2000:]}")
+        peak_kb = int(rss.read().split()[-1])
+    return elapsed, peak_kb / 1024, proc.stdout
 
 
 def best(repeat, cmd):

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::{Baseline, BaselineError, BaselineSource, FORMAT, FORMAT_VERSION};
+use super::{Baseline, BaselineError, BaselineSource, FeatureProfile, FORMAT, FORMAT_VERSION};
 
 /// SHA-256 of the canonical content from the compact JSON of the settings and the features.
 fn content_hash(format_version: u32, settings: &[u8], features: &[u8]) -> String {
@@ -139,8 +139,10 @@ impl Baseline {
         } else {
             load_json(path)?
         };
-        for feature in &baseline.features {
-            feature.check().map_err(|message| BaselineError::Invalid {
+        // Checked on every core: the checks read every sample value.
+        let checks = crate::parallel::map_in_order(&baseline.features, FeatureProfile::check);
+        for (feature, check) in baseline.features.iter().zip(checks) {
+            check.map_err(|message| BaselineError::Invalid {
                 path: path.to_path_buf(),
                 feature: feature.name().to_string(),
                 message,
