@@ -177,6 +177,32 @@ fn head(path: &Path) -> Vec<u8> {
     head
 }
 
+/// Checks a baseline's `format` tag and `format_version` (of either layout).
+pub(super) fn check_header(
+    path: &Path,
+    format: Option<&str>,
+    version: Option<u32>,
+) -> Result<(), BaselineError> {
+    let parse_error = |message: String| BaselineError::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
+    if format != Some(FORMAT) {
+        return Err(parse_error(format!(
+            "the `format` field is not \"{FORMAT}\""
+        )));
+    }
+    match version {
+        Some(FORMAT_VERSION) => Ok(()),
+        Some(found) => Err(BaselineError::Version {
+            path: path.to_path_buf(),
+            found,
+            supported: FORMAT_VERSION,
+        }),
+        None => Err(parse_error("the `format_version` field is missing".into())),
+    }
+}
+
 /// Reads a JSON profile and checks its content hash.
 fn load_json(path: &Path) -> Result<Baseline, BaselineError> {
     let bytes = std::fs::read(path).map_err(|source| BaselineError::Io {
@@ -189,22 +215,7 @@ fn load_json(path: &Path) -> Result<Baseline, BaselineError> {
     };
     // The header first, so a newer version gives a version error, not a shape error.
     let raw: Raw = serde_json::from_slice(&bytes).map_err(|err| parse_error(err.to_string()))?;
-    if raw.format.as_deref() != Some(FORMAT) {
-        return Err(parse_error(format!(
-            "the `format` field is not \"{FORMAT}\""
-        )));
-    }
-    match raw.format_version {
-        Some(FORMAT_VERSION) => {}
-        Some(found) => {
-            return Err(BaselineError::Version {
-                path: path.to_path_buf(),
-                found,
-                supported: FORMAT_VERSION,
-            })
-        }
-        None => return Err(parse_error("the `format_version` field is missing".into())),
-    }
+    check_header(path, raw.format.as_deref(), raw.format_version)?;
     // The content's bytes are hashed on another core while the file is parsed.
     let (as_read, parsed) = std::thread::scope(|scope| {
         let hash = scope.spawn(|| match (raw.settings, raw.features) {

@@ -21,7 +21,7 @@ use std::path::Path;
 use ndarray::Array1;
 use ndarray_npy::{NpzReader, NpzWriter};
 
-use super::{Baseline, BaselineError, FeatureProfile, FORMAT, FORMAT_VERSION};
+use super::{Baseline, BaselineError, FeatureProfile};
 
 /// The first bytes of a zip archive, hence of an NPZ file.
 const ZIP_MAGIC: &[u8; 4] = b"PK\x03\x04";
@@ -157,21 +157,6 @@ fn parse_meta(path: &Path, meta: &[u8]) -> Result<Baseline, BaselineError> {
     }
     let header: Header =
         serde_json::from_slice(meta).map_err(|err| parse_error(format!("entry `meta`: {err}")))?;
-    if header.format.as_deref() != Some(FORMAT) {
-        return Err(parse_error(format!(
-            "the `format` field of entry `meta` is not \"{FORMAT}\""
-        )));
-    }
-    match header.format_version {
-        Some(FORMAT_VERSION) => {}
-        Some(found) => {
-            return Err(BaselineError::Version {
-                path: path.to_path_buf(),
-                found,
-                supported: FORMAT_VERSION,
-            })
-        }
-        None => return Err(parse_error("the `format_version` field is missing".into())),
-    }
+    super::file::check_header(path, header.format.as_deref(), header.format_version)?;
     serde_json::from_slice(meta).map_err(|err| parse_error(format!("entry `meta`: {err}")))
 }

@@ -12,7 +12,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::decode::{Cell, Dataset, DecodeError, RESERVED_FIELDS};
+use super::file::{resolve_headers, Target};
+use crate::decode::{Cell, Dataset, DecodeError};
 
 /// Bytes read at a time (a block's lines are split among the cores).
 const BLOCK_BYTES: usize = 8 << 20;
@@ -31,14 +32,6 @@ const SIZES: Sizes = Sizes {
     block: BLOCK_BYTES,
     parallel: PARALLEL_BYTES,
 };
-
-/// Where a column goes.
-#[derive(Debug, Clone, Copy)]
-enum Target {
-    Feature(usize),
-    Unknown,
-    Reserved,
-}
 
 /// The file decoded into `empty`'s columns, or `None` when it needs the `csv` crate's reader.
 pub(super) fn read(
@@ -68,7 +61,7 @@ fn read_in(
     let Some((header, names)) = header(&buffer, end) else {
         return Ok(None);
     };
-    let targets = targets(&names, &empty);
+    let targets = resolve_headers(names.iter().map(String::as_str), &empty);
     let mut dataset = empty;
     buffer.drain(..header);
     loop {
@@ -126,21 +119,6 @@ fn header(buffer: &[u8], whole: bool) -> Option<(usize, Vec<String>)> {
         .from_reader(line);
     let names = reader.headers().ok()?.iter().map(str::to_string).collect();
     Some((end, names))
-}
-
-fn targets(names: &[String], dataset: &Dataset) -> Vec<Target> {
-    names
-        .iter()
-        .map(|name| {
-            if RESERVED_FIELDS.contains(&name.as_str()) {
-                Target::Reserved
-            } else {
-                dataset
-                    .position(name)
-                    .map_or(Target::Unknown, Target::Feature)
-            }
-        })
-        .collect()
 }
 
 /// Decodes whole lines into `dataset`, split among the cores; false when a line needs the

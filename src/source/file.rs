@@ -94,7 +94,8 @@ pub(super) fn read_records(
     let mut csv_targets: Option<Vec<Target>> = None;
     let mut csv_rows = |record: Record<'_>| {
         if let Record::Csv { headers, row } = record {
-            let targets = csv_targets.get_or_insert_with(|| resolve_headers(headers, &dataset));
+            let targets =
+                csv_targets.get_or_insert_with(|| resolve_headers(headers.iter(), &dataset));
             push_csv_row(&mut dataset, targets, headers, row);
         }
         Flow::Continue
@@ -155,17 +156,13 @@ fn infer_schema(
     Ok(Schema { features })
 }
 
-/// Where a CSV column goes.
-#[derive(Debug, Clone, Copy)]
-enum Target {
-    Feature(usize),
-    Unknown,
-    Reserved,
-}
-
-fn resolve_headers(headers: &csv::StringRecord, dataset: &Dataset) -> Vec<Target> {
-    headers
-        .iter()
+/// Where each CSV column goes, by its header name.
+pub(super) fn resolve_headers<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    dataset: &Dataset,
+) -> Vec<Target> {
+    names
+        .into_iter()
         .map(|name| {
             if RESERVED_FIELDS.contains(&name) {
                 Target::Reserved
@@ -176,6 +173,17 @@ fn resolve_headers(headers: &csv::StringRecord, dataset: &Dataset) -> Vec<Target
             }
         })
         .collect()
+}
+
+/// Where a CSV column goes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Target {
+    /// The feature at this position.
+    Feature(usize),
+    /// A field the schema does not have.
+    Unknown,
+    /// A reserved field ([`RESERVED_FIELDS`]).
+    Reserved,
 }
 
 fn push_csv_row(
