@@ -256,7 +256,7 @@ token_env = "DRIFTGATE_TEST_TOKEN"
 [[streams]]
 name = "payments"
 topic = "payments.features"
-baseline = "{root}/config/baselines/payments.json"
+baseline = "{root}/config/baselines/payments.npz"
 window = {{ records = 2000 }}
 features = [{{ name = "amount", kind = "numeric" }}]
 [[alerts.sinks]]
