@@ -111,7 +111,10 @@ fn header(buffer: &[u8], whole: bool) -> Option<(usize, Vec<String>)> {
         None => return None,
     };
     let line = &buffer[..end];
-    if line.contains(&b'"') {
+    // A quote, or a carriage return ending a record before the line's end, is not plain.
+    let body = line.strip_suffix(b"\n").unwrap_or(line);
+    let body = body.strip_suffix(b"\r").unwrap_or(body);
+    if line.contains(&b'"') || body.contains(&b'\r') {
         return None;
     }
     let mut reader = csv::ReaderBuilder::new()
@@ -273,6 +276,22 @@ mod tests {
             }
             text
         })
+    }
+
+    #[test]
+    fn a_carriage_return_inside_the_header_line_goes_to_the_csv_crate() {
+        let text = "x,c\r1,a\n2,b\n";
+        let sizes = Sizes {
+            block: 64,
+            parallel: 0,
+        };
+        let read = read_in(
+            Path::new("d.csv"),
+            text.as_bytes(),
+            Dataset::new(schema()),
+            sizes,
+        );
+        assert!(read.unwrap().is_none(), "the first record ends at the CR");
     }
 
     proptest! {
