@@ -84,10 +84,7 @@ impl Baseline {
     /// without parsing text.
     pub fn save(&mut self, path: &Path) -> Result<(), BaselineError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| BaselineError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(parent).map_err(BaselineError::io(path))?;
         }
         if path
             .extension()
@@ -102,10 +99,7 @@ impl Baseline {
     /// Writes the profile as compact JSON (samples run to millions of values; `baseline show`
     /// is the readable view), setting its id from the content bytes written.
     fn save_json(&mut self, path: &Path) -> Result<(), BaselineError> {
-        let io = |source| BaselineError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = BaselineError::io(path);
         let settings = serde_json::to_vec(&self.settings).expect("settings serialise");
         let features = serde_json::to_vec(&self.features).expect("a baseline serialises");
         self.id = content_hash(self.format_version, &settings, &features);
@@ -183,10 +177,7 @@ pub(super) fn check_header(
     format: Option<&str>,
     version: Option<u32>,
 ) -> Result<(), BaselineError> {
-    let parse_error = |message: String| BaselineError::Parse {
-        path: path.to_path_buf(),
-        message,
-    };
+    let parse_error = BaselineError::parse(path);
     if format != Some(FORMAT) {
         return Err(parse_error(format!(
             "the `format` field is not \"{FORMAT}\""
@@ -205,14 +196,8 @@ pub(super) fn check_header(
 
 /// Reads a JSON profile and checks its content hash.
 fn load_json(path: &Path) -> Result<Baseline, BaselineError> {
-    let bytes = std::fs::read(path).map_err(|source| BaselineError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let parse_error = |message: String| BaselineError::Parse {
-        path: path.to_path_buf(),
-        message,
-    };
+    let bytes = std::fs::read(path).map_err(BaselineError::io(path))?;
+    let parse_error = BaselineError::parse(path);
     // The header first, so a newer version gives a version error, not a shape error.
     let raw: Raw = serde_json::from_slice(&bytes).map_err(|err| parse_error(err.to_string()))?;
     check_header(path, raw.format.as_deref(), raw.format_version)?;

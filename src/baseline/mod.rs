@@ -25,7 +25,7 @@ pub use profile::{
 pub use reservoir::Reservoir;
 pub(crate) use sample::f64_base64;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Why a baseline could not be built, read or written. The user is at fault (wrong or damaged
 /// file); retrying won't help.
@@ -80,4 +80,22 @@ pub enum BaselineError {
     /// The settings for building are unusable.
     #[error("invalid baseline settings: {0}")]
     Settings(String),
+}
+
+impl BaselineError {
+    /// Turns an operating system error on `path` into [`BaselineError::Io`].
+    pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> BaselineError + Copy + '_ {
+        move |source| BaselineError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Turns a message about `path`'s content into [`BaselineError::Parse`].
+    pub(crate) fn parse(path: &Path) -> impl Fn(String) -> BaselineError + Copy + '_ {
+        move |message| BaselineError::Parse {
+            path: path.to_path_buf(),
+            message,
+        }
+    }
 }

@@ -33,10 +33,7 @@ pub(super) fn is_npz(head: &[u8]) -> bool {
 
 /// Writes `baseline` (its id already set) as NPZ to `path`.
 pub(super) fn save(baseline: &mut Baseline, path: &Path) -> Result<(), BaselineError> {
-    let io = |source| BaselineError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = BaselineError::io(path);
     let zip_error = |err: ndarray_npy::WriteNpzError| BaselineError::Io {
         path: path.to_path_buf(),
         source: std::io::Error::other(err.to_string()),
@@ -89,14 +86,8 @@ pub(super) fn save(baseline: &mut Baseline, path: &Path) -> Result<(), BaselineE
 
 /// Reads an NPZ baseline: its metadata, then each numeric feature's sample.
 pub(super) fn load(path: &Path) -> Result<Baseline, BaselineError> {
-    let file = File::open(path).map_err(|source| BaselineError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let parse_error = |message: String| BaselineError::Parse {
-        path: path.to_path_buf(),
-        message,
-    };
+    let file = File::open(path).map_err(BaselineError::io(path))?;
+    let parse_error = BaselineError::parse(path);
     let mut npz = NpzReader::new(file).map_err(|err| parse_error(err.to_string()))?;
     let meta: Array1<u8> = npz
         .by_name("meta")
@@ -146,10 +137,7 @@ fn entry<R: Read + Seek, T: ndarray_npy::ReadableElement>(
 
 /// The baseline of the `meta` entry, its format and version checked first.
 fn parse_meta(path: &Path, meta: &[u8]) -> Result<Baseline, BaselineError> {
-    let parse_error = |message: String| BaselineError::Parse {
-        path: path.to_path_buf(),
-        message,
-    };
+    let parse_error = BaselineError::parse(path);
     #[derive(serde::Deserialize)]
     struct Header {
         format: Option<String>,
