@@ -1,8 +1,8 @@
 //! CSV files read in large blocks, each block's lines parsed on all cores at once.
 //!
 //! This path takes the common file: no quotes, lines ending in `\n` or `\r\n`, valid UTF-8,
-//! every line with the header's number of fields. It reads the file in blocks of
-//! [`BLOCK_BYTES`], cuts each at its last line end, splits the lines among the cores, decodes
+//! every line with the header's number of fields. It reads the file in [`Blocks`] of whole
+//! lines, splits each block's lines among the cores, decodes
 //! each share into columns of its own (every cell as [`Cell::from_csv`] and
 //! [`Column::push`](crate::decode::Column::push) take it on the `csv` crate path) and appends the
 //! shares in file order, so the result is the other path's, value for value and in the same
@@ -12,26 +12,9 @@
 use std::io::Read;
 use std::path::Path;
 
+use super::blocks::{Blocks, Sizes, SIZES};
 use super::file::{resolve_headers, Target};
 use crate::decode::{Cell, Dataset, DecodeError};
-
-/// Bytes read at a time (a block's lines are split among the cores).
-const BLOCK_BYTES: usize = 8 << 20;
-
-/// Blocks smaller than this are parsed on the calling thread alone.
-const PARALLEL_BYTES: usize = 1 << 20;
-
-/// The block sizes (smaller in tests, to cross many block boundaries).
-#[derive(Debug, Clone, Copy)]
-struct Sizes {
-    block: usize,
-    parallel: usize,
-}
-
-const SIZES: Sizes = Sizes {
-    block: BLOCK_BYTES,
-    parallel: PARALLEL_BYTES,
-};
 
 /// The file decoded into `empty`'s columns, or `None` when it needs the `csv` crate's reader.
 pub(super) fn read(
@@ -44,7 +27,7 @@ pub(super) fn read(
 
 fn read_in(
     path: &Path,
-    mut input: impl Read,
+    input: impl Read,
     empty: Dataset,
     sizes: Sizes,
 ) -> Result<Option<Dataset>, DecodeError> {
@@ -52,65 +35,37 @@ fn read_in(
         path: path.to_path_buf(),
         source,
     };
-    let mut buffer = Vec::with_capacity(sizes.block + (1 << 16));
-    let mut end = fill(&mut input, &mut buffer, sizes.block).map_err(io)?;
-    // The header line may be longer than a block.
-    while !end && !buffer.contains(&b'\n') && buffer.len() < (1 << 20) {
-        end = fill(&mut input, &mut buffer, sizes.block).map_err(io)?;
-    }
-    let Some((header, names)) = header(&buffer, end) else {
+    let mut blocks = Blocks::new(input, sizes);
+    // The first block holds the header line whole.
+    let Some(first) = blocks.next_lines().map_err(io)? else {
+        return Ok(None);
+    };
+    let Some((header, names)) = header(first) else {
         return Ok(None);
     };
     let targets = resolve_headers(names.iter().map(String::as_str), &empty);
     let mut dataset = empty;
-    buffer.drain(..header);
-    loop {
-        let cut = if end {
-            buffer.len()
-        } else {
-            match buffer.iter().rposition(|b| *b == b'\n') {
-                Some(last) => last + 1,
-                // A line of more than 4 blocks (or a megabyte) is not the common file.
-                None if buffer.len() > (sizes.block * 4).max(1 << 20) => return Ok(None),
-                None => 0,
-            }
-        };
-        if !decode_block(&buffer[..cut], &targets, &names, &mut dataset, sizes) {
+    let shares = sizes.shares(&first[header..]);
+    if !decode_block(&shares, &targets, &names, &mut dataset) {
+        return Ok(None);
+    }
+    while let Some(lines) = blocks.next_lines().map_err(io)? {
+        let shares = sizes.shares(lines);
+        if !decode_block(&shares, &targets, &names, &mut dataset) {
             return Ok(None);
         }
-        buffer.drain(..cut);
-        if end {
-            return Ok(Some(dataset));
-        }
-        end = fill(&mut input, &mut buffer, sizes.block).map_err(io)?;
     }
-}
-
-/// Reads up to a block more into `buffer`; true at the end of the input.
-fn fill(input: &mut impl Read, buffer: &mut Vec<u8>, block: usize) -> std::io::Result<bool> {
-    let want = buffer.len() + block;
-    while buffer.len() < want {
-        let read = input
-            .by_ref()
-            .take((want - buffer.len()) as u64)
-            .read_to_end(buffer)?;
-        if read == 0 {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    Ok(Some(dataset))
 }
 
 /// The header line's length (with its line end) and its names, read by the `csv` crate (which
-/// also drops a byte-order mark); `None` for a header this path does not take. `whole`: the
-/// buffer holds the whole file.
-fn header(buffer: &[u8], whole: bool) -> Option<(usize, Vec<String>)> {
-    let end = match buffer.iter().position(|b| *b == b'\n') {
-        Some(at) => at + 1,
-        None if whole && !buffer.is_empty() => buffer.len(),
-        None => return None,
-    };
-    let line = &buffer[..end];
+/// also drops a byte-order mark); `None` for a header this path does not take.
+fn header(block: &[u8]) -> Option<(usize, Vec<String>)> {
+    let end = block
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(block.len(), |at| at + 1);
+    let line = &block[..end];
     // A quote, or a carriage return ending a record before the line's end, is not plain.
     let body = line.strip_suffix(b"\n").unwrap_or(line);
     let body = body.strip_suffix(b"\r").unwrap_or(body);
@@ -124,26 +79,16 @@ fn header(buffer: &[u8], whole: bool) -> Option<(usize, Vec<String>)> {
     Some((end, names))
 }
 
-/// Decodes whole lines into `dataset`, split among the cores; false when a line needs the
-/// `csv` crate's reader.
+/// Decodes a block's shares of whole lines into `dataset`, each on its own core; false when a
+/// line needs the `csv` crate's reader.
 fn decode_block(
-    block: &[u8],
+    shares: &[&[u8]],
     targets: &[Target],
     names: &[String],
     dataset: &mut Dataset,
-    sizes: Sizes,
 ) -> bool {
-    let Ok(text) = std::str::from_utf8(block) else {
-        return false;
-    };
-    // A carriage return only as part of a CRLF line end.
-    let lone_cr = || text.matches('\r').count() != text.matches("\r\n").count();
-    if text.contains('"') || (text.contains('\r') && lone_cr()) {
-        return false;
-    }
-    let shares = split_lines(text, threads(text.len(), sizes.parallel));
     let empty = || Dataset::new(dataset.schema.clone());
-    let parts = crate::parallel::map_in_order(&shares, |share| {
+    let parts = crate::parallel::map_in_order(shares, |share| {
         let mut part = empty();
         decode_lines(share, targets, names, &mut part).then_some(part)
     });
@@ -156,34 +101,23 @@ fn decode_block(
     true
 }
 
-fn threads(bytes: usize, parallel: usize) -> usize {
-    if bytes < parallel {
-        return 1;
+/// Whether `bytes` is plain: no quote, a carriage return only as part of a CRLF line end.
+fn plain(bytes: &[u8]) -> bool {
+    if bytes.contains(&b'"') {
+        return false;
     }
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    let crs = bytes.iter().filter(|b| **b == b'\r').count();
+    crs == 0 || crs == bytes.windows(2).filter(|w| w == b"\r\n").count()
 }
 
-/// `text` in `n` pieces of about equal size, each cut after a line end.
-fn split_lines(text: &str, n: usize) -> Vec<&str> {
-    let mut shares = Vec::with_capacity(n);
-    let mut rest = text;
-    for left in (1..n).rev() {
-        let at = rest.len() / (left + 1);
-        // Searched as bytes: `at` may fall inside a character, a line end never does.
-        let cut = rest.as_bytes()[at..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(rest.len(), |i| at + i + 1);
-        let (share, tail) = rest.split_at(cut);
-        shares.push(share);
-        rest = tail;
+/// Decodes `bytes`' lines into `part`; false at a line this path does not take.
+fn decode_lines(bytes: &[u8], targets: &[Target], names: &[String], part: &mut Dataset) -> bool {
+    if !plain(bytes) {
+        return false;
     }
-    shares.push(rest);
-    shares
-}
-
-/// Decodes `text`'s lines into `part`; false at a line this path does not take.
-fn decode_lines(text: &str, targets: &[Target], names: &[String], part: &mut Dataset) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
     let absent: Vec<usize> = (0..part.columns.len())
         .filter(|i| {
             !targets

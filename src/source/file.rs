@@ -20,8 +20,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::decode::{
-    record_features, BatchDecoder, Cell, Dataset, DecodeError, FeatureSpec, KindTally, RecordBatch,
-    Schema, RESERVED_FIELDS,
+    record_features, Cell, Dataset, DecodeError, FeatureSpec, KindTally, Schema, RESERVED_FIELDS,
 };
 
 /// Records read to infer feature kinds when no schema is given.
@@ -242,15 +241,18 @@ impl Record<'_> {
     }
 }
 
-#[derive(Default)]
-struct Skipped {
-    count: u64,
-    examples: Vec<String>,
+/// Malformed lines counted (when skipping) and the first few reasons.
+#[derive(Debug, Default)]
+pub(super) struct Skipped {
+    /// Lines skipped.
+    pub count: u64,
+    /// `file:line: reason` for the first [`MAX_INVALID_EXAMPLES`].
+    pub examples: Vec<String>,
 }
 
 impl Skipped {
     /// Counts a malformed line when skipping, or turns it into the error that stops the read.
-    fn handle(
+    pub(super) fn handle(
         &mut self,
         skip: bool,
         path: &Path,
@@ -308,36 +310,22 @@ fn each_line(
             return Ok(());
         }
         line_number += 1;
-        let line = trim_ascii(&buffer);
+        let line = buffer.trim_ascii();
         if !line.is_empty() && visit(line_number, line)? == Flow::Stop {
             return Ok(());
         }
     }
 }
 
-/// Decodes a JSONL file into `dataset` with the service's decoder ([`BatchDecoder`]): values go
-/// straight into the columns, no JSON tree per line. A line holds a record, or a batch as a
-/// Kafka message may (an array of records, or `{"records": [...]}`).
+/// Decodes a JSONL file into `dataset` with the service's decoder, on every core (see
+/// [`super::jsonl_blocks`]).
 fn decode_jsonl(
     path: &Path,
     options: &ReadOptions,
     dataset: &mut Dataset,
 ) -> Result<Skipped, DecodeError> {
-    let decoder = BatchDecoder::new(&dataset.schema);
-    let mut batch = RecordBatch::new();
-    let mut skipped = Skipped::default();
-    each_line(path, options, "reading", |line_number, line| {
-        match decoder.decode(line, &mut batch) {
-            Ok(()) => {
-                for i in 0..batch.len() {
-                    dataset.push_record(batch.record(i));
-                }
-            }
-            Err(err) => skipped.handle(options.skip_invalid, path, line_number, err.to_string())?,
-        }
-        Ok(Flow::Continue)
-    })?;
-    Ok(skipped)
+    let input = open(path, options, "reading")?;
+    super::jsonl_blocks::decode(path, input, dataset, options.skip_invalid)
 }
 
 /// A JSONL file's records as JSON trees, for the schema inference (which must see every field
@@ -426,8 +414,4 @@ fn csv_error_message(err: &csv::Error) -> String {
         csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".to_string(),
         _ => err.to_string(),
     }
-}
-
-fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    bytes.trim_ascii()
 }

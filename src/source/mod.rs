@@ -1,8 +1,10 @@
 //! Sources of feature records: files (JSONL and CSV) for `drift` and `baseline build`, and the
 //! Kafka clients of the running service.
 
+mod blocks;
 mod csv_blocks;
 mod file;
+mod jsonl_blocks;
 pub mod kafka;
 pub mod progress;
 pub mod range;

@@ -1,0 +1,167 @@
+//! Files read in large blocks of whole lines, a block's lines split among the cores.
+//!
+//! [`Blocks`] hands out the input a run of whole lines at a time (about [`BLOCK_BYTES`], cut
+//! after the last line end; the input's last line may lack one). The readers split a block with
+//! [`split_lines`] into one share per core, decode the shares at once and put the results back
+//! together in file order, so what they produce never depends on the number of cores.
+
+use std::io::Read;
+
+/// Bytes read at a time.
+const BLOCK_BYTES: usize = 8 << 20;
+
+/// Blocks smaller than this are decoded on the calling thread alone.
+const PARALLEL_BYTES: usize = 1 << 20;
+
+/// The block sizes (smaller in tests, to cross many block boundaries).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sizes {
+    /// Bytes read at a time.
+    pub block: usize,
+    /// Blocks smaller than this are decoded on one thread.
+    pub parallel: usize,
+}
+
+impl Sizes {
+    /// `block` in one share per core (one share when it is small).
+    pub fn shares(self, block: &[u8]) -> Vec<&[u8]> {
+        let threads = if block.len() < self.parallel {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        };
+        split_lines(block, threads)
+    }
+}
+
+/// The sizes files are read with.
+pub(super) const SIZES: Sizes = Sizes {
+    block: BLOCK_BYTES,
+    parallel: PARALLEL_BYTES,
+};
+
+/// An input read as runs of whole lines.
+pub(super) struct Blocks<R> {
+    input: R,
+    buffer: Vec<u8>,
+    /// Bytes at the buffer's front already handed out.
+    taken: usize,
+    /// The input has no more bytes.
+    end: bool,
+    sizes: Sizes,
+}
+
+impl<R: Read> Blocks<R> {
+    /// Blocks of `input` of about `sizes.block` bytes.
+    pub fn new(input: R, sizes: Sizes) -> Blocks<R> {
+        Blocks {
+            input,
+            buffer: Vec::with_capacity(sizes.block + (1 << 16)),
+            taken: 0,
+            end: false,
+            sizes,
+        }
+    }
+
+    /// The next run of whole lines, or `None` after the last. A line longer than a block makes
+    /// the block as long as the line.
+    pub fn next_lines(&mut self) -> std::io::Result<Option<&[u8]>> {
+        self.buffer.drain(..self.taken);
+        self.taken = 0;
+        loop {
+            if !self.end {
+                self.end = fill(&mut self.input, &mut self.buffer, self.sizes.block)?;
+            }
+            let cut = if self.end {
+                self.buffer.len()
+            } else {
+                self.buffer
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |last| last + 1)
+            };
+            if cut > 0 {
+                self.taken = cut;
+                return Ok(Some(&self.buffer[..cut]));
+            }
+            if self.end {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Reads up to a block more into `buffer`; true at the end of the input.
+fn fill(input: &mut impl Read, buffer: &mut Vec<u8>, block: usize) -> std::io::Result<bool> {
+    let want = buffer.len() + block;
+    while buffer.len() < want {
+        let read = input
+            .by_ref()
+            .take((want - buffer.len()) as u64)
+            .read_to_end(buffer)?;
+        if read == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// `text` in `n` pieces of about equal size, each cut after a line end (so never inside a
+/// UTF-8 character).
+pub(super) fn split_lines(text: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut shares = Vec::with_capacity(n);
+    let mut rest = text;
+    for left in (1..n).rev() {
+        let at = rest.len() / (left + 1);
+        let cut = rest[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(rest.len(), |i| at + i + 1);
+        let (share, tail) = rest.split_at(cut);
+        shares.push(share);
+        rest = tail;
+    }
+    shares.push(rest);
+    shares
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks_of(text: &str, block: usize) -> Vec<String> {
+        let sizes = Sizes { block, parallel: 0 };
+        let mut blocks = Blocks::new(text.as_bytes(), sizes);
+        let mut out = Vec::new();
+        while let Some(lines) = blocks.next_lines().unwrap() {
+            out.push(String::from_utf8(lines.to_vec()).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn blocks_are_whole_lines_and_give_back_the_input() {
+        let text = "a,1\nbb,22\n\nccc,333\nlast";
+        for block in 1..30 {
+            let blocks = blocks_of(text, block);
+            assert_eq!(blocks.concat(), text, "block {block}");
+            let (last, whole) = blocks.split_last().unwrap();
+            assert!(whole.iter().all(|b| b.ends_with('\n')), "{blocks:?}");
+            assert!(last.ends_with("last"));
+        }
+        assert!(blocks_of("", 4).is_empty());
+    }
+
+    #[test]
+    fn shares_are_cut_after_line_ends() {
+        let text = b"one\ntwo\nthree\nfour\nfive";
+        for n in 1..8 {
+            let shares = split_lines(text, n);
+            assert_eq!(shares.len(), n);
+            assert_eq!(shares.concat(), text.to_vec());
+            for pair in shares.windows(2) {
+                assert!(pair[1].is_empty() || pair[0].ends_with(b"\n"), "{shares:?}");
+            }
+        }
+    }
+}
