@@ -125,6 +125,23 @@ pub(super) fn split_lines(text: &[u8], n: usize) -> Vec<&[u8]> {
     shares
 }
 
+/// Each line of `text` (numbered from 1; blank lines count, the last may lack its line end),
+/// trimmed of ASCII white space, to `visit` until it returns false; the lines visited.
+pub(super) fn each_line(text: &[u8], mut visit: impl FnMut(u64, &[u8]) -> bool) -> u64 {
+    let mut rest = text;
+    let mut number = 0;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |at| at + 1);
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        number += 1;
+        if !visit(number, line.trim_ascii()) {
+            break;
+        }
+    }
+    number
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

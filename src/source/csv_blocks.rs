@@ -60,7 +60,7 @@ fn read_in(
 
 /// The header line's length (with its line end) and its names, read by the `csv` crate (which
 /// also drops a byte-order mark); `None` for a header this path does not take.
-fn header(block: &[u8]) -> Option<(usize, Vec<String>)> {
+pub(super) fn header(block: &[u8]) -> Option<(usize, Vec<String>)> {
     let end = block
         .iter()
         .position(|b| *b == b'\n')
@@ -102,7 +102,7 @@ fn decode_block(
 }
 
 /// Whether `bytes` is plain: no quote, a carriage return only as part of a CRLF line end.
-fn plain(bytes: &[u8]) -> bool {
+pub(super) fn plain(bytes: &[u8]) -> bool {
     if bytes.contains(&b'"') {
         return false;
     }

@@ -14,17 +14,11 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
-use serde_json::{Map, Value};
-
-use crate::decode::{
-    record_features, Cell, Dataset, DecodeError, FeatureSpec, KindTally, Schema, RESERVED_FIELDS,
-};
-
-/// Records read to infer feature kinds when no schema is given.
-pub const INFERENCE_RECORDS: u64 = 10_000;
+pub use super::infer::INFERENCE_RECORDS;
+use crate::decode::{Cell, Dataset, DecodeError, FeatureSpec, KindTally, Schema, RESERVED_FIELDS};
 
 /// How many reasons for skipped lines a dataset keeps.
 const MAX_INVALID_EXAMPLES: usize = 10;
@@ -91,12 +85,9 @@ pub(super) fn read_records(
     let mut dataset = Dataset::new(schema);
     // CSV headers are fixed per file: resolve each column to its feature once.
     let mut csv_targets: Option<Vec<Target>> = None;
-    let mut csv_rows = |record: Record<'_>| {
-        if let Record::Csv { headers, row } = record {
-            let targets =
-                csv_targets.get_or_insert_with(|| resolve_headers(headers.iter(), &dataset));
-            push_csv_row(&mut dataset, targets, headers, row);
-        }
+    let mut csv_rows = |Record { headers, row }: Record<'_>| {
+        let targets = csv_targets.get_or_insert_with(|| resolve_headers(headers.iter(), &dataset));
+        push_csv_row(&mut dataset, targets, headers, row);
         Flow::Continue
     };
     let skipped = match format {
@@ -115,6 +106,11 @@ fn infer_schema(
     options: &ReadOptions,
 ) -> Result<Schema, DecodeError> {
     const WHAT: &str = "inferring the schema of";
+    let input = open(path, options, WHAT)?;
+    if let Some(schema) = super::infer::infer(path, format, input, options.skip_invalid)? {
+        return Ok(schema);
+    }
+    // A CSV file that is not plain: the `csv` crate reads it.
     let mut order: Vec<String> = Vec::new();
     let mut tallies: BTreeMap<String, KindTally> = BTreeMap::new();
     let mut records = 0u64;
@@ -136,10 +132,7 @@ fn infer_schema(
         });
         Flow::Continue
     };
-    match format {
-        DataFormat::JsonLines => scan_jsonl(path, options, WHAT, &mut sink)?,
-        DataFormat::Csv => scan_csv(path, options, WHAT, &mut sink)?,
-    };
+    scan_csv(path, options, WHAT, &mut sink)?;
     if order.is_empty() {
         return Err(DecodeError::NoFeatures {
             path: path.to_path_buf(),
@@ -213,29 +206,17 @@ enum Flow {
     Stop,
 }
 
-/// One decoded line: a JSON object or a CSV row with its header.
-enum Record<'a> {
-    Json(&'a Map<String, Value>),
-    Csv {
-        headers: &'a csv::StringRecord,
-        row: &'a csv::StringRecord,
-    },
+/// One decoded CSV row with its header.
+struct Record<'a> {
+    headers: &'a csv::StringRecord,
+    row: &'a csv::StringRecord,
 }
 
 impl Record<'_> {
     fn for_each_cell(&self, mut f: impl FnMut(&str, Cell<'_>)) {
-        match self {
-            Record::Json(object) => {
-                for (name, value) in record_features(object) {
-                    f(name, Cell::from_json(value));
-                }
-            }
-            Record::Csv { headers, row } => {
-                for (name, text) in headers.iter().zip(row.iter()) {
-                    if !RESERVED_FIELDS.contains(&name) {
-                        f(name, Cell::from_csv(text));
-                    }
-                }
+        for (name, text) in self.headers.iter().zip(self.row.iter()) {
+            if !RESERVED_FIELDS.contains(&name) {
+                f(name, Cell::from_csv(text));
             }
         }
     }
@@ -287,36 +268,6 @@ fn open(path: &Path, options: &ReadOptions, what: &str) -> Result<Box<dyn Read>,
     })
 }
 
-/// Each line of a JSONL file, as the non-blank line's number and its bytes, to `visit`; stops
-/// when `visit` says so.
-fn each_line(
-    path: &Path,
-    options: &ReadOptions,
-    what: &str,
-    mut visit: impl FnMut(u64, &[u8]) -> Result<Flow, DecodeError>,
-) -> Result<(), DecodeError> {
-    let mut reader = BufReader::with_capacity(1 << 20, open(path, options, what)?);
-    let mut buffer = Vec::new();
-    let mut line_number = 0u64;
-    loop {
-        buffer.clear();
-        let read = reader
-            .read_until(b'\n', &mut buffer)
-            .map_err(|source| DecodeError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        if read == 0 {
-            return Ok(());
-        }
-        line_number += 1;
-        let line = buffer.trim_ascii();
-        if !line.is_empty() && visit(line_number, line)? == Flow::Stop {
-            return Ok(());
-        }
-    }
-}
-
 /// Decodes a JSONL file into `dataset` with the service's decoder, on every core (see
 /// [`super::jsonl_blocks`]).
 fn decode_jsonl(
@@ -326,32 +277,6 @@ fn decode_jsonl(
 ) -> Result<Skipped, DecodeError> {
     let input = open(path, options, "reading")?;
     super::jsonl_blocks::decode(path, input, dataset, options.skip_invalid)
-}
-
-/// A JSONL file's records as JSON trees, for the schema inference (which must see every field
-/// before the fields are known; reading with a schema is [`decode_jsonl`]).
-fn scan_jsonl(
-    path: &Path,
-    options: &ReadOptions,
-    what: &str,
-    sink: &mut dyn FnMut(Record<'_>) -> Flow,
-) -> Result<Skipped, DecodeError> {
-    let skip_invalid = options.skip_invalid;
-    let mut skipped = Skipped::default();
-    each_line(path, options, what, |line_number, line| {
-        match crate::decode::decode_payload(line) {
-            Ok(records) => {
-                for record in &records {
-                    if sink(Record::Json(record)) == Flow::Stop {
-                        return Ok(Flow::Stop);
-                    }
-                }
-            }
-            Err(err) => skipped.handle(skip_invalid, path, line_number, err.to_string())?,
-        }
-        Ok(Flow::Continue)
-    })?;
-    Ok(skipped)
 }
 
 fn scan_csv(
@@ -381,7 +306,7 @@ fn scan_csv(
     loop {
         match reader.read_record(&mut row) {
             Ok(true) => {
-                let record = Record::Csv {
+                let record = Record {
                     headers: &headers,
                     row: &row,
                 };

@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::blocks::{Blocks, Sizes, SIZES};
+use super::blocks::{each_line, Blocks, Sizes, SIZES};
 use super::file::Skipped;
 use crate::decode::{BatchDecoder, Dataset, DecodeError, RecordBatch};
 
@@ -76,35 +76,30 @@ impl Share {
         schema: &crate::decode::Schema,
         skip_invalid: bool,
     ) -> Share {
-        let mut share = Share {
-            part: Dataset::new(schema.clone()),
-            lines: 0,
-            malformed: Vec::new(),
-            more_malformed: 0,
-        };
         let mut batch = RecordBatch::new();
-        let mut rest = text;
-        while !rest.is_empty() {
-            let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |at| at + 1);
-            let (line, tail) = rest.split_at(end);
-            rest = tail;
-            share.lines += 1;
-            let line = line.trim_ascii();
+        let mut part = Dataset::new(schema.clone());
+        let mut malformed = Vec::new();
+        let mut more_malformed = 0;
+        let lines = each_line(text, |number, line| {
             if line.is_empty() {
-                continue;
+                return true;
             }
             match decoder.decode(line, &mut batch) {
-                Ok(()) => (0..batch.len()).for_each(|i| share.part.push_record(batch.record(i))),
-                Err(_) if share.malformed.len() >= Share::KEPT => share.more_malformed += 1,
+                Ok(()) => (0..batch.len()).for_each(|i| part.push_record(batch.record(i))),
+                Err(_) if malformed.len() >= Share::KEPT => more_malformed += 1,
                 Err(err) => {
-                    share.malformed.push((share.lines, err.to_string()));
-                    if !skip_invalid {
-                        break;
-                    }
+                    malformed.push((number, err.to_string()));
+                    return skip_invalid;
                 }
             }
+            true
+        });
+        Share {
+            part,
+            lines,
+            malformed,
+            more_malformed,
         }
-        share
     }
 }
 

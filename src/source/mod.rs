@@ -4,6 +4,7 @@
 mod blocks;
 mod csv_blocks;
 mod file;
+mod infer;
 mod jsonl_blocks;
 pub mod kafka;
 pub mod progress;

@@ -1,0 +1,415 @@
+//! A file's features and their kinds, inferred from its first [`INFERENCE_RECORDS`] records.
+//!
+//! The head of the file is read in [`Blocks`], each block's lines split among the cores. A share
+//! notes, for every field, the record (and place in it) where the field first appears and the
+//! first record where it holds a label. Shares are then put together in file
+//! order with their record offsets, so the result is what one pass over the first records would
+//! infer: the features in order of first appearance, numeric unless a label turns up. A CSV file
+//! that is not plain (see [`super::csv_blocks`]) is read by the `csv` crate instead.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use super::blocks::{each_line, Blocks, Sizes, SIZES};
+use super::file::{DataFormat, Skipped};
+use crate::decode::{
+    decode_payload, record_features, Cell, DecodeError, FeatureKind, FeatureSpec, Schema,
+    RESERVED_FIELDS,
+};
+
+/// Records read to infer feature kinds when no schema is given.
+pub const INFERENCE_RECORDS: u64 = 10_000;
+
+/// The schema of a JSONL file, or of a plain CSV file (`None` for a CSV file that is not).
+pub(super) fn infer(
+    path: &Path,
+    format: DataFormat,
+    input: impl Read,
+    skip_invalid: bool,
+) -> Result<Option<Schema>, DecodeError> {
+    infer_in(
+        path,
+        format,
+        input,
+        skip_invalid,
+        (SIZES, INFERENCE_RECORDS),
+    )
+}
+
+fn infer_in(
+    path: &Path,
+    format: DataFormat,
+    input: impl Read,
+    skip_invalid: bool,
+    (sizes, cut): (Sizes, u64),
+) -> Result<Option<Schema>, DecodeError> {
+    let io = |source| DecodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut blocks = Blocks::new(input, sizes);
+    let mut head = Head {
+        cut,
+        ..Head::default()
+    };
+    let mut csv_names = None;
+    while head.records <= cut {
+        let Some(mut block) = blocks.next_lines().map_err(io)? else {
+            break;
+        };
+        if format == DataFormat::Csv && csv_names.is_none() {
+            let Some((end, names)) = super::csv_blocks::header(block) else {
+                return Ok(None);
+            };
+            block = &block[end..];
+            head.lines += 1;
+            csv_names = Some(names);
+        }
+        while !block.is_empty() && head.records <= cut {
+            // Lines enough for the records up to the cut (or more: a line may hold several).
+            let left = cut - head.records;
+            let (lines, rest) = first_lines(block, left + 1);
+            block = rest;
+            let shares = sizes.shares(lines);
+            let seen = crate::parallel::map_in_order(&shares, |share| match &csv_names {
+                Some(names) => Seen::csv(share, names, left),
+                None => Some(Seen::jsonl(share, skip_invalid, left)),
+            });
+            for share in seen {
+                let Some(share) = share else {
+                    return Ok(None);
+                };
+                if !head.add(path, share)? {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+    head.schema(path).map(Some)
+}
+
+/// The first `n` lines of `text` (all of it when it has fewer), and the rest.
+fn first_lines(text: &[u8], n: u64) -> (&[u8], &[u8]) {
+    let nth = usize::try_from(n - 1).unwrap_or(usize::MAX);
+    let end = memchr::memchr_iter(b'\n', text)
+        .nth(nth)
+        .map_or(text.len(), |at| at + 1);
+    text.split_at(end)
+}
+
+/// Where a field turned up in the head of a file.
+#[derive(Debug, Clone, Copy)]
+struct Field {
+    /// The record it first appears in, and its place among that record's fields.
+    first: (u64, usize),
+    /// The first record where it holds a label (a string or a boolean): it is categorical if
+    /// that is before the cut.
+    label: Option<u64>,
+}
+
+/// What one share of lines saw, records numbered from the share's start.
+#[derive(Debug, Default)]
+struct Seen {
+    records: u64,
+    lines: u64,
+    fields: HashMap<String, Field>,
+    /// The first malformed line (when they are not skipped): its number in the share, the
+    /// records before it in the share, the reason.
+    malformed: Option<(u64, u64, String)>,
+    /// The records before the first CSV row without the header's number of fields.
+    irregular: Option<u64>,
+}
+
+impl Seen {
+    /// A share of JSONL lines, up to `left` records (those before the cut, counted from the
+    /// block's start).
+    fn jsonl(text: &[u8], skip_invalid: bool, left: u64) -> Seen {
+        let mut seen = Seen::default();
+        let lines = each_line(text, |number, line| {
+            if seen.records > left {
+                return false;
+            }
+            if line.is_empty() {
+                return true;
+            }
+            match decode_payload(line) {
+                Ok(records) => records.iter().for_each(|record| {
+                    let cells = record_features(record).map(|(n, v)| (n, Cell::from_json(v)));
+                    seen.record(cells, left);
+                }),
+                Err(_) if skip_invalid => {}
+                Err(err) => {
+                    seen.malformed = Some((number, seen.records, err.to_string()));
+                    return false;
+                }
+            }
+            true
+        });
+        seen.lines = lines;
+        seen
+    }
+
+    /// A share of a plain CSV file's lines, up to `left` records; `None` at a line the `csv`
+    /// crate must read.
+    fn csv(text: &[u8], names: &[String], left: u64) -> Option<Seen> {
+        let text = std::str::from_utf8(text).ok()?;
+        if !super::csv_blocks::plain(text.as_bytes()) {
+            return None;
+        }
+        let mut seen = Seen::default();
+        let lines = each_line(text.as_bytes(), |_, line| {
+            if seen.records > left || line.is_empty() {
+                return seen.records <= left;
+            }
+            // Lines are cut at line ends, so a line of valid UTF-8 text is valid too.
+            let line = std::str::from_utf8(line).unwrap_or_default();
+            if line.split(',').count() != names.len() {
+                seen.irregular = Some(seen.records);
+                return false;
+            }
+            let cells = names.iter().zip(line.split(','));
+            let cells = cells.filter(|(name, _)| !RESERVED_FIELDS.contains(&name.as_str()));
+            seen.record(
+                cells.map(|(n, text)| (n.as_str(), Cell::from_csv(text))),
+                left,
+            );
+            true
+        });
+        seen.lines = lines;
+        Some(seen)
+    }
+
+    /// One record's fields, in order (only counted from the `left`-th on).
+    fn record<'a>(&mut self, cells: impl Iterator<Item = (&'a str, Cell<'a>)>, left: u64) {
+        let record = self.records;
+        self.records += 1;
+        if record >= left {
+            return;
+        }
+        for (place, (name, cell)) in cells.enumerate() {
+            let field = match self.fields.get_mut(name) {
+                Some(field) => field,
+                None => self.fields.entry(name.to_string()).or_insert(Field {
+                    first: (record, place),
+                    label: None,
+                }),
+            };
+            if matches!(cell, Cell::Text(_) | Cell::Bool(_)) {
+                field.label.get_or_insert(record);
+            }
+        }
+    }
+}
+
+/// The shares put together in file order, records numbered from the file's start.
+#[derive(Debug, Default)]
+struct Head {
+    /// Records looked at: those numbered below it.
+    cut: u64,
+    records: u64,
+    lines: u64,
+    fields: HashMap<String, Field>,
+}
+
+impl Head {
+    /// Adds the next share: false when one pass would meet a CSV row that needs the `csv`
+    /// crate's reader. A malformed line one pass would meet stops the inference.
+    fn add(&mut self, path: &Path, share: Seen) -> Result<bool, DecodeError> {
+        // One pass reads on until the record after the cut.
+        let met = |before: u64| self.records + before <= self.cut;
+        if share.irregular.is_some_and(met) {
+            return Ok(false);
+        }
+        if let Some((line, before, message)) = share.malformed {
+            if met(before) {
+                let mut skipped = Skipped::default();
+                skipped.handle(false, path, self.lines + line, message)?;
+            }
+        }
+        if self.records > self.cut {
+            return Ok(true);
+        }
+        let offset = self.records;
+        for (name, field) in share.fields {
+            let shifted = Field {
+                first: (field.first.0 + offset, field.first.1),
+                label: field.label.map(|r| r + offset),
+            };
+            let kept = self.fields.entry(name).or_insert(shifted);
+            kept.first = kept.first.min(shifted.first);
+            kept.label = earliest(kept.label, shifted.label);
+        }
+        self.records += share.records;
+        self.lines += share.lines;
+        Ok(true)
+    }
+
+    /// The features seen in the first records, in order of first appearance.
+    fn schema(self, path: &Path) -> Result<Schema, DecodeError> {
+        let cut = self.cut;
+        let within = |record: Option<u64>| record.is_some_and(|r| r < cut);
+        let mut fields: Vec<(String, Field)> = self
+            .fields
+            .into_iter()
+            .filter(|(_, field)| field.first.0 < cut)
+            .collect();
+        if fields.is_empty() {
+            return Err(DecodeError::NoFeatures {
+                path: path.to_path_buf(),
+            });
+        }
+        fields.sort_by_key(|(_, field)| field.first);
+        let features = fields
+            .into_iter()
+            .map(|(name, field)| {
+                let kind = if within(field.label) {
+                    FeatureKind::Categorical
+                } else {
+                    FeatureKind::Numeric
+                };
+                FeatureSpec { name, kind }
+            })
+            .collect();
+        Ok(Schema { features })
+    }
+}
+
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        _ => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::KindTally;
+    use proptest::prelude::*;
+
+    /// What one pass over the lines infers: features in order of first appearance among the
+    /// first `cut` records, or the number of the malformed line that stops it.
+    fn one_pass(text: &str, skip: bool, cut: u64) -> Result<Vec<(String, FeatureKind)>, u64> {
+        let mut order: Vec<(String, KindTally)> = Vec::new();
+        let mut records = 0;
+        'lines: for (i, line) in text.split('\n').enumerate() {
+            let line = line.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            match decode_payload(line.as_bytes()) {
+                Ok(batch) => {
+                    for record in &batch {
+                        records += 1;
+                        if records > cut {
+                            break 'lines;
+                        }
+                        for (name, value) in record_features(record) {
+                            let at = match order.iter().position(|(n, _)| n == name) {
+                                Some(at) => at,
+                                None => {
+                                    order.push((name.to_string(), KindTally::default()));
+                                    order.len() - 1
+                                }
+                            };
+                            order[at].1.observe(&Cell::from_json(value));
+                        }
+                    }
+                }
+                Err(_) if skip => {}
+                Err(_) => return Err(i as u64 + 1),
+            }
+        }
+        Ok(order.into_iter().map(|(n, t)| (n, t.kind())).collect())
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => ("[a-d]", 0u8..3).prop_map(|(name, value)| match value {
+                0 => format!(r#"{{"{name}": 1.5, "ts": 1}}"#),
+                1 => format!(r#"{{"{name}": "x", "z": 2}}"#),
+                _ => format!(r#"{{"features": {{"{name}": null, "e": true}}}}"#),
+            }),
+            1 => Just(String::new()),
+            1 => Just(r#"[{"f": 1}, {"g": "y", "a": 2}]"#.to_string()),
+            1 => Just(r#"{"a": "#.to_string()),
+        ]
+    }
+
+    fn inferred(
+        text: &str,
+        skip: bool,
+        block: usize,
+        cut: u64,
+    ) -> Result<Vec<(String, FeatureKind)>, String> {
+        let sizes = Sizes { block, parallel: 0 };
+        let schema = infer_in(
+            Path::new("d.jsonl"),
+            DataFormat::JsonLines,
+            text.as_bytes(),
+            skip,
+            (sizes, cut),
+        );
+        match schema {
+            Ok(schema) => Ok(schema
+                .unwrap()
+                .features
+                .into_iter()
+                .map(|f| (f.name, f.kind))
+                .collect()),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
+    fn csv(text: &str, cut: u64) -> Option<Vec<(String, FeatureKind)>> {
+        let sizes = Sizes {
+            block: 8,
+            parallel: 0,
+        };
+        let path = Path::new("d.csv");
+        let schema = infer_in(path, DataFormat::Csv, text.as_bytes(), false, (sizes, cut));
+        let features = schema.unwrap()?.features.into_iter();
+        Some(features.map(|f| (f.name, f.kind)).collect())
+    }
+
+    #[test]
+    fn a_plain_csv_file_is_inferred_up_to_the_cut_and_the_rest_goes_to_the_csv_crate() {
+        use FeatureKind::{Categorical, Numeric};
+        let text = "x,ts,c\r\n1,1,2\r\n\r\n2,1,3\r\n3,1,a\r\n";
+        let expected = |c| Some(vec![("x".to_string(), Numeric), ("c".to_string(), c)]);
+        assert_eq!(csv(text, 2), expected(Numeric));
+        assert_eq!(csv(text, 3), expected(Categorical));
+        assert_eq!(csv("x,c\n1,\"a\"\n", 10), None, "quotes");
+        assert_eq!(csv("x,c\n1,a,3\n", 10), None, "a long row");
+        // One pass stops at the record after the cut, so a short row right after it is an
+        // error (the `csv` crate's reader names it) and one after that is not looked at.
+        assert_eq!(csv("x,c\n1,a\n2\n", 1), None);
+        assert_eq!(csv("x,c\n1,a\n2,b\n3\n", 1), expected(Categorical));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn shares_infer_what_one_pass_infers(
+            lines in prop::collection::vec(line(), 0..40),
+            skip: bool,
+            block in 4usize..120,
+            cut in 1u64..12,
+        ) {
+            let text = lines.join("\n");
+            match one_pass(&text, skip, cut) {
+                Ok(features) if features.is_empty() => {
+                    let err = inferred(&text, skip, block, cut).unwrap_err();
+                    prop_assert!(err.contains("no features"), "{}", err);
+                }
+                Ok(features) => prop_assert_eq!(inferred(&text, skip, block, cut), Ok(features)),
+                Err(line) => {
+                    let err = inferred(&text, skip, block, cut).unwrap_err();
+                    prop_assert!(err.starts_with(&format!("d.jsonl:{line}: ")), "{}", err);
+                }
+            }
+        }
+    }
+}
