@@ -50,6 +50,20 @@ pub fn map_in_order<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -
         .collect()
 }
 
+/// [`map_in_order`] over owned items: each is moved into `f` (no copy of it is kept).
+pub fn map_owned_in_order<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let slots: Vec<std::sync::Mutex<Option<T>>> = items
+        .into_iter()
+        .map(|item| std::sync::Mutex::new(Some(item)))
+        .collect();
+    map_in_order(&slots, |slot| {
+        let mut slot = slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(slot.take().expect("every item is taken once"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -57,5 +71,11 @@ mod tests {
         let items: Vec<u32> = (0..101).collect();
         let out = super::map_in_order(&items, |x| x * 2);
         assert_eq!(out, items.iter().map(|x| x * 2).collect::<Vec<_>>());
+        let owned: Vec<String> = items.iter().map(u32::to_string).collect();
+        let out = super::map_owned_in_order(owned.clone(), |s| s + "!");
+        assert_eq!(
+            out,
+            owned.iter().map(|s| format!("{s}!")).collect::<Vec<_>>()
+        );
     }
 }

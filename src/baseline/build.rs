@@ -40,7 +40,7 @@ pub fn build_from_file(
         invalid_lines: dataset.invalid_lines,
     };
     // The id comes from the bytes written.
-    let mut baseline = Baseline::profile(&dataset, settings, source)?;
+    let mut baseline = Baseline::profile_owned(dataset, settings, source)?;
     baseline.save(output)?;
     Ok(baseline)
 }

@@ -194,14 +194,7 @@ impl Baseline {
         settings: BuildSettings,
         source: BaselineSource,
     ) -> Result<Baseline, BaselineError> {
-        if settings.bins == 0 {
-            return Err(BaselineError::Settings("bins must be at least 1".into()));
-        }
-        if settings.sample_cap == 0 {
-            return Err(BaselineError::Settings(
-                "sample cap must be at least 1".into(),
-            ));
-        }
+        check_settings(&settings)?;
         let pairs: Vec<(&FeatureSpec, &Column)> = dataset
             .schema
             .features
@@ -209,9 +202,35 @@ impl Baseline {
             .zip(&dataset.columns)
             .collect();
         let features = crate::parallel::map_in_order(&pairs, |(spec, column)| {
-            profile_feature(spec, column, &settings)
+            profile_feature(spec, (*column).clone(), &settings)
         });
-        Ok(Baseline {
+        Ok(Baseline::of(features, settings, source))
+    }
+
+    /// [`profile`](Self::profile), taking the data set: each numeric column is sorted where it
+    /// lies instead of in a copy, so the profile costs no memory beyond the data's own.
+    pub fn profile_owned(
+        dataset: Dataset,
+        settings: BuildSettings,
+        source: BaselineSource,
+    ) -> Result<Baseline, BaselineError> {
+        check_settings(&settings)?;
+        let pairs: Vec<(FeatureSpec, Column)> = (dataset.schema.features.into_iter())
+            .zip(dataset.columns)
+            .collect();
+        let features = crate::parallel::map_owned_in_order(pairs, |(spec, column)| {
+            profile_feature(&spec, column, &settings)
+        });
+        Ok(Baseline::of(features, settings, source))
+    }
+
+    /// A baseline of these profiles, made now, without its id.
+    fn of(
+        features: Vec<FeatureProfile>,
+        settings: BuildSettings,
+        source: BaselineSource,
+    ) -> Baseline {
+        Baseline {
             format: FORMAT.to_string(),
             format_version: FORMAT_VERSION,
             id: String::new(),
@@ -219,7 +238,7 @@ impl Baseline {
             source,
             settings,
             features,
-        })
+        }
     }
 
     /// The schema the profile describes.
@@ -295,15 +314,23 @@ impl FeatureProfile {
     }
 }
 
-fn profile_feature(
-    spec: &FeatureSpec,
-    column: &Column,
-    settings: &BuildSettings,
-) -> FeatureProfile {
+fn check_settings(settings: &BuildSettings) -> Result<(), BaselineError> {
+    if settings.bins == 0 {
+        return Err(BaselineError::Settings("bins must be at least 1".into()));
+    }
+    if settings.sample_cap == 0 {
+        return Err(BaselineError::Settings(
+            "sample cap must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn profile_feature(spec: &FeatureSpec, column: Column, settings: &BuildSettings) -> FeatureProfile {
     match column {
         Column::Numeric(col) => FeatureProfile::Numeric(profile_numeric(
             &spec.name,
-            &col.values,
+            col.values,
             col.quality,
             settings,
         )),
@@ -311,7 +338,7 @@ fn profile_feature(
             name: spec.name.clone(),
             count: col.total(),
             quality: col.quality,
-            counts: col.counts.clone(),
+            counts: col.counts,
         }),
     }
 }
@@ -324,19 +351,31 @@ impl NumericProfile {
         quality: QualityCounts,
         settings: &BuildSettings,
     ) -> NumericProfile {
-        profile_numeric(name, values, quality, settings)
+        profile_numeric(name, values.to_vec(), quality, settings)
     }
 }
 
+/// Profiles `values` (in arrival order), sorting them where they lie.
 fn profile_numeric(
     name: &str,
-    values: &[f64],
+    mut values: Vec<f64>,
     quality: QualityCounts,
     settings: &BuildSettings,
 ) -> NumericProfile {
-    let mut sorted = values.to_vec();
-    crate::drift::ecdf::sort_values(&mut sorted);
-    let (mean, std) = mean_and_std(values);
+    let count = values.len() as u64;
+    let (mean, std) = mean_and_std(&values);
+    // The reservoir follows arrival order, so it is drawn before the sort; it is kept only when
+    // there are more distinct values than the cap.
+    let reservoir = (values.len() > settings.sample_cap).then(|| {
+        let mut reservoir = Reservoir::new(
+            settings.sample_cap,
+            SplitMix64::for_name(settings.seed, name),
+        );
+        values.iter().for_each(|v| reservoir.push(*v));
+        reservoir.into_sample()
+    });
+    crate::drift::ecdf::sort_values(&mut values);
+    let sorted = values;
     let bins = QuantileBins::from_sorted(&sorted, settings.bins);
     let bin_counts = bins
         .as_ref()
@@ -344,22 +383,17 @@ fn profile_numeric(
         .unwrap_or_default();
     let min = sorted.first().copied();
     let max = sorted.last().copied();
-    let (sample, sampled) = if distinct_values(&sorted) <= settings.sample_cap {
-        (sorted, false)
-    } else {
-        let mut reservoir = Reservoir::new(
-            settings.sample_cap,
-            SplitMix64::for_name(settings.seed, name),
-        );
-        values.iter().for_each(|v| reservoir.push(*v));
-        let mut sample = reservoir.into_sample();
-        crate::drift::ecdf::sort_values(&mut sample);
-        (sample, true)
+    let (sample, sampled) = match reservoir {
+        Some(mut sample) if distinct_values(&sorted) > settings.sample_cap => {
+            crate::drift::ecdf::sort_values(&mut sample);
+            (sample, true)
+        }
+        _ => (sorted, false),
     };
     let (sample, sample_counts) = compact(sample);
     NumericProfile {
         name: name.to_string(),
-        count: values.len() as u64,
+        count,
         quality,
         min,
         max,

@@ -98,7 +98,7 @@ fn reference(
         ..DataInfo::default()
     };
     Ok((
-        Baseline::profile(&dataset, build, BaselineSource::default())?,
+        Baseline::profile_owned(dataset, build, BaselineSource::default())?,
         info,
     ))
 }

@@ -112,6 +112,7 @@ impl Service {
     /// Makes a run's baseline output the stream's baseline: checked against the stream's
     /// features, kept as a version under the store's directory, recorded, and switched to.
     fn rotate_baseline(&mut self, run: &FinishedRun, path: &Path) -> Result<(), String> {
+        let started = std::time::Instant::now();
         let index = self
             .streams
             .index_of(&run.stream)
@@ -135,7 +136,9 @@ impl Service {
             .map_err(|e| e.to_string())?;
         let version = baseline.id.clone();
         self.set_baseline(index, kept, Arc::new(baseline));
-        tracing::info!(stream = %run.stream, from = %previous, to = %version, run = %run.run_id, "baseline rotated");
+        let took_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(stream = %run.stream, from = %previous, to = %version, run = %run.run_id,
+            took_ms, "baseline rotated");
         let alert = crate::alert::baseline_rotated(
             &self.alerts,
             &run.stream,
