@@ -2,36 +2,36 @@
 //! `in_flight`), how long finished ones took (for cost forecasts), their alerts, and the
 //! baseline a succeeded run rotates in.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::rotation::Prepared;
 use super::Service;
 use crate::alert::AlertKind;
 use crate::config::reload::SharedCatalog;
 use crate::config::ServiceConfig;
 use crate::dag::executor::{Busy, RunEvent};
+use crate::decode::FeatureSpec;
 use crate::locks::{lock, read};
 use crate::store::{RunRecord, RunStatus, Store};
 use crate::telemetry::Metrics;
 use crate::wake::Wake;
 
 /// A finished run, for the consumer loop: its duration for cost forecasts, and the baseline it
-/// produced, if its DAG declares one and it succeeded.
+/// produced, if its DAG declares one and it succeeded (prepared, or why it cannot be).
 pub(super) struct FinishedRun {
     model: String,
     seconds: Option<f64>,
     run_id: String,
     stream: String,
-    baseline: Option<PathBuf>,
+    baseline: Option<Result<Prepared, String>>,
 }
 
 /// What the loop knows of runs.
 pub(super) struct RunState {
     /// Where runs keep their files.
     pub(super) dir: PathBuf,
-    /// Where rotated baselines are kept, a directory per stream.
-    baselines_dir: PathBuf,
     /// Models with a run in flight, as the executor last said.
     in_flight: BTreeSet<String>,
     /// Models with a run in flight, as the executor says now.
@@ -45,7 +45,6 @@ impl RunState {
     pub(super) fn new(config: &ServiceConfig) -> RunState {
         RunState {
             dir: config.runs.dir.clone(),
-            baselines_dir: baselines_dir(config),
             in_flight: BTreeSet::new(),
             busy: Arc::default(),
             finished: Arc::default(),
@@ -88,14 +87,14 @@ impl Service {
             return;
         }
         let done = std::mem::take(&mut *lock(&self.runs.finished));
-        for run in done {
+        for mut run in done {
             if let Some(seconds) = run.seconds {
                 for processor in &mut self.streams.processors {
                     processor.policies_mut().record_run(&run.model, seconds);
                 }
             }
-            if let Some(path) = &run.baseline {
-                if let Err(why) = self.rotate_baseline(&run, path) {
+            if let Some(prepared) = run.baseline.take() {
+                if let Err(why) = prepared.and_then(|p| self.rotate_baseline(&run, p)) {
                     tracing::error!(run = %run.run_id, stream = %run.stream, error = %why,
                         "the run's baseline was not rotated; the current one stays");
                     let _ = self.store.set_run_status(
@@ -109,36 +108,29 @@ impl Service {
         }
     }
 
-    /// Makes a run's baseline output the stream's baseline: checked against the stream's
-    /// features, kept as a version under the store's directory, recorded, and switched to.
-    fn rotate_baseline(&mut self, run: &FinishedRun, path: &Path) -> Result<(), String> {
+    /// Makes a run's prepared baseline the stream's baseline: recorded, and switched to.
+    fn rotate_baseline(&mut self, run: &FinishedRun, prepared: Prepared) -> Result<(), String> {
         let started = std::time::Instant::now();
         let index = self
             .streams
             .index_of(&run.stream)
             .ok_or_else(|| format!("no stream {}", run.stream))?;
-        let baseline = crate::baseline::Baseline::load(path).map_err(|e| e.to_string())?;
-        let processor = &mut self.streams.processors[index];
-        let mismatches = baseline.mismatches(&processor.settings().schema.features);
-        if !mismatches.is_empty() {
-            return Err(mismatches.join("; "));
-        }
-        let dir = self.runs.baselines_dir.join(&run.stream);
-        crate::files::create_private_dir(&dir).map_err(|e| e.to_string())?;
-        // Kept in the run's layout (NPZ or JSON), under its id.
-        let layout = path.extension().and_then(|e| e.to_str()).unwrap_or("npz");
-        let kept = dir.join(format!("{}.{layout}", baseline.id));
-        std::fs::copy(path, &kept).map_err(|e| e.to_string())?;
+        let Prepared {
+            kept,
+            baseline,
+            millis,
+        } = prepared;
+        let processor = &self.streams.processors[index];
         let previous = processor.settings().baseline.id.clone();
         let kept_text = kept.display().to_string();
         self.store
             .rotate_baseline(&run.stream, &baseline.id, &kept_text, Some(&run.run_id))
             .map_err(|e| e.to_string())?;
         let version = baseline.id.clone();
-        self.set_baseline(index, kept, Arc::new(baseline));
+        self.set_baseline(index, kept, baseline);
         let took_ms = started.elapsed().as_millis() as u64;
         tracing::info!(stream = %run.stream, from = %previous, to = %version, run = %run.run_id,
-            took_ms, "baseline rotated");
+            prepared_ms = millis, took_ms, "baseline rotated");
         let alert = crate::alert::baseline_rotated(
             &self.alerts,
             &run.stream,
@@ -165,11 +157,17 @@ pub(super) fn run_events(
     catalog: SharedCatalog,
 ) -> Arc<dyn Fn(RunEvent) + Send + Sync> {
     let (path, alerts) = (config.store.clone(), config.alerts.clone());
+    let rotations = Rotations {
+        dir: baselines_dir(config),
+        features: (config.streams.iter())
+            .map(|s| (s.name.clone(), s.schema.features.clone()))
+            .collect(),
+    };
     Arc::new(move |event: RunEvent| {
         let (kind, run) = match event {
             RunEvent::Started(run) => (AlertKind::RunStarted, run),
             RunEvent::Finished(run) => {
-                let finished_run = finish(&path, &run, &catalog);
+                let finished_run = finish(&path, &run, &catalog, &rotations);
                 metrics.run_finished(&run.model, run.status, finished_run.seconds);
                 lock(&finished).push(finished_run);
                 let kind = if run.status == RunStatus::Succeeded {
@@ -195,11 +193,26 @@ pub(super) fn run_events(
     })
 }
 
+/// Where runs' baselines are kept, and the features each stream's must have.
+struct Rotations {
+    dir: PathBuf,
+    features: HashMap<String, Vec<FeatureSpec>>,
+}
+
+impl Rotations {
+    /// The baseline `output` made ready for `stream`.
+    fn prepare(&self, output: &Path, stream: &str) -> Result<Prepared, String> {
+        let features = (self.features.get(stream)).ok_or_else(|| format!("no stream {stream}"))?;
+        super::rotation::prepare(output, stream, features, &self.dir)
+    }
+}
+
 /// A finished run as the loop needs it: a succeeded one's duration and produced baseline.
 fn finish(
     store_url: &crate::store::StoreUrl,
     run: &RunRecord,
     catalog: &SharedCatalog,
+    rotations: &Rotations,
 ) -> FinishedRun {
     let succeeded = run.status == RunStatus::Succeeded;
     let seconds = match (run.started_at, run.finished_at) {
@@ -213,7 +226,8 @@ fn finish(
         stream: run.request.stream.clone(),
         baseline: succeeded
             .then(|| produced_baseline(store_url, run, catalog))
-            .flatten(),
+            .flatten()
+            .map(|output| rotations.prepare(&output, &run.request.stream)),
     }
 }
 
