@@ -137,6 +137,12 @@ impl Column {
     pub fn push_csv(&mut self, field: &str) {
         match self {
             Column::Numeric(col) => {
+                // The usual cell is a plain number: read exactly by the fast reader, whose
+                // value is `str::parse`'s, bit for bit; anything else takes the general path.
+                if let Some(value) = super::number::parse(field.as_bytes()) {
+                    push_number(col, value);
+                    return;
+                }
                 let trimmed = field.trim();
                 if trimmed.is_empty() {
                     col.quality.missing += 1;

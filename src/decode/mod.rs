@@ -10,6 +10,7 @@ mod batch;
 mod columns;
 mod fast;
 mod message;
+pub(crate) mod number;
 mod record;
 mod schema;
 

@@ -131,17 +131,21 @@ fn decode_lines(bytes: &[u8], targets: &[Target], names: &[String], part: &mut D
         if line.is_empty() {
             continue;
         }
-        let mut fields = line.split(',');
+        // The line's commas in one pass; a field runs from one to the next.
+        let mut commas = memchr::memchr_iter(b',', line.as_bytes());
+        let mut start = 0;
         for target in targets {
-            let Some(field) = fields.next() else {
-                return false;
-            };
-            if let Target::Feature(i) = *target {
-                part.columns[i].push_csv(field);
+            if start > line.len() {
+                return false; // fewer fields than the header
             }
+            let end = commas.next().unwrap_or(line.len());
+            if let Target::Feature(i) = *target {
+                part.columns[i].push_csv(&line[start..end]);
+            }
+            start = end + 1;
         }
-        if fields.next().is_some() {
-            return false;
+        if start <= line.len() {
+            return false; // more fields than the header
         }
         rows += 1;
     }
