@@ -14,6 +14,7 @@
 //! written, so converting between the two keeps it. Each entry carries zip's CRC-32, checked as
 //! it is read: a damaged file is refused. `baseline show` also recomputes the id.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek};
 use std::path::Path;
@@ -97,30 +98,48 @@ pub(super) fn load(path: &Path) -> Result<Baseline, BaselineError> {
     let numeric: Vec<usize> = (0..baseline.features.len())
         .filter(|&i| matches!(baseline.features[i], FeatureProfile::Numeric(_)))
         .collect();
-    // The samples are read on every core, each entry through its own handle on the file.
-    let samples = crate::parallel::map_in_order(&numeric, |&i| {
+    let names: HashSet<String> = names.into_iter().collect();
+    // The samples are read on every core: a share of the features each, through one handle
+    // on the file per share (opening one reads the archive's whole directory).
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let shares: Vec<&[usize]> = numeric
+        .chunks(numeric.len().div_ceil(cores).max(1))
+        .collect();
+    let read = crate::parallel::map_in_order(&shares, |share| {
         let file = File::open(path).map_err(|err| parse_error(err.to_string()))?;
         let mut npz = NpzReader::new(file).map_err(|err| parse_error(err.to_string()))?;
-        let sample = entry(&mut npz, &format!("sample_{i}"), &parse_error)?;
-        let counts = format!("sample_counts_{i}");
-        let counts = if names
-            .iter()
-            .any(|n| *n == counts || *n == format!("{counts}.npy"))
-        {
-            entry(&mut npz, &counts, &parse_error)?
-        } else {
-            Vec::new()
-        };
-        Ok((sample, counts))
+        (share.iter())
+            .map(|&i| sample(&mut npz, i, &names, &parse_error))
+            .collect::<Result<Vec<_>, _>>()
     });
-    for (i, read) in numeric.into_iter().zip(samples) {
-        let (sample, counts) = read?;
+    let mut samples = Vec::with_capacity(numeric.len());
+    for share in read {
+        samples.extend(share?);
+    }
+    for (i, (sample, counts)) in numeric.into_iter().zip(samples) {
         if let FeatureProfile::Numeric(p) = &mut baseline.features[i] {
             p.sample = sample;
             p.sample_counts = counts;
         }
     }
     Ok(baseline)
+}
+
+/// Numeric feature `i`'s sample and its counts (empty when the archive has none).
+fn sample(
+    npz: &mut NpzReader<File>,
+    i: usize,
+    names: &HashSet<String>,
+    parse_error: &impl Fn(String) -> BaselineError,
+) -> Result<(Vec<f64>, Vec<u64>), BaselineError> {
+    let sample = entry(npz, &format!("sample_{i}"), parse_error)?;
+    let counts = format!("sample_counts_{i}");
+    let counts = if names.contains(&counts) || names.contains(&format!("{counts}.npy")) {
+        entry(npz, &counts, parse_error)?
+    } else {
+        Vec::new()
+    };
+    Ok((sample, counts))
 }
 
 /// One array entry, as a vector.
