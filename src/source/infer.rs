@@ -66,24 +66,8 @@ fn infer_in(
             head.lines += 1;
             csv_names = Some(names);
         }
-        while !block.is_empty() && head.records <= cut {
-            // Lines enough for the records up to the cut (or more: a line may hold several).
-            let left = cut - head.records;
-            let (lines, rest) = first_lines(block, left + 1);
-            block = rest;
-            let shares = sizes.shares(lines);
-            let seen = crate::parallel::map_in_order(&shares, |share| match &csv_names {
-                Some(names) => Seen::csv(share, names, left),
-                None => Some(Seen::jsonl(share, skip_invalid, left)),
-            });
-            for share in seen {
-                let Some(share) = share else {
-                    return Ok(None);
-                };
-                if !head.add(path, share)? {
-                    return Ok(None);
-                }
-            }
+        if !head.read(path, block, csv_names.as_deref(), skip_invalid, sizes)? {
+            return Ok(None);
         }
     }
     head.schema(path).map(Some)
@@ -213,6 +197,35 @@ struct Head {
 }
 
 impl Head {
+    /// Reads a block's lines up to the cut, on every core (CSV rows when `csv_names` are
+    /// given); false when one pass would meet a CSV row that needs the `csv` crate's reader.
+    fn read(
+        &mut self,
+        path: &Path,
+        mut block: &[u8],
+        csv_names: Option<&[String]>,
+        skip_invalid: bool,
+        sizes: Sizes,
+    ) -> Result<bool, DecodeError> {
+        while !block.is_empty() && self.records <= self.cut {
+            // Lines enough for the records up to the cut (or more: a line may hold several).
+            let left = self.cut - self.records;
+            let (lines, rest) = first_lines(block, left + 1);
+            block = rest;
+            let shares = sizes.shares(lines);
+            let seen = crate::parallel::map_in_order(&shares, |share| match csv_names {
+                Some(names) => Seen::csv(share, names, left),
+                None => Some(Seen::jsonl(share, skip_invalid, left)),
+            });
+            for share in seen {
+                if !share.map_or(Ok(false), |share| self.add(path, share))? {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// Adds the next share: false when one pass would meet a CSV row that needs the `csv`
     /// crate's reader. A malformed line one pass would meet stops the inference.
     fn add(&mut self, path: &Path, share: Seen) -> Result<bool, DecodeError> {

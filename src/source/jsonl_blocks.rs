@@ -109,11 +109,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn schema() -> crate::decode::Schema {
-        serde_json::from_value(serde_json::json!({"features": [
-            {"name": "x", "kind": "numeric"},
-            {"name": "c", "kind": "categorical"},
-        ]}))
-        .unwrap()
+        use crate::decode::FeatureKind::{Categorical, Numeric};
+        crate::decode::Schema::of(&[("x", Numeric), ("c", Categorical)])
     }
 
     fn line() -> impl Strategy<Value = String> {
