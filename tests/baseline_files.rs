@@ -170,3 +170,37 @@ fn issue_22_a_damaged_npz_is_refused() {
     let out = driftgate(&["baseline", "show", s(&npz)]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// The first line of `baseline show`: the id, verified.
+fn id_of(path: &Path) -> String {
+    show(path).lines().next().unwrap().to_string()
+}
+
+#[test]
+fn issue_22_a_build_within_a_memory_budget_reads_in_passes_and_gives_the_same_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = reference(dir.path());
+    let whole = dir.path().join("whole.npz");
+    let passes = dir.path().join("passes.npz");
+    build(&data, &whole);
+    let args = ["--sample-cap", "500", "--memory-mb", "0"];
+    let io = [
+        "baseline",
+        "build",
+        "--input",
+        s(&data),
+        "--output",
+        s(&passes),
+    ];
+    let out = Command::new(env!("CARGO_BIN_EXE_driftgate"))
+        .args([&io[..], &args[..]].concat())
+        .env("DRIFTGATE_LOG", "info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    // A budget of nothing: one numeric feature per read, two reads in all.
+    assert!(log.contains("passes=2"), "{log}");
+    assert_eq!(id_of(&passes), id_of(&whole));
+    assert!(id_of(&whole).ends_with("(id verified)"));
+}

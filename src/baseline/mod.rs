@@ -12,11 +12,12 @@
 mod build;
 mod file;
 mod npz;
+mod passes;
 mod profile;
 mod reservoir;
 mod sample;
 
-pub use build::{build_from_file, BuildError};
+pub use build::{build_from_file, build_from_file_within, BuildError};
 pub use file::{file_sha256, is_npz_file};
 pub use profile::{
     Baseline, BaselineSource, BuildSettings, CategoricalProfile, FeatureProfile, NumericProfile,

@@ -225,7 +225,7 @@ impl Baseline {
     }
 
     /// A baseline of these profiles, made now, without its id.
-    fn of(
+    pub(super) fn of(
         features: Vec<FeatureProfile>,
         settings: BuildSettings,
         source: BaselineSource,

@@ -215,4 +215,9 @@ pub struct BuildArgs {
     /// Count and report malformed lines instead of stopping at the first one.
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Most memory, in MB, the decoded numeric values may take. A file whose values would take
+    /// more is read once per group of numeric features that fits, with the same result. Default:
+    /// half the memory the system has available.
+    #[arg(long, value_name = "MB")]
+    pub memory_mb: Option<u64>,
 }

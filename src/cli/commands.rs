@@ -23,7 +23,19 @@ pub(super) fn run_build(args: &BuildArgs) -> Result<CommandOutcome, CliError> {
         sample_cap: args.sample_cap,
         seed: args.seed,
     };
-    let built = crate::baseline::build_from_file(&args.input, &options, settings, &args.output);
+    let built = match args.memory_mb {
+        Some(mb) => {
+            let budget = Some(mb.saturating_mul(1 << 20));
+            crate::baseline::build_from_file_within(
+                &args.input,
+                &options,
+                settings,
+                &args.output,
+                budget,
+            )
+        }
+        None => crate::baseline::build_from_file(&args.input, &options, settings, &args.output),
+    };
     progress.finish();
     let baseline = built?;
     let dataset = &baseline.source;

@@ -55,15 +55,23 @@ pub struct ReadOptions {
     pub progress: Option<super::progress::FileProgress>,
 }
 
-/// Reads a whole data file into typed columns.
-pub fn read_dataset(path: &Path, options: &ReadOptions) -> Result<Dataset, DecodeError> {
+/// The schema a read with `options` uses: the one given, or the one inferred from the file.
+pub fn schema_of(path: &Path, options: &ReadOptions) -> Result<Schema, DecodeError> {
     let format = DataFormat::from_path(path).ok_or_else(|| DecodeError::UnknownFormat {
         path: path.to_path_buf(),
     })?;
-    let schema = match &options.schema {
-        Some(schema) => schema.clone(),
-        None => infer_schema(path, format, options)?,
-    };
+    match &options.schema {
+        Some(schema) => Ok(schema.clone()),
+        None => infer_schema(path, format, options),
+    }
+}
+
+/// Reads a whole data file into typed columns.
+pub fn read_dataset(path: &Path, options: &ReadOptions) -> Result<Dataset, DecodeError> {
+    let schema = schema_of(path, options)?;
+    let format = DataFormat::from_path(path).ok_or_else(|| DecodeError::UnknownFormat {
+        path: path.to_path_buf(),
+    })?;
     if format == DataFormat::Csv {
         // The common file goes through the block reader; the rest through the `csv` crate's.
         let input = open(path, options, "reading")?;

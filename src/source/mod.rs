@@ -11,4 +11,4 @@ pub mod progress;
 pub mod range;
 pub mod readiness;
 
-pub use file::{read_dataset, DataFormat, ReadOptions};
+pub use file::{read_dataset, schema_of, DataFormat, ReadOptions};
