@@ -951,9 +951,15 @@ fn a_dead_letter_in_the_open_window_is_counted_across_a_sigkill() {
     let Some(broker) = broker() else { return };
     // One partition: the windows follow the order produced.
     let setup = setup(broker, 1);
-    // Windows 0 and 1, then the bad message and 200 records in the open window 2.
-    produce(&setup, 0, 10, usize::MAX, Some(8));
+    // Windows 0 and 1, stored before the bad message is sent: while a closed window's report is
+    // made in the background, the messages read meanwhile count into that window.
+    produce(&setup, 0, 8, usize::MAX, None);
     let mut child = start(&setup);
+    wait_for(&setup.store, &mut child, "2 windows", |s| {
+        s.latest_windows("payments", 10).is_ok_and(|w| w.len() == 2)
+    });
+    // Then the bad message and 200 records in the open window 2.
+    produce(&setup, 8, 2, usize::MAX, Some(8));
     wait_for(&setup.store, &mut child, "window 2 checkpointed", |s| {
         s.checkpoint("payments")
             .unwrap()
