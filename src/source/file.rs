@@ -55,11 +55,16 @@ pub struct ReadOptions {
     pub progress: Option<super::progress::FileProgress>,
 }
 
+/// The format a file's extension names, or the error that says it names none.
+fn format_of(path: &Path) -> Result<DataFormat, DecodeError> {
+    DataFormat::from_path(path).ok_or_else(|| DecodeError::UnknownFormat {
+        path: path.to_path_buf(),
+    })
+}
+
 /// The schema a read with `options` uses: the one given, or the one inferred from the file.
 pub fn schema_of(path: &Path, options: &ReadOptions) -> Result<Schema, DecodeError> {
-    let format = DataFormat::from_path(path).ok_or_else(|| DecodeError::UnknownFormat {
-        path: path.to_path_buf(),
-    })?;
+    let format = format_of(path)?;
     match &options.schema {
         Some(schema) => Ok(schema.clone()),
         None => infer_schema(path, format, options),
@@ -68,10 +73,8 @@ pub fn schema_of(path: &Path, options: &ReadOptions) -> Result<Schema, DecodeErr
 
 /// Reads a whole data file into typed columns.
 pub fn read_dataset(path: &Path, options: &ReadOptions) -> Result<Dataset, DecodeError> {
+    let format = format_of(path)?;
     let schema = schema_of(path, options)?;
-    let format = DataFormat::from_path(path).ok_or_else(|| DecodeError::UnknownFormat {
-        path: path.to_path_buf(),
-    })?;
     if format == DataFormat::Csv {
         // The common file goes through the block reader; the rest through the `csv` crate's.
         let input = open(path, options, "reading")?;
