@@ -29,21 +29,11 @@ pub fn chi2_homogeneity(reference: &[u64], current: &[u64]) -> Option<Chi2Result
     if n1 == 0 || n2 == 0 {
         return None;
     }
-    let total = (n1 + n2) as f64;
-    let mut columns = 0u64;
-    let mut statistic = Neumaier::default();
-    for (&r, &c) in reference.iter().zip(current) {
-        if r == 0 && c == 0 {
-            continue;
-        }
-        columns += 1;
-        let column_total = (r + c) as f64;
-        for (observed, row_total) in [(r, n1), (c, n2)] {
-            let expected = row_total as f64 * column_total / total;
-            let diff = observed as f64 - expected;
-            statistic.add(diff * diff / expected);
-        }
-    }
+    let columns = reference
+        .iter()
+        .zip(current)
+        .filter(|(r, c)| **r + **c > 0)
+        .count() as u64;
     let dof = columns - 1;
     if dof == 0 {
         return Some(Chi2Result {
@@ -52,12 +42,33 @@ pub fn chi2_homogeneity(reference: &[u64], current: &[u64]) -> Option<Chi2Result
             dof,
         });
     }
-    let statistic = statistic.total();
+    let statistic = pearson_statistic(reference, current);
     Some(Chi2Result {
         statistic,
         p_value: chi2_sf(statistic, dof as f64),
         dof,
     })
+}
+
+/// Pearson's statistic `sum (observed - expected)² / expected` over the columns seen in either
+/// sample; both samples non-empty.
+pub fn pearson_statistic(reference: &[u64], current: &[u64]) -> f64 {
+    let n1: u64 = reference.iter().sum();
+    let n2: u64 = current.iter().sum();
+    let total = (n1 + n2) as f64;
+    let mut statistic = Neumaier::default();
+    for (&r, &c) in reference.iter().zip(current) {
+        if r == 0 && c == 0 {
+            continue;
+        }
+        let column_total = (r + c) as f64;
+        for (observed, row_total) in [(r, n1), (c, n2)] {
+            let expected = row_total as f64 * column_total / total;
+            let diff = observed as f64 - expected;
+            statistic.add(diff * diff / expected);
+        }
+    }
+    statistic.total()
 }
 
 /// `P(chi2_dof >= x)`.

@@ -9,8 +9,10 @@
 //!   distribution. With `n_eff = n_ref·n_cur/(n_ref+n_cur)` and `df` = bins non-empty in either
 //!   sample minus one, `n_eff·PSI`, `8·n_eff·ln2·JS²` and `8·n_eff·H²` are each approximately
 //!   chi-square with `df` degrees of freedom. The threshold is the distance at the critical value.
-//! * `wasserstein`, or any distance when `permutations > 0`: a seeded permutation test. The
-//!   threshold is the `1 - level` quantile of the permuted distances.
+//! * Where an approximation is not trusted (an expected count below 5 for chi-square, below 20
+//!   for the distances; [`super::monte_carlo`]), or any method when `permutations > 0`, and
+//!   always for `wasserstein`: a seeded permutation test. A distance's threshold is then the
+//!   `1 - level` quantile of the permuted distances.
 //! * A fixed `threshold` on a distance (Evidently style) skips all of this: drift when
 //!   `score >= threshold`, no p-value, no correction.
 //!
@@ -94,8 +96,10 @@ pub struct DriftSettings {
     pub categorical_method: Method,
     /// Fixed threshold for distance methods, instead of a sample-size-aware one.
     pub threshold: Option<f64>,
-    /// Permutations for the permutation test; 0 uses the chi-square approximation where one
-    /// exists (and 1000 for Wasserstein, which has none).
+    /// Permutations for a permutation test of every feature. 0 uses the test's own p-value or
+    /// the chi-square approximation where every expected count is at least 5, and a permutation
+    /// test with enough permutations for the strictest corrected level elsewhere (and 1000 for
+    /// Wasserstein, which has no approximation).
     pub permutations: usize,
     /// Seed of the permutation test.
     pub seed: u64,
@@ -129,16 +133,13 @@ impl Default for DriftSettings {
 
 impl DriftSettings {
     /// Whether numeric decisions under these settings come out of a window's summary exactly as
-    /// out of its values: KS, or a binned metric with a fixed threshold or the chi-square
-    /// approximation. Wasserstein (its distance is bounded, not exact, from a summary) and
-    /// permutation tests (which relabel the values) need the values themselves.
+    /// out of its values: KS, and the binned metrics (whose tests, permutation tests included,
+    /// need only the bins' counts). Wasserstein's distance is bounded, not exact, from a
+    /// summary, so it needs the values themselves.
     pub fn exact_from_summaries(&self) -> bool {
         match self.numeric_method {
-            Method::Ks => true,
-            Method::Psi | Method::JensenShannon | Method::Hellinger => {
-                self.threshold.is_some() || self.permutations == 0
-            }
-            _ => false,
+            Method::Ks | Method::Psi | Method::JensenShannon | Method::Hellinger => true,
+            Method::Wasserstein | Method::Chi2 => false,
         }
     }
 
@@ -191,6 +192,14 @@ pub enum Evidence {
         /// The p-value.
         p_value: f64,
     },
+    /// A test's p-value by permutation, where its own approximation is not trusted
+    /// ([`super::monte_carlo::asymptotic_holds`]); the score is still the p-value.
+    PermutedTest {
+        /// `(1 + #{permuted >= observed}) / (1 + permutations)`.
+        p_value: f64,
+        /// Permutations drawn.
+        permutations: usize,
+    },
     /// A distance with a chi-square approximation of its null distribution.
     ChiSquareApprox {
         /// The distance.
@@ -224,7 +233,9 @@ impl Evidence {
     /// The p-value under "no drift", when there is one.
     pub fn p_value(&self) -> Option<f64> {
         match self {
-            Evidence::Test { p_value } | Evidence::Permutation { p_value, .. } => Some(*p_value),
+            Evidence::Test { p_value }
+            | Evidence::PermutedTest { p_value, .. }
+            | Evidence::Permutation { p_value, .. } => Some(*p_value),
             Evidence::ChiSquareApprox {
                 score,
                 dof,
@@ -241,7 +252,7 @@ impl Evidence {
     /// The score reported: the p-value for tests, the distance otherwise.
     pub fn score(&self) -> f64 {
         match self {
-            Evidence::Test { p_value } => *p_value,
+            Evidence::Test { p_value } | Evidence::PermutedTest { p_value, .. } => *p_value,
             Evidence::ChiSquareApprox { score, .. }
             | Evidence::Permutation { score, .. }
             | Evidence::Fixed { score, .. } => *score,
@@ -251,7 +262,7 @@ impl Evidence {
     /// The threshold on the score at a significance level.
     pub fn threshold(&self, level: f64) -> f64 {
         match self {
-            Evidence::Test { .. } => level,
+            Evidence::Test { .. } | Evidence::PermutedTest { .. } => level,
             Evidence::ChiSquareApprox {
                 dof,
                 scale,
@@ -270,6 +281,27 @@ impl Evidence {
         }
     }
 
+    /// Where the p-value comes from; `None` with a fixed threshold.
+    pub fn p_value_by(&self) -> Option<PValueBy> {
+        match self {
+            Evidence::Test { .. } => Some(PValueBy::Test),
+            Evidence::ChiSquareApprox { .. } => Some(PValueBy::ChiSquare),
+            Evidence::PermutedTest { .. } | Evidence::Permutation { .. } => {
+                Some(PValueBy::Permutation)
+            }
+            Evidence::Fixed { .. } => None,
+        }
+    }
+
+    /// Permutations drawn for the p-value (fewer than asked when it was settled early).
+    pub fn permutations(&self) -> Option<usize> {
+        match self {
+            Evidence::PermutedTest { permutations, .. } => Some(*permutations),
+            Evidence::Permutation { permuted, .. } => Some(permuted.len()),
+            _ => None,
+        }
+    }
+
     /// Whether the feature drifts at a significance level.
     pub fn detected(&self, level: f64) -> bool {
         match self {
@@ -277,6 +309,20 @@ impl Evidence {
             _ => self.p_value().is_some_and(|p| p <= level),
         }
     }
+}
+
+/// Where a decision's p-value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PValueBy {
+    /// The test's own p-value, as scipy computes it (KS; chi-square when every expected count
+    /// is at least 5).
+    Test,
+    /// The chi-square approximation of a distance's null distribution (every expected count is
+    /// at least 20).
+    ChiSquare,
+    /// A permutation test: relabelled tables (or values, for Wasserstein) drawn at random.
+    Permutation,
 }
 
 /// The `q` quantile of sorted permuted statistics (the smallest value with at least a `q` share

@@ -2,12 +2,13 @@
 //! sample, categorical against the reference counts.
 
 use super::bins::{categorical_histograms, union_histograms};
-use super::chi2::chi2_homogeneity;
+use super::chi2::{chi2_homogeneity, pearson_statistic};
 use super::decision::{DriftSettings, Evidence, Method};
 use super::hellinger::hellinger_distance;
 use super::jensen_shannon::jensen_shannon_distance;
+use super::monte_carlo::{asymptotic_holds, table_test, MIN_EXPECTED_CHI2, MIN_EXPECTED_DISTANCE};
 use super::numeric::{numeric, NumericCurrent};
-use super::permutation::{permutation_test, split_counts};
+use super::permutation::{stop_at, PermutationOutcome};
 use super::psi::psi;
 use super::report::{
     CategoricalTests, DistanceOut, DriftOutcome, FeatureReport, FeatureStatus, Histogram, PsiOut,
@@ -64,13 +65,44 @@ impl FeatureSummary<'_> {
     }
 }
 
+/// The random draws of a feature's permutation tests: its own seeded stream, and how many
+/// tables a test of a binned distance or of chi-square draws.
+pub(super) struct NullDraws {
+    /// Seeded by the settings' seed and the feature's name.
+    pub(super) rng: SplitMix64,
+    /// Tables per test.
+    pub(super) tables: usize,
+}
+
+impl NullDraws {
+    /// The permutation test of `statistic` on a table, settled early above alpha.
+    fn table_test(
+        &mut self,
+        reference: &[u64],
+        current: &[u64],
+        settings: &DriftSettings,
+        statistic: impl FnMut(&[u64], &[u64]) -> f64,
+    ) -> PermutationOutcome {
+        let stop = stop_at(settings.alpha, self.tables);
+        table_test(
+            reference,
+            current,
+            self.tables,
+            Some(stop),
+            &mut self.rng,
+            statistic,
+        )
+    }
+}
+
 /// A feature's report (its decision still open) and the evidence to decide it by; no evidence
-/// when it could not be tested.
+/// when it could not be tested. `tables` is how many tables a permutation test draws.
 pub(super) fn analyse_feature(
     profile: &FeatureProfile,
     current: FeatureCurrent<'_>,
     profile_bins: usize,
     settings: &DriftSettings,
+    tables: usize,
 ) -> (FeatureReport, Option<Evidence>) {
     let column = current.column;
     let quality = column.map(Column::quality).unwrap_or_default();
@@ -100,6 +132,8 @@ pub(super) fn analyse_feature(
             detected: false,
             p_value: None,
             level: None,
+            p_value_by: None,
+            permutations: None,
         },
     };
     let min = settings.min_samples.max(1);
@@ -116,7 +150,10 @@ pub(super) fn analyse_feature(
         report.reason = Some(why);
         return (report, None);
     }
-    let mut rng = SplitMix64::for_name(settings.seed, profile.name());
+    let mut null = NullDraws {
+        rng: SplitMix64::for_name(settings.seed, profile.name()),
+        tables,
+    };
     let (tests, evidence, histogram) = match (profile, column) {
         (FeatureProfile::Numeric(p), Some(Column::Numeric(c))) => {
             let values = match current.summary {
@@ -132,10 +169,10 @@ pub(super) fn analyse_feature(
                 },
                 _ => NumericCurrent::Raw(&c.values),
             };
-            numeric(p, values, profile_bins, settings, &mut rng)
+            numeric(p, values, profile_bins, settings, &mut null)
         }
         (FeatureProfile::Categorical(p), Some(Column::Categorical(c))) => {
-            categorical(p, c, settings, &mut rng)
+            categorical(p, c, settings, &mut null)
         }
         _ => unreachable!("current data is decoded with the reference schema"),
     };
@@ -163,43 +200,29 @@ pub(super) fn binned_metric(method: Method, reference: &[u64], current: &[u64]) 
     }
 }
 
-/// Evidence for a binned distance: fixed threshold, permutation test, or chi-square approximation.
+/// Evidence for a binned distance from both sides' counts: the fixed threshold when one is set;
+/// the chi-square approximation when no permutations are asked for and every expected count is
+/// at least [`MIN_EXPECTED_DISTANCE`]; otherwise a permutation test on tables with these margins.
 pub(super) fn binned_evidence(
     method: Method,
-    score: f64,
     reference: &[u64],
     current: &[u64],
-    pooled_slots: impl FnOnce() -> (Vec<usize>, Vec<bool>),
     settings: &DriftSettings,
-    rng: &mut SplitMix64,
+    null: &mut NullDraws,
 ) -> Evidence {
-    if settings.threshold.is_none() && settings.permutations > 0 {
-        let (slots, labels) = pooled_slots();
-        let slot_count = reference.len();
-        let outcome = permutation_test(&labels, settings.permutations, rng, |labels| {
-            let (r, c) = split_counts(&slots, labels, slot_count);
-            binned_metric(method, &r, &c)
+    let score = binned_metric(method, reference, current);
+    if let Some(threshold) = settings.threshold {
+        return Evidence::Fixed { score, threshold };
+    }
+    if settings.permutations > 0 || !asymptotic_holds(reference, current, MIN_EXPECTED_DISTANCE) {
+        let outcome = null.table_test(reference, current, settings, |r, c| {
+            binned_metric(method, r, c)
         });
         return Evidence::Permutation {
-            score: outcome.observed,
+            score,
             p_value: outcome.p_value,
             permuted: outcome.permuted,
         };
-    }
-    binned_from_counts(method, score, reference, current, settings)
-}
-
-/// Evidence for a binned distance from its counts alone: the fixed threshold, or the chi-square
-/// approximation (every setting but a permutation test, which [`binned_evidence`] runs).
-pub(super) fn binned_from_counts(
-    method: Method,
-    score: f64,
-    reference: &[u64],
-    current: &[u64],
-    settings: &DriftSettings,
-) -> Evidence {
-    if let Some(threshold) = settings.threshold {
-        return Evidence::Fixed { score, threshold };
     }
     let n1: u64 = reference.iter().sum();
     let n2: u64 = current.iter().sum();
@@ -222,7 +245,7 @@ fn categorical(
     profile: &CategoricalProfile,
     column: &CategoricalColumn,
     settings: &DriftSettings,
-    rng: &mut SplitMix64,
+    null: &mut NullDraws,
 ) -> (Tests, Evidence, Histogram) {
     let (union_reference, union_current) = union_histograms(&profile.counts, &column.counts);
     let chi2 = chi2_homogeneity(&union_reference, &union_current).expect("both sides non-empty");
@@ -241,21 +264,37 @@ fn categorical(
         },
     };
     let evidence = match settings.categorical_method {
-        Method::Chi2 => Evidence::Test {
-            p_value: chi2.p_value,
-        },
-        method => binned_evidence(
-            method,
-            binned_metric(method, &reference_counts, &current_counts),
-            &reference_counts,
-            &current_counts,
-            || expand_counts(&reference_counts, &current_counts),
+        Method::Chi2 => chi2_evidence(
+            &union_reference,
+            &union_current,
+            chi2.p_value,
             settings,
-            rng,
+            null,
         ),
+        method => binned_evidence(method, &reference_counts, &current_counts, settings, null),
     };
     let histogram = categorical_histogram(profile, reference_counts, current_counts);
     (Tests::Categorical(tests), evidence, histogram)
+}
+
+/// Chi-square's evidence: scipy's p-value when every expected count is at least
+/// [`MIN_EXPECTED_CHI2`] and no permutations are asked for; otherwise the permutation p-value of
+/// Pearson's statistic.
+fn chi2_evidence(
+    reference: &[u64],
+    current: &[u64],
+    p_value: f64,
+    settings: &DriftSettings,
+    null: &mut NullDraws,
+) -> Evidence {
+    if settings.permutations == 0 && asymptotic_holds(reference, current, MIN_EXPECTED_CHI2) {
+        return Evidence::Test { p_value };
+    }
+    let outcome = null.table_test(reference, current, settings, pearson_statistic);
+    Evidence::PermutedTest {
+        p_value: outcome.p_value,
+        permutations: outcome.permuted.len(),
+    }
 }
 
 /// The categorical histogram a report shows: the reference categories (the largest
@@ -294,19 +333,4 @@ fn categorical_histogram(
         reference,
         current,
     }
-}
-
-/// One pooled item per counted value: its slot and whether it is from the reference.
-fn expand_counts(reference: &[u64], current: &[u64]) -> (Vec<usize>, Vec<bool>) {
-    let mut slots = Vec::new();
-    let mut labels = Vec::new();
-    for (side, counts) in [(true, reference), (false, current)] {
-        for (slot, &count) in counts.iter().enumerate() {
-            for _ in 0..count {
-                slots.push(slot);
-                labels.push(side);
-            }
-        }
-    }
-    (slots, labels)
 }

@@ -14,6 +14,7 @@ pub mod hellinger;
 pub mod jensen_shannon;
 pub mod kolmogorov;
 pub mod ks;
+pub mod monte_carlo;
 mod numeric;
 pub mod permutation;
 pub mod psi;
@@ -24,7 +25,7 @@ pub mod table;
 pub mod wasserstein;
 pub mod wasserstein_null;
 
-pub use decision::{Correction, DriftSettings, Method};
+pub use decision::{Correction, DriftSettings, Method, PValueBy};
 pub use report::{
     compare, compare_on, compare_window, DataInfo, DatasetSummary, DriftReport, FeatureReport,
     Folded, Histogram, Tests, Threads,

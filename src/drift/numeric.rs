@@ -5,7 +5,7 @@
 use super::bins::QuantileBins;
 use super::decision::{DriftSettings, Evidence, Method, DEFAULT_WASSERSTEIN_PERMUTATIONS};
 use super::ecdf::compare_weighted;
-use super::feature::{binned_evidence, binned_from_counts, binned_metric};
+use super::feature::{binned_evidence, NullDraws};
 use super::hellinger::hellinger_distance;
 use super::jensen_shannon::jensen_shannon_distance;
 use super::ks::ks_test;
@@ -47,10 +47,10 @@ pub(super) fn numeric(
     current: NumericCurrent<'_>,
     profile_bins: usize,
     settings: &DriftSettings,
-    rng: &mut SplitMix64,
+    null: &mut NullDraws,
 ) -> (Tests, Evidence, Histogram) {
     match current {
-        NumericCurrent::Raw(values) => raw(profile, values, profile_bins, settings, rng),
+        NumericCurrent::Raw(values) => raw(profile, values, profile_bins, settings, null),
         NumericCurrent::Summarised {
             layout,
             summary,
@@ -72,7 +72,7 @@ pub(super) fn numeric(
                 reference_counts,
             };
             let tests = tests(profile, &walk);
-            let evidence = summarised_evidence(&tests, &walk, settings);
+            let evidence = summarised_evidence(&tests, &walk, settings, null);
             (Tests::Numeric(tests), evidence, walk.histogram(edges))
         }
     }
@@ -83,7 +83,7 @@ fn raw(
     values: &[f64],
     profile_bins: usize,
     settings: &DriftSettings,
-    rng: &mut SplitMix64,
+    null: &mut NullDraws,
 ) -> (Tests, Evidence, Histogram) {
     let mut current = values.to_vec();
     super::ecdf::sort_values(&mut current);
@@ -99,9 +99,6 @@ fn raw(
         reference_counts,
     };
     let tests = tests(profile, &walk);
-    // The pool for permutation tests: the reference sample, value by value, and the current
-    // values, merged.
-    let pool = || pooled(&profile.expanded_sample(), &current);
     let evidence = match settings.numeric_method {
         Method::Ks => Evidence::Test {
             p_value: tests.ks.p_value,
@@ -117,8 +114,13 @@ fn raw(
                     DEFAULT_WASSERSTEIN_PERMUTATIONS
                 };
                 let reference = profile.expanded_sample();
-                let outcome =
-                    wasserstein_permutations(&reference, &current, permutations, settings, rng);
+                let outcome = wasserstein_permutations(
+                    &reference,
+                    &current,
+                    permutations,
+                    settings,
+                    &mut null.rng,
+                );
                 Evidence::Permutation {
                     score,
                     p_value: outcome.p_value,
@@ -128,12 +130,10 @@ fn raw(
         }
         method => binned_evidence(
             method,
-            binned_metric(method, &walk.reference_counts, &walk.current_counts),
             &walk.reference_counts,
             &walk.current_counts,
-            || pool().into_iter().map(|(v, l)| (bins.slot(v), l)).unzip(),
             settings,
-            rng,
+            null,
         ),
     };
     (Tests::Numeric(tests), evidence, walk.histogram(bins))
@@ -178,17 +178,22 @@ fn wasserstein_permutations(
 
 /// The evidence from a summary, for the settings that do not need the values
 /// ([`DriftSettings::exact_from_summaries`]; the caller checks).
-fn summarised_evidence(tests: &NumericTests, walk: &Walk, settings: &DriftSettings) -> Evidence {
+fn summarised_evidence(
+    tests: &NumericTests,
+    walk: &Walk,
+    settings: &DriftSettings,
+    null: &mut NullDraws,
+) -> Evidence {
     match settings.numeric_method {
         Method::Ks => Evidence::Test {
             p_value: tests.ks.p_value,
         },
-        method => binned_from_counts(
+        method => binned_evidence(
             method,
-            binned_metric(method, &walk.reference_counts, &walk.current_counts),
             &walk.reference_counts,
             &walk.current_counts,
             settings,
+            null,
         ),
     }
 }

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::chi2::Chi2Result;
-use super::decision::{corrected_level, DriftSettings, Evidence, Method};
+use super::decision::{corrected_level, DriftSettings, Evidence, Method, PValueBy};
 use super::feature::{analyse_feature, FeatureCurrent, FeatureSummary};
 use super::ks::KsMethod;
+use super::monte_carlo::default_draws;
 use crate::baseline::{Baseline, FeatureProfile};
 use crate::decode::{Dataset, FeatureKind};
 use crate::window::summary::{Layouts, WindowSummaries};
@@ -233,6 +234,12 @@ pub struct DriftOutcome {
     pub p_value: Option<f64>,
     /// The corrected significance level used for this feature.
     pub level: Option<f64>,
+    /// Where the p-value comes from: `test` (the test's own, as scipy computes it),
+    /// `chi_square` (the chi-square approximation of a distance) or `permutation`; null with a
+    /// fixed threshold. See `docs/metrics.md` for the rule.
+    pub p_value_by: Option<PValueBy>,
+    /// Permutations drawn for a permutation p-value (fewer than asked when it was settled early).
+    pub permutations: Option<usize>,
 }
 
 /// The dataset-level verdict.
@@ -328,13 +335,22 @@ pub fn compare_window(
     reference_info: DataInfo,
     current_info: DataInfo,
 ) -> DriftReport {
+    let tables = if settings.permutations > 0 {
+        settings.permutations
+    } else {
+        default_draws(
+            settings.alpha,
+            settings.correction,
+            reference.features.len(),
+        )
+    };
     let analyse = |profile: &FeatureProfile| {
         let position = current.position(profile.name());
         let side = FeatureCurrent {
             column: position.map(|at| &current.columns[at]),
             summary: position.and_then(|at| summary_of(folded, at)),
         };
-        analyse_feature(profile, side, reference.settings.bins, settings)
+        analyse_feature(profile, side, reference.settings.bins, settings, tables)
     };
     let analyses: Vec<(FeatureReport, Option<Evidence>)> = match threads {
         Threads::Spread => crate::parallel::map_in_order(&reference.features, analyse),
@@ -361,6 +377,8 @@ pub fn compare_window(
                 detected,
                 p_value,
                 level: p_value.map(|_| level),
+                p_value_by: evidence.p_value_by(),
+                permutations: evidence.permutations(),
             };
         }
         features.push(report);

@@ -280,6 +280,8 @@ pub(crate) mod fixture {
                 detected,
                 p_value: Some(score),
                 level: Some(0.05),
+                p_value_by: Some(crate::drift::PValueBy::Test),
+                permutations: None,
             },
         }
     }
