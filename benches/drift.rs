@@ -266,8 +266,38 @@ fn table_permutations(c: &mut Criterion) {
     group.finish();
 }
 
+/// PCA reconstruction error for 20 features: a 2,000-row window's mean error against a PCA
+/// fitted on 10,000 reference rows, and what a baseline pays once (the fit and the ten-fold
+/// held-out errors its null distribution comes from).
+fn reconstruction(c: &mut Criterion) {
+    use driftgate::drift::reconstruction::{held_out_errors, Reconstruction, FOLDS};
+    let mut rng = SplitMix64::new(12);
+    let matrix = |rng: &mut SplitMix64, rows: usize| {
+        ndarray::Array2::from_shape_simple_fn((rows, 20), || rng.normal())
+    };
+    let reference = matrix(&mut rng, 10_000);
+    let window = matrix(&mut rng, 2000);
+    let model = Reconstruction::fit(reference.view(), 0.65).unwrap();
+    let mut group = c.benchmark_group("reconstruction");
+    group.sample_size(10);
+    group.bench_function("window_2000_x_20", |b| {
+        b.iter(|| model.mean_error(black_box(window.view())))
+    });
+    group.bench_function("fit_and_held_out_10000_x_20", |b| {
+        b.iter(|| {
+            let model = Reconstruction::fit(black_box(reference.view()), 0.65).unwrap();
+            (
+                model,
+                held_out_errors(reference.view(), 0.65, FOLDS).unwrap(),
+            )
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    reconstruction,
     statistics,
     report,
     summaries,

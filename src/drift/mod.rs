@@ -18,6 +18,7 @@ pub mod monte_carlo;
 mod numeric;
 pub mod permutation;
 pub mod psi;
+pub mod reconstruction;
 pub mod report;
 pub mod sum;
 pub mod summary;
