@@ -295,8 +295,43 @@ fn reconstruction(c: &mut Criterion) {
     group.finish();
 }
 
+/// MMD² with its permutation test for 20 features: a 2,000-row window against a 10,000-row
+/// reference sample, both sampled down to `MAX_ROWS` rows; 100 relabellings, none stopped early
+/// (a drifted window runs them all).
+fn mmd(c: &mut Criterion) {
+    use driftgate::drift::mmd::{
+        median_sigma, mmd_test, sample_rows, DEFAULT_PERMUTATIONS, MAX_ROWS,
+    };
+    let mut rng = SplitMix64::new(13);
+    let mut matrix = |rows: usize, shift: f64| {
+        ndarray::Array2::from_shape_simple_fn((rows, 20), || rng.normal() + shift)
+    };
+    let reference = matrix(10_000, 0.0);
+    let window = matrix(2000, 0.2);
+    let mut group = c.benchmark_group("mmd");
+    group.sample_size(10);
+    group.bench_function("window_2000_x_20_vs_10000_sampled_100_permutations", |b| {
+        b.iter(|| {
+            let mut rng = SplitMix64::new(1);
+            let reference = sample_rows(reference.view(), MAX_ROWS, &mut rng);
+            let window = sample_rows(black_box(window.view()), MAX_ROWS, &mut rng);
+            let sigma = median_sigma(reference.view());
+            mmd_test(
+                reference.view(),
+                window.view(),
+                sigma,
+                DEFAULT_PERMUTATIONS,
+                None,
+                &mut rng,
+            )
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    mmd,
     reconstruction,
     statistics,
     report,

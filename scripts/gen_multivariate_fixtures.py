@@ -14,6 +14,9 @@ values, which the test then checks too. Writes tests/fixtures/multivariate.json:
   sklearn               the same kept components and errors from sklearn's StandardScaler + PCA
   nannyml               DataReconstructionDriftCalculator(chunk_size=CHUNK): the reference
                         chunks' values, the thresholds and the current chunks' values
+  mmd                   on the first MMD_ROWS reference and current rows: alibi-detect's
+                        median-heuristic sigma and unbiased MMD² (its sigma_median and
+                        mmd2_from_kernel_matrix with zero_diag, written out in numpy)
 """
 import json
 import os
@@ -24,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "multivariate.json")
 CHUNK = 100
 VARIANCE = 0.65
+MMD_ROWS = (300, 100)
 
 
 def rows(rng, n, rho):
@@ -99,6 +103,25 @@ def nannyml_side(reference, current):
     }
 
 
+def mmd_side(reference, current):
+    x, y = reference[: MMD_ROWS[0]], current[: MMD_ROWS[1]]
+
+    def squared(a, b):
+        return ((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2)
+
+    n = len(x)
+    flat = np.sort(squared(x, x).ravel())
+    sigma = float(np.sqrt(0.5 * flat[n + (n * n - n) // 2 - 1]))
+    pooled = np.vstack([x, y])
+    kernel = np.exp(-squared(pooled, pooled) / (2 * sigma * sigma))
+    np.fill_diagonal(kernel, 0.0)
+    m = len(y)
+    k_xx, k_yy, k_xy = kernel[:-m, :-m], kernel[-m:, -m:], kernel[-m:, :-m]
+    mmd2 = k_xx.sum() / (n * (n - 1)) + k_yy.sum() / (m * (m - 1)) - 2 * k_xy.mean()
+    return {"reference_rows": MMD_ROWS[0], "current_rows": MMD_ROWS[1], "sigma": sigma,
+            "mmd2": float(mmd2)}
+
+
 def main():
     rng = np.random.default_rng(19)
     reference = rows(rng, 1000, 0.8)
@@ -111,6 +134,7 @@ def main():
         "numpy": numpy_side(reference, current),
         "sklearn": sklearn_side(reference, current),
         "nannyml": nannyml_side(reference, current),
+        "mmd": mmd_side(reference, current),
     }
     with open(OUT, "w") as f:
         json.dump(fixture, f)

@@ -1,7 +1,8 @@
 //! Multivariate drift statistics against the reference libraries: the PCA reconstruction error
 //! equals numpy's, scikit-learn's and NannyML's on `tests/fixtures/multivariate.json` (written
-//! by `scripts/gen_multivariate_fixtures.py`), and it sees a correlation flip that every
-//! per-feature test misses.
+//! by `scripts/gen_multivariate_fixtures.py`), MMD² and its median-heuristic bandwidth equal
+//! alibi-detect's formulas in numpy, and both see a correlation flip that every per-feature test
+//! misses.
 
 use driftgate::drift::reconstruction::{
     chunk_band, held_out_errors, ErrorNull, Reconstruction, DEFAULT_MULTIPLIER, FOLDS,
@@ -145,4 +146,71 @@ fn reconstruction_error_sees_a_correlation_flip_among_twenty_features() {
         "false alarms on unchanged windows"
     );
     assert!(rate(held_out[1]) >= 0.95, "correlation flip missed");
+}
+
+#[test]
+fn mmd_equals_alibi_detects_formulas() {
+    use driftgate::drift::mmd::{median_sigma, mmd_test};
+    let fixture = fixture();
+    let mmd = &fixture["mmd"];
+    let rows = |key: &str| mmd[key].as_u64().unwrap() as usize;
+    let reference = matrix(&fixture["reference"]);
+    let current = matrix(&fixture["current"]);
+    let (x, y) = (
+        reference.slice(s![..rows("reference_rows"), ..]),
+        current.slice(s![..rows("current_rows"), ..]),
+    );
+    let sigma = median_sigma(x);
+    assert_close(sigma, mmd["sigma"].as_f64().unwrap(), "sigma");
+    let mut rng = driftgate::SplitMix64::new(1);
+    let outcome = mmd_test(x, y, sigma, 0, None, &mut rng);
+    assert_close(outcome.observed, mmd["mmd2"].as_f64().unwrap(), "MMD²");
+}
+
+#[test]
+fn mmd_sees_a_correlation_flip_among_twenty_features() {
+    use driftgate::drift::mmd::{
+        median_sigma, mmd_test, sample_rows, DEFAULT_PERMUTATIONS, MAX_ROWS,
+    };
+    use driftgate::drift::permutation::stop_at;
+    let mut rng = driftgate::SplitMix64::new(29);
+    let reference = sample_rows(
+        twenty_features(&mut rng, 10_000, 0.8).view(),
+        MAX_ROWS,
+        &mut rng,
+    );
+    let sigma = median_sigma(reference.view());
+    let windows = 100;
+    let mut flagged = [0usize; 2];
+    for (case, rho) in [0.8, -0.8].into_iter().enumerate() {
+        for _ in 0..windows {
+            let window = sample_rows(
+                twenty_features(&mut rng, 1000, rho).view(),
+                MAX_ROWS,
+                &mut rng,
+            );
+            let stop = Some(stop_at(0.05, DEFAULT_PERMUTATIONS));
+            let outcome = mmd_test(
+                reference.view(),
+                window.view(),
+                sigma,
+                DEFAULT_PERMUTATIONS,
+                stop,
+                &mut rng,
+            );
+            flagged[case] += usize::from(outcome.p_value <= 0.05);
+        }
+    }
+    let rate = |count: usize| count as f64 / windows as f64;
+    eprintln!(
+        "MMD, 20 features, 1,000-row windows sampled to {MAX_ROWS}: unchanged {:.3}, correlation flipped {:.3}",
+        rate(flagged[0]),
+        rate(flagged[1])
+    );
+    let accepted = 0.05 + 3.0 * (0.05f64 * 0.95 / windows as f64).sqrt();
+    assert!(
+        rate(flagged[0]) <= accepted,
+        "false alarms on unchanged windows"
+    );
+    assert!(rate(flagged[1]) >= 0.95, "correlation flip missed");
 }

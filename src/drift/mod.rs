@@ -14,6 +14,7 @@ pub mod hellinger;
 pub mod jensen_shannon;
 pub mod kolmogorov;
 pub mod ks;
+pub mod mmd;
 pub mod monte_carlo;
 mod numeric;
 pub mod permutation;
