@@ -132,8 +132,9 @@ pub struct DecisionArgs {
     /// sample-size-aware critical value.
     #[arg(long)]
     pub threshold: Option<f64>,
-    /// Permutations for a permutation test on distance methods (0: chi-square approximation;
-    /// Wasserstein then uses 1000).
+    /// Permutations for a permutation test of every feature (0: the test's own p-value or the
+    /// chi-square approximation where expected counts are large enough, a permutation test
+    /// elsewhere; Wasserstein then uses 1000).
     #[arg(long, default_value_t = 0)]
     pub permutations: usize,
     /// Seed for permutation tests.

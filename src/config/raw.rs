@@ -349,8 +349,7 @@ pub struct RawStream {
     /// KS, PSI, Jensen–Shannon and Hellinger (Wasserstein within the bound its report gives),
     /// after which the window's memory stops growing. Unset: where the summary becomes the
     /// smaller, about three times the baseline sample's size. `0`: never summarise. Windows are
-    /// never summarised under the `wasserstein` method or a permutation test, which need the
-    /// values.
+    /// never summarised under the `wasserstein` method, which needs the values.
     #[serde(default)]
     pub summarise_after: Option<u64>,
     /// How drift is decided for this stream's windows.
@@ -393,7 +392,10 @@ pub struct RawDrift {
     /// Fixed threshold for distance methods instead of a sample-size-aware one.
     #[serde(default)]
     pub threshold: Option<f64>,
-    /// Permutations for a permutation test on distance methods.
+    /// Permutations for a permutation test of every feature. `0` (default): the test's own
+    /// p-value or the chi-square approximation where every expected count is large enough (5
+    /// for chi-square, 20 for PSI, Jensen–Shannon and Hellinger), a permutation test elsewhere,
+    /// and 1000 permutations for Wasserstein.
     #[serde(default)]
     pub permutations: usize,
     /// Seed of permutation tests.
