@@ -61,6 +61,7 @@ fn exit_code(err: Option<&CliError>) -> ExitCode {
             | CliError::Config(_)
             | CliError::Replay(_)
             | CliError::TooFewRecords(_)
+            | CliError::Multivariate(_)
             | CliError::Schema(_)
             | CliError::Demo(driftgate::demo::DemoError::Refused(_)),
         ) => ExitCode::from(2),

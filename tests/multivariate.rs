@@ -214,3 +214,109 @@ fn mmd_sees_a_correlation_flip_among_twenty_features() {
     );
     assert!(rate(flagged[1]) >= 0.95, "correlation flip missed");
 }
+
+/// A CSV of `rows` records: `a` and `b` correlated `rho`, `c` independent, `country`
+/// categorical; `gap` leaves `c` empty in the first record.
+fn csv(path: &std::path::Path, rows: usize, rho: f64, seed: u64, gap: bool) {
+    let mut rng = driftgate::SplitMix64::new(seed);
+    let mut text = String::from("a,b,c,country\n");
+    for i in 0..rows {
+        let (a, z) = (rng.normal(), rng.normal());
+        let b = rho * a + (1.0 - rho * rho).sqrt() * z;
+        let c = if gap && i == 0 {
+            String::new()
+        } else {
+            format!("{:.6}", 5.0 + 2.0 * rng.normal())
+        };
+        let country = ["DE", "FR", "US"][rng.below(3) as usize];
+        text.push_str(&format!("{a:.6},{b:.6},{c},{country}\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn drift(args: &[&std::path::Path], extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_driftgate"))
+        .arg("drift")
+        .arg("--reference")
+        .arg(args[0])
+        .arg("--current")
+        .arg(args[1])
+        .args([
+            "--format",
+            "json",
+            "--multivariate",
+            "mmd",
+            "--multivariate",
+            "pca",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn drift_tests_the_numeric_features_jointly_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    csv(&path("reference.csv"), 5000, 0.8, 1, false);
+    csv(&path("flipped.csv"), 1000, -0.8, 2, false);
+    csv(&path("same.csv"), 1000, 0.8, 3, false);
+    csv(&path("gap.csv"), 1000, 0.8, 4, true);
+
+    let flipped = drift(
+        &[&path("reference.csv"), &path("flipped.csv")],
+        &["--fail-on-drift"],
+    );
+    assert_eq!(
+        flipped.status.code(),
+        Some(3),
+        "the joint drift fails the check"
+    );
+    let report: Value = serde_json::from_slice(&flipped.stdout).unwrap();
+    assert_eq!(report["dataset"]["drifted"], 0, "no feature drifts alone");
+    for method in ["mmd", "pca"] {
+        let outcome = &report["multivariate"][method];
+        assert_eq!(outcome["drift"], true, "{method}: {outcome}");
+        assert_eq!(outcome["features"], 3);
+        assert!(outcome["statistic"].as_f64().unwrap() > outcome["threshold"].as_f64().unwrap());
+    }
+    assert_eq!(
+        report["multivariate"]["mmd"]["current_rows"], 500,
+        "sampled"
+    );
+
+    let same = drift(
+        &[&path("reference.csv"), &path("same.csv")],
+        &["--fail-on-drift"],
+    );
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+
+    let gap = drift(&[&path("reference.csv"), &path("gap.csv")], &[]);
+    assert_eq!(gap.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&gap.stderr);
+    assert!(
+        message.contains("gap.csv") && message.contains("values in: c"),
+        "{message}"
+    );
+
+    let built = std::process::Command::new(env!("CARGO_BIN_EXE_driftgate"))
+        .args(["baseline", "build", "--input"])
+        .arg(path("reference.csv"))
+        .arg("--output")
+        .arg(path("baseline.npz"))
+        .output()
+        .unwrap();
+    assert!(built.status.success());
+    let baseline = drift(&[&path("baseline.npz"), &path("same.csv")], &[]);
+    assert_eq!(baseline.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&baseline.stderr);
+    assert!(
+        message.contains("needs the reference as a data file"),
+        "{message}"
+    );
+}

@@ -105,6 +105,11 @@ pub struct DriftArgs {
     /// Count and report malformed lines instead of stopping at the first one.
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Also test the numeric features jointly: `mmd` (MMD² with a permutation p-value) or
+    /// `pca` (PCA reconstruction error); repeat for both. Needs the reference as a data file and
+    /// every numeric value present.
+    #[arg(long, value_enum)]
+    pub multivariate: Vec<crate::drift::multivariate::Multivariate>,
     /// Exit with status 3 when dataset drift is detected.
     #[arg(long)]
     pub fail_on_drift: bool,

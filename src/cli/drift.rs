@@ -3,9 +3,12 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
+use ndarray::Array2;
+
 use super::{load_schema, write_stdout, CliError, CommandOutcome, DriftArgs, OutputFormat};
 use crate::baseline::{Baseline, BaselineSource, BuildSettings};
 use crate::decode::{Dataset, Schema};
+use crate::drift::multivariate::{multivariate, numeric_rows};
 use crate::drift::{self, DataInfo, DriftReport, DriftSettings};
 use crate::source::progress::FileProgress;
 use crate::source::{read_dataset, ReadOptions};
@@ -29,7 +32,8 @@ pub(super) fn run_drift(args: &DriftArgs) -> Result<CommandOutcome, CliError> {
     let schema = load_schema(args.schema.as_deref())?;
     let started = std::time::Instant::now();
     let progress = FileProgress::on_stderr();
-    let (reference, reference_info) = reference(args, &settings, schema.clone(), &progress)?;
+    let (reference, reference_info, reference_rows) =
+        reference(args, &settings, schema.clone(), &progress)?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "reference ready"
@@ -40,33 +44,53 @@ pub(super) fn run_drift(args: &DriftArgs) -> Result<CommandOutcome, CliError> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "current data read"
     );
-    let report = drift::compare(
+    let mut report = drift::compare(
         &reference,
         &current,
         &settings,
         reference_info,
         current_info,
     );
+    if let Some(reference_rows) = reference_rows {
+        let current_rows = numeric_rows(&current)
+            .map_err(|e| CliError::Multivariate(format!("{}: {e}", args.current.display())))?;
+        report.multivariate = multivariate(
+            &args.multivariate,
+            reference_rows.view(),
+            current_rows.view(),
+            &settings,
+        )
+        .map_err(CliError::Multivariate)?;
+    }
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "report computed"
     );
     write_stdout(&render(&report, args.format))?;
-    if args.fail_on_drift && report.dataset.detected {
+    let jointly = report.multivariate.values().any(|outcome| outcome.drift);
+    if args.fail_on_drift && (report.dataset.detected || jointly) {
         return Ok(CommandOutcome::DriftDetected);
     }
     Ok(CommandOutcome::Done)
 }
 
 /// The reference: a saved baseline as it is, or a raw file profiled in full (no cap) with the
-/// requested bins, so that the results are those of the data itself.
+/// requested bins, so that the results are those of the data itself; and its numeric rows when
+/// `--multivariate` asks for them.
 fn reference(
     args: &DriftArgs,
     settings: &DriftSettings,
     schema: Option<Schema>,
     progress: &FileProgress,
-) -> Result<(Baseline, DataInfo), CliError> {
+) -> Result<(Baseline, DataInfo, Option<Array2<f64>>), CliError> {
     let source = Some(args.reference.display().to_string());
+    let wants_rows = !args.multivariate.is_empty();
+    if wants_rows && Baseline::sniff(&args.reference) {
+        return Err(CliError::Multivariate(format!(
+            "{}: --multivariate needs the reference as a data file (JSONL or CSV); a baseline does not keep whole rows",
+            args.reference.display()
+        )));
+    }
     if Baseline::sniff(&args.reference) {
         let baseline = Baseline::load(&args.reference)?;
         let info = DataInfo {
@@ -76,7 +100,7 @@ fn reference(
             invalid_lines: baseline.source.invalid_lines,
             ..DataInfo::default()
         };
-        return Ok((baseline, info));
+        return Ok((baseline, info, None));
     }
     let options = ReadOptions {
         schema,
@@ -97,9 +121,15 @@ fn reference(
         unknown_fields: dataset.unknown_fields.clone(),
         ..DataInfo::default()
     };
+    // Taken before the profile sorts the columns in place.
+    let rows = wants_rows
+        .then(|| numeric_rows(&dataset))
+        .transpose()
+        .map_err(|e| CliError::Multivariate(format!("{}: {e}", args.reference.display())))?;
     Ok((
         Baseline::profile_owned(dataset, build, BaselineSource::default())?,
         info,
+        rows,
     ))
 }
 

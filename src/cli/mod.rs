@@ -135,6 +135,9 @@ pub enum CliError {
     /// An input has too few usable records to compare or profile.
     #[error("{0}")]
     TooFewRecords(String),
+    /// The data cannot be tested jointly (`drift --multivariate`).
+    #[error("{0}")]
+    Multivariate(String),
 }
 
 impl From<crate::baseline::BuildError> for CliError {

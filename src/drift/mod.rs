@@ -16,6 +16,7 @@ pub mod kolmogorov;
 pub mod ks;
 pub mod mmd;
 pub mod monte_carlo;
+pub mod multivariate;
 mod numeric;
 pub mod permutation;
 pub mod psi;

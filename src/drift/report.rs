@@ -10,6 +10,7 @@ use super::decision::{corrected_level, DriftSettings, Evidence, Method, PValueBy
 use super::feature::{analyse_feature, FeatureCurrent, FeatureSummary};
 use super::ks::KsMethod;
 use super::monte_carlo::default_draws;
+use super::multivariate::{Multivariate, MultivariateOutcome};
 use crate::baseline::{Baseline, FeatureProfile};
 use crate::decode::{Dataset, FeatureKind};
 use crate::window::summary::{Layouts, WindowSummaries};
@@ -27,6 +28,10 @@ pub struct DriftReport {
     pub features: Vec<FeatureReport>,
     /// The dataset-level verdict.
     pub dataset: DatasetSummary,
+    /// Multivariate drift of the numeric features, by method (`drift --multivariate`); absent
+    /// when none was asked for.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub multivariate: BTreeMap<Multivariate, MultivariateOutcome>,
 }
 
 /// Provenance of one side of the comparison.
@@ -407,6 +412,7 @@ pub fn compare_window(
             insufficient_data: features.len() - tested,
         },
         features,
+        multivariate: BTreeMap::new(),
     }
 }
 

@@ -21,6 +21,7 @@ const COLUMNS: [(&str, bool); 9] = [
 pub fn render(report: &DriftReport) -> String {
     let mut out = aligned(&rows(report));
     verdict(report, &mut out);
+    jointly(report, &mut out);
     notes(report, &mut out);
     out
 }
@@ -107,6 +108,24 @@ fn verdict(report: &DriftReport, out: &mut String) {
         rule,
         if dataset.detected { "YES" } else { "no" }
     );
+}
+
+/// One line per multivariate method.
+fn jointly(report: &DriftReport, out: &mut String) {
+    for (method, outcome) in &report.multivariate {
+        let _ = writeln!(
+            out,
+            "multivariate {} over {} numeric features ({} x {} rows): statistic {}, threshold {}, p-value {}: {}",
+            method.as_str(),
+            outcome.features,
+            outcome.reference_rows,
+            outcome.current_rows,
+            format_number(Some(outcome.statistic)),
+            format_number(Some(outcome.threshold)),
+            format_number(Some(outcome.p_value)),
+            if outcome.drift { "DRIFT" } else { "no drift" }
+        );
+    }
 }
 
 /// Skipped lines, ignored fields and untested features.

@@ -321,6 +321,7 @@ pub(crate) mod fixture {
                     drift_share: None,
                     insufficient_data: 0,
                 },
+                multivariate: BTreeMap::new(),
             },
         }
     }

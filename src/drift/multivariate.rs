@@ -1,0 +1,174 @@
+//! Multivariate drift of a data set's numeric features: the methods of
+//! [`super::reconstruction`] and [`super::mmd`] on complete rows, each feature standardised by
+//! the reference's mean and population standard deviation. Categorical features take no part.
+
+use std::collections::BTreeMap;
+
+use ndarray::{Array2, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+
+use super::decision::DriftSettings;
+use super::mmd::{median_sigma, mmd_test, sample_rows, DEFAULT_PERMUTATIONS, MAX_ROWS};
+use super::permutation::stop_at;
+use super::reconstruction::{held_out_errors, ErrorNull, Reconstruction, DEFAULT_VARIANCE, FOLDS};
+use crate::decode::{Column, Dataset};
+use crate::rng::SplitMix64;
+
+/// A multivariate method.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Multivariate {
+    /// MMD² with a Gaussian kernel and a permutation p-value (alibi-detect's MMDDrift).
+    Mmd,
+    /// PCA reconstruction error (NannyML's DataReconstructionDrift), decided on held-out errors.
+    Pca,
+}
+
+impl Multivariate {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Multivariate::Mmd => "mmd",
+            Multivariate::Pca => "pca",
+        }
+    }
+}
+
+/// One multivariate method's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MultivariateOutcome {
+    /// MMD², or the current rows' mean reconstruction error.
+    pub statistic: f64,
+    /// The p-value under "no drift".
+    pub p_value: f64,
+    /// The statistic's critical value at `alpha` (PCA: the band's upper end; MMD: the `1 -
+    /// alpha` quantile of the permuted statistics).
+    pub threshold: f64,
+    /// `p_value <= alpha`.
+    pub drift: bool,
+    /// The numeric features taken.
+    pub features: usize,
+    /// Reference rows used (MMD: sampled down to 500).
+    pub reference_rows: usize,
+    /// Current rows used (MMD: sampled down to 500).
+    pub current_rows: usize,
+}
+
+/// A data set's numeric features as one row per record. An error names the features with
+/// missing, NaN or invalid values, which leave a record without a complete row.
+pub fn numeric_rows(data: &Dataset) -> Result<Array2<f64>, String> {
+    let columns: Vec<(&str, &[f64])> = data
+        .schema
+        .features
+        .iter()
+        .zip(&data.columns)
+        .filter_map(|(spec, column)| match column {
+            Column::Numeric(c) => Some((spec.name.as_str(), c.values.as_slice())),
+            Column::Categorical(_) => None,
+        })
+        .collect();
+    if columns.is_empty() {
+        return Err("multivariate drift needs numeric features; there are none".into());
+    }
+    let rows = data.records as usize;
+    let incomplete: Vec<&str> = columns
+        .iter()
+        .filter(|(_, values)| values.len() != rows)
+        .map(|(name, _)| *name)
+        .collect();
+    if !incomplete.is_empty() {
+        return Err(format!(
+            "multivariate drift needs every numeric value; missing, NaN or invalid values in: {}",
+            incomplete.join(", ")
+        ));
+    }
+    Ok(Array2::from_shape_fn((rows, columns.len()), |(i, j)| {
+        columns[j].1[i]
+    }))
+}
+
+/// Each method's result for `current` against `reference` (complete rows, same features).
+pub fn multivariate(
+    methods: &[Multivariate],
+    reference: ArrayView2<f64>,
+    current: ArrayView2<f64>,
+    settings: &DriftSettings,
+) -> Result<BTreeMap<Multivariate, MultivariateOutcome>, String> {
+    if reference.nrows() < 2 || current.nrows() < 2 {
+        return Err(format!(
+            "multivariate drift needs two complete rows on each side; reference has {}, current has {}",
+            reference.nrows(),
+            current.nrows()
+        ));
+    }
+    let mut outcomes = BTreeMap::new();
+    for &method in methods {
+        let outcome = match method {
+            Multivariate::Pca => pca(reference, current, settings)?,
+            Multivariate::Mmd => mmd(reference, current, settings),
+        };
+        outcomes.insert(method, outcome);
+    }
+    Ok(outcomes)
+}
+
+fn pca(
+    reference: ArrayView2<f64>,
+    current: ArrayView2<f64>,
+    settings: &DriftSettings,
+) -> Result<MultivariateOutcome, String> {
+    let model = Reconstruction::fit(reference, DEFAULT_VARIANCE).map_err(|e| e.to_string())?;
+    let held_out =
+        held_out_errors(reference, DEFAULT_VARIANCE, FOLDS).map_err(|e| e.to_string())?;
+    let null = ErrorNull::of(&held_out);
+    let statistic = model.mean_error(current);
+    let p_value = null.p_value(statistic, current.nrows());
+    Ok(MultivariateOutcome {
+        statistic,
+        p_value,
+        threshold: null.band(current.nrows(), settings.alpha).upper,
+        drift: p_value <= settings.alpha,
+        features: reference.ncols(),
+        reference_rows: reference.nrows(),
+        current_rows: current.nrows(),
+    })
+}
+
+fn mmd(
+    reference: ArrayView2<f64>,
+    current: ArrayView2<f64>,
+    settings: &DriftSettings,
+) -> MultivariateOutcome {
+    let mean = reference.mean_axis(Axis(0)).expect("two rows");
+    let scale = reference
+        .std_axis(Axis(0), 0.0)
+        .mapv(|s| if s > 0.0 { s } else { 1.0 });
+    let mut rng = SplitMix64::for_name(settings.seed, "multivariate/mmd");
+    let x = (&sample_rows(reference, MAX_ROWS, &mut rng) - &mean) / &scale;
+    let y = (&sample_rows(current, MAX_ROWS, &mut rng) - &mean) / &scale;
+    let permutations = match settings.permutations {
+        0 => DEFAULT_PERMUTATIONS,
+        asked => asked,
+    };
+    let sigma = median_sigma(x.view());
+    let stop = Some(stop_at(settings.alpha, permutations));
+    let outcome = mmd_test(x.view(), y.view(), sigma, permutations, stop, &mut rng);
+    let rank = ((1.0 - settings.alpha) * outcome.permuted.len() as f64).ceil() as usize;
+    let threshold = outcome
+        .permuted
+        .get(rank.clamp(1, outcome.permuted.len().max(1)) - 1)
+        .copied()
+        .unwrap_or(f64::NAN);
+    MultivariateOutcome {
+        statistic: outcome.observed,
+        p_value: outcome.p_value,
+        threshold,
+        drift: outcome.p_value <= settings.alpha,
+        features: reference.ncols(),
+        reference_rows: x.nrows(),
+        current_rows: y.nrows(),
+    }
+}
