@@ -62,6 +62,15 @@ impl SplitMix64 {
         }
     }
 
+    /// Moves a uniformly random `k`-subset of `items` to its front (a partial Fisher–Yates
+    /// shuffle: `k` swaps, whatever the slice's length). `k <= items.len()`.
+    pub fn choose_front<T>(&mut self, items: &mut [T], k: usize) {
+        for i in 0..k {
+            let j = i + self.below((items.len() - i) as u64) as usize;
+            items.swap(i, j);
+        }
+    }
+
     /// Shuffles a slice in place (Fisher–Yates).
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {

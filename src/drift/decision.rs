@@ -327,7 +327,7 @@ pub enum PValueBy {
 
 /// The `q` quantile of sorted permuted statistics (the smallest value with at least a `q` share
 /// of the distribution at or below it).
-fn permutation_quantile(sorted: &[f64], q: f64) -> f64 {
+pub(super) fn permutation_quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

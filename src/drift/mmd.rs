@@ -136,11 +136,7 @@ pub fn mmd_test(
     let observed = pool.statistic(&observed, group_is_reference);
     let mut order: Vec<usize> = (0..n + m).collect();
     sequential(observed, permutations, stop, || {
-        // A partial Fisher–Yates shuffle: the first `size` positions are a uniform subset.
-        for i in 0..size {
-            let j = i + rng.below((order.len() - i) as u64) as usize;
-            order.swap(i, j);
-        }
+        rng.choose_front(&mut order, size);
         // In row order, so each row is read front to back (whatever the arrangement, the next
         // draw's subset is uniform).
         order[..size].sort_unstable();
@@ -155,10 +151,7 @@ pub fn sample_rows(data: ArrayView2<f64>, rows: usize, rng: &mut SplitMix64) -> 
         return data.to_owned();
     }
     let mut order: Vec<usize> = (0..data.nrows()).collect();
-    for i in 0..rows {
-        let j = i + rng.below((order.len() - i) as u64) as usize;
-        order.swap(i, j);
-    }
+    rng.choose_front(&mut order, rows);
     data.select(Axis(0), &order[..rows])
 }
 
@@ -177,22 +170,17 @@ mod tests {
             (-d / (2.0 * sigma * sigma)).exp()
         };
         let (n, m) = (x.nrows() as f64, y.nrows() as f64);
-        let mut xx = 0.0;
-        for (i, a) in x.rows().into_iter().enumerate() {
-            for (j, b) in x.rows().into_iter().enumerate() {
-                if i != j {
-                    xx += k(a, b);
-                }
-            }
-        }
-        let mut yy = 0.0;
-        for (i, a) in y.rows().into_iter().enumerate() {
-            for (j, b) in y.rows().into_iter().enumerate() {
-                if i != j {
-                    yy += k(a, b);
-                }
-            }
-        }
+        let within = |z: &Array2<f64>| -> f64 {
+            let rows = || z.rows().into_iter().enumerate();
+            rows()
+                .flat_map(|(i, a)| {
+                    rows()
+                        .filter(move |(j, _)| *j != i)
+                        .map(move |(_, b)| k(a, b))
+                })
+                .sum()
+        };
+        let (xx, yy) = (within(x), within(y));
         let xy: f64 = x
             .rows()
             .into_iter()

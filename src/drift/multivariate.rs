@@ -4,13 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-use super::decision::DriftSettings;
+use super::decision::{permutation_quantile, DriftSettings};
 use super::mmd::{median_sigma, mmd_test, sample_rows, DEFAULT_PERMUTATIONS, MAX_ROWS};
 use super::permutation::stop_at;
-use super::reconstruction::{held_out_errors, ErrorNull, Reconstruction, DEFAULT_VARIANCE, FOLDS};
+use super::reconstruction::{
+    held_out_errors, standardisation, ErrorNull, Reconstruction, DEFAULT_VARIANCE, FOLDS,
+};
 use crate::decode::{Column, Dataset};
 use crate::rng::SplitMix64;
 
@@ -142,10 +144,7 @@ fn mmd(
     current: ArrayView2<f64>,
     settings: &DriftSettings,
 ) -> MultivariateOutcome {
-    let mean = reference.mean_axis(Axis(0)).expect("two rows");
-    let scale = reference
-        .std_axis(Axis(0), 0.0)
-        .mapv(|s| if s > 0.0 { s } else { 1.0 });
+    let (mean, scale) = standardisation(reference);
     let mut rng = SplitMix64::for_name(settings.seed, "multivariate/mmd");
     let x = (&sample_rows(reference, MAX_ROWS, &mut rng) - &mean) / &scale;
     let y = (&sample_rows(current, MAX_ROWS, &mut rng) - &mean) / &scale;
@@ -156,16 +155,10 @@ fn mmd(
     let sigma = median_sigma(x.view());
     let stop = Some(stop_at(settings.alpha, permutations));
     let outcome = mmd_test(x.view(), y.view(), sigma, permutations, stop, &mut rng);
-    let rank = ((1.0 - settings.alpha) * outcome.permuted.len() as f64).ceil() as usize;
-    let threshold = outcome
-        .permuted
-        .get(rank.clamp(1, outcome.permuted.len().max(1)) - 1)
-        .copied()
-        .unwrap_or(f64::NAN);
     MultivariateOutcome {
         statistic: outcome.observed,
         p_value: outcome.p_value,
-        threshold,
+        threshold: permutation_quantile(&outcome.permuted, 1.0 - settings.alpha),
         drift: outcome.p_value <= settings.alpha,
         features: reference.ncols(),
         reference_rows: x.nrows(),

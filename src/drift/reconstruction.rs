@@ -83,10 +83,7 @@ impl Reconstruction {
         if let Some(((row, feature), _)) = reference.indexed_iter().find(|(_, v)| !v.is_finite()) {
             return Err(FitError::NotFinite { row, feature });
         }
-        let mean = reference.mean_axis(Axis(0)).expect("rows > 0");
-        let scale = reference
-            .std_axis(Axis(0), 0.0)
-            .mapv(|s| if s > 0.0 { s } else { 1.0 });
+        let (mean, scale) = standardisation(reference);
         let standardised = (&reference - &mean) / &scale;
         let centre = standardised.mean_axis(Axis(0)).expect("rows > 0");
         let centred = &standardised - &centre;
@@ -117,6 +114,16 @@ impl Reconstruction {
     pub fn mean_error(&self, data: ArrayView2<f64>) -> f64 {
         self.errors(data).mean().unwrap_or(f64::NAN)
     }
+}
+
+/// Per feature, the mean and the population standard deviation (1 for a constant feature) of
+/// `rows` (at least one): what standardising on a reference divides by.
+pub fn standardisation(rows: ArrayView2<f64>) -> (Array1<f64>, Array1<f64>) {
+    let mean = rows.mean_axis(Axis(0)).unwrap_or_default();
+    let scale = rows
+        .std_axis(Axis(0), 0.0)
+        .mapv(|s| if s > 0.0 { s } else { 1.0 });
+    (mean, scale)
 }
 
 /// The eigenvalues of a symmetric matrix, falling (negatives from rounding clamped to 0), and
