@@ -6,7 +6,7 @@
 
 use driftgate::baseline::{Baseline, BaselineSource, BuildSettings};
 use driftgate::decode::{Column, Dataset, FeatureKind, FeatureSpec, Schema};
-use driftgate::drift::{compare, Correction, DataInfo, DriftSettings, Method};
+use driftgate::drift::{compare, Correction, DataInfo, DriftReport, DriftSettings, Method};
 use driftgate::SplitMix64;
 
 /// What a feature's values look like.
@@ -110,6 +110,17 @@ fn draw(shares: &[f64], u: f64) -> usize {
     shares.len() - 1
 }
 
+/// The report on `current` against `baseline`, without provenance.
+fn judge(baseline: &Baseline, current: &Dataset, settings: &DriftSettings) -> DriftReport {
+    compare(
+        baseline,
+        current,
+        settings,
+        DataInfo::default(),
+        DataInfo::default(),
+    )
+}
+
 /// The share of `windows` windows of `size` rows (shifted by `shift`) flagged as drifted,
 /// against a 20,000-row reference of the same shape.
 fn alarm_rate(
@@ -135,13 +146,7 @@ fn alarm_rate(
     for window in 0..windows {
         settings.seed = window as u64;
         let current = dataset(&[shape], &mut rng, size, shift);
-        let report = compare(
-            &baseline,
-            &current,
-            &settings,
-            DataInfo::default(),
-            DataInfo::default(),
-        );
+        let report = judge(&baseline, &current, &settings);
         alarms += usize::from(report.features[0].drift.detected);
     }
     alarms as f64 / windows as f64
@@ -264,13 +269,7 @@ fn fifty_feature_reports_hold_alpha_at_100_rows() {
         let mut alarms = 0;
         for _ in 0..windows {
             let current = dataset(&shapes, &mut rng, 100, 0.0);
-            let report = compare(
-                &baseline,
-                &current,
-                &settings,
-                DataInfo::default(),
-                DataInfo::default(),
-            );
+            let report = judge(&baseline, &current, &settings);
             alarms += usize::from(report.dataset.detected);
         }
         let rate = alarms as f64 / windows as f64;
