@@ -12,6 +12,14 @@
 #   6. every test target (unit, integration, property, calibration; benches run once as tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A clean clone gains nothing from incremental compilation; its files only take disk space.
+export CARGO_INCREMENTAL=0
+# A build that runs out of disk fails in the linker with a bus error: say so up front.
+avail_kb=$(df -Pk . | awk 'NR == 2 {print $4}')
+echo "disk: $((avail_kb / 1024 / 1024)) GiB free here; the build and tests need about 8"
+if [ "$avail_kb" -lt $((8 * 1024 * 1024)) ]; then
+  echo "warning: less than 8 GiB free: the build may fail to link for want of space" >&2
+fi
 
 # librdkafka is built with OpenSSL (TLS and SASL for managed Kafka): it needs its headers.
 if ! pkg-config --exists openssl 2>/dev/null; then
