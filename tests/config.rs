@@ -188,6 +188,8 @@ any = [
   { regret = { of = "drift", cost = -1 } },
   { regret = { of = "errors", cost = 5, over = 3 } },
   { regret = { of = "errors", cost_per_run_second = 5, initial_run_time = "later", over = 0 } },
+  { adwin = { loss = "abs" } },
+  { performance = "r2", above = 0.5 },
 ]
 
 [[policies]]
@@ -237,6 +239,8 @@ when = { feature = "amount" }
         format!("{file}: policies[0].when.any[12].regret: `initial_run_time` and `over` go with `cost_per_run_second`, not `cost`"),
         format!("{file}: policies[0].when.any[13].regret.initial_run_time: \"later\" is not a duration"),
         format!("{file}: policies[0].when.any[13].regret.over: must be between 1 and 100"),
+        format!("{file}: policies[0].when.any[14].adwin.loss: \"abs\" is not a loss: use zero_one, absolute or squared"),
+        format!("{file}: policies[0].when.any[15].performance: \"r2\" is not a performance metric: use accuracy, error_rate, labelled, mae or rmse"),
         format!("{file}: policies[1].name: policy `p1` is defined twice"),
         format!("{file}: policies[1].model: no model `ghost`"),
     ] {

@@ -110,7 +110,7 @@ fn processor(
             ),
             policy(
                 "errors",
-                Source::Detector(detector),
+                Source::Detector(detector, driftgate::policy::Loss::ZeroOne),
                 Metric::Changes,
                 Criterion::AtLeast { threshold: 1.0 },
             ),

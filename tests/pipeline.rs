@@ -391,7 +391,7 @@ fn judged_processor(
             name: "errors".into(),
             model: "fraud".into(),
             when: Rule::Signal(Signal {
-                source: Source::Detector(detector),
+                source: Source::Detector(detector, driftgate::policy::Loss::ZeroOne),
                 metric: Metric::Changes,
                 criterion: Criterion::AtLeast { threshold: 1.0 },
             }),

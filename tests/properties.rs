@@ -108,8 +108,8 @@ mod payloads {
     //! the file reader uses: on any payload, the same records, cells, times and errors.
 
     use driftgate::decode::{
-        decode_payload, event_time_ms, prediction_correct, BatchDecoder, Dataset, FeatureKind,
-        FeatureSpec, PayloadError, RecordBatch, Schema,
+        decode_payload, event_time_ms, prediction_correct, prediction_error, BatchDecoder, Dataset,
+        FeatureKind, FeatureSpec, PayloadError, RecordBatch, Schema,
     };
     use proptest::prelude::*;
     use serde_json::{Map, Value};
@@ -262,6 +262,10 @@ mod payloads {
                         prop_assert_eq!(
                             batch.record(i).prediction_correct(),
                             prediction_correct(record)
+                        );
+                        prop_assert_eq!(
+                            batch.record(i).prediction_error(),
+                            prediction_error(record)
                         );
                     }
                     prop_assert_eq!(stream, tree);

@@ -173,6 +173,43 @@ pub fn prediction_correct(record: &Map<String, Value>) -> Option<bool> {
     })
 }
 
+/// A labelled record's prediction error: what accuracy, MAE and RMSE count and what the
+/// error-stream detectors watch (through their loss).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum PredictionError {
+    /// `prediction - label`, when both are numbers (finite: a difference too large for a
+    /// double is held at the largest one).
+    Residual(f64),
+    /// Whether the prediction was wrong, when either is a string or a boolean.
+    Wrong(bool),
+}
+
+impl PredictionError {
+    /// The error of a prediction against a label that are both numbers.
+    pub fn residual(prediction: f64, label: f64) -> PredictionError {
+        PredictionError::Residual((prediction - label).clamp(f64::MIN, f64::MAX))
+    }
+
+    /// Whether the prediction differs from the label.
+    pub fn wrong(self) -> bool {
+        match self {
+            PredictionError::Residual(r) => r != 0.0,
+            PredictionError::Wrong(wrong) => wrong,
+        }
+    }
+}
+
+/// A record's prediction error ([`prediction_correct`]'s rules; a residual when both are
+/// numbers); `None` unless both are present and scalar.
+pub fn prediction_error(record: &Map<String, Value>) -> Option<PredictionError> {
+    let number = |key: &str| record.get(key).and_then(Value::as_f64);
+    if let (Some(prediction), Some(label)) = (number("prediction"), number("label")) {
+        return Some(PredictionError::residual(prediction, label));
+    }
+    prediction_correct(record).map(|correct| PredictionError::Wrong(!correct))
+}
+
 /// An RFC 3339 time in milliseconds since the Unix epoch.
 pub(crate) fn parse_time_ms(text: &str) -> Result<i64, String> {
     let time = humantime::parse_rfc3339_weak(text)
@@ -198,6 +235,43 @@ pub fn json_type_name(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prediction_errors_read_checkpoints_of_before_residuals() {
+        // Checkpoints used to hold errors as `true` (wrong) / `false`; they still load.
+        let errors: Vec<PredictionError> = serde_json::from_str("[true, false, -0.5]").unwrap();
+        let expected = [
+            PredictionError::Wrong(true),
+            PredictionError::Wrong(false),
+            PredictionError::Residual(-0.5),
+        ];
+        assert_eq!(errors, expected);
+        assert_eq!(
+            serde_json::to_string(&expected).unwrap(),
+            "[true,false,-0.5]"
+        );
+        let record = |json: &str| serde_json::from_str::<Map<String, Value>>(json).unwrap();
+        let error = |json: &str| prediction_error(&record(json));
+        assert_eq!(
+            error(r#"{"prediction": 3, "label": 1.5}"#),
+            Some(PredictionError::Residual(1.5))
+        );
+        assert_eq!(
+            error(r#"{"prediction": "a", "label": "a"}"#),
+            Some(PredictionError::Wrong(false))
+        );
+        assert_eq!(
+            error(r#"{"prediction": 1, "label": true}"#),
+            Some(PredictionError::Wrong(true))
+        );
+        assert_eq!(error(r#"{"prediction": 1}"#), None);
+        let huge = error(r#"{"prediction": 1e308, "label": -1e308}"#).unwrap();
+        assert_eq!(
+            huge,
+            PredictionError::Residual(f64::MAX),
+            "finite, so JSON holds it"
+        );
+    }
 
     #[test]
     fn three_payload_shapes() {

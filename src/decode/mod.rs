@@ -18,7 +18,8 @@ pub(crate) use batch::same_bytes;
 pub use batch::{BatchDecoder, RecordBatch, RecordView};
 pub use columns::{CategoricalColumn, Column, Dataset, NumericColumn, QualityCounts};
 pub use message::{
-    decode_payload, event_time_ms, json_type_name, prediction_correct, PayloadError,
+    decode_payload, event_time_ms, json_type_name, prediction_correct, prediction_error,
+    PayloadError, PredictionError,
 };
 pub use record::{record_features, Cell, KindTally, NumberText};
 pub use schema::{FeatureKind, FeatureSpec, Schema};

@@ -105,8 +105,8 @@ impl StreamProcessor {
         };
         let window = Arc::unwrap_or_clone(pending.window);
         let stored = self.judge(window, report);
-        for wrong in std::mem::take(&mut self.deferred_errors) {
-            self.policies.observe_error(wrong);
+        for error in std::mem::take(&mut self.deferred_errors) {
+            self.policies.observe_error(error);
         }
         Some(stored)
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::StreamProcessor;
+use crate::decode::PredictionError;
 use crate::policy::{Engine, EngineState};
 use crate::window::{ClosedWindow, OpenWindow, WindowError, Windower};
 
@@ -25,14 +26,14 @@ pub struct Checkpoint {
     /// A closed window not reported yet (its report was being made off the ingest thread).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreported_window: Option<OpenWindow>,
-    /// Prediction errors (`true` = wrong) of records after `unreported_window`, in order, for
-    /// the policies once that window is judged.
+    /// Prediction errors of records after `unreported_window`, in order, for the policies
+    /// once that window is judged: a residual for numeric labels, `true` for a wrong class.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deferred_errors: Vec<bool>,
+    pub deferred_errors: Vec<PredictionError>,
     /// In part mode (see [`super::parts`]): the open window's prediction errors with their
     /// times; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub open_errors: Option<Vec<(i64, bool)>>,
+    pub open_errors: Option<Vec<(i64, PredictionError)>>,
     /// Messages read since the last window (in part mode: part) closed, so that a restart
     /// after this checkpoint still counts them into that window's dead-letter rate.
     #[serde(default, skip_serializing_if = "MessageCounts::is_empty")]
@@ -75,8 +76,8 @@ pub(super) struct Restored {
     pub(super) policies: Engine,
     /// A window closed before the checkpoint but not reported.
     pub(super) unreported: Option<ClosedWindow>,
-    pub(super) deferred_errors: Vec<bool>,
-    pub(super) open_errors: Option<Vec<(i64, bool)>>,
+    pub(super) deferred_errors: Vec<PredictionError>,
+    pub(super) open_errors: Option<Vec<(i64, PredictionError)>>,
 }
 
 impl Restored {

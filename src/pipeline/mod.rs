@@ -35,7 +35,7 @@ pub mod settings;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::decode::{BatchDecoder, RecordBatch};
+use crate::decode::{BatchDecoder, PredictionError, RecordBatch};
 use crate::drift;
 use crate::policy::{Engine, Model, Policy, WindowFacts};
 use crate::store::DeadLetter;
@@ -66,16 +66,16 @@ pub struct StreamProcessor {
     background: bool,
     /// The closed window whose report is being made, when reports are in the background.
     pending: Option<PendingReport>,
-    /// Prediction errors (`true` = wrong) seen since `pending` closed, in order: the policies
-    /// get them after judging it.
-    deferred_errors: Vec<bool>,
+    /// Prediction errors seen since `pending` closed, in order: the policies get them after
+    /// judging it.
+    deferred_errors: Vec<PredictionError>,
     /// The thread making reports in the background, started with the first of them.
     reporter: Option<Reporter>,
     /// `@instance` when instances share the store: part of every window's identity.
     tag: String,
     /// In part mode ([`parts`]): the open window's prediction errors with their times, for its
     /// part.
-    open_errors: Option<Vec<(i64, bool)>>,
+    open_errors: Option<Vec<(i64, PredictionError)>>,
 }
 
 impl StreamProcessor {
@@ -287,25 +287,23 @@ impl StreamProcessor {
         let after_push = matches!(self.settings.window, WindowSpec::DurationMs(_));
         for i in 0..self.batch.len() {
             let record = self.batch.record(i);
-            let wrong = watches_errors
-                .then(|| record.prediction_correct().map(|correct| !correct))
-                .flatten();
-            if let (Some(wrong), false) = (wrong, after_push) {
+            let error = watches_errors.then(|| record.prediction_error()).flatten();
+            if let (Some(error), false) = (error, after_push) {
                 let pending = self.pending.is_some();
                 let errors = (&mut self.deferred_errors, &mut self.policies);
-                observe_error(&mut self.open_errors, pending, errors, wrong, None);
+                observe_error(&mut self.open_errors, pending, errors, error, None);
             }
             // Parts keep each error's time, for the merge to order them.
-            let time = (wrong.is_some() && self.open_errors.is_some())
+            let time = (error.is_some() && self.open_errors.is_some())
                 .then(|| record.event_time_ms().or(position.broker_time_ms))
                 .flatten();
             if let Some(closed) = self.windower.push(position, record) {
                 self.close(closed, &mut outcome);
             }
-            if let (Some(wrong), true) = (wrong, after_push) {
+            if let (Some(error), true) = (error, after_push) {
                 let pending = self.pending.is_some();
                 let errors = (&mut self.deferred_errors, &mut self.policies);
-                observe_error(&mut self.open_errors, pending, errors, wrong, time);
+                observe_error(&mut self.open_errors, pending, errors, error, time);
             }
         }
         outcome.closed.extend(self.ready());
@@ -410,17 +408,17 @@ impl StreamProcessor {
 /// window being reported (`pending`) is judged; in part mode (`open` is some), keeps it with its
 /// time for the open window's part.
 fn observe_error(
-    open: &mut Option<Vec<(i64, bool)>>,
+    open: &mut Option<Vec<(i64, PredictionError)>>,
     pending: bool,
-    (deferred, policies): (&mut Vec<bool>, &mut Engine),
-    wrong: bool,
+    (deferred, policies): (&mut Vec<PredictionError>, &mut Engine),
+    error: PredictionError,
     time: Option<i64>,
 ) {
     if let Some(errors) = open {
-        errors.push((time.unwrap_or(0), wrong));
+        errors.push((time.unwrap_or(0), error));
     } else if pending {
-        deferred.push(wrong);
+        deferred.push(error);
     } else {
-        policies.observe_error(wrong);
+        policies.observe_error(error);
     }
 }

@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{JudgedWindow, StreamProcessor};
+use crate::decode::PredictionError;
 use crate::window::{merge_parts, ClosedWindow, MergeError, OpenWindow, WindowSpec};
 
 /// A partition's part of one interval of the stream.
@@ -19,11 +20,11 @@ use crate::window::{merge_parts, ClosedWindow, MergeError, OpenWindow, WindowSpe
 pub struct WindowPart {
     /// The partition's window for the interval, as a checkpoint holds it.
     pub window: OpenWindow,
-    /// The labelled records' prediction errors as `(time, wrong)`, in the partition's order:
+    /// The labelled records' prediction errors as `(time, error)`, in the partition's order:
     /// the time is the record's event time, else its message's broker time (0 without either).
     /// Kept only when a policy watches errors.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<(i64, bool)>,
+    pub errors: Vec<(i64, PredictionError)>,
     /// Messages the partition's reader took while the part was open, for the window's
     /// dead-letter rate (set by the service, which sees the messages).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -102,7 +103,7 @@ impl StreamProcessor {
         index: u64,
         parts: Vec<WindowPart>,
     ) -> Result<JudgedWindow, MergeError> {
-        let mut errors: Vec<(i64, bool)> = Vec::new();
+        let mut errors: Vec<(i64, PredictionError)> = Vec::new();
         let mut windows = Vec::with_capacity(parts.len());
         let layouts = self.windower.layouts().cloned();
         for part in parts {
@@ -116,8 +117,8 @@ impl StreamProcessor {
         }
         let window = merge_parts(index, windows)?;
         errors.sort_by_key(|(time, _)| *time);
-        for (_, wrong) in errors {
-            self.policies.observe_error(wrong);
+        for (_, error) in errors {
+            self.policies.observe_error(error);
         }
         let report = self.report(&window);
         Ok(self.judge(window, report))

@@ -37,6 +37,12 @@ pub struct Performance {
     pub accuracy: Option<f64>,
     /// `1 - accuracy`; null without labelled records.
     pub error_rate: Option<f64>,
+    /// Labelled records whose prediction and label are both numbers (regression).
+    pub numeric_labelled: u64,
+    /// Their mean absolute error, `mean |prediction - label|`; null without them.
+    pub mae: Option<f64>,
+    /// Their root mean squared error, `sqrt(mean (prediction - label)²)`; null without them.
+    pub rmse: Option<f64>,
 }
 
 /// A window's metadata.
@@ -122,6 +128,9 @@ impl ReportMaker {
                 correct: window.correct,
                 accuracy,
                 error_rate: accuracy.map(|a| 1.0 - a),
+                numeric_labelled: window.residuals.count,
+                mae: window.residuals.mae(),
+                rmse: window.residuals.rmse(),
             },
             window: WindowMeta {
                 index: window.index,
@@ -234,6 +243,8 @@ fn performance_value(performance: &Performance, metric: Metric) -> Option<f64> {
         Metric::Accuracy => performance.accuracy,
         Metric::ErrorRate => performance.error_rate,
         Metric::Labelled => Some(performance.labelled as f64),
+        Metric::Mae => performance.mae,
+        Metric::Rmse => performance.rmse,
         _ => None,
     }
 }
@@ -305,6 +316,9 @@ pub(crate) mod fixture {
                 correct: 0,
                 accuracy: None,
                 error_rate: None,
+                numeric_labelled: 0,
+                mae: None,
+                rmse: None,
             },
             drift: DriftReport {
                 reference: DataInfo::default(),
@@ -390,6 +404,9 @@ mod tests {
             correct: 7,
             accuracy: Some(0.7),
             error_rate: Some(0.3),
+            numeric_labelled: 10,
+            mae: Some(1.5),
+            rmse: Some(2.25),
         };
         report
     }

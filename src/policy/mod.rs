@@ -7,6 +7,7 @@
 pub mod decision;
 pub mod detectors;
 pub mod engine;
+pub mod loss;
 pub mod readings;
 pub mod series;
 pub mod spec;
@@ -14,6 +15,7 @@ pub mod state;
 
 pub use decision::{Decision, Outcome, SignalReading};
 pub use engine::{Engine, WindowFacts};
+pub use loss::Loss;
 pub use readings::{Readings, WindowSpan};
 pub use spec::{
     Budget, Criterion, CronSchedule, InFlight, Metric, Model, Policy, Regret, RegretMeasure,

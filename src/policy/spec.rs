@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::detectors::DetectorParams;
+use super::loss::Loss;
 
 /// A model: it reads some features of one stream and is retrained by one DAG.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -161,14 +162,7 @@ impl Signal {
             Source::Cron(cron) => format!("cron/{}", cron.expression()),
             Source::Regret(regret) => format!("regret/{}", regret.measure.name()),
             Source::Performance => format!("performance/{}", self.metric.name()),
-            Source::Detector(DetectorParams::PageHinkley(p)) => format!(
-                "page_hinkley/{}/{}/{}/{}/{:?}",
-                p.min_instances, p.delta, p.threshold, p.alpha, p.mode
-            ),
-            Source::Detector(DetectorParams::Adwin(p)) => format!(
-                "adwin/{}/{}/{}/{}/{}",
-                p.delta, p.clock, p.max_buckets, p.min_window_length, p.grace_period
-            ),
+            Source::Detector(params, loss) => detector_series(params, *loss),
         }
     }
 
@@ -180,9 +174,38 @@ impl Signal {
             Source::Schedule | Source::Cron(_) => "schedule",
             Source::Regret(_) => "regret",
             Source::Performance => "performance",
-            Source::Detector(DetectorParams::PageHinkley(_)) => "errors (page_hinkley)",
-            Source::Detector(DetectorParams::Adwin(_)) => "errors (adwin)",
+            Source::Detector(params, Loss::ZeroOne) => match params {
+                DetectorParams::PageHinkley(_) => "errors (page_hinkley)",
+                DetectorParams::Adwin(_) => "errors (adwin)",
+            },
+            Source::Detector(params, Loss::Absolute) => match params {
+                DetectorParams::PageHinkley(_) => "absolute errors (page_hinkley)",
+                DetectorParams::Adwin(_) => "absolute errors (adwin)",
+            },
+            Source::Detector(params, Loss::Squared) => match params {
+                DetectorParams::PageHinkley(_) => "squared errors (page_hinkley)",
+                DetectorParams::Adwin(_) => "squared errors (adwin)",
+            },
         }
+    }
+}
+
+/// A detector's series: its parameters, and its loss unless zero-one (so a zero-one detector
+/// keeps the state it had before losses existed, and changing the loss starts afresh).
+fn detector_series(params: &DetectorParams, loss: Loss) -> String {
+    let series = match params {
+        DetectorParams::PageHinkley(p) => format!(
+            "page_hinkley/{}/{}/{}/{}/{:?}",
+            p.min_instances, p.delta, p.threshold, p.alpha, p.mode
+        ),
+        DetectorParams::Adwin(p) => format!(
+            "adwin/{}/{}/{}/{}/{}",
+            p.delta, p.clock, p.max_buckets, p.min_window_length, p.grace_period
+        ),
+    };
+    match loss {
+        Loss::ZeroOne => series,
+        loss => format!("{series}/{}", loss.name()),
     }
 }
 
@@ -296,9 +319,9 @@ pub enum Source {
     Regret(Regret),
     /// The window's prediction quality, from records with `prediction` and `label`.
     Performance,
-    /// A change detector (Page-Hinkley or ADWIN) on the per-record error stream (1 wrong,
-    /// 0 right), across windows.
-    Detector(DetectorParams),
+    /// A change detector (Page-Hinkley or ADWIN) on the per-record error stream, each labelled
+    /// record's error scored by the loss (zero-one by default), across windows.
+    Detector(DetectorParams, Loss),
 }
 
 /// A number in a window report.
@@ -347,6 +370,12 @@ pub enum Metric {
     ErrorRate,
     /// Records carrying both a prediction and a label (performance).
     Labelled,
+    /// Mean absolute error over the records whose prediction and label are numbers
+    /// (performance).
+    Mae,
+    /// Root mean squared error over the records whose prediction and label are numbers
+    /// (performance).
+    Rmse,
     /// Changes a detector signalled on the error stream during the window.
     Changes,
 }
@@ -382,6 +411,8 @@ const METRICS: &[(&str, Metric, Applies)] = &[
     ("accuracy", Metric::Accuracy, Applies::Performance),
     ("error_rate", Metric::ErrorRate, Applies::Performance),
     ("labelled", Metric::Labelled, Applies::Performance),
+    ("mae", Metric::Mae, Applies::Performance),
+    ("rmse", Metric::Rmse, Applies::Performance),
     ("changes", Metric::Changes, Applies::Detector),
 ];
 
@@ -451,6 +482,8 @@ impl Metric {
             Metric::Accuracy => "/accuracy",
             Metric::ErrorRate => "/error_rate",
             Metric::Labelled => "/labelled",
+            Metric::Mae => "/mae",
+            Metric::Rmse => "/rmse",
             // Counted by the engine from the records.
             Metric::Changes => "",
         }

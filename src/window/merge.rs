@@ -98,6 +98,7 @@ fn absorb(merged: &mut ClosedWindow, part: ClosedWindow) -> Result<(), MergeErro
     merged.late_records += part.late_records;
     merged.labelled += part.labelled;
     merged.correct += part.correct;
+    merged.residuals.merge(&part.residuals);
     for (key, range) in part.offsets {
         let span = merged.offsets.entry(key).or_insert(range);
         span.first = span.first.min(range.first);

@@ -21,11 +21,13 @@
 //! is reported twice.
 
 mod merge;
+mod residuals;
 mod state;
 pub mod summary;
 mod tumbling;
 
 pub use merge::{merge_parts, MergeError};
+pub use residuals::Residuals;
 pub use state::{ClosedWindow, OffsetRange, OpenWindow, WindowError};
 pub use tumbling::{RecordPosition, WindowSpec, Windower};
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::residuals::Residuals;
 use super::summary::{Layouts, WindowSummaries};
 use crate::decode::{Column, Dataset, Schema};
 
@@ -33,6 +34,9 @@ pub struct OpenWindow {
     /// Of those, the ones whose prediction equals the label.
     #[serde(default)]
     pub correct: u64,
+    /// Of those, the ones with a numeric prediction and label: their error sums.
+    #[serde(default, skip_serializing_if = "Residuals::is_empty")]
+    pub residuals: Residuals,
     /// Start time (duration windows: the aligned start; count windows: the earliest record).
     pub start_ms: Option<i64>,
     /// End time (duration windows: the aligned end, exclusive; count windows: the latest record).
@@ -66,6 +70,8 @@ pub struct ClosedWindow {
     pub labelled: u64,
     /// Of those, correctly predicted.
     pub correct: u64,
+    /// Of those, the ones with a numeric prediction and label: their error sums.
+    pub residuals: Residuals,
     /// Start time, epoch milliseconds.
     pub start_ms: Option<i64>,
     /// End time, epoch milliseconds.
@@ -91,6 +97,7 @@ impl ClosedWindow {
             late_records: self.late_records,
             labelled: self.labelled,
             correct: self.correct,
+            residuals: self.residuals,
             start_ms: self.start_ms,
             end_ms: self.end_ms,
             offsets: self.offsets.clone(),
@@ -116,6 +123,7 @@ impl ClosedWindow {
             late_records: state.late_records,
             labelled: state.labelled,
             correct: state.correct,
+            residuals: state.residuals,
             start_ms: state.start_ms,
             end_ms: state.end_ms,
             offsets: state.offsets,
@@ -189,6 +197,7 @@ pub(super) fn empty_state(index: u64, open: &Dataset) -> OpenWindow {
         late_records: 0,
         labelled: 0,
         correct: 0,
+        residuals: Residuals::default(),
         start_ms: None,
         end_ms: None,
         offsets: BTreeMap::new(),

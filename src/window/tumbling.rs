@@ -233,9 +233,10 @@ impl Windower {
         if let Some(rows) = &mut self.state.rows {
             record.write_json_line(&self.row_names, time, rows);
         }
-        if let Some(correct) = record.prediction_correct() {
+        if let Some(error) = record.prediction_error() {
             self.state.labelled += 1;
-            self.state.correct += u64::from(correct);
+            self.state.correct += u64::from(!error.wrong());
+            self.state.residuals.add(error);
         }
         if let (WindowSpec::Records(_), Some(time)) = (self.spec, time) {
             self.state.start_ms = Some(self.state.start_ms.map_or(time, |s| s.min(time)));

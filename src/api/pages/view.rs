@@ -90,6 +90,10 @@ pub struct Performance {
     pub labelled: u64,
     /// Share predicted right.
     pub accuracy: Option<f64>,
+    /// Mean absolute error, over numeric labels.
+    pub mae: Option<f64>,
+    /// Root mean squared error, over numeric labels.
+    pub rmse: Option<f64>,
 }
 
 /// One side of the comparison.

@@ -99,6 +99,10 @@ fn facts(report: &Report) -> Markup {
             @if let Some(accuracy) = report.performance.accuracy {
                 div { b { (percent(accuracy)) } span { "accuracy (" (report.performance.labelled) " labelled)" } }
             }
+            @if let (Some(mae), Some(rmse)) = (report.performance.mae, report.performance.rmse) {
+                div { b { (num(mae)) } span { "mean absolute error" } }
+                div { b { (num(rmse)) } span { "root mean squared error" } }
+            }
             div { b { code title=(report.reference.baseline_id.clone().unwrap_or_default()) {
                 (report.reference.baseline_id.as_deref().map(short).or(report.reference.source.as_deref()).unwrap_or("–")) } }
                 span { "reference" } }

@@ -115,7 +115,8 @@ pub struct RawRule {
     #[serde(default)]
     pub every_records: Option<u64>,
     /// The window's prediction quality, from records carrying `prediction` and `label`:
-    /// `accuracy`, `error_rate` or `labelled`, with a criterion.
+    /// `accuracy`, `error_rate`, `labelled`, or for numeric labels `mae` or `rmse`, with a
+    /// criterion.
     #[serde(default)]
     pub performance: Option<String>,
     /// Holds when the Page-Hinkley test on the per-record error stream (1 wrong, 0 right)
@@ -197,6 +198,11 @@ pub struct RawPageHinkley {
     /// `up` (rising error rate), `down` or `both` (default).
     #[serde(default)]
     pub mode: Option<Direction>,
+    /// What the detector watches per labelled record: `zero_one` (1 wrong, 0 right; the
+    /// default), `absolute` (`|prediction - label|`) or `squared` (`(prediction - label)²`);
+    /// the last two only see records whose prediction and label are both numbers.
+    #[serde(default)]
+    pub loss: Option<String>,
 }
 
 /// `regret = { of, cost }` or `regret = { of, cost_per_run_second, initial_run_time, over }`
@@ -243,6 +249,11 @@ pub struct RawAdwin {
     /// Records seen before cuts are checked (default 10).
     #[serde(default)]
     pub grace_period: Option<u32>,
+    /// What the detector watches per labelled record: `zero_one` (1 wrong, 0 right; the
+    /// default), `absolute` (`|prediction - label|`) or `squared` (`(prediction - label)²`);
+    /// the last two only see records whose prediction and label are both numbers.
+    #[serde(default)]
+    pub loss: Option<String>,
 }
 
 /// A file named by `include`: models and policies only.

@@ -10,7 +10,7 @@ use super::raw::{RawQuantile, RawRegret, RawRolling, RawRule};
 use crate::config::problems::Problems;
 use crate::decode::FeatureKind;
 use crate::policy::spec::{Applies, CronSchedule};
-use crate::policy::{Criterion, Metric, Model, Rule, Signal, Source};
+use crate::policy::{Criterion, Loss, Metric, Model, Rule, Signal, Source};
 
 /// What a rule is checked against: its model and the kinds of the stream's features.
 pub(super) struct RuleContext<'a> {
@@ -163,16 +163,37 @@ fn detector(raw: &RawRule, key: &str, problems: &mut Problems) -> Option<Signal>
     ) {
         return None;
     }
-    let params = match (&raw.page_hinkley, &raw.adwin) {
-        (Some(ph), _) => page_hinkley_params(ph, key, problems),
-        (_, Some(adwin)) => adwin_params(adwin, key, problems),
-        (None, None) => None,
-    }?;
+    let (params, loss) = match (&raw.page_hinkley, &raw.adwin) {
+        (Some(ph), _) => (
+            page_hinkley_params(ph, key, problems),
+            loss(ph.loss.as_deref(), &format!("{key}.page_hinkley"), problems),
+        ),
+        (_, Some(adwin)) => (
+            adwin_params(adwin, key, problems),
+            loss(adwin.loss.as_deref(), &format!("{key}.adwin"), problems),
+        ),
+        (None, None) => (None, None),
+    };
     Some(Signal {
-        source: Source::Detector(params),
+        source: Source::Detector(params?, loss?),
         metric: Metric::Changes,
         criterion: Criterion::AtLeast { threshold: 1.0 },
     })
+}
+
+/// A detector's loss (zero-one when unset).
+fn loss(name: Option<&str>, key: &str, problems: &mut Problems) -> Option<Loss> {
+    let Some(name) = name else {
+        return Some(Loss::ZeroOne);
+    };
+    let loss = Loss::parse(name);
+    if loss.is_none() {
+        problems.add(
+            format!("{key}.loss"),
+            format!("{name:?} is not a loss: use zero_one, absolute or squared"),
+        );
+    }
+    loss
 }
 
 /// A cost-aware trigger: fires when the regret of waiting reaches the cost of a retrain.
@@ -260,7 +281,7 @@ fn performance(
     if raw.metric.is_some() {
         problems.add(
             format!("{key}.metric"),
-            "a performance signal names its metric in `performance` (accuracy, error_rate, labelled)",
+            "a performance signal names its metric in `performance` (accuracy, error_rate, labelled, mae, rmse)",
         );
     }
     let metric = match Metric::parse(metric_name) {
@@ -268,7 +289,7 @@ fn performance(
         _ => {
             problems.add(
                 format!("{key}.performance"),
-                format!("{metric_name:?} is not a performance metric: use accuracy, error_rate or labelled"),
+                format!("{metric_name:?} is not a performance metric: use accuracy, error_rate, labelled, mae or rmse"),
             );
             return None;
         }

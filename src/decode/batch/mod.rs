@@ -9,7 +9,7 @@
 
 mod visit;
 
-use super::{Cell, FeatureKind, NumberText, PayloadError, Schema};
+use super::{Cell, FeatureKind, NumberText, PayloadError, PredictionError, Schema};
 use visit::Shape;
 
 /// Decodes payloads for one schema.
@@ -285,6 +285,20 @@ impl<'a> RecordView<'a> {
             (Truth::Text(s1, e1), Truth::Text(s2, e2)) => self.text[s1..e1] == self.text[s2..e2],
             _ => false,
         })
+    }
+
+    /// The record's prediction error: a residual when `prediction` and `label` are both
+    /// numbers, else whether they differ ([`prediction_correct`](Self::prediction_correct)).
+    /// `None` unless both are scalars.
+    pub fn prediction_error(&self) -> Option<PredictionError> {
+        match self.truth {
+            [Some(Truth::Number(prediction)), Some(Truth::Number(label))] => {
+                Some(PredictionError::residual(prediction, label))
+            }
+            _ => self
+                .prediction_correct()
+                .map(|correct| PredictionError::Wrong(!correct)),
+        }
     }
 
     /// The cells, one per schema feature in schema order; an absent feature is

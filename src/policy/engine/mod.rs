@@ -31,7 +31,10 @@ pub(crate) mod words;
 
 use std::collections::BTreeSet;
 
+use crate::decode::PredictionError;
+
 use super::detectors::{Detector, DetectorParams};
+use super::loss::Loss;
 use super::readings::Readings;
 
 pub use super::decision::{Decision, Outcome, SignalReading};
@@ -64,9 +67,9 @@ pub struct Engine {
     policies: Vec<Policy>,
     state: EngineState,
     in_flight: BTreeSet<String>,
-    /// The policies' error-stream detectors (policy, series, parameters), derived from the
-    /// policies once rather than per record.
-    error_detectors: Vec<(String, String, DetectorParams)>,
+    /// The policies' error-stream detectors (policy, series, parameters, loss), derived from
+    /// the policies once rather than per record.
+    error_detectors: Vec<(String, String, DetectorParams, Loss)>,
 }
 
 impl Engine {
@@ -88,8 +91,8 @@ impl Engine {
                     .signals()
                     .into_iter()
                     .filter_map(|signal| match signal.source {
-                        Source::Detector(params) => {
-                            Some((policy.name.clone(), signal.series(), params))
+                        Source::Detector(params, loss) => {
+                            Some((policy.name.clone(), signal.series(), params, loss))
                         }
                         _ => None,
                     })
@@ -159,11 +162,14 @@ impl Engine {
         &self.policies
     }
 
-    /// Feeds one labelled record's outcome to every error-stream detector of the stream's
-    /// policies (1 for a wrong prediction, 0 for a right one).
-    pub fn observe_error(&mut self, wrong: bool) {
-        let error = if wrong { 1.0 } else { 0.0 };
-        for (policy, series, params) in &self.error_detectors {
+    /// Feeds one labelled record's prediction error to every error-stream detector of the
+    /// stream's policies, scored by each detector's loss (a detector whose loss does not apply
+    /// to the record, such as an absolute loss on a string label, does not see it).
+    pub fn observe_error(&mut self, error: PredictionError) {
+        for (policy, series, params, loss) in &self.error_detectors {
+            let Some(value) = loss.of(error) else {
+                continue;
+            };
             // Keys are cloned only the first time: this runs for every labelled record.
             if !self.state.policies.contains_key(policy) {
                 self.state
@@ -177,7 +183,7 @@ impl Engine {
                     .insert(series.clone(), (Detector::new(*params), 0));
             }
             let (detector, changes) = state.detectors.get_mut(series).expect("inserted");
-            if detector.update(error) {
+            if detector.update(value) {
                 *changes += 1;
             }
         }

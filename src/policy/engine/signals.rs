@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use super::words::{human, short, utc};
 use crate::policy::decision::SignalReading;
+use crate::policy::loss::Loss;
 use crate::policy::readings::Readings;
 use crate::policy::spec::{
     Criterion, Metric, RegretMeasure, RetrainCost, Rule, Side, Signal, Source,
@@ -177,7 +178,7 @@ fn value_of(
             Some(f64::from(u8::from(due)))
         }
         // Changes signalled since the last judged window; counting starts again.
-        (Source::Detector(_), _) => Some(
+        (Source::Detector(..), _) => Some(
             state
                 .detectors
                 .get_mut(&signal.series())
@@ -317,11 +318,20 @@ fn counter_text(
             human((value * 1000.0) as i64),
             human((threshold * 1000.0) as i64)
         ),
-        (Metric::Changes, _) if verdict.hit => format!(
-            "{}: signalled {value} change(s) in the error rate",
-            signal.subject()
-        ),
-        (Metric::Changes, _) => format!("{}: no change in the error rate", signal.subject()),
+        (Metric::Changes, source) => {
+            // A zero-one loss's mean is the error rate; other losses' subjects name the errors.
+            let mean = match source {
+                Source::Detector(_, Loss::Absolute | Loss::Squared) => "their mean",
+                _ => "the error rate",
+            };
+            match verdict.hit {
+                true => format!(
+                    "{}: signalled {value} change(s) in {mean}",
+                    signal.subject()
+                ),
+                false => format!("{}: no change in {mean}", signal.subject()),
+            }
+        }
         (Metric::Regret, Source::Regret(regret)) => {
             let (units, seconds, _) = schedule.regret(regret.measure);
             let (_, basis) = schedule.cost(regret.cost);
