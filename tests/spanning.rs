@@ -34,6 +34,10 @@ const UNDECODABLE: i64 = 40;
 const BASE_MS: i64 = 1_700_000_001_000;
 const WHAT: &str = "windows spanning instances";
 
+/// The stream's grace is also how long a partition must be silent to count as idle (its
+/// watermark then follows the wall clock, far past these event times): five seconds, so that a
+/// producer held up on a loaded machine never makes a partition idle mid-stream, which would
+/// rightly turn its later records into late ones and part from what one reader sees.
 fn write_config(dir: &Path, broker: &str, store: &str, topic: &str) -> std::path::PathBuf {
     let baseline = dir.join("baseline.json");
     common::kafka::write_baseline(&baseline, 21, 5000);
@@ -62,7 +66,7 @@ dir = "{runs}"
 name = "payments"
 topic = "{topic}"
 baseline = "{baseline}"
-window = {{ duration = "3s", grace = "100ms" }}
+window = {{ duration = "3s", grace = "5s" }}
 features = [
   {{ name = "amount", kind = "numeric" }},
   {{ name = "country", kind = "categorical" }},
@@ -189,11 +193,14 @@ struct Instances {
     children: Vec<Option<Child>>,
     logs: std::path::PathBuf,
     starts: usize,
+    /// Each instance's latest start, which names its log.
+    last_start: [usize; 3],
 }
 
 impl Instances {
     fn start(&mut self, i: usize) {
         self.starts += 1;
+        self.last_start[i] = self.starts;
         let log =
             std::fs::File::create(self.logs.join(format!("i{i}-{}.log", self.starts))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_driftgate"))
@@ -215,13 +222,16 @@ impl Instances {
         child.wait().unwrap();
     }
 
+    /// Panics when an instance exited, with the end of its log (the log directory is a
+    /// temporary one, gone once the test fails).
     fn alive(&mut self) {
         for (i, child) in self.children.iter_mut().enumerate() {
             if let Some(status) = child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!(
-                    "instance i{i} exited with {status}; logs in {}",
-                    self.logs.display()
-                );
+                let log = self.logs.join(format!("i{i}-{}.log", self.last_start[i]));
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+                panic!("instance i{i} exited with {status}; the end of its log:\n{tail}");
             }
         }
     }
@@ -286,6 +296,7 @@ fn scenario(broker: &str, topic: &str, server: &str, kills: usize) {
         children: vec![None, None, None],
         logs,
         starts: 0,
+        last_start: [0; 3],
     };
     for i in 0..3 {
         instances.start(i);
