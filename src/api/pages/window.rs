@@ -8,7 +8,7 @@ use maud::{html, Markup};
 
 use super::charts::distribution;
 use super::layout::{num, opt, page, percent, pill, segment, short, time_text, Assets};
-use super::view::{Feature, Report};
+use super::view::{Feature, Performance, Report};
 use super::{model_href, run_href, stream_href, PageError};
 use crate::api::ApiState;
 use crate::policy::Decision;
@@ -82,6 +82,15 @@ pub fn body(
     }
 }
 
+/// MAE and RMSE, when they say more than the accuracy: labels of 0 and 1 (a classifier's)
+/// have residuals of 0 or ±1, so their MAE is the error rate.
+fn regression_errors(performance: &Performance) -> Option<(f64, f64)> {
+    let (mae, rmse) = (performance.mae?, performance.rmse?);
+    let error_rate = performance.accuracy.map(|a| 1.0 - a);
+    let repeats = error_rate.is_some_and(|e| (e - mae).abs() <= 1e-9);
+    (!repeats).then_some((mae, rmse))
+}
+
 fn facts(report: &Report) -> Markup {
     let meta = &report.window;
     html! {
@@ -99,7 +108,7 @@ fn facts(report: &Report) -> Markup {
             @if let Some(accuracy) = report.performance.accuracy {
                 div { b { (percent(accuracy)) } span { "accuracy (" (report.performance.labelled) " labelled)" } }
             }
-            @if let (Some(mae), Some(rmse)) = (report.performance.mae, report.performance.rmse) {
+            @if let Some((mae, rmse)) = regression_errors(&report.performance) {
                 div { b { (num(mae)) } span { "mean absolute error" } }
                 div { b { (num(rmse)) } span { "root mean squared error" } }
             }
@@ -169,5 +178,36 @@ fn feature_card(feature: &Feature) -> Markup {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_windows_show_their_mae_and_rmse() {
+        let report = |performance: serde_json::Value| -> Report {
+            serde_json::from_value(serde_json::json!({ "performance": performance })).unwrap()
+        };
+        let regression = report(serde_json::json!(
+            {"labelled": 40, "accuracy": 0.0, "numeric_labelled": 40, "mae": 1.5, "rmse": 2.25}));
+        let html = facts(&regression).into_string();
+        assert!(
+            html.contains("<b>1.5</b><span>mean absolute error</span>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<b>2.25</b><span>root mean squared error</span>"),
+            "{html}"
+        );
+        let classes = report(serde_json::json!({"labelled": 40, "accuracy": 0.9}));
+        assert!(!facts(&classes)
+            .into_string()
+            .contains("mean absolute error"));
+        // 0/1 labels: the MAE is the error rate, said already.
+        let binary = report(serde_json::json!(
+            {"labelled": 40, "accuracy": 0.9, "numeric_labelled": 40, "mae": 0.1, "rmse": 0.316}));
+        assert!(!facts(&binary).into_string().contains("mean absolute error"));
     }
 }
