@@ -190,6 +190,8 @@ any = [
   { regret = { of = "errors", cost_per_run_second = 5, initial_run_time = "later", over = 0 } },
   { adwin = { loss = "abs" } },
   { performance = "r2", above = 0.5 },
+  { prediction = "mean" },
+  { label = "psi" },
 ]
 
 [[policies]]
@@ -241,6 +243,8 @@ when = { feature = "amount" }
         format!("{file}: policies[0].when.any[13].regret.over: must be between 1 and 100"),
         format!("{file}: policies[0].when.any[14].adwin.loss: \"abs\" is not a loss: use zero_one, absolute or squared"),
         format!("{file}: policies[0].when.any[15].performance: \"r2\" is not a performance metric: use accuracy, error_rate, labelled, mae or rmse"),
+        format!("{file}: policies[0].when.any[16].prediction: \"mean\" is not an output metric: use drift or a feature's metric (p_value, psi, …)"),
+        format!("{file}: policies[0].when.any[17]: psi needs a criterion: `above`, `below`, `quantile` or `rolling`"),
         format!("{file}: policies[1].name: policy `p1` is defined twice"),
         format!("{file}: policies[1].model: no model `ghost`"),
     ] {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{file_sha256, Baseline, BaselineError, BaselineSource, BuildSettings};
 use crate::decode::DecodeError;
-use crate::source::{read_dataset, schema_of, ReadOptions};
+use crate::source::{read_dataset, read_outputs, schema_of, ReadOptions};
 
 /// Why a baseline could not be built from a file.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +81,7 @@ pub fn build_from_file_within(
     let source = source.unwrap_or_default();
     // The id comes from the bytes written.
     let mut baseline = Baseline::of(features, settings, source);
+    baseline.profile_outputs(read_outputs(input, options)?);
     baseline.save(output)?;
     Ok(baseline)
 }

@@ -1,7 +1,8 @@
 //! The baseline file: written once, read and checked at every start and rotation.
 //!
 //! A baseline's id is the SHA-256 of its canonical content, the compact JSON
-//! `{"format_version":V,"settings":S,"features":F}`. The file holds `S` and `F` as exactly
+//! `{"format_version":V,"settings":S,"features":F}` (then `,"outputs":O` before the closing
+//! brace when the baseline profiles the model's outputs). The file holds `S`, `F` and `O` as exactly
 //! those bytes, so the id is computed on the bytes as they are written and checked on the bytes
 //! as they are read: nothing is serialised again. A file whose JSON was re-formatted (another
 //! tool pretty-printed it) still loads: its id is then checked the slow way, on the parsed
@@ -16,8 +17,14 @@ use sha2::{Digest, Sha256};
 
 use super::{Baseline, BaselineError, BaselineSource, FeatureProfile, FORMAT, FORMAT_VERSION};
 
-/// SHA-256 of the canonical content from the compact JSON of the settings and the features.
-fn content_hash(format_version: u32, settings: &[u8], features: &[u8]) -> String {
+/// SHA-256 of the canonical content from the compact JSON of the settings, the features and
+/// the outputs (when profiled).
+fn content_hash(
+    format_version: u32,
+    settings: &[u8],
+    features: &[u8],
+    outputs: Option<&[u8]>,
+) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"{\"format_version\":");
     hasher.update(format_version.to_string().as_bytes());
@@ -25,6 +32,10 @@ fn content_hash(format_version: u32, settings: &[u8], features: &[u8]) -> String
     hasher.update(settings);
     hasher.update(b",\"features\":");
     hasher.update(features);
+    if let Some(outputs) = outputs {
+        hasher.update(b",\"outputs\":");
+        hasher.update(outputs);
+    }
     hasher.update(b"}");
     hex(&hasher.finalize())
 }
@@ -48,6 +59,8 @@ struct Raw<'a> {
     settings: Option<&'a RawValue>,
     #[serde(borrow)]
     features: Option<&'a RawValue>,
+    #[serde(borrow)]
+    outputs: Option<&'a RawValue>,
 }
 
 /// A hasher taking serialised bytes as they are written, so that hashing a baseline needs no
@@ -75,6 +88,10 @@ impl Baseline {
         serde_json::to_writer(&mut hasher, &self.settings).expect("settings serialise");
         hasher.0.update(b",\"features\":");
         serde_json::to_writer(&mut hasher, &self.features).expect("a baseline serialises");
+        if !self.outputs.is_empty() {
+            hasher.0.update(b",\"outputs\":");
+            serde_json::to_writer(&mut hasher, &self.outputs).expect("a baseline serialises");
+        }
         hasher.0.update(b"}");
         hex(&hasher.0.finalize())
     }
@@ -102,7 +119,14 @@ impl Baseline {
         let io = BaselineError::io(path);
         let settings = serde_json::to_vec(&self.settings).expect("settings serialise");
         let features = serde_json::to_vec(&self.features).expect("a baseline serialises");
-        self.id = content_hash(self.format_version, &settings, &features);
+        let outputs = (!self.outputs.is_empty())
+            .then(|| serde_json::to_vec(&self.outputs).expect("a baseline serialises"));
+        self.id = content_hash(
+            self.format_version,
+            &settings,
+            &features,
+            outputs.as_deref(),
+        );
         let header = Header {
             format: &self.format,
             format_version: self.format_version,
@@ -117,6 +141,10 @@ impl Baseline {
         json.extend_from_slice(&settings);
         json.extend_from_slice(b",\"features\":");
         json.extend_from_slice(&features);
+        if let Some(outputs) = &outputs {
+            json.extend_from_slice(b",\"outputs\":");
+            json.extend_from_slice(outputs);
+        }
         json.extend_from_slice(b"}\n");
         // Write then rename, so a crash never leaves half a baseline under the final name.
         let tmp = path.with_extension("json.tmp");
@@ -135,7 +163,8 @@ impl Baseline {
         };
         // Checked on every core: the checks read every sample value.
         let checks = crate::parallel::map_in_order(&baseline.features, FeatureProfile::check);
-        for (feature, check) in baseline.features.iter().zip(checks) {
+        let outputs = baseline.outputs.iter().map(|o| (o, o.check()));
+        for (feature, check) in baseline.features.iter().zip(checks).chain(outputs) {
             check.map_err(|message| BaselineError::Invalid {
                 path: path.to_path_buf(),
                 feature: feature.name().to_string(),
@@ -208,6 +237,7 @@ fn load_json(path: &Path) -> Result<Baseline, BaselineError> {
                 FORMAT_VERSION,
                 s.get().as_bytes(),
                 f.get().as_bytes(),
+                raw.outputs.map(|o| o.get().as_bytes()),
             )),
             _ => None,
         });
@@ -286,6 +316,7 @@ mod tests {
             FORMAT_VERSION,
             raw.settings.unwrap().get().as_bytes(),
             raw.features.unwrap().get().as_bytes(),
+            None,
         );
         assert_eq!(as_read, written.id);
         assert_eq!(Baseline::load(&path).unwrap(), written);

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sample::{compact, distinct_values, f64_base64, u64_base64};
 use super::{BaselineError, Reservoir};
-use crate::decode::{Column, Dataset, FeatureKind, FeatureSpec, QualityCounts, Schema};
+use crate::decode::{Column, Dataset, FeatureKind, FeatureSpec, Outputs, QualityCounts, Schema};
 use crate::drift::bins::QuantileBins;
 use crate::drift::sum;
 use crate::rng::SplitMix64;
@@ -172,6 +172,10 @@ pub struct Baseline {
     pub settings: BuildSettings,
     /// One profile per feature, in schema order.
     pub features: Vec<FeatureProfile>,
+    /// Profiles of the model's outputs, `prediction` and `label`, when the data had them
+    /// (each numeric when every value was a number, else categorical).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<FeatureProfile>,
 }
 
 impl Baseline {
@@ -238,6 +242,33 @@ impl Baseline {
             source,
             settings,
             features,
+            outputs: Vec::new(),
+        }
+    }
+
+    /// Profiles the model's outputs read beside the features (those with a usable value).
+    pub fn profile_outputs(&mut self, outputs: Outputs) {
+        self.outputs = (outputs.columns.into_iter())
+            .map(|output| {
+                let spec = FeatureSpec {
+                    name: output.name,
+                    kind: output.column.kind(),
+                };
+                profile_feature(&spec, output.column, &self.settings)
+            })
+            .filter(|profile| profile.count() > 0)
+            .collect();
+    }
+
+    /// The schema of the profiled outputs.
+    pub fn outputs_schema(&self) -> Schema {
+        Schema {
+            features: (self.outputs.iter())
+                .map(|f| FeatureSpec {
+                    name: f.name().to_string(),
+                    kind: f.kind(),
+                })
+                .collect(),
         }
     }
 

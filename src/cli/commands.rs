@@ -51,6 +51,13 @@ pub(super) fn run_build(args: &BuildArgs) -> Result<CommandOutcome, CliError> {
         dataset.records,
         baseline.features.len()
     );
+    for output in &baseline.outputs {
+        text.push_str(&format!(
+            ", output {} ({})",
+            output.name(),
+            output.kind().as_str()
+        ));
+    }
     if dataset.invalid_lines > 0 {
         text.push_str(&format!(
             ", {} malformed lines skipped",
@@ -99,33 +106,44 @@ pub(super) fn run_show(path: &Path) -> Result<CommandOutcome, CliError> {
         baseline.settings.seed,
     );
     for feature in &baseline.features {
-        let quality = feature.quality();
-        let detail = match feature {
-            crate::baseline::FeatureProfile::Numeric(p) => format!(
-                "mean {} std {} min {} max {}{}",
-                fmt_opt(p.mean),
-                fmt_opt(p.std),
-                fmt_opt(p.min),
-                fmt_opt(p.max),
-                sample_note(p)
-            ),
-            crate::baseline::FeatureProfile::Categorical(p) => {
-                format!("{} categories", p.counts.len())
-            }
-        };
-        text.push_str(&format!(
-            "  {:<24} {:<11} n={:<9} missing={} nan={} invalid={}  {}\n",
-            feature.name(),
-            feature.kind().as_str(),
-            feature.count(),
-            quality.missing,
-            quality.nan,
-            quality.invalid,
-            detail
-        ));
+        text.push_str(&profile_line(feature));
+    }
+    if !baseline.outputs.is_empty() {
+        text.push_str("  model outputs:\n");
+        for output in &baseline.outputs {
+            text.push_str(&profile_line(output));
+        }
     }
     write_stdout(&text)?;
     Ok(CommandOutcome::Done)
+}
+
+/// One profile's line in `baseline show`.
+fn profile_line(feature: &crate::baseline::FeatureProfile) -> String {
+    let quality = feature.quality();
+    let detail = match feature {
+        crate::baseline::FeatureProfile::Numeric(p) => format!(
+            "mean {} std {} min {} max {}{}",
+            fmt_opt(p.mean),
+            fmt_opt(p.std),
+            fmt_opt(p.min),
+            fmt_opt(p.max),
+            sample_note(p)
+        ),
+        crate::baseline::FeatureProfile::Categorical(p) => {
+            format!("{} categories", p.counts.len())
+        }
+    };
+    format!(
+        "  {:<24} {:<11} n={:<9} missing={} nan={} invalid={}  {}\n",
+        feature.name(),
+        feature.kind().as_str(),
+        feature.count(),
+        quality.missing,
+        quality.nan,
+        quality.invalid,
+        detail
+    )
 }
 
 /// `baseline convert`: loads (and checks) a baseline and writes it in the layout `output`'s

@@ -275,19 +275,7 @@ impl Dataset {
     pub(crate) fn append(&mut self, later: Dataset) {
         debug_assert_eq!(self.schema, later.schema, "parts of one read");
         for (column, more) in self.columns.iter_mut().zip(later.columns) {
-            match (column, more) {
-                (Column::Numeric(to), Column::Numeric(from)) => {
-                    to.values.extend_from_slice(&from.values);
-                    to.quality.add(from.quality);
-                }
-                (Column::Categorical(to), Column::Categorical(from)) => {
-                    for (label, n) in from.counts {
-                        *to.counts.entry(label).or_insert(0) += n;
-                    }
-                    to.quality.add(from.quality);
-                }
-                _ => unreachable!("columns follow one schema"),
-            }
+            append_column(column, more).expect("columns follow one schema");
         }
         self.records += later.records;
         for (name, n) in later.unknown_fields {
@@ -306,4 +294,29 @@ impl Dataset {
             column.push(Cell::Missing);
         }
     }
+}
+
+/// Appends `more`'s values to `column` (values in order, counts added); an error when their
+/// kinds differ.
+pub(crate) fn append_column(column: &mut Column, more: Column) -> Result<(), String> {
+    match (column, more) {
+        (Column::Numeric(to), Column::Numeric(from)) => {
+            to.values.extend_from_slice(&from.values);
+            to.quality.add(from.quality);
+        }
+        (Column::Categorical(to), Column::Categorical(from)) => {
+            for (label, n) in from.counts {
+                *to.counts.entry(label).or_insert(0) += n;
+            }
+            to.quality.add(from.quality);
+        }
+        (to, from) => {
+            return Err(format!(
+                "a {} column cannot take {} values",
+                to.kind().as_str(),
+                from.kind().as_str()
+            ))
+        }
+    }
+    Ok(())
 }

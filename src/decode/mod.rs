@@ -11,6 +11,7 @@ mod columns;
 mod fast;
 mod message;
 pub(crate) mod number;
+mod outputs;
 mod record;
 mod schema;
 
@@ -21,6 +22,7 @@ pub use message::{
     decode_payload, event_time_ms, json_type_name, prediction_correct, prediction_error,
     PayloadError, PredictionError,
 };
+pub use outputs::{OutputColumn, Outputs, OUTPUT_FIELDS};
 pub use record::{record_features, Cell, KindTally, NumberText};
 pub use schema::{FeatureKind, FeatureSpec, Schema};
 

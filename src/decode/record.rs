@@ -32,6 +32,8 @@ pub enum NumberText<'a> {
     Raw(&'a str),
     /// A JSON number.
     Json(&'a serde_json::Number),
+    /// A number known only by its value, written in its shortest form.
+    Value(f64),
 }
 
 impl NumberText<'_> {
@@ -40,6 +42,7 @@ impl NumberText<'_> {
         match self {
             NumberText::Raw(text) => f(text),
             NumberText::Json(number) => f(&number.to_string()),
+            NumberText::Value(value) => f(&value.to_string()),
         }
     }
 }

@@ -28,6 +28,7 @@
 mod background;
 pub mod checkpoint;
 pub mod output;
+mod outputs;
 pub mod parts;
 pub mod report;
 pub mod settings;
@@ -108,6 +109,7 @@ impl StreamProcessor {
             });
         }
         processor.summarise();
+        processor.keep_outputs();
         Ok(processor)
     }
 
@@ -158,6 +160,13 @@ impl StreamProcessor {
         self.settings.baseline_path = path;
         self.settings.baseline = baseline;
         self.summarise();
+        self.keep_outputs();
+    }
+
+    /// Windows keep the model outputs the baseline profiles, to compare them with it.
+    fn keep_outputs(&mut self) {
+        let outputs = self.settings.baseline.outputs_schema();
+        self.windower.keep_outputs(&outputs.features);
     }
 
     /// Folds big windows' numeric columns into summaries on the current baseline, when the

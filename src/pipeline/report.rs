@@ -21,6 +21,10 @@ pub struct WindowReport {
     pub window: WindowMeta,
     /// How well the model predicted, from records carrying `prediction` and `label`.
     pub performance: Performance,
+    /// The drift of the model's outputs (`prediction`, `label`) against the baseline's
+    /// profiles of them, each a feature report; absent when the baseline has none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<FeatureReport>,
     /// The drift report, as `driftgate drift` prints it.
     #[serde(flatten)]
     pub drift: DriftReport,
@@ -121,8 +125,16 @@ impl ReportMaker {
         );
         let accuracy =
             (window.labelled > 0).then(|| window.correct as f64 / window.labelled as f64);
+        let outputs = super::outputs::outputs_drift(
+            self.threads,
+            baseline,
+            &window.outputs,
+            window.records,
+            &self.settings,
+        );
         WindowReport {
             stream: self.stream.clone(),
+            outputs,
             performance: Performance {
                 labelled: window.labelled,
                 correct: window.correct,
@@ -168,6 +180,10 @@ impl Readings for WindowReport {
             Source::Feature(name) => feature_value(self.feature(name)?, metric),
             Source::Dataset => dataset_value(&self.drift.dataset, metric),
             Source::Performance => performance_value(&self.performance, metric),
+            Source::Output(name) => {
+                let output = self.outputs.iter().find(|f| f.name == *name)?;
+                feature_value(output, metric)
+            }
             _ => None,
         };
         // JSON has no NaN or infinity: a statistic that is not finite reads as none.
@@ -302,6 +318,7 @@ pub(crate) mod fixture {
         let drifted = features.iter().filter(|f| f.drift.detected).count();
         let tested = features.len();
         WindowReport {
+            outputs: Vec::new(),
             stream: "payments".into(),
             window: WindowMeta {
                 index: 7,
@@ -408,6 +425,10 @@ mod tests {
             mae: Some(1.5),
             rmse: Some(2.25),
         };
+        // An output reads like a feature: the numeric one's report, named `prediction`.
+        let mut prediction = report.drift.features[0].clone();
+        prediction.name = "prediction".into();
+        report.outputs = vec![prediction];
         report
     }
 
@@ -444,6 +465,7 @@ mod tests {
             Source::Feature("absent".into()),
             Source::Dataset,
             Source::Performance,
+            Source::Output("prediction".into()),
         ];
         let mut read = 0;
         for source in &sources {

@@ -64,6 +64,8 @@ mod json {
                 Source::Feature(name) => feature(self, name)?,
                 Source::Dataset => self.get("dataset")?,
                 Source::Performance => self.get("performance")?,
+                Source::Output(name) => (self.get("outputs")?.as_array()?.iter())
+                    .find(|f| f.get("name").and_then(Value::as_str) == Some(name))?,
                 _ => return None,
             };
             let pointer = match (source, metric) {

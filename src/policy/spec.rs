@@ -162,6 +162,7 @@ impl Signal {
             Source::Cron(cron) => format!("cron/{}", cron.expression()),
             Source::Regret(regret) => format!("regret/{}", regret.measure.name()),
             Source::Performance => format!("performance/{}", self.metric.name()),
+            Source::Output(name) => format!("output/{name}/{}", self.metric.name()),
             Source::Detector(params, loss) => detector_series(params, *loss),
         }
     }
@@ -174,6 +175,7 @@ impl Signal {
             Source::Schedule | Source::Cron(_) => "schedule",
             Source::Regret(_) => "regret",
             Source::Performance => "performance",
+            Source::Output(name) => name,
             Source::Detector(params, Loss::ZeroOne) => match params {
                 DetectorParams::PageHinkley(_) => "errors (page_hinkley)",
                 DetectorParams::Adwin(_) => "errors (adwin)",
@@ -319,6 +321,9 @@ pub enum Source {
     Regret(Regret),
     /// The window's prediction quality, from records with `prediction` and `label`.
     Performance,
+    /// A model output's drift against the baseline: `prediction` or `label`, read like a
+    /// feature.
+    Output(String),
     /// A change detector (Page-Hinkley or ADWIN) on the per-record error stream, each labelled
     /// record's error scored by the loss (zero-one by default), across windows.
     Detector(DetectorParams, Loss),

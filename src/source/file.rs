@@ -18,7 +18,10 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 pub use super::infer::INFERENCE_RECORDS;
-use crate::decode::{Cell, Dataset, DecodeError, FeatureSpec, KindTally, Schema, RESERVED_FIELDS};
+use crate::decode::{
+    BatchDecoder, Cell, Dataset, DecodeError, FeatureSpec, KindTally, Outputs, RecordBatch, Schema,
+    OUTPUT_FIELDS, RESERVED_FIELDS,
+};
 
 /// How many reasons for skipped lines a dataset keeps.
 const MAX_INVALID_EXAMPLES: usize = 10;
@@ -277,6 +280,46 @@ fn open(path: &Path, options: &ReadOptions, what: &str) -> Result<Box<dyn Read>,
         Some(progress) => Box::new(progress.wrap(what, path, file)),
         None => Box::new(file),
     })
+}
+
+/// The model's outputs in a data file: its records' `prediction` and `label`, each numeric while
+/// its values are numbers (see [`Outputs::adaptive`]). Lines that do not decode are passed over:
+/// reading the features counts or refuses them.
+pub fn read_outputs(path: &Path, options: &ReadOptions) -> Result<Outputs, DecodeError> {
+    const WHAT: &str = "reading the outputs of";
+    let mut outputs = Outputs::adaptive();
+    match format_of(path)? {
+        DataFormat::Csv => {
+            let mut at: Option<[Option<usize>; 2]> = None;
+            let mut sink = |Record { headers, row }: Record<'_>| {
+                let at = at.get_or_insert_with(|| {
+                    OUTPUT_FIELDS.map(|name| headers.iter().position(|h| h == name))
+                });
+                outputs.push_csv(at.map(|i| i.and_then(|i| row.get(i))));
+                Flow::Continue
+            };
+            let lenient = ReadOptions {
+                skip_invalid: true,
+                ..options.clone()
+            };
+            scan_csv(path, &lenient, WHAT, &mut sink)?;
+        }
+        DataFormat::JsonLines => {
+            let decoder = BatchDecoder::new(&Schema { features: vec![] });
+            let mut batch = RecordBatch::new();
+            let input = BufReader::with_capacity(1 << 20, open(path, options, WHAT)?);
+            for line in std::io::BufRead::split(input, b'\n') {
+                let line = line.map_err(|source| DecodeError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                if decoder.decode(&line, &mut batch).is_ok() {
+                    (0..batch.len()).for_each(|i| outputs.push_record(&batch.record(i)));
+                }
+            }
+        }
+    }
+    Ok(outputs)
 }
 
 /// Decodes a JSONL file into `dataset` with the service's decoder, on every core (see

@@ -99,6 +99,8 @@ fn absorb(merged: &mut ClosedWindow, part: ClosedWindow) -> Result<(), MergeErro
     merged.labelled += part.labelled;
     merged.correct += part.correct;
     merged.residuals.merge(&part.residuals);
+    (merged.outputs.append(part.outputs))
+        .map_err(|err| MergeError::new(format!("outputs: {err}")))?;
     for (key, range) in part.offsets {
         let span = merged.offsets.entry(key).or_insert(range);
         span.first = span.first.min(range.first);

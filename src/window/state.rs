@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::residuals::Residuals;
 use super::summary::{Layouts, WindowSummaries};
-use crate::decode::{Column, Dataset, Schema};
+use crate::decode::{Column, Dataset, Outputs, Schema};
 
 /// The offsets a window covers in one partition (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -37,6 +37,9 @@ pub struct OpenWindow {
     /// Of those, the ones with a numeric prediction and label: their error sums.
     #[serde(default, skip_serializing_if = "Residuals::is_empty")]
     pub residuals: Residuals,
+    /// The records' `prediction` and `label` values, when the baseline profiles them.
+    #[serde(default, skip_serializing_if = "Outputs::is_empty")]
+    pub outputs: Outputs,
     /// Start time (duration windows: the aligned start; count windows: the earliest record).
     pub start_ms: Option<i64>,
     /// End time (duration windows: the aligned end, exclusive; count windows: the latest record).
@@ -72,6 +75,8 @@ pub struct ClosedWindow {
     pub correct: u64,
     /// Of those, the ones with a numeric prediction and label: their error sums.
     pub residuals: Residuals,
+    /// The records' `prediction` and `label` values, when the baseline profiles them.
+    pub outputs: Outputs,
     /// Start time, epoch milliseconds.
     pub start_ms: Option<i64>,
     /// End time, epoch milliseconds.
@@ -98,6 +103,7 @@ impl ClosedWindow {
             labelled: self.labelled,
             correct: self.correct,
             residuals: self.residuals,
+            outputs: self.outputs.clone(),
             start_ms: self.start_ms,
             end_ms: self.end_ms,
             offsets: self.offsets.clone(),
@@ -124,6 +130,7 @@ impl ClosedWindow {
             labelled: state.labelled,
             correct: state.correct,
             residuals: state.residuals,
+            outputs: state.outputs,
             start_ms: state.start_ms,
             end_ms: state.end_ms,
             offsets: state.offsets,
@@ -198,6 +205,7 @@ pub(super) fn empty_state(index: u64, open: &Dataset) -> OpenWindow {
         labelled: 0,
         correct: 0,
         residuals: Residuals::default(),
+        outputs: Outputs::default(),
         start_ms: None,
         end_ms: None,
         offsets: BTreeMap::new(),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{dataset_of, empty_state, ClosedWindow, OffsetRange, OpenWindow, WindowError};
 use super::summary::{Layouts, WindowSummaries};
-use crate::decode::{Column, Dataset, RecordView, Schema};
+use crate::decode::{Column, Dataset, FeatureSpec, Outputs, RecordView, Schema};
 
 /// How a stream is cut into windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +52,8 @@ pub struct Windower {
     next_layouts: Option<Option<Arc<Layouts>>>,
     /// The record count at which the open window's columns are next looked at for folding.
     fold_check: u64,
+    /// The model outputs windows keep (none unless the baseline profiles them), empty.
+    outputs: Outputs,
 }
 
 /// Records between two looks at whether a column has grown enough to be folded.
@@ -73,6 +75,7 @@ impl Windower {
             layouts: None,
             next_layouts: None,
             fold_check: FOLD_CHECK_EVERY,
+            outputs: Outputs::default(),
         }
     }
 
@@ -87,6 +90,7 @@ impl Windower {
             spec,
             row_names: row_names(&open.schema),
             keep_records: state.rows.is_some(),
+            outputs: Outputs::of(&state.outputs.schema().features),
             open,
             state,
             key: String::new(),
@@ -113,6 +117,16 @@ impl Windower {
             self.fold_check = 0;
         } else {
             self.next_layouts = Some(layouts);
+        }
+    }
+
+    /// Keeps these model outputs (`prediction`, `label`; the baseline's) in windows: at once
+    /// when the open window is empty, else from the next window, so that a window's outputs
+    /// are all of its records'.
+    pub fn keep_outputs(&mut self, specs: &[FeatureSpec]) {
+        self.outputs = Outputs::of(specs);
+        if self.open.records == 0 {
+            self.state.outputs = self.outputs.clone();
         }
     }
 
@@ -233,6 +247,9 @@ impl Windower {
         if let Some(rows) = &mut self.state.rows {
             record.write_json_line(&self.row_names, time, rows);
         }
+        if !self.state.outputs.is_empty() {
+            self.state.outputs.push_record(&record);
+        }
         if let Some(error) = record.prediction_error() {
             self.state.labelled += 1;
             self.state.correct += u64::from(!error.wrong());
@@ -290,6 +307,7 @@ impl Windower {
         let data = std::mem::replace(&mut self.open, next);
         self.last_position = None;
         let mut next_state = empty_state(self.state.index + 1, &self.open);
+        next_state.outputs = self.outputs.clone();
         if self.keep_records {
             // The next window is likely as large as this one: grow once, not by doubling.
             let capacity = self.state.rows.as_ref().map_or(0, String::len);

@@ -119,6 +119,14 @@ pub struct RawRule {
     /// criterion.
     #[serde(default)]
     pub performance: Option<String>,
+    /// The drift of the records' `prediction` against the baseline's: `prediction = "drift"`
+    /// (the stream's verdict), or a feature metric with a criterion (`prediction = "psi",
+    /// above = 0.2`). Needs a baseline built from data with predictions.
+    #[serde(default)]
+    pub prediction: Option<String>,
+    /// The drift of the records' `label` against the baseline's, as `prediction`.
+    #[serde(default)]
+    pub label: Option<String>,
     /// Holds when the Page-Hinkley test on the per-record error stream (1 wrong, 0 right)
     /// signals a change during the window: `page_hinkley = { threshold = 50 }`; parameters as
     /// River's `PageHinkley`, with its defaults.

@@ -53,6 +53,8 @@ fn rules_of(
         raw.cron.is_some(),
         raw.regret.is_some(),
         raw.performance.is_some(),
+        raw.prediction.is_some(),
+        raw.label.is_some(),
         raw.page_hinkley.is_some(),
         raw.adwin.is_some(),
     ];
@@ -60,7 +62,8 @@ fn rules_of(
         problems.add(
             key,
             "set exactly one of `any`, `all`, `at_least` (with `of`), `feature`, `dataset`, \
-             `performance`, `page_hinkley`, `adwin`, `every`, `every_records`, `cron` or `regret`",
+             `performance`, `prediction`, `label`, `page_hinkley`, `adwin`, `every`, \
+             `every_records`, `cron` or `regret`",
         );
         return None;
     }
@@ -77,6 +80,10 @@ fn rules_of(
         schedule(raw, key, problems)
     } else if let Some(metric) = &raw.performance {
         performance(raw, metric, key, problems)
+    } else if let Some(metric) = &raw.prediction {
+        output(raw, "prediction", metric, key, problems)
+    } else if let Some(metric) = &raw.label {
+        output(raw, "label", metric, key, problems)
     } else if let Some(metric) = &raw.dataset {
         dataset(raw, metric, key, problems)
     } else {
@@ -303,6 +310,55 @@ fn performance(
     };
     Some(Signal {
         source: Source::Performance,
+        metric,
+        criterion,
+    })
+}
+
+/// A signal on a model output's drift (`prediction = "drift"`, `label = "psi", above = 0.2`):
+/// `drift` is the verdict; any feature metric reads as it does for a feature.
+fn output(
+    raw: &RawRule,
+    name: &str,
+    metric_name: &str,
+    key: &str,
+    problems: &mut Problems,
+) -> Option<Signal> {
+    let criterion = criterion(raw, key, problems);
+    if raw.metric.is_some() {
+        let what = format!("an output signal names its metric in `{name}`");
+        problems.add(format!("{key}.metric"), what);
+    }
+    let feature_metric = |(metric, applies)| match applies {
+        Applies::Feature | Applies::Numeric | Applies::Categorical | Applies::Both => Some(metric),
+        _ => None,
+    };
+    let metric = match metric_name {
+        "drift" => Some(Metric::Detected),
+        other => Metric::parse(other).and_then(feature_metric),
+    };
+    let Some(metric) = metric else {
+        problems.add(
+            format!("{key}.{name}"),
+            format!("{metric_name:?} is not an output metric: use drift or a feature's metric (p_value, psi, …)"),
+        );
+        return None;
+    };
+    let criterion = match (criterion?, metric) {
+        (Some(criterion), _) => criterion,
+        (None, Metric::Detected) => Criterion::IsTrue,
+        (None, _) => {
+            problems.add(
+                key,
+                format!(
+                    "{metric_name} needs a criterion: `above`, `below`, `quantile` or `rolling`"
+                ),
+            );
+            return None;
+        }
+    };
+    Some(Signal {
+        source: Source::Output(name.to_string()),
         metric,
         criterion,
     })

@@ -301,6 +301,19 @@ impl<'a> RecordView<'a> {
         }
     }
 
+    /// The record's `prediction` (`which` 0) or `label` (1) as a cell.
+    pub fn output(&self, which: usize) -> Cell<'a> {
+        match self.truth[which] {
+            None => Cell::Missing,
+            Some(Truth::Number(value)) => Cell::Number {
+                value,
+                text: NumberText::Value(value),
+            },
+            Some(Truth::Text(start, end)) => Cell::Text(&self.text[start..end]),
+            Some(Truth::Bool(b)) => Cell::Bool(b),
+        }
+    }
+
     /// The cells, one per schema feature in schema order; an absent feature is
     /// [`Cell::Missing`].
     pub fn cells(&self) -> impl Iterator<Item = Cell<'a>> + 'a {
