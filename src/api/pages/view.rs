@@ -24,6 +24,8 @@ pub struct Report {
     pub settings: Settings,
     /// One entry per feature.
     pub features: Vec<Feature>,
+    /// The model outputs (`prediction`, `label`) against the baseline's, read like features.
+    pub outputs: Vec<Feature>,
     /// The dataset-level verdict.
     pub dataset: Dataset,
 }

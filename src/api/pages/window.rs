@@ -79,6 +79,11 @@ pub fn body(
         h2 { "Features" }
         div.legend { span { span.swatch.ref {} "reference" } span { span.swatch.cur {} "current window" } }
         div.features { @for feature in ordered(&report.features) { (feature_card(feature)) } }
+        @if !report.outputs.is_empty() {
+            h2 { "Model outputs" }
+            p.muted { "The window's predictions and labels against the training data's." }
+            div.features { @for output in &report.outputs { (feature_card(output)) } }
+        }
     }
 }
 
@@ -209,5 +214,19 @@ mod tests {
         let binary = report(serde_json::json!(
             {"labelled": 40, "accuracy": 0.9, "numeric_labelled": 40, "mae": 0.1, "rmse": 0.316}));
         assert!(!facts(&binary).into_string().contains("mean absolute error"));
+    }
+
+    #[test]
+    fn model_outputs_have_their_own_section_when_the_report_has_them() {
+        let report = |outputs: serde_json::Value| -> Report {
+            serde_json::from_value(serde_json::json!({ "outputs": outputs })).unwrap()
+        };
+        let none = BTreeMap::new();
+        let without = body(&report(serde_json::json!([])), &[], &none, false).into_string();
+        assert!(!without.contains("Model outputs"));
+        let prediction = serde_json::json!([{"name": "prediction", "kind": "numeric"}]);
+        let with = body(&report(prediction), &[], &none, false).into_string();
+        assert!(with.contains("<h2>Model outputs</h2>"), "{with}");
+        assert!(with.contains("prediction"), "{with}");
     }
 }
