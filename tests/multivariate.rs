@@ -304,19 +304,53 @@ fn drift_tests_the_numeric_features_jointly_on_request() {
         "{message}"
     );
 
-    let built = std::process::Command::new(env!("CARGO_BIN_EXE_driftgate"))
-        .args(["baseline", "build", "--input"])
-        .arg(path("reference.csv"))
-        .arg("--output")
-        .arg(path("baseline.npz"))
-        .output()
-        .unwrap();
-    assert!(built.status.success());
-    let baseline = drift(&[&path("baseline.npz"), &path("same.csv")], &[]);
-    assert_eq!(baseline.status.code(), Some(2));
-    let message = String::from_utf8_lossy(&baseline.stderr);
+    // A baseline keeps a joint sample of 2,000 complete rows: the same verdicts from it.
+    let build = |name: &str, extra: &[&str]| {
+        let built = std::process::Command::new(env!("CARGO_BIN_EXE_driftgate"))
+            .args(["baseline", "build", "--input"])
+            .arg(path("reference.csv"))
+            .arg("--output")
+            .arg(path(name))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+    };
+    build("baseline.npz", &[]);
+    let flipped = drift(
+        &[&path("baseline.npz"), &path("flipped.csv")],
+        &["--fail-on-drift"],
+    );
+    assert_eq!(flipped.status.code(), Some(3));
+    let report: Value = serde_json::from_slice(&flipped.stdout).unwrap();
+    for method in ["mmd", "pca"] {
+        assert_eq!(report["multivariate"][method]["drift"], true, "{method}");
+        let rows = report["multivariate"][method]["reference_rows"]
+            .as_u64()
+            .unwrap();
+        assert!(rows <= 2000, "{method}: {rows} reference rows");
+    }
+    let same = drift(
+        &[&path("baseline.npz"), &path("same.csv")],
+        &["--fail-on-drift"],
+    );
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+
+    build("rowless.npz", &["--joint-rows", "0"]);
+    let rowless = drift(&[&path("rowless.npz"), &path("same.csv")], &[]);
+    assert_eq!(rowless.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&rowless.stderr);
     assert!(
-        message.contains("needs the reference as a data file"),
+        message.contains("keeps no joint sample of rows"),
         "{message}"
     );
 }

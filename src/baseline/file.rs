@@ -1,8 +1,9 @@
 //! The baseline file: written once, read and checked at every start and rotation.
 //!
 //! A baseline's id is the SHA-256 of its canonical content, the compact JSON
-//! `{"format_version":V,"settings":S,"features":F}` (then `,"outputs":O` before the closing
-//! brace when the baseline profiles the model's outputs). The file holds `S`, `F` and `O` as exactly
+//! `{"format_version":V,"settings":S,"features":F}` (then `,"outputs":O` and `,"joint":J`
+//! before the closing brace when the baseline has model outputs or a joint sample of rows). The
+//! file holds `S`, `F`, `O` and `J` as exactly
 //! those bytes, so the id is computed on the bytes as they are written and checked on the bytes
 //! as they are read: nothing is serialised again. A file whose JSON was re-formatted (another
 //! tool pretty-printed it) still loads: its id is then checked the slow way, on the parsed
@@ -18,12 +19,12 @@ use sha2::{Digest, Sha256};
 use super::{Baseline, BaselineError, BaselineSource, FeatureProfile, FORMAT, FORMAT_VERSION};
 
 /// SHA-256 of the canonical content from the compact JSON of the settings, the features and
-/// the outputs (when profiled).
+/// the optional parts present (`outputs`, `joint`), in that order.
 fn content_hash(
     format_version: u32,
     settings: &[u8],
     features: &[u8],
-    outputs: Option<&[u8]>,
+    optional: &[(&str, &[u8])],
 ) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"{\"format_version\":");
@@ -32,9 +33,9 @@ fn content_hash(
     hasher.update(settings);
     hasher.update(b",\"features\":");
     hasher.update(features);
-    if let Some(outputs) = outputs {
-        hasher.update(b",\"outputs\":");
-        hasher.update(outputs);
+    for (name, bytes) in optional {
+        hasher.update(format!(",\"{name}\":").as_bytes());
+        hasher.update(bytes);
     }
     hasher.update(b"}");
     hex(&hasher.finalize())
@@ -61,6 +62,18 @@ struct Raw<'a> {
     features: Option<&'a RawValue>,
     #[serde(borrow)]
     outputs: Option<&'a RawValue>,
+    #[serde(borrow)]
+    joint: Option<&'a RawValue>,
+}
+
+impl Raw<'_> {
+    /// The optional parts present, as read.
+    fn optional(&self) -> Vec<(&'static str, &[u8])> {
+        let parts = [("outputs", self.outputs), ("joint", self.joint)];
+        (parts.into_iter())
+            .filter_map(|(name, raw)| raw.map(|raw| (name, raw.get().as_bytes())))
+            .collect()
+    }
 }
 
 /// A hasher taking serialised bytes as they are written, so that hashing a baseline needs no
@@ -88,12 +101,29 @@ impl Baseline {
         serde_json::to_writer(&mut hasher, &self.settings).expect("settings serialise");
         hasher.0.update(b",\"features\":");
         serde_json::to_writer(&mut hasher, &self.features).expect("a baseline serialises");
-        if !self.outputs.is_empty() {
-            hasher.0.update(b",\"outputs\":");
-            serde_json::to_writer(&mut hasher, &self.outputs).expect("a baseline serialises");
+        for (name, bytes) in self.optional_parts() {
+            hasher.0.update(format!(",\"{name}\":").as_bytes());
+            hasher.0.update(&bytes);
         }
         hasher.0.update(b"}");
         hex(&hasher.0.finalize())
+    }
+
+    /// The optional parts present (model outputs, the joint sample), as compact JSON, in the
+    /// order the canonical content has them.
+    fn optional_parts(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut parts = Vec::new();
+        if !self.outputs.is_empty() {
+            let outputs = serde_json::to_vec(&self.outputs).expect("a baseline serialises");
+            parts.push(("outputs", outputs));
+        }
+        if let Some(joint) = &self.joint {
+            parts.push((
+                "joint",
+                serde_json::to_vec(joint).expect("a sample serialises"),
+            ));
+        }
+        parts
     }
 
     /// Writes the profile, setting its id from its content: as compact JSON when `path` ends
@@ -119,14 +149,10 @@ impl Baseline {
         let io = BaselineError::io(path);
         let settings = serde_json::to_vec(&self.settings).expect("settings serialise");
         let features = serde_json::to_vec(&self.features).expect("a baseline serialises");
-        let outputs = (!self.outputs.is_empty())
-            .then(|| serde_json::to_vec(&self.outputs).expect("a baseline serialises"));
-        self.id = content_hash(
-            self.format_version,
-            &settings,
-            &features,
-            outputs.as_deref(),
-        );
+        let optional = self.optional_parts();
+        let borrowed: Vec<(&str, &[u8])> =
+            optional.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        self.id = content_hash(self.format_version, &settings, &features, &borrowed);
         let header = Header {
             format: &self.format,
             format_version: self.format_version,
@@ -141,9 +167,9 @@ impl Baseline {
         json.extend_from_slice(&settings);
         json.extend_from_slice(b",\"features\":");
         json.extend_from_slice(&features);
-        if let Some(outputs) = &outputs {
-            json.extend_from_slice(b",\"outputs\":");
-            json.extend_from_slice(outputs);
+        for (name, bytes) in &optional {
+            json.extend_from_slice(format!(",\"{name}\":").as_bytes());
+            json.extend_from_slice(bytes);
         }
         json.extend_from_slice(b"}\n");
         // Write then rename, so a crash never leaves half a baseline under the final name.
@@ -168,6 +194,13 @@ impl Baseline {
             check.map_err(|message| BaselineError::Invalid {
                 path: path.to_path_buf(),
                 feature: feature.name().to_string(),
+                message,
+            })?;
+        }
+        if let Some(joint) = &baseline.joint {
+            joint.check().map_err(|message| BaselineError::Invalid {
+                path: path.to_path_buf(),
+                feature: joint.features.join(", "),
                 message,
             })?;
         }
@@ -237,7 +270,7 @@ fn load_json(path: &Path) -> Result<Baseline, BaselineError> {
                 FORMAT_VERSION,
                 s.get().as_bytes(),
                 f.get().as_bytes(),
-                raw.outputs.map(|o| o.get().as_bytes()),
+                &raw.optional(),
             )),
             _ => None,
         });
@@ -316,7 +349,7 @@ mod tests {
             FORMAT_VERSION,
             raw.settings.unwrap().get().as_bytes(),
             raw.features.unwrap().get().as_bytes(),
-            None,
+            &[],
         );
         assert_eq!(as_read, written.id);
         assert_eq!(Baseline::load(&path).unwrap(), written);

@@ -30,6 +30,21 @@ pub struct BuildSettings {
     pub sample_cap: usize,
     /// Seed of the reservoir sampler.
     pub seed: u64,
+    /// Complete numeric rows kept for multivariate tests (0: none). Written only when not the
+    /// default, so baselines from before it keep their ids.
+    #[serde(
+        default = "default_joint_rows",
+        skip_serializing_if = "is_default_joint_rows"
+    )]
+    pub joint_rows: usize,
+}
+
+fn default_joint_rows() -> usize {
+    super::DEFAULT_JOINT_ROWS
+}
+
+fn is_default_joint_rows(rows: &usize) -> bool {
+    *rows == super::DEFAULT_JOINT_ROWS
 }
 
 impl Default for BuildSettings {
@@ -38,6 +53,7 @@ impl Default for BuildSettings {
             bins: crate::drift::bins::DEFAULT_BINS,
             sample_cap: DEFAULT_SAMPLE_CAP,
             seed: 0,
+            joint_rows: super::DEFAULT_JOINT_ROWS,
         }
     }
 }
@@ -176,6 +192,10 @@ pub struct Baseline {
     /// (each numeric when every value was a number, else categorical).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<FeatureProfile>,
+    /// A uniform sample of the data's complete numeric rows, for multivariate tests; absent
+    /// with fewer than two numeric features or when the build was told to keep none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joint: Option<super::JointSample>,
 }
 
 impl Baseline {
@@ -243,6 +263,7 @@ impl Baseline {
             settings,
             features,
             outputs: Vec::new(),
+            joint: None,
         }
     }
 

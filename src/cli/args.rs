@@ -218,6 +218,10 @@ pub struct BuildArgs {
     /// Seed of the reservoir sampler.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Complete rows of the numeric features kept (a seeded uniform sample) for multivariate
+    /// tests against the baseline (`drift --multivariate`); 0 keeps none.
+    #[arg(long, default_value_t = crate::baseline::DEFAULT_JOINT_ROWS)]
+    pub joint_rows: usize,
     /// Count and report malformed lines instead of stopping at the first one.
     #[arg(long)]
     pub skip_invalid: bool,

@@ -22,6 +22,7 @@ pub(super) fn run_build(args: &BuildArgs) -> Result<CommandOutcome, CliError> {
         bins: args.bins,
         sample_cap: args.sample_cap,
         seed: args.seed,
+        joint_rows: args.joint_rows,
     };
     let built = match args.memory_mb {
         Some(mb) => {
@@ -107,6 +108,14 @@ pub(super) fn run_show(path: &Path) -> Result<CommandOutcome, CliError> {
     );
     for feature in &baseline.features {
         text.push_str(&profile_line(feature));
+    }
+    if let Some(joint) = &baseline.joint {
+        text.push_str(&format!(
+            "  joint sample: {} complete rows of {} numeric features (of {} complete records)\n",
+            joint.len(),
+            joint.features.len(),
+            joint.complete_rows
+        ));
     }
     if !baseline.outputs.is_empty() {
         text.push_str("  model outputs:\n");

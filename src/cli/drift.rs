@@ -52,6 +52,7 @@ pub(super) fn run_drift(args: &DriftArgs) -> Result<CommandOutcome, CliError> {
         current_info,
     );
     if let Some(reference_rows) = reference_rows {
+        same_columns(&args.reference, &reference, &current)?;
         let current_rows = numeric_rows(&current)
             .map_err(|e| CliError::Multivariate(format!("{}: {e}", args.current.display())))?;
         report.multivariate = multivariate(
@@ -85,12 +86,6 @@ fn reference(
 ) -> Result<(Baseline, DataInfo, Option<Array2<f64>>), CliError> {
     let source = Some(args.reference.display().to_string());
     let wants_rows = !args.multivariate.is_empty();
-    if wants_rows && Baseline::sniff(&args.reference) {
-        return Err(CliError::Multivariate(format!(
-            "{}: --multivariate needs the reference as a data file (JSONL or CSV); a baseline does not keep whole rows",
-            args.reference.display()
-        )));
-    }
     if Baseline::sniff(&args.reference) {
         let baseline = Baseline::load(&args.reference)?;
         let info = DataInfo {
@@ -100,7 +95,10 @@ fn reference(
             invalid_lines: baseline.source.invalid_lines,
             ..DataInfo::default()
         };
-        return Ok((baseline, info, None));
+        let rows = wants_rows
+            .then(|| joint_rows(&args.reference, &baseline))
+            .transpose()?;
+        return Ok((baseline, info, rows));
     }
     let options = ReadOptions {
         schema,
@@ -113,6 +111,7 @@ fn reference(
         bins: settings.bins,
         sample_cap: usize::MAX,
         seed: 0,
+        joint_rows: 0,
     };
     let info = DataInfo {
         source,
@@ -131,6 +130,39 @@ fn reference(
         info,
         rows,
     ))
+}
+
+/// The current data's numeric features are the columns of the baseline's joint sample (they
+/// differ when `--schema` changed them).
+fn same_columns(path: &Path, reference: &Baseline, current: &Dataset) -> Result<(), CliError> {
+    let Some(joint) = &reference.joint else {
+        return Ok(());
+    };
+    let numeric: Vec<&str> = (current.schema.features.iter())
+        .filter(|f| f.kind == crate::decode::FeatureKind::Numeric)
+        .map(|f| f.name.as_str())
+        .collect();
+    if numeric != joint.features {
+        return Err(CliError::Multivariate(format!(
+            "{}: the joint sample's features ({}) are not the current data's numeric features ({})",
+            path.display(),
+            joint.features.join(", "),
+            numeric.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// A baseline's joint sample of rows, as the reference of a multivariate test; an error
+/// when it has none.
+fn joint_rows(path: &Path, baseline: &Baseline) -> Result<Array2<f64>, CliError> {
+    let Some(joint) = &baseline.joint else {
+        return Err(CliError::Multivariate(format!(
+            "{}: this baseline keeps no joint sample of rows (built with --joint-rows 0, with fewer than two numeric features, or by an older driftgate); rebuild it, or give the training data file as the reference",
+            path.display()
+        )));
+    };
+    Ok(joint.rows().to_owned())
 }
 
 /// The current data, read with the reference's schema; it needs `--min-samples` records.

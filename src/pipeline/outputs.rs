@@ -63,5 +63,6 @@ fn baseline_header(baseline: &Baseline) -> Baseline {
         settings: baseline.settings,
         features: Vec::new(),
         outputs: Vec::new(),
+        joint: None,
     }
 }

@@ -18,9 +18,10 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 pub use super::infer::INFERENCE_RECORDS;
+use crate::baseline::{JointSample, RowReservoir};
 use crate::decode::{
-    BatchDecoder, Cell, Dataset, DecodeError, FeatureSpec, KindTally, Outputs, RecordBatch, Schema,
-    OUTPUT_FIELDS, RESERVED_FIELDS,
+    BatchDecoder, Cell, Dataset, DecodeError, FeatureSpec, KindTally, Outputs, RecordBatch,
+    RecordView, Schema, OUTPUT_FIELDS, RESERVED_FIELDS,
 };
 
 /// How many reasons for skipped lines a dataset keeps.
@@ -305,21 +306,88 @@ pub fn read_outputs(path: &Path, options: &ReadOptions) -> Result<Outputs, Decod
             scan_csv(path, &lenient, WHAT, &mut sink)?;
         }
         DataFormat::JsonLines => {
-            let decoder = BatchDecoder::new(&Schema { features: vec![] });
-            let mut batch = RecordBatch::new();
-            let input = BufReader::with_capacity(1 << 20, open(path, options, WHAT)?);
-            for line in std::io::BufRead::split(input, b'\n') {
-                let line = line.map_err(|source| DecodeError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                if decoder.decode(&line, &mut batch).is_ok() {
-                    (0..batch.len()).for_each(|i| outputs.push_record(&batch.record(i)));
-                }
-            }
+            let schema = Schema { features: vec![] };
+            each_jsonl_record(path, options, WHAT, &schema, |r| outputs.push_record(&r))?;
         }
     }
     Ok(outputs)
+}
+
+/// A uniform sample of at most `capacity` complete rows of the numeric `features` of a data
+/// file (records lacking a usable value of one are passed over); `None` when fewer than two
+/// rows or features. Lines that do not decode are passed over too.
+pub fn read_rows(
+    path: &Path,
+    options: &ReadOptions,
+    features: &[String],
+    capacity: usize,
+    seed: u64,
+) -> Result<Option<JointSample>, DecodeError> {
+    const WHAT: &str = "sampling the rows of";
+    let mut sample = RowReservoir::new(features.to_vec(), capacity, seed);
+    let number = |cell: Cell<'_>| match cell {
+        Cell::Number { value, .. } => Some(value),
+        Cell::Text(text) => text.trim().parse().ok(),
+        _ => None,
+    };
+    match format_of(path)? {
+        DataFormat::Csv => {
+            let mut at: Option<Vec<Option<usize>>> = None;
+            let mut sink = |Record { headers, row }: Record<'_>| {
+                let at = at.get_or_insert_with(|| {
+                    (features.iter())
+                        .map(|name| headers.iter().position(|h| h == name))
+                        .collect()
+                });
+                let cells = at.iter().map(|i| i.and_then(|i| row.get(i)));
+                sample.offer(cells.map(|text| text.and_then(|t| number(Cell::from_csv(t)))));
+                Flow::Continue
+            };
+            let lenient = ReadOptions {
+                skip_invalid: true,
+                ..options.clone()
+            };
+            scan_csv(path, &lenient, WHAT, &mut sink)?;
+        }
+        DataFormat::JsonLines => {
+            let schema = Schema {
+                features: (features.iter())
+                    .map(|name| FeatureSpec {
+                        name: name.clone(),
+                        kind: crate::decode::FeatureKind::Numeric,
+                    })
+                    .collect(),
+            };
+            each_jsonl_record(path, options, WHAT, &schema, |record| {
+                sample.offer(record.cells().map(number));
+            })?;
+        }
+    }
+    Ok(sample.finish())
+}
+
+/// Calls `f` with each record of a JSONL file decoded by `schema`, in order; lines that do not
+/// decode are passed over (the read of the features counts or refuses them).
+fn each_jsonl_record(
+    path: &Path,
+    options: &ReadOptions,
+    what: &str,
+    schema: &Schema,
+    mut f: impl FnMut(RecordView<'_>),
+) -> Result<(), DecodeError> {
+    let decoder = BatchDecoder::new(schema);
+    let mut batch = RecordBatch::new();
+    let input = BufReader::with_capacity(1 << 20, open(path, options, what)?);
+    for line in std::io::BufRead::split(input, b'\n') {
+        let line = line.map_err(|source| DecodeError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if decoder.decode(&line, &mut batch).is_ok() {
+            (0..batch.len()).for_each(|i| f(batch.record(i)));
+        }
+    }
+    Ok(())
 }
 
 /// Decodes a JSONL file into `dataset` with the service's decoder, on every core (see
