@@ -290,21 +290,9 @@ pub fn read_outputs(path: &Path, options: &ReadOptions) -> Result<Outputs, Decod
     const WHAT: &str = "reading the outputs of";
     let mut outputs = Outputs::adaptive();
     match format_of(path)? {
-        DataFormat::Csv => {
-            let mut at: Option<[Option<usize>; 2]> = None;
-            let mut sink = |Record { headers, row }: Record<'_>| {
-                let at = at.get_or_insert_with(|| {
-                    OUTPUT_FIELDS.map(|name| headers.iter().position(|h| h == name))
-                });
-                outputs.push_csv(at.map(|i| i.and_then(|i| row.get(i))));
-                Flow::Continue
-            };
-            let lenient = ReadOptions {
-                skip_invalid: true,
-                ..options.clone()
-            };
-            scan_csv(path, &lenient, WHAT, &mut sink)?;
-        }
+        DataFormat::Csv => each_csv_row(path, options, WHAT, &OUTPUT_FIELDS, |fields| {
+            outputs.push_csv([fields[0], fields[1]]);
+        })?,
         DataFormat::JsonLines => {
             let schema = Schema { features: vec![] };
             each_jsonl_record(path, options, WHAT, &schema, |r| outputs.push_record(&r))?;
@@ -332,22 +320,11 @@ pub fn read_rows(
     };
     match format_of(path)? {
         DataFormat::Csv => {
-            let mut at: Option<Vec<Option<usize>>> = None;
-            let mut sink = |Record { headers, row }: Record<'_>| {
-                let at = at.get_or_insert_with(|| {
-                    (features.iter())
-                        .map(|name| headers.iter().position(|h| h == name))
-                        .collect()
-                });
-                let cells = at.iter().map(|i| i.and_then(|i| row.get(i)));
-                sample.offer(cells.map(|text| text.and_then(|t| number(Cell::from_csv(t)))));
-                Flow::Continue
-            };
-            let lenient = ReadOptions {
-                skip_invalid: true,
-                ..options.clone()
-            };
-            scan_csv(path, &lenient, WHAT, &mut sink)?;
+            let names: Vec<&str> = features.iter().map(String::as_str).collect();
+            each_csv_row(path, options, WHAT, &names, |fields| {
+                let cells = fields.iter().map(|f| f.map(Cell::from_csv));
+                sample.offer(cells.map(|cell| cell.and_then(number)));
+            })?;
         }
         DataFormat::JsonLines => {
             let schema = Schema {
@@ -364,6 +341,35 @@ pub fn read_rows(
         }
     }
     Ok(sample.finish())
+}
+
+/// Calls `f` with each CSV row's fields of `names`, in that order (`None` for a column the file
+/// lacks); rows that cannot be read are passed over (the read of the features counts or
+/// refuses them).
+fn each_csv_row(
+    path: &Path,
+    options: &ReadOptions,
+    what: &str,
+    names: &[&str],
+    mut f: impl FnMut(&[Option<&str>]),
+) -> Result<(), DecodeError> {
+    let mut at: Option<Vec<Option<usize>>> = None;
+    let mut sink = |Record { headers, row }: Record<'_>| {
+        let at = at.get_or_insert_with(|| {
+            (names.iter())
+                .map(|name| headers.iter().position(|h| h == *name))
+                .collect()
+        });
+        let fields: Vec<Option<&str>> = at.iter().map(|i| i.and_then(|i| row.get(i))).collect();
+        f(&fields);
+        Flow::Continue
+    };
+    let lenient = ReadOptions {
+        skip_invalid: true,
+        ..options.clone()
+    };
+    scan_csv(path, &lenient, what, &mut sink)?;
+    Ok(())
 }
 
 /// Calls `f` with each record of a JSONL file decoded by `schema`, in order; lines that do not
