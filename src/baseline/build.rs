@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::{file_sha256, Baseline, BaselineError, BaselineSource, BuildSettings};
 use crate::decode::DecodeError;
 use crate::decode::FeatureKind;
-use crate::source::{read_dataset, read_outputs, read_rows, schema_of, ReadOptions};
+use crate::source::{read_dataset, read_extras, schema_of, ReadOptions};
 
 /// Why a baseline could not be built from a file.
 #[derive(Debug, thiserror::Error)]
@@ -82,14 +82,14 @@ pub fn build_from_file_within(
     let source = source.unwrap_or_default();
     // The id comes from the bytes written.
     let mut baseline = Baseline::of(features, settings, source);
-    baseline.profile_outputs(read_outputs(input, options)?);
     let numeric: Vec<String> = (schema.features.iter())
         .filter(|f| f.kind == FeatureKind::Numeric)
         .map(|f| f.name.clone())
         .collect();
-    if settings.joint_rows > 0 && numeric.len() >= 2 {
-        baseline.joint = read_rows(input, options, &numeric, settings.joint_rows, settings.seed)?;
-    }
+    let (outputs, joint) =
+        read_extras(input, options, &numeric, settings.joint_rows, settings.seed)?;
+    baseline.profile_outputs(outputs);
+    baseline.joint = joint;
     baseline.save(output)?;
     Ok(baseline)
 }

@@ -283,36 +283,22 @@ fn open(path: &Path, options: &ReadOptions, what: &str) -> Result<Box<dyn Read>,
     })
 }
 
-/// The model's outputs in a data file: its records' `prediction` and `label`, each numeric while
-/// its values are numbers (see [`Outputs::adaptive`]). Lines that do not decode are passed over:
-/// reading the features counts or refuses them.
-pub fn read_outputs(path: &Path, options: &ReadOptions) -> Result<Outputs, DecodeError> {
-    const WHAT: &str = "reading the outputs of";
-    let mut outputs = Outputs::adaptive();
-    match format_of(path)? {
-        DataFormat::Csv => each_csv_row(path, options, WHAT, &OUTPUT_FIELDS, |fields| {
-            outputs.push_csv([fields[0], fields[1]]);
-        })?,
-        DataFormat::JsonLines => {
-            let schema = Schema { features: vec![] };
-            each_jsonl_record(path, options, WHAT, &schema, |r| outputs.push_record(&r))?;
-        }
-    }
-    Ok(outputs)
-}
-
-/// A uniform sample of at most `capacity` complete rows of the numeric `features` of a data
-/// file (records lacking a usable value of one are passed over); `None` when fewer than two
-/// rows or features. Lines that do not decode are passed over too.
-pub fn read_rows(
+/// What a baseline keeps besides the features' profiles, read in one more pass over a data
+/// file: the model's outputs (its records' `prediction` and `label`, each numeric while its values
+/// are numbers, see [`Outputs::adaptive`]) and a uniform sample of at most `joint_rows` complete
+/// rows of the numeric `features` (records lacking a usable value of one are passed over; `None`
+/// when fewer than two rows or features). Lines that do not decode are passed over: reading the
+/// features counts or refuses them.
+pub fn read_extras(
     path: &Path,
     options: &ReadOptions,
     features: &[String],
-    capacity: usize,
+    joint_rows: usize,
     seed: u64,
-) -> Result<Option<JointSample>, DecodeError> {
-    const WHAT: &str = "sampling the rows of";
-    let mut sample = RowReservoir::new(features.to_vec(), capacity, seed);
+) -> Result<(Outputs, Option<JointSample>), DecodeError> {
+    const WHAT: &str = "reading the outputs and rows of";
+    let mut outputs = Outputs::adaptive();
+    let mut sample = RowReservoir::new(features.to_vec(), joint_rows, seed);
     let number = |cell: Cell<'_>| match cell {
         Cell::Number { value, .. } => Some(value),
         Cell::Text(text) => text.trim().parse().ok(),
@@ -320,9 +306,12 @@ pub fn read_rows(
     };
     match format_of(path)? {
         DataFormat::Csv => {
-            let names: Vec<&str> = features.iter().map(String::as_str).collect();
+            let names: Vec<&str> = (OUTPUT_FIELDS.iter().copied())
+                .chain(features.iter().map(String::as_str))
+                .collect();
             each_csv_row(path, options, WHAT, &names, |fields| {
-                let cells = fields.iter().map(|f| f.map(Cell::from_csv));
+                outputs.push_csv([fields[0], fields[1]]);
+                let cells = fields[2..].iter().map(|f| f.map(Cell::from_csv));
                 sample.offer(cells.map(|cell| cell.and_then(number)));
             })?;
         }
@@ -336,11 +325,12 @@ pub fn read_rows(
                     .collect(),
             };
             each_jsonl_record(path, options, WHAT, &schema, |record| {
+                outputs.push_record(&record);
                 sample.offer(record.cells().map(number));
             })?;
         }
     }
-    Ok(sample.finish())
+    Ok((outputs, sample.finish()))
 }
 
 /// Calls `f` with each CSV row's fields of `names`, in that order (`None` for a column the file

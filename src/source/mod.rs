@@ -11,4 +11,4 @@ pub mod progress;
 pub mod range;
 pub mod readiness;
 
-pub use file::{read_dataset, read_outputs, read_rows, schema_of, DataFormat, ReadOptions};
+pub use file::{read_dataset, read_extras, schema_of, DataFormat, ReadOptions};
