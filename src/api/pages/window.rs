@@ -78,11 +78,11 @@ pub fn body(
         }
         h2 { "Features" }
         div.legend { span { span.swatch.ref {} "reference" } span { span.swatch.cur {} "current window" } }
-        div.features { @for feature in ordered(&report.features) { (feature_card(feature)) } }
+        div.features { @for feature in ordered(&report.features) { (feature_card(feature, "feature")) } }
         @if !report.outputs.is_empty() {
             h2 { "Model outputs" }
             p.muted { "The window's predictions and labels against the training data's." }
-            div.features { @for output in &report.outputs { (feature_card(output)) } }
+            div.features { @for output in &report.outputs { (feature_card(output, "output")) } }
         }
     }
 }
@@ -159,10 +159,11 @@ fn ordered(features: &[Feature]) -> Vec<&Feature> {
     drifted
 }
 
-fn feature_card(feature: &Feature) -> Markup {
+/// A feature's card (or a model output's: `kind` is the id's prefix, `feature` or `output`).
+fn feature_card(feature: &Feature, kind: &str) -> Markup {
     let outcome = &feature.drift;
     html! {
-        div.card.feature.(if outcome.detected { "drift" } else { "" }) id={ "feature-" (segment(&feature.name)) } data-drift=(outcome.detected) {
+        div.card.feature.(if outcome.detected { "drift" } else { "" }) id={ (kind) "-" (segment(&feature.name)) } data-drift=(outcome.detected) {
             h3 { span { (feature.name) " " span.muted { (feature.kind) } }
                 @if outcome.detected { (pill("drift")) } @else if feature.status == "ok" { (pill("ok")) } @else { (pill("insufficient data")) } }
             @if let Some(reason) = &feature.reason { p.reason { (reason) } }
