@@ -301,13 +301,7 @@ fn performance(
             return None;
         }
     };
-    let Some(criterion) = criterion? else {
-        problems.add(
-            key,
-            format!("{metric_name} needs a criterion: `above`, `below`, `quantile` or `rolling`"),
-        );
-        return None;
-    };
+    let criterion = signal_criterion(metric, criterion?, key, problems)?;
     Some(Signal {
         source: Source::Performance,
         metric,
@@ -344,19 +338,7 @@ fn output(
         );
         return None;
     };
-    let criterion = match (criterion?, metric) {
-        (Some(criterion), _) => criterion,
-        (None, Metric::Detected) => Criterion::IsTrue,
-        (None, _) => {
-            problems.add(
-                key,
-                format!(
-                    "{metric_name} needs a criterion: `above`, `below`, `quantile` or `rolling`"
-                ),
-            );
-            return None;
-        }
-    };
+    let criterion = signal_criterion(metric, criterion?, key, problems)?;
     Some(Signal {
         source: Source::Output(name.to_string()),
         metric,
