@@ -246,14 +246,7 @@ impl Drop for Instances {
     }
 }
 
-/// The stored windows' reports by index.
 /// How many instances hold partitions.
-/// Partitions some instance has claimed (and committed a state for).
-fn claimed(db: &mut postgres::Client) -> i64 {
-    db.query_one("SELECT COUNT(*) FROM partitions", &[])
-        .map_or(0, |row| row.get(0))
-}
-
 fn holders(db: &mut postgres::Client) -> i64 {
     db.query_one("SELECT COUNT(DISTINCT lineage) FROM partitions", &[])
         .map_or(0, |row| row.get(0))
@@ -268,7 +261,7 @@ fn merger(db: &mut postgres::Client) -> usize {
     owner[1..2].parse().unwrap()
 }
 
-/// Nothing before an instance created the schema.
+/// The stored windows' reports by index; nothing before an instance created the schema.
 fn stored(db: &mut postgres::Client) -> Vec<(i64, String, serde_json::Value)> {
     let rows = db.query("SELECT idx, tag, report FROM windows ORDER BY idx", &[]);
     rows.unwrap_or_default()
@@ -307,19 +300,8 @@ fn scenario(broker: &str, topic: &str, server: &str, kills: usize) {
     for i in 0..3 {
         instances.start(i);
     }
-    // Every partition claimed before the stream flows. The merger waits for the partitions it
-    // knows of (their rows in the store); one no instance has claimed yet holds nothing back, so
-    // an instance slow to join would see its partitions' first records turn late. Known gap: the
-    // merger should know the topic's partition count.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while claimed(&mut db) < i64::from(PARTITIONS) {
-        instances.alive();
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for the partitions to be claimed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // The stream flows at once, while the instances are still joining: the merger waits until
+    // every partition of the topic has an owner in the store, so no first record turns late.
     let producer = {
         let (broker, topic) = (broker.to_string(), topic.to_string());
         std::thread::spawn(move || produce(&broker, &topic))

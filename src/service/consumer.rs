@@ -223,23 +223,57 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a probe waits for the brokers' answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Until `stop`, asks the brokers for `topic`'s metadata every [`PROBE_INTERVAL`] and tells
-/// readiness whether they answered within [`PROBE_TIMEOUT`]. Runs beside the consumer loop (a
-/// paused broker blocks the probe, never the loop).
-pub(super) fn probe_brokers(consumer: &BaseConsumer<Context>, topic: &str, stop: &AtomicBool) {
+/// The partition count of each stream's topic, as the brokers last answered: the merger of a
+/// stream whose windows span instances waits until every partition has an owner in the store.
+#[derive(Debug, Default)]
+pub(super) struct PartitionCounts(Mutex<std::collections::BTreeMap<String, usize>>);
+
+impl PartitionCounts {
+    /// How many partitions `topic` has; `None` until the brokers said.
+    pub(super) fn of(&self, topic: &str) -> Option<usize> {
+        lock(&self.0).get(topic).copied()
+    }
+
+    fn learn(&self, metadata: &rdkafka::metadata::Metadata, topic: &str) {
+        let known = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len())
+            .filter(|&n| n > 0);
+        if let Some(count) = known {
+            lock(&self.0).insert(topic.to_string(), count);
+        }
+    }
+}
+
+/// Until `stop`, asks the brokers for the metadata of `topics` every [`PROBE_INTERVAL`]: tells
+/// readiness whether they answered within [`PROBE_TIMEOUT`], and `counts` how many partitions
+/// each topic has. Runs beside the consumer loop (a paused broker blocks the probe, never the
+/// loop).
+pub(super) fn probe_brokers(
+    consumer: &BaseConsumer<Context>,
+    topics: &[&str],
+    counts: &PartitionCounts,
+    stop: &AtomicBool,
+) {
     let readiness = &consumer.context().readiness;
     let mut next = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         if Instant::now() >= next {
-            let outcome = consumer
-                .fetch_metadata(Some(topic), PROBE_TIMEOUT)
-                .map(|_| ())
-                .map_err(|e| {
-                    format!(
-                        "the Kafka brokers at {} (kafka.bootstrap_servers) did not answer a metadata request within {PROBE_TIMEOUT:?}: {e}",
-                        readiness.bootstrap_servers()
-                    )
-                });
+            let mut outcome = Ok(());
+            for topic in topics {
+                match consumer.fetch_metadata(Some(topic), PROBE_TIMEOUT) {
+                    Ok(metadata) => counts.learn(&metadata, topic),
+                    Err(e) => {
+                        outcome = Err(format!(
+                            "the Kafka brokers at {} (kafka.bootstrap_servers) did not answer a metadata request within {PROBE_TIMEOUT:?}: {e}",
+                            readiness.bootstrap_servers()
+                        ));
+                        break;
+                    }
+                }
+            }
             readiness.probed(outcome);
             next = Instant::now() + PROBE_INTERVAL;
         }

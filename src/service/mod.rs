@@ -107,6 +107,8 @@ struct Service {
     readiness: Arc<Readiness>,
     /// Whether instances share the store.
     shared: bool,
+    /// The streams' topics' partition counts, learnt by the broker probe.
+    partition_counts: Arc<consumer::PartitionCounts>,
 }
 
 /// Runs the service until `stop` is set, then checkpoints, commits and returns. `path` is the
@@ -142,6 +144,7 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
         runs: &runs,
         holder: shared::holder(fence.as_ref()),
     };
+    let partition_counts = Arc::new(consumer::PartitionCounts::default());
     let api = workers::api_state(&config, &shared, &readiness, reload_sender);
     let workers = workers::Workers::start(&config, brokers.servers(), shared, api, &stop)?;
     let service = Arc::new(Mutex::new(Service {
@@ -158,15 +161,14 @@ pub fn run(config: ServiceConfig, path: &Path, stop: Arc<AtomicBool>) -> Result<
         outage: None,
         readiness: Arc::clone(&readiness),
         shared: config.store.is_shared(),
+        partition_counts: Arc::clone(&partition_counts),
     }));
     let consumer =
         consumer::subscribe(&config, brokers.servers(), Arc::clone(&service), readiness)?;
     let probe_stop = AtomicBool::new(false);
+    let topics: Vec<&str> = config.streams.iter().map(|s| s.topic.as_str()).collect();
     std::thread::scope(|scope| {
-        let topic = config.streams.first().map(|s| s.topic.as_str());
-        if let Some(topic) = topic {
-            scope.spawn(|| consumer::probe_brokers(&consumer, topic, &probe_stop));
-        }
+        scope.spawn(|| consumer::probe_brokers(&consumer, &topics, &partition_counts, &probe_stop));
         if let Some(fence) = &fence {
             scope.spawn(|| shared::heartbeat(&config, fence, &probe_stop, &lost));
         }

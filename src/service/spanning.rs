@@ -67,6 +67,13 @@ fn watermark(slot: &Slot, checkpoint: &crate::pipeline::Checkpoint, idle: Durati
     slot.watermark
 }
 
+/// Keeps `merger` in the stream's spanning state.
+fn spanning_merger(spanning: &mut Option<Spanning>, merger: Merger) {
+    if let Some(spanning) = spanning.as_mut() {
+        spanning.merger = Some(merger);
+    }
+}
+
 /// Whether partition `key` was read to the end the consumer last heard of: its next offset at
 /// or past the high watermark; never read, an empty partition (low = high). Unknown ends are
 /// not caught up.
@@ -302,9 +309,15 @@ impl Service {
                 .policies_mut()
                 .restore(merger.policies.clone());
         }
+        let topic = &self.streams.processors[index].settings().topic;
+        let Some(partitions) = self.partition_counts.of(topic) else {
+            tracing::debug!(stream = %stream, "the topic's partition count is not known yet; merging waits");
+            spanning_merger(&mut self.streams.spanning[index], merger);
+            return Ok(false);
+        };
         let mut committed = false;
         loop {
-            let ready = match self.store.ready_interval(&merger) {
+            let ready = match self.store.ready_interval(&merger, partitions) {
                 Ok(Some(ready)) => ready,
                 Ok(None) => break,
                 Err(err) => {
@@ -324,9 +337,7 @@ impl Service {
                 }
             }
         }
-        if let Some(spanning) = self.streams.spanning[index].as_mut() {
-            spanning.merger = Some(merger);
-        }
+        spanning_merger(&mut self.streams.spanning[index], merger);
         Ok(committed)
     }
 

@@ -179,11 +179,24 @@ impl Store {
         Ok(())
     }
 
-    /// The earliest interval of `stream` whose parts are all in: every partition's watermark is
-    /// at or past its end. `None` when there is none yet.
-    pub fn ready_interval(&self, merger: &Merger) -> Result<Option<ReadyInterval>, StoreError> {
+    /// The earliest interval of `stream` whose parts are all in: each of the topic's
+    /// `partitions` has been claimed and its watermark is at or past the interval's end. `None`
+    /// when there is none yet.
+    pub fn ready_interval(
+        &self,
+        merger: &Merger,
+        partitions: usize,
+    ) -> Result<Option<ReadyInterval>, StoreError> {
         let stream = merger.stream.as_str();
         let after = merger.merged_until.unwrap_or(i64::MIN);
+        let claimed = self.db.query_opt(
+            "SELECT COUNT(*) FROM partitions WHERE stream = $1",
+            values![stream],
+        )?;
+        let claimed = claimed.map_or(Ok(0), |row| row.get::<i64>(0))?;
+        if usize::try_from(claimed).unwrap_or(0) < partitions {
+            return Ok(None);
+        }
         let row = self.db.query_opt(
             "SELECT start_ms, end_ms FROM window_parts WHERE stream = $1 AND end_ms > $2
              ORDER BY start_ms, end_ms LIMIT 1",
@@ -440,24 +453,34 @@ mod tests {
         a.commit_partition("s", "t/1", &p1.checkpoint(), start(&p1), &[])
             .unwrap();
         assert_eq!(
-            a.ready_interval(&merger).unwrap(),
+            a.ready_interval(&merger, 2).unwrap(),
             None,
             "t/1 is inside the interval"
         );
         let (p1, closed1) = cut(1, &[1200, 2300]);
         a.commit_partition("s", "t/1", &p1.checkpoint(), start(&p1), &closed1)
             .unwrap();
-        // A partition whose watermark is not known yet holds every interval back.
+        // A partition nobody has claimed yet holds every interval back, ...
+        assert_eq!(
+            a.ready_interval(&merger, 3).unwrap(),
+            None,
+            "t/2 has no owner yet"
+        );
+        assert!(a.ready_interval(&merger, 2).unwrap().is_some());
+        // ... and so does one whose watermark is not known yet.
         a.claim_partitions("s", &["t/2".to_string()]).unwrap();
         assert_eq!(
-            a.ready_interval(&merger).unwrap(),
+            a.ready_interval(&merger, 3).unwrap(),
             None,
             "t/2 is not known yet"
         );
         let idle = StreamProcessor::new(settings(), None).unwrap();
         a.commit_partition("s", "t/2", &idle.checkpoint(), Some(5000), &[])
             .unwrap();
-        let ready = a.ready_interval(&merger).unwrap().expect("all are past it");
+        let ready = a
+            .ready_interval(&merger, 3)
+            .unwrap()
+            .expect("all are past it");
         assert_eq!((ready.start_ms, ready.end_ms), (1000, 2000));
         let names: Vec<&str> = ready.parts.iter().map(|p| p.part.as_str()).collect();
         assert_eq!(names, ["t/0", "t/1"]);
@@ -476,7 +499,7 @@ mod tests {
             .unwrap();
         assert_eq!(a.latest_windows("s", 10).unwrap()[0].index, 0);
         assert_eq!(
-            a.ready_interval(&after).unwrap(),
+            a.ready_interval(&after, 3).unwrap(),
             None,
             "its parts are consumed"
         );
@@ -519,7 +542,7 @@ mod tests {
         a.commit_partition("s", "t/1", &p1.checkpoint(), start(&p1), &next)
             .unwrap();
         let ready = b
-            .ready_interval(&taken)
+            .ready_interval(&taken, 3)
             .unwrap()
             .expect("both are past 3000");
         assert_eq!((ready.start_ms, ready.late.len()), (2000, 1));
