@@ -65,6 +65,7 @@ fn processor(window: WindowSpec) -> StreamProcessor {
         drift: DriftSettings::default(),
         keep_records: None,
         summarise_after: None,
+        multivariate: Default::default(),
     };
     with_policies(StreamProcessor::new(settings, None).unwrap())
 }

@@ -63,6 +63,7 @@ fn settings(summarise_after: Option<u64>) -> StreamSettings {
         drift: DriftSettings::default(),
         keep_records: Some(true),
         summarise_after,
+        multivariate: Default::default(),
     }
 }
 

@@ -51,6 +51,7 @@ fn settings() -> StreamSettings {
         drift: DriftSettings::default(),
         keep_records: None,
         summarise_after: None,
+        multivariate: Default::default(),
     }
 }
 

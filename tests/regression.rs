@@ -50,6 +50,7 @@ fn settings(window: WindowSpec) -> StreamSettings {
         drift: DriftSettings::default(),
         keep_records: None,
         summarise_after: None,
+        multivariate: Default::default(),
     }
 }
 

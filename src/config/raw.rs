@@ -410,6 +410,16 @@ pub struct RawDrift {
     /// Features with fewer usable values in a window are not tested.
     #[serde(default = "default_min_samples")]
     pub min_samples: u64,
+    /// Multivariate tests of the stream's numeric features together, each window against the
+    /// baseline's sample of complete rows: `["mmd", "pca"]` (MMD² with a permutation p-value;
+    /// PCA reconstruction error). Empty (default): none. Needs at least two numeric features
+    /// and a baseline built with a sample of rows (`--joint-rows`, on by default).
+    #[serde(default)]
+    pub multivariate: Vec<crate::drift::multivariate::Multivariate>,
+    /// Complete rows (every numeric feature usable) a window samples uniformly for the
+    /// multivariate tests; memory and checkpoints grow with it. MMD compares 500 of them.
+    #[serde(default = "default_multivariate_rows")]
+    pub multivariate_rows: usize,
 }
 
 impl Default for RawDrift {
@@ -426,8 +436,15 @@ impl Default for RawDrift {
             correction: d.correction,
             drift_share: d.drift_share,
             min_samples: d.min_samples,
+            multivariate: Vec::new(),
+            multivariate_rows: default_multivariate_rows(),
         }
     }
+}
+
+/// Enough rows for PCA's reconstruction error and MMD's 500, at a few hundred kB per window.
+fn default_multivariate_rows() -> usize {
+    crate::window::DEFAULT_WINDOW_ROWS
 }
 
 /// The conventional 5% level.

@@ -503,9 +503,17 @@ fn validate_stream(
             problems.add(format!("{key}.drift"), message);
         }
     }
+    let multivariate = crate::pipeline::MultivariateSettings {
+        methods: stream.drift.multivariate.clone(),
+        rows: stream.drift.multivariate_rows,
+    };
     let baseline_path = PathBuf::from(&stream.baseline);
     let baseline = match Baseline::load(&baseline_path) {
         Ok(baseline) => {
+            let plan = crate::pipeline::MultivariatePlan::of(&multivariate, &schema, &baseline);
+            if let Err(message) = plan {
+                problems.add(format!("{key}.drift.multivariate"), message);
+            }
             for mismatch in baseline.mismatches(&stream.features) {
                 let message = match mismatch.strip_suffix("is not in the baseline") {
                     Some(head) => format!("{head}is not in the baseline {}", stream.baseline),
@@ -535,6 +543,7 @@ fn validate_stream(
         drift,
         keep_records: stream.keep_records,
         summarise_after: stream.summarise_after,
+        multivariate,
     })
 }
 

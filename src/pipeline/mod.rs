@@ -27,6 +27,7 @@
 
 mod background;
 pub mod checkpoint;
+pub mod multivariate;
 pub mod output;
 mod outputs;
 pub mod parts;
@@ -47,6 +48,7 @@ use checkpoint::Restored;
 use report::ReportMaker;
 
 pub use checkpoint::{Checkpoint, MessageCounts};
+pub use multivariate::{MultivariatePlan, MultivariateSettings};
 pub use output::{JudgedWindow, Message, Outcome};
 pub use parts::WindowPart;
 pub(crate) use report::rfc3339;
@@ -77,6 +79,8 @@ pub struct StreamProcessor {
     /// In part mode ([`parts`]): the open window's prediction errors with their times, for its
     /// part.
     open_errors: Option<Vec<(i64, PredictionError)>>,
+    /// The multivariate tests on the current baseline, when the stream runs any.
+    multivariate: Option<Arc<MultivariatePlan>>,
 }
 
 impl StreamProcessor {
@@ -99,6 +103,7 @@ impl StreamProcessor {
             reporter: None,
             tag: String::new(),
             open_errors: restored.open_errors,
+            multivariate: None,
         };
         // A window closed before the checkpoint but not reported is reported first, once the
         // policies and the baseline are set.
@@ -163,10 +168,14 @@ impl StreamProcessor {
         self.keep_outputs();
     }
 
-    /// Windows keep the model outputs the baseline profiles, to compare them with it.
+    /// Windows keep the model outputs the baseline profiles, to compare them with it, and the
+    /// sample of rows the multivariate tests on it need.
     fn keep_outputs(&mut self) {
         let outputs = self.settings.baseline.outputs_schema();
         self.windower.keep_outputs(&outputs.features);
+        self.multivariate = multivariate::plan_of(&self.settings).map(Arc::new);
+        let sample = (self.multivariate.as_ref()).map(|plan| plan.sample(self.settings.drift.seed));
+        self.windower.keep_joint(sample);
     }
 
     /// Folds big windows' numeric columns into summaries on the current baseline, when the
@@ -372,6 +381,7 @@ impl StreamProcessor {
             baseline: Arc::clone(&self.settings.baseline),
             baseline_source: self.settings.baseline_path.display().to_string(),
             settings: self.settings.drift.clone(),
+            multivariate: self.multivariate.clone(),
             threads: drift::Threads::Spread,
         }
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::baseline::Baseline;
+use crate::drift::multivariate::{Multivariate, MultivariateOutcome};
 use crate::drift::{self, DataInfo, DatasetSummary, DriftReport, FeatureReport, Tests};
 use crate::policy::{Metric, Readings, Source, WindowSpan};
 use crate::window::{ClosedWindow, OffsetRange};
@@ -25,6 +26,10 @@ pub struct WindowReport {
     /// profiles of them, each a feature report; absent when the baseline has none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<FeatureReport>,
+    /// The multivariate tests of the numeric features together, by method (`mmd`, `pca`);
+    /// absent when the stream runs none or the window has too few complete rows.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub multivariate: BTreeMap<Multivariate, MultivariateOutcome>,
     /// The drift report, as `driftgate drift` prints it.
     #[serde(flatten)]
     pub drift: DriftReport,
@@ -74,6 +79,8 @@ pub(super) struct ReportMaker {
     pub(super) baseline: Arc<Baseline>,
     pub(super) baseline_source: String,
     pub(super) settings: drift::DriftSettings,
+    /// The stream's multivariate tests, if any.
+    pub(super) multivariate: Option<Arc<super::MultivariatePlan>>,
     /// Inline reports spread the features over the cores; background reports keep to their
     /// thread, beside the one decoding.
     pub(super) threads: drift::Threads,
@@ -132,9 +139,13 @@ impl ReportMaker {
             window.records,
             &self.settings,
         );
+        let multivariate = (self.multivariate.as_ref())
+            .map(|plan| plan.outcomes(window, &self.settings))
+            .unwrap_or_default();
         WindowReport {
             stream: self.stream.clone(),
             outputs,
+            multivariate,
             performance: Performance {
                 labelled: window.labelled,
                 correct: window.correct,
@@ -183,6 +194,15 @@ impl Readings for WindowReport {
             Source::Output(name) => {
                 let output = self.outputs.iter().find(|f| f.name == *name)?;
                 feature_value(output, metric)
+            }
+            Source::Multivariate(method) => {
+                let outcome = self.multivariate.get(method)?;
+                match metric {
+                    Metric::Detected => Some(f64::from(u8::from(outcome.drift))),
+                    Metric::PValue => Some(outcome.p_value),
+                    Metric::Statistic => Some(outcome.statistic),
+                    _ => None,
+                }
             }
             _ => None,
         };
@@ -319,6 +339,7 @@ pub(crate) mod fixture {
         let tested = features.len();
         WindowReport {
             outputs: Vec::new(),
+            multivariate: BTreeMap::new(),
             stream: "payments".into(),
             window: WindowMeta {
                 index: 7,
@@ -429,6 +450,16 @@ mod tests {
         let mut prediction = report.drift.features[0].clone();
         prediction.name = "prediction".into();
         report.outputs = vec![prediction];
+        let outcome = MultivariateOutcome {
+            statistic: 0.25,
+            p_value: 0.01,
+            threshold: 0.1,
+            drift: true,
+            features: 2,
+            reference_rows: 500,
+            current_rows: 300,
+        };
+        report.multivariate.insert(Multivariate::Mmd, outcome);
         report
     }
 
@@ -458,6 +489,7 @@ mod tests {
             M::Accuracy,
             M::ErrorRate,
             M::Labelled,
+            M::Statistic,
         ];
         let sources = [
             Source::Feature("amount".into()),
@@ -466,6 +498,8 @@ mod tests {
             Source::Dataset,
             Source::Performance,
             Source::Output("prediction".into()),
+            Source::Multivariate(Multivariate::Mmd),
+            Source::Multivariate(Multivariate::Pca),
         ];
         let mut read = 0;
         for source in &sources {

@@ -35,4 +35,6 @@ pub struct StreamSettings {
     /// Values per numeric feature a window holds before folding them into a summary; `None`:
     /// where the summary is the smaller; `Some(0)`: never.
     pub summarise_after: Option<u64>,
+    /// Multivariate tests of the windows' numeric features together.
+    pub multivariate: super::MultivariateSettings,
 }

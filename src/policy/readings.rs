@@ -66,10 +66,13 @@ mod json {
                 Source::Performance => self.get("performance")?,
                 Source::Output(name) => (self.get("outputs")?.as_array()?.iter())
                     .find(|f| f.get("name").and_then(Value::as_str) == Some(name))?,
+                Source::Multivariate(method) => self.get("multivariate")?.get(method.as_str())?,
                 _ => return None,
             };
             let pointer = match (source, metric) {
                 (Source::Dataset, Metric::Detected) => "/detected",
+                (Source::Multivariate(_), Metric::Detected) => "/drift",
+                (Source::Multivariate(_), Metric::PValue) => "/p_value",
                 (_, metric) => metric.pointer(),
             };
             match base.pointer(pointer)? {

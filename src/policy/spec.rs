@@ -163,6 +163,9 @@ impl Signal {
             Source::Regret(regret) => format!("regret/{}", regret.measure.name()),
             Source::Performance => format!("performance/{}", self.metric.name()),
             Source::Output(name) => format!("output/{name}/{}", self.metric.name()),
+            Source::Multivariate(method) => {
+                format!("multivariate/{}/{}", method.as_str(), self.metric.name())
+            }
             Source::Detector(params, loss) => detector_series(params, *loss),
         }
     }
@@ -176,6 +179,10 @@ impl Signal {
             Source::Regret(_) => "regret",
             Source::Performance => "performance",
             Source::Output(name) => name,
+            Source::Multivariate(method) => match method {
+                crate::drift::multivariate::Multivariate::Mmd => "multivariate (mmd)",
+                crate::drift::multivariate::Multivariate::Pca => "multivariate (pca)",
+            },
             Source::Detector(params, Loss::ZeroOne) => match params {
                 DetectorParams::PageHinkley(_) => "errors (page_hinkley)",
                 DetectorParams::Adwin(_) => "errors (adwin)",
@@ -324,6 +331,8 @@ pub enum Source {
     /// A model output's drift against the baseline: `prediction` or `label`, read like a
     /// feature.
     Output(String),
+    /// A multivariate test of the window's numeric features together (`mmd`, `pca`).
+    Multivariate(crate::drift::multivariate::Multivariate),
     /// A change detector (Page-Hinkley or ADWIN) on the per-record error stream, each labelled
     /// record's error scored by the loss (zero-one by default), across windows.
     Detector(DetectorParams, Loss),
@@ -383,6 +392,8 @@ pub enum Metric {
     Rmse,
     /// Changes a detector signalled on the error stream during the window.
     Changes,
+    /// A multivariate test's statistic (MMD², or the mean reconstruction error).
+    Statistic,
 }
 
 /// Metric names as written in policy files, with the kinds of source they apply to.
@@ -418,6 +429,7 @@ const METRICS: &[(&str, Metric, Applies)] = &[
     ("labelled", Metric::Labelled, Applies::Performance),
     ("mae", Metric::Mae, Applies::Performance),
     ("rmse", Metric::Rmse, Applies::Performance),
+    ("statistic", Metric::Statistic, Applies::Multivariate),
     ("changes", Metric::Changes, Applies::Detector),
 ];
 
@@ -440,6 +452,8 @@ pub enum Applies {
     Performance,
     /// A change detector on the error stream (`page_hinkley`, `adwin`).
     Detector,
+    /// A multivariate test (`multivariate`); `p_value` and `detected` apply too.
+    Multivariate,
 }
 
 impl Metric {
@@ -465,7 +479,7 @@ impl Metric {
     }
 
     /// Where the number sits in a feature report (or, for dataset metrics, in the report's
-    /// `dataset` object), as a JSON pointer.
+    /// `dataset` object; for multivariate ones, in the method's object), as a JSON pointer.
     pub fn pointer(self) -> &'static str {
         match self {
             Metric::Detected => "/drift/detected",
@@ -491,6 +505,7 @@ impl Metric {
             Metric::Rmse => "/rmse",
             // Counted by the engine from the records.
             Metric::Changes => "",
+            Metric::Statistic => "/statistic",
         }
     }
 }

@@ -360,6 +360,7 @@ mod tests {
             drift: Default::default(),
             keep_records: Some(false),
             summarise_after: Some(0),
+            multivariate: Default::default(),
         }
     }
 

@@ -101,6 +101,14 @@ fn absorb(merged: &mut ClosedWindow, part: ClosedWindow) -> Result<(), MergeErro
     merged.residuals.merge(&part.residuals);
     (merged.outputs.append(part.outputs))
         .map_err(|err| MergeError::new(format!("outputs: {err}")))?;
+    merged.joint = match (merged.joint.take(), part.joint) {
+        (Some(mut joint), Some(more)) => {
+            (joint.merge(more)).map_err(|err| MergeError::new(format!("rows: {err}")))?;
+            Some(joint)
+        }
+        // A part without its sample leaves the window's incomplete: none is kept.
+        _ => None,
+    };
     for (key, range) in part.offsets {
         let span = merged.offsets.entry(key).or_insert(range);
         span.first = span.first.min(range.first);

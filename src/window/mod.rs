@@ -20,12 +20,14 @@
 //! counted in the open window and in its `late_records`. Windows are never reopened, so nothing
 //! is reported twice.
 
+pub mod joint;
 mod merge;
 mod residuals;
 mod state;
 pub mod summary;
 mod tumbling;
 
+pub use joint::{WindowRows, DEFAULT_WINDOW_ROWS};
 pub use merge::{merge_parts, MergeError};
 pub use residuals::Residuals;
 pub use state::{ClosedWindow, OffsetRange, OpenWindow, WindowError};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::joint::WindowRows;
 use super::residuals::Residuals;
 use super::summary::{Layouts, WindowSummaries};
 use crate::decode::{Column, Dataset, Outputs, Schema};
@@ -40,6 +41,9 @@ pub struct OpenWindow {
     /// The records' `prediction` and `label` values, when the baseline profiles them.
     #[serde(default, skip_serializing_if = "Outputs::is_empty")]
     pub outputs: Outputs,
+    /// A sample of complete numeric rows, when the stream runs multivariate tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joint: Option<WindowRows>,
     /// Start time (duration windows: the aligned start; count windows: the earliest record).
     pub start_ms: Option<i64>,
     /// End time (duration windows: the aligned end, exclusive; count windows: the latest record).
@@ -77,6 +81,8 @@ pub struct ClosedWindow {
     pub residuals: Residuals,
     /// The records' `prediction` and `label` values, when the baseline profiles them.
     pub outputs: Outputs,
+    /// A sample of complete numeric rows, when the stream runs multivariate tests.
+    pub joint: Option<WindowRows>,
     /// Start time, epoch milliseconds.
     pub start_ms: Option<i64>,
     /// End time, epoch milliseconds.
@@ -104,6 +110,7 @@ impl ClosedWindow {
             correct: self.correct,
             residuals: self.residuals,
             outputs: self.outputs.clone(),
+            joint: self.joint.clone(),
             start_ms: self.start_ms,
             end_ms: self.end_ms,
             offsets: self.offsets.clone(),
@@ -131,6 +138,7 @@ impl ClosedWindow {
             correct: state.correct,
             residuals: state.residuals,
             outputs: state.outputs,
+            joint: state.joint,
             start_ms: state.start_ms,
             end_ms: state.end_ms,
             offsets: state.offsets,
@@ -206,6 +214,7 @@ pub(super) fn empty_state(index: u64, open: &Dataset) -> OpenWindow {
         correct: 0,
         residuals: Residuals::default(),
         outputs: Outputs::default(),
+        joint: None,
         start_ms: None,
         end_ms: None,
         offsets: BTreeMap::new(),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::joint::WindowRows;
 use super::state::{dataset_of, empty_state, ClosedWindow, OffsetRange, OpenWindow, WindowError};
 use super::summary::{Layouts, WindowSummaries};
 use crate::decode::{Column, Dataset, FeatureSpec, Outputs, RecordView, Schema};
@@ -54,6 +55,8 @@ pub struct Windower {
     fold_check: u64,
     /// The model outputs windows keep (none unless the baseline profiles them), empty.
     outputs: Outputs,
+    /// The sample of complete rows windows keep (none without multivariate tests), empty.
+    joint: Option<WindowRows>,
 }
 
 /// Records between two looks at whether a column has grown enough to be folded.
@@ -76,6 +79,7 @@ impl Windower {
             next_layouts: None,
             fold_check: FOLD_CHECK_EVERY,
             outputs: Outputs::default(),
+            joint: None,
         }
     }
 
@@ -91,6 +95,7 @@ impl Windower {
             row_names: row_names(&open.schema),
             keep_records: state.rows.is_some(),
             outputs: Outputs::of(&state.outputs.schema().features),
+            joint: state.joint.as_ref().map(WindowRows::emptied),
             open,
             state,
             key: String::new(),
@@ -127,6 +132,16 @@ impl Windower {
         self.outputs = Outputs::of(specs);
         if self.open.records == 0 {
             self.state.outputs = self.outputs.clone();
+        }
+    }
+
+    /// Keeps a sample of complete rows like `sample` (empty) in windows, or none: at once when
+    /// the open window is empty, else from the next window, so that a window's sample is of
+    /// all its records.
+    pub fn keep_joint(&mut self, sample: Option<WindowRows>) {
+        self.joint = sample;
+        if self.open.records == 0 {
+            self.state.joint = self.joint.clone();
         }
     }
 
@@ -250,6 +265,9 @@ impl Windower {
         if !self.state.outputs.is_empty() {
             self.state.outputs.push_record(&record);
         }
+        if let Some(joint) = &mut self.state.joint {
+            joint.offer(position.partition, position.offset, &record);
+        }
         if let Some(error) = record.prediction_error() {
             self.state.labelled += 1;
             self.state.correct += u64::from(!error.wrong());
@@ -308,6 +326,7 @@ impl Windower {
         self.last_position = None;
         let mut next_state = empty_state(self.state.index + 1, &self.open);
         next_state.outputs = self.outputs.clone();
+        next_state.joint = self.joint.clone();
         if self.keep_records {
             // The next window is likely as large as this one: grow once, not by doubling.
             let capacity = self.state.rows.as_ref().map_or(0, String::len);

@@ -196,7 +196,11 @@ fn policy(
                 .iter()
                 .map(|f| (f.name.as_str(), f.kind))
                 .collect();
-            let context = RuleContext { model, kinds };
+            let context = RuleContext {
+                model,
+                kinds,
+                multivariate: &stream.multivariate.methods,
+            };
             rule(&raw.when, &format!("{key}.when"), &context, problems)
         }
         _ => {

@@ -127,6 +127,11 @@ pub struct RawRule {
     /// The drift of the records' `label` against the baseline's, as `prediction`.
     #[serde(default)]
     pub label: Option<String>,
+    /// A multivariate test the stream runs (`drift.multivariate`): `multivariate = "mmd"`
+    /// holds when it detects drift; with `metric = "p_value"` or `"statistic"` and a criterion
+    /// (`multivariate = "mmd", metric = "p_value", below = 0.001`), on that number.
+    #[serde(default)]
+    pub multivariate: Option<String>,
     /// Holds when the Page-Hinkley test on the per-record error stream (1 wrong, 0 right)
     /// signals a change during the window: `page_hinkley = { threshold = 50 }`; parameters as
     /// River's `PageHinkley`, with its defaults.

@@ -2,6 +2,7 @@
 //! detectors, regret, schedules, performance, data-set and feature signals), each reporting
 //! every problem with its key path.
 
+use crate::drift::multivariate::Multivariate;
 use std::collections::BTreeMap;
 
 use super::duration;
@@ -18,6 +19,8 @@ pub(super) struct RuleContext<'a> {
     pub(super) model: &'a Model,
     /// The kind of each feature of the model's stream.
     pub(super) kinds: BTreeMap<&'a str, FeatureKind>,
+    /// The multivariate tests the stream runs.
+    pub(super) multivariate: &'a [Multivariate],
 }
 
 /// A rule; `"*"` signals at the top level combine with `any`.
@@ -55,6 +58,7 @@ fn rules_of(
         raw.performance.is_some(),
         raw.prediction.is_some(),
         raw.label.is_some(),
+        raw.multivariate.is_some(),
         raw.page_hinkley.is_some(),
         raw.adwin.is_some(),
     ];
@@ -62,7 +66,7 @@ fn rules_of(
         problems.add(
             key,
             "set exactly one of `any`, `all`, `at_least` (with `of`), `feature`, `dataset`, \
-             `performance`, `prediction`, `label`, `page_hinkley`, `adwin`, `every`, \
+             `performance`, `prediction`, `label`, `multivariate`, `page_hinkley`, `adwin`, `every`, \
              `every_records`, `cron` or `regret`",
         );
         return None;
@@ -84,6 +88,8 @@ fn rules_of(
         output(raw, "prediction", metric, key, problems)
     } else if let Some(metric) = &raw.label {
         output(raw, "label", metric, key, problems)
+    } else if let Some(method) = &raw.multivariate {
+        multivariate(raw, method, key, context, problems)
     } else if let Some(metric) = &raw.dataset {
         dataset(raw, metric, key, problems)
     } else {
@@ -309,6 +315,57 @@ fn performance(
     })
 }
 
+/// A signal on a multivariate test (`multivariate = "mmd"`, with `metric` `drift` (the
+/// default), `p_value` or `statistic` and a criterion for the last two).
+fn multivariate(
+    raw: &RawRule,
+    method_name: &str,
+    key: &str,
+    context: &RuleContext<'_>,
+    problems: &mut Problems,
+) -> Option<Signal> {
+    let criterion = criterion(raw, key, problems);
+    let method = match method_name {
+        "mmd" => Multivariate::Mmd,
+        "pca" => Multivariate::Pca,
+        other => {
+            problems.add(
+                format!("{key}.multivariate"),
+                format!("{other:?} is not a multivariate test: use mmd or pca"),
+            );
+            return None;
+        }
+    };
+    if !context.multivariate.contains(&method) {
+        problems.add(
+            format!("{key}.multivariate"),
+            format!(
+                "the stream of model `{}` does not run {method_name}: add it to the stream's drift.multivariate",
+                context.model.name
+            ),
+        );
+        return None;
+    }
+    let metric = match raw.metric.as_deref().unwrap_or("drift") {
+        "drift" | "detected" => Metric::Detected,
+        "p_value" => Metric::PValue,
+        "statistic" => Metric::Statistic,
+        other => {
+            problems.add(
+                format!("{key}.metric"),
+                format!("{other:?} is not a multivariate metric: use drift, p_value or statistic"),
+            );
+            return None;
+        }
+    };
+    let criterion = signal_criterion(metric, criterion?, key, problems)?;
+    Some(Signal {
+        source: Source::Multivariate(method),
+        metric,
+        criterion,
+    })
+}
+
 /// A signal on a model output's drift (`prediction = "drift"`, `label = "psi", above = 0.2`):
 /// `drift` is the verdict; any feature metric reads as it does for a feature.
 fn output(
@@ -406,9 +463,11 @@ fn features(
             Applies::Feature | Applies::Both => true,
             Applies::Numeric => kind == Some(FeatureKind::Numeric),
             Applies::Categorical => kind == Some(FeatureKind::Categorical),
-            Applies::Dataset | Applies::Schedule | Applies::Performance | Applies::Detector => {
-                false
-            }
+            Applies::Dataset
+            | Applies::Schedule
+            | Applies::Performance
+            | Applies::Detector
+            | Applies::Multivariate => false,
         };
         if !fits {
             problems.add(

@@ -340,7 +340,7 @@ impl<'a> RecordView<'a> {
     }
 
     /// Feature `i`'s cell.
-    pub(super) fn cell(&self, i: usize) -> Cell<'a> {
+    pub fn cell(&self, i: usize) -> Cell<'a> {
         cell(self.slots[i], self.text)
     }
 

@@ -1,0 +1,137 @@
+//! A stream's multivariate tests (MMD, PCA reconstruction error) on its windows: which
+//! features take part, the reference rows from the baseline's joint sample, and each window's
+//! outcome against them.
+
+use std::collections::BTreeMap;
+
+use ndarray::Array2;
+
+use super::settings::StreamSettings;
+use crate::baseline::Baseline;
+use crate::decode::{FeatureKind, Schema};
+use crate::drift::multivariate::{multivariate, Multivariate, MultivariateOutcome};
+use crate::drift::DriftSettings;
+use crate::window::{ClosedWindow, WindowRows, DEFAULT_WINDOW_ROWS};
+
+/// A stream's multivariate settings (`drift.multivariate`, `drift.multivariate_rows`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultivariateSettings {
+    /// The methods every window is tested with; none keeps no sample of rows.
+    pub methods: Vec<Multivariate>,
+    /// Complete rows a window samples for them at most.
+    pub rows: usize,
+}
+
+impl Default for MultivariateSettings {
+    fn default() -> Self {
+        MultivariateSettings {
+            methods: Vec::new(),
+            rows: DEFAULT_WINDOW_ROWS,
+        }
+    }
+}
+
+/// What a stream's windows are tested with jointly: the methods, the stream's numeric
+/// features (their schema positions) and the baseline's sample of rows of them.
+#[derive(Debug, Clone)]
+pub struct MultivariatePlan {
+    methods: Vec<Multivariate>,
+    columns: Vec<usize>,
+    reference: Array2<f64>,
+    rows: usize,
+}
+
+impl MultivariatePlan {
+    /// The plan of `settings`' stream on `baseline`: `None` without methods; an error, in
+    /// words for the configuration, when the baseline cannot serve them.
+    pub fn of(
+        settings: &MultivariateSettings,
+        schema: &Schema,
+        baseline: &Baseline,
+    ) -> Result<Option<MultivariatePlan>, String> {
+        if settings.methods.is_empty() {
+            return Ok(None);
+        }
+        let numeric: Vec<(usize, &str)> = (schema.features.iter().enumerate())
+            .filter(|(_, f)| f.kind == FeatureKind::Numeric)
+            .map(|(i, f)| (i, f.name.as_str()))
+            .collect();
+        if numeric.len() < 2 {
+            return Err("multivariate tests need at least two numeric features".into());
+        }
+        if settings.rows < 2 {
+            return Err("multivariate_rows must be at least 2".into());
+        }
+        let Some(sample) = baseline.joint.as_ref().filter(|s| s.len() >= 2) else {
+            return Err(format!(
+                "the baseline {} keeps no sample of complete rows; rebuild it with `driftgate baseline build` (--joint-rows, default {})",
+                baseline.id,
+                crate::baseline::DEFAULT_JOINT_ROWS
+            ));
+        };
+        let mut picks = Vec::new();
+        for (_, name) in &numeric {
+            match sample.features.iter().position(|f| f == name) {
+                Some(at) => picks.push(at),
+                None => {
+                    return Err(format!(
+                        "the numeric feature {name} is not in the baseline's sample of rows"
+                    ))
+                }
+            }
+        }
+        let all = sample.rows();
+        let reference =
+            Array2::from_shape_fn((all.nrows(), picks.len()), |(r, c)| all[[r, picks[c]]]);
+        Ok(Some(MultivariatePlan {
+            methods: settings.methods.clone(),
+            columns: numeric.iter().map(|(i, _)| *i).collect(),
+            reference,
+            rows: settings.rows,
+        }))
+    }
+
+    /// The empty sample windows keep for the plan.
+    pub fn sample(&self, seed: u64) -> WindowRows {
+        WindowRows::new(self.columns.clone(), self.rows, seed)
+    }
+
+    /// Each method's outcome for `window`'s sample; none when the window has no sample (it
+    /// opened before the tests were configured) or fewer complete rows than two or the
+    /// settings' `min_samples`.
+    pub fn outcomes(
+        &self,
+        window: &ClosedWindow,
+        settings: &DriftSettings,
+    ) -> BTreeMap<Multivariate, MultivariateOutcome> {
+        let Some(sample) = window.joint.as_ref().filter(|s| s.columns == self.columns) else {
+            return BTreeMap::new();
+        };
+        if (sample.kept.len() as u64) < settings.min_samples.max(2) {
+            return BTreeMap::new();
+        }
+        let current = sample.rows();
+        match multivariate(
+            &self.methods,
+            self.reference.view(),
+            current.view(),
+            settings,
+        ) {
+            Ok(outcomes) => outcomes,
+            Err(err) => {
+                tracing::warn!(window = window.index, error = %err, "no multivariate test for the window");
+                BTreeMap::new()
+            }
+        }
+    }
+}
+
+/// The plan of a validated stream; `None` without methods or when its baseline cannot serve
+/// them (validation refuses that; a rotated baseline without a sample turns the tests off).
+pub(super) fn plan_of(settings: &StreamSettings) -> Option<MultivariatePlan> {
+    let plan = MultivariatePlan::of(&settings.multivariate, &settings.schema, &settings.baseline);
+    plan.unwrap_or_else(|err| {
+        tracing::warn!(stream = %settings.name, error = %err, "multivariate tests are off");
+        None
+    })
+}
