@@ -71,6 +71,7 @@ fn main() {
         drift: DriftSettings::default(),
         keep_records: None,
         summarise_after: None,
+        multivariate: Default::default(),
     };
     let mut processor = StreamProcessor::new(settings, None).expect("processor");
     // As the service runs it: window statistics computed while the next messages are decoded.
