@@ -4,13 +4,19 @@
 //! service counts into one shared [`Metrics`]; `/metrics` renders it, with `process` adding the
 //! process families.
 
+mod drift;
 mod process;
+
+pub use drift::{
+    DATASET_DRIFT, FEATURE_DRIFT_DETECTED, FEATURE_DRIFT_DISTANCE, FEATURE_DRIFT_P_VALUE,
+    MULTIVARIATE_DRIFT_DETECTED, MULTIVARIATE_DRIFT_P_VALUE, MULTIVARIATE_DRIFT_STATISTIC,
+    OUTPUT_DRIFT_DETECTED, OUTPUT_DRIFT_DISTANCE, OUTPUT_DRIFT_P_VALUE,
+};
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use crate::drift::report::DriftOutcome;
 use crate::pipeline::WindowReport;
 use crate::store::RunStatus;
 
@@ -28,17 +34,8 @@ pub const DEAD_LETTERS_KEPT_TOTAL: &str = "driftgate_dead_letters_kept_total";
 pub const INGESTION_PAUSED: &str = "driftgate_ingestion_paused";
 /// Messages between the partition's high watermark and the next one to process.
 pub const CONSUMER_LAG: &str = "driftgate_consumer_lag";
-/// The latest window's p-value per feature (tests: ks, chi2, and permutation tests), by method.
-pub const FEATURE_DRIFT_P_VALUE: &str = "driftgate_feature_drift_p_value";
-/// The latest window's distance per feature (wasserstein, psi, jensen_shannon, hellinger), by
-/// method.
-pub const FEATURE_DRIFT_DISTANCE: &str = "driftgate_feature_drift_distance";
-/// Whether the latest window's drift of a feature was detected (1) or not (0).
-pub const FEATURE_DRIFT_DETECTED: &str = "driftgate_feature_drift_detected";
 /// Always 1, labelled with the running version.
 pub const BUILD_INFO: &str = "driftgate_build_info";
-/// Whether the latest window of a stream showed dataset drift (1) or not (0).
-pub const DATASET_DRIFT: &str = "driftgate_dataset_drift";
 /// Policy decisions, by model, policy and outcome.
 pub const DECISIONS_TOTAL: &str = "driftgate_decisions_total";
 /// Reloads of models and policies, by outcome (`applied`, `refused`).
@@ -57,29 +54,6 @@ pub const RUN_SECONDS: &str = "driftgate_run_seconds";
 /// Upper bounds of the delivery-latency histogram's buckets, seconds.
 const DELIVERY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0];
 
-/// One feature's drift in the latest window.
-#[derive(Default)]
-struct FeatureDrift {
-    method: String,
-    p_value: Option<f64>,
-    distance: Option<f64>,
-    detected: bool,
-}
-
-impl FeatureDrift {
-    /// From a feature's decision in a window report; values that are not finite are left out.
-    fn of(drift: &DriftOutcome) -> FeatureDrift {
-        let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
-        FeatureDrift {
-            p_value: finite(drift.p_value),
-            // A test's score is its p-value; the other methods' score is a distance.
-            distance: finite(drift.score).filter(|_| !drift.method.is_test()),
-            detected: drift.detected,
-            method: drift.method.as_str().to_string(),
-        }
-    }
-}
-
 #[derive(Default)]
 struct Values {
     records: BTreeMap<String, u64>,
@@ -89,9 +63,8 @@ struct Values {
     ingestion_paused: bool,
     offset_resets: BTreeMap<String, u64>,
     lag: BTreeMap<(String, i32), i64>,
-    /// Per (stream, feature): method, p-value, distance, detected.
-    feature_drift: BTreeMap<(String, String), FeatureDrift>,
-    dataset_drift: BTreeMap<String, bool>,
+    /// The latest window's drift per stream, feature, output and multivariate test.
+    drift: drift::DriftGauges,
     decisions: BTreeMap<(String, String, &'static str), u64>,
     reloads: BTreeMap<&'static str, u64>,
     alerts: BTreeMap<(String, String, &'static str), u64>,
@@ -254,14 +227,7 @@ impl Metrics {
     pub fn window(&self, stream: &str, report: &WindowReport) {
         self.with(|v| {
             *v.windows.entry(stream.to_string()).or_insert(0) += 1;
-            v.dataset_drift
-                .insert(stream.to_string(), report.drift.dataset.detected);
-            for feature in &report.drift.features {
-                v.feature_drift.insert(
-                    (stream.to_string(), feature.name.clone()),
-                    FeatureDrift::of(&feature.drift),
-                );
-            }
+            v.drift.record(stream, report);
         });
     }
 
@@ -363,21 +329,7 @@ impl Values {
                 escape(stream)
             );
         }
-        render_feature_drift(out, &self.feature_drift);
-        family(
-            out,
-            DATASET_DRIFT,
-            "gauge",
-            "Latest window showed dataset drift.",
-        );
-        for (stream, drift) in &self.dataset_drift {
-            let _ = writeln!(
-                out,
-                "{DATASET_DRIFT}{{stream=\"{}\"}} {}",
-                escape(stream),
-                u8::from(*drift)
-            );
-        }
+        self.drift.render(out);
     }
 
     /// Policy decisions and configuration reloads.
@@ -489,53 +441,6 @@ impl Values {
     }
 }
 
-/// One number of a feature's drift, when the method has it.
-type Measure = fn(&FeatureDrift) -> Option<f64>;
-
-/// The per-feature drift families: p-values, distances and detection, each unambiguous.
-fn render_feature_drift(out: &mut String, drift: &BTreeMap<(String, String), FeatureDrift>) {
-    let label = |stream: &str, feature: &str| {
-        format!(
-            "stream=\"{}\",feature=\"{}\"",
-            escape(stream),
-            escape(feature)
-        )
-    };
-    let measures: [(&str, &str, Measure); 2] = [
-        (FEATURE_DRIFT_P_VALUE, "p-value", |d| d.p_value),
-        (FEATURE_DRIFT_DISTANCE, "distance", |d| d.distance),
-    ];
-    for (name, what, measure) in measures {
-        family(
-            out,
-            name,
-            "gauge",
-            &format!("Latest window's drift {what} per feature."),
-        );
-        for ((stream, feature), d) in drift {
-            if let Some(value) = measure(d) {
-                let labels = label(stream, feature);
-                let method = escape(&d.method);
-                let _ = writeln!(out, "{name}{{{labels},method=\"{method}\"}} {value}");
-            }
-        }
-    }
-    family(
-        out,
-        FEATURE_DRIFT_DETECTED,
-        "gauge",
-        "Latest window's drift of the feature was detected.",
-    );
-    for ((stream, feature), d) in drift {
-        let labels = label(stream, feature);
-        let _ = writeln!(
-            out,
-            "{FEATURE_DRIFT_DETECTED}{{{labels}}} {}",
-            u8::from(d.detected)
-        );
-    }
-}
-
 /// A counter family with one series per stream: `(name, help)` and the values.
 fn per_stream_counter(
     out: &mut String,
@@ -548,13 +453,13 @@ fn per_stream_counter(
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 /// Escapes a label value.
-fn escape(value: &str) -> String {
+pub(super) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -573,15 +478,28 @@ mod tests {
         metrics.dead_letter("payments", "invalid_json");
         metrics.lag("payments", 3, 7);
         let report = {
+            use crate::drift::multivariate::{Multivariate, MultivariateOutcome};
             use crate::drift::Method;
             use crate::pipeline::report::fixture::{feature, report};
-            report(
+            let mut report = report(
                 10,
                 vec![
                     feature("amount", Method::Psi, 0.5, true),
                     feature("country", Method::Chi2, 0.001, false),
                 ],
-            )
+            );
+            report.outputs = vec![feature("prediction", Method::Ks, 0.01, true)];
+            let mmd = MultivariateOutcome {
+                statistic: 0.125,
+                p_value: 0.0099,
+                threshold: 0.05,
+                drift: true,
+                features: 2,
+                reference_rows: 500,
+                current_rows: 10,
+            };
+            report.multivariate.insert(Multivariate::Mmd, mmd);
+            report
         };
         metrics.register_policy("m", "p");
         metrics.decision("m", "p", crate::policy::Outcome::Triggered);
@@ -598,6 +516,11 @@ mod tests {
             "driftgate_decisions_total{model=\"m\",policy=\"p\",outcome=\"triggered\"} 1",
             "driftgate_decisions_total{model=\"m\",policy=\"p\",outcome=\"not_triggered\"} 0",
             "driftgate_dataset_drift{stream=\"payments\"} 1",
+            "driftgate_output_drift_p_value{stream=\"payments\",output=\"prediction\",method=\"ks\"} 0.01",
+            "driftgate_output_drift_detected{stream=\"payments\",output=\"prediction\"} 1",
+            "driftgate_multivariate_drift_statistic{stream=\"payments\",method=\"mmd\"} 0.125",
+            "driftgate_multivariate_drift_p_value{stream=\"payments\",method=\"mmd\"} 0.0099",
+            "driftgate_multivariate_drift_detected{stream=\"payments\",method=\"mmd\"} 1",
             "# TYPE driftgate_records_total counter",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
