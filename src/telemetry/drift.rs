@@ -144,7 +144,7 @@ impl DriftGauges {
     }
 
     fn render_multivariate(&self, out: &mut String) {
-        let families: [(&str, &str, fn(&JointDrift) -> f64); 3] = [
+        let families: [(&str, &str, JointMeasure); 3] = [
             (MULTIVARIATE_DRIFT_STATISTIC, "statistic", |d| d.statistic),
             (MULTIVARIATE_DRIFT_P_VALUE, "p-value", |d| d.p_value),
             (
@@ -166,6 +166,9 @@ impl DriftGauges {
         }
     }
 }
+
+/// One number of a multivariate test's outcome.
+type JointMeasure = fn(&JointDrift) -> f64;
 
 /// One number of a feature's drift, when the method has it.
 type Measure = fn(&FeatureDrift) -> Option<f64>;
