@@ -510,7 +510,8 @@ fn validate_stream(
     let baseline_path = PathBuf::from(&stream.baseline);
     let baseline = match Baseline::load(&baseline_path) {
         Ok(baseline) => {
-            let plan = crate::pipeline::MultivariatePlan::of(&multivariate, &schema, &baseline);
+            let plan =
+                crate::pipeline::MultivariatePlan::of(&multivariate, &drift, &schema, &baseline);
             if let Err(message) = plan {
                 problems.add(format!("{key}.drift.multivariate"), message);
             }

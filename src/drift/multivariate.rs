@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use super::decision::{permutation_quantile, DriftSettings};
@@ -99,69 +99,153 @@ pub fn multivariate(
     current: ArrayView2<f64>,
     settings: &DriftSettings,
 ) -> Result<BTreeMap<Multivariate, MultivariateOutcome>, String> {
-    if reference.nrows() < 2 || current.nrows() < 2 {
-        return Err(format!(
-            "multivariate drift needs two complete rows on each side; reference has {}, current has {}",
-            reference.nrows(),
-            current.nrows()
-        ));
-    }
-    let mut outcomes = BTreeMap::new();
-    for &method in methods {
-        let outcome = match method {
-            Multivariate::Pca => pca(reference, current, settings)?,
-            Multivariate::Mmd => mmd(reference, current, settings),
+    Prepared::new(methods, reference, settings)?.test(current, settings)
+}
+
+/// What the methods need from a reference, computed once for every window tested against it:
+/// the PCA fit and its held-out errors; the standardised MMD sample and its bandwidth.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pca: Option<PreparedPca>,
+    mmd: Option<PreparedMmd>,
+    features: usize,
+}
+
+#[derive(Debug, Clone)]
+struct PreparedPca {
+    model: Reconstruction,
+    null: ErrorNull,
+    rows: usize,
+}
+
+#[derive(Debug, Clone)]
+struct PreparedMmd {
+    mean: Array1<f64>,
+    scale: Array1<f64>,
+    /// The reference's sampled rows, standardised.
+    x: Array2<f64>,
+    sigma: f64,
+    /// The generator after sampling `x`, to sample each window's rows from.
+    rng: SplitMix64,
+}
+
+impl Prepared {
+    /// The preparation of `reference` (complete rows, at least two) for `methods`.
+    pub fn new(
+        methods: &[Multivariate],
+        reference: ArrayView2<f64>,
+        settings: &DriftSettings,
+    ) -> Result<Prepared, String> {
+        if reference.nrows() < 2 {
+            return Err(format!(
+                "multivariate drift needs two complete rows on each side; the reference has {}",
+                reference.nrows()
+            ));
+        }
+        let pca = match methods.contains(&Multivariate::Pca) {
+            true => Some(PreparedPca::new(reference)?),
+            false => None,
         };
-        outcomes.insert(method, outcome);
+        let mmd =
+            (methods.contains(&Multivariate::Mmd)).then(|| PreparedMmd::new(reference, settings));
+        Ok(Prepared {
+            pca,
+            mmd,
+            features: reference.ncols(),
+        })
     }
-    Ok(outcomes)
+
+    /// Each prepared method's result for `current` (complete rows of the same features).
+    pub fn test(
+        &self,
+        current: ArrayView2<f64>,
+        settings: &DriftSettings,
+    ) -> Result<BTreeMap<Multivariate, MultivariateOutcome>, String> {
+        if current.nrows() < 2 || current.ncols() != self.features {
+            return Err(format!(
+                "multivariate drift needs two complete rows of the reference's {} features; current has {} rows of {}",
+                self.features,
+                current.nrows(),
+                current.ncols()
+            ));
+        }
+        let mut outcomes = BTreeMap::new();
+        if let Some(pca) = &self.pca {
+            outcomes.insert(Multivariate::Pca, pca.test(current, settings));
+        }
+        if let Some(mmd) = &self.mmd {
+            outcomes.insert(Multivariate::Mmd, mmd.test(current, settings));
+        }
+        Ok(outcomes)
+    }
 }
 
-fn pca(
-    reference: ArrayView2<f64>,
-    current: ArrayView2<f64>,
-    settings: &DriftSettings,
-) -> Result<MultivariateOutcome, String> {
-    let model = Reconstruction::fit(reference, DEFAULT_VARIANCE).map_err(|e| e.to_string())?;
-    let held_out =
-        held_out_errors(reference, DEFAULT_VARIANCE, FOLDS).map_err(|e| e.to_string())?;
-    let null = ErrorNull::of(&held_out);
-    let statistic = model.mean_error(current);
-    let p_value = null.p_value(statistic, current.nrows());
-    Ok(MultivariateOutcome {
-        statistic,
-        p_value,
-        threshold: null.band(current.nrows(), settings.alpha).upper,
-        drift: p_value <= settings.alpha,
-        features: reference.ncols(),
-        reference_rows: reference.nrows(),
-        current_rows: current.nrows(),
-    })
+impl PreparedPca {
+    fn new(reference: ArrayView2<f64>) -> Result<PreparedPca, String> {
+        let model = Reconstruction::fit(reference, DEFAULT_VARIANCE).map_err(|e| e.to_string())?;
+        let held_out =
+            held_out_errors(reference, DEFAULT_VARIANCE, FOLDS).map_err(|e| e.to_string())?;
+        Ok(PreparedPca {
+            model,
+            null: ErrorNull::of(&held_out),
+            rows: reference.nrows(),
+        })
+    }
+
+    fn test(&self, current: ArrayView2<f64>, settings: &DriftSettings) -> MultivariateOutcome {
+        let statistic = self.model.mean_error(current);
+        let p_value = self.null.p_value(statistic, current.nrows());
+        MultivariateOutcome {
+            statistic,
+            p_value,
+            threshold: self.null.band(current.nrows(), settings.alpha).upper,
+            drift: p_value <= settings.alpha,
+            features: current.ncols(),
+            reference_rows: self.rows,
+            current_rows: current.nrows(),
+        }
+    }
 }
 
-fn mmd(
-    reference: ArrayView2<f64>,
-    current: ArrayView2<f64>,
-    settings: &DriftSettings,
-) -> MultivariateOutcome {
-    let (mean, scale) = standardisation(reference);
-    let mut rng = SplitMix64::for_name(settings.seed, "multivariate/mmd");
-    let x = (&sample_rows(reference, MAX_ROWS, &mut rng) - &mean) / &scale;
-    let y = (&sample_rows(current, MAX_ROWS, &mut rng) - &mean) / &scale;
-    let permutations = match settings.permutations {
-        0 => DEFAULT_PERMUTATIONS,
-        asked => asked,
-    };
-    let sigma = median_sigma(x.view());
-    let stop = Some(stop_at(settings.alpha, permutations));
-    let outcome = mmd_test(x.view(), y.view(), sigma, permutations, stop, &mut rng);
-    MultivariateOutcome {
-        statistic: outcome.observed,
-        p_value: outcome.p_value,
-        threshold: permutation_quantile(&outcome.permuted, 1.0 - settings.alpha),
-        drift: outcome.p_value <= settings.alpha,
-        features: reference.ncols(),
-        reference_rows: x.nrows(),
-        current_rows: y.nrows(),
+impl PreparedMmd {
+    fn new(reference: ArrayView2<f64>, settings: &DriftSettings) -> PreparedMmd {
+        let (mean, scale) = standardisation(reference);
+        let mut rng = SplitMix64::for_name(settings.seed, "multivariate/mmd");
+        let x = (&sample_rows(reference, MAX_ROWS, &mut rng) - &mean) / &scale;
+        let sigma = median_sigma(x.view());
+        PreparedMmd {
+            mean,
+            scale,
+            x,
+            sigma,
+            rng,
+        }
+    }
+
+    fn test(&self, current: ArrayView2<f64>, settings: &DriftSettings) -> MultivariateOutcome {
+        let mut rng = self.rng.clone();
+        let y = (&sample_rows(current, MAX_ROWS, &mut rng) - &self.mean) / &self.scale;
+        let permutations = match settings.permutations {
+            0 => DEFAULT_PERMUTATIONS,
+            asked => asked,
+        };
+        let stop = Some(stop_at(settings.alpha, permutations));
+        let outcome = mmd_test(
+            self.x.view(),
+            y.view(),
+            self.sigma,
+            permutations,
+            stop,
+            &mut rng,
+        );
+        MultivariateOutcome {
+            statistic: outcome.observed,
+            p_value: outcome.p_value,
+            threshold: permutation_quantile(&outcome.permuted, 1.0 - settings.alpha),
+            drift: outcome.p_value <= settings.alpha,
+            features: current.ncols(),
+            reference_rows: self.x.nrows(),
+            current_rows: y.nrows(),
+        }
     }
 }

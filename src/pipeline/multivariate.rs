@@ -9,7 +9,7 @@ use ndarray::Array2;
 use super::settings::StreamSettings;
 use crate::baseline::Baseline;
 use crate::decode::{FeatureKind, Schema};
-use crate::drift::multivariate::{multivariate, Multivariate, MultivariateOutcome};
+use crate::drift::multivariate::{Multivariate, MultivariateOutcome, Prepared};
 use crate::drift::DriftSettings;
 use crate::window::{ClosedWindow, WindowRows, DEFAULT_WINDOW_ROWS};
 
@@ -31,21 +31,21 @@ impl Default for MultivariateSettings {
     }
 }
 
-/// What a stream's windows are tested with jointly: the methods, the stream's numeric
-/// features (their schema positions) and the baseline's sample of rows of them.
+/// What a stream's windows are tested with jointly: the stream's numeric features (their
+/// schema positions) and the methods prepared on the baseline's sample of rows of them.
 #[derive(Debug, Clone)]
 pub struct MultivariatePlan {
-    methods: Vec<Multivariate>,
     columns: Vec<usize>,
-    reference: Array2<f64>,
+    prepared: Prepared,
     rows: usize,
 }
 
 impl MultivariatePlan {
-    /// The plan of `settings`' stream on `baseline`: `None` without methods; an error, in
-    /// words for the configuration, when the baseline cannot serve them.
+    /// The plan of `settings`' stream on `baseline`, decided by `drift`: `None` without
+    /// methods; an error, in words for the configuration, when the baseline cannot serve them.
     pub fn of(
         settings: &MultivariateSettings,
+        drift: &DriftSettings,
         schema: &Schema,
         baseline: &Baseline,
     ) -> Result<Option<MultivariatePlan>, String> {
@@ -83,10 +83,11 @@ impl MultivariatePlan {
         let all = sample.rows();
         let reference =
             Array2::from_shape_fn((all.nrows(), picks.len()), |(r, c)| all[[r, picks[c]]]);
+        let prepared = Prepared::new(&settings.methods, reference.view(), drift)
+            .map_err(|err| format!("the baseline's sample of rows does not serve them: {err}"))?;
         Ok(Some(MultivariatePlan {
-            methods: settings.methods.clone(),
             columns: numeric.iter().map(|(i, _)| *i).collect(),
-            reference,
+            prepared,
             rows: settings.rows,
         }))
     }
@@ -111,12 +112,7 @@ impl MultivariatePlan {
             return BTreeMap::new();
         }
         let current = sample.rows();
-        match multivariate(
-            &self.methods,
-            self.reference.view(),
-            current.view(),
-            settings,
-        ) {
+        match self.prepared.test(current.view(), settings) {
             Ok(outcomes) => outcomes,
             Err(err) => {
                 tracing::warn!(window = window.index, error = %err, "no multivariate test for the window");
@@ -129,7 +125,12 @@ impl MultivariatePlan {
 /// The plan of a validated stream; `None` without methods or when its baseline cannot serve
 /// them (validation refuses that; a rotated baseline without a sample turns the tests off).
 pub(super) fn plan_of(settings: &StreamSettings) -> Option<MultivariatePlan> {
-    let plan = MultivariatePlan::of(&settings.multivariate, &settings.schema, &settings.baseline);
+    let plan = MultivariatePlan::of(
+        &settings.multivariate,
+        &settings.drift,
+        &settings.schema,
+        &settings.baseline,
+    );
     plan.unwrap_or_else(|err| {
         tracing::warn!(stream = %settings.name, error = %err, "multivariate tests are off");
         None
