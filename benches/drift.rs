@@ -329,8 +329,33 @@ fn mmd(c: &mut Criterion) {
     group.finish();
 }
 
+/// Both multivariate tests as a stream's windows run them: prepared once on a baseline's joint
+/// sample (2,000 rows of 20 features), then a 2,000-row window with a shifted mean tested
+/// (MMD's 100 relabellings run in full).
+fn multivariate_window(c: &mut Criterion) {
+    use driftgate::drift::multivariate::{Multivariate, Prepared};
+    let mut rng = SplitMix64::new(14);
+    let mut matrix = |rows: usize, shift: f64| {
+        ndarray::Array2::from_shape_simple_fn((rows, 20), || rng.normal() + shift)
+    };
+    let (reference, window) = (matrix(2000, 0.0), matrix(2000, 0.2));
+    let settings = driftgate::drift::DriftSettings::default();
+    let methods = [Multivariate::Mmd, Multivariate::Pca];
+    let mut group = c.benchmark_group("multivariate");
+    group.sample_size(10);
+    group.bench_function("prepare_2000_x_20", |b| {
+        b.iter(|| Prepared::new(&methods, black_box(reference.view()), &settings).unwrap())
+    });
+    let prepared = Prepared::new(&methods, reference.view(), &settings).unwrap();
+    group.bench_function("window_2000_x_20_mmd_and_pca", |b| {
+        b.iter(|| prepared.test(black_box(window.view()), &settings).unwrap())
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    multivariate_window,
     mmd,
     reconstruction,
     statistics,

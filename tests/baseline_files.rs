@@ -90,8 +90,9 @@ fn issue_22_build_writes_npz_by_default_and_convert_keeps_the_id() {
     );
     let id = |shown: &str| shown.split_whitespace().nth(1).unwrap().to_string();
     assert!(shown_npz.contains("(id verified)"));
-    // Two numeric features: a seeded sample of their complete rows, the same in both layouts.
-    let joint = "joint sample: 2000 complete rows of 2 numeric features (of 3000 complete records)";
+    // Two numeric features and a categorical one (three levels, one-hot): a seeded sample of
+    // their complete rows, the same in both layouts.
+    let joint = "joint sample: 2000 complete rows of 2 numeric features and 1 categorical (3 one-hot levels) (of 3000 complete records)";
     assert!(shown_npz.contains(joint), "{shown_npz}");
     assert!(shown_json.contains(joint), "{shown_json}");
     // Built at different times, but the id covers the content only.

@@ -8,9 +8,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use driftgate::baseline::{Baseline, BaselineSource, BuildSettings, RowReservoir};
+use driftgate::baseline::{Baseline, BaselineSource, BuildSettings, OneHot, RowReservoir};
 use driftgate::config::StreamSettings;
-use driftgate::decode::{Dataset, FeatureKind, FeatureSpec, Schema};
+use driftgate::decode::{Cell, Dataset, FeatureKind, FeatureSpec, Schema};
 use driftgate::drift::multivariate::Multivariate;
 use driftgate::drift::DriftSettings;
 use driftgate::pipeline::{
@@ -49,15 +49,23 @@ fn schema() -> Schema {
     }
 }
 
-/// A baseline of 5,000 records at correlation 0.8, with a sample of 2,000 of their rows.
+/// A baseline of 5,000 records at correlation 0.8, with a sample of 2,000 of their rows (`c`
+/// one-hot).
 fn baseline() -> Baseline {
     let mut rng = SplitMix64::new(1);
     let mut data = Dataset::new(schema());
-    let mut rows = RowReservoir::new(vec!["x".into(), "y".into()], 2000, 5);
+    let levels = vec!["a".into(), "b".into(), "c".into()];
+    let c = OneHot {
+        feature: "c".into(),
+        levels,
+    };
+    let mut rows = RowReservoir::new(vec!["x".into(), "y".into()], 2000, 5).with_onehot(vec![c]);
     for i in 0..5000 {
         let record = record(&mut rng, 0.8, i);
         data.push_json_record(record.as_object().unwrap());
-        rows.offer([record["x"].as_f64(), record["y"].as_f64()].into_iter());
+        let label = Cell::Text(record["c"].as_str().unwrap());
+        let numbers = [record["x"].as_f64(), record["y"].as_f64()];
+        rows.offer_cells(numbers.into_iter(), [label].into_iter());
     }
     let mut baseline =
         Baseline::build(&data, BuildSettings::default(), BaselineSource::default()).unwrap();
@@ -150,14 +158,18 @@ fn a_correlation_flip_is_caught_by_mmd_and_pca_and_triggers_the_policy() {
         windows.extend(processor.process(message(0, offset, payload)).closed);
     }
     assert_eq!(windows.len(), WINDOWS);
-    let mut univariate = 0;
+    let (mut univariate, mut false_alarms) = (0, Vec::new());
     for (i, window) in windows.iter().enumerate() {
         let flipped = i >= FLIP_FROM;
         let tests = multivariate(window);
         for method in ["mmd", "pca"] {
             let outcome = &tests[method];
-            assert_eq!(outcome["drift"], flipped, "window {i} {method}: {outcome}");
-            assert_eq!(outcome["features"], 2, "x and y; c is categorical");
+            if flipped {
+                assert_eq!(outcome["drift"], true, "window {i} {method}: {outcome}");
+            } else if outcome["drift"] == true {
+                false_alarms.push((i, method));
+            }
+            assert_eq!(outcome["features"], 5, "x, y and the three levels of c");
         }
         assert_eq!(tests["pca"]["current_rows"], WINDOW, "every row is sampled");
         assert_eq!(
@@ -173,6 +185,8 @@ fn a_correlation_flip_is_caught_by_mmd_and_pca_and_triggers_the_policy() {
             window.decisions[0].reason
         );
     }
+    // At alpha 0.05, eight tests of unchanged windows leave room for a false alarm.
+    assert!(false_alarms.len() <= 1, "false alarms: {false_alarms:?}");
     // The marginals never change: the per-feature tests see (almost) nothing.
     assert!(
         univariate <= 1,

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{file_sha256, Baseline, BaselineError, BaselineSource, BuildSettings};
+use super::{
+    file_sha256, Baseline, BaselineError, BaselineSource, BuildSettings, FeatureProfile, OneHot,
+};
 use crate::decode::DecodeError;
 use crate::decode::FeatureKind;
 use crate::source::{read_dataset, read_extras, schema_of, ReadOptions};
@@ -86,8 +88,21 @@ pub fn build_from_file_within(
         .filter(|f| f.kind == FeatureKind::Numeric)
         .map(|f| f.name.clone())
         .collect();
-    let (outputs, joint) =
-        read_extras(input, options, &numeric, settings.joint_rows, settings.seed)?;
+    let onehot: Vec<OneHot> = (baseline.features.iter())
+        .filter_map(|f| match f {
+            FeatureProfile::Categorical(p) => OneHot::of(&p.name, &p.counts),
+            FeatureProfile::Numeric(_) => None,
+        })
+        .collect();
+    let extras = read_extras(
+        input,
+        options,
+        &numeric,
+        &onehot,
+        settings.joint_rows,
+        settings.seed,
+    );
+    let (outputs, joint) = extras?;
     baseline.profile_outputs(outputs);
     baseline.joint = joint;
     baseline.save(output)?;

@@ -20,7 +20,7 @@ mod sample;
 
 pub use build::{build_from_file, build_from_file_within, BuildError};
 pub use file::{file_sha256, is_npz_file};
-pub use joint::{JointSample, RowReservoir, DEFAULT_JOINT_ROWS};
+pub use joint::{JointSample, OneHot, RowReservoir, DEFAULT_JOINT_ROWS};
 pub use profile::{
     Baseline, BaselineSource, BuildSettings, CategoricalProfile, FeatureProfile, NumericProfile,
     DEFAULT_SAMPLE_CAP, FORMAT, FORMAT_VERSION,

@@ -110,8 +110,15 @@ pub(super) fn run_show(path: &Path) -> Result<CommandOutcome, CliError> {
         text.push_str(&profile_line(feature));
     }
     if let Some(joint) = &baseline.joint {
+        let categorical = match joint.onehot.len() {
+            0 => String::new(),
+            n => format!(
+                " and {n} categorical ({} one-hot levels)",
+                joint.width() - joint.features.len()
+            ),
+        };
         text.push_str(&format!(
-            "  joint sample: {} complete rows of {} numeric features (of {} complete records)\n",
+            "  joint sample: {} complete rows of {} numeric features{categorical} (of {} complete records)\n",
             joint.len(),
             joint.features.len(),
             joint.complete_rows

@@ -162,7 +162,7 @@ fn joint_rows(path: &Path, baseline: &Baseline) -> Result<Array2<f64>, CliError>
             path.display()
         )));
     };
-    Ok(joint.rows().to_owned())
+    Ok(joint.numeric_rows().to_owned())
 }
 
 /// The current data, read with the reference's schema; it needs `--min-samples` records.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use ndarray::Array2;
 
 use super::settings::StreamSettings;
-use crate::baseline::Baseline;
+use crate::baseline::{Baseline, JointSample, OneHot};
 use crate::decode::{FeatureKind, Schema};
 use crate::drift::multivariate::{Multivariate, MultivariateOutcome, Prepared};
 use crate::drift::DriftSettings;
@@ -36,6 +36,7 @@ impl Default for MultivariateSettings {
 #[derive(Debug, Clone)]
 pub struct MultivariatePlan {
     columns: Vec<usize>,
+    onehot: Vec<(usize, OneHot)>,
     prepared: Prepared,
     rows: usize,
 }
@@ -52,13 +53,6 @@ impl MultivariatePlan {
         if settings.methods.is_empty() {
             return Ok(None);
         }
-        let numeric: Vec<(usize, &str)> = (schema.features.iter().enumerate())
-            .filter(|(_, f)| f.kind == FeatureKind::Numeric)
-            .map(|(i, f)| (i, f.name.as_str()))
-            .collect();
-        if numeric.len() < 2 {
-            return Err("multivariate tests need at least two numeric features".into());
-        }
         if settings.rows < 2 {
             return Err("multivariate_rows must be at least 2".into());
         }
@@ -69,16 +63,30 @@ impl MultivariatePlan {
                 crate::baseline::DEFAULT_JOINT_ROWS
             ));
         };
-        let mut picks = Vec::new();
-        for (_, name) in &numeric {
-            match sample.features.iter().position(|f| f == name) {
-                Some(at) => picks.push(at),
-                None => {
-                    return Err(format!(
-                        "the numeric feature {name} is not in the baseline's sample of rows"
-                    ))
+        // The window's rows: the numeric features, then the categorical ones' indicators.
+        let (mut columns, mut onehot, mut picks, mut indicators) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (i, feature) in schema.features.iter().enumerate() {
+            let name = feature.name.as_str();
+            match feature.kind {
+                FeatureKind::Numeric => {
+                    picks.push(sample.features.iter().position(|f| f == name).ok_or_else(
+                        || format!("the numeric feature {name} is not in the baseline's sample of rows"),
+                    )?);
+                    columns.push(i);
+                }
+                FeatureKind::Categorical => {
+                    let (first, encoding) = onehot_columns(sample, name).ok_or_else(|| {
+                        format!("the categorical feature {name} is not in the baseline's sample of rows; rebuild the baseline")
+                    })?;
+                    indicators.extend(first..first + encoding.levels.len());
+                    onehot.push((i, encoding.clone()));
                 }
             }
+        }
+        picks.extend(indicators);
+        if picks.len() < 2 {
+            return Err("multivariate tests need at least two columns: numeric features, or levels of categorical ones".into());
         }
         let all = sample.rows();
         let reference =
@@ -86,7 +94,8 @@ impl MultivariatePlan {
         let prepared = Prepared::new(&settings.methods, reference.view(), drift)
             .map_err(|err| format!("the baseline's sample of rows does not serve them: {err}"))?;
         Ok(Some(MultivariatePlan {
-            columns: numeric.iter().map(|(i, _)| *i).collect(),
+            columns,
+            onehot,
             prepared,
             rows: settings.rows,
         }))
@@ -94,7 +103,7 @@ impl MultivariatePlan {
 
     /// The empty sample windows keep for the plan.
     pub fn sample(&self, seed: u64) -> WindowRows {
-        WindowRows::new(self.columns.clone(), self.rows, seed)
+        WindowRows::new(self.columns.clone(), self.rows, seed).with_onehot(self.onehot.clone())
     }
 
     /// Each method's outcome for `window`'s sample; none when the window has no sample (it
@@ -105,7 +114,8 @@ impl MultivariatePlan {
         window: &ClosedWindow,
         settings: &DriftSettings,
     ) -> BTreeMap<Multivariate, MultivariateOutcome> {
-        let Some(sample) = window.joint.as_ref().filter(|s| s.columns == self.columns) else {
+        let fits = |s: &&WindowRows| s.columns == self.columns && s.onehot == self.onehot;
+        let Some(sample) = window.joint.as_ref().filter(fits) else {
             return BTreeMap::new();
         };
         if (sample.kept.len() as u64) < settings.min_samples.max(2) {
@@ -120,6 +130,18 @@ impl MultivariatePlan {
             }
         }
     }
+}
+
+/// The first column of categorical feature `name`'s indicators in `sample`, and its encoding.
+fn onehot_columns<'s>(sample: &'s JointSample, name: &str) -> Option<(usize, &'s OneHot)> {
+    let mut first = sample.features.len();
+    for encoding in &sample.onehot {
+        if encoding.feature == name {
+            return Some((first, encoding));
+        }
+        first += encoding.levels.len();
+    }
+    None
 }
 
 /// The plan of a validated stream; `None` without methods or when its baseline cannot serve

@@ -18,7 +18,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 pub use super::infer::INFERENCE_RECORDS;
-use crate::baseline::{JointSample, RowReservoir};
+use crate::baseline::{JointSample, OneHot, RowReservoir};
 use crate::decode::{
     BatchDecoder, Cell, Dataset, DecodeError, FeatureSpec, KindTally, Outputs, RecordBatch,
     RecordView, Schema, OUTPUT_FIELDS, RESERVED_FIELDS,
@@ -286,19 +286,22 @@ fn open(path: &Path, options: &ReadOptions, what: &str) -> Result<Box<dyn Read>,
 /// What a baseline keeps besides the features' profiles, read in one more pass over a data
 /// file: the model's outputs (its records' `prediction` and `label`, each numeric while its values
 /// are numbers, see [`Outputs::adaptive`]) and a uniform sample of at most `joint_rows` complete
-/// rows of the numeric `features` (records lacking a usable value of one are passed over; `None`
-/// when fewer than two rows or features). Lines that do not decode are passed over: reading the
-/// features counts or refuses them.
+/// rows of the numeric `features` and the `onehot` categorical ones (records lacking a usable
+/// value of one are passed over; `None` when fewer than two rows or columns). Lines that do not
+/// decode are passed over: reading the features counts or refuses them.
 pub fn read_extras(
     path: &Path,
     options: &ReadOptions,
     features: &[String],
+    onehot: &[OneHot],
     joint_rows: usize,
     seed: u64,
 ) -> Result<(Outputs, Option<JointSample>), DecodeError> {
     const WHAT: &str = "reading the outputs and rows of";
     let mut outputs = Outputs::adaptive();
-    let mut sample = RowReservoir::new(features.to_vec(), joint_rows, seed);
+    let mut sample =
+        RowReservoir::new(features.to_vec(), joint_rows, seed).with_onehot(onehot.to_vec());
+    let numeric = features.len();
     let number = |cell: Cell<'_>| match cell {
         Cell::Number { value, .. } => Some(value),
         Cell::Text(text) => text.trim().parse().ok(),
@@ -308,25 +311,37 @@ pub fn read_extras(
         DataFormat::Csv => {
             let names: Vec<&str> = (OUTPUT_FIELDS.iter().copied())
                 .chain(features.iter().map(String::as_str))
+                .chain(onehot.iter().map(|o| o.feature.as_str()))
                 .collect();
             each_csv_row(path, options, WHAT, &names, |fields| {
                 outputs.push_csv([fields[0], fields[1]]);
-                let cells = fields[2..].iter().map(|f| f.map(Cell::from_csv));
-                sample.offer(cells.map(|cell| cell.and_then(number)));
+                fn cells<'a>(field: &Option<&'a str>) -> Cell<'a> {
+                    field.map_or(Cell::Missing, Cell::from_csv)
+                }
+                let (numbers, labels) = fields[2..].split_at(numeric);
+                let numbers = numbers.iter().map(|f| number(cells(f)));
+                sample.offer_cells(numbers, labels.iter().map(cells));
             })?;
         }
         DataFormat::JsonLines => {
+            let spec = |name: &str, kind| FeatureSpec {
+                name: name.to_string(),
+                kind,
+            };
             let schema = Schema {
                 features: (features.iter())
-                    .map(|name| FeatureSpec {
-                        name: name.clone(),
-                        kind: crate::decode::FeatureKind::Numeric,
-                    })
+                    .map(|name| spec(name, crate::decode::FeatureKind::Numeric))
+                    .chain(
+                        (onehot.iter())
+                            .map(|o| spec(&o.feature, crate::decode::FeatureKind::Categorical)),
+                    )
                     .collect(),
             };
             each_jsonl_record(path, options, WHAT, &schema, |record| {
                 outputs.push_record(&record);
-                sample.offer(record.cells().map(number));
+                let (numbers, labels) =
+                    (record.cells().take(numeric), record.cells().skip(numeric));
+                sample.offer_cells(numbers.map(number), labels);
             })?;
         }
     }

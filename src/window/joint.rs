@@ -11,6 +11,7 @@
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::OneHot;
 use crate::decode::{Cell, RecordView};
 
 /// Rows a window keeps for the multivariate tests unless configured otherwise.
@@ -19,8 +20,11 @@ pub const DEFAULT_WINDOW_ROWS: usize = 2000;
 /// A window's uniform sample of complete rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowRows {
-    /// The features' positions in the stream's schema, in the baseline sample's order.
+    /// The numeric features' positions in the stream's schema.
     pub columns: Vec<usize>,
+    /// The categorical features' positions and encodings, their indicators after the numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub onehot: Vec<(usize, OneHot)>,
     /// Rows kept at most.
     pub capacity: usize,
     /// Seed of the priorities.
@@ -35,10 +39,11 @@ pub struct WindowRows {
 }
 
 impl WindowRows {
-    /// An empty sample of at most `capacity` rows of the features at `columns`.
+    /// An empty sample of at most `capacity` rows of the numeric features at `columns`.
     pub fn new(columns: Vec<usize>, capacity: usize, seed: u64) -> WindowRows {
         WindowRows {
             columns,
+            onehot: Vec::new(),
             capacity,
             seed,
             complete: 0,
@@ -47,9 +52,26 @@ impl WindowRows {
         }
     }
 
+    /// Also samples the categorical features at these positions, one-hot.
+    pub fn with_onehot(mut self, onehot: Vec<(usize, OneHot)>) -> WindowRows {
+        self.onehot = onehot;
+        self
+    }
+
     /// The same sample settings, with no rows (the next window's).
     pub fn emptied(&self) -> WindowRows {
         WindowRows::new(self.columns.clone(), self.capacity, self.seed)
+            .with_onehot(self.onehot.clone())
+    }
+
+    /// Columns per row: the numeric features and one per level of each categorical one.
+    pub fn width(&self) -> usize {
+        self.columns.len()
+            + self
+                .onehot
+                .iter()
+                .map(|(_, o)| o.levels.len())
+                .sum::<usize>()
     }
 
     /// Offers a record read at `offset` of `partition`; kept when complete and among the least
@@ -63,7 +85,12 @@ impl WindowRows {
         let row: Option<Vec<f64>> = (self.columns.iter())
             .map(|&i| number(record.cell(i)).filter(|v| v.is_finite()))
             .collect();
-        let Some(row) = row else { return };
+        let Some(mut row) = row else { return };
+        for (i, encoding) in &self.onehot {
+            if !encoding.encode(record.cell(*i), &mut row) {
+                return;
+            }
+        }
         self.complete += 1;
         self.keep(priority(self.seed, partition, offset, rank), row);
     }
@@ -81,8 +108,8 @@ impl WindowRows {
 
     /// Adds another part's sample of the same window (same features and capacity).
     pub fn merge(&mut self, other: WindowRows) -> Result<(), String> {
-        if (&self.columns, self.capacity, self.seed) != (&other.columns, other.capacity, other.seed)
-        {
+        let shape = |r: &WindowRows| (r.columns.clone(), r.onehot.clone(), r.capacity, r.seed);
+        if shape(self) != shape(&other) {
             return Err("parts sample different features or sizes of rows".into());
         }
         self.complete += other.complete;
@@ -94,7 +121,7 @@ impl WindowRows {
 
     /// The kept rows, least priority first.
     pub fn rows(&self) -> Array2<f64> {
-        let width = self.columns.len();
+        let width = self.width();
         let values = self.kept.iter().flat_map(|(_, row)| row.iter().copied());
         Array2::from_shape_vec((self.kept.len(), width), values.collect())
             .expect("rows of the sampled features")
