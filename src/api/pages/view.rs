@@ -26,6 +26,8 @@ pub struct Report {
     pub features: Vec<Feature>,
     /// The model outputs (`prediction`, `label`) against the baseline's, read like features.
     pub outputs: Vec<Feature>,
+    /// The multivariate tests, by method (`mmd`, `pca`).
+    pub multivariate: BTreeMap<String, Joint>,
     /// The dataset-level verdict.
     pub dataset: Dataset,
 }
@@ -54,6 +56,26 @@ pub fn records_per_second(reports: &[Report]) -> Option<f64> {
     let start = reports.last()?.window.start.as_deref().and_then(epoch_ms)?;
     let records: u64 = reports.iter().map(|r| r.window.records).sum();
     (end > start).then(|| records as f64 * 1000.0 / (end - start) as f64)
+}
+
+/// A multivariate test's outcome.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Joint {
+    /// MMD², or the mean reconstruction error.
+    pub statistic: f64,
+    /// The p-value under "no drift".
+    pub p_value: f64,
+    /// The statistic's critical value.
+    pub threshold: f64,
+    /// Whether drift was detected.
+    pub drift: bool,
+    /// Columns tested (numeric features and categorical levels).
+    pub features: u64,
+    /// Reference rows used.
+    pub reference_rows: u64,
+    /// Window rows used.
+    pub current_rows: u64,
 }
 
 /// A window's metadata.

@@ -8,7 +8,7 @@ use maud::{html, Markup};
 
 use super::charts::distribution;
 use super::layout::{num, opt, page, percent, pill, segment, short, time_text, Assets};
-use super::view::{Feature, Performance, Report};
+use super::view::{Feature, Joint, Performance, Report};
 use super::{model_href, run_href, stream_href, PageError};
 use crate::api::ApiState;
 use crate::policy::Decision;
@@ -79,6 +79,11 @@ pub fn body(
         h2 { "Features" }
         div.legend { span { span.swatch.ref {} "reference" } span { span.swatch.cur {} "current window" } }
         div.features { @for feature in ordered(&report.features) { (feature_card(feature, "feature")) } }
+        @if !report.multivariate.is_empty() {
+            h2 { "Features together" }
+            p.muted { "Multivariate tests of the rows against the reference's: they see a change in how features move together, which no per-feature test can." }
+            (joint_table(&report.multivariate))
+        }
         @if !report.outputs.is_empty() {
             h2 { "Model outputs" }
             p.muted { "The window's predictions and labels against the training data's." }
@@ -145,6 +150,31 @@ fn decision_table(decisions: &[Decision], runs: &BTreeMap<String, String>, links
                         Some(run) => (run),
                         None => "–",
                     } }
+                }
+            } }
+        } }
+    }
+}
+
+/// The multivariate tests, one row each.
+fn joint_table(tests: &BTreeMap<String, Joint>) -> Markup {
+    let name = |method: &str| match method {
+        "mmd" => "MMD² (Gaussian kernel)",
+        "pca" => "PCA reconstruction error",
+        _ => "multivariate test",
+    };
+    html! {
+        div.scroll { table.stack {
+            thead { tr { th { "Test" } th { "Statistic" } th { "Threshold" } th { "p-value" } th { "Columns" } th { "Rows (window / reference)" } th { "Verdict" } } }
+            tbody { @for (method, test) in tests {
+                tr id={ "multivariate-" (segment(method)) } {
+                    td { (name(method)) }
+                    td.num { (num(test.statistic)) }
+                    td.num { (num(test.threshold)) }
+                    td.num { (num(test.p_value)) }
+                    td.num { (test.features) }
+                    td.num { (test.current_rows) " / " (test.reference_rows) }
+                    td { (pill(if test.drift { "drift" } else { "none" })) }
                 }
             } }
         } }
@@ -229,5 +259,40 @@ mod tests {
         let with = body(&report(prediction), &[], &none, false).into_string();
         assert!(with.contains("<h2>Model outputs</h2>"), "{with}");
         assert!(with.contains("prediction"), "{with}");
+    }
+
+    #[test]
+    fn multivariate_tests_get_a_table_when_the_report_has_them() {
+        let none = BTreeMap::new();
+        let without = body(&Report::default(), &[], &none, false).into_string();
+        assert!(!without.contains("Features together"));
+        let report: Report = serde_json::from_value(serde_json::json!({ "multivariate": {
+            "mmd": {"statistic": 0.0213, "p_value": 0.0099, "threshold": 0.0019, "drift": true,
+                    "features": 5, "reference_rows": 500, "current_rows": 500},
+            "pca": {"statistic": 1.17, "p_value": 0.61, "threshold": 1.196, "drift": false,
+                    "features": 5, "reference_rows": 2000, "current_rows": 1000}
+        }}))
+        .unwrap();
+        let with = body(&report, &[], &none, false).into_string();
+        assert!(with.contains("<h2>Features together</h2>"), "{with}");
+        let row = |id: &str| {
+            with.split(id)
+                .nth(1)
+                .unwrap()
+                .split("</tr>")
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let mmd = row("id=\"multivariate-mmd\"");
+        assert!(
+            mmd.contains("MMD²") && mmd.contains("0.0213") && mmd.contains("pill bad"),
+            "{mmd}"
+        );
+        let pca = row("id=\"multivariate-pca\"");
+        assert!(
+            pca.contains("1000 / 2000") && pca.contains(">none<"),
+            "{pca}"
+        );
     }
 }
