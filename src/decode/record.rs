@@ -48,6 +48,16 @@ impl NumberText<'_> {
 }
 
 impl<'a> Cell<'a> {
+    /// The cell's number: a number, or text that reads as one (how the joint samples of
+    /// baselines and windows read a numeric feature's row value).
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Cell::Number { value, .. } => Some(*value),
+            Cell::Text(text) => text.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
     /// Classifies a CSV cell: empty is missing, anything `f64` parses is a number, else text.
     pub fn from_csv(text: &'a str) -> Cell<'a> {
         let trimmed = text.trim();

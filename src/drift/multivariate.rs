@@ -30,6 +30,14 @@ pub enum Multivariate {
 }
 
 impl Multivariate {
+    /// Every method.
+    pub const ALL: [Multivariate; 2] = [Multivariate::Mmd, Multivariate::Pca];
+
+    /// The method named `name` in reports and policies.
+    pub fn parse(name: &str) -> Option<Multivariate> {
+        Multivariate::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
     /// The name used in reports.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -302,11 +302,7 @@ pub fn read_extras(
     let mut sample =
         RowReservoir::new(features.to_vec(), joint_rows, seed).with_onehot(onehot.to_vec());
     let numeric = features.len();
-    let number = |cell: Cell<'_>| match cell {
-        Cell::Number { value, .. } => Some(value),
-        Cell::Text(text) => text.trim().parse().ok(),
-        _ => None,
-    };
+    let number = |cell: Cell<'_>| cell.number();
     match format_of(path)? {
         DataFormat::Csv => {
             let names: Vec<&str> = (OUTPUT_FIELDS.iter().copied())

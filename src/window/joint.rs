@@ -12,7 +12,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::OneHot;
-use crate::decode::{Cell, RecordView};
+use crate::decode::RecordView;
 
 /// Rows a window keeps for the multivariate tests unless configured otherwise.
 pub const DEFAULT_WINDOW_ROWS: usize = 2000;
@@ -83,7 +83,7 @@ impl WindowRows {
         };
         self.last = Some((partition, offset, rank));
         let row: Option<Vec<f64>> = (self.columns.iter())
-            .map(|&i| number(record.cell(i)).filter(|v| v.is_finite()))
+            .map(|&i| record.cell(i).number().filter(|v| v.is_finite()))
             .collect();
         let Some(mut row) = row else { return };
         for (i, encoding) in &self.onehot {
@@ -125,15 +125,6 @@ impl WindowRows {
         let values = self.kept.iter().flat_map(|(_, row)| row.iter().copied());
         Array2::from_shape_vec((self.kept.len(), width), values.collect())
             .expect("rows of the sampled features")
-    }
-}
-
-/// A cell's number: a number, or text that reads as one (as the baseline's sample reads them).
-fn number(cell: Cell<'_>) -> Option<f64> {
-    match cell {
-        Cell::Number { value, .. } => Some(value),
-        Cell::Text(text) => text.trim().parse().ok(),
-        _ => None,
     }
 }
 

@@ -2,7 +2,6 @@
 //! detectors, regret, schedules, performance, data-set and feature signals), each reporting
 //! every problem with its key path.
 
-use crate::drift::multivariate::Multivariate;
 use std::collections::BTreeMap;
 
 use super::duration;
@@ -10,6 +9,7 @@ use super::params::{adwin_params, page_hinkley_params, regret_of};
 use super::raw::{RawQuantile, RawRegret, RawRolling, RawRule};
 use crate::config::problems::Problems;
 use crate::decode::FeatureKind;
+use crate::drift::multivariate::Multivariate;
 use crate::policy::spec::{Applies, CronSchedule};
 use crate::policy::{Criterion, Loss, Metric, Model, Rule, Signal, Source};
 
@@ -325,16 +325,12 @@ fn multivariate(
     problems: &mut Problems,
 ) -> Option<Signal> {
     let criterion = criterion(raw, key, problems);
-    let method = match method_name {
-        "mmd" => Multivariate::Mmd,
-        "pca" => Multivariate::Pca,
-        other => {
-            problems.add(
-                format!("{key}.multivariate"),
-                format!("{other:?} is not a multivariate test: use mmd or pca"),
-            );
-            return None;
-        }
+    let Some(method) = Multivariate::parse(method_name) else {
+        problems.add(
+            format!("{key}.multivariate"),
+            format!("{method_name:?} is not a multivariate test: use mmd or pca"),
+        );
+        return None;
     };
     if !context.multivariate.contains(&method) {
         problems.add(
