@@ -63,8 +63,8 @@ impl Service {
     fn wait_ready(&mut self, status: u16, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            if TcpStream::connect(&self.address).is_ok() {
-                let (got, body) = http_get(&self.address, "/readyz");
+            // A connection reset while the service starts counts as no answer yet.
+            if let Ok((got, body)) = common::http::try_get(&self.address, "/readyz") {
                 if got == status && body.contains(needle) {
                     return body;
                 }

@@ -44,27 +44,39 @@ pub fn unchecked(
     headers: &[&str],
     body: &str,
 ) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(address).expect("api reachable");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    try_request(address, method, path, headers, body).expect("api reachable")
+}
+
+/// A GET whose connection may fail (a service starting, or stopping): the I/O error then.
+pub fn try_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
+    try_request(address, "GET", path, &[], "")
+}
+
+fn try_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    )?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    stream.read_to_string(&mut response)?;
     let status = response
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .expect("a status line");
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no status line"))?;
     let body = response
         .split_once("\r\n\r\n")
         .map_or("", |(_, b)| b)
         .to_string();
-    (status, body)
+    Ok((status, body))
 }
