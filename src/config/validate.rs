@@ -512,7 +512,11 @@ fn validate_stream(
         Ok(baseline) => {
             let plan =
                 crate::pipeline::MultivariatePlan::of(&multivariate, &drift, &schema, &baseline);
-            if let Err(message) = plan {
+            let prepared = plan.and_then(|plan| match &plan {
+                Some(plan) => plan.prepared().map(|_| ()).map_err(str::to_string),
+                None => Ok(()),
+            });
+            if let Err(message) = prepared {
                 problems.add(format!("{key}.drift.multivariate"), message);
             }
             for mismatch in baseline.mismatches(&stream.features) {

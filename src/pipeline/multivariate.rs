@@ -3,6 +3,7 @@
 //! outcome against them.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use ndarray::Array2;
 
@@ -31,19 +32,24 @@ impl Default for MultivariateSettings {
     }
 }
 
-/// What a stream's windows are tested with jointly: the stream's numeric features (their
-/// schema positions) and the methods prepared on the baseline's sample of rows of them.
+/// What a stream's windows are tested with jointly: the stream's features (their schema
+/// positions), the baseline's sample of rows of them, and the methods prepared on it, the first
+/// time a report needs them (a partition's processor that only cuts parts never does).
 #[derive(Debug, Clone)]
 pub struct MultivariatePlan {
     columns: Vec<usize>,
     onehot: Vec<(usize, OneHot)>,
-    prepared: Prepared,
     rows: usize,
+    methods: Vec<Multivariate>,
+    drift: DriftSettings,
+    reference: Array2<f64>,
+    prepared: OnceLock<Result<Prepared, String>>,
 }
 
 impl MultivariatePlan {
     /// The plan of `settings`' stream on `baseline`, decided by `drift`: `None` without
-    /// methods; an error, in words for the configuration, when the baseline cannot serve them.
+    /// methods; an error, in words for the configuration, when the baseline's sample lacks the
+    /// stream's features (whether the methods fit it, [`prepared`](Self::prepared) says).
     pub fn of(
         settings: &MultivariateSettings,
         drift: &DriftSettings,
@@ -91,14 +97,25 @@ impl MultivariatePlan {
         let all = sample.rows();
         let reference =
             Array2::from_shape_fn((all.nrows(), picks.len()), |(r, c)| all[[r, picks[c]]]);
-        let prepared = Prepared::new(&settings.methods, reference.view(), drift)
-            .map_err(|err| format!("the baseline's sample of rows does not serve them: {err}"))?;
         Ok(Some(MultivariatePlan {
             columns,
             onehot,
-            prepared,
             rows: settings.rows,
+            methods: settings.methods.clone(),
+            drift: drift.clone(),
+            reference,
+            prepared: OnceLock::new(),
         }))
+    }
+
+    /// The methods prepared on the reference rows (once); an error, in words for the
+    /// configuration, when they cannot be.
+    pub fn prepared(&self) -> Result<&Prepared, &str> {
+        let prepared = self.prepared.get_or_init(|| {
+            Prepared::new(&self.methods, self.reference.view(), &self.drift)
+                .map_err(|err| format!("the baseline's sample of rows does not serve them: {err}"))
+        });
+        prepared.as_ref().map_err(String::as_str)
     }
 
     /// The empty sample windows keep for the plan.
@@ -122,7 +139,8 @@ impl MultivariatePlan {
             return BTreeMap::new();
         }
         let current = sample.rows();
-        match self.prepared.test(current.view(), settings) {
+        let outcomes = self.prepared().map_err(str::to_string);
+        match outcomes.and_then(|prepared| prepared.test(current.view(), settings)) {
             Ok(outcomes) => outcomes,
             Err(err) => {
                 tracing::warn!(window = window.index, error = %err, "no multivariate test for the window");
