@@ -42,6 +42,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod backtest;
 pub mod baseline;
 pub mod cli;
 pub mod config;

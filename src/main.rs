@@ -53,6 +53,7 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn exit_code(err: Option<&CliError>) -> ExitCode {
+    use driftgate::backtest::BacktestError;
     match err {
         Some(
             CliError::Decode(_)
@@ -60,6 +61,9 @@ fn exit_code(err: Option<&CliError>) -> ExitCode {
             | CliError::Settings(_)
             | CliError::Config(_)
             | CliError::Replay(_)
+            | CliError::Backtest(
+                BacktestError::Config(_) | BacktestError::Setup(_) | BacktestError::Input { .. },
+            )
             | CliError::TooFewRecords(_)
             | CliError::Multivariate(_)
             | CliError::Schema(_)

@@ -7,6 +7,7 @@
 //! Layout: `args.rs` (the commands' arguments), `drift.rs`, `commands.rs` (the others).
 
 mod args;
+mod backtest;
 mod commands;
 mod drift;
 mod store;
@@ -83,6 +84,9 @@ pub enum Command {
     /// Replay recorded data through a stream's windows, detectors and policies, and print when
     /// each policy would have triggered.
     Replay(ReplayArgs),
+    /// Compare policy sets on recorded labelled data by retrains and accuracy: every trigger
+    /// runs the model's DAG for real, and the retrained model scores what follows.
+    Backtest(backtest::BacktestArgs),
     /// Show the whole loop in about a minute: an embedded broker, drift injected into a
     /// stream, policies triggering a retraining DAG, alerts to a local webhook.
     Demo(crate::demo::DemoArgs),
@@ -117,6 +121,9 @@ pub enum CliError {
     /// A replay could not run.
     #[error(transparent)]
     Replay(#[from] crate::replay::ReplayError),
+    /// A backtest could not run.
+    #[error(transparent)]
+    Backtest(#[from] crate::backtest::BacktestError),
     /// The demo could not run.
     #[error(transparent)]
     Demo(#[from] crate::demo::DemoError),
@@ -173,14 +180,17 @@ pub fn run(cli: Cli) -> Result<CommandOutcome, CliError> {
         Command::Config(ConfigCommand::Check { file }) => run_config_check(&file),
         Command::Store(command) => store::run(&command),
         Command::Replay(args) => run_replay(&args),
+        Command::Backtest(args) => backtest::run_backtest(&args),
         Command::Demo(args) => {
             crate::demo::run(&args)?;
             Ok(CommandOutcome::Done)
         }
         Command::Task(command) => {
             let mut text = crate::task::run(&command)?;
-            text.push('\n');
-            write_stdout(&text)?;
+            if !text.is_empty() {
+                text.push('\n');
+                write_stdout(&text)?;
+            }
             Ok(CommandOutcome::Done)
         }
         Command::Completions { shell } => {

@@ -98,6 +98,17 @@ pub fn load(path: &Path) -> Result<ServiceConfig, ConfigError> {
     })
 }
 
+/// [`load`], with the `[[policies]]` of the policy set file `set` in place of every policy of
+/// the file and its includes (a backtest's policy set).
+pub fn load_with_policies(path: &Path, set: &Path) -> Result<ServiceConfig, ConfigError> {
+    let mut raw = raw::RawConfig::load(path)?;
+    raw.policy_set = Some(set.to_path_buf());
+    validate::validate(raw, path).map_err(|problems| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems: problems.into_iter().map(name_override).collect(),
+    })
+}
+
 /// A problem with a value that an environment variable set names that variable: the file is
 /// not where to fix it.
 fn name_override(mut problem: ConfigProblem) -> ConfigProblem {

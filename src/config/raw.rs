@@ -2,7 +2,7 @@
 //! accurate, the README's configuration reference is built from the same words.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -48,6 +48,10 @@ pub struct RawConfig {
     /// Retraining DAGs run when a policy triggers (usually in included files).
     #[serde(default)]
     pub dags: Vec<super::dags::RawDag>,
+    /// Not read from the file: a policy set (`backtest --policies`) whose `[[policies]]` take
+    /// the place of every policy of the file and its includes.
+    #[serde(skip)]
+    pub policy_set: Option<PathBuf>,
     /// Where and how DAG runs execute.
     #[serde(default)]
     pub runs: RawRuns,

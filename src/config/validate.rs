@@ -344,6 +344,9 @@ fn policy_files(
         sources.dags.push((String::new(), i, dag.clone()));
     }
     super::policies::read_includes(&raw.include, &mut sources, problems);
+    if let Some(set) = &raw.policy_set {
+        sources.policies = super::policies::read_policy_set(set, problems);
+    }
     let named: Vec<&str> = raw.streams.iter().map(|s| s.name.as_str()).collect();
     let (models, policies) = super::policies::validate(&sources, streams, &named, problems);
     // Sinks may name models from any file, valid or not: an unknown name is the only error.

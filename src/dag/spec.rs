@@ -98,6 +98,23 @@ pub struct Airflow {
 }
 
 impl Dag {
+    /// The file a finished run of this DAG declared as the next baseline (a task's
+    /// `baseline_output`), given the run's task records.
+    pub fn baseline_output(
+        &self,
+        tasks: &[crate::store::TaskRecord],
+    ) -> Option<std::path::PathBuf> {
+        self.tasks.iter().find_map(|task| {
+            let file = task.baseline_output.as_ref()?;
+            tasks
+                .iter()
+                .filter(|t| t.task == task.name && t.status.has_outputs())
+                .flat_map(|t| t.outputs.iter())
+                .find(|a| &a.file == file)
+                .map(|a| std::path::PathBuf::from(&a.path))
+        })
+    }
+
     /// The task named `name`.
     pub fn task(&self, name: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.name == name)

@@ -90,7 +90,7 @@ impl Replay {
 }
 
 /// The stream a replay runs through: the named one, or the configuration's only stream.
-fn stream_settings<'c>(
+pub(crate) fn stream_settings<'c>(
     config: &'c ServiceConfig,
     stream: Option<&str>,
 ) -> Result<&'c crate::config::StreamSettings, ReplayError> {
@@ -173,19 +173,12 @@ pub fn replay(
     config: &ServiceConfig,
     input: &Path,
     stream: Option<&str>,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<Replay, ReplayError> {
     let mut replayer = Replayer::new(config, stream)?;
-    let input_error = |message: String| ReplayError::Input {
-        path: input.display().to_string(),
-        message,
-    };
-    let size = std::fs::metadata(input)
-        .map_err(|e| input_error(e.to_string()))?
-        .len();
     let topic = replayer.processor.settings().topic.clone();
     let mut offset = 0i64;
-    let mut handle = |payload: &[u8], replayer: &mut Replayer| {
+    let read = read_messages(input, progress, |payload| {
         replayer.feed(Message {
             topic: &topic,
             partition: 0,
@@ -194,27 +187,45 @@ pub fn replay(
             payload: Some(payload),
         });
         offset += 1;
-    };
+        Ok::<(), std::convert::Infallible>(())
+    });
+    read.map_err(|message| ReplayError::Input {
+        path: input.display().to_string(),
+        message,
+    })?
+    .unwrap_or_else(|never| match never {});
+    Ok(replayer.finish())
+}
+
+/// Hands `handle` each message of a recorded file, in order, until it fails: a JSONL line as
+/// it is, a CSV row as the JSON record the file reader would see. `progress` is called with
+/// the bytes read so far and the file's size. The outer error says why the file could not be
+/// read; the inner one is `handle`'s.
+pub(crate) fn read_messages<E>(
+    input: &Path,
+    mut progress: impl FnMut(u64, u64),
+    mut handle: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<Result<(), E>, String> {
+    let size = std::fs::metadata(input).map_err(|e| e.to_string())?.len();
     let is_csv = input
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
-        let mut reader = csv::Reader::from_path(input).map_err(|e| input_error(e.to_string()))?;
-        let headers = reader
-            .headers()
-            .map_err(|e| input_error(e.to_string()))?
-            .clone();
+        let mut reader = csv::Reader::from_path(input).map_err(|e| e.to_string())?;
+        let headers = reader.headers().map_err(|e| e.to_string())?.clone();
         let mut read = 0u64;
         for row in reader.records() {
-            let row = row.map_err(|e| input_error(e.to_string()))?;
+            let row = row.map_err(|e| e.to_string())?;
             let payload = csv_record(&headers, &row);
-            handle(payload.as_bytes(), &mut replayer);
+            if let Err(err) = handle(payload.as_bytes()) {
+                return Ok(Err(err));
+            }
             read = row.position().map_or(read, |p| p.byte());
             progress(read, size);
         }
     } else {
         use std::io::BufRead;
-        let file = std::fs::File::open(input).map_err(|e| input_error(e.to_string()))?;
+        let file = std::fs::File::open(input).map_err(|e| e.to_string())?;
         let mut reader = std::io::BufReader::new(file);
         let mut line = Vec::new();
         let mut read = 0u64;
@@ -222,19 +233,21 @@ pub fn replay(
             line.clear();
             let n = reader
                 .read_until(b'\n', &mut line)
-                .map_err(|e| input_error(e.to_string()))?;
+                .map_err(|e| e.to_string())?;
             if n == 0 {
                 break;
             }
             read += n as u64;
             let payload = line.trim_ascii();
             if !payload.is_empty() {
-                handle(payload, &mut replayer);
+                if let Err(err) = handle(payload) {
+                    return Ok(Err(err));
+                }
             }
             progress(read, size);
         }
     }
-    Ok(replayer.finish())
+    Ok(Ok(()))
 }
 
 /// Replays a range of `topic` (usually the stream's own; by default everything it holds now)

@@ -20,7 +20,7 @@ mod consequences;
 mod consumer;
 mod outage;
 mod positions;
-mod rotation;
+pub(crate) mod rotation;
 mod runs;
 mod shared;
 mod shutdown;

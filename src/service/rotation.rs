@@ -10,7 +10,7 @@ use crate::baseline::Baseline;
 use crate::decode::FeatureSpec;
 
 /// A baseline ready to rotate in.
-pub(super) struct Prepared {
+pub(crate) struct Prepared {
     /// The kept copy the stream switches to.
     pub kept: PathBuf,
     /// It, loaded.
@@ -21,7 +21,7 @@ pub(super) struct Prepared {
 
 /// Loads the run's baseline `output`, checks it against the stream's `features` and keeps it
 /// as `dir/STREAM/ID.npz` (or `.json`, as the run wrote it); why not, in words.
-pub(super) fn prepare(
+pub(crate) fn prepare(
     output: &Path,
     stream: &str,
     features: &[FeatureSpec],

@@ -237,22 +237,10 @@ fn produced_baseline(
     run: &RunRecord,
     catalog: &SharedCatalog,
 ) -> Option<PathBuf> {
-    let wanted: Vec<(String, String)> = read(catalog)
-        .dag(&run.dag)?
-        .tasks
-        .iter()
-        .filter_map(|t| t.baseline_output.clone().map(|o| (t.name.clone(), o)))
-        .collect();
+    let dag = read(catalog).dag(&run.dag)?.clone();
     let tasks = Store::open_read_only(store_url)
         .ok()?
         .run_tasks(&run.id)
         .ok()?;
-    wanted.iter().find_map(|(task, file)| {
-        tasks
-            .iter()
-            .filter(|t| &t.task == task && t.status.has_outputs())
-            .flat_map(|t| t.outputs.iter())
-            .find(|a| &a.file == file)
-            .map(|a| PathBuf::from(&a.path))
-    })
+    dag.baseline_output(&tasks)
 }

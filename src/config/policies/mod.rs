@@ -77,6 +77,24 @@ pub fn read_includes(patterns: &[String], sources: &mut PolicySources, problems:
     }
 }
 
+/// The policies of a policy set file (`backtest --policies`): `[[policies]]` only, since the
+/// set replaces the configuration's policies and keeps its models and DAGs.
+pub fn read_policy_set(file: &Path, problems: &mut Problems) -> Vec<(String, usize, RawPolicy)> {
+    if !file.is_file() {
+        problems.add(file.display().to_string(), "no such policy set file");
+        return Vec::new();
+    }
+    let mut sources = PolicySources::default();
+    read_includes(&[file.display().to_string()], &mut sources, problems);
+    if !sources.models.is_empty() || !sources.dags.is_empty() {
+        problems.add(
+            file.display().to_string(),
+            "a policy set holds only [[policies]]: models and DAGs stay the configuration's",
+        );
+    }
+    sources.policies
+}
+
 fn expand(pattern: &str) -> Result<Vec<PathBuf>, String> {
     let path = Path::new(pattern);
     let name = path

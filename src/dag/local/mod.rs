@@ -11,7 +11,7 @@ mod gates;
 pub mod orphans;
 mod task;
 
-pub use task::retry_delay;
+pub use task::{program, retry_delay};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

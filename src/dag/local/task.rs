@@ -329,7 +329,7 @@ pub fn retry_delay(task: &Task, attempt: u32, jitter: f64) -> Duration {
 
 /// A task's program: `driftgate` is this very binary (for the built-in tasks, whatever the
 /// `PATH`); anything else is looked up as usual.
-fn program(name: &str) -> std::io::Result<PathBuf> {
+pub fn program(name: &str) -> std::io::Result<PathBuf> {
     if name == "driftgate" {
         std::env::current_exe()
     } else {

@@ -14,10 +14,17 @@
 //! * `evaluate --registry DIR`: the challenger (`model.json` upstream) against the champion
 //!   (`DIR/<model>.json`) on the holdout → `metrics.json` with `"promote": true|false`;
 //! * `promote --registry DIR`: the challenger becomes the champion (written atomically);
-//! * `baseline`: a baseline profile of the records (`baseline build`'s code) → `baseline.npz`.
+//! * `baseline`: a baseline profile of the records (`baseline build`'s code) → `baseline.npz`;
+//! * `predict --registry DIR`: the champion's prediction for each record read on standard input
+//!   ([`predict`]), the scorer `driftgate backtest` keeps running.
+//!
+//! `DRIFTGATE_REGISTRY`, when set (a backtest sets it to the policy set's own registry), takes
+//! the place of every `--registry`, so a backtest never touches the models in service.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+mod predict;
 
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
@@ -64,6 +71,16 @@ pub enum TaskCommand {
         /// Where the records come from.
         #[command(flatten)]
         data: DataArgs,
+    },
+    /// Print the champion's prediction (1 or 0) for each JSON record read on standard input,
+    /// one line each, until standard input ends.
+    Predict {
+        /// Where champions are kept, one `<model>.json` each.
+        #[arg(long, value_name = "DIR", env = "DRIFTGATE_REGISTRY")]
+        registry: PathBuf,
+        /// The model whose champion predicts (default: `DRIFTGATE_MODEL`).
+        #[arg(long, env = "DRIFTGATE_MODEL")]
+        model: String,
     },
 }
 
@@ -148,21 +165,31 @@ impl Context {
     }
 }
 
-/// Runs a task; returns the line it prints.
+/// Runs a task; returns the line it prints (nothing for `predict`, whose output is its
+/// predictions).
 pub fn run(command: &TaskCommand) -> Result<String, TaskError> {
-    let context = Context::load()?;
+    let context = Context::load;
     match command {
-        TaskCommand::Transform { features, data } => transform(&context, features, data),
-        TaskCommand::Train { data } => train(&context, data),
+        TaskCommand::Transform { features, data } => transform(&context()?, features, data),
+        TaskCommand::Train { data } => train(&context()?, data),
         TaskCommand::Evaluate {
             data,
             registry,
             min_gain,
-        } => evaluate(&context, data, registry, *min_gain),
-        TaskCommand::Promote { registry } => promote(&context, registry),
-        TaskCommand::Baseline { data } => baseline(&context, data),
+        } => evaluate(&context()?, data, &registry_dir(registry), *min_gain),
+        TaskCommand::Promote { registry } => promote(&context()?, &registry_dir(registry)),
+        TaskCommand::Baseline { data } => baseline(&context()?, data),
+        TaskCommand::Predict { registry, model } => predict::serve(&registry_dir(registry), model),
     }
 }
+
+/// The registry to use: `DRIFTGATE_REGISTRY` when set (a backtest's own), else `flag`.
+fn registry_dir(flag: &Path) -> PathBuf {
+    std::env::var_os(REGISTRY_ENV).map_or_else(|| flag.to_path_buf(), PathBuf::from)
+}
+
+/// The variable naming the registry in place of `--registry`.
+pub const REGISTRY_ENV: &str = "DRIFTGATE_REGISTRY";
 
 /// Fits the features' transform on the training part.
 fn transform(context: &Context, features: &[String], data: &DataArgs) -> Result<String, TaskError> {

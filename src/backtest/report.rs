@@ -1,0 +1,151 @@
+//! What a backtest reports: per policy set, its retrains, its accuracy window by window and
+//! overall, and every decision and run. JSON carries all of it; with a fixed `run_time` the
+//! same input gives the same JSON.
+
+use serde::Serialize;
+
+use crate::pipeline::report::Performance;
+use crate::policy::Decision;
+
+/// A whole backtest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backtest {
+    /// The stream replayed.
+    pub stream: String,
+    /// The model judged.
+    pub model: String,
+    /// The input file.
+    pub input: String,
+    /// The in-flight time given for every run, in seconds; null: each run's own duration.
+    pub run_time_seconds: Option<f64>,
+    /// One result per policy set, `never` and `every-window` first.
+    pub sets: Vec<SetResult>,
+}
+
+/// One policy set's backtest.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetResult {
+    /// Its name.
+    pub name: String,
+    /// Its policies, by name.
+    pub policies: Vec<String>,
+    /// Runs started.
+    pub retrains: u64,
+    /// Runs that succeeded.
+    pub succeeded: u64,
+    /// Labelled records scored.
+    pub labelled: u64,
+    /// Their share predicted right; null without labelled records.
+    pub accuracy: Option<f64>,
+    /// The mean of the windows' accuracies.
+    pub mean_accuracy: Option<f64>,
+    /// `1 - accuracy`.
+    pub error_rate: Option<f64>,
+    /// Mean absolute error over records with numeric labels.
+    pub mae: Option<f64>,
+    /// Root mean squared error over records with numeric labels.
+    pub rmse: Option<f64>,
+    /// Event-time seconds runs were in flight, in all.
+    pub training_seconds: f64,
+    /// Windows in which a feature of the judged model drifted.
+    pub drift_alarms: u64,
+    /// The closed windows, in order.
+    pub windows: Vec<BacktestWindow>,
+    /// The runs, in order.
+    pub runs: Vec<BacktestRun>,
+}
+
+/// One window as the set saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestWindow {
+    /// Index in the stream.
+    pub index: u64,
+    /// Records in it.
+    pub records: u64,
+    /// Start, RFC 3339, when the records carry times.
+    pub start: Option<String>,
+    /// End, RFC 3339.
+    pub end: Option<String>,
+    /// The run whose model scored its first record (`initial` for the initial model).
+    pub scored_by: String,
+    /// The model's quality on it.
+    pub performance: Performance,
+    /// Features of the judged model whose drift was detected.
+    pub drifted: Vec<String>,
+    /// Its decisions.
+    pub decisions: Vec<Decision>,
+}
+
+/// One run started by a triggered decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestRun {
+    /// Its id (from the decision's idempotency key).
+    pub id: String,
+    /// The policy that triggered it.
+    pub policy: String,
+    /// The triggering window.
+    pub window: u64,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Event time it was triggered at, epoch milliseconds.
+    pub triggered_ms: i64,
+    /// Event time its outcome applied at: triggered plus its time in flight.
+    pub applied_ms: i64,
+    /// Whether it promoted a new model.
+    pub promoted: bool,
+    /// The baseline it rotated in, if any.
+    pub baseline: Option<String>,
+}
+
+impl SetResult {
+    /// An empty result for a set with these policies.
+    pub(super) fn new(name: String, policies: Vec<String>) -> SetResult {
+        SetResult {
+            name,
+            policies,
+            retrains: 0,
+            succeeded: 0,
+            labelled: 0,
+            accuracy: None,
+            mean_accuracy: None,
+            error_rate: None,
+            mae: None,
+            rmse: None,
+            training_seconds: 0.0,
+            drift_alarms: 0,
+            windows: Vec::new(),
+            runs: Vec::new(),
+        }
+    }
+
+    /// The overall figures, from the windows.
+    pub(super) fn total(&mut self) {
+        let windows = &self.windows;
+        let labelled: u64 = windows.iter().map(|w| w.performance.labelled).sum();
+        let correct: u64 = windows.iter().map(|w| w.performance.correct).sum();
+        self.labelled = labelled;
+        self.accuracy = (labelled > 0).then(|| correct as f64 / labelled as f64);
+        self.error_rate = self.accuracy.map(|a| 1.0 - a);
+        let accuracies: Vec<f64> = windows
+            .iter()
+            .filter_map(|w| w.performance.accuracy)
+            .collect();
+        self.mean_accuracy = (!accuracies.is_empty())
+            .then(|| accuracies.iter().sum::<f64>() / accuracies.len() as f64);
+        let numeric: u64 = windows.iter().map(|w| w.performance.numeric_labelled).sum();
+        if numeric > 0 {
+            let weighted = |f: fn(&Performance) -> Option<f64>| {
+                windows
+                    .iter()
+                    .filter_map(|w| Some((f(&w.performance)?, w.performance.numeric_labelled)))
+                    .map(|(v, n)| (v, n as f64))
+                    .fold(0.0, |sum, (v, n)| sum + v * n)
+            };
+            self.mae = Some(weighted(|p| p.mae) / numeric as f64);
+            let squares = weighted(|p| p.rmse.map(|r| r * r));
+            self.rmse = Some((squares / numeric as f64).sqrt());
+        }
+    }
+}

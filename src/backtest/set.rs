@@ -1,0 +1,269 @@
+//! One policy set's backtest: the input's messages, scored by the current model, through the
+//! stream's processor; runs started and applied in event time ([`super::runs`]).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::report::{BacktestWindow, SetResult};
+use super::runs::{Initial, Launched, SetRuns};
+use super::scorer::{Scorer, ScorerCommand};
+use super::{BacktestError, Options, PolicySet};
+use crate::config::ServiceConfig;
+use crate::pipeline::{JudgedWindow, Message, StreamProcessor};
+
+/// What every set shares: the stream and the judged model with its DAG.
+pub(super) struct Judged {
+    /// The stream's name.
+    pub stream: String,
+    /// The judged model.
+    pub model: String,
+    /// Its DAG's name.
+    pub dag: String,
+    /// The model's features (a drift alarm is a window where one of them drifted).
+    pub features: Vec<String>,
+}
+
+impl Judged {
+    /// The stream and model `options` name (or the only ones), refusing a remote DAG.
+    pub(super) fn of(config: &ServiceConfig, options: &Options) -> Result<Judged, BacktestError> {
+        let stream = crate::replay::stream_settings(config, options.stream.as_deref())
+            .map_err(|e| BacktestError::Setup(e.to_string()))?;
+        let candidates: Vec<&crate::policy::Model> = (config.models.iter())
+            .filter(|m| m.stream == stream.name && m.dag.is_some())
+            .collect();
+        let model = match &options.model {
+            Some(name) => candidates.iter().find(|m| &m.name == name).copied(),
+            None if candidates.len() == 1 => Some(candidates[0]),
+            None => None,
+        };
+        let names: Vec<&str> = candidates.iter().map(|m| m.name.as_str()).collect();
+        let model = model.ok_or_else(|| {
+            BacktestError::Setup(format!(
+                "name the model whose predictions the records carry with --model (models of \
+                 stream `{}` with a DAG: {})",
+                stream.name,
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ))
+        })?;
+        let dag = model.dag.clone().expect("filtered on a DAG");
+        let remote = config
+            .dags
+            .iter()
+            .any(|d| d.name == dag && d.remote.is_some());
+        if remote {
+            return Err(BacktestError::Setup(format!(
+                "DAG `{dag}` runs on a remote orchestrator; a backtest runs DAGs with the local \
+                 executor"
+            )));
+        }
+        Ok(Judged {
+            stream: stream.name.clone(),
+            model: model.name.clone(),
+            dag,
+            features: model.features.clone(),
+        })
+    }
+}
+
+/// Backtests one policy set in `dir` (new), starting from the `initial` model.
+pub(super) fn run_set(
+    options: &Options,
+    judged: &Judged,
+    set: &PolicySet,
+    initial: &Initial,
+    dir: &Path,
+) -> Result<SetResult, BacktestError> {
+    crate::files::create_private_dir(dir).map_err(|e| io(dir, e))?;
+    let mut config = match policy_file(set, judged, dir)? {
+        Some(file) => crate::config::load_with_policies(&options.config, &file)?,
+        None => crate::config::load(&options.config)?,
+    };
+    config.policies.retain(|p| p.model == judged.model);
+    let settings = crate::replay::stream_settings(&config, Some(&judged.stream))
+        .map_err(|e| BacktestError::Setup(e.to_string()))?;
+    let mut settings = settings.clone();
+    // Runs train on the triggering window's records.
+    settings.keep_records = Some(true);
+    let mut processor =
+        StreamProcessor::new(settings, None).map_err(|e| BacktestError::Setup(e.to_string()))?;
+    processor.set_policies(&config.models, &config.policies);
+    let policies = config.policies.iter().map(|p| p.name.clone()).collect();
+    let runs = SetRuns::new(&config, judged, options.run_time, initial, dir)?;
+    let scorer = Scorer::new(ScorerCommand {
+        argv: vec!["driftgate".into(), "task".into(), "predict".into()],
+        env: runs.task_env(),
+        log: dir.join("scorer.log"),
+    });
+    let mut setrun = SetRun {
+        judged,
+        processor,
+        runs,
+        scorer,
+        scored_by: "initial".into(),
+        result: SetResult::new(set.name(), policies),
+        offset: 0,
+    };
+    let input = &options.input;
+    crate::replay::read_messages(input, |_, _| {}, |payload| setrun.feed(payload)).map_err(
+        |message| BacktestError::Input {
+            path: input.display().to_string(),
+            message,
+        },
+    )??;
+    let last = setrun.processor.tick(i64::MAX);
+    setrun.closed(last)?;
+    let mut result = setrun.result;
+    result.total();
+    Ok(result)
+}
+
+/// The set's policies as a file: the user's, or the reference's written into `dir`; `None`
+/// for the configuration's own.
+fn policy_file(
+    set: &PolicySet,
+    judged: &Judged,
+    dir: &Path,
+) -> Result<Option<PathBuf>, BacktestError> {
+    let text = match set {
+        PolicySet::Configured => return Ok(None),
+        PolicySet::File(path) if path.extension().is_some_and(|e| e == "toml") => {
+            return Ok(Some(path.clone()))
+        }
+        PolicySet::File(path) => {
+            return Err(BacktestError::Setup(format!(
+                "{}: a policy set is a TOML file of [[policies]]",
+                path.display()
+            )))
+        }
+        PolicySet::Never => "# The `never` reference: no policy, the initial model throughout.\n"
+            .to_string(),
+        PolicySet::EveryWindow => format!(
+            "# The `every-window` reference: a retrain after every window (none while one is in\n\
+             # flight).\n[[policies]]\nname = \"every-window\"\nmodel = \"{}\"\nwhen = {{ every_records = 1 }}\n",
+            judged.model
+        ),
+    };
+    let path = dir.join("policies.toml");
+    crate::files::write_private(&path, text).map_err(|e| io(&path, e))?;
+    Ok(Some(path))
+}
+
+fn io(path: &Path, err: std::io::Error) -> BacktestError {
+    BacktestError::Io(format!("{}: {err}", path.display()))
+}
+
+/// A set's backtest in progress.
+struct SetRun<'a> {
+    judged: &'a Judged,
+    processor: StreamProcessor,
+    runs: SetRuns,
+    scorer: Scorer,
+    /// The run whose model scores now.
+    scored_by: String,
+    result: SetResult,
+    offset: i64,
+}
+
+impl SetRun<'_> {
+    /// One recorded message: its records scored by the current model, then processed.
+    fn feed(&mut self, payload: &[u8]) -> Result<(), BacktestError> {
+        let mut message: Option<Value> = serde_json::from_slice(payload).ok();
+        if let Some(message) = &mut message {
+            let now = latest_time(message);
+            for applied in self.runs.apply_due(now, &mut self.processor) {
+                self.changed_model(applied);
+            }
+            self.score(message)?;
+        }
+        let rescored = message.map(|m| serde_json::to_vec(&m).expect("JSON serialises"));
+        let topic = self.processor.settings().topic.clone();
+        let outcome = self.processor.process(Message {
+            topic: &topic,
+            partition: 0,
+            offset: self.offset,
+            timestamp_ms: None,
+            payload: Some(rescored.as_deref().unwrap_or(payload)),
+        });
+        self.offset += 1;
+        self.closed(outcome.closed)
+    }
+
+    /// The scorer predicts every record of `message` in place of its `prediction`.
+    fn score(&mut self, message: &mut Value) -> Result<(), BacktestError> {
+        let records = records_mut(message);
+        let shown: Vec<&Value> = records.iter().map(|r| &**r).collect();
+        let predictions = self.scorer.predict(&shown).map_err(BacktestError::Setup)?;
+        for (record, prediction) in records.into_iter().zip(predictions) {
+            if let Value::Object(fields) = record {
+                fields.insert("prediction".into(), prediction);
+            }
+        }
+        Ok(())
+    }
+
+    /// A run's outcome applied: a promoted model scores from now on.
+    fn changed_model(&mut self, applied: Launched) {
+        if applied.promoted {
+            self.scorer.restart();
+            self.scored_by = applied.id;
+        }
+    }
+
+    /// Windows closed: recorded, and their triggered decisions' runs started.
+    fn closed(&mut self, windows: Vec<JudgedWindow>) -> Result<(), BacktestError> {
+        for window in windows {
+            for run in self.runs.launch(&window, &mut self.processor)? {
+                self.result.retrains += 1;
+                self.result.succeeded += u64::from(run.status == "succeeded");
+                self.result.training_seconds += (run.applied_ms - run.triggered_ms) as f64 / 1e3;
+                self.result.runs.push(run);
+            }
+            let drifted: Vec<String> = (window.report.drifted_features())
+                .map(|f| f.name.clone())
+                .filter(|f| self.judged.features.contains(f))
+                .collect();
+            self.result.drift_alarms += u64::from(!drifted.is_empty());
+            let report = &window.report;
+            self.result.windows.push(BacktestWindow {
+                index: window.index,
+                records: report.window.records,
+                start: report.window.start.clone(),
+                end: report.window.end.clone(),
+                scored_by: self.scored_by.clone(),
+                performance: report.performance.clone(),
+                drifted,
+                decisions: window.decisions,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A message's records, as the decoder reads them: an array, `{"records": [...]}` or one.
+fn records_mut(message: &mut Value) -> Vec<&mut Value> {
+    if matches!(message.get("records"), Some(Value::Array(_))) {
+        return match message.get_mut("records") {
+            Some(Value::Array(records)) => records.iter_mut().collect(),
+            _ => Vec::new(),
+        };
+    }
+    match message {
+        Value::Array(records) => records.iter_mut().collect(),
+        Value::Object(_) => vec![message],
+        _ => Vec::new(),
+    }
+}
+
+/// The latest event time among a message's records, if any carries one.
+fn latest_time(message: &mut Value) -> Option<i64> {
+    records_mut(message)
+        .into_iter()
+        .filter_map(|r| r.as_object())
+        .filter_map(|r| crate::decode::event_time_ms(r).ok().flatten())
+        .max()
+}
