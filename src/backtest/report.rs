@@ -66,8 +66,8 @@ pub struct BacktestWindow {
     pub start: Option<String>,
     /// End, RFC 3339.
     pub end: Option<String>,
-    /// The run whose model scored its first record (`initial` for the initial model).
-    pub scored_by: String,
+    /// The runs whose models scored its records, in order (`initial`: the initial model).
+    pub scored_by: Vec<String>,
     /// The model's quality on it.
     pub performance: Performance,
     /// Features of the judged model whose drift was detected.

@@ -105,6 +105,7 @@ pub(super) fn run_set(
         runs,
         scorer,
         scored_by: "initial".into(),
+        window_scored_by: Vec::new(),
         result: SetResult::new(set.name(), policies),
         offset: 0,
     };
@@ -165,6 +166,8 @@ struct SetRun<'a> {
     scorer: Scorer,
     /// The run whose model scores now.
     scored_by: String,
+    /// The runs whose models scored the open window's records so far.
+    window_scored_by: Vec<String>,
     result: SetResult,
     offset: i64,
 }
@@ -179,6 +182,9 @@ impl SetRun<'_> {
                 self.changed_model(applied);
             }
             self.score(message)?;
+            if self.window_scored_by.last() != Some(&self.scored_by) {
+                self.window_scored_by.push(self.scored_by.clone());
+            }
         }
         let rescored = message.map(|m| serde_json::to_vec(&m).expect("JSON serialises"));
         let topic = self.processor.settings().topic.clone();
@@ -234,7 +240,7 @@ impl SetRun<'_> {
                 records: report.window.records,
                 start: report.window.start.clone(),
                 end: report.window.end.clone(),
-                scored_by: self.scored_by.clone(),
+                scored_by: std::mem::take(&mut self.window_scored_by),
                 performance: report.performance.clone(),
                 drifted,
                 decisions: window.decisions,
