@@ -136,4 +136,70 @@ fn the_demo_finds_the_injected_drift_retrains_only_the_fraud_model_and_recovers(
     }
     assert_eq!(summary["bad_signatures"], 0);
     assert_eq!(summary["dead_letters"], 1, "{}", show());
+    backtest_decides_as_the_service_did(&dir, &summary);
+}
+
+/// Issue 18: `backtest` on the demo's recorded stream, with the configuration's policies,
+/// triggers what the live service triggered (same windows, same run ids), suppresses what it
+/// suppressed, and its run rotates a baseline as the live one did.
+fn backtest_decides_as_the_service_did(dir: &Path, summary: &serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftgate"))
+        .args(["backtest", "--config", "config/driftgate.toml"])
+        .args([
+            "--input",
+            "stream.jsonl",
+            "--model",
+            "fraud",
+            "--format",
+            "json",
+        ])
+        .env("DRIFTGATE_DEMO_WEBHOOK_SECRET", "backtest")
+        .env(
+            "DRIFTGATE_DEMO_RUN_TOKEN",
+            "backtest-token-of-enough-length",
+        )
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let backtest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let configured = (backtest["sets"].as_array().unwrap().iter())
+        .find(|s| s["name"] == "configured")
+        .unwrap();
+    let decisions: Vec<&serde_json::Value> = (configured["windows"].as_array().unwrap().iter())
+        .flat_map(|w| w["decisions"].as_array().unwrap())
+        .collect();
+    let triggers: Vec<String> = (decisions.iter())
+        .filter(|d| d["outcome"] == "triggered")
+        .map(|d| {
+            format!(
+                "{} → fraud in window {}",
+                d["policy"].as_str().unwrap(),
+                d["window"]
+            )
+        })
+        .collect();
+    let live: Vec<&str> = (summary["triggers"].as_array().unwrap().iter())
+        .map(|t| t.as_str().unwrap())
+        .filter(|t| t.contains("→ fraud "))
+        .collect();
+    assert_eq!(triggers, live, "{}", configured["runs"]);
+    let suppressed = (decisions.iter())
+        .filter(|d| d["outcome"] == "suppressed_in_flight")
+        .count();
+    assert_eq!(
+        Some(suppressed as u64),
+        summary["decisions"]["suppressed_in_flight"].as_u64()
+    );
+    let runs = configured["runs"].as_array().unwrap();
+    let live_runs: Vec<&serde_json::Value> = (summary["runs"].as_array().unwrap().iter())
+        .filter(|r| r["trigger"] != "manual" && r["model"] == "fraud")
+        .map(|r| &r["id"])
+        .collect();
+    let ids: Vec<&serde_json::Value> = runs.iter().map(|r| &r["id"]).collect();
+    assert_eq!(ids, live_runs);
+    assert!(runs
+        .iter()
+        .all(|r| r["promoted"] == true && r["baseline"].is_string()));
 }
