@@ -159,8 +159,14 @@ fn mean_accuracy(set: &Value) -> f64 {
 #[test]
 fn issue_18_an_error_triggered_policy_recovers_from_an_abrupt_drift_with_few_retrains() {
     let dir = setup("sea_abrupt");
-    let result = backtest(dir.path(), "sea_abrupt", &["--run-time", "40s"]);
+    let result = backtest(
+        dir.path(),
+        "sea_abrupt",
+        &["--run-time", "40s", "--chart", "chart.svg"],
+    );
     let show = || summary(&result);
+    let chart = std::fs::read_to_string(dir.path().join("chart.svg")).unwrap();
+    assert!(chart.contains("every-window (20 retrains)"), "{chart}");
     let (never, every, ph) = (
         set(&result, "never"),
         set(&result, "every-window"),

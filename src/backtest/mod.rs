@@ -17,6 +17,7 @@
 //! Two references are always run: `never` (no policy) and `every-window` (a retrain after each
 //! window). Only the judged model's policies take part.
 
+mod chart;
 mod report;
 mod runs;
 mod scorer;
@@ -26,6 +27,7 @@ mod table;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use chart::chart;
 pub use report::{Backtest, BacktestRun, BacktestWindow, SetResult};
 pub use scorer::ScorerCommand;
 pub use table::table;

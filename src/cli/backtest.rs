@@ -46,6 +46,9 @@ pub struct BacktestArgs {
     /// Output format [default: table on a terminal, json otherwise].
     #[arg(long, value_enum)]
     pub format: Option<BacktestFormat>,
+    /// Also draw accuracy over time per policy set, retrains marked, as SVG.
+    #[arg(long, value_name = "OUT.svg")]
+    pub chart: Option<PathBuf>,
 }
 
 /// Output format of a backtest.
@@ -55,6 +58,8 @@ pub enum BacktestFormat {
     Table,
     /// Every set, window, decision and run (default when piped).
     Json,
+    /// One self-contained HTML page: the chart, the sets side by side and every run.
+    Html,
 }
 
 /// Runs the backtest and prints it.
@@ -77,8 +82,18 @@ pub(super) fn run_backtest(args: &BacktestArgs) -> Result<CommandOutcome, CliErr
     } else {
         BacktestFormat::Json
     });
+    let chart = || {
+        crate::backtest::chart(&backtest)
+            .map_err(|message| CliError::Output(std::io::Error::other(message)))
+    };
+    if let Some(path) = &args.chart {
+        std::fs::write(path, chart()?).map_err(|e| {
+            CliError::Output(std::io::Error::other(format!("{}: {e}", path.display())))
+        })?;
+    }
     let text = match format {
         BacktestFormat::Table => crate::backtest::table(&backtest),
+        BacktestFormat::Html => crate::api::pages::report::backtest_html(&backtest, &chart()?),
         BacktestFormat::Json => {
             let mut json = serde_json::to_string_pretty(&backtest).expect("backtests serialise");
             json.push('\n');

@@ -59,6 +59,44 @@ pub fn replay_html(replay: &Replay) -> String {
     .into_string()
 }
 
+/// A backtest as an HTML page: accuracy over time per policy set with retrains marked (`chart`,
+/// an SVG document), the sets side by side, and every run.
+pub fn backtest_html(backtest: &crate::backtest::Backtest, chart: &str) -> String {
+    let percent = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{:.2}%", v * 100.0));
+    let windows = backtest.sets.first().map_or(0, |s| s.windows.len());
+    let body = html! {
+        div.facts {
+            div { b { (windows) } span { "windows" } }
+            div { b { (backtest.sets.len()) } span { "policy sets" } }
+            div { b { (backtest.model) } span { "model judged" } }
+        }
+        h2 { "Accuracy over time" }
+        div.scroll { (maud::PreEscaped(chart)) }
+        h2 { "Policy sets" }
+        div.scroll { table.stack {
+            thead { tr { th { "Set" } th { "Retrains" } th { "Succeeded" } th { "Accuracy" }
+                th { "Mean window accuracy" } th { "Training (s)" } th { "Drift alarms" } } }
+            tbody { @for set in &backtest.sets { tr {
+                td { (set.name) } td { (set.retrains) } td { (set.succeeded) }
+                td { (percent(set.accuracy)) } td { (percent(set.mean_accuracy)) }
+                td { (num(set.training_seconds)) } td { (set.drift_alarms) }
+            } } }
+        } }
+        h2 { "Runs" }
+        div.scroll { table.stack {
+            thead { tr { th { "Set" } th { "Window" } th { "Policy" } th { "Run" } th { "Status" }
+                th { "Promoted" } th { "Baseline" } } }
+            tbody { @for set in &backtest.sets { @for run in &set.runs { tr {
+                td { (set.name) } td { (run.window) } td { (run.policy) } td { (run.id) }
+                td { (pill(&run.status)) } td { (if run.promoted { "yes" } else { "no" }) }
+                td { (run.baseline.as_deref().unwrap_or("–")) }
+            } } } }
+        } }
+    };
+    let title = format!("Backtest of {} on {}", backtest.model, backtest.stream);
+    page(&title, &[], false, Assets::Inline, body).into_string()
+}
+
 fn replay_heatmap(replay: &Replay) -> Markup {
     let mut features: Vec<&String> = replay
         .windows
