@@ -263,6 +263,39 @@ fn issue_18_runs_are_in_flight_for_their_duration_and_backtests_repeat_exactly()
     assert_eq!(again, result, "a backtest repeats exactly");
 }
 
+/// Issue 18: a DAG may name its own scorer, a process kept running that answers a prediction
+/// per record line; here one that always says 1, so the `never` set's accuracy is the share of
+/// positive labels, and it is told the set's registry.
+#[test]
+fn issue_18_a_dag_names_its_own_scorer() {
+    let dir = setup("sea_abrupt");
+    let config = dir.path().join("driftgate.toml");
+    let scorer = r#"predict = ["sh", "-c", "echo \"$DRIFTGATE_REGISTRY $DRIFTGATE_MODEL\" >> scorer.env; while read -r line; do echo 1; done"]"#;
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[[dags]]\nname = \"retrain\"\n",
+        &format!("[[dags]]\nname = \"retrain\"\n{scorer}\n"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let result = backtest(dir.path(), "sea_abrupt", &["--run-time", "40s"]);
+    let stream = std::fs::read_to_string(fixtures().join("sea_abrupt.jsonl")).unwrap();
+    let (positive, total) = stream.lines().fold((0, 0), |(p, t), line| {
+        let message: Value = serde_json::from_str(line).unwrap();
+        let records = message["records"].as_array().unwrap();
+        let ones = records.iter().filter(|r| r["label"] == 1).count();
+        (p + ones, t + records.len())
+    });
+    let never = set(&result, "never");
+    assert_eq!(never["labelled"], total);
+    let accuracy = never["accuracy"].as_f64().unwrap();
+    assert!(
+        (accuracy - positive as f64 / total as f64).abs() < 1e-12,
+        "{accuracy}"
+    );
+    let told = std::fs::read_to_string(dir.path().join("scorer.env")).unwrap();
+    let first = told.lines().next().unwrap();
+    assert!(first.ends_with("/0-never/models m"), "{told}");
+}
+
 /// The backtest's own directory: a non-empty one is refused and left as it was.
 #[test]
 fn a_backtest_refuses_a_work_directory_it_did_not_create() {

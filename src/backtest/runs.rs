@@ -143,6 +143,12 @@ impl SetRuns {
         self.registry.join(format!("{}.json", self.model))
     }
 
+    /// The scorer's command: the DAG's `predict`, or the built-in one.
+    pub(super) fn scorer(&self) -> Vec<String> {
+        (self.dag.predict.clone())
+            .unwrap_or_else(|| ["driftgate", "task", "predict"].map(String::from).to_vec())
+    }
+
     /// What the scorer is told: the set's registry and the model.
     pub(super) fn task_env(&self) -> Vec<(String, String)> {
         vec![

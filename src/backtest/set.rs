@@ -95,7 +95,7 @@ pub(super) fn run_set(
     let policies = config.policies.iter().map(|p| p.name.clone()).collect();
     let runs = SetRuns::new(&config, judged, options.run_time, initial, dir)?;
     let scorer = Scorer::new(ScorerCommand {
-        argv: vec!["driftgate".into(), "task".into(), "predict".into()],
+        argv: runs.scorer(),
         env: runs.task_env(),
         log: dir.join("scorer.log"),
     });

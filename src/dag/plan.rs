@@ -150,6 +150,7 @@ mod tests {
             name: "retrain".into(),
             max_parallel: 4,
             remote: None,
+            predict: None,
             tasks: vec![
                 task("amount-features", &[], &["amount"]),
                 task("geo-features", &[], &["country"]),

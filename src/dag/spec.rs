@@ -15,6 +15,8 @@ pub struct Dag {
     pub max_parallel: usize,
     /// Where the DAG runs instead of the local executor.
     pub remote: Option<Remote>,
+    /// The model's scorer for backtests (argv), when not `driftgate task predict`.
+    pub predict: Option<Vec<String>>,
 }
 
 /// An orchestrator that runs a DAG.

@@ -50,6 +50,9 @@ pub fn validate(
         } else if remote_count == 0 && raw.tasks.is_empty() {
             problems.add(format!("{key}.tasks"), "a DAG needs at least one task");
         }
+        if raw.predict.as_ref().is_some_and(|argv| argv.is_empty()) {
+            problems.add(format!("{key}.predict"), "names no program: give an argv");
+        }
         let names: Vec<&str> = raw.tasks.iter().map(|t| t.name.as_str()).collect();
         let mut tasks = Vec::new();
         for (j, task) in raw.tasks.iter().enumerate() {
@@ -75,6 +78,7 @@ pub fn validate(
                 tasks,
                 max_parallel: raw.max_parallel.unwrap_or(4).max(1),
                 remote,
+                predict: raw.predict.clone(),
             }),
             Err(cycle) => problems.add(
                 format!("{key}.tasks"),

@@ -34,6 +34,13 @@ pub struct RawDag {
     /// Names of the service's environment variables every task of this DAG gets, as they are.
     #[serde(default)]
     pub pass_env: Vec<String>,
+    /// The model's scorer for `driftgate backtest`: a command (argv) that reads records, one
+    /// JSON object a line, on standard input and writes one prediction a line on standard
+    /// output, in order, answering what it has read before it waits for more. It runs with
+    /// `DRIFTGATE_REGISTRY` (the backtest's registry) and `DRIFTGATE_MODEL` set, and is
+    /// started again after each promotion. Default: `["driftgate", "task", "predict"]`.
+    #[serde(default)]
+    pub predict: Option<Vec<String>>,
 }
 
 /// `argo = { ... }`
