@@ -114,7 +114,7 @@ pub fn backtest(
     mut progress: impl FnMut(&str),
 ) -> Result<Backtest, BacktestError> {
     let work = WorkDir::claim(options.work.as_deref())?;
-    let base = crate::config::load(&options.config)?;
+    let base = crate::config::load_for_backtest(&options.config, None)?;
     let judged = set::Judged::of(&base, options)?;
     let initial = runs::initial_model(&base, &judged, options, work.path())?;
     let mut sets = vec![PolicySet::Never, PolicySet::EveryWindow];

@@ -79,10 +79,8 @@ pub(super) fn run_set(
     dir: &Path,
 ) -> Result<SetResult, BacktestError> {
     crate::files::create_private_dir(dir).map_err(|e| io(dir, e))?;
-    let mut config = match policy_file(set, judged, dir)? {
-        Some(file) => crate::config::load_with_policies(&options.config, &file)?,
-        None => crate::config::load(&options.config)?,
-    };
+    let file = policy_file(set, judged, dir)?;
+    let mut config = crate::config::load_for_backtest(&options.config, file.as_deref())?;
     config.policies.retain(|p| p.model == judged.model);
     let settings = crate::replay::stream_settings(&config, Some(&judged.stream))
         .map_err(|e| BacktestError::Setup(e.to_string()))?;

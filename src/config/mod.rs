@@ -98,11 +98,14 @@ pub fn load(path: &Path) -> Result<ServiceConfig, ConfigError> {
     })
 }
 
-/// [`load`], with the `[[policies]]` of the policy set file `set` in place of every policy of
-/// the file and its includes (a backtest's policy set).
-pub fn load_with_policies(path: &Path, set: &Path) -> Result<ServiceConfig, ConfigError> {
+/// [`load`] for a backtest, which delivers no alert and serves no API: the alert sinks and the
+/// run token are left out (their secrets need not be set), and with `set`, the `[[policies]]`
+/// of that policy set file take the place of every policy of the file and its includes.
+pub fn load_for_backtest(path: &Path, set: Option<&Path>) -> Result<ServiceConfig, ConfigError> {
     let mut raw = raw::RawConfig::load(path)?;
-    raw.policy_set = Some(set.to_path_buf());
+    raw.alerts.sinks.clear();
+    raw.runs.token_env = None;
+    raw.policy_set = set.map(Path::to_path_buf);
     validate::validate(raw, path).map_err(|problems| ConfigError::Invalid {
         path: path.to_path_buf(),
         problems: problems.into_iter().map(name_override).collect(),
