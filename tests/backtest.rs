@@ -2,9 +2,12 @@
 //! scripts/gen_backtest_streams.py): the real binary, the built-in tasks as real processes, a
 //! real retrain on every trigger. Asserts the relations that must hold between policy sets.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
 const WINDOW: u64 = 400;
@@ -294,6 +297,62 @@ fn issue_18_a_dag_names_its_own_scorer() {
     let told = std::fs::read_to_string(dir.path().join("scorer.env")).unwrap();
     let first = told.lines().next().unwrap();
     assert!(first.ends_with("/0-never/models m"), "{told}");
+}
+
+/// Issue 18, on tansu: `backtest --topic` reads the recorded stream from a topic and decides,
+/// runs and scores exactly as from the file.
+#[test]
+fn issue_18_a_backtest_reads_a_topic_as_it_reads_the_file() {
+    let Some(broker) = common::servers::required("DRIFTGATE_TEST_BROKER", "backtest --topic")
+    else {
+        return;
+    };
+    let topic = common::servers::unique("backtest");
+    common::servers::create_topic(&broker, &topic, 1);
+    // One message per batch: tansu 0.6.0 answers ListOffsets (latest) with the last batch's
+    // base offset + 1 (see tests/streaming.rs).
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker)
+        .set("batch.num.messages", "1")
+        .create()
+        .unwrap();
+    let stream = std::fs::read_to_string(fixtures().join("sea_abrupt.jsonl")).unwrap();
+    for line in stream.lines() {
+        let record = BaseRecord::<(), str>::to(&topic).payload(line);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+        producer.poll(std::time::Duration::ZERO);
+    }
+    producer.flush(std::time::Duration::from_secs(30)).unwrap();
+    let dir = setup("sea_abrupt");
+    let config = dir.path().join("driftgate.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text
+        .replace("\"embedded\"", &format!("\"{broker}\""))
+        .replace("topic = \"t\"", &format!("topic = \"{topic}\""));
+    std::fs::write(&config, text).unwrap();
+    let mut from_file = backtest(dir.path(), "sea_abrupt", &["--run-time", "40s"]);
+    let out = driftgate(dir.path())
+        .args(["backtest", "--config", "driftgate.toml", "--topic", &topic])
+        .args([
+            "--policies",
+            "page-hinkley.toml",
+            "--policies",
+            "adwin.toml",
+        ])
+        .args(["--policies", "feature-drift.toml", "--format", "json"])
+        .args(["--run-time", "40s"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_topic: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(from_topic["input"], format!("topic {topic}"));
+    from_file["input"] = from_topic["input"].clone();
+    assert_eq!(set(&from_topic, "every-window")["retrains"], 20);
+    assert_eq!(from_topic, from_file);
 }
 
 /// The backtest's own directory: a non-empty one is refused and left as it was.

@@ -83,13 +83,37 @@ impl PolicySet {
     }
 }
 
+/// Where the recorded messages come from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A file: JSONL (one message a line) or CSV (one record a row).
+    File(PathBuf),
+    /// A range of a topic, read with the configuration's Kafka settings (as `replay --topic`),
+    /// again for each set.
+    Topic {
+        /// The topic.
+        topic: String,
+        /// The offsets to read.
+        range: crate::replay::TopicRange,
+    },
+}
+
+impl std::fmt::Display for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::File(path) => write!(f, "{}", path.display()),
+            Input::Topic { topic, .. } => write!(f, "topic {topic}"),
+        }
+    }
+}
+
 /// What to backtest.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The service configuration (streams, models, DAGs; its policies unless sets are given).
     pub config: PathBuf,
-    /// Recorded labelled messages: JSONL (one message a line) or CSV (one record a row).
-    pub input: PathBuf,
+    /// Recorded labelled messages.
+    pub input: Input,
     /// The policy sets besides the two references; none: the configuration's own policies.
     pub sets: Vec<PolicySet>,
     /// The stream (needed when the configuration has several).
@@ -133,7 +157,7 @@ pub fn backtest(
     Ok(Backtest {
         stream: judged.stream.clone(),
         model: judged.model.clone(),
-        input: options.input.display().to_string(),
+        input: options.input.to_string(),
         run_time_seconds: options.run_time.map(|d| d.as_secs_f64()),
         sets: results,
     })

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::report::{BacktestWindow, SetResult};
 use super::runs::{Initial, Launched, SetRuns};
 use super::scorer::{Scorer, ScorerCommand};
-use super::{BacktestError, Options, PolicySet};
+use super::{BacktestError, Input, Options, PolicySet};
 use crate::config::ServiceConfig;
 use crate::pipeline::{JudgedWindow, Message, StreamProcessor};
 
@@ -105,20 +105,74 @@ pub(super) fn run_set(
         scored_by: "initial".into(),
         window_scored_by: Vec::new(),
         result: SetResult::new(set.name(), policies),
-        offset: 0,
     };
-    let input = &options.input;
-    crate::replay::read_messages(input, |_, _| {}, |payload| setrun.feed(payload)).map_err(
-        |message| BacktestError::Input {
-            path: input.display().to_string(),
-            message,
-        },
-    )??;
+    read_input(&options.input, &config, &mut setrun)?;
     let last = setrun.processor.tick(i64::MAX);
     setrun.closed(last)?;
     let mut result = setrun.result;
     result.total();
     Ok(result)
+}
+
+/// Feeds every recorded message of `input` to `setrun`, in order.
+fn read_input(
+    input: &Input,
+    config: &ServiceConfig,
+    setrun: &mut SetRun<'_>,
+) -> Result<(), BacktestError> {
+    let unreadable = |message: String| BacktestError::Input {
+        path: input.to_string(),
+        message,
+    };
+    match input {
+        Input::File(path) => {
+            let topic = config
+                .streams
+                .iter()
+                .find(|s| s.name == setrun.judged.stream)
+                .map_or_else(String::new, |s| s.topic.clone());
+            let mut offset = 0;
+            let read = crate::replay::read_messages(
+                path,
+                |_, _| {},
+                |payload| {
+                    offset += 1;
+                    setrun.feed(Message {
+                        topic: &topic,
+                        partition: 0,
+                        offset: offset - 1,
+                        timestamp_ms: None,
+                        payload: Some(payload),
+                    })
+                },
+            );
+            read.map_err(unreadable)?
+        }
+        Input::Topic { topic, range } => {
+            let bootstrap = config.bootstrap_servers.as_deref().ok_or_else(|| {
+                BacktestError::Setup(
+                    "the configuration uses the embedded broker; a topic needs \
+                     kafka.bootstrap_servers"
+                        .into(),
+                )
+            })?;
+            // The first failure stops the feeding; the rest of the range is read and dropped.
+            let mut fed = Ok(());
+            crate::source::range::read_range(
+                bootstrap,
+                &config.kafka_properties,
+                topic,
+                range,
+                |message, _, _| {
+                    if fed.is_ok() {
+                        fed = setrun.feed(message);
+                    }
+                },
+            )
+            .map_err(unreadable)?;
+            fed
+        }
+    }
 }
 
 /// The set's policies as a file: the user's, or the reference's written into `dir`; `None`
@@ -167,15 +221,15 @@ struct SetRun<'a> {
     /// The runs whose models scored the open window's records so far.
     window_scored_by: Vec<String>,
     result: SetResult,
-    offset: i64,
 }
 
 impl SetRun<'_> {
     /// One recorded message: its records scored by the current model, then processed.
-    fn feed(&mut self, payload: &[u8]) -> Result<(), BacktestError> {
+    fn feed(&mut self, recorded: Message<'_>) -> Result<(), BacktestError> {
+        let payload = recorded.payload.unwrap_or_default();
         let mut message: Option<Value> = serde_json::from_slice(payload).ok();
         if let Some(message) = &mut message {
-            let now = latest_time(message);
+            let now = latest_time(message).or(recorded.timestamp_ms);
             for applied in self.runs.apply_due(now, &mut self.processor) {
                 self.changed_model(applied);
             }
@@ -185,15 +239,10 @@ impl SetRun<'_> {
             }
         }
         let rescored = message.map(|m| serde_json::to_vec(&m).expect("JSON serialises"));
-        let topic = self.processor.settings().topic.clone();
         let outcome = self.processor.process(Message {
-            topic: &topic,
-            partition: 0,
-            offset: self.offset,
-            timestamp_ms: None,
-            payload: Some(rescored.as_deref().unwrap_or(payload)),
+            payload: recorded.payload.map(|p| rescored.as_deref().unwrap_or(p)),
+            ..recorded
         });
-        self.offset += 1;
         self.closed(outcome.closed)
     }
 

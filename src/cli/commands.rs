@@ -219,20 +219,7 @@ pub(super) fn run_replay(args: &ReplayArgs) -> Result<CommandOutcome, CliError> 
             crate::replay::replay(&config, input, args.stream.as_deref(), progress)?
         }
         (None, Some(topic)) => {
-            use crate::replay::{OffsetBound, TopicRange};
-            let bound = |text: &Option<String>, default, flag: &str| match text {
-                Some(text) => TopicRange::parse_bound(text, default)
-                    .map_err(|message| CliError::Settings(vec![format!("--{flag}: {message}")])),
-                None => Ok((default, Default::default())),
-            };
-            let (start, start_at) = bound(&args.start, OffsetBound::Earliest, "start")?;
-            let (end, end_at) = bound(&args.end, OffsetBound::Latest, "end")?;
-            let range = TopicRange {
-                start,
-                start_at,
-                end,
-                end_at,
-            };
+            let range = topic_range(args.start.as_deref(), args.end.as_deref())?;
             crate::replay::replay_topic(&config, args.stream.as_deref(), topic, &range, progress)?
         }
         (None, None) => unreachable!("clap requires --input or --topic"),
@@ -264,6 +251,27 @@ pub(super) fn run_replay(args: &ReplayArgs) -> Result<CommandOutcome, CliError> 
     };
     write_stdout(&text)?;
     Ok(CommandOutcome::Done)
+}
+
+/// The offset range `--start` and `--end` name (default: everything the topic holds).
+pub(super) fn topic_range(
+    start: Option<&str>,
+    end: Option<&str>,
+) -> Result<crate::replay::TopicRange, CliError> {
+    use crate::replay::{OffsetBound, TopicRange};
+    let bound = |text: Option<&str>, default, flag: &str| match text {
+        Some(text) => TopicRange::parse_bound(text, default)
+            .map_err(|message| CliError::Settings(vec![format!("--{flag}: {message}")])),
+        None => Ok((default, Default::default())),
+    };
+    let (start, start_at) = bound(start, OffsetBound::Earliest, "start")?;
+    let (end, end_at) = bound(end, OffsetBound::Latest, "end")?;
+    Ok(TopicRange {
+        start,
+        start_at,
+        end,
+        end_at,
+    })
 }
 
 pub(super) fn run_config_check(path: &Path) -> Result<CommandOutcome, CliError> {
