@@ -49,10 +49,66 @@ pub struct SetResult {
     pub training_seconds: f64,
     /// Windows in which a feature of the judged model drifted.
     pub drift_alarms: u64,
+    /// What each of its regret policies counted: the cost of the runs it started and the harm
+    /// borne before each, in its units (harm × seconds). Empty without a regret rule.
+    pub regret: Vec<RegretCost>,
     /// The closed windows, in order.
     pub windows: Vec<BacktestWindow>,
     /// The runs, in order.
     pub runs: Vec<BacktestRun>,
+}
+
+/// A regret policy's account over the backtest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegretCost {
+    /// The policy.
+    pub policy: String,
+    /// The cost of its runs: the run cost it compared with at each trigger, summed.
+    pub runs: f64,
+    /// The regret accumulated before each trigger, plus what was left unpaid at the end.
+    pub harm: f64,
+    /// `runs + harm`.
+    pub total: f64,
+}
+
+/// The regret accounts of the policies whose decisions read a regret signal, in the order they
+/// first appear.
+fn regret_costs(windows: &[BacktestWindow]) -> Vec<RegretCost> {
+    let mut costs: Vec<(RegretCost, f64)> = Vec::new();
+    for decision in windows.iter().flat_map(|w| &w.decisions) {
+        let Some(reading) = decision.signals.iter().find(|s| s.subject == "regret") else {
+            continue;
+        };
+        let at = match costs.iter().position(|(c, _)| c.policy == decision.policy) {
+            Some(at) => at,
+            None => {
+                let cost = RegretCost {
+                    policy: decision.policy.clone(),
+                    runs: 0.0,
+                    harm: 0.0,
+                    total: 0.0,
+                };
+                costs.push((cost, 0.0));
+                costs.len() - 1
+            }
+        };
+        let (cost, unpaid) = &mut costs[at];
+        let value = reading.value.filter(|v| v.is_finite()).unwrap_or(0.0);
+        if decision.outcome == crate::policy::Outcome::Triggered {
+            cost.runs += reading.threshold.filter(|t| t.is_finite()).unwrap_or(0.0);
+            cost.harm += value;
+            *unpaid = 0.0;
+        } else {
+            *unpaid = value;
+        }
+    }
+    (costs.into_iter())
+        .map(|(mut cost, unpaid)| {
+            cost.harm += unpaid;
+            cost.total = cost.runs + cost.harm;
+            cost
+        })
+        .collect()
 }
 
 /// One window as the set saw it.
@@ -115,6 +171,7 @@ impl SetResult {
             rmse: None,
             training_seconds: 0.0,
             drift_alarms: 0,
+            regret: Vec::new(),
             windows: Vec::new(),
             runs: Vec::new(),
         }
@@ -122,6 +179,7 @@ impl SetResult {
 
     /// The overall figures, from the windows.
     pub(super) fn total(&mut self) {
+        self.regret = regret_costs(&self.windows);
         let windows = &self.windows;
         let labelled: u64 = windows.iter().map(|w| w.performance.labelled).sum();
         let correct: u64 = windows.iter().map(|w| w.performance.correct).sum();
@@ -147,5 +205,60 @@ impl SetResult {
             let squares = weighted(|p| p.rmse.map(|r| r * r));
             self.rmse = Some((squares / numeric as f64).sqrt());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(index: u64, regret: f64, cost: f64, outcome: &str) -> BacktestWindow {
+        let decision = serde_json::json!({
+            "key": format!("k{index}"), "policy": "regret", "model": "m", "dag": "d",
+            "stream": "s", "window": index, "at_ms": 0, "outcome": outcome, "reason": "",
+            "drifted_features": [],
+            "signals": [{"subject": "regret", "metric": "regret", "value": regret,
+                "threshold": cost, "hit": regret >= cost, "text": ""}],
+        });
+        BacktestWindow {
+            index,
+            records: 0,
+            start: None,
+            end: None,
+            scored_by: Vec::new(),
+            performance: Performance {
+                labelled: 0,
+                correct: 0,
+                accuracy: None,
+                error_rate: None,
+                numeric_labelled: 0,
+                mae: None,
+                rmse: None,
+            },
+            drifted: Vec::new(),
+            decisions: vec![serde_json::from_value(decision).unwrap()],
+        }
+    }
+
+    #[test]
+    fn regret_counts_each_runs_cost_the_harm_before_it_and_the_harm_left_unpaid() {
+        let windows = [
+            window(0, 10.0, 100.0, "not_triggered"),
+            window(1, 120.0, 100.0, "triggered"),
+            window(2, 5.0, 80.0, "not_triggered"),
+            window(3, 90.0, 80.0, "triggered"),
+            window(4, 30.0, 80.0, "not_triggered"),
+        ];
+        let costs = regret_costs(&windows);
+        assert_eq!(
+            costs,
+            [RegretCost {
+                policy: "regret".into(),
+                runs: 180.0,
+                harm: 240.0,
+                total: 420.0,
+            }]
+        );
+        assert!(regret_costs(&windows[..0]).is_empty());
     }
 }

@@ -75,11 +75,14 @@ pub fn backtest_html(backtest: &crate::backtest::Backtest, chart: &str) -> Strin
         h2 { "Policy sets" }
         div.scroll { table.stack {
             thead { tr { th { "Set" } th { "Retrains" } th { "Succeeded" } th { "Accuracy" }
-                th { "Mean window accuracy" } th { "Training (s)" } th { "Drift alarms" } } }
+                th { "Mean window accuracy" } th { "Training (s)" } th { "Drift alarms" }
+                th { "Regret cost" } } }
             tbody { @for set in &backtest.sets { tr {
                 td { (set.name) } td { (set.retrains) } td { (set.succeeded) }
                 td { (percent(set.accuracy)) } td { (percent(set.mean_accuracy)) }
                 td { (num(set.training_seconds)) } td { (set.drift_alarms) }
+                td { @for r in &set.regret { div { (r.policy) ": " (num(r.total)) " = runs "
+                    (num(r.runs)) " + harm " (num(r.harm)) } } }
             } } }
         } }
         h2 { "Runs" }
