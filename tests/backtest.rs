@@ -355,6 +355,84 @@ fn issue_18_a_backtest_reads_a_topic_as_it_reads_the_file() {
     assert_eq!(from_topic, from_file);
 }
 
+/// A CSV recording (one record a row) backtests as its JSONL twin: the same windows, runs and
+/// accuracy.
+#[test]
+fn a_csv_recording_backtests_as_its_jsonl_twin() {
+    let dir = setup("sea_abrupt");
+    let stream = std::fs::read_to_string(fixtures().join("sea_abrupt.jsonl")).unwrap();
+    let mut csv = String::from("ts,x0,x1,x2,label\n");
+    for line in stream.lines() {
+        let message: Value = serde_json::from_str(line).unwrap();
+        for r in message["records"].as_array().unwrap() {
+            let row = format!(
+                "{},{},{},{},{}\n",
+                r["ts"], r["x0"], r["x1"], r["x2"], r["label"]
+            );
+            csv.push_str(&row);
+        }
+    }
+    std::fs::write(dir.path().join("sea_abrupt.csv"), csv).unwrap();
+    let from_jsonl = backtest(dir.path(), "sea_abrupt", &["--run-time", "40s"]);
+    let out = driftgate(dir.path())
+        .args([
+            "backtest",
+            "--config",
+            "driftgate.toml",
+            "--input",
+            "sea_abrupt.csv",
+        ])
+        .args(["--policies", "page-hinkley.toml", "--format", "json"])
+        .args(["--run-time", "40s"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_csv: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for name in ["never", "every-window", "page-hinkley"] {
+        let (a, b) = (set(&from_csv, name), set(&from_jsonl, name));
+        for field in ["retrains", "labelled", "accuracy", "mean_accuracy"] {
+            assert_eq!(a[field], b[field], "{name} {field}");
+        }
+        let windows = |s: &Value| -> Vec<Value> {
+            (s["windows"].as_array().unwrap().iter())
+                .map(|w| serde_json::json!([w["index"], w["performance"], w["scored_by"]]))
+                .collect()
+        };
+        assert_eq!(windows(a), windows(b), "{name}");
+    }
+}
+
+/// A DAG whose initial run cannot promote a model: the backtest says so (exit 2) and where
+/// the run's files are.
+#[test]
+fn a_backtest_without_an_initial_model_says_why() {
+    let dir = setup("sea_abrupt");
+    let config = dir.path().join("driftgate.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let broken = text.replace(
+        "run = [\"driftgate\", \"task\", \"train\"",
+        "run = [\"false\", \"task\", \"train\"",
+    );
+    assert_ne!(broken, text);
+    std::fs::write(&config, broken).unwrap();
+    let out = driftgate(dir.path())
+        .args(["backtest", "--config", "driftgate.toml", "--input"])
+        .arg(fixtures().join("sea_abrupt.jsonl"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the initial run of DAG `retrain` did not promote a model"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--initial-model"), "{stderr}");
+}
+
 /// The backtest's own directory: a non-empty one is refused and left as it was.
 #[test]
 fn a_backtest_refuses_a_work_directory_it_did_not_create() {

@@ -52,6 +52,9 @@ pub enum BacktestError {
     /// A file of the backtest's own could not be written.
     #[error("{0}")]
     Io(String),
+    /// The scorer failed (it stopped, or answered something that is not a prediction).
+    #[error("{0}")]
+    Scorer(String),
 }
 
 /// A policy set to compare.

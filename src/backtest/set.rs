@@ -250,7 +250,7 @@ impl SetRun<'_> {
     fn score(&mut self, message: &mut Value) -> Result<(), BacktestError> {
         let records = records_mut(message);
         let shown: Vec<&Value> = records.iter().map(|r| &**r).collect();
-        let predictions = self.scorer.predict(&shown).map_err(BacktestError::Setup)?;
+        let predictions = self.scorer.predict(&shown).map_err(BacktestError::Scorer)?;
         for (record, prediction) in records.into_iter().zip(predictions) {
             if let Value::Object(fields) = record {
                 fields.insert("prediction".into(), prediction);
