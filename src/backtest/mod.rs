@@ -18,6 +18,7 @@
 //! window). Only the judged model's policies take part.
 
 mod chart;
+mod judged;
 mod report;
 mod runs;
 mod scorer;
@@ -142,7 +143,7 @@ pub fn backtest(
 ) -> Result<Backtest, BacktestError> {
     let work = WorkDir::claim(options.work.as_deref())?;
     let base = crate::config::load_for_backtest(&options.config, None)?;
-    let judged = set::Judged::of(&base, options)?;
+    let judged = judged::Judged::of(&base, options)?;
     let initial = runs::initial_model(&base, &judged, options, work.path())?;
     let mut sets = vec![PolicySet::Never, PolicySet::EveryWindow];
     if options.sets.is_empty() {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use super::judged::Judged;
 use super::report::BacktestRun;
-use super::set::Judged;
 use super::{BacktestError, Options};
 use crate::config::ServiceConfig;
 use crate::dag::Dag;
