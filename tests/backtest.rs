@@ -450,6 +450,22 @@ fn a_backtest_refuses_a_work_directory_it_did_not_create() {
     assert!(stderr.contains("not empty"), "{stderr}");
     let kept = std::fs::read_to_string(dir.path().join("work/keep.txt")).unwrap();
     assert_eq!(kept, "mine");
+    // A policy set with no policy for the model is refused before anything runs.
+    std::fs::write(dir.path().join("empty.toml"), "# nothing yet\n").unwrap();
+    let out = driftgate(dir.path())
+        .args(["backtest", "--config", "driftgate.toml", "--input"])
+        .arg(fixtures().join("sea_abrupt.jsonl"))
+        .args(["--policies", "empty.toml", "--work", "fresh"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("policy set `empty` has no policy for model `m`"),
+        "{stderr}"
+    );
+    let fresh = std::fs::read_dir(dir.path().join("fresh")).unwrap().count();
+    assert_eq!(fresh, 0, "nothing ran");
 }
 
 /// One line per set, for failure messages.

@@ -144,12 +144,15 @@ pub fn backtest(
     let work = WorkDir::claim(options.work.as_deref())?;
     let base = crate::config::load_for_backtest(&options.config, None)?;
     let judged = judged::Judged::of(&base, options)?;
-    let initial = runs::initial_model(&base, &judged, options, work.path())?;
     let mut sets = vec![PolicySet::Never, PolicySet::EveryWindow];
     if options.sets.is_empty() {
         sets.push(PolicySet::Configured);
     }
     sets.extend(options.sets.iter().cloned());
+    for policy_set in &sets {
+        set::check(options, &judged, policy_set)?;
+    }
+    let initial = runs::initial_model(&base, &judged, options, work.path())?;
     let mut results = Vec::new();
     for (i, policy_set) in sets.iter().enumerate() {
         let name = policy_set.name();

@@ -57,6 +57,29 @@ pub(super) fn run_set(
     Ok(result)
 }
 
+/// Refuses, before anything runs, a set of the user's that is invalid or has no policy for the
+/// judged model (it would be `never` under another name).
+pub(super) fn check(
+    options: &Options,
+    judged: &Judged,
+    set: &PolicySet,
+) -> Result<(), BacktestError> {
+    let file = match set {
+        PolicySet::Never | PolicySet::EveryWindow => return Ok(()),
+        PolicySet::Configured => None,
+        PolicySet::File(path) => Some(path.as_path()),
+    };
+    let config = crate::config::load_for_backtest(&options.config, file)?;
+    if config.policies.iter().any(|p| p.model == judged.model) {
+        return Ok(());
+    }
+    Err(BacktestError::Setup(format!(
+        "policy set `{}` has no policy for model `{}`: it would never retrain",
+        set.name(),
+        judged.model
+    )))
+}
+
 /// Feeds every recorded message of `input` to `setrun`, in order.
 fn read_input(
     input: &Input,
