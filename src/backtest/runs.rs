@@ -67,8 +67,10 @@ pub(super) fn initial_model(
 pub(super) struct Launched {
     /// Its id.
     pub id: String,
-    /// Whether it promoted a new model.
+    /// Whether it promoted a new model into the set's registry.
     pub promoted: bool,
+    /// Whether it succeeded (its DAG may have changed the model some other way).
+    pub succeeded: bool,
 }
 
 /// A run whose outcome waits for its time in flight to pass.
@@ -167,50 +169,61 @@ impl SetRuns {
         processor: &mut StreamProcessor,
     ) -> Result<Vec<BacktestRun>, BacktestError> {
         let mut started = Vec::new();
-        let model = self.model.clone();
-        let triggered = (window.decisions.iter())
-            .filter(|d| d.outcome == Outcome::Triggered && d.model == model);
-        for decision in triggered {
-            let id = crate::dag::run_id(&decision.key);
-            let files = match window.data.as_deref() {
-                Some(data) => self.export(&id, data)?,
-                None => Default::default(),
-            };
-            let baseline_id = processor.settings().baseline.id.clone();
-            let request =
-                crate::dag::request::triggered(decision, &self.dag.name, &baseline_id, files);
-            let before = std::fs::read(self.champion()).ok();
-            let (record, wall) = self.execute(&request)?;
-            let promoted = std::fs::read(self.champion()).ok() != before;
-            let in_flight = self.run_time.unwrap_or(wall);
-            let applied_ms = decision.at_ms + in_flight.as_millis() as i64;
-            let succeeded = record.status == RunStatus::Succeeded;
-            let baseline = succeeded
-                .then(|| self.produced_baseline(&record.id))
-                .flatten();
-            processor.policies_mut().set_in_flight(&self.model, true);
-            started.push(BacktestRun {
-                id: id.clone(),
-                policy: decision.policy.clone(),
-                window: decision.window,
-                status: record.status.as_str().to_string(),
-                error: record.error.clone(),
-                triggered_ms: decision.at_ms,
-                applied_ms,
-                promoted,
-                baseline: baseline
-                    .as_ref()
-                    .and_then(|b| b.as_ref().ok())
-                    .map(|p| p.baseline.id.clone()),
-            });
-            self.pending.push(Pending {
-                launched: Launched { id, promoted },
-                applied_ms,
-                seconds: succeeded.then_some(in_flight.as_secs_f64()),
-                baseline,
-            });
+        for decision in &window.decisions {
+            if decision.outcome == Outcome::Triggered && decision.model == self.model {
+                started.push(self.start(decision, window, processor)?);
+                processor.policies_mut().set_in_flight(&self.model, true);
+            }
         }
         Ok(started)
+    }
+
+    /// Runs the DAG for `decision` on `window`'s records, to its end; its outcome waits.
+    fn start(
+        &mut self,
+        decision: &crate::policy::Decision,
+        window: &JudgedWindow,
+        processor: &StreamProcessor,
+    ) -> Result<BacktestRun, BacktestError> {
+        let id = crate::dag::run_id(&decision.key);
+        let files = match window.data.as_deref() {
+            Some(data) => self.export(&id, data)?,
+            None => Default::default(),
+        };
+        let baseline_id = &processor.settings().baseline.id;
+        let request = crate::dag::request::triggered(decision, &self.dag.name, baseline_id, files);
+        let before = std::fs::read(self.champion()).ok();
+        let (record, wall) = self.execute(&request)?;
+        let promoted = std::fs::read(self.champion()).ok() != before;
+        let in_flight = self.run_time.unwrap_or(wall);
+        let applied_ms = decision.at_ms + in_flight.as_millis() as i64;
+        let succeeded = record.status == RunStatus::Succeeded;
+        let baseline = (succeeded)
+            .then(|| self.produced_baseline(&record.id))
+            .flatten();
+        let rotated = baseline.as_ref().and_then(|b| b.as_ref().ok());
+        let run = BacktestRun {
+            id: id.clone(),
+            policy: decision.policy.clone(),
+            window: decision.window,
+            status: record.status.as_str().to_string(),
+            error: record.error.clone(),
+            triggered_ms: decision.at_ms,
+            applied_ms,
+            promoted,
+            baseline: rotated.map(|p| p.baseline.id.clone()),
+        };
+        self.pending.push(Pending {
+            launched: Launched {
+                id,
+                promoted,
+                succeeded,
+            },
+            applied_ms,
+            seconds: succeeded.then_some(in_flight.as_secs_f64()),
+            baseline,
+        });
+        Ok(run)
     }
 
     /// Applies the outcomes of runs whose time in flight has passed by `now` (every one when

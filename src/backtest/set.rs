@@ -225,10 +225,13 @@ impl SetRun<'_> {
         Ok(())
     }
 
-    /// A run's outcome applied: a promoted model scores from now on.
+    /// A run's outcome applied: the scorer starts again after a succeeded run, so a model its
+    /// DAG changed scores from now on; a promoted one is named in the windows it scores.
     fn changed_model(&mut self, applied: Launched) {
-        if applied.promoted {
+        if applied.succeeded {
             self.scorer.restart();
+        }
+        if applied.promoted {
             self.scored_by = applied.id;
         }
     }
