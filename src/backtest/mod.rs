@@ -145,7 +145,8 @@ pub fn backtest(
     let base = crate::config::load_for_backtest(&options.config, None)?;
     let judged = judged::Judged::of(&base, options)?;
     let mut sets = vec![PolicySet::Never, PolicySet::EveryWindow];
-    if options.sets.is_empty() {
+    let configured = base.policies.iter().any(|p| p.model == judged.model);
+    if options.sets.is_empty() && configured {
         sets.push(PolicySet::Configured);
     }
     sets.extend(options.sets.iter().cloned());

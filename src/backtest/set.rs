@@ -57,19 +57,17 @@ pub(super) fn run_set(
     Ok(result)
 }
 
-/// Refuses, before anything runs, a set of the user's that is invalid or has no policy for the
+/// Refuses, before anything runs, a policy set file that is invalid or has no policy for the
 /// judged model (it would be `never` under another name).
 pub(super) fn check(
     options: &Options,
     judged: &Judged,
     set: &PolicySet,
 ) -> Result<(), BacktestError> {
-    let file = match set {
-        PolicySet::Never | PolicySet::EveryWindow => return Ok(()),
-        PolicySet::Configured => None,
-        PolicySet::File(path) => Some(path.as_path()),
+    let PolicySet::File(file) = set else {
+        return Ok(());
     };
-    let config = crate::config::load_for_backtest(&options.config, file)?;
+    let config = crate::config::load_for_backtest(&options.config, Some(file))?;
     if config.policies.iter().any(|p| p.model == judged.model) {
         return Ok(());
     }
