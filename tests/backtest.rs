@@ -110,9 +110,15 @@ fn driftgate(cwd: &Path) -> Command {
 /// `driftgate backtest` of fixture stream `name` with the three sets and `args`; its JSON.
 fn backtest(dir: &Path, name: &str, args: &[&str]) -> Value {
     let input = fixtures().join(format!("{name}.jsonl"));
+    backtest_of(dir, &["--input", input.to_str().unwrap()], args)
+}
+
+/// `driftgate backtest` of what `recorded` names (`--input FILE` or `--topic NAME`) with the
+/// three sets and `args`; its JSON.
+fn backtest_of(dir: &Path, recorded: &[&str], args: &[&str]) -> Value {
     let out = driftgate(dir)
-        .args(["backtest", "--config", "driftgate.toml", "--input"])
-        .arg(&input)
+        .args(["backtest", "--config", "driftgate.toml"])
+        .args(recorded)
         .args([
             "--policies",
             "page-hinkley.toml",
@@ -331,24 +337,7 @@ fn issue_18_a_backtest_reads_a_topic_as_it_reads_the_file() {
         .replace("topic = \"t\"", &format!("topic = \"{topic}\""));
     std::fs::write(&config, text).unwrap();
     let mut from_file = backtest(dir.path(), "sea_abrupt", &["--run-time", "40s"]);
-    let out = driftgate(dir.path())
-        .args(["backtest", "--config", "driftgate.toml", "--topic", &topic])
-        .args([
-            "--policies",
-            "page-hinkley.toml",
-            "--policies",
-            "adwin.toml",
-        ])
-        .args(["--policies", "feature-drift.toml", "--format", "json"])
-        .args(["--run-time", "40s"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let from_topic: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let from_topic = backtest_of(dir.path(), &["--topic", &topic], &["--run-time", "40s"]);
     assert_eq!(from_topic["input"], format!("topic {topic}"));
     from_file["input"] = from_topic["input"].clone();
     assert_eq!(set(&from_topic, "every-window")["retrains"], 20);
@@ -374,24 +363,8 @@ fn a_csv_recording_backtests_as_its_jsonl_twin() {
     }
     std::fs::write(dir.path().join("sea_abrupt.csv"), csv).unwrap();
     let from_jsonl = backtest(dir.path(), "sea_abrupt", &["--run-time", "40s"]);
-    let out = driftgate(dir.path())
-        .args([
-            "backtest",
-            "--config",
-            "driftgate.toml",
-            "--input",
-            "sea_abrupt.csv",
-        ])
-        .args(["--policies", "page-hinkley.toml", "--format", "json"])
-        .args(["--run-time", "40s"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let from_csv: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let csv = ["--input", "sea_abrupt.csv"];
+    let from_csv = backtest_of(dir.path(), &csv, &["--run-time", "40s"]);
     for name in ["never", "every-window", "page-hinkley"] {
         let (a, b) = (set(&from_csv, name), set(&from_jsonl, name));
         for field in ["retrains", "labelled", "accuracy", "mean_accuracy"] {

@@ -113,13 +113,7 @@ fn read_input(
             read.map_err(unreadable)?
         }
         Input::Topic { topic, range } => {
-            let bootstrap = config.bootstrap_servers.as_deref().ok_or_else(|| {
-                BacktestError::Setup(
-                    "the configuration uses the embedded broker; a topic needs \
-                     kafka.bootstrap_servers"
-                        .into(),
-                )
-            })?;
+            let bootstrap = crate::replay::brokers(config).map_err(BacktestError::Setup)?;
             // The first failure stops the feeding; the rest of the range is read and dropped.
             let mut fed = Ok(());
             crate::source::range::read_range(

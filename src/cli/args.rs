@@ -12,7 +12,25 @@ pub struct ReplayArgs {
     /// The service configuration file (TOML), with its models and policies.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
-    /// Recorded data: JSONL (one message per line, as producers send them) or CSV.
+    /// Where the recorded data comes from.
+    #[command(flatten)]
+    pub recorded: RecordedArgs,
+    /// The stream to replay through (needed when the configuration has several).
+    #[arg(long, value_name = "NAME")]
+    pub stream: Option<String>,
+    /// Output format [default: table on a terminal, json otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
+    /// Also draw the policies' signals against their thresholds, triggers marked, as SVG.
+    #[arg(long, value_name = "OUT.svg")]
+    pub chart: Option<PathBuf>,
+}
+
+/// Where `replay` and `backtest` read recorded data: a file, or a topic's offset range.
+#[derive(Debug, Args)]
+pub struct RecordedArgs {
+    /// Recorded data: JSONL (one message per line, as producers send them) or CSV (one record
+    /// per row); for `backtest`, labelled records with `ts`.
     #[arg(
         long,
         value_name = "FILE",
@@ -29,19 +47,10 @@ pub struct ReplayArgs {
     /// earliest).
     #[arg(long, value_name = "OFFSETS", requires = "topic")]
     pub start: Option<String>,
-    /// With --topic: where to stop, exclusive: `latest` (default: the end when the replay
+    /// With --topic: where to stop, exclusive: `latest` (default: the end when the reading
     /// starts), an offset for every partition, or `partition:offset` pairs.
     #[arg(long, value_name = "OFFSETS", requires = "topic")]
     pub end: Option<String>,
-    /// The stream to replay through (needed when the configuration has several).
-    #[arg(long, value_name = "NAME")]
-    pub stream: Option<String>,
-    /// Output format [default: table on a terminal, json otherwise].
-    #[arg(long, value_enum)]
-    pub format: Option<OutputFormat>,
-    /// Also draw the policies' signals against their thresholds, triggers marked, as SVG.
-    #[arg(long, value_name = "OUT.svg")]
-    pub chart: Option<PathBuf>,
 }
 
 /// `driftgate config …`

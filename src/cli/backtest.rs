@@ -16,25 +16,9 @@ pub struct BacktestArgs {
     /// when no --policies is given.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
-    /// Recorded labelled data: JSONL (one message per line, as producers send them) or CSV,
-    /// records with `ts`, the features and `label`.
-    #[arg(
-        long,
-        value_name = "FILE",
-        required_unless_present = "topic",
-        conflicts_with = "topic"
-    )]
-    pub input: Option<PathBuf>,
-    /// Instead of a file: read this topic from the configured brokers, as `replay --topic`
-    /// does (again for each policy set), without joining the service's group.
-    #[arg(long, value_name = "NAME")]
-    pub topic: Option<String>,
-    /// With --topic: where to start, inclusive (as `replay --start`).
-    #[arg(long, value_name = "OFFSETS", requires = "topic")]
-    pub start: Option<String>,
-    /// With --topic: where to stop, exclusive (as `replay --end`).
-    #[arg(long, value_name = "OFFSETS", requires = "topic")]
-    pub end: Option<String>,
+    /// Where the recorded labelled data comes from (a topic is read again for each set).
+    #[command(flatten)]
+    pub recorded: super::args::RecordedArgs,
     /// A policy set to compare: a TOML file of `[[policies]]` used in place of the
     /// configuration's; repeat for several. `never` and `every-window` are always compared.
     #[arg(long, value_name = "FILE")]
@@ -79,11 +63,15 @@ pub enum BacktestFormat {
 
 /// Runs the backtest and prints it.
 pub(super) fn run_backtest(args: &BacktestArgs) -> Result<CommandOutcome, CliError> {
-    let input = match (&args.input, &args.topic) {
+    let recorded = &args.recorded;
+    let input = match (&recorded.input, &recorded.topic) {
         (Some(path), _) => Input::File(path.clone()),
         (None, Some(topic)) => Input::Topic {
             topic: topic.clone(),
-            range: super::commands::topic_range(args.start.as_deref(), args.end.as_deref())?,
+            range: super::commands::topic_range(
+                recorded.start.as_deref(),
+                recorded.end.as_deref(),
+            )?,
         },
         (None, None) => {
             return Err(CliError::Settings(vec!["give --input or --topic".into()]));

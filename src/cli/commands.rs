@@ -198,7 +198,7 @@ pub(super) fn run_replay(args: &ReplayArgs) -> Result<CommandOutcome, CliError> 
     let bar = (std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(if args.input.is_some() {
+            indicatif::ProgressStyle::with_template(if args.recorded.input.is_some() {
                 "{spinner} replaying {bytes}/{total_bytes} [{bar:30}] {eta} left"
             } else {
                 "{spinner} replaying {human_pos}/{human_len} messages [{bar:30}] {eta} left"
@@ -214,12 +214,13 @@ pub(super) fn run_replay(args: &ReplayArgs) -> Result<CommandOutcome, CliError> 
             bar.set_position(read);
         }
     };
-    let replay = match (&args.input, &args.topic) {
+    let recorded = &args.recorded;
+    let replay = match (&recorded.input, &recorded.topic) {
         (Some(input), _) => {
             crate::replay::replay(&config, input, args.stream.as_deref(), progress)?
         }
         (None, Some(topic)) => {
-            let range = topic_range(args.start.as_deref(), args.end.as_deref())?;
+            let range = topic_range(recorded.start.as_deref(), recorded.end.as_deref())?;
             crate::replay::replay_topic(&config, args.stream.as_deref(), topic, &range, progress)?
         }
         (None, None) => unreachable!("clap requires --input or --topic"),

@@ -20,9 +20,10 @@ use crate::baseline::BaselineError;
 use crate::decode::{DecodeError, Schema};
 
 pub use args::{
-    BaselineCommand, BuildArgs, ConfigCommand, DecisionArgs, DriftArgs, OutputFormat, ReplayArgs,
-    StoreCommand,
+    BaselineCommand, BuildArgs, ConfigCommand, DecisionArgs, DriftArgs, OutputFormat, RecordedArgs,
+    ReplayArgs, StoreCommand,
 };
+pub use backtest::{BacktestArgs, BacktestFormat};
 use commands::{run_build, run_config_check, run_convert, run_replay, run_service, run_show};
 use drift::run_drift;
 

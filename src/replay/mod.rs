@@ -263,13 +263,7 @@ pub fn replay_topic(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Replay, ReplayError> {
     let mut replayer = Replayer::new(config, stream)?;
-    let bootstrap = config.bootstrap_servers.as_deref().ok_or_else(|| {
-        ReplayError::Stream(
-            "the configuration uses the embedded broker; replaying a topic needs \
-             kafka.bootstrap_servers"
-                .to_string(),
-        )
-    })?;
+    let bootstrap = brokers(config).map_err(ReplayError::Stream)?;
     crate::source::range::read_range(
         bootstrap,
         &config.kafka_properties,
@@ -288,6 +282,15 @@ pub fn replay_topic(
 }
 
 pub use crate::source::range::{OffsetBound, TopicRange};
+
+/// The brokers a topic is read from; why there are none.
+pub(crate) fn brokers(config: &ServiceConfig) -> Result<&str, String> {
+    config.bootstrap_servers.as_deref().ok_or_else(|| {
+        "the configuration uses the embedded broker; reading a topic needs \
+         kafka.bootstrap_servers"
+            .to_string()
+    })
+}
 
 impl Replay {
     fn add(&mut self, window: crate::pipeline::JudgedWindow) {
