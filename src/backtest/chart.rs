@@ -159,7 +159,6 @@ mod tests {
                 baseline: None,
             })
             .collect();
-        set.retrains = set.runs.len() as u64;
         set.total();
         set
     }

@@ -33,18 +33,11 @@ pub struct SetResult {
     pub retrains: u64,
     /// Runs that succeeded.
     pub succeeded: u64,
-    /// Labelled records scored.
-    pub labelled: u64,
-    /// Their share predicted right; null without labelled records.
-    pub accuracy: Option<f64>,
+    /// The model's quality over every window together (fields as a window's `performance`).
+    #[serde(flatten)]
+    pub overall: Performance,
     /// The mean of the windows' accuracies.
     pub mean_accuracy: Option<f64>,
-    /// `1 - accuracy`.
-    pub error_rate: Option<f64>,
-    /// Mean absolute error over records with numeric labels.
-    pub mae: Option<f64>,
-    /// Root mean squared error over records with numeric labels.
-    pub rmse: Option<f64>,
     /// Event-time seconds runs were in flight, in all.
     pub training_seconds: f64,
     /// Windows in which a feature of the judged model drifted.
@@ -163,12 +156,8 @@ impl SetResult {
             policies,
             retrains: 0,
             succeeded: 0,
-            labelled: 0,
-            accuracy: None,
+            overall: overall(&[]),
             mean_accuracy: None,
-            error_rate: None,
-            mae: None,
-            rmse: None,
             training_seconds: 0.0,
             drift_alarms: 0,
             regret: Vec::new(),
@@ -177,34 +166,43 @@ impl SetResult {
         }
     }
 
-    /// The overall figures, from the windows.
+    /// The figures derived from the windows and runs.
     pub(super) fn total(&mut self) {
         self.regret = regret_costs(&self.windows);
-        let windows = &self.windows;
-        let labelled: u64 = windows.iter().map(|w| w.performance.labelled).sum();
-        let correct: u64 = windows.iter().map(|w| w.performance.correct).sum();
-        self.labelled = labelled;
-        self.accuracy = (labelled > 0).then(|| correct as f64 / labelled as f64);
-        self.error_rate = self.accuracy.map(|a| 1.0 - a);
-        let accuracies: Vec<f64> = windows
-            .iter()
+        self.retrains = self.runs.len() as u64;
+        self.succeeded = self.runs.iter().filter(|r| r.status == "succeeded").count() as u64;
+        self.training_seconds = (self.runs.iter())
+            .map(|r| (r.applied_ms - r.triggered_ms) as f64 / 1e3)
+            .sum();
+        let accuracies: Vec<f64> = (self.windows.iter())
             .filter_map(|w| w.performance.accuracy)
             .collect();
         self.mean_accuracy = (!accuracies.is_empty())
             .then(|| accuracies.iter().sum::<f64>() / accuracies.len() as f64);
-        let numeric: u64 = windows.iter().map(|w| w.performance.numeric_labelled).sum();
-        if numeric > 0 {
-            let weighted = |f: fn(&Performance) -> Option<f64>| {
-                windows
-                    .iter()
-                    .filter_map(|w| Some((f(&w.performance)?, w.performance.numeric_labelled)))
-                    .map(|(v, n)| (v, n as f64))
-                    .fold(0.0, |sum, (v, n)| sum + v * n)
-            };
-            self.mae = Some(weighted(|p| p.mae) / numeric as f64);
-            let squares = weighted(|p| p.rmse.map(|r| r * r));
-            self.rmse = Some((squares / numeric as f64).sqrt());
-        }
+        self.overall = overall(&self.windows);
+    }
+}
+
+/// The windows' performance together: counts summed, errors weighted by their records.
+fn overall(windows: &[BacktestWindow]) -> Performance {
+    let labelled: u64 = windows.iter().map(|w| w.performance.labelled).sum();
+    let correct: u64 = windows.iter().map(|w| w.performance.correct).sum();
+    let accuracy = (labelled > 0).then(|| correct as f64 / labelled as f64);
+    let numeric: u64 = windows.iter().map(|w| w.performance.numeric_labelled).sum();
+    let weighted = |f: fn(&Performance) -> Option<f64>| {
+        let sum = (windows.iter())
+            .filter_map(|w| Some(f(&w.performance)? * w.performance.numeric_labelled as f64))
+            .sum::<f64>();
+        (numeric > 0).then(|| sum / numeric as f64)
+    };
+    Performance {
+        labelled,
+        correct,
+        accuracy,
+        error_rate: accuracy.map(|a| 1.0 - a),
+        numeric_labelled: numeric,
+        mae: weighted(|p| p.mae),
+        rmse: weighted(|p| p.rmse.map(|r| r * r)).map(f64::sqrt),
     }
 }
 

@@ -95,22 +95,8 @@ fn read_input(
                 .iter()
                 .find(|s| s.name == setrun.judged.stream)
                 .map_or_else(String::new, |s| s.topic.clone());
-            let mut offset = 0;
-            let read = crate::replay::read_messages(
-                path,
-                |_, _| {},
-                |payload| {
-                    offset += 1;
-                    setrun.feed(Message {
-                        topic: &topic,
-                        partition: 0,
-                        offset: offset - 1,
-                        timestamp_ms: None,
-                        payload: Some(payload),
-                    })
-                },
-            );
-            read.map_err(unreadable)?
+            let feed = |message: Message<'_>| setrun.feed(message);
+            crate::replay::read_messages(path, &topic, |_, _| {}, feed).map_err(unreadable)?
         }
         Input::Topic { topic, range } => {
             let bootstrap = crate::replay::brokers(config).map_err(BacktestError::Setup)?;
@@ -232,9 +218,6 @@ impl SetRun<'_> {
     fn closed(&mut self, windows: Vec<JudgedWindow>) -> Result<(), BacktestError> {
         for window in windows {
             for run in self.runs.launch(&window, &mut self.processor)? {
-                self.result.retrains += 1;
-                self.result.succeeded += u64::from(run.status == "succeeded");
-                self.result.training_seconds += (run.applied_ms - run.triggered_ms) as f64 / 1e3;
                 self.result.runs.push(run);
             }
             let drifted: Vec<String> = (window.report.drifted_features())

@@ -14,7 +14,7 @@ pub fn table(backtest: &Backtest) -> String {
                 set.name.clone(),
                 set.retrains.to_string(),
                 set.succeeded.to_string(),
-                percent(set.accuracy),
+                percent(set.overall.accuracy),
                 percent(set.mean_accuracy),
                 format!("{:.1}", set.training_seconds),
                 set.drift_alarms.to_string(),

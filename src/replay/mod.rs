@@ -177,16 +177,8 @@ pub fn replay(
 ) -> Result<Replay, ReplayError> {
     let mut replayer = Replayer::new(config, stream)?;
     let topic = replayer.processor.settings().topic.clone();
-    let mut offset = 0i64;
-    let read = read_messages(input, progress, |payload| {
-        replayer.feed(Message {
-            topic: &topic,
-            partition: 0,
-            offset,
-            timestamp_ms: None,
-            payload: Some(payload),
-        });
-        offset += 1;
+    let read = read_messages(input, &topic, progress, |message| {
+        replayer.feed(message);
         Ok::<(), std::convert::Infallible>(())
     });
     read.map_err(|message| ReplayError::Input {
@@ -197,15 +189,28 @@ pub fn replay(
     Ok(replayer.finish())
 }
 
-/// Hands `handle` each message of a recorded file, in order, until it fails: a JSONL line as
-/// it is, a CSV row as the JSON record the file reader would see. `progress` is called with
-/// the bytes read so far and the file's size. The outer error says why the file could not be
-/// read; the inner one is `handle`'s.
+/// Hands `handle` each message of a recorded file, in order, until it fails, as if it came from
+/// partition 0 of `topic` at offsets 0, 1, … without a broker time: a JSONL line as it is, a
+/// CSV row as the JSON record the file reader would see. `progress` is called with the bytes
+/// read so far and the file's size. The outer error says why the file could not be read; the
+/// inner one is `handle`'s.
 pub(crate) fn read_messages<E>(
     input: &Path,
+    topic: &str,
     mut progress: impl FnMut(u64, u64),
-    mut handle: impl FnMut(&[u8]) -> Result<(), E>,
+    mut each: impl FnMut(Message<'_>) -> Result<(), E>,
 ) -> Result<Result<(), E>, String> {
+    let mut offset = 0;
+    let mut handle = |payload: &[u8]| {
+        offset += 1;
+        each(Message {
+            topic,
+            partition: 0,
+            offset: offset - 1,
+            timestamp_ms: None,
+            payload: Some(payload),
+        })
+    };
     let size = std::fs::metadata(input).map_err(|e| e.to_string())?.len();
     let is_csv = input
         .extension()

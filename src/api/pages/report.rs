@@ -79,7 +79,7 @@ pub fn backtest_html(backtest: &crate::backtest::Backtest, chart: &str) -> Strin
                 th { "Regret cost" } } }
             tbody { @for set in &backtest.sets { tr {
                 td { (set.name) } td { (set.retrains) } td { (set.succeeded) }
-                td { (percent(set.accuracy)) } td { (percent(set.mean_accuracy)) }
+                td { (percent(set.overall.accuracy)) } td { (percent(set.mean_accuracy)) }
                 td { (num(set.training_seconds)) } td { (set.drift_alarms) }
                 td { @for r in &set.regret { div { (r.policy) ": " (num(r.total)) " = runs "
                     (num(r.runs)) " + harm " (num(r.harm)) } } }
