@@ -182,21 +182,28 @@ fn backtest_decides_as_the_service_did(dir: &Path, summary: &serde_json::Value) 
         .map(|t| t.as_str().unwrap())
         .filter(|t| t.contains("→ fraud "))
         .collect();
-    assert_eq!(triggers, live, "{}", configured["runs"]);
+    // Live, a run's baseline is switched in when the consumer loop next looks, so a window
+    // already read may still be judged on the old baseline and trigger again; in the backtest
+    // the run applies at its end in event time. The backtest's triggers are the live ones up to
+    // that race: the same first ones, never more.
+    assert!(
+        !triggers.is_empty() && triggers.len() <= live.len(),
+        "{triggers:?} {live:?}"
+    );
+    assert_eq!(triggers, live[..triggers.len()], "{}", configured["runs"]);
     let suppressed = (decisions.iter())
         .filter(|d| d["outcome"] == "suppressed_in_flight")
-        .count();
-    assert_eq!(
-        Some(suppressed as u64),
-        summary["decisions"]["suppressed_in_flight"].as_u64()
-    );
+        .count() as u64;
+    let live_suppressed = summary["decisions"]["suppressed_in_flight"].as_u64();
+    assert!(suppressed >= 1 && Some(suppressed) <= live_suppressed);
     let runs = configured["runs"].as_array().unwrap();
     let live_runs: Vec<&serde_json::Value> = (summary["runs"].as_array().unwrap().iter())
         .filter(|r| r["trigger"] != "manual" && r["model"] == "fraud")
         .map(|r| &r["id"])
         .collect();
     let ids: Vec<&serde_json::Value> = runs.iter().map(|r| &r["id"]).collect();
-    assert_eq!(ids, live_runs);
+    assert!(ids.len() <= live_runs.len(), "{ids:?} {live_runs:?}");
+    assert_eq!(ids, live_runs[..ids.len()]);
     assert!(runs
         .iter()
         .all(|r| r["promoted"] == true && r["baseline"].is_string()));
