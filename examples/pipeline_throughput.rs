@@ -72,6 +72,7 @@ fn main() {
         keep_records: None,
         summarise_after: None,
         multivariate: Default::default(),
+        since_retrain: None,
     };
     let mut processor = StreamProcessor::new(settings, None).expect("processor");
     // As the service runs it: window statistics computed while the next messages are decoded.

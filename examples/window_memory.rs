@@ -58,6 +58,7 @@ fn main() {
         keep_records: Some(false),
         summarise_after: (!summarise).then_some(0),
         multivariate: Default::default(),
+        since_retrain: None,
     };
     // A hundred distinct messages, sent over and over at increasing offsets.
     let messages: Vec<Vec<u8>> = (0..100).map(|_| message(&mut rng)).collect();

@@ -91,6 +91,7 @@ fn processor(window: WindowSpec) -> StreamProcessor {
             methods: vec![Multivariate::Mmd, Multivariate::Pca],
             ..Default::default()
         },
+        since_retrain: None,
     };
     with_policies(StreamProcessor::new(settings, None).unwrap())
 }
@@ -110,6 +111,7 @@ fn with_policies(mut processor: StreamProcessor) -> StreamProcessor {
             source: Source::Multivariate(Multivariate::Mmd),
             metric: Metric::PValue,
             criterion: Criterion::Below { threshold: 0.02 },
+            reference: Default::default(),
         }),
         windows: WindowRule::Consecutive { k: 1 },
         min_records: 0,

@@ -66,6 +66,7 @@ fn processor(window: WindowSpec) -> StreamProcessor {
         keep_records: None,
         summarise_after: None,
         multivariate: Default::default(),
+        since_retrain: None,
     };
     with_policies(StreamProcessor::new(settings, None).unwrap())
 }
@@ -85,6 +86,7 @@ fn with_policies(mut processor: StreamProcessor) -> StreamProcessor {
             source: Source::Output("prediction".into()),
             metric: Metric::Detected,
             criterion: Criterion::IsTrue,
+            reference: Default::default(),
         }),
         windows: WindowRule::Consecutive { k: 1 },
         min_records: 0,

@@ -64,6 +64,7 @@ fn settings(summarise_after: Option<u64>) -> StreamSettings {
         keep_records: Some(true),
         summarise_after,
         multivariate: Default::default(),
+        since_retrain: None,
     }
 }
 
@@ -88,6 +89,7 @@ fn processor(
             source,
             metric,
             criterion,
+            reference: Default::default(),
         }),
         windows: WindowRule::Consecutive { k: 1 },
         min_records: 0,

@@ -52,6 +52,7 @@ fn settings() -> StreamSettings {
         keep_records: None,
         summarise_after: None,
         multivariate: Default::default(),
+        since_retrain: None,
     }
 }
 
@@ -182,6 +183,7 @@ fn labelled_records_give_each_window_its_accuracy_and_policies_can_judge_it() {
             source: Source::Performance,
             metric: Metric::ErrorRate,
             criterion: Criterion::Above { threshold: 0.2 },
+            reference: Default::default(),
         }),
         windows: WindowRule::Consecutive { k: 1 },
         min_records: 0,
@@ -395,6 +397,7 @@ fn judged_processor(
                 source: Source::Detector(detector, driftgate::policy::Loss::ZeroOne),
                 metric: Metric::Changes,
                 criterion: Criterion::AtLeast { threshold: 1.0 },
+                reference: Default::default(),
             }),
             windows: WindowRule::Consecutive { k: 1 },
             min_records: 0,
@@ -527,6 +530,7 @@ fn window_outputs_match_the_snapshot() {
             source,
             metric,
             criterion,
+            reference: Default::default(),
         }),
         windows: WindowRule::Consecutive { k: 1 },
         min_records: 0,

@@ -296,6 +296,7 @@ mod policies {
                 source: Source::Dataset,
                 metric: Metric::Share,
                 criterion: Criterion::Above { threshold: 0.5 },
+                reference: Default::default(),
             }),
             windows: if k == n {
                 WindowRule::Consecutive { k }
@@ -373,6 +374,14 @@ impl driftgate::policy::Readings for Share {
     ) -> Option<f64> {
         use driftgate::policy::{Metric, Source};
         matches!((source, metric), (Source::Dataset, Metric::Share)).then_some(self.0)
+    }
+
+    fn since_retrain(
+        &self,
+        _: &driftgate::policy::Source,
+        _: driftgate::policy::Metric,
+    ) -> Option<f64> {
+        None
     }
 
     fn drifted(&self, _: &str) -> bool {

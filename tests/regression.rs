@@ -51,6 +51,7 @@ fn settings(window: WindowSpec) -> StreamSettings {
         keep_records: None,
         summarise_after: None,
         multivariate: Default::default(),
+        since_retrain: None,
     }
 }
 
@@ -90,6 +91,7 @@ fn detector(loss: Loss) -> Signal {
         source: Source::Detector(DetectorParams::Adwin(AdwinParams::default()), loss),
         metric: Metric::Changes,
         criterion: Criterion::AtLeast { threshold: 1.0 },
+        reference: Default::default(),
     }
 }
 
@@ -105,6 +107,7 @@ fn processor(window: WindowSpec) -> StreamProcessor {
         source: Source::Performance,
         metric: Metric::Mae,
         criterion: Criterion::Above { threshold: 1.0 },
+        reference: Default::default(),
     };
     processor.set_policies(
         &[model("mae"), model("absolute"), model("zero-one")],

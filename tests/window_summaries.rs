@@ -55,6 +55,7 @@ fn settings(summarise_after: u64, method: Method) -> StreamSettings {
         keep_records: Some(false),
         summarise_after: Some(summarise_after),
         multivariate: Default::default(),
+        since_retrain: None,
     }
 }
 

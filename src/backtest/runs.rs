@@ -253,6 +253,9 @@ impl SetRuns {
                     "the run's baseline was not rotated; the current one stays"),
                 None => {}
             }
+            if run.launched.succeeded {
+                processor.retrained();
+            }
             applied.push(run.launched);
         }
         applied

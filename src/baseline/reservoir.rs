@@ -1,13 +1,17 @@
 //! Uniform reservoir sampling (Vitter's algorithm R) with a seeded generator.
 
+use serde::{Deserialize, Serialize};
+
 use crate::rng::SplitMix64;
 
 /// Keeps a uniform random sample of at most `capacity` values from a stream of any length.
 /// While the stream is no longer than the capacity, the sample is the whole stream.
-#[derive(Debug, Clone)]
+/// Serialises (for checkpoints) with the sample as base64 of little-endian `f64`s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reservoir {
     capacity: usize,
     seen: u64,
+    #[serde(with = "super::sample::f64_base64")]
     sample: Vec<f64>,
     rng: SplitMix64,
 }
@@ -39,6 +43,16 @@ impl Reservoir {
     /// True once values were dropped: the sample is no longer the whole stream.
     pub fn is_sampled(&self) -> bool {
         self.seen > self.sample.len() as u64
+    }
+
+    /// The sample, in no particular order.
+    pub fn sample(&self) -> &[f64] {
+        &self.sample
+    }
+
+    /// The values offered.
+    pub fn seen(&self) -> u64 {
+        self.seen
     }
 
     /// The sample, in no particular order.

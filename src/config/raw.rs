@@ -424,6 +424,17 @@ pub struct RawDrift {
     /// multivariate tests; memory and checkpoints grow with it. MMD compares 500 of them.
     #[serde(default = "default_multivariate_rows")]
     pub multivariate_rows: usize,
+    /// Compare every window also with the data the stream saw since its models' last
+    /// succeeded retraining run, beside the baseline: policies read those numbers with
+    /// `reference = "since_retrain"`, and reports carry them under `since_retrain`. Costs a
+    /// sample of `since_retrain_sample` values per numeric feature in memory and in the
+    /// checkpoint, and windows keep their values (no summaries).
+    #[serde(default)]
+    pub since_retrain: bool,
+    /// Values kept per numeric feature of the data since the last retrain: a seeded uniform
+    /// sample once more were seen. Categorical features keep every category's count.
+    #[serde(default = "default_since_retrain_sample")]
+    pub since_retrain_sample: usize,
 }
 
 impl Default for RawDrift {
@@ -442,8 +453,16 @@ impl Default for RawDrift {
             min_samples: d.min_samples,
             multivariate: Vec::new(),
             multivariate_rows: default_multivariate_rows(),
+            since_retrain: false,
+            since_retrain_sample: default_since_retrain_sample(),
         }
     }
+}
+
+/// Enough values for KS to tell a shift of a tenth of a standard deviation, at 40 kB per
+/// numeric feature.
+fn default_since_retrain_sample() -> usize {
+    crate::pipeline::DEFAULT_SINCE_RETRAIN_SAMPLE
 }
 
 /// Enough rows for PCA's reconstruction error and MMD's 500, at a few hundred kB per window.

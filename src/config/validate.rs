@@ -506,6 +506,9 @@ fn validate_stream(
             problems.add(format!("{key}.drift"), message);
         }
     }
+    if stream.drift.since_retrain && stream.drift.since_retrain_sample == 0 {
+        problems.add(format!("{key}.drift.since_retrain_sample"), "must be at least 1");
+    }
     let multivariate = crate::pipeline::MultivariateSettings {
         methods: stream.drift.multivariate.clone(),
         rows: stream.drift.multivariate_rows,
@@ -552,6 +555,7 @@ fn validate_stream(
         keep_records: stream.keep_records,
         summarise_after: stream.summarise_after,
         multivariate,
+        since_retrain: (stream.drift.since_retrain).then_some(stream.drift.since_retrain_sample),
     })
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::since_retrain::SinceRetrain;
 use super::StreamProcessor;
 use crate::decode::PredictionError;
 use crate::policy::{Engine, EngineState};
@@ -38,6 +39,10 @@ pub struct Checkpoint {
     /// after this checkpoint still counts them into that window's dead-letter rate.
     #[serde(default, skip_serializing_if = "MessageCounts::is_empty")]
     pub messages: MessageCounts,
+    /// What the stream saw since its models' last retrain, when it keeps it
+    /// (`drift.since_retrain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_retrain: Option<SinceRetrain>,
 }
 
 /// Messages read and dead letters among them, since a window (or part) opened.
@@ -78,6 +83,8 @@ pub(super) struct Restored {
     pub(super) unreported: Option<ClosedWindow>,
     pub(super) deferred_errors: Vec<PredictionError>,
     pub(super) open_errors: Option<Vec<(i64, PredictionError)>>,
+    /// What the stream saw since the last retrain, when it keeps it.
+    pub(super) since_retrain: Option<SinceRetrain>,
 }
 
 impl Restored {
@@ -94,6 +101,7 @@ impl Restored {
                 unreported: None,
                 deferred_errors: Vec::new(),
                 open_errors: None,
+                since_retrain: since_retrain(settings, None),
             });
         };
         let mut policies = Engine::default();
@@ -117,8 +125,22 @@ impl Restored {
             unreported,
             deferred_errors,
             open_errors: checkpoint.open_errors,
+            since_retrain: since_retrain(settings, checkpoint.since_retrain),
         })
     }
+}
+
+/// The data since the last retrain for a stream that keeps it: the checkpoint's when it was
+/// kept for the same features, else nothing seen yet.
+fn since_retrain(
+    settings: &super::StreamSettings,
+    kept: Option<SinceRetrain>,
+) -> Option<SinceRetrain> {
+    let sample = settings.since_retrain?;
+    let kept = kept.filter(|kept| kept.fits(&settings.schema));
+    Some(kept.unwrap_or_else(|| {
+        SinceRetrain::new(&settings.schema, sample, settings.drift.seed)
+    }))
 }
 
 impl StreamProcessor {
@@ -132,6 +154,7 @@ impl StreamProcessor {
             deferred_errors: self.deferred_errors.clone(),
             open_errors: self.open_errors.clone(),
             messages: MessageCounts::default(),
+            since_retrain: self.since_retrain.clone(),
         }
     }
 }

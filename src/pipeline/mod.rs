@@ -33,6 +33,7 @@ mod outputs;
 pub mod parts;
 pub mod report;
 pub mod settings;
+pub mod since_retrain;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,6 +55,7 @@ pub use parts::WindowPart;
 pub(crate) use report::rfc3339;
 pub use report::{Performance, WindowMeta, WindowReport};
 pub use settings::StreamSettings;
+pub use since_retrain::{SinceRetrain, SinceRetrainReport, DEFAULT_SINCE_RETRAIN_SAMPLE};
 
 /// One stream's processor.
 pub struct StreamProcessor {
@@ -81,6 +83,9 @@ pub struct StreamProcessor {
     open_errors: Option<Vec<(i64, PredictionError)>>,
     /// The multivariate tests on the current baseline, when the stream runs any.
     multivariate: Option<Arc<MultivariatePlan>>,
+    /// What the stream saw since its models' last retrain, when it keeps it
+    /// ([`since_retrain`]).
+    since_retrain: Option<SinceRetrain>,
 }
 
 impl StreamProcessor {
@@ -104,6 +109,7 @@ impl StreamProcessor {
             tag: String::new(),
             open_errors: restored.open_errors,
             multivariate: None,
+            since_retrain: restored.since_retrain,
         };
         // A window closed before the checkpoint but not reported is reported first, once the
         // policies and the baseline are set.
@@ -156,6 +162,19 @@ impl StreamProcessor {
         &self.policies
     }
 
+    /// A run of one of the stream's models succeeded: the data since the last retrain starts
+    /// again, empty, with the next window.
+    pub fn retrained(&mut self) {
+        if let (Some(kept), Some(sample)) = (&mut self.since_retrain, self.settings.since_retrain) {
+            *kept = SinceRetrain::new(&self.settings.schema, sample, self.settings.drift.seed);
+        }
+    }
+
+    /// What the stream saw since its models' last retrain, when it keeps it.
+    pub fn since_retrain(&self) -> Option<&SinceRetrain> {
+        self.since_retrain.as_ref()
+    }
+
     /// Switches the stream's detectors to another baseline (from the next window report on).
     pub fn set_baseline(
         &mut self,
@@ -179,10 +198,12 @@ impl StreamProcessor {
     }
 
     /// Folds big windows' numeric columns into summaries on the current baseline, when the
-    /// drift settings decide the same from a summary as from the values.
+    /// drift settings decide the same from a summary as from the values and the windows need
+    /// not be compared with the data since the last retrain too (which needs their values).
     fn summarise(&mut self) {
-        let wanted =
-            self.settings.drift.exact_from_summaries() && self.settings.summarise_after != Some(0);
+        let wanted = self.settings.drift.exact_from_summaries()
+            && self.settings.summarise_after != Some(0)
+            && self.settings.since_retrain.is_none();
         let bins = self.settings.drift.bins;
         let layouts = wanted.then(|| self.layouts_of(Arc::clone(&self.settings.baseline), bins));
         if let Some(layouts) = &layouts {
@@ -382,6 +403,8 @@ impl StreamProcessor {
             baseline_source: self.settings.baseline_path.display().to_string(),
             settings: self.settings.drift.clone(),
             multivariate: self.multivariate.clone(),
+            since_retrain: (self.since_retrain.as_ref())
+                .and_then(|kept| kept.reference(&self.settings.schema)),
             threads: drift::Threads::Spread,
         }
     }
@@ -406,6 +429,9 @@ impl StreamProcessor {
             .any(|d| d.outcome == crate::policy::Outcome::Triggered);
         for decision in &mut decisions {
             decision.key.push_str(&self.tag);
+        }
+        if let Some(kept) = &mut self.since_retrain {
+            kept.add(&window.data);
         }
         JudgedWindow {
             index: window.index,

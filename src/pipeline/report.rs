@@ -11,6 +11,8 @@ use crate::drift::{self, DataInfo, DatasetSummary, DriftReport, FeatureReport, T
 use crate::policy::{Metric, Readings, Source, WindowSpan};
 use crate::window::{ClosedWindow, OffsetRange};
 
+use super::since_retrain::SinceRetrainReport;
+
 /// A closed window's report: the drift report plus the window's metadata and prediction
 /// quality. Owned and typed inside the process; serialised (its JSON shape is the contract in
 /// the README) only where it leaves: the store's row, the API, the CLI.
@@ -33,6 +35,11 @@ pub struct WindowReport {
     /// The drift report, as `driftgate drift` prints it.
     #[serde(flatten)]
     pub drift: DriftReport,
+    /// The window's features compared with the data its stream saw since its models' last
+    /// retrain (`drift.since_retrain`); absent when the stream does not keep that data or saw
+    /// none since.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_retrain: Option<SinceRetrainReport>,
 }
 
 /// Prediction quality in a window, from the records that carry both `prediction` and `label`.
@@ -81,6 +88,8 @@ pub(super) struct ReportMaker {
     pub(super) settings: drift::DriftSettings,
     /// The stream's multivariate tests, if any.
     pub(super) multivariate: Option<Arc<super::MultivariatePlan>>,
+    /// The data since the last retrain, when the stream keeps it and saw some.
+    pub(super) since_retrain: Option<super::since_retrain::Reference>,
     /// Inline reports spread the features over the cores; background reports keep to their
     /// thread, beside the one decoding.
     pub(super) threads: drift::Threads,
@@ -142,7 +151,10 @@ impl ReportMaker {
         let multivariate = (self.multivariate.as_ref())
             .map(|plan| plan.outcomes(window, &self.settings))
             .unwrap_or_default();
+        let since_retrain = (self.since_retrain.as_ref())
+            .and_then(|r| r.compare(window, &self.settings, self.threads, &self.topic));
         WindowReport {
+            since_retrain,
             stream: self.stream.clone(),
             outputs,
             multivariate,
@@ -207,6 +219,18 @@ impl Readings for WindowReport {
             _ => None,
         };
         // JSON has no NaN or infinity: a statistic that is not finite reads as none.
+        value.filter(|v| v.is_finite())
+    }
+
+    fn since_retrain(&self, source: &Source, metric: Metric) -> Option<f64> {
+        let drift = &self.since_retrain.as_ref()?.drift;
+        let value = match source {
+            Source::Feature(name) => {
+                feature_value(drift.features.iter().find(|f| f.name == *name)?, metric)
+            }
+            Source::Dataset => dataset_value(&drift.dataset, metric),
+            _ => None,
+        };
         value.filter(|v| v.is_finite())
     }
 
@@ -338,6 +362,7 @@ pub(crate) mod fixture {
         let drifted = features.iter().filter(|f| f.drift.detected).count();
         let tested = features.len();
         WindowReport {
+            since_retrain: None,
             outputs: Vec::new(),
             multivariate: BTreeMap::new(),
             stream: "payments".into(),

@@ -37,4 +37,7 @@ pub struct StreamSettings {
     pub summarise_after: Option<u64>,
     /// Multivariate tests of the windows' numeric features together.
     pub multivariate: super::MultivariateSettings,
+    /// Compare every window also with the data since the last retrain, keeping this many
+    /// values per numeric feature of it; `None`: with the baseline only.
+    pub since_retrain: Option<usize>,
 }

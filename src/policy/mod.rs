@@ -19,6 +19,6 @@ pub use loss::Loss;
 pub use readings::{Readings, WindowSpan};
 pub use spec::{
     Budget, Criterion, CronSchedule, InFlight, Metric, Model, Policy, Regret, RegretMeasure,
-    RetrainCost, Rule, Side, Signal, Source, WindowRule,
+    Reference, RetrainCost, Rule, Side, Signal, Source, WindowRule,
 };
 pub use state::{EngineState, PolicyState};

@@ -21,6 +21,12 @@ pub trait Readings: std::fmt::Debug {
     /// and read `None` here.
     fn value(&self, source: &Source, metric: Metric) -> Option<f64>;
 
+    /// [`value`](Self::value) for a feature or the data set compared with the data the stream
+    /// saw since its models' last retraining run instead of with the baseline; `None` when the
+    /// window was not compared with it (the stream does not keep that data, or nothing was seen
+    /// since the retrain yet).
+    fn since_retrain(&self, source: &Source, metric: Metric) -> Option<f64>;
+
     /// Whether the feature's drift was detected in the window.
     fn drifted(&self, feature: &str) -> bool;
 
@@ -60,25 +66,11 @@ mod json {
 
     impl Readings for Value {
         fn value(&self, source: &Source, metric: Metric) -> Option<f64> {
-            let base = match source {
-                Source::Feature(name) => feature(self, name)?,
-                Source::Dataset => self.get("dataset")?,
-                Source::Performance => self.get("performance")?,
-                Source::Output(name) => (self.get("outputs")?.as_array()?.iter())
-                    .find(|f| f.get("name").and_then(Value::as_str) == Some(name))?,
-                Source::Multivariate(method) => self.get("multivariate")?.get(method.as_str())?,
-                _ => return None,
-            };
-            let pointer = match (source, metric) {
-                (Source::Dataset, Metric::Detected) => "/detected",
-                (Source::Multivariate(_), Metric::Detected) => "/drift",
-                (Source::Multivariate(_), Metric::PValue) => "/p_value",
-                (_, metric) => metric.pointer(),
-            };
-            match base.pointer(pointer)? {
-                Value::Bool(b) => Some(f64::from(u8::from(*b))),
-                value => value.as_f64(),
-            }
+            read(self, source, metric)
+        }
+
+        fn since_retrain(&self, source: &Source, metric: Metric) -> Option<f64> {
+            read(self.get("since_retrain")?, source, metric)
         }
 
         fn drifted(&self, name: &str) -> bool {
@@ -104,6 +96,29 @@ mod json {
                 end: window["end"].as_str().map(str::to_string),
                 offsets: serde_json::from_value(window["offsets"].clone()).unwrap_or_default(),
             }
+        }
+    }
+
+    /// A metric of a report's JSON, by the metric's pointer.
+    fn read(report: &Value, source: &Source, metric: Metric) -> Option<f64> {
+        let base = match source {
+            Source::Feature(name) => feature(report, name)?,
+            Source::Dataset => report.get("dataset")?,
+            Source::Performance => report.get("performance")?,
+            Source::Output(name) => (report.get("outputs")?.as_array()?.iter())
+                .find(|f| f.get("name").and_then(Value::as_str) == Some(name))?,
+            Source::Multivariate(method) => report.get("multivariate")?.get(method.as_str())?,
+            _ => return None,
+        };
+        let pointer = match (source, metric) {
+            (Source::Dataset, Metric::Detected) => "/detected",
+            (Source::Multivariate(_), Metric::Detected) => "/drift",
+            (Source::Multivariate(_), Metric::PValue) => "/p_value",
+            (_, metric) => metric.pointer(),
+        };
+        match base.pointer(pointer)? {
+            Value::Bool(b) => Some(f64::from(u8::from(*b))),
+            value => value.as_f64(),
         }
     }
 }

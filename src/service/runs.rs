@@ -22,6 +22,7 @@ use crate::wake::Wake;
 /// produced, if its DAG declares one and it succeeded (prepared, or why it cannot be).
 pub(super) struct FinishedRun {
     model: String,
+    succeeded: bool,
     seconds: Option<f64>,
     run_id: String,
     stream: String,
@@ -104,6 +105,11 @@ impl Service {
                         Some(&format!("baseline not rotated: {why}")),
                     );
                 }
+            }
+            // The data since the last retrain starts again, rotated baseline or not.
+            let stream = self.streams.index_of(&run.stream);
+            if let (true, Some(index)) = (run.succeeded, stream) {
+                self.streams.processors[index].retrained();
             }
         }
     }
@@ -221,6 +227,7 @@ fn finish(
     };
     FinishedRun {
         model: run.model.clone(),
+        succeeded,
         seconds,
         run_id: run.id.clone(),
         stream: run.request.stream.clone(),

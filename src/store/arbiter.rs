@@ -97,7 +97,9 @@ mod tests {
     use std::time::Duration;
 
     use crate::pipeline::JudgedWindow;
-    use crate::policy::spec::{Budget, Criterion, Metric, Rule, Signal, Source, WindowRule};
+    use crate::policy::spec::{
+        Budget, Criterion, Metric, Reference, Rule, Signal, Source, WindowRule,
+    };
     use crate::policy::{Decision, InFlight, Outcome, Policy};
     use crate::store::{testing, Outbox, RunRequest, Store};
 
@@ -109,6 +111,7 @@ mod tests {
                 source: Source::Feature("x".into()),
                 metric: Metric::KsPValue,
                 criterion: Criterion::Below { threshold: 0.01 },
+                reference: Reference::Training,
             }),
             windows: WindowRule::Consecutive { k: 1 },
             min_records: 0,

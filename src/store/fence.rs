@@ -214,6 +214,7 @@ mod tests {
             deferred_errors: Vec::new(),
             open_errors: None,
             messages: Default::default(),
+            since_retrain: None,
         }
     }
 

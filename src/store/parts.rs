@@ -361,6 +361,7 @@ mod tests {
             keep_records: Some(false),
             summarise_after: Some(0),
             multivariate: Default::default(),
+            since_retrain: None,
         }
     }
 

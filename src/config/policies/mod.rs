@@ -218,6 +218,7 @@ fn policy(
                 model,
                 kinds,
                 multivariate: &stream.multivariate.methods,
+                since_retrain: stream.since_retrain.is_some(),
             };
             rule(&raw.when, &format!("{key}.when"), &context, problems)
         }

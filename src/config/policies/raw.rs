@@ -146,6 +146,12 @@ pub struct RawRule {
     /// `jensen_shannon`, `hellinger`.
     #[serde(default)]
     pub metric: Option<String>,
+    /// What a `feature` or `dataset` signal compares the window with: `"training"` (default),
+    /// the stream's baseline, or `"since_retrain"`, the data the stream saw since its models'
+    /// last succeeded retraining run (the stream needs `drift.since_retrain = true`). Before
+    /// any window was seen since the retrain, a `since_retrain` signal has no value and no hit.
+    #[serde(default)]
+    pub reference: Option<String>,
     /// Hit when the value is above this.
     #[serde(default)]
     pub above: Option<f64>,

@@ -10,7 +10,7 @@ use super::raw::{RawQuantile, RawRegret, RawRolling, RawRule};
 use crate::config::problems::Problems;
 use crate::decode::FeatureKind;
 use crate::drift::multivariate::Multivariate;
-use crate::policy::spec::{Applies, CronSchedule};
+use crate::policy::spec::{Applies, CronSchedule, Reference};
 use crate::policy::{Criterion, Loss, Metric, Model, Rule, Signal, Source};
 
 /// What a rule is checked against: its model and the kinds of the stream's features.
@@ -21,6 +21,8 @@ pub(super) struct RuleContext<'a> {
     pub(super) kinds: BTreeMap<&'a str, FeatureKind>,
     /// The multivariate tests the stream runs.
     pub(super) multivariate: &'a [Multivariate],
+    /// Whether the stream compares windows with the data since the last retrain too.
+    pub(super) since_retrain: bool,
 }
 
 /// A rule; `"*"` signals at the top level combine with `any`.
@@ -71,6 +73,7 @@ fn rules_of(
         );
         return None;
     }
+    let reference = reference(raw, key, context, problems)?;
     if raw.any.is_some() || raw.all.is_some() || raw.at_least.is_some() || raw.of.is_some() {
         return combinator(raw, key, context, problems).map(|rule| vec![rule]);
     }
@@ -91,11 +94,53 @@ fn rules_of(
     } else if let Some(method) = &raw.multivariate {
         multivariate(raw, method, key, context, problems)
     } else if let Some(metric) = &raw.dataset {
-        dataset(raw, metric, key, problems)
+        dataset(raw, metric, key, problems).map(|signal| Signal {
+            reference,
+            ..signal
+        })
     } else {
-        return features(raw, key, context, problems);
+        let mut rules = features(raw, key, context, problems)?;
+        for rule in &mut rules {
+            if let Rule::Signal(signal) = rule {
+                signal.reference = reference;
+            }
+        }
+        return Some(rules);
     };
     single.map(|signal| vec![Rule::Signal(signal)])
+}
+
+/// What a feature or data-set signal compares the window with (`reference`); other forms take
+/// none. `None` after a problem.
+fn reference(
+    raw: &RawRule,
+    key: &str,
+    context: &RuleContext<'_>,
+    problems: &mut Problems,
+) -> Option<Reference> {
+    let Some(name) = raw.reference.as_deref() else {
+        return Some(Reference::Training);
+    };
+    let key = format!("{key}.reference");
+    let Some(reference) = Reference::parse(name) else {
+        problems.add(key, format!("{name:?} is not a reference: use training or since_retrain"));
+        return None;
+    };
+    if raw.feature.is_none() && raw.dataset.is_none() {
+        problems.add(key, "only `feature` and `dataset` signals take a reference");
+        return None;
+    }
+    if reference == Reference::SinceRetrain && !context.since_retrain {
+        problems.add(
+            key,
+            format!(
+                "the stream of model `{}` does not keep the data since the last retrain: set drift.since_retrain = true on it",
+                context.model.name
+            ),
+        );
+        return None;
+    }
+    Some(reference)
 }
 
 /// Whether `raw` sets a metric or a criterion (which `what` does not take); reports it.
@@ -191,6 +236,7 @@ fn detector(raw: &RawRule, key: &str, problems: &mut Problems) -> Option<Signal>
         source: Source::Detector(params?, loss?),
         metric: Metric::Changes,
         criterion: Criterion::AtLeast { threshold: 1.0 },
+        reference: Reference::Training,
     })
 }
 
@@ -225,6 +271,7 @@ fn regret_rule(
         source: Source::Regret(regret),
         metric: Metric::Regret,
         criterion: Criterion::AtLeast { threshold: 0.0 },
+        reference: Reference::Training,
     })
 }
 
@@ -243,6 +290,7 @@ fn cron(raw: &RawRule, expression: &str, key: &str, problems: &mut Problems) -> 
             source: Source::Cron(cron),
             metric: Metric::Due,
             criterion: Criterion::AtLeast { threshold: 1.0 },
+            reference: Reference::Training,
         }),
         Err(why) => {
             problems.add(
@@ -280,6 +328,7 @@ fn schedule(raw: &RawRule, key: &str, problems: &mut Problems) -> Option<Signal>
         source: Source::Schedule,
         metric,
         criterion: Criterion::AtLeast { threshold },
+        reference: Reference::Training,
     })
 }
 
@@ -312,6 +361,7 @@ fn performance(
         source: Source::Performance,
         metric,
         criterion,
+        reference: Reference::Training,
     })
 }
 
@@ -359,6 +409,7 @@ fn multivariate(
         source: Source::Multivariate(method),
         metric,
         criterion,
+        reference: Reference::Training,
     })
 }
 
@@ -396,6 +447,7 @@ fn output(
         source: Source::Output(name.to_string()),
         metric,
         criterion,
+        reference: Reference::Training,
     })
 }
 
@@ -423,6 +475,7 @@ fn dataset(raw: &RawRule, metric_name: &str, key: &str, problems: &mut Problems)
         source: Source::Dataset,
         metric,
         criterion,
+        reference: Reference::Training,
     })
 }
 
@@ -479,6 +532,7 @@ fn features(
             source: Source::Feature(name.to_string()),
             metric,
             criterion,
+            reference: Reference::Training,
         }));
     }
     Some(rules)

@@ -8,7 +8,7 @@ use crate::policy::decision::SignalReading;
 use crate::policy::loss::Loss;
 use crate::policy::readings::Readings;
 use crate::policy::spec::{
-    Criterion, Metric, RegretMeasure, RetrainCost, Rule, Side, Signal, Source,
+    Criterion, Metric, Reference, RegretMeasure, RetrainCost, Rule, Side, Signal, Source,
 };
 use crate::policy::state::PolicyState;
 
@@ -125,10 +125,10 @@ fn evaluate_signal(
     schedule: Schedule<'_>,
 ) -> SignalReading {
     let value = value_of(signal, state, report, schedule);
-    let subject = signal.subject();
+    let subject = subject(signal);
     let metric = signal.metric.name();
     let mut reading = SignalReading {
-        subject: subject.to_string(),
+        subject: subject.clone(),
         metric: metric.to_string(),
         value,
         threshold: None,
@@ -184,7 +184,10 @@ fn value_of(
                 .get_mut(&signal.series())
                 .map_or(0, |(_, changes)| std::mem::take(changes)) as f64,
         ),
-        _ => report.value(&signal.source, signal.metric),
+        _ => match signal.reference {
+            Reference::Training => report.value(&signal.source, signal.metric),
+            Reference::SinceRetrain => report.since_retrain(&signal.source, signal.metric),
+        },
     }
 }
 
@@ -275,9 +278,19 @@ impl Verdict {
     }
 }
 
+/// What a signal is about, in sentences: its subject, marked when it compares the window with
+/// the data since the last retrain.
+fn subject(signal: &Signal) -> String {
+    match signal.reference {
+        Reference::Training => signal.subject().to_string(),
+        Reference::SinceRetrain => format!("{} (since retrain)", signal.subject()),
+    }
+}
+
 /// The sentence a signal's reading shows.
 fn text(signal: &Signal, value: f64, verdict: &Verdict, schedule: Schedule<'_>) -> String {
-    let (subject, metric, op) = (signal.subject(), signal.metric.name(), verdict.op);
+    let subject = subject(signal);
+    let (metric, op) = (signal.metric.name(), verdict.op);
     if let Some(threshold) = verdict.threshold {
         if let Some(text) = counter_text(signal, value, threshold, verdict, schedule) {
             return text;

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::policy::spec::{Budget, CronSchedule, InFlight, WindowRule};
-use crate::policy::spec::{Criterion, Metric, Rule, Side, Signal};
+use crate::policy::spec::{Criterion, Metric, Reference, Rule, Side, Signal};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ fn ks_below(feature: &str, threshold: f64) -> Rule {
         source: Source::Feature(feature.into()),
         metric: Metric::KsPValue,
         criterion: Criterion::Below { threshold },
+        reference: Reference::Training,
     })
 }
 
@@ -236,6 +237,7 @@ fn dynamic_thresholds_warm_up_then_follow_the_history() {
             source: Source::Feature("amount".into()),
             metric: Metric::KsStatistic,
             criterion,
+            reference: Reference::Training,
         })
     };
     let mut p = policy(WindowRule::Consecutive { k: 1 });
@@ -296,11 +298,13 @@ fn combinators_read_every_signal() {
         source: Source::Feature("country".into()),
         metric: Metric::Chi2PValue,
         criterion: Criterion::Below { threshold: 0.01 },
+        reference: Reference::Training,
     });
     let share = Rule::Signal(Signal {
         source: Source::Dataset,
         metric: Metric::Share,
         criterion: Criterion::Above { threshold: 0.4 },
+        reference: Reference::Training,
     });
     p.when = Rule::AtLeast {
         n: 2,
@@ -364,6 +368,7 @@ fn schedules_count_time_and_records_since_the_last_trigger() {
             source: Source::Schedule,
             metric,
             criterion: Criterion::AtLeast { threshold },
+            reference: Reference::Training,
         })
     };
     // Every 3 minutes of window time; windows are a minute apart, starting at 0.
@@ -407,6 +412,7 @@ fn cron_schedules_are_due_once_a_time_passed_since_the_last_trigger() {
         source: Source::Cron(CronSchedule::parse("0,30 * * * *").unwrap()),
         metric: Metric::Due,
         criterion: Criterion::AtLeast { threshold: 1.0 },
+        reference: Reference::Training,
     });
     let mut engine = Engine::new(vec![model()], vec![p.clone()]);
     let outcomes = run(&mut engine, &[0.5; 95]);
@@ -433,6 +439,7 @@ fn cron_schedules_are_due_once_a_time_passed_since_the_last_trigger() {
             source: Source::Cron(CronSchedule::parse("0 * * * *").unwrap()),
             metric: Metric::Due,
             criterion: Criterion::AtLeast { threshold: 1.0 },
+            reference: Reference::Training,
         }),
     ]);
     let mut engine = Engine::new(vec![model()], vec![p]);
@@ -459,6 +466,7 @@ fn regret_accumulates_until_it_reaches_the_cost_of_a_run() {
             source: Source::Regret(Regret { measure, cost }),
             metric: Metric::Regret,
             criterion: Criterion::AtLeast { threshold: 0.0 },
+            reference: Reference::Training,
         })
     };
     // Drifted records × seconds since the drift began, windows of 1000 records a minute
