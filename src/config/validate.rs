@@ -507,7 +507,10 @@ fn validate_stream(
         }
     }
     if stream.drift.since_retrain && stream.drift.since_retrain_sample == 0 {
-        problems.add(format!("{key}.drift.since_retrain_sample"), "must be at least 1");
+        problems.add(
+            format!("{key}.drift.since_retrain_sample"),
+            "must be at least 1",
+        );
     }
     let multivariate = crate::pipeline::MultivariateSettings {
         methods: stream.drift.multivariate.clone(),

@@ -138,9 +138,7 @@ fn since_retrain(
 ) -> Option<SinceRetrain> {
     let sample = settings.since_retrain?;
     let kept = kept.filter(|kept| kept.fits(&settings.schema));
-    Some(kept.unwrap_or_else(|| {
-        SinceRetrain::new(&settings.schema, sample, settings.drift.seed)
-    }))
+    Some(kept.unwrap_or_else(|| SinceRetrain::new(&settings.schema, sample, settings.drift.seed)))
 }
 
 impl StreamProcessor {

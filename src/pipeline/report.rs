@@ -485,6 +485,16 @@ mod tests {
             current_rows: 300,
         };
         report.multivariate.insert(Multivariate::Mmd, outcome);
+        // Against the data since the retrain: the same features, other numbers.
+        let mut since = report.drift.clone();
+        since.features.reverse();
+        since.features[0].name = "amount".into();
+        since.features.truncate(1);
+        report.since_retrain = Some(SinceRetrainReport {
+            records: 800,
+            windows: 2,
+            drift: since,
+        });
         report
     }
 
@@ -526,16 +536,36 @@ mod tests {
             Source::Multivariate(Multivariate::Mmd),
             Source::Multivariate(Multivariate::Pca),
         ];
-        let mut read = 0;
+        let (mut read, mut since_read) = (0, 0);
         for source in &sources {
             for metric in metrics {
                 let typed = report.value(source, metric);
                 assert_eq!(typed, json.value(source, metric), "{source:?} {metric:?}");
                 read += usize::from(typed.is_some());
+                let since = report.since_retrain(source, metric);
+                assert_eq!(
+                    since,
+                    json.since_retrain(source, metric),
+                    "{source:?} {metric:?}"
+                );
+                since_read += usize::from(since.is_some());
             }
             assert_eq!(report.drifted(&name(source)), json.drifted(&name(source)));
         }
         assert!(read >= 20, "only {read} values read");
+        // `amount` (the categorical report renamed: its categorical metrics) and the data set.
+        assert!(
+            since_read >= 8,
+            "only {since_read} values read since the retrain"
+        );
+        let chi2 =
+            |r: &dyn Readings| r.since_retrain(&Source::Feature("amount".into()), M::Chi2PValue);
+        assert!(
+            chi2(&report).is_some()
+                && report
+                    .value(&Source::Feature("amount".into()), M::Chi2PValue)
+                    .is_none()
+        );
         assert_eq!(report.errors(), json.errors());
         assert_eq!(report.errors(), 3);
         assert_eq!(report.span(), json.span());

@@ -190,3 +190,51 @@ impl Reference {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::FeatureSpec;
+
+    fn schema(second: FeatureKind) -> Schema {
+        let spec = |name: &str, kind| FeatureSpec {
+            name: name.into(),
+            kind,
+        };
+        Schema {
+            features: vec![spec("x", FeatureKind::Numeric), spec("c", second)],
+        }
+    }
+
+    /// A window of `n` records: `x` counting up from `from`, `c` always "a".
+    fn window(from: usize, n: usize) -> Dataset {
+        let mut data = Dataset::new(schema(FeatureKind::Categorical));
+        for i in from..from + n {
+            let record = serde_json::json!({"x": i as f64, "c": "a"});
+            data.push_json_record(record.as_object().unwrap());
+        }
+        data
+    }
+
+    #[test]
+    fn keeps_a_bounded_sample_and_every_count() {
+        let categorical = schema(FeatureKind::Categorical);
+        let mut kept = SinceRetrain::new(&categorical, 50, 7);
+        assert!(kept.reference(&categorical).is_none(), "nothing seen yet");
+        kept.add(&window(0, 40));
+        kept.add(&window(40, 40));
+        assert_eq!((kept.windows, kept.records), (2, 80));
+        let reference = kept.reference(&categorical).unwrap();
+        let Column::Numeric(x) = &reference.data.columns[0] else {
+            panic!("x is numeric")
+        };
+        assert_eq!(x.values.len(), 50);
+        assert!(x.values.iter().any(|v| *v >= 40.0), "later values sampled");
+        let Column::Categorical(c) = &reference.data.columns[1] else {
+            panic!("c is categorical")
+        };
+        assert_eq!(c.counts, BTreeMap::from([("a".to_string(), 80)]));
+        assert!(kept.fits(&categorical));
+        assert!(!kept.fits(&schema(FeatureKind::Numeric)), "c changed kind");
+    }
+}

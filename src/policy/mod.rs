@@ -18,7 +18,7 @@ pub use engine::{Engine, WindowFacts};
 pub use loss::Loss;
 pub use readings::{Readings, WindowSpan};
 pub use spec::{
-    Budget, Criterion, CronSchedule, InFlight, Metric, Model, Policy, Regret, RegretMeasure,
-    Reference, RetrainCost, Rule, Side, Signal, Source, WindowRule,
+    Budget, Criterion, CronSchedule, InFlight, Metric, Model, Policy, Reference, Regret,
+    RegretMeasure, RetrainCost, Rule, Side, Signal, Source, WindowRule,
 };
 pub use state::{EngineState, PolicyState};

@@ -123,7 +123,10 @@ fn reference(
     };
     let key = format!("{key}.reference");
     let Some(reference) = Reference::parse(name) else {
-        problems.add(key, format!("{name:?} is not a reference: use training or since_retrain"));
+        problems.add(
+            key,
+            format!("{name:?} is not a reference: use training or since_retrain"),
+        );
         return None;
     };
     if raw.feature.is_none() && raw.dataset.is_none() {
