@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Labelled drifting streams for `driftgate backtest`, from River's generators (seeded).
+"""Labelled drifting streams for `driftgate backtest`, from River's generators (seeded), and one
+covariate shift drawn with Python's own seeded generator.
 
 Writes, for each stream, into tests/fixtures/backtest/:
   NAME.jsonl           the recorded stream: one message a line, {"records": [...]} of 50 records,
@@ -14,6 +15,7 @@ Run from the repository root:  pip install river && python3 scripts/gen_backtest
 """
 import json
 import os
+import random
 
 import river
 from river.datasets import synth
@@ -56,6 +58,26 @@ STREAMS = {
     # A rotating hyperplane: incremental drift throughout.
     "hyperplane": (hyperplane(1), hyperplane(1)),
 }
+
+
+class Shift:
+    """A covariate shift with the concept moving along: `x0` ~ N(0, 1) and label
+    `x0 + x1 / 2 > 0` until record `position`, then `x0` ~ N(2, 1) and label `x0 + x1 / 2 > 2`;
+    `x1` ~ N(0, 1) throughout. (River's classification generators keep their features' law.)"""
+
+    def __init__(self, seed, position=None):
+        self.seed, self.position = seed, position
+
+    def take(self, n):
+        rng = random.Random(self.seed)
+        for i in range(n):
+            shifted = self.position is not None and i >= self.position
+            centre = 2.0 if shifted else 0.0
+            x = {"x0": round(rng.gauss(centre, 1.0), 4), "x1": round(rng.gauss(0.0, 1.0), 4)}
+            yield x, x["x0"] + x["x1"] / 2 > centre
+
+
+STREAMS["shift"] = (Shift(1, position=4000), Shift(11))
 
 
 def feature_name(key):

@@ -236,6 +236,67 @@ fn issue_18_retraining_pays_on_gradual_incremental_and_nonlinear_drifts() {
     }
 }
 
+/// Issue 18, part 4: a covariate shift (with its concept) and a DAG that rotates no baseline.
+/// A drift policy against the training data retrains on every window after the shift; the same
+/// policy against the data since the last retrain (Modyn's reference) retrains once, at the
+/// shift, and is as accurate.
+#[test]
+fn issue_18_a_drift_policy_against_the_data_since_the_retrain_retrains_once_per_shift() {
+    let dir = setup("shift");
+    let config = dir.path().join("driftgate.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let keeps = text.replace("window = {", "drift = { since_retrain = true }\nwindow = {");
+    assert_ne!(keeps, text);
+    std::fs::write(&config, keeps).unwrap();
+    for (set, reference) in [("training", "training"), ("since", "since_retrain")] {
+        let when = format!(
+            "{{ feature = \"x0\", metric = \"p_value\", below = 0.001, reference = \"{reference}\" }}"
+        );
+        let text = format!("[[policies]]\nname = \"{set}\"\nmodel = \"m\"\nwhen = {when}\n");
+        std::fs::write(dir.path().join(format!("{set}.toml")), text).unwrap();
+    }
+    let out = driftgate(dir.path())
+        .args(["backtest", "--config", "driftgate.toml", "--input"])
+        .arg(fixtures().join("shift.jsonl"))
+        .args(["--policies", "training.toml", "--policies", "since.toml"])
+        .args(["--run-time", "40s", "--format", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let show = || summary(&result);
+    let (never, training, since) = (
+        set(&result, "never"),
+        set(&result, "training"),
+        set(&result, "since"),
+    );
+    let before = accuracy_between(never, 0, DRIFT_AT);
+    assert!(
+        accuracy_between(never, DRIFT_AT, u64::MAX) < before - 0.2,
+        "never loses accuracy: {}",
+        show()
+    );
+    let shifted = (8000 - DRIFT_AT) / WINDOW;
+    assert_eq!(retrains(training), shifted, "{}", show());
+    assert_eq!(retrains(since), 1, "{}", show());
+    assert_eq!(since["runs"][0]["window"], DRIFT_AT / WINDOW, "{}", show());
+    // Per window, what drifted against the data since the retrain: `x0` at the shift; nothing
+    // to compare with in the window after the retrain; nothing drifted after that.
+    let shift = (DRIFT_AT / WINDOW) as usize;
+    let windows = since["windows"].as_array().unwrap();
+    let against = |i: usize| &windows[i]["drifted_since_retrain"];
+    assert_eq!(against(shift), &serde_json::json!(["x0"]));
+    assert!(against(shift + 1).is_null());
+    assert_eq!(against(shift + 2), &serde_json::json!([]));
+    assert_eq!(windows[shift + 2]["drifted"], serde_json::json!(["x0"]));
+    assert!(
+        mean_accuracy(since) > mean_accuracy(training) - 0.01,
+        "{}",
+        show()
+    );
+}
+
 /// Issue 18: a run is in flight for its time in event time: no trigger of the model while one
 /// is, its outcome applies `run-time` after its trigger, and the windows before that are scored
 /// by the model before it. The same input gives the same JSON.

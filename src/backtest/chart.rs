@@ -139,6 +139,7 @@ mod tests {
             scored_by: vec!["initial".into()],
             performance,
             drifted: Vec::new(),
+            drifted_since_retrain: None,
             decisions: Vec::new(),
         }
     }

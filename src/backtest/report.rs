@@ -121,6 +121,10 @@ pub struct BacktestWindow {
     pub performance: Performance,
     /// Features of the judged model whose drift was detected.
     pub drifted: Vec<String>,
+    /// Features of the judged model whose drift was detected against the data since the last
+    /// retrain; absent when the stream does not keep that data or saw none since.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drifted_since_retrain: Option<Vec<String>>,
     /// Its decisions.
     pub decisions: Vec<Decision>,
 }
@@ -173,7 +177,9 @@ impl SetResult {
         self.succeeded = self.runs.iter().filter(|r| r.status == "succeeded").count() as u64;
         self.training_seconds = (self.runs.iter())
             .map(|r| (r.applied_ms - r.triggered_ms) as f64 / 1e3)
-            .sum();
+            // An empty sum is -0.0.
+            .sum::<f64>()
+            + 0.0;
         let accuracies: Vec<f64> = (self.windows.iter())
             .filter_map(|w| w.performance.accuracy)
             .collect();
@@ -234,6 +240,7 @@ mod tests {
                 rmse: None,
             },
             drifted: Vec::new(),
+            drifted_since_retrain: None,
             decisions: vec![serde_json::from_value(decision).unwrap()],
         }
     }

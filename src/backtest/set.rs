@@ -220,12 +220,15 @@ impl SetRun<'_> {
             for run in self.runs.launch(&window, &mut self.processor)? {
                 self.result.runs.push(run);
             }
-            let drifted: Vec<String> = (window.report.drifted_features())
-                .map(|f| f.name.clone())
-                .filter(|f| self.judged.features.contains(f))
-                .collect();
-            self.result.drift_alarms += u64::from(!drifted.is_empty());
             let report = &window.report;
+            let judged = |features: &[crate::drift::FeatureReport]| -> Vec<String> {
+                (features.iter().filter(|f| f.drift.detected))
+                    .map(|f| f.name.clone())
+                    .filter(|f| self.judged.features.contains(f))
+                    .collect()
+            };
+            let drifted = judged(&report.drift.features);
+            self.result.drift_alarms += u64::from(!drifted.is_empty());
             self.result.windows.push(BacktestWindow {
                 index: window.index,
                 records: report.window.records,
@@ -234,6 +237,8 @@ impl SetRun<'_> {
                 scored_by: std::mem::take(&mut self.window_scored_by),
                 performance: report.performance.clone(),
                 drifted,
+                drifted_since_retrain: (report.since_retrain.as_ref())
+                    .map(|since| judged(&since.drift.features)),
                 decisions: window.decisions,
             });
         }
