@@ -135,6 +135,18 @@ fn the_demo_finds_the_injected_drift_retrains_only_the_fraud_model_and_recovers(
         );
     }
     assert_eq!(summary["bad_signatures"], 0);
+    // The stream keeps the data since the last retrain: it grows by a window a window, and
+    // the live service started it again after the drift's run (the champions' manual runs
+    // may have started it again before).
+    let since: Vec<Option<u64>> = serde_json::from_value(summary["since_retrain"].clone()).unwrap();
+    assert!(since[0].is_none(), "{}", show());
+    assert!(since.iter().any(|held| held >= &Some(3)), "{}", show());
+    let restarts = summary["since_retrain_restarts"].as_array().unwrap();
+    assert!(
+        restarts.iter().any(|i| i.as_u64().unwrap() > from),
+        "started again after the retrain: {}",
+        show()
+    );
     assert_eq!(summary["dead_letters"], 1, "{}", show());
     backtest_decides_as_the_service_did(&dir, &summary);
 }

@@ -41,6 +41,11 @@ pub struct Summary {
     pub bad_signatures: u64,
     /// The window the new champion started scoring, when one was promoted.
     pub promoted_from: Option<u64>,
+    /// Per window, in order: how many windows the stream's data since the last retrain held
+    /// when the window was compared with it (`null`: none, right after a start or a retrain).
+    pub since_retrain: Vec<Option<u64>>,
+    /// The windows before which that data started again (see [`restarts`]).
+    pub since_retrain_restarts: Vec<usize>,
 }
 
 /// Window accuracies by phase.
@@ -249,6 +254,9 @@ pub(super) fn summarise(
         .map_err(fail("cannot read windows"))?;
     windows.reverse();
     let (drifted, accuracy) = window_drift_and_accuracy(&windows, phases);
+    let since_retrain: Vec<Option<u64>> = (windows.iter())
+        .map(|w| w.report["since_retrain"]["windows"].as_u64())
+        .collect();
     let (decisions, triggers) = decisions(store)?;
     let mut records = store.runs(None, 1000).map_err(fail("cannot read runs"))?;
     records.reverse();
@@ -281,6 +289,8 @@ pub(super) fn summarise(
         alerts,
         bad_signatures: receiver.bad_signatures(),
         promoted_from,
+        since_retrain_restarts: restarts(&since_retrain),
+        since_retrain,
     })
 }
 
@@ -417,4 +427,17 @@ pub(super) fn print_summary(summary: &Summary) {
             .join(", ")
     );
     println!("  dead letters: {}", summary.dead_letters);
+    let restarts = &summary.since_retrain_restarts;
+    if !restarts.is_empty() {
+        println!("  data since the last retrain: started again before windows {restarts:?}");
+    }
+}
+
+/// The windows before which the data since the last retrain started again: those compared
+/// with fewer windows than the window before them plus itself.
+fn restarts(since_retrain: &[Option<u64>]) -> Vec<usize> {
+    let held = |i: usize| since_retrain[i].unwrap_or(0);
+    (1..since_retrain.len())
+        .filter(|&i| held(i) < held(i - 1) + 1)
+        .collect()
 }
