@@ -30,6 +30,22 @@ pub struct Report {
     pub multivariate: BTreeMap<String, Joint>,
     /// The dataset-level verdict.
     pub dataset: Dataset,
+    /// The window against the data since the last retrain, when the stream keeps it.
+    pub since_retrain: Option<SinceRetrain>,
+}
+
+/// A window against the data its stream saw since the last retrain.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SinceRetrain {
+    /// Records of the windows since the retrain.
+    pub records: u64,
+    /// Windows since the retrain.
+    pub windows: u64,
+    /// One entry per feature.
+    pub features: Vec<Feature>,
+    /// The dataset-level verdict.
+    pub dataset: Dataset,
 }
 
 impl Report {

@@ -8,7 +8,7 @@ use maud::{html, Markup};
 
 use super::charts::distribution;
 use super::layout::{num, opt, page, percent, pill, segment, short, time_text, Assets};
-use super::view::{Feature, Joint, Performance, Report};
+use super::view::{Feature, Joint, Performance, Report, SinceRetrain};
 use super::{model_href, run_href, stream_href, PageError};
 use crate::api::ApiState;
 use crate::policy::Decision;
@@ -89,6 +89,36 @@ pub fn body(
             p.muted { "The window's predictions and labels against the training data's." }
             div.features { @for output in &report.outputs { (feature_card(output, "output")) } }
         }
+        @if let Some(since) = &report.since_retrain {
+            h2 { "Since the last retrain" }
+            @let windows = if since.windows == 1 { "window" } else { "windows" };
+            p.muted { "The window against the " (since.windows) " " (windows) " (" (since.records) " records) the stream saw since its models' last retrain: whether the data is still moving, not how far it is from training." }
+            (since_table(report, since))
+        }
+    }
+}
+
+/// The features against the data since the last retrain, beside their verdict against the
+/// training data.
+fn since_table(report: &Report, since: &SinceRetrain) -> Markup {
+    let training = |name: &str| report.features.iter().find(|f| f.name == name);
+    html! {
+        div.scroll { table.stack {
+            thead { tr { th { "Feature" } th { "Method" } th { "Score" } th { "Threshold" } th { "Verdict" } th { "Against training" } } }
+            tbody { @for feature in ordered(&since.features) {
+                tr id={ "since-" (segment(&feature.name)) } {
+                    td { (feature.name) }
+                    td { (feature.drift.method) }
+                    td.num { (opt(feature.drift.score)) }
+                    td.num { (opt(feature.drift.threshold)) }
+                    td { (pill(if feature.drift.detected { "drift" } else { "none" })) }
+                    td { @match training(&feature.name) {
+                        Some(t) => (pill(if t.drift.detected { "drift" } else { "none" })),
+                        None => "–",
+                    } }
+                }
+            } }
+        } }
     }
 }
 
@@ -259,6 +289,28 @@ mod tests {
         let with = body(&report(prediction), &[], &none, false).into_string();
         assert!(with.contains("<h2>Model outputs</h2>"), "{with}");
         assert!(with.contains("prediction"), "{with}");
+    }
+
+    #[test]
+    fn the_data_since_the_retrain_gets_a_table_when_the_report_has_it() {
+        let none = BTreeMap::new();
+        let without = body(&Report::default(), &[], &none, false).into_string();
+        assert!(!without.contains("Since the last retrain"));
+        let feature = |detected: bool| {
+            serde_json::json!({"name": "x0", "kind": "numeric",
+                "drift": {"method": "ks", "score": 0.2, "threshold": 0.05, "detected": detected}})
+        };
+        let report: Report = serde_json::from_value(serde_json::json!({
+            "features": [feature(true)],
+            "since_retrain": {"records": 800, "windows": 2, "features": [feature(false)]}
+        }))
+        .unwrap();
+        let with = body(&report, &[], &none, false).into_string();
+        assert!(with.contains("<h2>Since the last retrain</h2>"), "{with}");
+        assert!(with.contains("the 2 windows (800 records)"), "{with}");
+        let row = with.split("id=\"since-x0\"").nth(1).unwrap();
+        let row = row.split("</tr>").next().unwrap();
+        assert!(row.contains(">none<") && row.contains("pill bad"), "{row}");
     }
 
     #[test]
