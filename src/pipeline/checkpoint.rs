@@ -132,7 +132,7 @@ impl Restored {
 
 /// The data since the last retrain for a stream that keeps it: the checkpoint's when it was
 /// kept for the same features, else nothing seen yet.
-fn since_retrain(
+pub(super) fn since_retrain(
     settings: &super::StreamSettings,
     kept: Option<SinceRetrain>,
 ) -> Option<SinceRetrain> {

@@ -175,6 +175,12 @@ impl StreamProcessor {
         self.since_retrain.as_ref()
     }
 
+    /// Takes up the data since the last retrain kept elsewhere (a merger's row) when the
+    /// stream keeps it and `kept` fits its features; else starts it empty.
+    pub fn restore_since_retrain(&mut self, kept: Option<SinceRetrain>) {
+        self.since_retrain = checkpoint::since_retrain(&self.settings, kept);
+    }
+
     /// Switches the stream's detectors to another baseline (from the next window report on).
     pub fn set_baseline(
         &mut self,

@@ -68,6 +68,8 @@ impl StreamProcessor {
             ));
         }
         self.open_errors.get_or_insert_with(Vec::new);
+        // Parts are not judged: the data since the last retrain is the merger's.
+        self.since_retrain = None;
         Ok(())
     }
 

@@ -305,9 +305,9 @@ impl Service {
         if held.is_none() {
             tracing::info!(stream = %stream, next_window = merger.next_index,
                 "this instance merges the stream's windows");
-            self.streams.processors[index]
-                .policies_mut()
-                .restore(merger.policies.clone());
+            let processor = &mut self.streams.processors[index];
+            processor.policies_mut().restore(merger.policies.clone());
+            processor.restore_since_retrain(merger.since_retrain.clone());
         }
         let topic = &self.streams.processors[index].settings().topic;
         let Some(partitions) = self.partition_counts.of(topic) else {
@@ -366,14 +366,16 @@ impl Service {
             next_index: merger.next_index + 1,
             merged_until: Some(ready.end_ms),
             policies: processor.policies().stream_state(&merger.stream),
+            since_retrain: processor.since_retrain().cloned(),
             ..merger.clone()
         };
         let consumed: Vec<_> = ready.parts.into_iter().chain(ready.late).collect();
         if let Err(err) = self.commit_merged(index, &after, &mut window, &consumed) {
-            // Not committed: the policies forget the window, judged again next time.
-            self.streams.processors[index]
-                .policies_mut()
-                .restore(merger.policies.clone());
+            // Not committed: the policies and the data since the last retrain forget the
+            // window, judged again next time.
+            let processor = &mut self.streams.processors[index];
+            processor.policies_mut().restore(merger.policies.clone());
+            processor.restore_since_retrain(merger.since_retrain.clone());
             return Err(err);
         }
         *merger = after;

@@ -6,8 +6,8 @@
 //!   (the open part) and the parts it closed. The state moves with the partition: its next
 //!   owner resumes from exactly that, so a part is neither lost nor counted twice.
 //! * The merger of a stream holds a lease row with an epoch; a dead holder's lease expires and
-//!   another instance takes it over, with the stream's window numbering and policy state,
-//!   which live in that row.
+//!   another instance takes it over, with the stream's window numbering, policy state and data
+//!   since the last retrain, which live in that row.
 //! * An interval is ready once every partition's watermark is at or past its end. The
 //!   merger commits the merged window, its decisions and what they set off, the parts it
 //!   consumed and its own state in one transaction fenced by its epoch.
@@ -15,8 +15,18 @@
 use super::db::{values, Sql};
 use super::windows::parse_json;
 use super::{now_ms, Store, StoreError};
-use crate::pipeline::{Checkpoint, JudgedWindow, WindowPart};
+use crate::pipeline::{Checkpoint, JudgedWindow, SinceRetrain, WindowPart};
 use crate::policy::EngineState;
+
+/// What a merger row's `policies` column holds: the policies' state, and beside it the data
+/// since the last retrain when the stream keeps it (a row written before it has none).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct MergerState {
+    #[serde(flatten)]
+    policies: EngineState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    since_retrain: Option<SinceRetrain>,
+}
 
 /// The stream's merger as this process holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +41,8 @@ pub struct Merger {
     pub merged_until: Option<i64>,
     /// The policies' state as of the last merged window.
     pub policies: EngineState,
+    /// The data since the last retrain as of the last merged window, when the stream keeps it.
+    pub since_retrain: Option<SinceRetrain>,
 }
 
 /// One stored part, and where it is.
@@ -150,16 +162,17 @@ impl Store {
             values![stream, &holder.owner, until, now],
         )?;
         let Some(row) = row else { return Ok(None) };
-        let policies = match row.get::<Option<String>>(3)? {
+        let state: MergerState = match row.get::<Option<String>>(3)? {
             Some(text) => parse_json("policy state", &text)?,
-            None => EngineState::default(),
+            None => MergerState::default(),
         };
         Ok(Some(Merger {
             stream: stream.to_string(),
             epoch: row.get(0)?,
             next_index: row.get::<i64>(1)? as u64,
             merged_until: row.get(2)?,
-            policies,
+            policies: state.policies,
+            since_retrain: state.since_retrain,
         }))
     }
 
@@ -244,7 +257,11 @@ impl Store {
             .map(|h| h.owner.clone())
             .unwrap_or_default();
         let now = now_ms();
-        let state = serde_json::to_string(&merger.policies).expect("policy state serialises");
+        let state = MergerState {
+            policies: merger.policies.clone(),
+            since_retrain: merger.since_retrain.clone(),
+        };
+        let state = serde_json::to_string(&state).expect("policy state serialises");
         let tx = self.db.transaction()?;
         let kept = tx.execute(
             "UPDATE stream_mergers SET next_index = $1, merged_until = $2, policies = $3
@@ -331,6 +348,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::decode::Dataset;
     use crate::pipeline::{Message, StreamProcessor, StreamSettings};
     use crate::store::{testing, Holder};
 
@@ -491,9 +509,12 @@ mod tests {
         let parts = ready.parts.iter().map(|p| p.part_data.clone()).collect();
         let mut window = judge.judge_parts(merger.next_index, parts).unwrap();
         assert_eq!(window.report.window.records, 3);
+        let mut since_retrain = SinceRetrain::new(&settings().schema, 100, 0);
+        since_retrain.add(&Dataset::new(settings().schema));
         let after = Merger {
             next_index: 1,
             merged_until: Some(ready.end_ms),
+            since_retrain: Some(since_retrain),
             ..merger.clone()
         };
         let none = |_: &[JudgedWindow]| crate::store::Outbox::default();
@@ -516,6 +537,10 @@ mod tests {
         assert_eq!(
             (taken.epoch, taken.next_index, taken.merged_until),
             (2, 1, Some(2000))
+        );
+        assert_eq!(
+            taken.since_retrain, after.since_retrain,
+            "the data since the retrain too"
         );
         assert!(fenced(a.commit_merged(
             &after,
