@@ -67,6 +67,9 @@ name = "payments"
 topic = "{topic}"
 baseline = "{baseline}"
 window = {{ duration = "3s", grace = "5s" }}
+# Every value of the stream fits the sample: the merged windows' data since the last retrain
+# is then exactly one reader's, whatever order the parts came in.
+drift = {{ since_retrain = true, since_retrain_sample = 10000 }}
 features = [
   {{ name = "amount", kind = "numeric" }},
   {{ name = "country", kind = "categorical" }},
@@ -367,6 +370,10 @@ fn scenario(broker: &str, topic: &str, server: &str, kills: usize) {
         let mut expected = expected.clone();
         expected["window"]["offsets"] = serde_json::Value::Null;
         assert_eq!(report, expected, "window {index}");
+        // Compared with every window before it (the stream has no retrain), across the kill of
+        // the instance merging them.
+        let since = report["since_retrain"]["windows"].as_u64();
+        assert_eq!(since, (*index > 0).then_some(*index as u64), "window {index}");
         let ks = &report["features"][0]["tests"]["ks"];
         let want = &expected["features"][0]["tests"]["ks"];
         max_d = max_d
