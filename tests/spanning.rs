@@ -373,7 +373,11 @@ fn scenario(broker: &str, topic: &str, server: &str, kills: usize) {
         // Compared with every window before it (the stream has no retrain), across the kill of
         // the instance merging them.
         let since = report["since_retrain"]["windows"].as_u64();
-        assert_eq!(since, (*index > 0).then_some(*index as u64), "window {index}");
+        assert_eq!(
+            since,
+            (*index > 0).then_some(*index as u64),
+            "window {index}"
+        );
         let ks = &report["features"][0]["tests"]["ks"];
         let want = &expected["features"][0]["tests"]["ks"];
         max_d = max_d

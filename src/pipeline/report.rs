@@ -89,7 +89,7 @@ pub(super) struct ReportMaker {
     /// The stream's multivariate tests, if any.
     pub(super) multivariate: Option<Arc<super::MultivariatePlan>>,
     /// The data since the last retrain, when the stream keeps it and saw some.
-    pub(super) since_retrain: Option<super::since_retrain::Reference>,
+    pub(super) since_retrain: Option<super::since_retrain::Snapshot>,
     /// Inline reports spread the features over the cores; background reports keep to their
     /// thread, beside the one decoding.
     pub(super) threads: drift::Threads,

@@ -96,7 +96,7 @@ impl SinceRetrain {
 
     /// The reference a window is compared with, detached (it is made into a profile on the
     /// thread making the report); `None` before any window was judged since the retrain.
-    pub(super) fn reference(&self, schema: &Schema) -> Option<Reference> {
+    pub(super) fn reference(&self, schema: &Schema) -> Option<Snapshot> {
         if self.windows == 0 {
             return None;
         }
@@ -114,7 +114,7 @@ impl SinceRetrain {
                 }),
             })
             .collect();
-        Some(Reference {
+        Some(Snapshot {
             data,
             windows: self.windows,
         })
@@ -122,7 +122,7 @@ impl SinceRetrain {
 }
 
 /// The data since the retrain as a window's report needs it.
-pub(super) struct Reference {
+pub(super) struct Snapshot {
     data: Dataset,
     windows: u64,
 }
@@ -140,7 +140,7 @@ pub struct SinceRetrainReport {
     pub drift: DriftReport,
 }
 
-impl Reference {
+impl Snapshot {
     /// `window` compared with this data; `None` when its values were folded into summaries
     /// (which are on the baseline's layouts, not this data's).
     pub(super) fn compare(

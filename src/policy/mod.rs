@@ -9,6 +9,7 @@ pub mod detectors;
 pub mod engine;
 pub mod loss;
 pub mod readings;
+pub mod reference;
 pub mod series;
 pub mod spec;
 pub mod state;
@@ -17,8 +18,9 @@ pub use decision::{Decision, Outcome, SignalReading};
 pub use engine::{Engine, WindowFacts};
 pub use loss::Loss;
 pub use readings::{Readings, WindowSpan};
+pub use reference::Reference;
 pub use spec::{
-    Budget, Criterion, CronSchedule, InFlight, Metric, Model, Policy, Reference, Regret,
-    RegretMeasure, RetrainCost, Rule, Side, Signal, Source, WindowRule,
+    Budget, Criterion, CronSchedule, InFlight, Metric, Model, Policy, Regret, RegretMeasure,
+    RetrainCost, Rule, Side, Signal, Source, WindowRule,
 };
 pub use state::{EngineState, PolicyState};

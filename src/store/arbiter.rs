@@ -97,10 +97,8 @@ mod tests {
     use std::time::Duration;
 
     use crate::pipeline::JudgedWindow;
-    use crate::policy::spec::{
-        Budget, Criterion, Metric, Reference, Rule, Signal, Source, WindowRule,
-    };
-    use crate::policy::{Decision, InFlight, Outcome, Policy};
+    use crate::policy::spec::{Budget, Criterion, Metric, Rule, Signal, Source, WindowRule};
+    use crate::policy::{Decision, InFlight, Outcome, Policy, Reference};
     use crate::store::{testing, Outbox, RunRequest, Store};
 
     fn policy(cooldown: Duration, budget: Option<Budget>) -> Policy {

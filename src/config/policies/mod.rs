@@ -2,6 +2,7 @@
 //! their validation into [`crate::policy`] types: `raw` holds the types as users write them,
 //! `rules` builds a policy's `when`, this file reads includes and checks models and policies.
 
+mod criteria;
 mod params;
 mod raw;
 mod rules;

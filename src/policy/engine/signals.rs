@@ -7,8 +7,9 @@ use super::words::{human, short, utc};
 use crate::policy::decision::SignalReading;
 use crate::policy::loss::Loss;
 use crate::policy::readings::Readings;
+use crate::policy::reference::Reference;
 use crate::policy::spec::{
-    Criterion, Metric, Reference, RegretMeasure, RetrainCost, Rule, Side, Signal, Source,
+    Criterion, Metric, RegretMeasure, RetrainCost, Rule, Side, Signal, Source,
 };
 use crate::policy::state::PolicyState;
 

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::policy::spec::{Budget, CronSchedule, InFlight, WindowRule};
-use crate::policy::spec::{Criterion, Metric, Reference, Rule, Side, Signal};
+use crate::policy::spec::{Criterion, Metric, Rule, Side, Signal};
+use crate::policy::Reference;
 use serde_json::Value;
 use std::time::Duration;
 
