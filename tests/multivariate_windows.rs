@@ -3,8 +3,9 @@
 //! outcome survives a restart and is the same when two partitions' parts are merged, and
 //! policies trigger on it.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -244,48 +245,10 @@ fn a_restart_and_merged_parts_give_the_same_multivariate_outcome() {
     );
 }
 
+/// `driftgate config check` of a stream of `x` and `y` on `baseline` with model `m`'s policy.
 fn check(dir: &Path, stream_extra: &str, policy: &str, baseline: &str) -> String {
-    let file = dir.join("service.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-[kafka]
-bootstrap_servers = "127.0.0.1:9092"
-group_id = "g"
-[store]
-path = "x.db"
-[[streams]]
-name = "pairs"
-topic = "t"
-baseline = "{baseline}"
-window = {{ records = 100 }}
-features = [{{ name = "x", kind = "numeric" }}, {{ name = "y", kind = "numeric" }}]
-{stream_extra}
-
-[[models]]
-name = "m"
-stream = "pairs"
-features = ["x", "y"]
-
-[[policies]]
-name = "p"
-model = "m"
-when = {policy}
-"#
-        ),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_driftgate"))
-        .args(["config", "check"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let features = [("x", "numeric"), ("y", "numeric")];
+    common::config::check(dir, Path::new(baseline), &features, stream_extra, policy)
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! window with it as well as with the baseline, starts it again on a retrain, keeps it across a
 //! restart, and policies read either reference.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -238,7 +240,8 @@ fn the_data_since_the_retrain_outlives_a_restart() {
     assert_eq!(before.len(), 10);
 }
 
-/// `driftgate config check` on a stream with `stream_extra` and model `m`'s policy `when`.
+/// `driftgate config check` of the stream of `x` and `colour`, with `stream_extra`, and model
+/// `m`'s policy `when`.
 fn check(dir: &std::path::Path, stream_extra: &str, when: &str) -> String {
     let baseline = dir.join("baseline.json");
     std::fs::write(
@@ -246,43 +249,8 @@ fn check(dir: &std::path::Path, stream_extra: &str, when: &str) -> String {
         serde_json::to_string(&*settings().baseline).unwrap(),
     )
     .unwrap();
-    let file = dir.join("driftgate.toml");
-    let config = format!(
-        r#"
-[kafka]
-bootstrap_servers = "127.0.0.1:9092"
-group_id = "g"
-[store]
-path = "x.db"
-[[streams]]
-name = "s"
-topic = "t"
-baseline = "{}"
-window = {{ records = 100 }}
-features = [{{ name = "x", kind = "numeric" }}, {{ name = "colour", kind = "categorical" }}]
-{stream_extra}
-
-[[models]]
-name = "m"
-stream = "s"
-features = ["x", "colour"]
-
-[[policies]]
-name = "p"
-model = "m"
-when = {when}
-"#,
-        baseline.display()
-    );
-    std::fs::write(&file, config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftgate"))
-        .args(["config", "check"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    format!("exit {:?}\n{stdout}{stderr}", out.status.code())
+    let features = [("x", "numeric"), ("colour", "categorical")];
+    common::config::check(dir, &baseline, &features, stream_extra, when)
 }
 
 #[test]

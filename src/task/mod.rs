@@ -380,7 +380,8 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TaskError
 mod tests {
     use super::*;
 
-    fn record(x: f64, colour: &str, label: u8) -> Record {
+    /// A record of `x`, `colour` and `label` (also for the model's tests).
+    pub(super) fn record(x: f64, colour: &str, label: u8) -> Record {
         serde_json::json!({"x": x, "colour": colour, "label": label})
             .as_object()
             .unwrap()

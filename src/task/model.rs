@@ -210,13 +210,7 @@ fn value_of<'r>(record: &'r Record, name: &str) -> Option<&'r Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(x: f64, colour: &str, label: u8) -> Record {
-        serde_json::json!({"x": x, "colour": colour, "label": label})
-            .as_object()
-            .unwrap()
-            .clone()
-    }
+    use crate::task::tests::record;
 
     #[test]
     fn logistic_regression_learns_a_threshold_and_a_category() {

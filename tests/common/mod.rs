@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod config;
 pub mod http;
 pub mod kafka;
 pub mod openapi;
