@@ -289,6 +289,14 @@ fn the_configuration_says_what_the_second_reference_needs() {
         unknown.contains("\"yesterday\" is not a reference: use training or since_retrain"),
         "{unknown}"
     );
+    let summarised = format!("summarise_after = 1000\n{keeps}");
+    let both = check(dir.path(), &summarised, r#"{ feature = "x" }"#);
+    assert!(
+        both.contains(
+            "streams[0].summarise_after: windows are never summarised with drift.since_retrain"
+        ),
+        "{both}"
+    );
     let empty = "drift = { since_retrain = true, since_retrain_sample = 0 }";
     let no_sample = check(dir.path(), empty, r#"{ feature = "x" }"#);
     assert!(

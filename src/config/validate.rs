@@ -512,6 +512,12 @@ fn validate_stream(
             "must be at least 1",
         );
     }
+    if stream.drift.since_retrain && stream.summarise_after.is_some_and(|n| n > 0) {
+        problems.add(
+            format!("{key}.summarise_after"),
+            "windows are never summarised with drift.since_retrain, which needs their values: remove one of the two",
+        );
+    }
     let multivariate = crate::pipeline::MultivariateSettings {
         methods: stream.drift.multivariate.clone(),
         rows: stream.drift.multivariate_rows,
