@@ -12,6 +12,7 @@ pub mod policies;
 pub mod problems;
 pub mod raw;
 pub mod reload;
+mod streams;
 pub mod toml_error;
 mod validate;
 

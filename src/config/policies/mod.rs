@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::problems::Problems;
-use super::validate::StreamSettings;
 use crate::decode::FeatureKind;
+use crate::pipeline::StreamSettings;
 use crate::policy::{Budget, Model, Policy, WindowRule};
 
 /// Models and policies with where each came from, for key paths in errors.
