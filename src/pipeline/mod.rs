@@ -165,8 +165,8 @@ impl StreamProcessor {
     /// A run of one of the stream's models succeeded: the data since the last retrain starts
     /// again, empty, with the next window.
     pub fn retrained(&mut self) {
-        if let (Some(kept), Some(sample)) = (&mut self.since_retrain, self.settings.since_retrain) {
-            *kept = SinceRetrain::new(&self.settings.schema, sample, self.settings.drift.seed);
+        if self.since_retrain.is_some() {
+            self.restore_since_retrain(None);
         }
     }
 

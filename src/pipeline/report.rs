@@ -200,8 +200,7 @@ impl WindowReport {
 impl Readings for WindowReport {
     fn value(&self, source: &Source, metric: Metric) -> Option<f64> {
         let value = match source {
-            Source::Feature(name) => feature_value(self.feature(name)?, metric),
-            Source::Dataset => dataset_value(&self.drift.dataset, metric),
+            Source::Feature(_) | Source::Dataset => drift_value(&self.drift, source, metric),
             Source::Performance => performance_value(&self.performance, metric),
             Source::Output(name) => {
                 let output = self.outputs.iter().find(|f| f.name == *name)?;
@@ -224,14 +223,7 @@ impl Readings for WindowReport {
 
     fn since_retrain(&self, source: &Source, metric: Metric) -> Option<f64> {
         let drift = &self.since_retrain.as_ref()?.drift;
-        let value = match source {
-            Source::Feature(name) => {
-                feature_value(drift.features.iter().find(|f| f.name == *name)?, metric)
-            }
-            Source::Dataset => dataset_value(&drift.dataset, metric),
-            _ => None,
-        };
-        value.filter(|v| v.is_finite())
+        drift_value(drift, source, metric).filter(|v| v.is_finite())
     }
 
     fn drifted(&self, feature: &str) -> bool {
@@ -250,6 +242,18 @@ impl Readings for WindowReport {
             end: self.window.end.clone(),
             offsets: self.window.offsets.clone(),
         }
+    }
+}
+
+/// A feature's or the data set's value of a metric in a drift report (against the baseline or
+/// against the data since the last retrain); `None` for other sources.
+fn drift_value(drift: &DriftReport, source: &Source, metric: Metric) -> Option<f64> {
+    match source {
+        Source::Feature(name) => {
+            feature_value(drift.features.iter().find(|f| f.name == *name)?, metric)
+        }
+        Source::Dataset => dataset_value(&drift.dataset, metric),
+        _ => None,
     }
 }
 

@@ -21,14 +21,6 @@ impl Reference {
         *self == Reference::Training
     }
 
-    /// The name in policy files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Reference::Training => "training",
-            Reference::SinceRetrain => "since_retrain",
-        }
-    }
-
     /// The reference of a policy file's name.
     pub fn parse(name: &str) -> Option<Reference> {
         match name {
