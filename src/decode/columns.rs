@@ -111,9 +111,9 @@ impl Column {
         match self {
             Column::Numeric(col) => match cell {
                 Cell::Missing => col.quality.missing += 1,
-                Cell::Number { value, .. } => push_number(col, value),
+                Cell::Number { value, .. } => col.push(value),
                 Cell::Text(text) => match text.trim().parse::<f64>() {
-                    Ok(value) => push_number(col, value),
+                    Ok(value) => col.push(value),
                     Err(_) => col.quality.invalid += 1,
                 },
                 Cell::Bool(_) | Cell::Nested => col.quality.invalid += 1,
@@ -137,17 +137,18 @@ impl Column {
     pub fn push_csv(&mut self, field: &str) {
         match self {
             Column::Numeric(col) => {
-                // The usual cell is a plain number: read exactly by the fast reader, whose
-                // value is `str::parse`'s, bit for bit; anything else takes the general path.
-                if let Some(value) = super::number::parse(field.as_bytes()) {
-                    push_number(col, value);
+                // The usual cell is a plain number, read by `fast_float2`, whose grammar and
+                // correctly rounded value are `str::parse`'s; anything else takes the general
+                // path.
+                if let Ok(value) = fast_float2::parse::<f64, _>(field) {
+                    col.push(value);
                     return;
                 }
                 let trimmed = field.trim();
                 if trimmed.is_empty() {
                     col.quality.missing += 1;
                 } else if let Ok(value) = trimmed.parse::<f64>() {
-                    push_number(col, value);
+                    col.push(value);
                 } else {
                     col.quality.invalid += 1;
                 }
@@ -157,21 +158,31 @@ impl Column {
     }
 }
 
-fn push_number(col: &mut NumericColumn, value: f64) {
-    if value.is_finite() {
-        col.values.push(value);
-    } else {
-        col.quality.nan += 1;
+impl NumericColumn {
+    /// Keeps a finite value; counts NaN or an infinity as `nan`.
+    pub fn push(&mut self, value: f64) {
+        if value.is_finite() {
+            self.values.push(value);
+        } else {
+            self.quality.nan += 1;
+        }
+    }
+}
+
+impl CategoricalColumn {
+    /// Counts `n` values of `label`.
+    pub fn add(&mut self, label: &str, n: u64) {
+        // Avoid allocating for labels already seen: the common case.
+        if let Some(count) = self.counts.get_mut(label) {
+            *count += n;
+        } else {
+            self.counts.insert(label.to_string(), n);
+        }
     }
 }
 
 fn add_label(col: &mut CategoricalColumn, label: &str) {
-    // Avoid allocating for labels already seen: the common case.
-    if let Some(count) = col.counts.get_mut(label) {
-        *count += 1;
-    } else {
-        col.counts.insert(label.to_string(), 1);
-    }
+    col.add(label, 1);
 }
 
 /// A decoded data set: one column per schema feature, plus what did not fit the schema.
@@ -253,7 +264,7 @@ impl Dataset {
             // Numbers in numeric features and strings in categorical ones go straight in; any
             // other cell takes the general path.
             let pushed = match column {
-                Column::Numeric(numbers) => record.number(i).map(|v| push_number(numbers, v)),
+                Column::Numeric(numbers) => record.number(i).map(|v| numbers.push(v)),
                 Column::Categorical(labels) => record.label(i).map(|l| add_label(labels, l)),
             };
             if pushed.is_none() {
@@ -280,6 +291,16 @@ impl Dataset {
         self.records += later.records;
         for (name, n) in later.unknown_fields {
             *self.unknown_fields.entry(name).or_insert(0) += n;
+        }
+    }
+
+    /// Makes room for about `records` more values in each numeric column, so that appending
+    /// them moves no values already read (room not filled costs address space, not memory).
+    pub(crate) fn reserve(&mut self, records: usize) {
+        for column in &mut self.columns {
+            if let Column::Numeric(numbers) = column {
+                numbers.values.reserve(records);
+            }
         }
     }
 

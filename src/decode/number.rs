@@ -1,6 +1,5 @@
 //! JSON numbers read exactly: the digits eight at a time, the value correctly rounded (the
-//! same bits as `str::parse::<f64>`). The fast decoder reads record fields with it, the CSV
-//! reader numeric cells.
+//! same bits as `str::parse::<f64>`). The fast decoder reads record fields with it.
 
 /// Where a number is read from.
 pub(super) struct Cursor<'a> {
@@ -138,17 +137,6 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// `text` as an `f64` when it is exactly one JSON number (no space around it), correctly
-/// rounded; `None` otherwise (then `str::parse` decides).
-pub fn parse(text: &[u8]) -> Option<f64> {
-    let mut cursor = Cursor::at(text, 0);
-    let number = cursor.number()?;
-    if cursor.pos != text.len() {
-        return None;
-    }
-    number.value(text)
-}
-
 /// A JSON number as scanned.
 #[derive(Clone, Copy)]
 pub(super) struct Number {
@@ -220,7 +208,17 @@ fn eight_digits(values: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::Cursor;
+
+    /// `text` as an `f64` when it is exactly one JSON number (no space around it).
+    fn parse(text: &[u8]) -> Option<f64> {
+        let mut cursor = Cursor::at(text, 0);
+        let number = cursor.number()?;
+        if cursor.pos != text.len() {
+            return None;
+        }
+        number.value(text)
+    }
 
     #[test]
     fn only_a_whole_json_number_is_taken() {

@@ -40,6 +40,13 @@ pub(super) const SIZES: Sizes = Sizes {
     parallel: PARALLEL_BYTES,
 };
 
+/// The sizes the head of a file is read with, to infer its schema: the records looked at
+/// (about [`super::INFERENCE_RECORDS`]) often fill less than one [`SIZES`] block.
+pub(super) const HEAD_SIZES: Sizes = Sizes {
+    block: 1 << 20,
+    parallel: 256 << 10,
+};
+
 /// An input read as runs of whole lines.
 pub(super) struct Blocks<R> {
     input: R,
@@ -49,6 +56,8 @@ pub(super) struct Blocks<R> {
     /// The input has no more bytes.
     end: bool,
     sizes: Sizes,
+    /// Bytes handed out so far.
+    handed: u64,
 }
 
 impl<R: Read> Blocks<R> {
@@ -60,6 +69,7 @@ impl<R: Read> Blocks<R> {
             taken: 0,
             end: false,
             sizes,
+            handed: 0,
         }
     }
 
@@ -82,6 +92,7 @@ impl<R: Read> Blocks<R> {
             };
             if cut > 0 {
                 self.taken = cut;
+                self.handed += cut as u64;
                 return Ok(Some(&self.buffer[..cut]));
             }
             if self.end {
@@ -89,6 +100,23 @@ impl<R: Read> Blocks<R> {
             }
         }
     }
+}
+
+impl<R> Blocks<R> {
+    /// About how many records follow the bytes handed out so far, which held `records`, in a
+    /// file of `length` bytes (with a tenth more for lines shorter than these); 0 when unknown.
+    pub fn records_left(&self, records: u64, length: Option<u64>) -> usize {
+        let (Some(length), true) = (length, self.handed > 0) else {
+            return 0;
+        };
+        let left = length.saturating_sub(self.handed) as f64;
+        (left / self.handed as f64 * records as f64 * 1.1) as usize
+    }
+}
+
+/// The length of the file at `path`, when it can be known.
+pub(super) fn file_length(path: &std::path::Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|meta| meta.len())
 }
 
 /// Reads up to a block more into `buffer`; true at the end of the input.

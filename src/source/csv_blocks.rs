@@ -12,9 +12,9 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::blocks::{Blocks, Sizes, SIZES};
+use super::blocks::{file_length, Blocks, Sizes, SIZES};
 use super::file::{resolve_headers, Target};
-use crate::decode::{Cell, Dataset, DecodeError};
+use crate::decode::{Cell, Column, Dataset, DecodeError};
 
 /// The file decoded into `empty`'s columns, or `None` when it needs the `csv` crate's reader.
 pub(super) fn read(
@@ -35,6 +35,7 @@ fn read_in(
         path: path.to_path_buf(),
         source,
     };
+    let length = file_length(path);
     let mut blocks = Blocks::new(input, sizes);
     // The first block holds the header line whole.
     let Some(first) = blocks.next_lines().map_err(io)? else {
@@ -49,6 +50,7 @@ fn read_in(
     if !decode_block(&shares, &targets, &names, &mut dataset) {
         return Ok(None);
     }
+    dataset.reserve(blocks.records_left(dataset.records, length));
     while let Some(lines) = blocks.next_lines().map_err(io)? {
         let shares = sizes.shares(lines);
         if !decode_block(&shares, &targets, &names, &mut dataset) {
@@ -131,21 +133,8 @@ fn decode_lines(bytes: &[u8], targets: &[Target], names: &[String], part: &mut D
         if line.is_empty() {
             continue;
         }
-        // The line's commas in one pass; a field runs from one to the next.
-        let mut commas = memchr::memchr_iter(b',', line.as_bytes());
-        let mut start = 0;
-        for target in targets {
-            if start > line.len() {
-                return false; // fewer fields than the header
-            }
-            let end = commas.next().unwrap_or(line.len());
-            if let Target::Feature(i) = *target {
-                part.columns[i].push_csv(&line[start..end]);
-            }
-            start = end + 1;
-        }
-        if start <= line.len() {
-            return false; // more fields than the header
+        if !decode_line(line, targets, &mut part.columns) {
+            return false; // not the header's number of fields
         }
         rows += 1;
     }
@@ -161,6 +150,73 @@ fn decode_lines(bytes: &[u8], targets: &[Target], names: &[String], part: &mut D
         }
     }
     true
+}
+
+/// Decodes one line's fields into `columns`; false when it has more or fewer fields than
+/// `targets`.
+fn decode_line(line: &str, targets: &[Target], columns: &mut [Column]) -> bool {
+    let bytes = line.as_bytes();
+    let mut start = 0;
+    for target in targets {
+        if start > bytes.len() {
+            return false;
+        }
+        let end = match *target {
+            Target::Feature(i) => push_field(line, start, &mut columns[i]),
+            Target::Unknown | Target::Reserved => field_end(bytes, start),
+        };
+        start = end + 1;
+    }
+    start > bytes.len()
+}
+
+/// Pushes the field that starts at `start` into `column`; where it ends (its comma, or the
+/// line's end).
+fn push_field(line: &str, start: usize, column: &mut Column) -> usize {
+    let bytes = line.as_bytes();
+    match column {
+        // The usual numeric cell is a number running up to the comma: read in the same pass
+        // that finds the comma.
+        Column::Numeric(numbers) => {
+            if let Some((value, length)) = number_field(&bytes[start..]) {
+                numbers.push(value);
+                return start + length;
+            }
+        }
+        // The usual categorical cell is a word: a label as it is written.
+        Column::Categorical(labels) => {
+            let end = field_end(bytes, start);
+            if is_word(&bytes[start..end]) {
+                labels.add(&line[start..end], 1);
+                return end;
+            }
+        }
+    }
+    let end = field_end(bytes, start);
+    column.push_csv(&line[start..end]);
+    end
+}
+
+/// Whether a CSV field is certainly text to [`Cell::from_csv`]: it starts with an ASCII
+/// character that is neither white space nor one a number can start with (`str::parse`'s
+/// grammar: a sign, a digit, a point, `inf`, `infinity` or `nan` in any case).
+fn is_word(field: &[u8]) -> bool {
+    field
+        .first()
+        .is_some_and(|&first| first.is_ascii_graphic() && !b"+-.0123456789iInN".contains(&first))
+}
+
+/// The number that fills the field at the start of `rest` (running up to a comma or the line's
+/// end), with its length; `None` for any other field. `fast_float2`'s grammar and correctly
+/// rounded values are `str::parse`'s, so the value is the general path's, bit for bit.
+fn number_field(rest: &[u8]) -> Option<(f64, usize)> {
+    let (value, length) = fast_float2::parse_partial::<f64, _>(rest).ok()?;
+    matches!(rest.get(length), None | Some(b',')).then_some((value, length))
+}
+
+/// Where the field that starts at `start` ends: its comma, or the line's end.
+fn field_end(bytes: &[u8], start: usize) -> usize {
+    memchr::memchr(b',', &bytes[start..]).map_or(bytes.len(), |at| start + at)
 }
 
 #[cfg(test)]
@@ -230,6 +286,35 @@ mod tests {
             sizes,
         );
         assert!(read.unwrap().is_none(), "the first record ends at the CR");
+    }
+
+    /// A CSV field that looks more or less like a number, or like a word.
+    fn field() -> impl Strategy<Value = String> {
+        let number = "[-+]?[0-9]{0,22}(\\.[0-9]{0,22})?([eE][-+]?[0-9]{0,4})?";
+        let special = "[-+]?(inf|INF|Infinity|nan|NaN|infx|na)";
+        let word = "[ a-zA-Z\u{a0}é_.][a-z0-9 ]{0,4}";
+        prop_oneof![4 => number, 1 => special, 2 => word, 1 => " ?[0-9.]{1,5} ?"]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn a_field_read_in_one_pass_is_what_the_general_path_reads(
+            field in field(),
+            rest in prop_oneof![Just(""), Just(",x"), Just(",1.5")],
+        ) {
+            let line = format!("{field}{rest}");
+            let general = Cell::from_csv(&field);
+            if let Some((value, length)) = number_field(line.as_bytes()) {
+                prop_assert_eq!(length, field.len());
+                let expected: f64 = field.parse().unwrap();
+                prop_assert!(value.to_bits() == expected.to_bits() || value.is_nan() && expected.is_nan());
+            }
+            if is_word(field.as_bytes()) {
+                prop_assert!(matches!(general, Cell::Text(text) if text == field), "{:?}", field);
+            }
+        }
     }
 
     proptest! {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
-use super::blocks::{each_line, Blocks, Sizes, SIZES};
+use super::blocks::{each_line, Blocks, Sizes, HEAD_SIZES};
 use super::file::{DataFormat, Skipped};
 use crate::decode::{
     decode_payload, record_features, Cell, DecodeError, FeatureKind, FeatureSpec, Schema,
@@ -33,7 +33,7 @@ pub(super) fn infer(
         format,
         input,
         skip_invalid,
-        (SIZES, INFERENCE_RECORDS),
+        (HEAD_SIZES, INFERENCE_RECORDS),
     )
 }
 
@@ -135,32 +135,50 @@ impl Seen {
     }
 
     /// A share of a plain CSV file's lines, up to `left` records; `None` at a line the `csv`
-    /// crate must read.
+    /// crate must read. What [`Seen::record`] notes of each row's cells, by column: a column
+    /// already known to hold a label is not looked at again.
     fn csv(text: &[u8], names: &[String], left: u64) -> Option<Seen> {
-        let text = std::str::from_utf8(text).ok()?;
-        if !super::csv_blocks::plain(text.as_bytes()) {
+        std::str::from_utf8(text).ok()?;
+        if !super::csv_blocks::plain(text) {
             return None;
         }
+        let kept: Vec<bool> = (names.iter())
+            .map(|name| !RESERVED_FIELDS.contains(&name.as_str()))
+            .collect();
+        let mut labels: Vec<Option<u64>> = vec![None; names.len()];
         let mut seen = Seen::default();
-        let lines = each_line(text.as_bytes(), |_, line| {
+        seen.lines = each_line(text, |_, line| {
             if seen.records > left || line.is_empty() {
                 return seen.records <= left;
             }
-            // Lines are cut at line ends, so a line of valid UTF-8 text is valid too.
-            let line = std::str::from_utf8(line).unwrap_or_default();
-            if line.split(',').count() != names.len() {
+            if memchr::memchr_iter(b',', line).count() + 1 != names.len() {
                 seen.irregular = Some(seen.records);
                 return false;
             }
-            let cells = names.iter().zip(line.split(','));
-            let cells = cells.filter(|(name, _)| !RESERVED_FIELDS.contains(&name.as_str()));
-            seen.record(
-                cells.map(|(n, text)| (n.as_str(), Cell::from_csv(text))),
-                left,
-            );
+            let record = seen.records;
+            seen.records += 1;
+            if record < left {
+                let fields = line.split(|b| *b == b',');
+                for ((label, kept), field) in labels.iter_mut().zip(&kept).zip(fields) {
+                    if label.is_none() && *kept && is_label(field) {
+                        *label = Some(record);
+                    }
+                }
+            }
             true
         });
-        seen.lines = lines;
+        if seen.records.min(left) > 0 {
+            let kept_names = (names.iter().zip(labels))
+                .zip(kept)
+                .filter(|(_, kept)| *kept);
+            for (place, ((name, label), _)) in kept_names.enumerate() {
+                let field = seen.fields.entry(name.clone()).or_insert(Field {
+                    first: (0, place),
+                    label: None,
+                });
+                field.label = earliest(field.label, label);
+            }
+        }
         Some(seen)
     }
 
@@ -286,6 +304,16 @@ impl Head {
             .collect();
         Ok(Schema { features })
     }
+}
+
+/// Whether a CSV cell (valid UTF-8) holds a label: the usual number is told by `fast_float2`
+/// (`str::parse`'s grammar), anything else as [`Cell::from_csv`] tells it.
+fn is_label(field: &[u8]) -> bool {
+    if fast_float2::parse::<f64, _>(field).is_ok() {
+        return false;
+    }
+    let text = std::str::from_utf8(field).unwrap_or_default();
+    matches!(Cell::from_csv(text), Cell::Text(_) | Cell::Bool(_))
 }
 
 fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {

@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::blocks::{each_line, Blocks, Sizes, SIZES};
+use super::blocks::{each_line, file_length, Blocks, Sizes, SIZES};
 use super::file::Skipped;
 use crate::decode::{BatchDecoder, Dataset, DecodeError, RecordBatch};
 
@@ -31,7 +31,9 @@ fn decode_in(
     sizes: Sizes,
 ) -> Result<Skipped, DecodeError> {
     let decoder = BatchDecoder::new(&dataset.schema);
+    let length = file_length(path);
     let mut blocks = Blocks::new(input, sizes);
+    let mut first = true;
     let mut skipped = Skipped::default();
     // Lines before the current block.
     let mut lines_before = 0u64;
@@ -50,6 +52,10 @@ fn decode_in(
             skipped.count += share.more_malformed;
             lines_before += share.lines;
             dataset.append(share.part);
+        }
+        if first {
+            dataset.reserve(blocks.records_left(dataset.records, length));
+            first = false;
         }
     }
     Ok(skipped)
