@@ -9,6 +9,7 @@
 //! order. Anything else in a block — a quote, a lone `\r`, a short row, bytes that are not UTF-8 —
 //! gives the file back to the `csv` crate's reader, which also names the line at fault.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -105,11 +106,8 @@ fn decode_block(
 
 /// Whether `bytes` is plain: no quote, a carriage return only as part of a CRLF line end.
 pub(super) fn plain(bytes: &[u8]) -> bool {
-    if bytes.contains(&b'"') {
-        return false;
-    }
-    let crs = bytes.iter().filter(|b| **b == b'\r').count();
-    crs == 0 || crs == bytes.windows(2).filter(|w| w == b"\r\n").count()
+    memchr::memchr(b'"', bytes).is_none()
+        && memchr::memchr_iter(b'\r', bytes).all(|at| bytes.get(at + 1) == Some(&b'\n'))
 }
 
 /// Decodes `bytes`' lines into `part`; false at a line this path does not take.
@@ -128,17 +126,31 @@ fn decode_lines(bytes: &[u8], targets: &[Target], names: &[String], part: &mut D
         })
         .collect();
     let mut rows = 0u64;
-    for line in text.split('\n') {
+    let mut labels: Vec<LabelCounts<'_>> = (part.columns.iter())
+        .map(|_| LabelCounts::default())
+        .collect();
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', bytes).chain([bytes.len()]);
+    for end in ends {
+        let line = &text[start..end];
+        start = end + 1;
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() {
             continue;
         }
-        if !decode_line(line, targets, &mut part.columns) {
+        if !decode_line(line, targets, &mut part.columns, &mut labels) {
             return false; // not the header's number of fields
         }
         rows += 1;
     }
     part.records = rows;
+    for (column, counts) in part.columns.iter_mut().zip(labels) {
+        if let Column::Categorical(column) = column {
+            counts
+                .into_iter()
+                .for_each(|(label, n)| column.add(label, n));
+        }
+    }
     for i in absent {
         for _ in 0..rows {
             part.columns[i].push(Cell::Missing);
@@ -152,9 +164,18 @@ fn decode_lines(bytes: &[u8], targets: &[Target], names: &[String], part: &mut D
     true
 }
 
-/// Decodes one line's fields into `columns`; false when it has more or fewer fields than
-/// `targets`.
-fn decode_line(line: &str, targets: &[Target], columns: &mut [Column]) -> bool {
+/// A share's count of each plain label of a categorical column, by its text in the share (see
+/// [`is_word`]); added to the column's counts once the share is read.
+type LabelCounts<'t> = HashMap<&'t str, u64, foldhash::fast::RandomState>;
+
+/// Decodes one line's fields into `columns` (plain labels into `labels`, by column); false
+/// when it has more or fewer fields than `targets`.
+fn decode_line<'t>(
+    line: &'t str,
+    targets: &[Target],
+    columns: &mut [Column],
+    labels: &mut [LabelCounts<'t>],
+) -> bool {
     let bytes = line.as_bytes();
     let mut start = 0;
     for target in targets {
@@ -162,7 +183,7 @@ fn decode_line(line: &str, targets: &[Target], columns: &mut [Column]) -> bool {
             return false;
         }
         let end = match *target {
-            Target::Feature(i) => push_field(line, start, &mut columns[i]),
+            Target::Feature(i) => push_field(line, start, &mut columns[i], &mut labels[i]),
             Target::Unknown | Target::Reserved => field_end(bytes, start),
         };
         start = end + 1;
@@ -172,7 +193,12 @@ fn decode_line(line: &str, targets: &[Target], columns: &mut [Column]) -> bool {
 
 /// Pushes the field that starts at `start` into `column`; where it ends (its comma, or the
 /// line's end).
-fn push_field(line: &str, start: usize, column: &mut Column) -> usize {
+fn push_field<'t>(
+    line: &'t str,
+    start: usize,
+    column: &mut Column,
+    labels: &mut LabelCounts<'t>,
+) -> usize {
     let bytes = line.as_bytes();
     match column {
         // The usual numeric cell is a number running up to the comma: read in the same pass
@@ -184,10 +210,10 @@ fn push_field(line: &str, start: usize, column: &mut Column) -> usize {
             }
         }
         // The usual categorical cell is a word: a label as it is written.
-        Column::Categorical(labels) => {
+        Column::Categorical(_) => {
             let end = field_end(bytes, start);
             if is_word(&bytes[start..end]) {
-                labels.add(&line[start..end], 1);
+                *labels.entry(&line[start..end]).or_insert(0) += 1;
                 return end;
             }
         }
