@@ -128,7 +128,7 @@ impl<'a> Scanner<'a> {
                     Scalar::Number(n) if n.negative => return None,
                     // Beyond u64, serde_json reads a float: no time, as for fractions.
                     Scalar::Number(n) if n.integer => {
-                        n.mantissa.and_then(|m| i64::try_from(m).ok())
+                        n.unsigned(self.bytes).and_then(|m| i64::try_from(m).ok())
                     }
                     Scalar::Number(_) | Scalar::Null | Scalar::Bool(_) => None,
                     Scalar::Text { start, end } => parse_time_ms(self.text(start, end)).ok(),

@@ -14,8 +14,8 @@ use std::path::Path;
 use super::blocks::{each_line, Blocks, Sizes, HEAD_SIZES};
 use super::file::{DataFormat, Skipped};
 use crate::decode::{
-    decode_payload, record_features, Cell, DecodeError, FeatureKind, FeatureSpec, Schema,
-    RESERVED_FIELDS,
+    decode_payload, record_features, BatchDecoder, Cell, DecodeError, FeatureKind, FeatureSpec,
+    RecordBatch, Schema, RESERVED_FIELDS,
 };
 
 /// Records read to infer feature kinds when no schema is given.
@@ -107,9 +107,13 @@ struct Seen {
 
 impl Seen {
     /// A share of JSONL lines, up to `left` records (those before the cut, counted from the
-    /// block's start).
+    /// block's start). Once a record was decoded as JSON, lines are first decoded by the
+    /// service's decoder with its fields as the schema: a line whose records hold no other
+    /// field tells the same cells, in a fraction of the time. Any other line is decoded as JSON.
     fn jsonl(text: &[u8], skip_invalid: bool, left: u64) -> Seen {
         let mut seen = Seen::default();
+        let mut known: Option<Known> = None;
+        let mut batch = RecordBatch::new();
         let lines = each_line(text, |number, line| {
             if seen.records > left {
                 return false;
@@ -117,10 +121,20 @@ impl Seen {
             if line.is_empty() {
                 return true;
             }
+            if let Some(known) = &known {
+                if known.decode(line, &mut batch) {
+                    for i in 0..batch.len() {
+                        let cells = known.names.iter().map(String::as_str);
+                        seen.record(cells.zip(batch.record(i).cells()), left);
+                    }
+                    return true;
+                }
+            }
             match decode_payload(line) {
                 Ok(records) => records.iter().for_each(|record| {
                     let cells = record_features(record).map(|(n, v)| (n, Cell::from_json(v)));
                     seen.record(cells, left);
+                    known.get_or_insert_with(|| Known::of(record));
                 }),
                 Err(_) if skip_invalid => {}
                 Err(err) => {
@@ -201,6 +215,35 @@ impl Seen {
                 field.label.get_or_insert(record);
             }
         }
+    }
+}
+
+/// The fields of a share's first record, and the decoder that reads them.
+struct Known {
+    names: Vec<String>,
+    decoder: BatchDecoder,
+}
+
+impl Known {
+    fn of(record: &serde_json::Map<String, serde_json::Value>) -> Known {
+        let names: Vec<String> = record_features(record)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let features = (names.iter())
+            .map(|name| FeatureSpec {
+                name: name.clone(),
+                kind: FeatureKind::Numeric,
+            })
+            .collect();
+        let decoder = BatchDecoder::new(&Schema { features });
+        Known { names, decoder }
+    }
+
+    /// Decodes `line` into `batch`: true when it decodes and its records hold no field but
+    /// the known ones (a numeric feature keeps a string or a boolean as such).
+    fn decode(&self, line: &[u8], batch: &mut RecordBatch) -> bool {
+        self.decoder.decode(line, batch).is_ok()
+            && (0..batch.len()).all(|i| batch.record(i).unknown_fields().next().is_none())
     }
 }
 
@@ -367,9 +410,10 @@ mod tests {
 
     fn line() -> impl Strategy<Value = String> {
         prop_oneof![
-            4 => ("[a-d]", 0u8..3).prop_map(|(name, value)| match value {
+            4 => ("[a-d]", 0u8..4).prop_map(|(name, value)| match value {
                 0 => format!(r#"{{"{name}": 1.5, "ts": 1}}"#),
                 1 => format!(r#"{{"{name}": "x", "z": 2}}"#),
+                2 => format!(r#"[{{"{name}": "y"}}, {{"{name}": 2}}]"#),
                 _ => format!(r#"{{"features": {{"{name}": null, "e": true}}}}"#),
             }),
             1 => Just(String::new()),
