@@ -281,17 +281,28 @@ impl Dataset {
         }
     }
 
-    /// Appends the records of `later`, a data set of the same schema read after this one's:
-    /// values keep their order, counts add up.
-    pub(crate) fn append(&mut self, later: Dataset) {
-        debug_assert_eq!(self.schema, later.schema, "parts of one read");
-        for (column, more) in self.columns.iter_mut().zip(later.columns) {
-            append_column(column, more).expect("columns follow one schema");
+    /// Moves the records of `parts`, data sets of the same schema read after this one's, to
+    /// its end in order (values keep their order, counts add up), the columns shared
+    /// among the cores. The parts are left empty, their room kept for the next read.
+    pub(crate) fn append_all(&mut self, parts: &mut [Dataset]) {
+        let mut by_column: Vec<Vec<&mut Column>> =
+            self.columns.iter().map(|_| Vec::new()).collect();
+        for part in parts.iter_mut() {
+            debug_assert_eq!(self.schema, part.schema, "parts of one read");
+            self.records += std::mem::take(&mut part.records);
+            for (name, n) in std::mem::take(&mut part.unknown_fields) {
+                *self.unknown_fields.entry(name).or_insert(0) += n;
+            }
+            for (column, more) in by_column.iter_mut().zip(&mut part.columns) {
+                column.push(more);
+            }
         }
-        self.records += later.records;
-        for (name, n) in later.unknown_fields {
-            *self.unknown_fields.entry(name).or_insert(0) += n;
-        }
+        let jobs: Vec<_> = self.columns.iter_mut().zip(by_column).collect();
+        crate::parallel::map_owned_in_order(jobs, |(column, parts)| {
+            parts
+                .into_iter()
+                .for_each(|more| drain_column(column, more));
+        });
     }
 
     /// Makes room for about `records` more values in each numeric column, so that appending
@@ -314,6 +325,29 @@ impl Dataset {
         {
             column.push(Cell::Missing);
         }
+    }
+}
+
+/// Moves `more`'s values to the end of `column`, of the same kind, leaving it empty with its
+/// room kept.
+fn drain_column(column: &mut Column, more: &mut Column) {
+    match (column, more) {
+        (Column::Numeric(to), Column::Numeric(from)) => {
+            to.values.extend_from_slice(&from.values);
+            from.values.clear();
+            to.quality.add(std::mem::take(&mut from.quality));
+        }
+        (Column::Categorical(to), Column::Categorical(from)) => {
+            for (label, n) in std::mem::take(&mut from.counts) {
+                *to.counts.entry(label).or_insert(0) += n;
+            }
+            to.quality.add(std::mem::take(&mut from.quality));
+        }
+        (to, from) => unreachable!(
+            "parts of one read: a {} column and {} values",
+            to.kind().as_str(),
+            from.kind().as_str()
+        ),
     }
 }
 

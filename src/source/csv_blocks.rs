@@ -47,14 +47,15 @@ fn read_in(
     };
     let targets = resolve_headers(names.iter().map(String::as_str), &empty);
     let mut dataset = empty;
+    let mut parts = Vec::new();
     let shares = sizes.shares(&first[header..]);
-    if !decode_block(&shares, &targets, &names, &mut dataset) {
+    if !decode_block(&shares, &targets, &names, &mut dataset, &mut parts) {
         return Ok(None);
     }
     dataset.reserve(blocks.records_left(dataset.records, length));
     while let Some(lines) = blocks.next_lines().map_err(io)? {
         let shares = sizes.shares(lines);
-        if !decode_block(&shares, &targets, &names, &mut dataset) {
+        if !decode_block(&shares, &targets, &names, &mut dataset, &mut parts) {
             return Ok(None);
         }
     }
@@ -82,25 +83,25 @@ pub(super) fn header(block: &[u8]) -> Option<(usize, Vec<String>)> {
     Some((end, names))
 }
 
-/// Decodes a block's shares of whole lines into `dataset`, each on its own core; false when a
-/// line needs the `csv` crate's reader.
+/// Decodes a block's shares of whole lines into `dataset`, each on its own core into one of
+/// `parts` (kept from block to block, so their room is reused); false when a line needs the
+/// `csv` crate's reader.
 fn decode_block(
     shares: &[&[u8]],
     targets: &[Target],
     names: &[String],
     dataset: &mut Dataset,
+    parts: &mut Vec<Dataset>,
 ) -> bool {
-    let empty = || Dataset::new(dataset.schema.clone());
-    let parts = crate::parallel::map_in_order(shares, |share| {
-        let mut part = empty();
-        decode_lines(share, targets, names, &mut part).then_some(part)
+    parts.resize_with(shares.len(), || Dataset::new(dataset.schema.clone()));
+    let jobs: Vec<(&[u8], &mut Dataset)> = shares.iter().copied().zip(parts.iter_mut()).collect();
+    let decoded = crate::parallel::map_owned_in_order(jobs, |(share, part)| {
+        decode_lines(share, targets, names, part)
     });
-    for part in parts {
-        let Some(part) = part else {
-            return false;
-        };
-        dataset.append(part);
+    if decoded.contains(&false) {
+        return false;
     }
+    dataset.append_all(&mut parts[..shares.len()]);
     true
 }
 

@@ -45,14 +45,16 @@ fn decode_in(
         let decoded = crate::parallel::map_in_order(&shares, |share| {
             Share::decode(share, &decoder, &dataset.schema, skip_invalid)
         });
+        let mut parts = Vec::with_capacity(decoded.len());
         for share in decoded {
             for (line, message) in share.malformed {
                 skipped.handle(skip_invalid, path, lines_before + line, message)?;
             }
             skipped.count += share.more_malformed;
             lines_before += share.lines;
-            dataset.append(share.part);
+            parts.push(share.part);
         }
+        dataset.append_all(&mut parts);
         if first {
             dataset.reserve(blocks.records_left(dataset.records, length));
             first = false;
