@@ -121,10 +121,10 @@ impl Column {
             Column::Categorical(col) => match cell {
                 Cell::Missing => col.quality.missing += 1,
                 Cell::Number { value, .. } if value.is_nan() => col.quality.nan += 1,
-                Cell::Number { text, .. } => text.with_str(|text| add_label(col, text)),
-                Cell::Text(text) => add_label(col, text),
-                Cell::Bool(true) => add_label(col, "true"),
-                Cell::Bool(false) => add_label(col, "false"),
+                Cell::Number { text, .. } => text.with_str(|text| col.add(text, 1)),
+                Cell::Text(text) => col.add(text, 1),
+                Cell::Bool(true) => col.add("true", 1),
+                Cell::Bool(false) => col.add("false", 1),
                 Cell::Nested => col.quality.invalid += 1,
             },
         }
@@ -179,10 +179,6 @@ impl CategoricalColumn {
             self.counts.insert(label.to_string(), n);
         }
     }
-}
-
-fn add_label(col: &mut CategoricalColumn, label: &str) {
-    col.add(label, 1);
 }
 
 /// A decoded data set: one column per schema feature, plus what did not fit the schema.
@@ -265,7 +261,7 @@ impl Dataset {
             // other cell takes the general path.
             let pushed = match column {
                 Column::Numeric(numbers) => record.number(i).map(|v| numbers.push(v)),
-                Column::Categorical(labels) => record.label(i).map(|l| add_label(labels, l)),
+                Column::Categorical(labels) => record.label(i).map(|l| labels.add(l, 1)),
             };
             if pushed.is_none() {
                 column.push(record.cell(i));
@@ -299,9 +295,9 @@ impl Dataset {
         }
         let jobs: Vec<_> = self.columns.iter_mut().zip(by_column).collect();
         crate::parallel::map_owned_in_order(jobs, |(column, parts)| {
-            parts
-                .into_iter()
-                .for_each(|more| drain_column(column, more));
+            for more in parts {
+                drain_column(column, more).expect("parts of one read follow one schema");
+            }
         });
     }
 
@@ -328,9 +324,15 @@ impl Dataset {
     }
 }
 
-/// Moves `more`'s values to the end of `column`, of the same kind, leaving it empty with its
-/// room kept.
-fn drain_column(column: &mut Column, more: &mut Column) {
+/// Appends `more`'s values to `column` (values in order, counts added); an error when their
+/// kinds differ.
+pub(crate) fn append_column(column: &mut Column, mut more: Column) -> Result<(), String> {
+    drain_column(column, &mut more)
+}
+
+/// Moves `more`'s values to the end of `column` (values in order, counts added), leaving it
+/// empty with its room kept; an error when their kinds differ.
+fn drain_column(column: &mut Column, more: &mut Column) -> Result<(), String> {
     match (column, more) {
         (Column::Numeric(to), Column::Numeric(from)) => {
             to.values.extend_from_slice(&from.values);
@@ -342,28 +344,6 @@ fn drain_column(column: &mut Column, more: &mut Column) {
                 *to.counts.entry(label).or_insert(0) += n;
             }
             to.quality.add(std::mem::take(&mut from.quality));
-        }
-        (to, from) => unreachable!(
-            "parts of one read: a {} column and {} values",
-            to.kind().as_str(),
-            from.kind().as_str()
-        ),
-    }
-}
-
-/// Appends `more`'s values to `column` (values in order, counts added); an error when their
-/// kinds differ.
-pub(crate) fn append_column(column: &mut Column, more: Column) -> Result<(), String> {
-    match (column, more) {
-        (Column::Numeric(to), Column::Numeric(from)) => {
-            to.values.extend_from_slice(&from.values);
-            to.quality.add(from.quality);
-        }
-        (Column::Categorical(to), Column::Categorical(from)) => {
-            for (label, n) in from.counts {
-                *to.counts.entry(label).or_insert(0) += n;
-            }
-            to.quality.add(from.quality);
         }
         (to, from) => {
             return Err(format!(

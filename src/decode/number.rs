@@ -91,10 +91,13 @@ impl Number {
 
     /// The value of a non-negative integer that fits a `u64`.
     pub(super) fn unsigned(&self, bytes: &[u8]) -> Option<u64> {
-        let digits = std::str::from_utf8(&bytes[self.start..self.end]).ok()?;
-        (self.integer && !self.negative)
-            .then(|| digits.parse().ok())
-            .flatten()
+        if !self.integer || self.negative {
+            return None;
+        }
+        std::str::from_utf8(&bytes[self.start..self.end])
+            .ok()?
+            .parse()
+            .ok()
     }
 }
 
