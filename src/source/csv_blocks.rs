@@ -201,26 +201,22 @@ fn push_field<'t>(
     labels: &mut LabelCounts<'t>,
 ) -> usize {
     let bytes = line.as_bytes();
-    match column {
-        // The usual numeric cell is a number running up to the comma: read in the same pass
-        // that finds the comma.
-        Column::Numeric(numbers) => {
-            if let Some((value, length)) = number_field(&bytes[start..]) {
-                numbers.push(value);
-                return start + length;
-            }
-        }
-        // The usual categorical cell is a word: a label as it is written.
-        Column::Categorical(_) => {
-            let end = field_end(bytes, start);
-            if is_word(&bytes[start..end]) {
-                *labels.entry(&line[start..end]).or_insert(0) += 1;
-                return end;
-            }
+    // The usual numeric cell is a number running up to the comma: read in the same pass that
+    // finds the comma.
+    if let Column::Numeric(numbers) = column {
+        if let Some((value, length)) = number_field(&bytes[start..]) {
+            numbers.push(value);
+            return start + length;
         }
     }
     let end = field_end(bytes, start);
-    column.push_csv(&line[start..end]);
+    let field = &line[start..end];
+    // The usual categorical cell is a word: a label as it is written.
+    if matches!(column, Column::Categorical(_)) && is_word(field.as_bytes()) {
+        *labels.entry(field).or_insert(0) += 1;
+    } else {
+        column.push_csv(field);
+    }
     end
 }
 
