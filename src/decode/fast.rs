@@ -105,12 +105,23 @@ impl<'a> Scanner<'a> {
             return Some(());
         }
         loop {
-            let (key_start, key_end) = self.string()?;
-            self.ws();
-            self.expect(b':')?;
-            self.ws();
-            let value = self.scalar()?;
-            self.field(record, &self.bytes[key_start..key_end], value)?;
+            if let Some(i) = self.expected_key() {
+                self.ws();
+                self.expect(b':')?;
+                self.ws();
+                let value = match self.peek()? {
+                    b'-' | b'0'..=b'9' => self.number()?,
+                    _ => self.scalar()?,
+                };
+                self.feature(record, i, value)?;
+            } else {
+                let (key_start, key_end) = self.string()?;
+                self.ws();
+                self.expect(b':')?;
+                self.ws();
+                let value = self.scalar()?;
+                self.field(record, &self.bytes[key_start..key_end], value)?;
+            }
             self.ws();
             match self.next()? {
                 b',' => self.ws(),
@@ -157,34 +168,7 @@ impl<'a> Scanner<'a> {
             // A scalar `features` is ignored; an object is not scanned here.
             b"features" => {}
             _ => match self.decoder.position(key, &mut self.guess) {
-                Some(i) => {
-                    let slot = match value {
-                        Scalar::Null => Slot::Missing,
-                        Scalar::Bool(b) => Slot::Bool(b),
-                        Scalar::Text { start, end } => {
-                            let text = self.batch.push_text(self.text(start, end));
-                            Slot::Text(text.0, text.1)
-                        }
-                        Scalar::Number(number) => {
-                            if self.decoder.kind(i) == FeatureKind::Categorical {
-                                // Its label is the number as serde_json writes it.
-                                return None;
-                            }
-                            let value = number.value(self.bytes)?;
-                            if value.is_infinite() {
-                                // Out of range: an error for the general decoder to word.
-                                return None;
-                            }
-                            let text = if self.decoder.keeps_number_text() {
-                                self.batch.push_text(self.text(number.start, number.end))
-                            } else {
-                                (0, 0)
-                            };
-                            Slot::Number { value, text }
-                        }
-                    };
-                    self.batch.set_slot(record, i, slot);
-                }
+                Some(i) => self.feature(record, i, value)?,
                 // The value of an unknown field is only checked to be JSON, as the general
                 // decoder does.
                 None => self
@@ -193,6 +177,54 @@ impl<'a> Scanner<'a> {
             },
         }
         Some(())
+    }
+
+    /// The field of feature `i`, whose key was read.
+    fn feature(&mut self, record: usize, i: usize, value: Scalar) -> Option<()> {
+        let slot = match value {
+            Scalar::Null => Slot::Missing,
+            Scalar::Bool(b) => Slot::Bool(b),
+            Scalar::Text { start, end } => {
+                let text = self.batch.push_text(self.text(start, end));
+                Slot::Text(text.0, text.1)
+            }
+            Scalar::Number(number) => {
+                if self.decoder.kind(i) == FeatureKind::Categorical {
+                    // Its label is the number as serde_json writes it.
+                    return None;
+                }
+                let value = number.value(self.bytes)?;
+                if value.is_infinite() {
+                    // Out of range: an error for the general decoder to word.
+                    return None;
+                }
+                let text = if self.decoder.keeps_number_text() {
+                    self.batch.push_text(self.text(number.start, number.end))
+                } else {
+                    (0, 0)
+                };
+                Slot::Number { value, text }
+            }
+        };
+        self.batch.set_slot(record, i, slot);
+        Some(())
+    }
+
+    /// Reads the key of the feature expected next (the one after the previous field's, as
+    /// records of a stream usually list their fields in the schema's order) when it comes next
+    /// as written in the schema; which feature it is.
+    fn expected_key(&mut self) -> Option<usize> {
+        let i = self.guess;
+        let name = self.decoder.plain_name(i)?;
+        let quoted = self.bytes.get(self.pos..self.pos + name.len() + 2)?;
+        let matches = quoted[0] == b'"'
+            && quoted[name.len() + 1] == b'"'
+            && super::batch::same_bytes(&quoted[1..=name.len()], name);
+        matches.then(|| {
+            self.pos += name.len() + 2;
+            self.guess = i + 1;
+            i
+        })
     }
 
     fn scalar(&mut self) -> Option<Scalar> {
@@ -210,6 +242,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A JSON number.
+    #[inline]
     fn number(&mut self) -> Option<Scalar> {
         let mut cursor = Cursor::at(self.bytes, self.pos);
         let number = cursor.number();

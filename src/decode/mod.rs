@@ -9,6 +9,7 @@
 mod batch;
 mod columns;
 mod fast;
+mod flat;
 mod message;
 pub(crate) mod number;
 mod outputs;
@@ -18,6 +19,7 @@ mod schema;
 pub(crate) use batch::same_bytes;
 pub use batch::{BatchDecoder, RecordBatch, RecordView};
 pub use columns::{CategoricalColumn, Column, Dataset, NumericColumn, QualityCounts};
+pub(crate) use flat::FlatLines;
 pub use message::{
     decode_payload, event_time_ms, json_type_name, prediction_correct, prediction_error,
     PayloadError, PredictionError,

@@ -155,7 +155,7 @@ pub(super) fn split_lines(text: &[u8], n: usize) -> Vec<&[u8]> {
 
 /// Each line of `text` (numbered from 1; blank lines count, the last may lack its line end),
 /// trimmed of ASCII white space, to `visit` until it returns false; the lines visited.
-pub(super) fn each_line(text: &[u8], mut visit: impl FnMut(u64, &[u8]) -> bool) -> u64 {
+pub(super) fn each_line<'t>(text: &'t [u8], mut visit: impl FnMut(u64, &'t [u8]) -> bool) -> u64 {
     let mut rest = text;
     let mut number = 0;
     while !rest.is_empty() {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::blocks::{each_line, file_length, Blocks, Sizes, SIZES};
 use super::file::Skipped;
-use crate::decode::{BatchDecoder, Dataset, DecodeError, RecordBatch};
+use crate::decode::{BatchDecoder, Dataset, DecodeError, FlatLines, RecordBatch};
 
 /// Decodes the JSONL `input` into `dataset`; `skip_invalid` counts malformed lines instead of
 /// failing on the first.
@@ -88,9 +88,21 @@ impl Share {
         let mut part = Dataset::new(schema.clone());
         let mut malformed = Vec::new();
         let mut more_malformed = 0;
+        // Valid UTF-8 throughout, the share's flat lines go straight into columns; the decoder
+        // reads the others (and words what is wrong with the malformed).
+        let valid = std::str::from_utf8(text).ok();
+        let mut flat = valid.map(|text| (text, FlatLines::new(&schema.features)));
         let lines = each_line(text, |number, line| {
             if line.is_empty() {
                 return true;
+            }
+            if let Some((valid, flat)) = &mut flat {
+                // The line's place in the share, cut at ASCII bytes: valid text too.
+                let start = line.as_ptr() as usize - text.as_ptr() as usize;
+                let line = valid.get(start..start + line.len()).unwrap_or_default();
+                if flat.read(line, &mut part) {
+                    return true;
+                }
             }
             match decoder.decode(line, &mut batch) {
                 Ok(()) => (0..batch.len()).for_each(|i| part.push_record(batch.record(i))),
@@ -102,6 +114,9 @@ impl Share {
             }
             true
         });
+        if let Some((_, flat)) = flat {
+            flat.finish(&mut part);
+        }
         Share {
             part,
             lines,

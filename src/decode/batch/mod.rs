@@ -17,6 +17,9 @@ use visit::Shape;
 pub struct BatchDecoder {
     names: Vec<String>,
     kinds: Vec<FeatureKind>,
+    /// Per feature: whether its name, quoted, is how a record writes its key (no escapes
+    /// needed) and no reserved field has it, so that the fast path may match the key's bytes.
+    plain: Vec<bool>,
     /// Keep numeric features' text as written (for records kept as JSON lines).
     keep_number_text: bool,
 }
@@ -27,6 +30,7 @@ impl BatchDecoder {
         BatchDecoder {
             names: schema.features.iter().map(|f| f.name.clone()).collect(),
             kinds: schema.features.iter().map(|f| f.kind).collect(),
+            plain: schema.features.iter().map(|f| plain(&f.name)).collect(),
             keep_number_text: false,
         }
     }
@@ -105,6 +109,14 @@ impl BatchDecoder {
     }
 
     /// The kind of feature `i`.
+    /// Feature `i`'s name when a record writes it as is (see `plain`).
+    pub(super) fn plain_name(&self, i: usize) -> Option<&[u8]> {
+        self.plain
+            .get(i)
+            .filter(|plain| **plain)
+            .map(|_| self.names[i].as_bytes())
+    }
+
     pub(super) fn kind(&self, i: usize) -> FeatureKind {
         self.kinds[i]
     }
@@ -132,6 +144,13 @@ fn cell(slot: Slot, text: &str) -> Cell<'_> {
         Slot::Bool(b) => Cell::Bool(b),
         Slot::Nested => Cell::Nested,
     }
+}
+
+/// Whether `name` is written in JSON without escapes and is not a field the decoders read
+/// before features (`ts`, `prediction`, `label`, `features`).
+pub(super) fn plain(name: &str) -> bool {
+    let reserved = ["ts", "prediction", "label", "features"].contains(&name);
+    !reserved && !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
 /// Byte equality without a call into `memcmp`, for short names (fields, topics) compared once
