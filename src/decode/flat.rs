@@ -31,18 +31,28 @@ pub(crate) struct FlatLines<'t> {
 /// What the line being read added so far, to undo it or complete it.
 #[derive(Default)]
 struct Line<'t> {
-    /// Features given a value or a `null`, in the order read.
-    seen: Vec<usize>,
-    /// Whether each feature was seen (for repeated keys and absent features).
-    seen_flags: Vec<bool>,
-    /// Numeric features whose columns got a value.
-    pushed: Vec<usize>,
+    /// What each feature got.
+    got: Vec<Got>,
+    /// Features that got something.
+    seen: usize,
     /// Labels, added once the line is taken.
     labels: Vec<(usize, &'t str)>,
-    /// Features that were `null`, counted once the line is taken.
-    nulls: Vec<usize>,
     /// Fields the schema lacks, counted once the line is taken.
     unknown: Vec<&'t str>,
+}
+
+/// What a feature got from the line being read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Got {
+    /// Nothing yet.
+    #[default]
+    Nothing,
+    /// A value, pushed to its numeric column.
+    Number,
+    /// A label, pending.
+    Label,
+    /// A `null`, counted as missing.
+    Null,
 }
 
 /// A scalar value as read.
@@ -64,7 +74,7 @@ impl<'t> FlatLines<'t> {
             names,
             labels: features.iter().map(|_| LabelCounts::default()).collect(),
             line: Line {
-                seen_flags: vec![false; features.len()],
+                got: vec![Got::Nothing; features.len()],
                 ..Line::default()
             },
         }
@@ -157,37 +167,39 @@ impl<'t> FlatLines<'t> {
 
     /// The value of feature `i`.
     fn feature(&mut self, i: usize, value: Value<'t>, part: &mut Dataset) -> Option<()> {
-        let flag = self.line.seen_flags.get_mut(i)?;
-        if *flag {
+        let got = self.line.got.get_mut(i)?;
+        if *got != Got::Nothing {
             return None; // a repeated key: the last value wins, as the decoder has it
         }
-        *flag = true;
-        self.line.seen.push(i);
-        match (&mut part.columns[i], value) {
-            (_, Value::Null) => self.line.nulls.push(i),
+        *got = match (&mut part.columns[i], value) {
+            (column, Value::Null) => {
+                quality(column).missing += 1;
+                Got::Null
+            }
             (Column::Numeric(numbers), Value::Number { value, .. }) if value.is_finite() => {
                 numbers.values.push(value);
-                self.line.pushed.push(i);
+                Got::Number
             }
-            (Column::Categorical(_), Value::Text(label)) => self.line.labels.push((i, label)),
+            (Column::Categorical(_), Value::Text(label)) => {
+                self.line.labels.push((i, label));
+                Got::Label
+            }
             _ => return None,
-        }
+        };
+        self.line.seen += 1;
         Some(())
     }
 
-    /// Completes the line read: its labels, nulls, absent features and unknown fields.
+    /// Completes the line read: its labels, absent features and unknown fields.
     fn take(&mut self, part: &mut Dataset) {
         part.records += 1;
         let line = &mut self.line;
         for (i, label) in line.labels.drain(..) {
             *self.labels[i].entry(label).or_insert(0) += 1;
         }
-        for i in line.nulls.drain(..) {
-            quality(&mut part.columns[i]).missing += 1;
-        }
-        if line.seen.len() < part.columns.len() {
-            for (column, seen) in part.columns.iter_mut().zip(&line.seen_flags) {
-                if !seen {
+        if line.seen < part.columns.len() {
+            for (column, got) in part.columns.iter_mut().zip(&line.got) {
+                if *got == Got::Nothing {
                     quality(column).missing += 1;
                 }
             }
@@ -200,30 +212,26 @@ impl<'t> FlatLines<'t> {
                 }
             }
         }
-        line.clear_seen();
+        line.got.fill(Got::Nothing);
+        line.seen = 0;
     }
 
     /// Takes back what the line added.
     fn undo(&mut self, part: &mut Dataset) {
         let line = &mut self.line;
-        for i in line.pushed.drain(..) {
-            if let Column::Numeric(numbers) = &mut part.columns[i] {
-                numbers.values.pop();
+        for (column, got) in part.columns.iter_mut().zip(&mut line.got) {
+            match (column, *got) {
+                (Column::Numeric(numbers), Got::Number) => {
+                    numbers.values.pop();
+                }
+                (column, Got::Null) => quality(column).missing -= 1,
+                _ => {}
             }
+            *got = Got::Nothing;
         }
+        line.seen = 0;
         line.labels.clear();
-        line.nulls.clear();
         line.unknown.clear();
-        line.clear_seen();
-    }
-}
-
-impl Line<'_> {
-    fn clear_seen(&mut self) {
-        for i in self.seen.drain(..) {
-            self.seen_flags[i] = false;
-        }
-        self.pushed.clear();
     }
 }
 

@@ -24,7 +24,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A JSON number: `-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn number(&mut self) -> Option<Number> {
         let start = self.pos;
         let negative = self.peek() == Some(b'-');
