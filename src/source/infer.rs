@@ -121,11 +121,14 @@ impl Seen {
             if line.is_empty() {
                 return true;
             }
-            if let Some(known) = &known {
+            if let Some(known) = &mut known {
                 if known.decode(line, &mut batch) {
                     for i in 0..batch.len() {
-                        let cells = known.names.iter().map(String::as_str);
-                        seen.record(cells.zip(batch.record(i).cells()), left);
+                        let record = seen.records;
+                        seen.records += 1;
+                        if record < left {
+                            known.record(record, batch.record(i).cells());
+                        }
                     }
                     return true;
                 }
@@ -145,6 +148,9 @@ impl Seen {
             true
         });
         seen.lines = lines;
+        if let Some(known) = known {
+            known.add_labels(&mut seen);
+        }
         seen
     }
 
@@ -218,10 +224,12 @@ impl Seen {
     }
 }
 
-/// The fields of a share's first record, and the decoder that reads them.
+/// The fields of a share's first record, the decoder that reads them, and the first record
+/// where each holds a label among the records that decoder read.
 struct Known {
     names: Vec<String>,
     decoder: BatchDecoder,
+    labels: Vec<Option<u64>>,
 }
 
 impl Known {
@@ -236,7 +244,31 @@ impl Known {
             })
             .collect();
         let decoder = BatchDecoder::new(&Schema { features });
-        Known { names, decoder }
+        let labels = vec![None; names.len()];
+        Known {
+            names,
+            decoder,
+            labels,
+        }
+    }
+
+    /// Notes which fields of record number `record` hold a label. Its fields were all noted
+    /// by the share before (the record the decoder was made from), so labels are all it tells.
+    fn record<'a>(&mut self, record: u64, cells: impl Iterator<Item = Cell<'a>>) {
+        for (label, cell) in self.labels.iter_mut().zip(cells) {
+            if label.is_none() && matches!(cell, Cell::Text(_) | Cell::Bool(_)) {
+                *label = Some(record);
+            }
+        }
+    }
+
+    /// Adds the labels noted to the share's fields.
+    fn add_labels(self, seen: &mut Seen) {
+        for (name, label) in self.names.iter().zip(self.labels) {
+            if let Some(field) = seen.fields.get_mut(name) {
+                field.label = earliest(field.label, label);
+            }
+        }
     }
 
     /// Decodes `line` into `batch`: true when it decodes and its records hold no field but
