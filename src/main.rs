@@ -8,12 +8,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use driftgate::cli::{self, Cli, CliError, CommandOutcome, LogFormat};
 
-/// mimalloc keeps the pages it frees for the next allocations: reading a file allocates and
-/// frees many large column buffers, which glibc's allocator hands back to the system and takes
-/// again, page fault by page fault.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !cli.command.is_service() {
