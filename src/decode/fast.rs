@@ -9,16 +9,16 @@
 //! general decoder would produce (a property test checks the two against the tree decoder).
 
 use super::batch::{BatchDecoder, RecordBatch, Slot, Truth};
+use super::lex::Cursor;
 use super::message::parse_time_ms;
-use super::number::{Cursor, Number};
+use super::number::Number;
 use super::FeatureKind;
 
 /// Decodes `payload` (already checked to be UTF-8) into `batch` (already cleared) when it has
 /// the common shape. On `false` the batch holds partial results and must be cleared.
 pub(super) fn decode(decoder: &BatchDecoder, payload: &[u8], batch: &mut RecordBatch) -> bool {
     let mut scanner = Scanner {
-        bytes: payload,
-        pos: 0,
+        cursor: Cursor::at(payload, 0),
         decoder,
         batch,
         guess: 0,
@@ -27,8 +27,7 @@ pub(super) fn decode(decoder: &BatchDecoder, payload: &[u8], batch: &mut RecordB
 }
 
 struct Scanner<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+    cursor: Cursor<'a>,
     decoder: &'a BatchDecoder,
     batch: &'a mut RecordBatch,
     guess: usize,
@@ -49,44 +48,44 @@ enum Scalar {
 
 impl<'a> Scanner<'a> {
     fn payload(&mut self) -> Option<()> {
-        self.ws();
-        match self.peek()? {
+        self.cursor.ws();
+        match self.cursor.peek()? {
             b'[' => self.records()?,
             b'{' => {
-                let start = self.pos;
-                self.pos += 1;
-                self.ws();
-                let (key_start, key_end) = self.string()?;
-                if &self.bytes[key_start..key_end] == b"records" {
-                    self.ws();
-                    self.expect(b':')?;
-                    self.ws();
+                let start = self.cursor.pos;
+                self.cursor.pos += 1;
+                self.cursor.ws();
+                let (key_start, key_end) = self.cursor.string()?;
+                if &self.cursor.bytes[key_start..key_end] == b"records" {
+                    self.cursor.ws();
+                    self.cursor.expect(b':')?;
+                    self.cursor.ws();
                     self.records()?;
-                    self.ws();
-                    self.expect(b'}')?;
+                    self.cursor.ws();
+                    self.cursor.expect(b'}')?;
                 } else {
-                    self.pos = start;
+                    self.cursor.pos = start;
                     self.record()?;
                 }
             }
             _ => return None,
         }
-        self.ws();
-        (self.pos == self.bytes.len()).then_some(())
+        self.cursor.ws();
+        (self.cursor.pos == self.cursor.bytes.len()).then_some(())
     }
 
     /// `[record, ...]`
     fn records(&mut self) -> Option<()> {
-        self.expect(b'[')?;
-        self.ws();
-        if self.peek()? == b']' {
+        self.cursor.expect(b'[')?;
+        self.cursor.ws();
+        if self.cursor.peek()? == b']' {
             return None;
         }
         loop {
             self.record()?;
-            self.ws();
-            match self.next()? {
-                b',' => self.ws(),
+            self.cursor.ws();
+            match self.cursor.next()? {
+                b',' => self.cursor.ws(),
                 b']' => return Some(()),
                 _ => return None,
             }
@@ -95,36 +94,36 @@ impl<'a> Scanner<'a> {
 
     /// `{"name": scalar, ...}`
     fn record(&mut self) -> Option<()> {
-        self.expect(b'{')?;
+        self.cursor.expect(b'{')?;
         self.batch.begin_record();
         self.guess = 0;
         let record = self.batch.len() - 1;
-        self.ws();
-        if self.peek()? == b'}' {
-            self.pos += 1;
+        self.cursor.ws();
+        if self.cursor.peek()? == b'}' {
+            self.cursor.pos += 1;
             return Some(());
         }
         loop {
             if let Some(i) = self.expected_key() {
-                self.ws();
-                self.expect(b':')?;
-                self.ws();
-                let value = match self.peek()? {
+                self.cursor.ws();
+                self.cursor.expect(b':')?;
+                self.cursor.ws();
+                let value = match self.cursor.peek()? {
                     b'-' | b'0'..=b'9' => self.number()?,
                     _ => self.scalar()?,
                 };
                 self.feature(record, i, value)?;
             } else {
-                let (key_start, key_end) = self.string()?;
-                self.ws();
-                self.expect(b':')?;
-                self.ws();
+                let (key_start, key_end) = self.cursor.string()?;
+                self.cursor.ws();
+                self.cursor.expect(b':')?;
+                self.cursor.ws();
                 let value = self.scalar()?;
-                self.field(record, &self.bytes[key_start..key_end], value)?;
+                self.field(record, &self.cursor.bytes[key_start..key_end], value)?;
             }
-            self.ws();
-            match self.next()? {
-                b',' => self.ws(),
+            self.cursor.ws();
+            match self.cursor.next()? {
+                b',' => self.cursor.ws(),
                 b'}' => return Some(()),
                 _ => return None,
             }
@@ -138,9 +137,9 @@ impl<'a> Scanner<'a> {
                     // Negative times take the general decoder's path (`-0` is a float there).
                     Scalar::Number(n) if n.negative => return None,
                     // Beyond u64, serde_json reads a float: no time, as for fractions.
-                    Scalar::Number(n) if n.integer => {
-                        n.unsigned(self.bytes).and_then(|m| i64::try_from(m).ok())
-                    }
+                    Scalar::Number(n) if n.integer => n
+                        .unsigned(self.cursor.bytes)
+                        .and_then(|m| i64::try_from(m).ok()),
                     Scalar::Number(_) | Scalar::Null | Scalar::Bool(_) => None,
                     Scalar::Text { start, end } => parse_time_ms(self.text(start, end)).ok(),
                 };
@@ -151,7 +150,7 @@ impl<'a> Scanner<'a> {
                     Scalar::Null => None,
                     Scalar::Bool(b) => Some(Truth::Bool(b)),
                     Scalar::Number(number) => {
-                        let value = number.value(self.bytes)?;
+                        let value = number.value(self.cursor.bytes)?;
                         if value.is_infinite() {
                             return None;
                         }
@@ -193,7 +192,7 @@ impl<'a> Scanner<'a> {
                     // Its label is the number as serde_json writes it.
                     return None;
                 }
-                let value = number.value(self.bytes)?;
+                let value = number.value(self.cursor.bytes)?;
                 if value.is_infinite() {
                     // Out of range: an error for the general decoder to word.
                     return None;
@@ -216,26 +215,21 @@ impl<'a> Scanner<'a> {
     fn expected_key(&mut self) -> Option<usize> {
         let i = self.guess;
         let name = self.decoder.plain_name(i)?;
-        let quoted = self.bytes.get(self.pos..self.pos + name.len() + 2)?;
-        let matches = quoted[0] == b'"'
-            && quoted[name.len() + 1] == b'"'
-            && super::batch::same_bytes(&quoted[1..=name.len()], name);
-        matches.then(|| {
-            self.pos += name.len() + 2;
+        self.cursor.quoted(name).then(|| {
             self.guess = i + 1;
             i
         })
     }
 
     fn scalar(&mut self) -> Option<Scalar> {
-        match self.peek()? {
+        match self.cursor.peek()? {
             b'"' => {
-                let (start, end) = self.string()?;
+                let (start, end) = self.cursor.string()?;
                 Some(Scalar::Text { start, end })
             }
-            b't' => self.literal(b"true").map(|()| Scalar::Bool(true)),
-            b'f' => self.literal(b"false").map(|()| Scalar::Bool(false)),
-            b'n' => self.literal(b"null").map(|()| Scalar::Null),
+            b't' => self.cursor.literal(b"true").map(|()| Scalar::Bool(true)),
+            b'f' => self.cursor.literal(b"false").map(|()| Scalar::Bool(false)),
+            b'n' => self.cursor.literal(b"null").map(|()| Scalar::Null),
             b'-' | b'0'..=b'9' => self.number(),
             _ => None,
         }
@@ -244,61 +238,14 @@ impl<'a> Scanner<'a> {
     /// A JSON number.
     #[inline]
     fn number(&mut self) -> Option<Scalar> {
-        let mut cursor = Cursor::at(self.bytes, self.pos);
-        let number = cursor.number();
-        self.pos = cursor.pos;
-        number.map(Scalar::Number)
-    }
-
-    /// A string without escapes or control characters; returns the span between the quotes.
-    fn string(&mut self) -> Option<(usize, usize)> {
-        self.expect(b'"')?;
-        let start = self.pos;
-        let length = self.bytes[start..]
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        let end = start + length;
-        if self.bytes[end] != b'"' {
-            return None;
-        }
-        self.pos = end + 1;
-        Some((start, end))
-    }
-
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        let end = self.pos + word.len();
-        (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
+        self.cursor.number().map(Scalar::Number)
     }
 
     fn text(&self, start: usize, end: usize) -> &'a str {
         // Spans are cut at ASCII delimiters of a payload checked to be UTF-8.
-        std::str::from_utf8(&self.bytes[start..end]).unwrap_or_default()
-    }
-
-    fn ws(&mut self) {
-        // Whitespace bytes are all at most a space: one comparison passes the common case.
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') =
-            self.bytes.get(self.pos).filter(|byte| **byte <= b' ')
-        {
-            self.pos += 1;
-        }
-    }
-
-    fn expect(&mut self, byte: u8) -> Option<()> {
-        (self.next()? == byte).then_some(())
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let byte = self.peek()?;
-        self.pos += 1;
-        Some(byte)
+        std::str::from_utf8(&self.cursor.bytes[start..end]).unwrap_or_default()
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

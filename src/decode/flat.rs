@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use super::number::Cursor;
+use super::lex::Cursor;
 use super::{Column, Dataset, FeatureSpec};
 
 /// A share's count of each label of a categorical column, by its text in the share; added to
@@ -104,31 +104,30 @@ impl<'t> FlatLines<'t> {
     }
 
     fn fields(&mut self, line: &'t str, part: &mut Dataset) -> Option<()> {
-        let mut cursor = Reader {
+        let mut reader = Reader {
             text: line,
-            bytes: line.as_bytes(),
-            pos: 0,
+            cursor: Cursor::at(line.as_bytes(), 0),
         };
-        cursor.ws();
-        cursor.expect(b'{')?;
+        reader.cursor.ws();
+        reader.cursor.expect(b'{')?;
         let mut expected = 0;
         let mut first = true;
         loop {
-            cursor.ws();
+            reader.cursor.ws();
             let mut key_is_ts = false;
             let feature = match self.names.get(expected).copied().flatten() {
-                Some(name) if cursor.key_is(name) => Some(expected),
+                Some(name) if reader.cursor.quoted(name) => Some(expected),
                 _ => {
-                    let key = cursor.string()?;
+                    let key = reader.string()?;
                     key_is_ts = key == "ts";
                     self.other_key(key, first, part)?
                 }
             };
             first = false;
-            cursor.ws();
-            cursor.expect(b':')?;
-            cursor.ws();
-            let value = cursor.value()?;
+            reader.cursor.ws();
+            reader.cursor.expect(b':')?;
+            reader.cursor.ws();
+            let value = reader.value()?;
             match feature {
                 Some(i) => {
                     self.feature(i, value, part)?;
@@ -136,15 +135,15 @@ impl<'t> FlatLines<'t> {
                 }
                 None => kept_out(key_is_ts, value)?,
             }
-            cursor.ws();
-            match cursor.next()? {
+            reader.cursor.ws();
+            match reader.cursor.next()? {
                 b',' => {}
                 b'}' => break,
                 _ => return None,
             }
         }
-        cursor.ws();
-        (cursor.pos == cursor.bytes.len()).then_some(())
+        reader.cursor.ws();
+        (reader.cursor.pos == reader.cursor.bytes.len()).then_some(())
     }
 
     /// A key other than the expected feature's: another feature's position, `None` for a
@@ -253,84 +252,38 @@ fn quality(column: &mut Column) -> &mut super::QualityCounts {
     }
 }
 
-/// A position in a line.
+/// A position in a line, and the line.
 struct Reader<'t> {
     text: &'t str,
-    bytes: &'t [u8],
-    pos: usize,
+    cursor: Cursor<'t>,
 }
 
 impl<'t> Reader<'t> {
-    /// Passes over `"name"` when it comes next.
-    fn key_is(&mut self, name: &[u8]) -> bool {
-        let end = self.pos + name.len() + 2;
-        let matches = self.bytes.get(self.pos..end).is_some_and(|quoted| {
-            quoted[0] == b'"'
-                && quoted[name.len() + 1] == b'"'
-                && super::same_bytes(&quoted[1..=name.len()], name)
-        });
-        if matches {
-            self.pos = end;
-        }
-        matches
-    }
-
     /// A string without escapes or control characters; its text between the quotes.
     fn string(&mut self) -> Option<&'t str> {
-        self.expect(b'"')?;
-        let start = self.pos;
-        let length = self.bytes[start..]
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        let end = start + length;
-        if self.bytes[end] != b'"' {
-            return None;
-        }
-        self.pos = end + 1;
+        let (start, end) = self.cursor.string()?;
         self.text.get(start..end)
     }
 
     /// A scalar value.
     fn value(&mut self) -> Option<Value<'t>> {
-        match *self.bytes.get(self.pos)? {
-            b'"' => self.string().map(Value::Text),
+        if self.cursor.peek()? == b'"' {
+            return self.string().map(Value::Text);
+        }
+        let cursor = &mut self.cursor;
+        match cursor.peek()? {
             b'-' | b'0'..=b'9' => {
-                let mut cursor = Cursor::at(self.bytes, self.pos);
                 let number = cursor.number()?;
-                self.pos = cursor.pos;
                 Some(Value::Number {
-                    value: number.value(self.bytes)?,
+                    value: number.value(cursor.bytes)?,
                     negative: number.negative,
                 })
             }
-            b't' => self.literal(b"true").map(|()| Value::Bool),
-            b'f' => self.literal(b"false").map(|()| Value::Bool),
-            b'n' => self.literal(b"null").map(|()| Value::Null),
+            b't' => cursor.literal(b"true").map(|()| Value::Bool),
+            b'f' => cursor.literal(b"false").map(|()| Value::Bool),
+            b'n' => cursor.literal(b"null").map(|()| Value::Null),
             _ => None,
         }
-    }
-
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        let end = self.pos + word.len();
-        (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
-    }
-
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') =
-            self.bytes.get(self.pos).filter(|byte| **byte <= b' ')
-        {
-            self.pos += 1;
-        }
-    }
-
-    fn expect(&mut self, byte: u8) -> Option<()> {
-        (self.next()? == byte).then_some(())
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let byte = *self.bytes.get(self.pos)?;
-        self.pos += 1;
-        Some(byte)
     }
 }
 

@@ -10,6 +10,7 @@ mod batch;
 mod columns;
 mod fast;
 mod flat;
+mod lex;
 mod message;
 pub(crate) mod number;
 mod outputs;

@@ -3,12 +3,7 @@
 //! any other goes to `fast_float2`. Both are correctly rounded: the same bits as
 //! `str::parse::<f64>`. The fast decoder reads record fields with it.
 
-/// Where a number is read from.
-pub(super) struct Cursor<'a> {
-    bytes: &'a [u8],
-    /// The next byte to read.
-    pub pos: usize,
-}
+use super::lex::Cursor;
 
 /// Digits read so far: their value while it fits, and how many there were.
 #[derive(Default)]
@@ -17,12 +12,7 @@ struct Digits {
     count: usize,
 }
 
-impl<'a> Cursor<'a> {
-    /// Reading `bytes` from `pos`.
-    pub(super) fn at(bytes: &'a [u8], pos: usize) -> Cursor<'a> {
-        Cursor { bytes, pos }
-    }
-
+impl Cursor<'_> {
     /// A JSON number: `-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?`.
     #[inline(always)]
     pub(super) fn number(&mut self) -> Option<Number> {
@@ -112,10 +102,6 @@ impl<'a> Cursor<'a> {
             digits.count += 1;
             self.pos += 1;
         }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
     }
 }
 
