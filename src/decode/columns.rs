@@ -181,6 +181,21 @@ impl CategoricalColumn {
     }
 }
 
+/// A share's count of each label of a categorical column, keyed by its text in the share: the
+/// file readers count labels this way while they read, then add them with [`add_label_counts`].
+pub(crate) type LabelCounts<'t> = HashMap<&'t str, u64, foldhash::fast::RandomState>;
+
+/// Adds each column's label counts (by position) to the categorical columns of `columns`.
+pub(crate) fn add_label_counts(columns: &mut [Column], counts: Vec<LabelCounts<'_>>) {
+    for (column, counts) in columns.iter_mut().zip(counts) {
+        if let Column::Categorical(column) = column {
+            counts
+                .into_iter()
+                .for_each(|(label, n)| column.add(label, n));
+        }
+    }
+}
+
 /// A decoded data set: one column per schema feature, plus what did not fit the schema.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {

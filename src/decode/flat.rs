@@ -10,14 +10,8 @@
 //! what that decoder's record adds through [`Dataset::push_record`] (a property test holds the
 //! two to it).
 
-use std::collections::HashMap;
-
 use super::lex::Cursor;
-use super::{Column, Dataset, FeatureSpec};
-
-/// A share's count of each label of a categorical column, by its text in the share; added to
-/// the column's counts by [`FlatLines::finish`].
-type LabelCounts<'t> = HashMap<&'t str, u64, foldhash::fast::RandomState>;
+use super::{Column, Dataset, FeatureSpec, LabelCounts};
 
 /// Reads flat lines of one text into a data set.
 pub(crate) struct FlatLines<'t> {
@@ -94,13 +88,7 @@ impl<'t> FlatLines<'t> {
 
     /// Adds the labels counted to `part`'s categorical columns.
     pub(crate) fn finish(self, part: &mut Dataset) {
-        for (column, counts) in part.columns.iter_mut().zip(self.labels) {
-            if let Column::Categorical(column) = column {
-                counts
-                    .into_iter()
-                    .for_each(|(label, n)| column.add(label, n));
-            }
-        }
+        super::add_label_counts(&mut part.columns, self.labels);
     }
 
     fn fields(&mut self, line: &'t str, part: &mut Dataset) -> Option<()> {

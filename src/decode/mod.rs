@@ -19,6 +19,7 @@ mod schema;
 
 pub(crate) use batch::same_bytes;
 pub use batch::{BatchDecoder, RecordBatch, RecordView};
+pub(crate) use columns::{add_label_counts, LabelCounts};
 pub use columns::{CategoricalColumn, Column, Dataset, NumericColumn, QualityCounts};
 pub(crate) use flat::FlatLines;
 pub use message::{

@@ -9,13 +9,12 @@
 //! order. Anything else in a block — a quote, a lone `\r`, a short row, bytes that are not UTF-8 —
 //! gives the file back to the `csv` crate's reader, which also names the line at fault.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
 use super::blocks::{file_length, Blocks, Sizes, SIZES};
 use super::file::{resolve_headers, Target};
-use crate::decode::{Cell, Column, Dataset, DecodeError};
+use crate::decode::{add_label_counts, Cell, Column, Dataset, DecodeError, LabelCounts};
 
 /// The file decoded into `empty`'s columns, or `None` when it needs the `csv` crate's reader.
 pub(super) fn read(
@@ -145,13 +144,7 @@ fn decode_lines(bytes: &[u8], targets: &[Target], names: &[String], part: &mut D
         rows += 1;
     }
     part.records = rows;
-    for (column, counts) in part.columns.iter_mut().zip(labels) {
-        if let Column::Categorical(column) = column {
-            counts
-                .into_iter()
-                .for_each(|(label, n)| column.add(label, n));
-        }
-    }
+    add_label_counts(&mut part.columns, labels);
     for i in absent {
         for _ in 0..rows {
             part.columns[i].push(Cell::Missing);
@@ -164,10 +157,6 @@ fn decode_lines(bytes: &[u8], targets: &[Target], names: &[String], part: &mut D
     }
     true
 }
-
-/// A share's count of each plain label of a categorical column, by its text in the share (see
-/// [`is_word`]); added to the column's counts once the share is read.
-type LabelCounts<'t> = HashMap<&'t str, u64, foldhash::fast::RandomState>;
 
 /// Decodes one line's fields into `columns` (plain labels into `labels`, by column); false
 /// when it has more or fewer fields than `targets`.
