@@ -57,9 +57,7 @@ impl<'a> Scanner<'a> {
                 self.cursor.ws();
                 let (key_start, key_end) = self.cursor.string()?;
                 if &self.cursor.bytes[key_start..key_end] == b"records" {
-                    self.cursor.ws();
-                    self.cursor.expect(b':')?;
-                    self.cursor.ws();
+                    self.cursor.colon()?;
                     self.records()?;
                     self.cursor.ws();
                     self.cursor.expect(b'}')?;
@@ -104,22 +102,16 @@ impl<'a> Scanner<'a> {
             return Some(());
         }
         loop {
-            if let Some(i) = self.expected_key() {
-                self.cursor.ws();
-                self.cursor.expect(b':')?;
-                self.cursor.ws();
-                let value = match self.cursor.peek()? {
-                    b'-' | b'0'..=b'9' => self.number()?,
-                    _ => self.scalar()?,
-                };
-                self.feature(record, i, value)?;
-            } else {
-                let (key_start, key_end) = self.cursor.string()?;
-                self.cursor.ws();
-                self.cursor.expect(b':')?;
-                self.cursor.ws();
-                let value = self.scalar()?;
-                self.field(record, &self.cursor.bytes[key_start..key_end], value)?;
+            // The expected feature's key, or any other key's span.
+            let key = match self.expected_key() {
+                Some(i) => Ok(i),
+                None => Err(self.cursor.string()?),
+            };
+            self.cursor.colon()?;
+            let value = self.scalar()?;
+            match key {
+                Ok(i) => self.feature(record, i, value)?,
+                Err((start, end)) => self.field(record, &self.cursor.bytes[start..end], value)?,
             }
             self.cursor.ws();
             match self.cursor.next()? {
@@ -230,15 +222,9 @@ impl<'a> Scanner<'a> {
             b't' => self.cursor.literal(b"true").map(|()| Scalar::Bool(true)),
             b'f' => self.cursor.literal(b"false").map(|()| Scalar::Bool(false)),
             b'n' => self.cursor.literal(b"null").map(|()| Scalar::Null),
-            b'-' | b'0'..=b'9' => self.number(),
+            b'-' | b'0'..=b'9' => self.cursor.number().map(Scalar::Number),
             _ => None,
         }
-    }
-
-    /// A JSON number.
-    #[inline]
-    fn number(&mut self) -> Option<Scalar> {
-        self.cursor.number().map(Scalar::Number)
     }
 
     fn text(&self, start: usize, end: usize) -> &'a str {

@@ -112,9 +112,7 @@ impl<'t> FlatLines<'t> {
                 }
             };
             first = false;
-            reader.cursor.ws();
-            reader.cursor.expect(b':')?;
-            reader.cursor.ws();
+            reader.cursor.colon()?;
             let value = reader.value()?;
             match feature {
                 Some(i) => {

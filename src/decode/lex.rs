@@ -61,6 +61,14 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Passes over the `:` after a key, with the white space around it.
+    pub(super) fn colon(&mut self) -> Option<()> {
+        self.ws();
+        self.expect(b':')?;
+        self.ws();
+        Some(())
+    }
+
     /// Passes over `byte`, which must come next.
     pub(super) fn expect(&mut self, byte: u8) -> Option<()> {
         (self.next()? == byte).then_some(())

@@ -149,7 +149,7 @@ fn cell(slot: Slot, text: &str) -> Cell<'_> {
 /// Whether `name` is written in JSON without escapes and is not a field the decoders read
 /// before features (`ts`, `prediction`, `label`, `features`).
 pub(super) fn plain(name: &str) -> bool {
-    let reserved = ["ts", "prediction", "label", "features"].contains(&name);
+    let reserved = super::RESERVED_FIELDS.contains(&name);
     !reserved && !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
