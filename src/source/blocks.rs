@@ -7,6 +7,10 @@
 
 use std::io::Read;
 
+use memmap2::Mmap;
+
+use super::progress::Pass;
+
 /// Bytes read at a time.
 const BLOCK_BYTES: usize = 8 << 20;
 
@@ -47,27 +51,67 @@ pub(super) const HEAD_SIZES: Sizes = Sizes {
     parallel: 256 << 10,
 };
 
-/// An input read as runs of whole lines.
-pub(super) struct Blocks<R> {
-    input: R,
-    buffer: Vec<u8>,
-    /// Bytes at the buffer's front already handed out.
-    taken: usize,
-    /// The input has no more bytes.
-    end: bool,
+/// A file's bytes, to be read in [`Blocks`].
+pub(super) enum Input<'a> {
+    /// A regular file mapped into memory (see [`map_file`]), with the progress of the pass when
+    /// a bar may be drawn: blocks are slices of the map, never copied.
+    Mapped(Mmap, Option<Pass>),
+    /// Anything else (a pipe, an empty file, one that cannot be mapped), read into a buffer.
+    Read(Box<dyn Read + 'a>),
+}
+
+/// `file` mapped into memory for reading, when it is a regular, non-empty file that can be.
+///
+/// Mapping spares the copy a `read` makes and spreads the work of bringing the file in over
+/// the cores that decode it (a block's shares fault in their own pages), where reads would run
+/// on one core between blocks.
+pub(super) fn map_file(file: &std::fs::File) -> Option<Mmap> {
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() == 0 {
+        return None;
+    }
+    // SAFETY: the map is only read, and only through the slices `Blocks` hands out while it
+    // lives. A program that rewrites the file meanwhile changes what is decoded, as it would
+    // between reads; one that truncates it makes the pages past the new end fault (SIGBUS).
+    // The files given to these commands are data at rest, as for any tool that maps its input.
+    let map = unsafe { Mmap::map(file) }.ok()?;
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Some(map)
+}
+
+/// An input handed out as runs of whole lines.
+pub(super) struct Blocks<'a> {
+    source: Source<'a>,
     sizes: Sizes,
     /// Bytes handed out so far.
     handed: u64,
 }
 
-impl<R: Read> Blocks<R> {
+enum Source<'a> {
+    Mapped {
+        map: Mmap,
+        /// Bytes already handed out.
+        at: usize,
+        pass: Option<Pass>,
+    },
+    Read(Reading<'a>),
+}
+
+impl<'a> Blocks<'a> {
     /// Blocks of `input` of about `sizes.block` bytes.
-    pub fn new(input: R, sizes: Sizes) -> Blocks<R> {
+    pub fn new(input: Input<'a>, sizes: Sizes) -> Blocks<'a> {
+        let source = match input {
+            Input::Mapped(map, pass) => Source::Mapped { map, at: 0, pass },
+            Input::Read(input) => Source::Read(Reading {
+                input,
+                buffer: Vec::with_capacity(sizes.block + (1 << 16)),
+                taken: 0,
+                end: false,
+            }),
+        };
         Blocks {
-            input,
-            buffer: Vec::with_capacity(sizes.block + (1 << 16)),
-            taken: 0,
-            end: false,
+            source,
             sizes,
             handed: 0,
         }
@@ -76,33 +120,24 @@ impl<R: Read> Blocks<R> {
     /// The next run of whole lines, or `None` after the last. A line longer than a block makes
     /// the block as long as the line.
     pub fn next_lines(&mut self) -> std::io::Result<Option<&[u8]>> {
-        self.buffer.drain(..self.taken);
-        self.taken = 0;
-        loop {
-            if !self.end {
-                self.end = fill(&mut self.input, &mut self.buffer, self.sizes.block)?;
+        let run = match &mut self.source {
+            Source::Mapped { map, at, pass } => {
+                let run = mapped_run(&map[*at..], self.sizes.block);
+                *at += run.len();
+                if let Some(pass) = pass {
+                    pass.reached(*at as u64);
+                }
+                run
             }
-            let cut = if self.end {
-                self.buffer.len()
-            } else {
-                self.buffer
-                    .iter()
-                    .rposition(|b| *b == b'\n')
-                    .map_or(0, |last| last + 1)
-            };
-            if cut > 0 {
-                self.taken = cut;
-                self.handed += cut as u64;
-                return Ok(Some(&self.buffer[..cut]));
-            }
-            if self.end {
-                return Ok(None);
-            }
+            Source::Read(reading) => reading.next_run(self.sizes.block)?,
+        };
+        if run.is_empty() {
+            return Ok(None);
         }
+        self.handed += run.len() as u64;
+        Ok(Some(run))
     }
-}
 
-impl<R> Blocks<R> {
     /// About how many records follow the bytes handed out so far, which held `records`, in a
     /// file of `length` bytes (with a tenth more for lines shorter than these); 0 when unknown.
     pub fn records_left(&self, records: u64, length: Option<u64>) -> usize {
@@ -112,6 +147,66 @@ impl<R> Blocks<R> {
         let left = length.saturating_sub(self.handed) as f64;
         (left / self.handed as f64 * records as f64 * 1.1) as usize
     }
+}
+
+/// The run of whole lines at the front of `rest` (the mapped bytes not yet handed out): about
+/// `block` bytes, cut after the last line end in them (after the first one past them when
+/// they hold none); all of `rest` when it is no longer than a block or has no line end.
+fn mapped_run(rest: &[u8], block: usize) -> &[u8] {
+    if rest.len() <= block {
+        return rest;
+    }
+    let cut = match memchr::memrchr(b'\n', &rest[..block]) {
+        Some(last) => last + 1,
+        None => memchr::memchr(b'\n', &rest[block..]).map_or(rest.len(), |at| block + at + 1),
+    };
+    &rest[..cut]
+}
+
+/// An input read into a buffer a block at a time.
+struct Reading<'a> {
+    input: Box<dyn Read + 'a>,
+    buffer: Vec<u8>,
+    /// Bytes at the buffer's front already handed out.
+    taken: usize,
+    /// The input has no more bytes.
+    end: bool,
+}
+
+impl Reading<'_> {
+    /// The next run of whole lines; empty after the last.
+    fn next_run(&mut self, block: usize) -> std::io::Result<&[u8]> {
+        self.buffer.drain(..self.taken);
+        self.taken = 0;
+        loop {
+            if !self.end {
+                self.end = fill(&mut self.input, &mut self.buffer, block)?;
+            }
+            let cut = if self.end {
+                self.buffer.len()
+            } else {
+                memchr::memrchr(b'\n', &self.buffer).map_or(0, |last| last + 1)
+            };
+            if cut > 0 || self.end {
+                self.taken = cut;
+                return Ok(&self.buffer[..cut]);
+            }
+        }
+    }
+}
+
+/// `text` as an input, mapped from a file of its own when `mapped` (and not empty).
+#[cfg(test)]
+pub(super) fn test_input(text: &str, mapped: bool) -> Input<'_> {
+    use std::io::Write;
+    if mapped {
+        let mut file = tempfile::tempfile().expect("a temporary file");
+        file.write_all(text.as_bytes()).expect("written");
+        if let Some(map) = map_file(&file) {
+            return Input::Mapped(map, None);
+        }
+    }
+    Input::Read(Box::new(text.as_bytes()))
 }
 
 /// The length of the file at `path`, when it can be known.
@@ -174,9 +269,9 @@ pub(super) fn each_line<'t>(text: &'t [u8], mut visit: impl FnMut(u64, &'t [u8])
 mod tests {
     use super::*;
 
-    fn blocks_of(text: &str, block: usize) -> Vec<String> {
+    fn blocks_of(text: &str, block: usize, mapped: bool) -> Vec<String> {
         let sizes = Sizes { block, parallel: 0 };
-        let mut blocks = Blocks::new(text.as_bytes(), sizes);
+        let mut blocks = Blocks::new(test_input(text, mapped), sizes);
         let mut out = Vec::new();
         while let Some(lines) = blocks.next_lines().unwrap() {
             out.push(String::from_utf8(lines.to_vec()).unwrap());
@@ -187,14 +282,15 @@ mod tests {
     #[test]
     fn blocks_are_whole_lines_and_give_back_the_input() {
         let text = "a,1\nbb,22\n\nccc,333\nlast";
-        for block in 1..30 {
-            let blocks = blocks_of(text, block);
-            assert_eq!(blocks.concat(), text, "block {block}");
+        for (block, mapped) in (1..30).flat_map(|block| [(block, false), (block, true)]) {
+            let blocks = blocks_of(text, block, mapped);
+            assert_eq!(blocks.concat(), text, "block {block}, mapped {mapped}");
             let (last, whole) = blocks.split_last().unwrap();
             assert!(whole.iter().all(|b| b.ends_with('\n')), "{blocks:?}");
             assert!(last.ends_with("last"));
         }
-        assert!(blocks_of("", 4).is_empty());
+        assert!(blocks_of("", 4, false).is_empty());
+        assert!(blocks_of("", 4, true).is_empty());
     }
 
     #[test]

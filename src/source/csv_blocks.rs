@@ -9,17 +9,16 @@
 //! order. Anything else in a block — a quote, a lone `\r`, a short row, bytes that are not UTF-8 —
 //! gives the file back to the `csv` crate's reader, which also names the line at fault.
 
-use std::io::Read;
 use std::path::Path;
 
-use super::blocks::{file_length, Blocks, Sizes, SIZES};
+use super::blocks::{file_length, Blocks, Input, Sizes, SIZES};
 use super::file::{resolve_headers, Target};
 use crate::decode::{add_label_counts, Cell, Column, Dataset, DecodeError, LabelCounts};
 
 /// The file decoded into `empty`'s columns, or `None` when it needs the `csv` crate's reader.
 pub(super) fn read(
     path: &Path,
-    input: impl Read,
+    input: Input<'_>,
     empty: Dataset,
 ) -> Result<Option<Dataset>, DecodeError> {
     read_in(path, input, empty, SIZES)
@@ -27,7 +26,7 @@ pub(super) fn read(
 
 fn read_in(
     path: &Path,
-    input: impl Read,
+    input: Input<'_>,
     empty: Dataset,
     sizes: Sizes,
 ) -> Result<Option<Dataset>, DecodeError> {
@@ -234,6 +233,7 @@ fn field_end(bytes: &[u8], start: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::blocks::test_input;
     use crate::source::file::read_records;
     use crate::source::{DataFormat, ReadOptions};
     use proptest::prelude::*;
@@ -293,7 +293,7 @@ mod tests {
         };
         let read = read_in(
             Path::new("d.csv"),
-            text.as_bytes(),
+            test_input(text, false),
             Dataset::new(schema()),
             sizes,
         );
@@ -333,14 +333,19 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
         #[test]
-        fn blocks_read_what_the_csv_crate_reads(text in text(), block in 8usize..200) {
+        fn blocks_read_what_the_csv_crate_reads(
+            text in text(),
+            block in 8usize..200,
+            mapped: bool,
+        ) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("d.csv");
             std::fs::write(&path, &text).unwrap();
             let options = ReadOptions { skip_invalid: true, ..Default::default() };
             let expected = read_records(&path, DataFormat::Csv, schema(), &options).unwrap();
             let sizes = Sizes { block, parallel: 0 };
-            let read = read_in(&path, text.as_bytes(), Dataset::new(schema()), sizes).unwrap();
+            let read = read_in(&path, test_input(&text, mapped), Dataset::new(schema()), sizes)
+                .unwrap();
             let plain = !text.contains('"') && expected.invalid_lines == 0;
             match read {
                 Some(read) => prop_assert_eq!(read, expected),

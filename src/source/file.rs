@@ -12,6 +12,7 @@
 //! A malformed line stops the read with an error naming the file and line, unless
 //! `skip_invalid` is set: then it is counted and the first few reasons are kept for the report.
 
+use super::blocks::{map_file, Input};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -81,7 +82,7 @@ pub fn read_dataset(path: &Path, options: &ReadOptions) -> Result<Dataset, Decod
     let schema = schema_of(path, options)?;
     if format == DataFormat::Csv {
         // The common file goes through the block reader; the rest through the `csv` crate's.
-        let input = open(path, options, "reading")?;
+        let input = open_blocks(path, options, "reading")?;
         if let Some(dataset) = super::csv_blocks::read(path, input, Dataset::new(schema.clone()))? {
             return Ok(dataset);
         }
@@ -121,7 +122,7 @@ fn infer_schema(
     options: &ReadOptions,
 ) -> Result<Schema, DecodeError> {
     const WHAT: &str = "inferring the schema of";
-    let input = open(path, options, WHAT)?;
+    let input = open_blocks(path, options, WHAT)?;
     if let Some(schema) = super::infer::infer(path, format, input, options.skip_invalid)? {
         return Ok(schema);
     }
@@ -273,14 +274,39 @@ impl Skipped {
 
 /// Opens `path` for one pass (`what` it is for), moving the progress bar when there is one.
 fn open(path: &Path, options: &ReadOptions, what: &str) -> Result<Box<dyn Read>, DecodeError> {
-    let file = File::open(path).map_err(|source| DecodeError::Io {
+    let file = open_file(path)?;
+    Ok(with_progress(file, path, options, what))
+}
+
+/// Opens `path` for one pass in blocks: mapped into memory when it can be (see
+/// [`map_file`]), read otherwise.
+fn open_blocks(
+    path: &Path,
+    options: &ReadOptions,
+    what: &str,
+) -> Result<Input<'static>, DecodeError> {
+    let file = open_file(path)?;
+    Ok(match map_file(&file) {
+        Some(map) => {
+            let pass = options.progress.as_ref().map(|bar| bar.pass(what, path));
+            Input::Mapped(map, pass)
+        }
+        None => Input::Read(with_progress(file, path, options, what)),
+    })
+}
+
+fn open_file(path: &Path) -> Result<File, DecodeError> {
+    File::open(path).map_err(|source| DecodeError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    Ok(match &options.progress {
+    })
+}
+
+fn with_progress(file: File, path: &Path, options: &ReadOptions, what: &str) -> Box<dyn Read> {
+    match &options.progress {
         Some(progress) => Box::new(progress.wrap(what, path, file)),
         None => Box::new(file),
-    })
+    }
 }
 
 /// What a baseline keeps besides the features' profiles, read in one more pass over a data
@@ -404,7 +430,7 @@ fn decode_jsonl(
     options: &ReadOptions,
     dataset: &mut Dataset,
 ) -> Result<Skipped, DecodeError> {
-    let input = open(path, options, "reading")?;
+    let input = open_blocks(path, options, "reading")?;
     super::jsonl_blocks::decode(path, input, dataset, options.skip_invalid)
 }
 

@@ -8,10 +8,9 @@
 //! that is not plain (see [`super::csv_blocks`]) is read by the `csv` crate instead.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 
-use super::blocks::{each_line, Blocks, Sizes, HEAD_SIZES};
+use super::blocks::{each_line, Blocks, Input, Sizes, HEAD_SIZES};
 use super::file::{DataFormat, Skipped};
 use crate::decode::{
     decode_payload, record_features, BatchDecoder, Cell, DecodeError, FeatureKind, FeatureSpec,
@@ -25,7 +24,7 @@ pub const INFERENCE_RECORDS: u64 = 10_000;
 pub(super) fn infer(
     path: &Path,
     format: DataFormat,
-    input: impl Read,
+    input: Input<'_>,
     skip_invalid: bool,
 ) -> Result<Option<Schema>, DecodeError> {
     infer_in(
@@ -40,7 +39,7 @@ pub(super) fn infer(
 fn infer_in(
     path: &Path,
     format: DataFormat,
-    input: impl Read,
+    input: Input<'_>,
     skip_invalid: bool,
     (sizes, cut): (Sizes, u64),
 ) -> Result<Option<Schema>, DecodeError> {
@@ -402,6 +401,7 @@ fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::decode::KindTally;
+    use crate::source::blocks::test_input;
     use proptest::prelude::*;
 
     /// What one pass over the lines infers: features in order of first appearance among the
@@ -457,14 +457,14 @@ mod tests {
     fn inferred(
         text: &str,
         skip: bool,
-        block: usize,
+        (block, mapped): (usize, bool),
         cut: u64,
     ) -> Result<Vec<(String, FeatureKind)>, String> {
         let sizes = Sizes { block, parallel: 0 };
         let schema = infer_in(
             Path::new("d.jsonl"),
             DataFormat::JsonLines,
-            text.as_bytes(),
+            test_input(text, mapped),
             skip,
             (sizes, cut),
         );
@@ -485,7 +485,8 @@ mod tests {
             parallel: 0,
         };
         let path = Path::new("d.csv");
-        let schema = infer_in(path, DataFormat::Csv, text.as_bytes(), false, (sizes, cut));
+        let input = test_input(text, false);
+        let schema = infer_in(path, DataFormat::Csv, input, false, (sizes, cut));
         let features = schema.unwrap()?.features.into_iter();
         Some(features.map(|f| (f.name, f.kind)).collect())
     }
@@ -513,8 +514,10 @@ mod tests {
             lines in prop::collection::vec(line(), 0..40),
             skip: bool,
             block in 4usize..120,
+            mapped: bool,
             cut in 1u64..12,
         ) {
+            let block = (block, mapped);
             let text = lines.join("\n");
             match one_pass(&text, skip, cut) {
                 Ok(features) if features.is_empty() => {

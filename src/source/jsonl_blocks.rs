@@ -5,10 +5,9 @@
 //! keep the file's order. Malformed lines are numbered as in the file (blank lines count) and
 //! reported in file order: the first one stops the read, unless they are skipped and counted.
 
-use std::io::Read;
 use std::path::Path;
 
-use super::blocks::{each_line, file_length, Blocks, Sizes, SIZES};
+use super::blocks::{each_line, file_length, Blocks, Input, Sizes, SIZES};
 use super::file::Skipped;
 use crate::decode::{BatchDecoder, Dataset, DecodeError, FlatLines, RecordBatch};
 
@@ -16,7 +15,7 @@ use crate::decode::{BatchDecoder, Dataset, DecodeError, FlatLines, RecordBatch};
 /// failing on the first.
 pub(super) fn decode(
     path: &Path,
-    input: impl Read,
+    input: Input<'_>,
     dataset: &mut Dataset,
     skip_invalid: bool,
 ) -> Result<Skipped, DecodeError> {
@@ -25,7 +24,7 @@ pub(super) fn decode(
 
 fn decode_in(
     path: &Path,
-    input: impl Read,
+    input: Input<'_>,
     dataset: &mut Dataset,
     skip_invalid: bool,
     sizes: Sizes,
@@ -129,6 +128,7 @@ impl Share {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::blocks::test_input;
     use proptest::prelude::*;
 
     fn schema() -> crate::decode::Schema {
@@ -157,7 +157,7 @@ mod tests {
         };
         let skipped = decode_in(
             Path::new("d.jsonl"),
-            text.as_bytes(),
+            test_input(text, false),
             &mut dataset,
             skip,
             sizes,
@@ -174,12 +174,14 @@ mod tests {
             crlf: bool,
             block in 4usize..300,
             skip: bool,
+            mapped: bool,
         ) {
             let text = lines.join(if crlf { "\r\n" } else { "\n" });
             let (expected, expected_data) = one_block(&text, skip);
             let mut dataset = Dataset::new(schema());
             let sizes = Sizes { block, parallel: 0 };
-            let got = decode_in(Path::new("d.jsonl"), text.as_bytes(), &mut dataset, skip, sizes)
+            let input = test_input(&text, mapped);
+            let got = decode_in(Path::new("d.jsonl"), input, &mut dataset, skip, sizes)
                 .map_err(|e| e.to_string());
             prop_assert_eq!(got.as_ref().map(|s| (s.count, &s.examples)),
                 expected.as_ref().map(|s| (s.count, &s.examples)));
@@ -192,12 +194,12 @@ mod tests {
     #[test]
     fn a_malformed_line_is_named_by_its_number_in_the_file() {
         let text = "{\"x\": 1}\n\n{\"x\": 2}\n{\"x\": \n{\"x\": 3}\n";
-        for block in [3, 8, 100] {
+        for (block, mapped) in [(3, false), (8, true), (100, false), (100, true)] {
             let mut dataset = Dataset::new(schema());
             let sizes = Sizes { block, parallel: 0 };
             let err = decode_in(
                 Path::new("d.jsonl"),
-                text.as_bytes(),
+                test_input(text, mapped),
                 &mut dataset,
                 false,
                 sizes,

@@ -2,7 +2,7 @@
 //!
 //! A bar appears only when reading takes longer than [`SHOW_AFTER`] and standard error is a
 //! terminal; on a pipe, or for a quick read, nothing is drawn. It counts bytes of the file, so
-//! it costs one counter update per buffered read (64 KiB), not per record.
+//! it costs one counter update per buffered read (64 KiB) or block handed out, not per record.
 
 use std::io::{IsTerminal, Read};
 use std::path::Path;
@@ -37,16 +37,23 @@ impl FileProgress {
         }
     }
 
-    /// Wraps the reader of one pass over `path` (`what`: "reading", "inferring the schema of").
-    pub fn wrap<R: Read>(&self, what: &str, path: &Path, inner: R) -> ProgressReader<R> {
+    /// Starts one pass over `path` (`what`: "reading", "inferring the schema of").
+    pub fn pass(&self, what: &str, path: &Path) -> Pass {
         let length = std::fs::metadata(path).map(|m| m.len()).ok();
         self.bar.set_length(length.unwrap_or(0));
         self.bar.set_position(0);
         self.bar.set_message(format!("{what} {}", path.display()));
-        ProgressReader {
-            inner,
+        Pass {
             progress: self.clone(),
             started: Instant::now(),
+        }
+    }
+
+    /// Wraps the reader of one pass over `path` (see [`pass`](Self::pass)).
+    pub fn wrap<R: Read>(&self, what: &str, path: &Path, inner: R) -> ProgressReader<R> {
+        ProgressReader {
+            inner,
+            pass: self.pass(what, path),
             read: 0,
         }
     }
@@ -57,11 +64,28 @@ impl FileProgress {
     }
 }
 
+/// One pass over a file, moving a [`FileProgress`] bar.
+#[derive(Debug)]
+pub struct Pass {
+    progress: FileProgress,
+    started: Instant,
+}
+
+impl Pass {
+    /// The pass has reached `bytes` into the file.
+    pub fn reached(&self, bytes: u64) {
+        let bar = &self.progress.bar;
+        if self.progress.terminal && bar.is_hidden() && self.started.elapsed() >= SHOW_AFTER {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+        bar.set_position(bytes);
+    }
+}
+
 /// A reader that moves a [`FileProgress`] bar.
 pub struct ProgressReader<R> {
     inner: R,
-    progress: FileProgress,
-    started: Instant,
+    pass: Pass,
     read: u64,
 }
 
@@ -69,11 +93,7 @@ impl<R: Read> Read for ProgressReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
-        let bar = &self.progress.bar;
-        if self.progress.terminal && bar.is_hidden() && self.started.elapsed() >= SHOW_AFTER {
-            bar.set_draw_target(ProgressDrawTarget::stderr());
-        }
-        bar.set_position(self.read);
+        self.pass.reached(self.read);
         Ok(n)
     }
 }
