@@ -176,6 +176,31 @@ fn issue_22_a_damaged_npz_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
+#[test]
+fn issue_22_an_npz_with_the_joint_rows_in_meta_still_loads() {
+    // Written by the build before the joint sample's rows got an entry of their own (from the
+    // same data as `reference`, `--sample-cap 500`): they are base64 in `meta`.
+    let old = fixture("baseline_joint_rows_in_meta.npz");
+    let dir = tempfile::tempdir().unwrap();
+    let data = reference(dir.path());
+    let new = dir.path().join("b.npz");
+    build(&data, &new);
+    let (shown_old, shown_new) = (show(&old), show(&new));
+    assert_eq!(id_of(&old), id_of(&new), "{shown_old}\n{shown_new}");
+    let joint = "joint sample: 2000 complete rows";
+    assert!(shown_old.contains(joint), "{shown_old}");
+    let report = |reference: &Path| {
+        let args = ["drift", "--reference", s(reference), "--current", s(&data)];
+        let out = ok(&[&args[..], &["--multivariate", "mmd", "--format", "json"]].concat());
+        let mut report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        report["reference"]["source"] = serde_json::Value::Null;
+        report
+    };
+    let (from_old, from_new) = (report(&old), report(&new));
+    assert_eq!(from_old["multivariate"]["mmd"]["reference_rows"], 500);
+    assert_eq!(from_old, from_new);
+}
+
 /// The first line of `baseline show`: the id, verified.
 fn id_of(path: &Path) -> String {
     show(path).lines().next().unwrap().to_string()

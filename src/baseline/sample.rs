@@ -144,21 +144,33 @@ fn decode<'de, D: serde::Deserializer<'de>, T>(
     deserializer: D,
     from_bytes: fn([u8; 8]) -> T,
 ) -> Result<Vec<T>, D::Error> {
-    use base64::Engine;
-    use serde::de::{Deserialize, Error};
-    let text = <Cow<'de, str>>::deserialize(deserializer)?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text.as_bytes())
-        .map_err(|err| D::Error::custom(format!("sample is not valid base64: {err}")))?;
-    if bytes.len() % 8 != 0 {
-        return Err(D::Error::custom(
-            "sample length is not a multiple of 8 bytes",
-        ));
+    deserializer.deserialize_str(Words(from_bytes))
+}
+
+/// Reads base64 text as 8-byte words, decoding it where it lies in the input when the
+/// deserializer lends it (a joint sample's text runs to megabytes).
+struct Words<T>(fn([u8; 8]) -> T);
+
+impl<T> serde::de::Visitor<'_> for Words<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a base64 string")
     }
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|chunk| from_bytes(chunk.try_into().expect("8 bytes")))
-        .collect())
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<T>, E> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(|err| E::custom(format!("sample is not valid base64: {err}")))?;
+        if bytes.len() % 8 != 0 {
+            return Err(E::custom("sample length is not a multiple of 8 bytes"));
+        }
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|chunk| (self.0)(chunk.try_into().expect("8 bytes")))
+            .collect())
+    }
 }
 
 #[cfg(test)]
