@@ -93,6 +93,8 @@ enum Source<'a> {
         map: Mmap,
         /// Bytes already handed out.
         at: usize,
+        /// Bytes whose pages were dropped from the process (see [`release`]).
+        released: usize,
         pass: Option<Pass>,
     },
     Read(Reading<'a>),
@@ -102,7 +104,12 @@ impl<'a> Blocks<'a> {
     /// Blocks of `input` of about `sizes.block` bytes.
     pub fn new(input: Input<'a>, sizes: Sizes) -> Blocks<'a> {
         let source = match input {
-            Input::Mapped(map, pass) => Source::Mapped { map, at: 0, pass },
+            Input::Mapped(map, pass) => Source::Mapped {
+                map,
+                at: 0,
+                released: 0,
+                pass,
+            },
             Input::Read(input) => Source::Read(Reading {
                 input,
                 buffer: Vec::with_capacity(sizes.block + (1 << 16)),
@@ -121,7 +128,14 @@ impl<'a> Blocks<'a> {
     /// the block as long as the line.
     pub fn next_lines(&mut self) -> std::io::Result<Option<&[u8]>> {
         let run = match &mut self.source {
-            Source::Mapped { map, at, pass } => {
+            Source::Mapped {
+                map,
+                at,
+                released,
+                pass,
+            } => {
+                release(map, *released, *at);
+                *released = *at;
                 let run = mapped_run(&map[*at..], self.sizes.block);
                 *at += run.len();
                 if let Some(pass) = pass {
@@ -146,6 +160,19 @@ impl<'a> Blocks<'a> {
         };
         let left = length.saturating_sub(self.handed) as f64;
         (left / self.handed as f64 * records as f64 * 1.1) as usize
+    }
+}
+
+/// Drops the pages of `map[from..to]` (the runs handed out before, done with) from the process;
+/// they stay in the page cache. Otherwise the whole file would count in the process's resident
+/// memory by the end of the read.
+fn release(map: &Mmap, from: usize, to: usize) {
+    #[cfg(unix)]
+    // SAFETY: the map is shared and read-only, so dropping its pages loses nothing (touching
+    // them again reads them back from the file), and no slice of these bytes is borrowed any
+    // more: the next run is handed out through `&mut Blocks`, which ends the last one's borrow.
+    unsafe {
+        let _ = map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from);
     }
 }
 
