@@ -20,23 +20,61 @@ pub struct EcdfComparison {
 }
 
 /// Sorts values in `f64::total_cmp` order, by radix-sorting their bits as integers (several
-/// times faster than comparing floats). The radix sort orders the keys' upper halves (sign,
-/// exponent and the mantissa's first 20 bits: half the passes); each run of keys that share one
-/// is then sorted whole, which for most data is a run of one or two.
+/// times faster than comparing floats). The radix sort orders the keys' upper 33 bits (sign,
+/// exponent and the mantissa's first 21 bits) in three passes of 11 bits; each run of keys
+/// that share them is then sorted whole, which for most data is a run of one or two.
 pub fn sort_values(values: &mut [f64]) {
     // Order-preserving map to u64: negative numbers have all bits flipped, others the sign bit.
     let to_key = |bits: u64| bits ^ ((((bits as i64) >> 63) as u64) | (1 << 63));
     let from_key = |key: u64| key ^ (((!key as i64 >> 63) as u64) | (1 << 63));
     let mut keys: Vec<u64> = values.iter().map(|v| to_key(v.to_bits())).collect();
-    let upper = |key: &u64| (key >> 32) as u32;
-    radsort::sort_by_key(&mut keys, upper);
-    for run in keys.chunk_by_mut(|a, b| upper(a) == upper(b)) {
+    sort_upper(&mut keys);
+    for run in keys.chunk_by_mut(|a, b| a >> UPPER_SHIFT == b >> UPPER_SHIFT) {
         if run.len() > 1 {
             run.sort_unstable();
         }
     }
     for (value, key) in values.iter_mut().zip(keys) {
         *value = f64::from_bits(from_key(key));
+    }
+}
+
+/// The bits below the ones [`sort_upper`] orders by.
+const UPPER_SHIFT: u32 = 64 - 3 * DIGIT_BITS;
+/// Bits per radix digit: the 2,048 offsets a pass scatters by stay in the first-level cache.
+const DIGIT_BITS: u32 = 11;
+
+/// Orders `keys` by their upper 33 bits, stably: a least-significant-digit radix sort of three
+/// 11-bit digits, counted in one pass, skipping a digit all keys share. (`radsort` orders a
+/// 32-bit key in four 8-bit passes; three passes made a 50-feature reference's profile a
+/// fifth faster.)
+fn sort_upper(keys: &mut Vec<u64>) {
+    const DIGITS: usize = 1 << DIGIT_BITS;
+    let digit =
+        |key: u64, pass: u32| ((key >> (UPPER_SHIFT + pass * DIGIT_BITS)) as usize) & (DIGITS - 1);
+    let mut counts = vec![[0usize; DIGITS]; 3];
+    for &key in keys.iter() {
+        for (pass, count) in counts.iter_mut().enumerate() {
+            count[digit(key, pass as u32)] += 1;
+        }
+    }
+    let mut scratch = vec![0u64; keys.len()];
+    for (pass, count) in counts.iter().enumerate() {
+        if count.contains(&keys.len()) {
+            continue;
+        }
+        let mut next = [0usize; DIGITS];
+        let mut start = 0;
+        for (slot, n) in next.iter_mut().zip(count) {
+            *slot = start;
+            start += n;
+        }
+        for &key in keys.iter() {
+            let d = digit(key, pass as u32);
+            scratch[next[d]] = key;
+            next[d] += 1;
+        }
+        std::mem::swap(keys, &mut scratch);
     }
 }
 
@@ -214,6 +252,14 @@ mod tests {
         expected.sort_by(f64::total_cmp);
         sort_values(&mut many);
         assert_eq!(bits(&many), bits(&expected));
+        // Values that all share their sign and exponent: the passes over them are skipped.
+        let mut close: Vec<f64> = (0..5_000)
+            .map(|_| 1.0 + rng.below(1 << 40) as f64 * 1e-13)
+            .collect();
+        let mut expected = close.clone();
+        expected.sort_by(f64::total_cmp);
+        sort_values(&mut close);
+        assert_eq!(bits(&close), bits(&expected));
     }
 
     #[test]
