@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A drift report from files, side by side: driftgate, a scipy loop, NannyML and Evidently on the
 same data, each timed as a whole process (start, reading the files, computing, exiting) with its
-peak RSS, best of --repeat runs.
+peak RSS, best of --repeat runs (interleaved: each round runs every command once).
 
 Run from the repository root:
     python3 scripts/bench_vs_scipy.py                       # 50 features, 100,000 x 10,000 rows
@@ -94,9 +94,23 @@ def run_measured(cmd):
     return elapsed, peak_kb / 1024, proc.stdout
 
 
-def best(repeat, cmd):
-    runs = [run_measured(cmd) for _ in range(repeat)]
-    return min(runs, key=lambda r: r[0])
+def best_of_rounds(repeat, cmds):
+    """The fastest of `repeat` runs of each (key, cmd), the runs interleaved: each round runs
+    every command once, so a slow spell of a shared machine falls on all commands alike
+    instead of on one command's runs. A command that fails is dropped, its error kept."""
+    best, failed = {}, {}
+    for _ in range(repeat):
+        for key, cmd in cmds:
+            if key in failed:
+                continue
+            try:
+                run = run_measured(cmd)
+            except RuntimeError as err:
+                failed[key] = err
+                continue
+            if key not in best or run[0] < best[key][0]:
+                best[key] = run
+    return best, failed
 
 
 # --- the Python workers, each run as its own process -------------------------------------
@@ -136,13 +150,8 @@ def worker(tool, ref_csv, cur_csv):
 
 
 def python_side(args, tool, ref_csv, cur_csv):
-    cmd = [args.python, os.path.abspath(__file__), "--worker", tool, ref_csv, cur_csv]
-    try:
-        seconds, rss, out = best(args.repeat, cmd)
-    except RuntimeError as err:
-        print(f"  {tool}: not measured ({str(err).strip().splitlines()[-1]})", file=sys.stderr)
-        return None
-    return seconds, rss, json.loads(out)["compute"]
+    """The command that runs `tool`'s side as a process of its own."""
+    return [args.python, os.path.abspath(__file__), "--worker", tool, ref_csv, cur_csv]
 
 
 def main():
@@ -177,33 +186,41 @@ def main():
         shape = (f"{args.numeric} numeric + {args.categorical} categorical features, "
                  f"{args.reference_rows:,} x {args.current_rows:,} rows, best of {args.repeat}")
         print(shape)
-        rows = []
-        for name, path in (("NPZ", npz), ("JSON", json_baseline)):
-            seconds, rss, out = best(args.repeat, [binary, "baseline", "show", path])
-            size = os.path.getsize(path) / 1e6
-            loaded = float(out.decode().split("loaded in ")[1].split(" ms")[0]) / 1000
-            rows.append((f"driftgate baseline show, {name} ({size:.0f} MB): load, then verify id",
-                         seconds, loaded, rss))
+        cmds = [(("show", name, path), [binary, "baseline", "show", path])
+                for name, path in (("NPZ", npz), ("JSON", json_baseline))]
         if not args.only_load:
             def drift(reference, current):
                 return [binary, "drift", "--reference", reference, "--current", current,
                         "--format", "json"]
-            for label, cmd in (("driftgate drift, raw CSV", drift(ref_csv, cur_csv)),
-                               ("driftgate drift, raw JSONL", drift(ref_jsonl, cur_jsonl)),
-                               ("driftgate drift, NPZ baseline + CSV", drift(npz, cur_csv)),
-                               ("driftgate drift, JSON baseline + CSV",
-                                drift(json_baseline, cur_csv))):
-                seconds, rss, _ = best(args.repeat, cmd)
-                rows.append((label, seconds, None, rss))
-            for tool in filter(None, args.peers.split(",")):
-                measured = python_side(args, tool, ref_csv, cur_csv)
-                if measured:
-                    rows.append((f"{tool} (pandas.read_csv)", measured[0], measured[2],
-                                 measured[1]))
+            cmds += [(("drift", label), cmd) for label, cmd in (
+                ("driftgate drift, raw CSV", drift(ref_csv, cur_csv)),
+                ("driftgate drift, raw JSONL", drift(ref_jsonl, cur_jsonl)),
+                ("driftgate drift, NPZ baseline + CSV", drift(npz, cur_csv)),
+                ("driftgate drift, JSON baseline + CSV", drift(json_baseline, cur_csv)))]
+            cmds += [(("peer", tool), python_side(args, tool, ref_csv, cur_csv))
+                     for tool in filter(None, args.peers.split(","))]
+        best, failed = best_of_rounds(args.repeat, cmds)
+        for (_, tool), err in failed.items():
+            print(f"  {tool}: not measured ({str(err).strip().splitlines()[-1]})", file=sys.stderr)
+        rows = []
+        for key, _ in cmds:
+            if key not in best:
+                continue
+            seconds, rss, out = best[key]
+            if key[0] == "show":
+                size = os.path.getsize(key[2]) / 1e6
+                loaded = float(out.decode().split("loaded in ")[1].split(" ms")[0]) / 1000
+                rows.append((f"driftgate baseline show, {key[1]} ({size:.0f} MB): load, "
+                             "then verify id", seconds, loaded, rss))
+            elif key[0] == "drift":
+                rows.append((key[1], seconds, None, rss))
+            else:
+                compute = json.loads(out)["compute"]
+                rows.append((f"{key[1]} (pandas.read_csv)", seconds, compute, rss))
     print(f"| | whole process | compute only | peak RSS |")
     print(f"|---|---|---|---|")
     for label, seconds, compute, rss in rows:
-        compute = f"{compute:.2f} s" if compute is not None else ""
+        compute = f"{compute:.3f} s" if compute is not None else ""
         print(f"| {label} | {seconds:.3f} s | {compute} | {rss:.0f} MB |")
 
 
