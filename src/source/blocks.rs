@@ -1,9 +1,11 @@
 //! Files read in large blocks of whole lines, a block's lines split among the cores.
 //!
 //! [`Blocks`] hands out the input a run of whole lines at a time (about [`BLOCK_BYTES`], cut
-//! after the last line end; the input's last line may lack one). The readers split a block with
-//! [`split_lines`] into one share per core, decode the shares at once and put the results back
-//! together in file order, so what they produce never depends on the number of cores.
+//! after the last line end; the input's last line may lack one): slices of the file mapped into
+//! memory when it can be (see [`map_file`]), else of a buffer it is read into. The readers split
+//! a block with [`split_lines`] into one share per core, decode the shares at once and put the
+//! results back together in file order, so what they produce never depends on the number of
+//! cores.
 
 use std::io::Read;
 
@@ -11,7 +13,7 @@ use memmap2::Mmap;
 
 use super::progress::Pass;
 
-/// Bytes read at a time.
+/// Bytes handed out at a time.
 const BLOCK_BYTES: usize = 8 << 20;
 
 /// Blocks smaller than this are decoded on the calling thread alone.
@@ -20,7 +22,7 @@ const PARALLEL_BYTES: usize = 1 << 20;
 /// The block sizes (smaller in tests, to cross many block boundaries).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Sizes {
-    /// Bytes read at a time.
+    /// Bytes handed out at a time.
     pub block: usize,
     /// Blocks smaller than this are decoded on one thread.
     pub parallel: usize,

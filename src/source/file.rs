@@ -12,12 +12,12 @@
 //! A malformed line stops the read with an error naming the file and line, unless
 //! `skip_invalid` is set: then it is counted and the first few reasons are kept for the report.
 
-use super::blocks::{map_file, Input};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
+use super::blocks::{map_file, Input};
 pub use super::infer::INFERENCE_RECORDS;
 use crate::baseline::{JointSample, OneHot, RowReservoir};
 use crate::decode::{
