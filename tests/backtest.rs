@@ -377,7 +377,7 @@ fn issue_18_a_backtest_reads_a_topic_as_it_reads_the_file() {
     let topic = common::servers::unique("backtest");
     common::servers::create_topic(&broker, &topic, 1);
     // One message per batch: tansu 0.6.0 answers ListOffsets (latest) with the last batch's
-    // base offset + 1 (see tests/streaming.rs).
+    // base offset + 1 (see `produce` in tests/streaming/main.rs).
     let producer: BaseProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &broker)
         .set("batch.num.messages", "1")
