@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{free_address, http, http_get, http_with};
 use common::kafka::{country, write_baseline};
+use common::servers::unique;
 use driftgate::policy::{Decision, Outcome};
 use driftgate::store::{RunStatus, Store, StoreUrl};
 use driftgate::SplitMix64;
@@ -34,29 +35,20 @@ const WINDOW_RECORDS: usize = 400;
 const ALERT_SECRET: &str = "test-secret";
 const RUN_TOKEN: &str = "test-token-6c1f0e9a2b";
 
+/// The broker `scripts/test.sh` started; `None` (the test not run) outside CI without one.
 fn broker() -> Option<String> {
-    match std::env::var("DRIFTGATE_TEST_BROKER") {
-        Ok(address) => Some(address),
-        Err(_) if std::env::var_os("CI").is_some() => {
-            panic!(
-                "DRIFTGATE_TEST_BROKER is not set under CI: run the tests through scripts/test.sh"
-            )
-        }
-        Err(_) => {
-            eprintln!(
-                "DRIFTGATE_TEST_BROKER is not set: broker tests not run (use scripts/test.sh)"
-            );
-            None
-        }
-    }
+    common::servers::required("DRIFTGATE_TEST_BROKER", "broker tests")
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+/// The decisions of a `replay --format json` report, window after window.
+fn replayed_decisions(report: &serde_json::Value) -> Vec<Decision> {
+    report["windows"]
+        .as_array()
         .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
+        .iter()
+        .flat_map(|w| w["decisions"].as_array().unwrap().clone())
+        .map(|d| serde_json::from_value(d).unwrap())
+        .collect()
 }
 
 /// A test's files: baseline, configuration, store.

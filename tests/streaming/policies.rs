@@ -230,13 +230,7 @@ when = { feature = "*" }
         String::from_utf8(out.stdout).unwrap()
     };
     let replayed: serde_json::Value = serde_json::from_str(&replay(&["--format", "json"])).unwrap();
-    let replayed: Vec<Decision> = replayed["windows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|w| w["decisions"].as_array().unwrap().clone())
-        .map(|d| serde_json::from_value(d).unwrap())
-        .collect();
+    let replayed = replayed_decisions(&replayed);
     assert_eq!(replayed, live);
 
     let chart = dir.path().join("replay.svg");

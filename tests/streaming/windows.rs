@@ -28,13 +28,7 @@ fn windows_on_tansu_flag_exactly_the_shifted_windows_and_features() {
     assert_eq!(live.len(), 12, "6 windows × 2 policies");
     let replayed = replay_topic(&setup, &[]);
     assert_eq!(replayed["messages"], 24);
-    let replayed: Vec<Decision> = replayed["windows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|w| w["decisions"].as_array().unwrap().clone())
-        .map(|d| serde_json::from_value(d).unwrap())
-        .collect();
+    let replayed = replayed_decisions(&replayed);
     assert_eq!(replayed, live);
 
     let windows = windows(&setup.store);
